@@ -1,0 +1,241 @@
+/**
+ * The single source of truth for Ouroboros' address-space layout and the
+ * x86-64 paging formats. Every C header, NASM include, linker script and boot
+ * page table is generated from this module; nothing else defines these facts.
+ *
+ * Formats follow the Intel SDM, Vol. 3A, §4.5 (4-level paging).
+ */
+
+/** log2 of the base page size. */
+export const PAGE_SHIFT = 12;
+/** Base page size: 4 KiB. */
+export const PAGE_SIZE = 1n << BigInt(PAGE_SHIFT);
+/** A 2 MiB page, mapped by a PD entry with PS set. */
+export const LARGE_PAGE_SIZE = 1n << 21n;
+/** A 1 GiB page, mapped by a PDPT entry with PS set (only if CPUID says so). */
+export const HUGE_PAGE_SIZE = 1n << 30n;
+/** Entries in every paging structure (each is one 4 KiB page of 8-byte entries). */
+export const TABLE_ENTRIES = 512;
+/** Bits of a virtual address consumed by each level's index. */
+export const INDEX_BITS = 9;
+/** Paging levels: PML4 (4) down to PT (1). */
+export const LEVELS = 4;
+/** The physical-address field of an entry: bits 12..51. */
+export const PTE_ADDR_MASK = 0x000f_ffff_ffff_f000n;
+
+/** Bit positions of the flags of a paging-structure entry. */
+export const PTE_BITS = {
+  P: 0, // present
+  W: 1, // writable
+  U: 2, // user-accessible
+  PWT: 3, // write-through
+  PCD: 4, // cache disable
+  A: 5, // accessed
+  D: 6, // dirty (leaf only)
+  PS: 7, // page size (PDPT/PD: leaf is a 1 GiB/2 MiB page)
+  G: 8, // global (leaf only; never on the self-map entry)
+  NX: 63, // no-execute (needs EFER.NXE)
+} as const;
+
+/** Name of a flag of a paging-structure entry. */
+export type PteFlag = keyof typeof PTE_BITS;
+
+/** The flag as a 64-bit mask. */
+export function pteFlag(name: PteFlag): bigint {
+  return 1n << BigInt(PTE_BITS[name]);
+}
+
+/** Names of the four table levels, indexed by level number (1 = PT). */
+export const LEVEL_NAMES = ["", "PT", "PD", "PDPT", "PML4"] as const;
+
+/** QEMU's isa-debug-exit device: the kernel writes a code, QEMU exits (code << 1) | 1. */
+export const DEBUG_EXIT = {
+  port: 0xf4,
+  /** Written when every selected test passed (QEMU exits 33). */
+  pass: 0x10,
+  /** Written when at least one test failed (QEMU exits 35). */
+  fail: 0x11,
+  /** Written by panic() and the exception handlers (QEMU exits 37). */
+  panic: 0x12,
+} as const;
+
+/** QEMU's process exit status for a value the kernel wrote to isa-debug-exit. */
+export function qemuExitStatus(code: number): number {
+  return (code << 1) | 1;
+}
+
+/** What a project may choose about its layout. */
+export interface LayoutConfig {
+  /** Physical address the image is loaded at (the 32-bit boot code lives here). */
+  kernelPhysBase: bigint;
+  /** Added to a physical address of the image to get its higher-half virtual address. */
+  kernelVirtOffset: bigint;
+  /** PML4 slot that points back at the PML4 (the self-map). */
+  recursiveSlot: number;
+  /** Pages of kernel stack; one unmapped guard page lies below them. */
+  kernelStackPages: number;
+  /** Largest image (boot code to end of bss) the boot page tables can map. */
+  maxKernelSize: bigint;
+}
+
+/** The defaults: image at 1 MiB, kernel at -2 GiB, self-map in slot 510. */
+export const DEFAULT_LAYOUT_CONFIG: LayoutConfig = {
+  kernelPhysBase: 0x10_0000n,
+  kernelVirtOffset: 0xffff_ffff_8000_0000n,
+  recursiveSlot: 510,
+  kernelStackPages: 4,
+  maxKernelSize: 8n << 20n,
+};
+
+/** Everything derived from a validated {@link LayoutConfig}. */
+export interface Layout extends LayoutConfig {
+  /** Virtual address of the first byte of the self-map window (the PT window). */
+  selfMapBase: bigint;
+  /** One past the last byte of the self-map window (512 GiB after its base). */
+  selfMapEnd: bigint;
+  /** Where each level's tables appear through the self-map, by level (1 = PT .. 4 = PML4). */
+  tableBase: { 1: bigint; 2: bigint; 3: bigint; 4: bigint };
+  /** PML4 slot of the kernel's higher-half mapping. */
+  kernelPml4Slot: number;
+}
+
+/** A layout that cannot work, with the reason. */
+export class LayoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "LayoutError";
+  }
+}
+
+const U64 = (1n << 64n) - 1n;
+
+/** Sign-extend a 48-bit virtual address to its canonical 64-bit form. */
+export function canonical(addr: bigint): bigint {
+  const low = addr & ((1n << 48n) - 1n);
+  return (low & (1n << 47n)) ? (low | (U64 ^ ((1n << 48n) - 1n))) : low;
+}
+
+/** True when bits 63..47 of the address are all equal. */
+export function isCanonical(addr: bigint): boolean {
+  return canonical(addr) === (addr & U64);
+}
+
+/** The PML4 (level 4) .. PT (level 1) index of a virtual address. */
+export function tableIndex(addr: bigint, level: number): number {
+  const shift = BigInt(PAGE_SHIFT + INDEX_BITS * (level - 1));
+  return Number((addr >> shift) & BigInt(TABLE_ENTRIES - 1));
+}
+
+/** The virtual address built from four table indices and a page offset. */
+export function addressOf(
+  pml4: number,
+  pdpt: number,
+  pd: number,
+  pt: number,
+  offset = 0n,
+): bigint {
+  const raw = (BigInt(pml4) << 39n) | (BigInt(pdpt) << 30n) |
+    (BigInt(pd) << 21n) | (BigInt(pt) << 12n) | offset;
+  return canonical(raw);
+}
+
+/**
+ * Virtual address, through the self-map, of the table at `level` that
+ * translates `addr` (level 1: the PT holding addr's PTE, 4: the PML4).
+ */
+export function selfMapTableAddress(
+  slot: number,
+  level: number,
+  addr: bigint,
+): bigint {
+  // Each level of the self-map shifts the address's indices down by one
+  // table and puts the slot in the freed top index.
+  let idx = [
+    tableIndex(addr, 4),
+    tableIndex(addr, 3),
+    tableIndex(addr, 2),
+    tableIndex(addr, 1),
+  ];
+  for (let l = 0; l < level; l++) idx = [slot, ...idx.slice(0, 3)];
+  return addressOf(idx[0], idx[1], idx[2], idx[3]);
+}
+
+/** Check a configuration and derive the full layout, or throw a LayoutError. */
+export function deriveLayout(
+  config: LayoutConfig = DEFAULT_LAYOUT_CONFIG,
+): Layout {
+  const c = config;
+  const slot = c.recursiveSlot;
+  if (!Number.isInteger(slot) || slot < 0 || slot >= TABLE_ENTRIES) {
+    throw new LayoutError(
+      `recursive slot ${slot} is not a PML4 index (0..${TABLE_ENTRIES - 1})`,
+    );
+  }
+  if (slot === TABLE_ENTRIES - 1) {
+    throw new LayoutError(
+      "recursive slot 511 is refused: it puts the PML4 at 0xfffffffffffff000, " +
+        "the last page of the address space, so pointer arithmetic past any " +
+        "table window overflows to 0; it also takes the slot of the -2 GiB kernel",
+    );
+  }
+  if (slot < TABLE_ENTRIES / 2) {
+    throw new LayoutError(
+      `recursive slot ${slot} is in the user half: the self-map must live in ` +
+        "the kernel half (256..510) so every address space shares it and user code cannot reach it",
+    );
+  }
+  if (c.kernelPhysBase % PAGE_SIZE !== 0n || c.kernelPhysBase < (1n << 20n)) {
+    throw new LayoutError(
+      "kernel physical base must be page-aligned and at or above 1 MiB",
+    );
+  }
+  if (c.kernelPhysBase + c.maxKernelSize > (1n << 30n)) {
+    throw new LayoutError(
+      "the image must fit in the first 1 GiB (one boot PD maps it)",
+    );
+  }
+  if (c.kernelVirtOffset !== canonical(c.kernelVirtOffset)) {
+    throw new LayoutError("kernel virtual offset is not canonical");
+  }
+  if (c.kernelVirtOffset < 0xffff_ffff_8000_0000n) {
+    throw new LayoutError(
+      "kernel virtual offset must be in the top 2 GiB so -mcmodel=kernel can address it",
+    );
+  }
+  if (c.kernelVirtOffset % HUGE_PAGE_SIZE !== 0n) {
+    throw new LayoutError("kernel virtual offset must be 1 GiB-aligned");
+  }
+  const kernelPml4Slot = tableIndex(c.kernelVirtOffset, 4);
+  if (slot === kernelPml4Slot) {
+    throw new LayoutError(
+      `recursive slot ${slot} is the kernel's own PML4 slot`,
+    );
+  }
+  if (!Number.isInteger(c.kernelStackPages) || c.kernelStackPages < 1) {
+    throw new LayoutError("kernel stack needs at least one page");
+  }
+  if (c.maxKernelSize <= 0n || c.maxKernelSize % LARGE_PAGE_SIZE !== 0n) {
+    throw new LayoutError("max kernel size must be a positive multiple of 2 MiB");
+  }
+  const selfMapBase = addressOf(slot, 0, 0, 0);
+  return {
+    ...c,
+    selfMapBase,
+    selfMapEnd: (selfMapBase + (1n << 39n)) & U64,
+    tableBase: {
+      1: selfMapBase,
+      2: addressOf(slot, slot, 0, 0),
+      3: addressOf(slot, slot, slot, 0),
+      4: addressOf(slot, slot, slot, slot),
+    },
+    kernelPml4Slot,
+  };
+}
+
+/** Number of page tables the boot tables reserve for the image. */
+export function bootPageTableCount(layout: Layout): number {
+  const first = layout.kernelPhysBase / LARGE_PAGE_SIZE;
+  const last = (layout.kernelPhysBase + layout.maxKernelSize - 1n) /
+    LARGE_PAGE_SIZE;
+  return Number(last - first + 1n);
+}
