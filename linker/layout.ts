@@ -64,6 +64,12 @@ export function qemuExitStatus(code: number): number {
   return (code << 1) | 1;
 }
 
+/** How the 32-bit entry tells the C entry which loader started the kernel. */
+export const BOOT_PROTOCOL = { pvh: 1, multiboot2: 2, multiboot1: 3 } as const;
+
+/** Size of the early window: one page table's worth of 4 KiB pages. */
+export const EARLY_WINDOW_SIZE = LARGE_PAGE_SIZE;
+
 /** What a project may choose about its layout. */
 export interface LayoutConfig {
   /** Physical address the image is loaded at (the 32-bit boot code lives here). */
@@ -97,6 +103,12 @@ export interface Layout extends LayoutConfig {
   tableBase: { 1: bigint; 2: bigint; 3: bigint; 4: bigint };
   /** PML4 slot of the kernel's higher-half mapping. */
   kernelPml4Slot: number;
+  /**
+   * The early window: the last 2 MiB below -1 GiB. Its page table exists from
+   * boot but is empty, so the kernel can map boot-info pages through the
+   * self-map before the memory manager runs.
+   */
+  earlyWindowBase: bigint;
 }
 
 /** A layout that cannot work, with the reason. */
@@ -189,9 +201,9 @@ export function deriveLayout(
       "kernel physical base must be page-aligned and at or above 1 MiB",
     );
   }
-  if (c.kernelPhysBase + c.maxKernelSize > (1n << 30n)) {
+  if (c.kernelPhysBase + c.maxKernelSize > HUGE_PAGE_SIZE - EARLY_WINDOW_SIZE) {
     throw new LayoutError(
-      "the image must fit in the first 1 GiB (one boot PD maps it)",
+      "the image must fit below 1 GiB - 2 MiB: one boot PD maps it, and its last entry is the early window",
     );
   }
   if (c.kernelVirtOffset !== canonical(c.kernelVirtOffset)) {
@@ -229,6 +241,7 @@ export function deriveLayout(
       4: addressOf(slot, slot, slot, slot),
     },
     kernelPml4Slot,
+    earlyWindowBase: c.kernelVirtOffset + HUGE_PAGE_SIZE - EARLY_WINDOW_SIZE,
   };
 }
 

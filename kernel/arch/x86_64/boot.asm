@@ -1,0 +1,181 @@
+; Entry from a PVH loader (QEMU -kernel) or a multiboot2 loader (GRUB), in
+; 32-bit protected mode with paging off. One path for both: load the generated
+; boot page tables, enable PAE, long mode and paging, then jump to the
+; higher-half C entry kmain(protocol, boot_info_phys).
+
+%include "layout.inc"
+
+; Multiboot2 (Multiboot2 specification, §3.1)
+%define MB2_HEADER_MAGIC    0xE85250D6
+%define MB2_ARCH_I386       0
+%define MB2_LOADER_MAGIC    0x36D76289
+; PVH (Xen public/elfnote.h): the 32-bit physical entry point
+%define XEN_ELFNOTE_PHYS32_ENTRY 18
+
+; Architectural registers and bits (Intel SDM Vol. 3A §2.5, §4.1)
+%define MSR_EFER            0xC0000080
+%define EFER_LME            (1 << 8)
+%define EFER_NXE            (1 << 11)
+%define CR0_PE              (1 << 0)
+%define CR0_WP              (1 << 16)
+%define CR0_PG              (1 << 31)
+%define CR4_PAE             (1 << 5)
+%define CPUID_EXT_MAX       0x80000000
+%define CPUID_EXT_FEATURES  0x80000001
+%define CPUID_EDX_NX        (1 << 20)
+%define CPUID_EDX_LM        (1 << 29)
+
+; COM1, used only to say why booting stopped
+%define COM1_DATA           0x3F8
+%define COM1_LSR            0x3FD
+%define LSR_THR_EMPTY       (1 << 5)
+
+; Selectors of boot_gdt
+%define BOOT_CS64           0x08
+%define BOOT_DS             0x10
+
+extern boot_pml4_phys            ; defined by the linker script
+extern kmain
+extern __stack_top
+
+section .multiboot2 progbits alloc noexec nowrite align=8
+mb2_header:
+    dd MB2_HEADER_MAGIC
+    dd MB2_ARCH_I386
+    dd mb2_header_end - mb2_header
+    dd 0x100000000 - (MB2_HEADER_MAGIC + MB2_ARCH_I386 + (mb2_header_end - mb2_header))
+    ; end tag: type 0, flags 0, size 8
+    dw 0
+    dw 0
+    dd 8
+mb2_header_end:
+
+section .note.Xen note alloc noexec nowrite align=4
+    dd 4                        ; name size ("Xen\0")
+    dd 4                        ; descriptor size
+    dd XEN_ELFNOTE_PHYS32_ENTRY
+    db "Xen", 0
+    dd boot_entry_pvh
+
+section .boot.text progbits alloc exec nowrite align=16
+bits 32
+
+; PVH: ebx = physical address of struct hvm_start_info.
+global boot_entry_pvh
+boot_entry_pvh:
+    mov edi, BOOT_PROTOCOL_PVH
+    mov esi, ebx
+    jmp boot_common
+
+; Multiboot2: eax = loader magic, ebx = physical address of the boot information.
+global boot_entry_mb2
+boot_entry_mb2:
+    cmp eax, MB2_LOADER_MAGIC
+    jne .bad_loader
+    mov edi, BOOT_PROTOCOL_MB2
+    mov esi, ebx
+    jmp boot_common
+.bad_loader:
+    mov esi, msg_bad_loader
+    jmp boot_fail
+
+; edi = protocol, esi = boot info (both kept until kmain).
+boot_common:
+    cld
+    mov eax, CPUID_EXT_MAX
+    cpuid
+    cmp eax, CPUID_EXT_FEATURES
+    jb .no_long_mode
+    mov eax, CPUID_EXT_FEATURES
+    cpuid
+    test edx, CPUID_EDX_LM
+    jz .no_long_mode
+    mov ebp, edx                ; feature bits, for NX below
+
+    lgdt [boot_gdtr]
+
+    mov eax, cr4
+    or eax, CR4_PAE
+    mov cr4, eax
+
+    mov eax, boot_pml4_phys
+    mov cr3, eax
+
+    mov ecx, MSR_EFER
+    rdmsr
+    or eax, EFER_LME
+    test ebp, CPUID_EDX_NX
+    jz .efer
+    or eax, EFER_NXE            ; NX only where the CPU has it
+.efer:
+    wrmsr
+
+    ; WP: read-only pages stay read-only for the kernel too.
+    mov eax, cr0
+    or eax, CR0_PG | CR0_WP | CR0_PE
+    mov cr0, eax
+    jmp BOOT_CS64:boot_long_mode
+
+.no_long_mode:
+    mov esi, msg_no_long_mode
+    ; fall through
+
+; Print the NUL-terminated string at esi on COM1, then leave QEMU (or halt).
+boot_fail:
+.next:
+    lodsb
+    test al, al
+    jz .done
+    mov bl, al
+    mov dx, COM1_LSR
+.wait:
+    in al, dx
+    test al, LSR_THR_EMPTY
+    jz .wait
+    mov al, bl
+    mov dx, COM1_DATA
+    out dx, al
+    jmp .next
+.done:
+    mov al, DEBUG_EXIT_PANIC
+    out DEBUG_EXIT_PORT, al
+.halt:
+    cli
+    hlt
+    jmp .halt
+
+bits 64
+boot_long_mode:
+    mov ax, BOOT_DS
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+    mov rsp, __stack_top
+    xor ebp, ebp                ; ends frame-pointer backtraces
+    mov edi, edi                ; upper halves are undefined after the mode switch
+    mov esi, esi
+    mov rax, kmain
+    call rax
+.halt:
+    cli
+    hlt
+    jmp .halt
+
+section .boot.data progbits alloc noexec nowrite align=16
+; Flat segments; accessed bits preset so loading them never writes the GDT.
+boot_gdt:
+    dq 0
+    dq 0x00AF9B000000FFFF       ; 64-bit code, DPL 0
+    dq 0x00CF93000000FFFF       ; data, DPL 0
+boot_gdt_end:
+boot_gdtr:
+    dw boot_gdt_end - boot_gdt - 1
+    dd boot_gdt
+
+msg_bad_loader:
+    db "Bail out! boot: not started by a PVH or multiboot2 loader", 10, 0
+msg_no_long_mode:
+    db "Bail out! boot: this CPU has no long mode (x86-64)", 10, 0

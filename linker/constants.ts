@@ -1,0 +1,117 @@
+/**
+ * Generation of the C header and the NASM include that carry the layout's
+ * constants into the kernel. Output is deterministic: the same layout gives
+ * byte-identical files.
+ */
+import {
+  BOOT_PROTOCOL,
+  bootPageTableCount,
+  DEBUG_EXIT,
+  EARLY_WINDOW_SIZE,
+  HUGE_PAGE_SIZE,
+  INDEX_BITS,
+  LARGE_PAGE_SIZE,
+  type Layout,
+  LEVELS,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  PTE_ADDR_MASK,
+  PTE_BITS,
+  pteFlag,
+  type PteFlag,
+  TABLE_ENTRIES,
+} from "./layout.ts";
+
+/** One named constant, with the comment that explains it. */
+export interface Constant {
+  name: string;
+  value: bigint;
+  doc: string;
+}
+
+/** Every constant the kernel sees, in a fixed order. */
+export function layoutConstants(layout: Layout): Constant[] {
+  const c = (name: string, value: bigint | number, doc: string): Constant => ({
+    name,
+    value: BigInt(value),
+    doc,
+  });
+  const flags = (Object.keys(PTE_BITS) as PteFlag[]).map((f) =>
+    c(`PTE_${f}`, pteFlag(f), `entry flag ${f} (bit ${PTE_BITS[f]})`)
+  );
+  return [
+    c("PAGE_SHIFT", PAGE_SHIFT, "log2 of the base page size"),
+    c("PAGE_SIZE", PAGE_SIZE, "base page size"),
+    c("LARGE_PAGE_SIZE", LARGE_PAGE_SIZE, "2 MiB page (PD entry with PS)"),
+    c("HUGE_PAGE_SIZE", HUGE_PAGE_SIZE, "1 GiB page (PDPT entry with PS)"),
+    c("TABLE_ENTRIES", TABLE_ENTRIES, "entries per paging structure"),
+    c("INDEX_BITS", INDEX_BITS, "address bits per table index"),
+    c("PAGING_LEVELS", LEVELS, "PML4, PDPT, PD, PT"),
+    c("PTE_ADDR_MASK", PTE_ADDR_MASK, "physical-address bits of an entry"),
+    ...flags,
+    c("KERNEL_PHYS_BASE", layout.kernelPhysBase, "physical load address"),
+    c(
+      "KERNEL_VIRT_OFFSET",
+      layout.kernelVirtOffset,
+      "virtual = physical + this, for the image",
+    ),
+    c("KERNEL_PML4_SLOT", layout.kernelPml4Slot, "PML4 slot of the kernel"),
+    c("MAX_KERNEL_SIZE", layout.maxKernelSize, "largest image the boot tables map"),
+    c("BOOT_PT_COUNT", bootPageTableCount(layout), "page tables for the image"),
+    c("RECURSIVE_SLOT", layout.recursiveSlot, "PML4 slot of the self-map"),
+    c("SELFMAP_BASE", layout.selfMapBase, "start of the self-map window"),
+    c("SELFMAP_END", layout.selfMapEnd, "end of the self-map window"),
+    c("SELFMAP_PT_BASE", layout.tableBase[1], "all PTs, through the self-map"),
+    c("SELFMAP_PD_BASE", layout.tableBase[2], "all PDs, through the self-map"),
+    c("SELFMAP_PDPT_BASE", layout.tableBase[3], "all PDPTs, through the self-map"),
+    c("SELFMAP_PML4", layout.tableBase[4], "the PML4, through the self-map"),
+    c("KERNEL_STACK_PAGES", layout.kernelStackPages, "kernel stack pages"),
+    c(
+      "KERNEL_STACK_SIZE",
+      BigInt(layout.kernelStackPages) * PAGE_SIZE,
+      "kernel stack bytes (a guard page lies below)",
+    ),
+    c("EARLY_WINDOW_BASE", layout.earlyWindowBase, "boot-info mapping window"),
+    c("EARLY_WINDOW_SIZE", EARLY_WINDOW_SIZE, "size of the early window"),
+    c("BOOT_PROTOCOL_PVH", BOOT_PROTOCOL.pvh, "started by a PVH loader"),
+    c("BOOT_PROTOCOL_MB2", BOOT_PROTOCOL.multiboot2, "started by multiboot2"),
+    c("BOOT_PROTOCOL_MB1", BOOT_PROTOCOL.multiboot1, "started by multiboot1"),
+    c("DEBUG_EXIT_PORT", DEBUG_EXIT.port, "QEMU isa-debug-exit I/O port"),
+    c("DEBUG_EXIT_PASS", DEBUG_EXIT.pass, "exit code: all tests passed"),
+    c("DEBUG_EXIT_FAIL", DEBUG_EXIT.fail, "exit code: a test failed"),
+    c("DEBUG_EXIT_PANIC", DEBUG_EXIT.panic, "exit code: panic or exception"),
+  ];
+}
+
+/** 0x-prefixed hexadecimal, zero-padded to 16 digits for addresses. */
+export function hex(value: bigint, width = 0): string {
+  return "0x" + value.toString(16).padStart(width, "0");
+}
+
+const BANNER = "generated from linker/layout.ts by tools/build: do not edit";
+
+/** The C header `layout.h`. */
+export function renderCHeader(layout: Layout): string {
+  const lines = [
+    `/* ${BANNER} */`,
+    "#ifndef OUROBOROS_LAYOUT_H",
+    "#define OUROBOROS_LAYOUT_H",
+    "",
+  ];
+  for (const k of layoutConstants(layout)) {
+    lines.push(`/* ${k.doc} */`);
+    lines.push(`#define ${k.name} ${hex(k.value)}ULL`);
+  }
+  lines.push("", "#endif", "");
+  return lines.join("\n");
+}
+
+/** The NASM include `layout.inc`. */
+export function renderNasmInclude(layout: Layout): string {
+  const lines = [`; ${BANNER}`, ""];
+  for (const k of layoutConstants(layout)) {
+    lines.push(`%define ${k.name} ${hex(k.value)} ; ${k.doc}`);
+  }
+  lines.push("");
+  return lines.join("\n");
+}
