@@ -17,8 +17,8 @@ import {
   PAGE_SIZE,
   PTE_ADDR_MASK,
   PTE_BITS,
-  pteFlag,
   type PteFlag,
+  pteFlag,
   TABLE_ENTRIES,
 } from "./layout.ts";
 

@@ -9,12 +9,18 @@
  * second build with nothing changed compiles and links nothing.
  */
 import { execa } from "execa";
-import { bootTableNames, computeBootTables, type ImageSymbols, placeholderBootTables, renderBootTables } from "../linker/boot_tables.ts";
+import {
+  bootTableNames,
+  computeBootTables,
+  type ImageSymbols,
+  placeholderBootTables,
+  renderBootTables,
+} from "../linker/boot_tables.ts";
 import { renderCHeader, renderNasmInclude } from "../linker/constants.ts";
 import { deriveLayout, type Layout, type LayoutConfig } from "../linker/layout.ts";
 import { renderLinkerScript, SECTION_SYMBOLS } from "../linker/linker_script.ts";
 import { parseElf, symbolValue } from "./elf.ts";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 
 /** What to build, and where. */
 export interface BuildOptions {
@@ -104,13 +110,14 @@ async function writeIfChanged(path: string, content: string): Promise<void> {
 }
 
 /** Files listed in a make-style dependency file, or [] if there is none. */
-async function depfileInputs(path: string): Promise<string[]> {
+async function depfileInputs(path: string, cwd: string): Promise<string[]> {
   const raw = await readOrNull(path);
   if (!raw) return [];
   const text = new TextDecoder().decode(raw).replace(/\\\n/g, " ");
   const rules = text.split("\n").filter((l) => l.includes(":"));
   const deps = rules.flatMap((l) => l.slice(l.indexOf(":") + 1).trim().split(/\s+/));
-  return [...new Set(deps.filter(Boolean))];
+  // The compiler ran in cwd: relative dependencies are relative to it.
+  return [...new Set(deps.filter(Boolean).map((d) => resolve(cwd, d)))];
 }
 
 /** Key of a command over its inputs' contents; a missing input gives a fresh key. */
@@ -126,7 +133,7 @@ async function keyOf(command: string[], inputs: string[]): Promise<string> {
 async function run(cmd: string[], cwd: string, file: string): Promise<void> {
   const r = await execa(cmd[0], cmd.slice(1), { cwd, reject: false, all: true });
   if (r.failed) {
-    const out = r.all || r.message;
+    const out = String(r.all || r.message);
     throw new BuildError(file, out);
   }
 }
@@ -142,13 +149,15 @@ interface Step {
   depfile?: string;
   /** Name for logs and errors. */
   label: string;
+  /** Identity of the tool (its version line), so an upgrade rebuilds. */
+  toolId: string;
 }
 
 /** Run a step unless its key is unchanged; returns true if it ran. */
 async function runStep(step: Step, cwd: string): Promise<boolean> {
   const keyFile = step.output + ".key";
-  const deps = step.depfile ? await depfileInputs(step.depfile) : [];
-  const key = await keyOf(step.command, [...step.inputs, ...deps]);
+  const deps = step.depfile ? await depfileInputs(step.depfile, cwd) : [];
+  const key = await keyOf([step.toolId, ...step.command], [...step.inputs, ...deps]);
   const old = await readOrNull(keyFile);
   const have = await readOrNull(step.output);
   if (have && old && new TextDecoder().decode(old) === key) return false;
@@ -156,13 +165,21 @@ async function runStep(step: Step, cwd: string): Promise<boolean> {
   await Deno.remove(keyFile).catch(() => {});
   await run(step.command, cwd, step.label);
   // The key must cover the dependencies of the build that just ran.
-  const newDeps = step.depfile ? await depfileInputs(step.depfile) : [];
-  await Deno.writeTextFile(keyFile, await keyOf(step.command, [...step.inputs, ...newDeps]));
+  const newDeps = step.depfile ? await depfileInputs(step.depfile, cwd) : [];
+  await Deno.writeTextFile(
+    keyFile,
+    await keyOf([step.toolId, ...step.command], [...step.inputs, ...newDeps]),
+  );
   return true;
 }
 
 /** Run steps with at most `limit` at once; the first failure is rethrown. */
-async function runAll(steps: Step[], cwd: string, limit: number, log: (l: string) => void): Promise<string[]> {
+async function runAll(
+  steps: Step[],
+  cwd: string,
+  limit: number,
+  log: (l: string) => void,
+): Promise<string[]> {
   const ran: string[] = [];
   const queue = [...steps];
   const errors: unknown[] = [];
@@ -202,6 +219,13 @@ async function readSymbols(elf: string): Promise<ImageSymbols> {
   return Object.fromEntries(names.map((n) => [n, symbolValue(image, n)])) as ImageSymbols;
 }
 
+/** First line of `tool --version` (or -v), or a BuildError if the tool does not run. */
+async function toolIdentity(tool: string, flag = "--version"): Promise<string> {
+  const r = await execa(tool, [flag], { reject: false });
+  if (r.failed) throw new BuildError(tool, `cannot run ${tool}: ${r.shortMessage ?? r.message}`);
+  return `${tool}: ${String(r.stdout).split("\n")[0]}`;
+}
+
 /** Build the kernel; throws BuildError with the tool's output on failure. */
 export async function build(options: BuildOptions): Promise<BuildResult> {
   const root = options.root;
@@ -215,8 +239,16 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   await writeIfChanged(join(gen, "layout.h"), renderCHeader(layout));
   await writeIfChanged(join(gen, "layout.inc"), renderNasmInclude(layout));
   await writeIfChanged(join(gen, "kernel.ld"), renderLinkerScript(layout));
-  await writeIfChanged(join(gen, "boot_tables_pass1.asm"), renderBootTables(placeholderBootTables(layout)));
+  await writeIfChanged(
+    join(gen, "boot_tables_pass1.asm"),
+    renderBootTables(placeholderBootTables(layout)),
+  );
 
+  const [ccId, nasmId, ldId] = await Promise.all([
+    toolIdentity(cc),
+    toolIdentity("nasm", "-v"),
+    toolIdentity("ld"),
+  ]);
   const kdir = join(root, options.kernelDir ?? "kernel");
   const includes = [`-I${gen}`, `-I${join(kdir, "include")}`];
   const sources = await listSources(kdir);
@@ -225,17 +257,49 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     const o = join(obj, rel + ".o");
     const d = o + ".d";
     const command = src.endsWith(".c")
-      ? [cc, ...C_FLAGS, ...(options.extraCFlags ?? []), ...includes, "-MMD", "-MF", d, "-c", src, "-o", o]
-      : ["nasm", "-f", "elf64", "-g", "-F", "dwarf", "-w+error", `-I${gen}/`, "-MD", d, src, "-o", o];
-    return { output: o, command, inputs: [src], depfile: d, label: rel };
+      ? [
+        cc,
+        ...C_FLAGS,
+        ...(options.extraCFlags ?? []),
+        ...includes,
+        "-MMD",
+        "-MF",
+        d,
+        "-c",
+        rel,
+        "-o",
+        o,
+      ]
+      : [
+        "nasm",
+        "-f",
+        "elf64",
+        "-g",
+        "-F",
+        "dwarf",
+        "-w+error",
+        `-I${gen}/`,
+        "-MD",
+        d,
+        rel,
+        "-o",
+        o,
+      ];
+    const toolId = src.endsWith(".c") ? ccId : nasmId;
+    return { output: o, command, inputs: [src], depfile: d, label: rel, toolId };
   });
   const asmStep = (src: string, o: string, label: string): Step => ({
     output: o,
     command: ["nasm", "-f", "elf64", "-w+error", src, "-o", o],
     inputs: [src],
     label,
+    toolId: nasmId,
   });
-  const pass1Tables = asmStep(join(gen, "boot_tables_pass1.asm"), join(obj, "boot_tables_pass1.o"), "boot tables (placeholder)");
+  const pass1Tables = asmStep(
+    join(gen, "boot_tables_pass1.asm"),
+    join(obj, "boot_tables_pass1.o"),
+    "boot tables (placeholder)",
+  );
   const cores = navigator.hardwareConcurrency || 2;
   const compiled = await runAll([...steps, pass1Tables], root, cores, (l) => log(`build ${l}`));
 
@@ -246,13 +310,17 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     command: ["ld", ...LD_FLAGS, "-T", script, "-o", elf, ...objects, tables],
     inputs: [script, ...objects, tables],
     label,
+    toolId: ldId,
   });
   const pass1 = join(out, "kernel.pass1.elf");
   const linked1 = await runStep(linkStep(pass1Tables.output, pass1, "link (pass 1)"), root);
   if (linked1) log("build link (pass 1)");
 
   const sym1 = await readSymbols(pass1);
-  await writeIfChanged(join(gen, "boot_tables.asm"), renderBootTables(computeBootTables(layout, sym1)));
+  await writeIfChanged(
+    join(gen, "boot_tables.asm"),
+    renderBootTables(computeBootTables(layout, sym1)),
+  );
   const tables = asmStep(join(gen, "boot_tables.asm"), join(obj, "boot_tables.o"), "boot tables");
   if (await runStep(tables, root)) compiled.push(tables.label);
 
@@ -261,7 +329,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   if (linked) {
     log("build link");
     const sym2 = await readSymbols(elf);
-    const moved = Object.keys(sym1).filter((k) => sym1[k as keyof ImageSymbols] !== sym2[k as keyof ImageSymbols]);
+    const moved = Object.keys(sym1).filter((k) =>
+      sym1[k as keyof ImageSymbols] !== sym2[k as keyof ImageSymbols]
+    );
     if (moved.length) {
       await Deno.remove(elf);
       throw new BuildError(elf, `symbols moved between link passes: ${moved.join(", ")}`);

@@ -99,8 +99,7 @@ export function parseElf(bytes: Uint8Array): ElfImage {
     });
   }
 
-  const raw: (Section & { nameOff: number; link: number; entsize: number })[] =
-    [];
+  const raw: (Section & { nameOff: number; link: number; entsize: number })[] = [];
   for (let i = 0; i < shnum; i++) {
     const o = shoff + i * shentsize;
     check(o, 64, "section header");

@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { countJunit, summaryLine } from "../tools/test.ts";
+
+// Shape of what `deno test --junit-path` writes (Deno 2.9): a test with steps
+// appears both as a case of its own and as one case per step.
+const REPORT = `<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="deno test" tests="6" failures="2" errors="0" time="0.009">
+    <testsuite name="./x_test.ts" tests="6" disabled="1" errors="0" failures="2">
+        <testcase name="suite a" classname="./x_test.ts" time="0.005" line="1" col="6">
+            <failure message="1 test step failed">1 test step failed.</failure>
+        </testcase>
+        <testcase name="plain" classname="./x_test.ts" time="0.000" line="6" col="6">
+        </testcase>
+        <testcase name="broken" classname="./x_test.ts" time="0.000" line="7" col="6">
+            <failure message="Uncaught Error: no">Error: no</failure>
+        </testcase>
+        <testcase name="suite a &gt; one" classname="./x_test.ts" time="0.000" line="2" col="11">
+        </testcase>
+        <testcase name="suite a &gt; two" classname="./x_test.ts" time="0.001" line="3" col="11">
+            <failure message="Uncaught Error: boom">Error: boom</failure>
+        </testcase>
+        <testcase name="suite a &gt; three" classname="./x_test.ts" time="0.000" line="4" col="11">
+            <skipped/>
+        </testcase>
+    </testsuite>
+</testsuites>`;
+
+Deno.test("junit: steps are counted, their container is not", () => {
+  assert.deepEqual(countJunit(REPORT), { passed: 2, failed: 2, skipped: 1 });
+});
+
+Deno.test("junit: an empty report counts nothing", () => {
+  assert.deepEqual(countJunit("<testsuites></testsuites>"), { passed: 0, failed: 0, skipped: 0 });
+});
+
+Deno.test("junit: the closing line has the required form", () => {
+  assert.equal(
+    summaryLine({ passed: 3, failed: 1, skipped: 2 }),
+    "tests: 3 passed, 1 failed, 2 skipped",
+  );
+});

@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import {
+  addressOf,
+  canonical,
+  DEFAULT_LAYOUT_CONFIG,
+  deriveLayout,
+  isCanonical,
+  LayoutError,
+  selfMapTableAddress,
+  tableIndex,
+} from "../linker/layout.ts";
+
+Deno.test("layout: slot 510 puts the tables at the textbook addresses", () => {
+  const l = deriveLayout();
+  // Worked by hand: 0x1fe << 39, << 30, << 21, << 12, summed and sign-extended.
+  assert.equal(l.tableBase[1], 0xffff_ff00_0000_0000n);
+  assert.equal(l.tableBase[2], 0xffff_ff7f_8000_0000n);
+  assert.equal(l.tableBase[3], 0xffff_ff7f_bfc0_0000n);
+  assert.equal(l.tableBase[4], 0xffff_ff7f_bfdf_e000n);
+  assert.equal(l.selfMapEnd - l.selfMapBase, 1n << 39n);
+  assert.equal(l.kernelPml4Slot, 511);
+});
+
+Deno.test("layout: slot 511 is refused with the reason", () => {
+  assert.throws(
+    () => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, recursiveSlot: 511 }),
+    (e) => e instanceof LayoutError && /511 is refused.*overflow/.test(e.message),
+  );
+});
+
+Deno.test("layout: slots outside 256..510 and bad bases are refused", () => {
+  for (const recursiveSlot of [-1, 0, 100, 255, 512, 1.5]) {
+    assert.throws(() => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, recursiveSlot }), LayoutError);
+  }
+  assert.throws(() => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, kernelPhysBase: 0x1000n }), /1 MiB/);
+  assert.throws(
+    () => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, kernelVirtOffset: 0xffff_8000_0000_0000n }),
+    /top 2 GiB/,
+  );
+  assert.throws(() => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, kernelStackPages: 0 }), /stack/);
+  assert.throws(
+    () => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, maxKernelSize: 3n << 20n }),
+    /2 MiB/,
+  );
+  for (const recursiveSlot of [256, 300, 510]) {
+    assert.equal(
+      deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, recursiveSlot }).recursiveSlot,
+      recursiveSlot,
+    );
+  }
+});
+
+Deno.test("layout: canonical form", () => {
+  assert.equal(canonical(0x0000_8000_0000_0000n), 0xffff_8000_0000_0000n);
+  assert.equal(canonical(0x0000_7fff_ffff_f000n), 0x0000_7fff_ffff_f000n);
+  assert.ok(isCanonical(0xffff_ffff_8000_0000n));
+  assert.ok(!isCanonical(0x0000_8000_0000_0000n));
+  assert.ok(!isCanonical(0x1234_0000_0000_0000n));
+});
+
+Deno.test("layout: self-map addresses agree with the shift-by-9 formula", () => {
+  // Independent formula: the entry for va at level L sits at
+  // base_L + ((va & (2^48-1)) >> (12 + 9(L-1))) * 8, base_L being the window of level L.
+  let seed = 12345;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+  for (const slot of [256, 300, 510]) {
+    const l = deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, recursiveSlot: slot });
+    for (let i = 0; i < 200; i++) {
+      const va = canonical((BigInt(rnd()) << 17n) ^ BigInt(rnd()));
+      for (const level of [1, 2, 3, 4] as const) {
+        const entry = l.tableBase[level] +
+          (((va & ((1n << 48n) - 1n)) >> BigInt(12 + 9 * (level - 1))) << 3n);
+        assert.equal(
+          selfMapTableAddress(slot, level, va),
+          entry & ~0xfffn,
+          `slot ${slot} level ${level}`,
+        );
+      }
+    }
+  }
+});
+
+Deno.test("layout: tableIndex and addressOf are inverse", () => {
+  const va = addressOf(511, 510, 3, 7, 0x123n);
+  assert.deepEqual([4, 3, 2, 1].map((l) => tableIndex(va, l)), [511, 510, 3, 7]);
+  assert.equal(va, 0xffff_ffff_8060_7123n);
+});

@@ -1,0 +1,64 @@
+/**
+ * The toolchain's command line: `build`, `start`, `doctor`.
+ * (`deno task test` is tools/test.ts.)
+ */
+import { build, BuildError } from "./build.ts";
+import { ROOT } from "./paths.ts";
+import { ensureTools, MissingToolsError } from "./toolcheck.ts";
+import { LayoutError } from "../linker/layout.ts";
+
+const USAGE = `usage: deno task <command>
+  build            build build/kernel.elf (incremental)
+  start [ARGS...]  build, then boot the kernel with its serial console on this terminal;
+                   ARGS become the kernel command line (e.g. ktest.filter='layout.*')
+  doctor           check (and install) the system tools`;
+
+/** Build and report; returns the ELF path. */
+async function buildKernel(): Promise<string> {
+  const t0 = performance.now();
+  const r = await build({ root: ROOT, log: (l) => console.error(l) });
+  const ms = (performance.now() - t0).toFixed(0);
+  const what = r.compiled.length || r.linked
+    ? `${r.compiled.length} compiled, linked`
+    : "up to date";
+  console.error(`build: ${what} (${ms} ms) -> ${r.elf}`);
+  return r.elf;
+}
+
+async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case "doctor":
+        await ensureTools();
+        console.error("doctor: all system tools are present");
+        return 0;
+      case "build":
+        await ensureTools();
+        await buildKernel();
+        return 0;
+      case "start": {
+        await ensureTools();
+        const elf = await buildKernel();
+        const { startInteractive } = await import("./start.ts");
+        return await startInteractive(elf, rest.join(" "));
+      }
+      default:
+        console.error(USAGE);
+        return command === undefined || command === "help" ? 0 : 2;
+    }
+  } catch (e) {
+    if (e instanceof BuildError) {
+      console.error(e.output);
+      console.error(`error: build failed in ${e.file}`);
+      return 1;
+    }
+    if (e instanceof MissingToolsError || e instanceof LayoutError) {
+      console.error(`error: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
