@@ -1,0 +1,155 @@
+/*
+ * Boot information from the loader. Everything is read through the early
+ * window (the loader's structures lie outside the image, which is all that
+ * is mapped) and what the kernel needs later is copied into boot_info.
+ */
+#include <bootinfo.h>
+#include <early_map.h>
+#include <layout.h>
+#include <panic.h>
+#include <string.h>
+
+struct boot_info boot_info;
+
+const char *boot_protocol_name(u32 protocol)
+{
+	switch (protocol) {
+	case BOOT_PROTOCOL_PVH:
+		return "pvh";
+	case BOOT_PROTOCOL_MB2:
+		return "multiboot2";
+	case BOOT_PROTOCOL_MB1:
+		return "multiboot1";
+	default:
+		return "unknown";
+	}
+}
+
+/* Copy the NUL-terminated string at physical `phys` into out->cmdline. */
+static void copy_cmdline_phys(u64 phys, struct boot_info *out)
+{
+	if (phys == 0)
+		return; /* no command line: leave it empty */
+	/* Map the buffer's worth: the string ends somewhere inside, or is truncated. */
+	const char *src = early_map(phys, CMDLINE_MAX);
+	if (!src)
+		panic("bootinfo: early window full mapping the command line");
+	/* Never look past the mapping: strnlen, not strlen. */
+	size_t len = strnlen(src, CMDLINE_MAX);
+	out->cmdline_truncated = len == CMDLINE_MAX;
+	size_t n = out->cmdline_truncated ? CMDLINE_MAX - 1 : len;
+	memcpy(out->cmdline, src, n);
+	out->cmdline[n] = '\0';
+	early_unmap(src, CMDLINE_MAX);
+}
+
+/* Read a PVH hvm_start_info: command line, memory map, RSDP. */
+static void parse_pvh(u64 phys, struct boot_info *out)
+{
+	const struct hvm_start_info *si = early_map(phys, sizeof(*si));
+	if (!si)
+		panic("bootinfo: early window full mapping the PVH start info");
+	if (si->magic != PVH_START_MAGIC)
+		panic("bootinfo: bad PVH start info magic 0x%08x at 0x%llx (expected 0x%08x)",
+		      si->magic, phys, PVH_START_MAGIC);
+	u64 cmdline = si->cmdline_paddr;
+	out->rsdp_phys = si->rsdp_paddr;
+	if (si->version >= PVH_MEMMAP_VERSION && si->memmap_entries > 0) {
+		out->memmap_format = MEMMAP_PVH;
+		out->memmap_phys = si->memmap_paddr;
+		out->memmap_entries = si->memmap_entries;
+		out->memmap_entry_size = sizeof(struct hvm_memmap_entry);
+	}
+	early_unmap(si, sizeof(*si));
+	copy_cmdline_phys(cmdline, out);
+}
+
+/* Take what the kernel keeps from one multiboot2 tag at physical `phys`. */
+static int mb2_take_tag(const struct mb2_tag *tag, u64 phys, struct boot_info *out)
+{
+	switch (tag->type) {
+	case MB2_TAG_CMDLINE: {
+		size_t max = tag->size - sizeof(*tag);
+		size_t len = strnlen((const char *)(tag + 1), max);
+		out->cmdline_truncated = len >= CMDLINE_MAX;
+		size_t n = out->cmdline_truncated ? CMDLINE_MAX - 1 : len;
+		memcpy(out->cmdline, tag + 1, n);
+		out->cmdline[n] = '\0';
+		return 0;
+	}
+	case MB2_TAG_MMAP: {
+		const struct mb2_tag_mmap *m = (const struct mb2_tag_mmap *)tag;
+		if (tag->size < sizeof(*m) || m->entry_size == 0)
+			return -E_INVAL;
+		out->memmap_format = MEMMAP_MB2;
+		out->memmap_phys = phys + sizeof(*m);
+		out->memmap_entry_size = m->entry_size;
+		out->memmap_entries = (tag->size - sizeof(*m)) / m->entry_size;
+		return 0;
+	}
+	case MB2_TAG_ACPI_NEW:
+		out->rsdp_phys = phys + sizeof(*tag); /* the newer RSDP wins */
+		return 0;
+	case MB2_TAG_ACPI_OLD:
+		if (!out->rsdp_phys)
+			out->rsdp_phys = phys + sizeof(*tag);
+		return 0;
+	default:
+		return 0; /* not needed (yet) */
+	}
+}
+
+int bootinfo_parse_mb2(const void *info, u64 phys, struct boot_info *out)
+{
+	const struct mb2_info_header *h = info;
+	u32 total = h->total_size;
+	if (total < sizeof(*h) + sizeof(struct mb2_tag))
+		return -E_INVAL;
+	for (u32 off = sizeof(*h); off + sizeof(struct mb2_tag) <= total;) {
+		const struct mb2_tag *tag = (const struct mb2_tag *)((const u8 *)info + off);
+		if (tag->type == MB2_TAG_END)
+			return 0;
+		if (tag->size < sizeof(*tag) || tag->size > total - off)
+			return -E_INVAL;
+		int err = mb2_take_tag(tag, phys + off, out);
+		if (err < 0)
+			return err;
+		off += ALIGN_UP(tag->size, MB2_TAG_ALIGN);
+	}
+	return -E_INVAL; /* ran off the end without an end tag */
+}
+
+/* Map the multiboot2 information (its size comes first) and parse it. */
+static void parse_mb2(u64 phys, struct boot_info *out)
+{
+	const struct mb2_info_header *h = early_map(phys, sizeof(*h));
+	if (!h)
+		panic("bootinfo: early window full mapping the multiboot2 header");
+	u32 total = h->total_size;
+	early_unmap(h, sizeof(*h));
+	/* It must fit the window even when it straddles a page boundary. */
+	if (total < sizeof(*h) || total > EARLY_WINDOW_SIZE - PAGE_SIZE)
+		panic("bootinfo: implausible multiboot2 total_size %u at 0x%llx", total, phys);
+	const void *info = early_map(phys, total);
+	if (!info)
+		panic("bootinfo: early window full mapping %u bytes of multiboot2 info", total);
+	int err = bootinfo_parse_mb2(info, phys, out);
+	early_unmap(info, total);
+	if (err < 0)
+		panic("bootinfo: malformed multiboot2 information at 0x%llx (error %d)", phys, err);
+}
+
+void bootinfo_init(u32 protocol, u64 info_phys)
+{
+	memset(&boot_info, 0, sizeof(boot_info));
+	boot_info.protocol = protocol;
+	boot_info.info_phys = info_phys;
+	if (protocol == BOOT_PROTOCOL_PVH)
+		parse_pvh(info_phys, &boot_info);
+	else if (protocol == BOOT_PROTOCOL_MB2)
+		parse_mb2(info_phys, &boot_info);
+	else
+		panic("bootinfo: unsupported boot protocol %u (%s)", protocol,
+		      boot_protocol_name(protocol));
+	ASSERT(early_map_pages_in_use() == 0);
+}

@@ -1,0 +1,190 @@
+/*
+ * Exception dispatch. An exception a test armed for (trap_expect) is
+ * recorded and survived; any other one is fatal: it is dumped as TAP
+ * comment lines, followed by "Bail out!", and QEMU exits with
+ * DEBUG_EXIT_PANIC.
+ */
+#include <cpu.h>
+#include <layout.h>
+#include <paging.h>
+#include <panic.h>
+#include <printf.h>
+#include <serial.h>
+#include <string.h>
+#include <trap.h>
+
+/* Selector error code (SDM Vol. 3A §6.13): external event, IDT, LDT, index. */
+#define SEL_ERR_EXT (1ULL << 0)
+#define SEL_ERR_IDT (1ULL << 1)
+#define SEL_ERR_TI (1ULL << 2)
+#define SEL_ERR_INDEX_SHIFT 3
+
+extern const u8 __stack_guard[], __stack_bottom[];
+
+struct trap_expectation trap_expected;
+static struct trap_record trap_recorded;
+
+static const struct {
+	const char *mnemonic;
+	const char *name;
+} exceptions[EXCEPTION_VECTORS] = {
+	[VEC_DE] = {"#DE", "divide error"},
+	[VEC_DB] = {"#DB", "debug"},
+	[VEC_NMI] = {"NMI", "non-maskable interrupt"},
+	[VEC_BP] = {"#BP", "breakpoint"},
+	[VEC_OF] = {"#OF", "overflow"},
+	[VEC_BR] = {"#BR", "bound range exceeded"},
+	[VEC_UD] = {"#UD", "invalid opcode"},
+	[VEC_NM] = {"#NM", "device not available"},
+	[VEC_DF] = {"#DF", "double fault"},
+	[9] = {"#CSO", "coprocessor segment overrun"},
+	[VEC_TS] = {"#TS", "invalid TSS"},
+	[VEC_NP] = {"#NP", "segment not present"},
+	[VEC_SS] = {"#SS", "stack-segment fault"},
+	[VEC_GP] = {"#GP", "general protection"},
+	[VEC_PF] = {"#PF", "page fault"},
+	[VEC_MF] = {"#MF", "x87 floating-point error"},
+	[VEC_AC] = {"#AC", "alignment check"},
+	[VEC_MC] = {"#MC", "machine check"},
+	[VEC_XM] = {"#XM", "SIMD floating-point"},
+	[VEC_VE] = {"#VE", "virtualization"},
+	[VEC_CP] = {"#CP", "control protection"},
+	[VEC_HV] = {"#HV", "hypervisor injection"},
+	[VEC_VC] = {"#VC", "VMM communication"},
+	[VEC_SX] = {"#SX", "security"},
+};
+
+const char *trap_mnemonic(u64 vector)
+{
+	if (vector < EXCEPTION_VECTORS && exceptions[vector].mnemonic)
+		return exceptions[vector].mnemonic;
+	return "#??";
+}
+
+const char *trap_name(u64 vector)
+{
+	if (vector < EXCEPTION_VECTORS && exceptions[vector].name)
+		return exceptions[vector].name;
+	return "reserved";
+}
+
+void trap_decode_pf_error(u64 error_code, char *buf, size_t size)
+{
+	ksnprintf(buf, size, "%s, %s, %s%s%s",
+		  (error_code & PF_ERR_P) ? "protection violation" : "not present",
+		  (error_code & PF_ERR_I) ? "fetch" : (error_code & PF_ERR_W) ? "write" : "read",
+		  (error_code & PF_ERR_U) ? "user" : "supervisor",
+		  (error_code & PF_ERR_RSVD) ? ", reserved bit set" : "",
+		  (error_code & PF_ERR_I) && (error_code & PF_ERR_W) ? ", write" : "");
+}
+
+/* Describe an error code, as far as the vector gives it a meaning. */
+static void decode_error(const struct trap_frame *f, char *buf, size_t size)
+{
+	u64 e = f->error_code;
+	switch (f->vector) {
+	case VEC_PF:
+		trap_decode_pf_error(e, buf, size);
+		break;
+	case VEC_TS:
+	case VEC_NP:
+	case VEC_SS:
+	case VEC_GP:
+		if (e == 0) {
+			ksnprintf(buf, size, "no selector");
+			break;
+		}
+		ksnprintf(buf, size, "%s index %llu%s", (e & SEL_ERR_IDT) ? "IDT"
+				  : (e & SEL_ERR_TI) ? "LDT" : "GDT",
+			  e >> SEL_ERR_INDEX_SHIFT, (e & SEL_ERR_EXT) ? ", external" : "");
+		break;
+	default:
+		ksnprintf(buf, size, "-");
+		break;
+	}
+}
+
+/* True when a fault looks like the kernel stack ran into its guard page. */
+static bool is_stack_overflow(const struct trap_frame *f, u64 cr2)
+{
+	u64 guard = (u64)__stack_guard, bottom = (u64)__stack_bottom;
+	bool cr2_in_guard = (f->vector == VEC_PF || f->vector == VEC_DF) && cr2 >= guard &&
+			    cr2 < bottom;
+	return cr2_in_guard || (f->rsp >= guard && f->rsp < bottom);
+}
+
+/* Print the registers of f as TAP comment lines. */
+static void dump_registers(const struct trap_frame *f, u64 cr2)
+{
+	kprintf("# rip 0x%016llx  cs  0x%04llx  rflags 0x%016llx\n", f->rip, f->cs, f->rflags);
+	kprintf("# rsp 0x%016llx  ss  0x%04llx\n", f->rsp, f->ss);
+	kprintf("# cr2 0x%016llx  cr3 0x%016llx\n", cr2, read_cr3());
+	kprintf("# rax 0x%016llx  rbx 0x%016llx  rcx 0x%016llx\n", f->rax, f->rbx, f->rcx);
+	kprintf("# rdx 0x%016llx  rsi 0x%016llx  rdi 0x%016llx\n", f->rdx, f->rsi, f->rdi);
+	kprintf("# rbp 0x%016llx  r8  0x%016llx  r9  0x%016llx\n", f->rbp, f->r8, f->r9);
+	kprintf("# r10 0x%016llx  r11 0x%016llx  r12 0x%016llx\n", f->r10, f->r11, f->r12);
+	kprintf("# r13 0x%016llx  r14 0x%016llx  r15 0x%016llx\n", f->r13, f->r14, f->r15);
+}
+
+/* Report an exception nobody expected, then leave QEMU. */
+static NORETURN void trap_fatal(const struct trap_frame *f, u64 cr2)
+{
+	char err[96];
+	decode_error(f, err, sizeof(err));
+	bool overflow = is_stack_overflow(f, cr2);
+	if (!serial_at_line_start())
+		kprintf("\n");
+	kprintf("# exception %llu %s (%s)\n", f->vector, trap_mnemonic(f->vector),
+		trap_name(f->vector));
+	kprintf("# error code 0x%llx (%s)\n", f->error_code, err);
+	if (overflow)
+		kprintf("# kernel stack overflow: the fault hit the guard page at 0x%016llx\n",
+			(u64)__stack_guard);
+	dump_registers(f, cr2);
+	backtrace_print(f->rip, f->rbp);
+	kprintf("Bail out! exception %s (%s) at rip 0x%016llx%s\n", trap_mnemonic(f->vector),
+		trap_name(f->vector), f->rip, overflow ? " (kernel stack overflow)" : "");
+	debug_exit(DEBUG_EXIT_PANIC);
+}
+
+/* True when f is the exception the running test armed for. */
+static bool trap_matches(const struct trap_frame *f)
+{
+	const struct trap_expectation *e = &trap_expected;
+	if (!e->armed || e->vector != f->vector)
+		return false;
+	/* Faults report the instruction itself, traps the one after it. */
+	return e->fault_rip == 0 || f->rip == e->fault_rip || f->rip == e->resume_rip;
+}
+
+void trap_dispatch(struct trap_frame *f)
+{
+	/* CR2 first: a fault while reporting would overwrite it. */
+	u64 cr2 = read_cr2();
+	if (!trap_matches(f))
+		trap_fatal(f, cr2);
+	trap_recorded = (struct trap_record){
+		.hit = true,
+		.vector = f->vector,
+		.error_code = f->error_code,
+		.cr2 = cr2,
+		.rip = f->rip,
+	};
+	if (trap_expected.resume_rip)
+		f->rip = trap_expected.resume_rip;
+	trap_expected.armed = false;
+}
+
+void trap_expect(u64 vector)
+{
+	trap_recorded = (struct trap_record){0};
+	trap_expected = (struct trap_expectation){.vector = vector, .armed = true};
+}
+
+struct trap_record trap_expect_end(void)
+{
+	struct trap_record r = trap_recorded;
+	trap_expected = (struct trap_expectation){0};
+	trap_recorded = (struct trap_record){0};
+	return r;
+}

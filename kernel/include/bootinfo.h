@@ -1,0 +1,97 @@
+/*
+ * What the loader told the kernel: which protocol started it, the command
+ * line (copied into the kernel), and where the memory map and ACPI RSDP are
+ * (kept as physical addresses for the memory manager).
+ */
+#ifndef OUROBOROS_BOOTINFO_H
+#define OUROBOROS_BOOTINFO_H
+
+#include <types.h>
+
+/* Longest command line kept, terminator included; longer ones are truncated. */
+#define CMDLINE_MAX 1024
+
+/* PVH start info (Xen public/arch-x86/hvm/start_info.h). */
+#define PVH_START_MAGIC 0x336ec578u
+#define PVH_MEMMAP_VERSION 1 /* memmap_* fields exist from this version on */
+
+struct hvm_start_info {
+	u32 magic;
+	u32 version;
+	u32 flags;
+	u32 nr_modules;
+	u64 modlist_paddr;
+	u64 cmdline_paddr;
+	u64 rsdp_paddr;
+	u64 memmap_paddr; /* version >= 1 */
+	u32 memmap_entries;
+	u32 reserved;
+} PACKED;
+
+/* One PVH memory-map entry (E820 layout). */
+struct hvm_memmap_entry {
+	u64 addr;
+	u64 size;
+	u32 type;
+	u32 reserved;
+} PACKED;
+
+/* Multiboot2 boot information (Multiboot2 specification §3.6). */
+#define MB2_TAG_ALIGN 8
+#define MB2_TAG_END 0
+#define MB2_TAG_CMDLINE 1
+#define MB2_TAG_MMAP 6
+#define MB2_TAG_ACPI_OLD 14 /* RSDP of ACPI 1.0, copied into the tag */
+#define MB2_TAG_ACPI_NEW 15 /* RSDP of ACPI 2.0+, copied into the tag */
+
+struct mb2_info_header {
+	u32 total_size;
+	u32 reserved;
+} PACKED;
+
+struct mb2_tag {
+	u32 type;
+	u32 size; /* of the tag, header included, without padding */
+} PACKED;
+
+struct mb2_tag_mmap {
+	struct mb2_tag tag;
+	u32 entry_size;
+	u32 entry_version;
+	/* entries follow */
+} PACKED;
+
+/* How the memory map is stored. */
+enum memmap_format {
+	MEMMAP_NONE,
+	MEMMAP_PVH, /* struct hvm_memmap_entry[count] */
+	MEMMAP_MB2, /* multiboot2 mmap entries of entry_size bytes, count of them */
+};
+
+struct boot_info {
+	u32 protocol;   /* BOOT_PROTOCOL_PVH or BOOT_PROTOCOL_MB2 */
+	u64 info_phys;  /* the loader's structure */
+	char cmdline[CMDLINE_MAX];
+	bool cmdline_truncated;
+	enum memmap_format memmap_format;
+	u64 memmap_phys;       /* first entry */
+	u32 memmap_entries;
+	u32 memmap_entry_size; /* bytes per entry */
+	u64 rsdp_phys;         /* PVH: the loader's pointer; MB2: the copy inside the tag; 0 if none */
+};
+
+extern struct boot_info boot_info;
+
+/* Read the loader's information (through the early window) into boot_info. */
+void bootinfo_init(u32 protocol, u64 info_phys);
+
+/*
+ * Parse a multiboot2 information structure already mapped at `info`, found
+ * at physical address `phys`. Returns 0 or a negative error code.
+ */
+int bootinfo_parse_mb2(const void *info, u64 phys, struct boot_info *out);
+
+/* Human-readable name of a BOOT_PROTOCOL_* value. */
+const char *boot_protocol_name(u32 protocol);
+
+#endif

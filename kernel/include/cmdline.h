@@ -1,0 +1,43 @@
+/*
+ * The kernel command line: space-separated `key=value` and `key` words.
+ *
+ * Options:
+ *   ktest.filter=<glob>[,<glob>...]  run only tests whose "suite.test" matches
+ *   selftest=<name>                  run one failure-class selftest instead
+ * Unknown keys are kept and reported as TAP warnings, never silently ignored.
+ */
+#ifndef OUROBOROS_CMDLINE_H
+#define OUROBOROS_CMDLINE_H
+
+#include <bootinfo.h>
+#include <types.h>
+
+/* Most problems (unknown keys, malformed words) kept for reporting. */
+#define CMDLINE_MAX_WARNINGS 8
+
+struct kernel_options {
+	const char *ktest_filter; /* NULL: run every test */
+	const char *selftest;     /* NULL: run the tests */
+	/* Problems found, as messages for "# warning: ..." lines. */
+	char warnings[CMDLINE_MAX_WARNINGS][96];
+	int nwarnings;
+	int dropped_warnings; /* beyond CMDLINE_MAX_WARNINGS */
+	char buf[CMDLINE_MAX]; /* the words, NUL-separated; options point into it */
+};
+
+/* Parse `line` into *out (which owns copies of the values). Returns the number of warnings. */
+int cmdline_parse(const char *line, struct kernel_options *out);
+
+/* Print each warning as "# warning: ..." on the console. */
+void cmdline_print_warnings(const struct kernel_options *opts);
+
+/* The options the kernel booted with. */
+extern struct kernel_options kernel_options;
+
+/* Match `str` against a glob with `*` (any run) and `?` (any one character). */
+bool glob_match(const char *pattern, const char *str);
+
+/* Match `str` against a comma-separated list of globs. */
+bool glob_match_list(const char *patterns, const char *str);
+
+#endif

@@ -1,0 +1,105 @@
+/* CPU control: control registers, TLB, CPUID, MSRs, halting. */
+#ifndef OUROBOROS_CPU_H
+#define OUROBOROS_CPU_H
+
+#include <types.h>
+
+/* Architectural MSRs and bits (Intel SDM Vol. 3A §2.2.1, Vol. 4 Table 2-2). */
+#define MSR_EFER 0xC0000080u
+#define EFER_NXE (1ULL << 11) /* no-execute bit in page entries is honoured */
+
+/* RFLAGS.IF (SDM Vol. 1 §3.4.3). */
+#define RFLAGS_IF (1ULL << 9)
+
+static inline u64 read_cr0(void)
+{
+	u64 v;
+	__asm__ volatile("mov %%cr0, %0" : "=r"(v));
+	return v;
+}
+
+static inline u64 read_cr2(void)
+{
+	u64 v;
+	__asm__ volatile("mov %%cr2, %0" : "=r"(v));
+	return v;
+}
+
+static inline u64 read_cr3(void)
+{
+	u64 v;
+	__asm__ volatile("mov %%cr3, %0" : "=r"(v));
+	return v;
+}
+
+static inline u64 read_cr4(void)
+{
+	u64 v;
+	__asm__ volatile("mov %%cr4, %0" : "=r"(v));
+	return v;
+}
+
+static inline u64 read_rflags(void)
+{
+	u64 v;
+	__asm__ volatile("pushfq; popq %0" : "=r"(v));
+	return v;
+}
+
+/* Drop any TLB entry for the page holding va (SDM Vol. 3A §4.10.4.1). */
+static inline void invlpg(u64 va)
+{
+	__asm__ volatile("invlpg (%0)" : : "r"(va) : "memory");
+}
+
+struct cpuid_regs {
+	u32 eax, ebx, ecx, edx;
+};
+
+static inline struct cpuid_regs cpuid(u32 leaf, u32 subleaf)
+{
+	struct cpuid_regs r;
+	__asm__ volatile("cpuid"
+			 : "=a"(r.eax), "=b"(r.ebx), "=c"(r.ecx), "=d"(r.edx)
+			 : "a"(leaf), "c"(subleaf));
+	return r;
+}
+
+static inline u64 rdmsr(u32 msr)
+{
+	u32 lo, hi;
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return ((u64)hi << 32) | lo;
+}
+
+static inline void wrmsr(u32 msr, u64 value)
+{
+	__asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)value), "d"((u32)(value >> 32)));
+}
+
+static inline void cli(void)
+{
+	__asm__ volatile("cli" : : : "memory");
+}
+
+static inline void hlt(void)
+{
+	__asm__ volatile("hlt" : : : "memory");
+}
+
+/* True when page entries may carry NX (boot.asm sets EFER.NXE only if CPUID has NX). */
+static inline bool cpu_nx_enabled(void)
+{
+	return (rdmsr(MSR_EFER) & EFER_NXE) != 0;
+}
+
+/* Stop this CPU for good: interrupts off, so only NMI/SMI can wake it, and it halts again. */
+static inline NORETURN void halt_forever(void)
+{
+	for (;;) {
+		cli();
+		hlt();
+	}
+}
+
+#endif

@@ -1,0 +1,134 @@
+/*
+ * The in-kernel test framework. Tests register themselves in the `.ktest`
+ * section and run at boot; results go to COM1 as TAP version 14, one subtest
+ * per suite:
+ *
+ *   KTEST(layout, constants) {
+ *       KASSERT_EQ(PAGE_SIZE, 1ULL << PAGE_SHIFT);
+ *   }
+ *
+ * A failed assertion records its diagnostic and returns from the test
+ * function, so assertions belong in the test body itself (not in helpers).
+ */
+#ifndef OUROBOROS_KTEST_H
+#define OUROBOROS_KTEST_H
+
+#include <types.h>
+
+/* Marks a registry entry; a mismatch means the section is not an array of struct ktest. */
+#define KTEST_MAGIC 0x6b74657374303031ULL /* "ktest001" */
+
+struct ktest {
+	u64 magic;
+	const char *suite;
+	const char *name;
+	void (*fn)(void);
+	const char *todo; /* non-NULL: a TODO test, with the reason */
+	const char *file;
+	u64 line;
+};
+
+/* The registry, bounded by the linker script. */
+extern const struct ktest __ktest_start[], __ktest_end[];
+
+#define KTEST_REGISTER_(suite, name, todo)                                              \
+	static void ktest_fn_##suite##_##name(void);                                    \
+	static const struct ktest ktest_entry_##suite##_##name                          \
+		__attribute__((used, section(".ktest"), aligned(8))) = {                \
+			KTEST_MAGIC, #suite, #name, ktest_fn_##suite##_##name, todo,    \
+			__FILE__, __LINE__,                                             \
+	};                                                                              \
+	static void ktest_fn_##suite##_##name(void)
+
+/* Define and register test `name` of `suite` (both C identifiers). */
+#define KTEST(suite, name) KTEST_REGISTER_(suite, name, NULL)
+/* A test that is known to fail: reported "# TODO reason"; its failure does not fail the run. */
+#define KTEST_TODO(suite, name, reason) KTEST_REGISTER_(suite, name, reason)
+
+/* Record a failure of the running test (used by the macros below). */
+void ktest_fail_(const char *file, int line, const char *message, const char *expected,
+		 const char *actual);
+void ktest_fail_u64_(const char *file, int line, const char *message, const char *relation,
+		     u64 expected, u64 actual);
+void ktest_fail_str_(const char *file, int line, const char *message, const char *expected,
+		     const char *actual);
+void ktest_skip_(const char *reason);
+
+/* Fail the test unless cond holds. */
+#define KASSERT(cond)                                                      \
+	do {                                                               \
+		if (!(cond)) {                                             \
+			ktest_fail_(__FILE__, __LINE__, #cond, NULL, NULL); \
+			return;                                            \
+		}                                                          \
+	} while (0)
+
+/* Fail the test unless actual == expected (compared and printed as u64). */
+#define KASSERT_EQ(actual, expected)                                                       \
+	do {                                                                               \
+		u64 ktest_a_ = (u64)(actual), ktest_e_ = (u64)(expected);                  \
+		if (ktest_a_ != ktest_e_) {                                                \
+			ktest_fail_u64_(__FILE__, __LINE__, #actual " == " #expected, "",  \
+					ktest_e_, ktest_a_);                               \
+			return;                                                            \
+		}                                                                          \
+	} while (0)
+
+/* Fail the test if actual == unexpected. */
+#define KASSERT_NE(actual, unexpected)                                                     \
+	do {                                                                               \
+		u64 ktest_a_ = (u64)(actual), ktest_e_ = (u64)(unexpected);                \
+		if (ktest_a_ == ktest_e_) {                                                \
+			ktest_fail_u64_(__FILE__, __LINE__, #actual " != " #unexpected,    \
+					"not ", ktest_e_, ktest_a_);                       \
+			return;                                                            \
+		}                                                                          \
+	} while (0)
+
+/* Fail the test unless the two C strings are equal (NULL equals only NULL). */
+#define KASSERT_STREQ(actual, expected)                                                     \
+	do {                                                                                \
+		const char *ktest_a_ = (actual), *ktest_e_ = (expected);                    \
+		if (!ktest_str_equal_(ktest_a_, ktest_e_)) {                                \
+			ktest_fail_str_(__FILE__, __LINE__, #actual " == " #expected,       \
+					ktest_e_, ktest_a_);                                \
+			return;                                                             \
+		}                                                                           \
+	} while (0)
+
+/* End the test as skipped: "ok N - name # SKIP reason". */
+#define KTEST_SKIP(reason)               \
+	do {                             \
+		ktest_skip_(reason);     \
+		return;                  \
+	} while (0)
+
+bool ktest_str_equal_(const char *a, const char *b);
+
+/* Print a TAP comment inside the running subtest ("    # ..."). */
+void ktest_log(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/* Print "TAP version 14" (once; later calls do nothing). */
+void ktest_print_version(void);
+
+/*
+ * Run the registered tests that `filter` selects (NULL: all) as TAP.
+ * Returns the debug-exit code: DEBUG_EXIT_PASS or DEBUG_EXIT_FAIL.
+ */
+u8 ktest_run(const char *filter);
+
+/* Run the tests in [begin, end) as TAP (selftests use it for their own entries). */
+u8 ktest_run_set(const struct ktest *begin, const struct ktest *end, const char *filter);
+
+/*
+ * Escape src as the body of a YAML double-quoted scalar into dst[size]
+ * (always terminated). Returns the full escaped length (>= size: truncated).
+ */
+size_t ktest_yaml_escape(char *dst, size_t size, const char *src);
+
+/* Run the failure-class selftest `name` instead of the tests (never returns). */
+NORETURN void selftest_run(const char *name);
+/* False for a selftest that must run before any TAP is printed (garbage). */
+bool selftest_prints_tap(const char *name);
+
+#endif

@@ -1,0 +1,288 @@
+/*
+ * The in-kernel test runner. Tests are entries of the `.ktest` section (see
+ * ktest.h); a suite is a distinct suite name, in order of first appearance,
+ * and its tests may come from several files. Output is TAP version 14 with
+ * one subtest per suite. The plan is always counted before anything runs,
+ * so the runner never prints a plan it does not keep.
+ */
+#include <cmdline.h>
+#include <early_map.h>
+#include <ktest.h>
+#include <layout.h>
+#include <panic.h>
+#include <printf.h>
+#include <string.h>
+#include <trap.h>
+
+/* Longest "suite.test" name. */
+#define FULL_NAME_MAX 128
+/* Longest raw diagnostic field (message, expected, actual) kept. */
+#define DIAG_MAX 192
+/* Escaping can grow a byte to four ("\xNN"). */
+#define DIAG_ESCAPED_MAX (4 * DIAG_MAX)
+/* Longest skip reason kept. */
+#define REASON_MAX 128
+/* Indentation of subtest lines and of their YAML blocks (TAP 14 §Subtests). */
+#define SUBTEST_INDENT "    "
+#define YAML_INDENT "      "
+
+enum outcome { OUTCOME_PASS, OUTCOME_FAIL, OUTCOME_SKIP };
+
+/* The result of the running test, filled by the assertion helpers. */
+struct result {
+	enum outcome outcome;
+	char reason[REASON_MAX];
+	char message[DIAG_MAX];
+	char expected[DIAG_MAX];
+	char actual[DIAG_MAX];
+	bool has_values; /* expected/actual are meaningful */
+	const char *file;
+	int line;
+};
+
+static const struct ktest *running;
+static struct result result;
+static bool version_printed;
+
+void ktest_print_version(void)
+{
+	if (version_printed)
+		return;
+	version_printed = true;
+	/* A leading newline: firmware (SeaBIOS) may have left a line unfinished. */
+	kprintf("\nTAP version 14\n");
+}
+
+bool ktest_str_equal_(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+void ktest_fail_(const char *file, int line, const char *message, const char *expected,
+		 const char *actual)
+{
+	if (!running)
+		panic("ktest: assertion failed outside a test: %s", message);
+	if (result.outcome == OUTCOME_FAIL)
+		return; /* keep the first failure */
+	result.outcome = OUTCOME_FAIL;
+	result.file = source_path(file);
+	result.line = line;
+	strlcpy(result.message, message, sizeof(result.message));
+	result.has_values = expected || actual;
+	strlcpy(result.expected, expected ? expected : "", sizeof(result.expected));
+	strlcpy(result.actual, actual ? actual : "", sizeof(result.actual));
+}
+
+void ktest_fail_u64_(const char *file, int line, const char *message, const char *relation,
+		     u64 expected, u64 actual)
+{
+	char e[DIAG_MAX], a[DIAG_MAX];
+	ksnprintf(e, sizeof(e), "%s0x%016llx", relation, expected);
+	ksnprintf(a, sizeof(a), "0x%016llx", actual);
+	ktest_fail_(file, line, message, e, a);
+}
+
+void ktest_fail_str_(const char *file, int line, const char *message, const char *expected,
+		     const char *actual)
+{
+	ktest_fail_(file, line, message, expected ? expected : "(null)",
+		    actual ? actual : "(null)");
+}
+
+void ktest_skip_(const char *reason)
+{
+	if (!running)
+		panic("ktest: KTEST_SKIP outside a test");
+	result.outcome = OUTCOME_SKIP;
+	strlcpy(result.reason, reason ? reason : "", sizeof(result.reason));
+}
+
+void ktest_log(const char *fmt, ...)
+{
+	char line[DIAG_ESCAPED_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	kvsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	kprintf(SUBTEST_INDENT "# %s\n", line);
+}
+
+/* Append s to dst[size] at *len while there is room (keeping the terminator); count all of it. */
+static void put_escaped(char *dst, size_t size, size_t *len, const char *s)
+{
+	for (; *s; s++, (*len)++)
+		if (*len + 1 < size)
+			dst[*len] = *s;
+}
+
+size_t ktest_yaml_escape(char *dst, size_t size, const char *src)
+{
+	size_t len = 0;
+	for (const u8 *p = (const u8 *)src; *p; p++) {
+		char tmp[8];
+		switch (*p) {
+		case '"': put_escaped(dst, size, &len, "\\\""); continue;
+		case '\\': put_escaped(dst, size, &len, "\\\\"); continue;
+		case '\n': put_escaped(dst, size, &len, "\\n"); continue;
+		case '\r': put_escaped(dst, size, &len, "\\r"); continue;
+		case '\t': put_escaped(dst, size, &len, "\\t"); continue;
+		}
+		/* Control characters and non-ASCII bytes (maybe not UTF-8) as \xNN. */
+		if (*p < 0x20 || *p >= 0x7f)
+			ksnprintf(tmp, sizeof(tmp), "\\x%02x", *p);
+		else
+			ksnprintf(tmp, sizeof(tmp), "%c", *p);
+		put_escaped(dst, size, &len, tmp);
+	}
+	if (size > 0)
+		dst[len < size ? len : size - 1] = '\0';
+	return len;
+}
+
+/* Print `key: "value"` as a YAML line of the diagnostic block. */
+static void yaml_field(const char *key, const char *value)
+{
+	static char escaped[DIAG_ESCAPED_MAX];
+	ktest_yaml_escape(escaped, sizeof(escaped), value);
+	kprintf(YAML_INDENT "%s: \"%s\"\n", key, escaped);
+}
+
+/* Print the diagnostic block of a failed test. */
+static void print_diagnostic(const struct result *r)
+{
+	char at[DIAG_MAX];
+	ksnprintf(at, sizeof(at), "%s:%d", r->file, r->line);
+	kprintf(YAML_INDENT "---\n");
+	yaml_field("message", r->message);
+	if (r->has_values) {
+		yaml_field("expected", r->expected);
+		yaml_field("actual", r->actual);
+	}
+	yaml_field("at", at);
+	kprintf(YAML_INDENT "...\n");
+}
+
+/* "suite.name" of t into buf. */
+static void full_name(const struct ktest *t, char *buf, size_t size)
+{
+	if ((size_t)ksnprintf(buf, size, "%s.%s", t->suite, t->name) >= size)
+		panic("ktest: test name %s.%s is too long", t->suite, t->name);
+}
+
+static bool selected(const struct ktest *t, const char *filter)
+{
+	char name[FULL_NAME_MAX];
+	full_name(t, name, sizeof(name));
+	return !filter || glob_match_list(filter, name);
+}
+
+/* Run t as test number n of its subtest; returns false if it failed (TODO excepted). */
+static bool run_one(const struct ktest *t, int n)
+{
+	char name[FULL_NAME_MAX];
+	full_name(t, name, sizeof(name));
+	kprintf(SUBTEST_INDENT "# RUN %s\n", name);
+	memset(&result, 0, sizeof(result));
+	size_t early_pages = early_map_pages_in_use();
+	running = t;
+	t->fn();
+	running = NULL;
+	trap_expect_end(); /* an armed expectation must not outlive its test */
+	size_t leaked = early_map_pages_in_use() - early_pages;
+	if (leaked && result.outcome != OUTCOME_FAIL) {
+		char msg[DIAG_MAX];
+		ksnprintf(msg, sizeof(msg), "test left %zu early-window pages mapped", leaked);
+		ktest_fail_(t->file, (int)t->line, msg, NULL, NULL);
+	}
+	bool failed = result.outcome == OUTCOME_FAIL;
+	kprintf(SUBTEST_INDENT "%s %d - %s", failed ? "not ok" : "ok", n, t->name);
+	if (t->todo)
+		kprintf(" # TODO %s", t->todo);
+	else if (result.outcome == OUTCOME_SKIP)
+		kprintf(" # SKIP %s", result.reason);
+	kprintf("\n");
+	if (failed)
+		print_diagnostic(&result);
+	return !failed || t->todo;
+}
+
+/* True if t is the first selected test of its suite in [begin, t). */
+static bool first_of_suite(const struct ktest *begin, const struct ktest *t, const char *filter)
+{
+	for (const struct ktest *u = begin; u < t; u++)
+		if (strcmp(u->suite, t->suite) == 0 && selected(u, filter))
+			return false;
+	return true;
+}
+
+/* Selected tests of suite `suite` in [begin, end). */
+static int count_suite(const struct ktest *begin, const struct ktest *end, const char *suite,
+		       const char *filter)
+{
+	int n = 0;
+	for (const struct ktest *t = begin; t < end; t++)
+		n += strcmp(t->suite, suite) == 0 && selected(t, filter);
+	return n;
+}
+
+/* Run the selected tests of one suite as subtest n; returns false if any failed. */
+static bool run_suite(const struct ktest *begin, const struct ktest *end, const char *suite,
+		      const char *filter, int n)
+{
+	kprintf("# Subtest: %s\n", suite);
+	kprintf(SUBTEST_INDENT "1..%d\n", count_suite(begin, end, suite, filter));
+	bool ok = true;
+	int i = 0;
+	for (const struct ktest *t = begin; t < end; t++)
+		if (strcmp(t->suite, suite) == 0 && selected(t, filter))
+			ok &= run_one(t, ++i);
+	kprintf("%s %d - %s\n", ok ? "ok" : "not ok", n, suite);
+	return ok;
+}
+
+/* Panic unless [begin, end) is a well-formed registry with unique names. */
+static void check_registry(const struct ktest *begin, const struct ktest *end)
+{
+	if (((uintptr_t)end - (uintptr_t)begin) % sizeof(struct ktest) != 0)
+		panic("ktest: registry size is not a multiple of struct ktest");
+	for (const struct ktest *t = begin; t < end; t++) {
+		if (t->magic != KTEST_MAGIC)
+			panic("ktest: registry entry %ld has a bad magic", (long)(t - begin));
+		for (const struct ktest *u = begin; u < t; u++)
+			if (strcmp(u->suite, t->suite) == 0 && strcmp(u->name, t->name) == 0)
+				panic("ktest: test %s.%s is registered twice", t->suite, t->name);
+	}
+}
+
+u8 ktest_run_set(const struct ktest *begin, const struct ktest *end, const char *filter)
+{
+	check_registry(begin, end);
+	int suites = 0, tests = 0;
+	for (const struct ktest *t = begin; t < end; t++) {
+		tests += selected(t, filter);
+		suites += selected(t, filter) && first_of_suite(begin, t, filter);
+	}
+	ktest_print_version();
+	kprintf("1..%d\n", suites);
+	if (tests == 0 && filter)
+		kprintf("# ktest.filter '%s' matched no test\n", filter);
+	else if (tests == 0)
+		kprintf("# no tests registered\n");
+	else if (filter)
+		kprintf("# ktest.filter '%s' selected %d of %ld tests\n", filter, tests,
+			(long)(end - begin));
+	bool ok = true;
+	int n = 0;
+	for (const struct ktest *t = begin; t < end; t++)
+		if (selected(t, filter) && first_of_suite(begin, t, filter))
+			ok &= run_suite(begin, end, t->suite, filter, ++n);
+	return ok ? DEBUG_EXIT_PASS : DEBUG_EXIT_FAIL;
+}
+
+u8 ktest_run(const char *filter)
+{
+	return ktest_run_set(__ktest_start, __ktest_end, filter);
+}

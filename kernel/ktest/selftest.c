@@ -1,0 +1,114 @@
+/*
+ * Failure-class selftests: `selftest=<name>` runs one of these instead of
+ * the tests, as suite "selftest" with a single test <name>, so the toolchain
+ * can prove it detects each way a run can go wrong. Each one fails on
+ * purpose, for real (no simulation): a triple fault, a hang, a panic, a page
+ * fault, a failed assertion, garbage instead of TAP, a stack overflow.
+ */
+#include <cpu.h>
+#include <ktest.h>
+#include <layout.h>
+#include <panic.h>
+#include <printf.h>
+#include <serial.h>
+#include <string.h>
+
+/* Bytes of garbage for `selftest=garbage`: a few hundred, as the runner expects. */
+#define GARBAGE_BYTES 400
+/* An address nothing maps: in the user half, where the kernel has no mappings at all. */
+#define UNMAPPED_ADDRESS 0x0000100000000000ULL
+
+static void st_triple_fault(void)
+{
+	/* With an empty IDT, int3 cannot be delivered, nor can the #GP or #DF that follow. */
+	struct {
+		u16 limit;
+		u64 base;
+	} PACKED empty_idt = {0, 0};
+	__asm__ volatile("lidt %0\n\tint3" : : "m"(empty_idt) : "memory");
+	panic("selftest: survived int3 with an empty IDT");
+}
+
+static void st_hang(void)
+{
+	halt_forever();
+}
+
+static void st_panic(void)
+{
+	panic("selftest: deliberate panic");
+}
+
+static void st_fault(void)
+{
+	volatile const u64 *p = (volatile const u64 *)UNMAPPED_ADDRESS;
+	u64 v = *p;
+	panic("selftest: read 0x%llx from unmapped address %p without a fault", v, (void *)p);
+}
+
+static void st_fail(void)
+{
+	u64 answer = 6 * 7;
+	KASSERT_EQ(answer, 54);
+}
+
+/* Recurse until the stack runs into its guard page; `stop` is never reached. */
+static volatile u64 recursion_stop = ~0ULL;
+
+__attribute__((noinline)) static u64 recurse(u64 depth)
+{
+	volatile u8 frame[256]; /* make each level use real stack */
+	frame[0] = (u8)depth;
+	if (depth == recursion_stop)
+		return 0;
+	return recurse(depth + 1) + frame[0];
+}
+
+static void st_stack_overflow(void)
+{
+	u64 r = recurse(0);
+	panic("selftest: recursion returned %llu without overflowing the stack", r);
+}
+
+/* Print non-TAP bytes (text and binary, no line structure), then claim success. */
+static NORETURN void garbage(void)
+{
+	static const char text[] = "garbage\x01\x02\xff\xfe not TAP ";
+	u32 x = 0x2545F491; /* xorshift32 state: any nonzero seed */
+	for (int i = 0; i < GARBAGE_BYTES; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		char c = (i % 3 == 0) ? text[(x >> 8) % (sizeof(text) - 1)] : (char)x;
+		serial_putc(c == '\n' || c == '\r' ? '~' : c);
+	}
+	debug_exit(DEBUG_EXIT_PASS);
+}
+
+#define SELFTEST(n, f) {KTEST_MAGIC, "selftest", n, f, NULL, __FILE__, __LINE__}
+
+static const struct ktest selftests[] = {
+	SELFTEST("triple-fault", st_triple_fault),
+	SELFTEST("hang", st_hang),
+	SELFTEST("panic", st_panic),
+	SELFTEST("fault", st_fault),
+	SELFTEST("fail", st_fail),
+	SELFTEST("stack-overflow", st_stack_overflow),
+};
+
+bool selftest_prints_tap(const char *name)
+{
+	return strcmp(name, "garbage") != 0;
+}
+
+NORETURN void selftest_run(const char *name)
+{
+	if (!selftest_prints_tap(name))
+		garbage();
+	for (size_t i = 0; i < ARRAY_SIZE(selftests); i++)
+		if (strcmp(selftests[i].name, name) == 0)
+			debug_exit(ktest_run_set(&selftests[i], &selftests[i + 1], NULL));
+	ktest_print_version();
+	panic("unknown selftest '%s' (known: triple-fault hang panic fault fail garbage "
+	      "stack-overflow)", name);
+}

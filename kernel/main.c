@@ -1,0 +1,38 @@
+/*
+ * kmain: the first C code, entered from boot.asm in long mode on the
+ * higher-half stack with interrupts off. It brings up the console and the
+ * exception handlers first, so everything after can report failures, then
+ * reads the boot information and runs the in-kernel tests (or a selftest).
+ */
+#include <bootinfo.h>
+#include <cmdline.h>
+#include <gdt.h>
+#include <ktest.h>
+#include <layout.h>
+#include <panic.h>
+#include <printf.h>
+#include <serial.h>
+#include <trap.h>
+
+NORETURN void kmain(u32 protocol, u32 boot_info_phys);
+
+NORETURN void kmain(u32 protocol, u32 boot_info_phys)
+{
+	serial_init();
+	gdt_init();
+	idt_init();
+	bootinfo_init(protocol, boot_info_phys);
+	cmdline_parse(boot_info.cmdline, &kernel_options);
+
+	/* selftest=garbage stands for a kernel that prints no TAP at all. */
+	if (kernel_options.selftest && !selftest_prints_tap(kernel_options.selftest))
+		selftest_run(kernel_options.selftest);
+	ktest_print_version();
+	kprintf("# ouroboros: booted by %s, command line '%s'%s\n",
+		boot_protocol_name(boot_info.protocol), boot_info.cmdline,
+		boot_info.cmdline_truncated ? " (truncated)" : "");
+	cmdline_print_warnings(&kernel_options);
+	if (kernel_options.selftest)
+		selftest_run(kernel_options.selftest);
+	debug_exit(ktest_run(kernel_options.ktest_filter));
+}
