@@ -34,13 +34,17 @@ extern const struct ktest __ktest_start[], __ktest_end[];
 #define KTEST_REGISTER_(suite, name, todo)                                              \
 	static void ktest_fn_##suite##_##name(void);                                    \
 	static const struct ktest ktest_entry_##suite##_##name                          \
-		__attribute__((used, section(".ktest"), aligned(8))) = {                \
+		__attribute__((used, no_reorder, section(".ktest"), aligned(8))) = {    \
 			KTEST_MAGIC, #suite, #name, ktest_fn_##suite##_##name, todo,    \
 			__FILE__, __LINE__,                                             \
 	};                                                                              \
 	static void ktest_fn_##suite##_##name(void)
 
-/* Define and register test `name` of `suite` (both C identifiers). */
+/*
+ * Define and register test `name` of `suite` (both C identifiers). no_reorder
+ * keeps entries in source order (GCC otherwise emits a file's in reverse),
+ * so tests run in the order they are written.
+ */
 #define KTEST(suite, name) KTEST_REGISTER_(suite, name, NULL)
 /* A test that is known to fail: reported "# TODO reason"; its failure does not fail the run. */
 #define KTEST_TODO(suite, name, reason) KTEST_REGISTER_(suite, name, reason)
