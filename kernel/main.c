@@ -32,6 +32,9 @@ NORETURN void kmain(u32 protocol, u32 boot_info_phys)
 		boot_protocol_name(boot_info.protocol), boot_info.cmdline,
 		boot_info.cmdline_truncated ? " (truncated)" : "");
 	cmdline_print_warnings(&kernel_options);
+	if (kernel_options.selftest && kernel_options.ktest_filter)
+		kprintf("# warning: ktest.filter is ignored: selftest=%s runs instead of the tests\n",
+			kernel_options.selftest);
 	if (kernel_options.selftest)
 		selftest_run(kernel_options.selftest);
 	debug_exit(ktest_run(kernel_options.ktest_filter));

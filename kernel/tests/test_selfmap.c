@@ -83,6 +83,17 @@ KTEST(selfmap, data_writable)
 	KASSERT_EQ(stack & (PTE_P | PTE_W), PTE_P | PTE_W);
 }
 
+KTEST_TODO(selfmap, data_not_executable, "linker/boot_tables.ts does not set NX on data, rodata and stack yet")
+{
+	if (!cpu_nx_enabled())
+		KTEST_SKIP("the CPU has no NX");
+	/* W^X: nothing writable or merely read may be executed. */
+	KASSERT(manual_pte((u64)__rodata_start) & PTE_NX);
+	KASSERT(manual_pte((u64)&data_word) & PTE_NX);
+	KASSERT(manual_pte((u64)__builtin_frame_address(0)) & PTE_NX);
+	KASSERT_EQ(manual_pte((u64)__text_start) & PTE_NX, 0);
+}
+
 KTEST(selfmap, guard_page_unmapped)
 {
 	KASSERT_EQ(manual_pte((u64)__stack_guard) & PTE_P, 0);

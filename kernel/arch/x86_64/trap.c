@@ -129,6 +129,14 @@ static void dump_registers(const struct trap_frame *f, u64 cr2)
 /* Report an exception nobody expected, then leave QEMU. */
 static NORETURN void trap_fatal(const struct trap_frame *f, u64 cr2)
 {
+	static bool reporting;
+	if (reporting) {
+		/* The report itself faulted: say so in as few steps as possible. */
+		kprintf("\nBail out! exception %s while reporting an exception\n",
+			trap_mnemonic(f->vector));
+		debug_exit(DEBUG_EXIT_PANIC);
+	}
+	reporting = true;
 	char err[96];
 	decode_error(f, err, sizeof(err));
 	bool overflow = is_stack_overflow(f, cr2);
