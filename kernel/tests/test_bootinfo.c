@@ -7,7 +7,7 @@
 #include <layout.h>
 #include <string.h>
 
-/* E820 type of usable RAM (ACPI 6.5 §15.1, Table 15.1). */
+/* E820 type of usable RAM (ACPI 6.5 §15.1, Table 15.1; multiboot2 uses the same value). */
 #define E820_RAM 1
 
 KTEST(bootinfo, protocol_is_pvh)
@@ -48,21 +48,35 @@ KTEST(bootinfo, cmdline_has_filter)
 	KASSERT(!boot_info.cmdline_truncated);
 }
 
+/*
+ * The head of a memory-map entry: PVH entries and multiboot2 mmap entries
+ * both begin with the E820 layout (address, length, type).
+ */
+struct e820_head {
+	u64 addr;
+	u64 size;
+	u32 type;
+} PACKED;
+
 KTEST(bootinfo, memmap_holds_kernel)
 {
-	if (boot_info.memmap_format != MEMMAP_PVH)
-		KTEST_SKIP("no PVH memory map");
+	if (boot_info.memmap_format == MEMMAP_NONE)
+		KTEST_SKIP("the loader gave no memory map");
 	KASSERT(boot_info.memmap_entries > 0);
-	KASSERT_EQ(boot_info.memmap_entry_size, sizeof(struct hvm_memmap_entry));
-	size_t bytes = boot_info.memmap_entries * sizeof(struct hvm_memmap_entry);
-	const struct hvm_memmap_entry *e = early_map(boot_info.memmap_phys, bytes);
-	KASSERT(e != NULL);
+	KASSERT(boot_info.memmap_entry_size >= sizeof(struct e820_head));
+	if (boot_info.memmap_format == MEMMAP_PVH)
+		KASSERT_EQ(boot_info.memmap_entry_size, sizeof(struct hvm_memmap_entry));
+	size_t bytes = (size_t)boot_info.memmap_entries * boot_info.memmap_entry_size;
+	const u8 *map = early_map(boot_info.memmap_phys, bytes);
+	KASSERT(map != NULL);
 	/* The image was loaded into RAM, so some RAM entry must contain it. */
 	u64 lo = (u64)__boot_start, hi = (u64)__image_end - KERNEL_VIRT_OFFSET;
 	bool found = false;
-	for (u32 i = 0; i < boot_info.memmap_entries; i++)
-		found |= e[i].type == E820_RAM && e[i].addr <= lo && hi <= e[i].addr + e[i].size;
-	early_unmap(e, bytes);
+	for (u32 i = 0; i < boot_info.memmap_entries; i++) {
+		const struct e820_head *e = (const void *)(map + i * boot_info.memmap_entry_size);
+		found |= e->type == E820_RAM && e->addr <= lo && hi <= e->addr + e->size;
+	}
+	early_unmap(map, bytes);
 	KASSERT(found);
 }
 
