@@ -8,10 +8,11 @@
  *
  * What is mapped, and nothing else:
  * - the 32-bit boot code, identity-mapped, so paging can be switched on under it;
- * - the higher-half image page by page: text and rodata read-only, data, bss
- *   and stack writable, the stack's guard page left out;
+ * - the higher-half image page by page, W^X: text read-only and executable,
+ *   rodata read-only and NX, data, bss and stack writable and NX, the stack's
+ *   guard page left out (the 32-bit entry strips NX where the CPU lacks it);
  * - the early window's page table (present, but with no entries);
- * - the self-map: PML4[slot] points at the PML4 itself, with P|W and never G.
+ * - the self-map: PML4[slot] points at the PML4 itself, with P|W|NX and never G.
  */
 import { hex } from "./constants.ts";
 import {
@@ -54,6 +55,7 @@ export interface BootTable {
 
 const P = pteFlag("P");
 const W = pteFlag("W");
+const NX = pteFlag("NX");
 
 /** Compute the boot tables' contents from the first link's symbols. */
 export function computeBootTables(
@@ -91,18 +93,21 @@ export function computeBootTables(
   link("boot_pdpt_high", tableIndex(off, 3), "boot_pd_high");
   const firstPd = tableIndex(layout.kernelPhysBase + off, 2);
   const writableFrom = sym.__data_start;
+  const executableTo = sym.__text_end;
   for (let v = sym.__text_start; v < sym.__image_end; v += PAGE_SIZE) {
     if (v >= sym.__stack_guard && v < sym.__stack_bottom) continue;
     const pt = `boot_pt_image${tableIndex(v, 2) - firstPd}`;
     if (!tables.has(pt)) throw new Error(`image page ${hex(v)} has no PT`);
     link("boot_pd_high", tableIndex(v, 2), pt);
-    table(pt)[tableIndex(v, 1)] = (v - off) | P | (v >= writableFrom ? W : 0n);
+    // W^X: text is RX, rodata R, data/bss/stack RW; all but text are NX.
+    table(pt)[tableIndex(v, 1)] = (v - off) | P | (v >= writableFrom ? W : 0n) |
+      (v >= executableTo ? NX : 0n);
   }
   link("boot_pd_high", tableIndex(layout.earlyWindowBase, 2), "boot_pt_early");
 
-  // The self-map: P|W, never G (a global self-map entry would survive CR3
-  // switches and show one address space's tables in another).
-  table("boot_pml4")[layout.recursiveSlot] = phys("boot_pml4") | P | W;
+  // The self-map: P|W|NX (tables are data), never G (a global self-map entry
+  // would survive CR3 switches and show one address space's tables in another).
+  table("boot_pml4")[layout.recursiveSlot] = phys("boot_pml4") | P | W | NX;
   return names.map((name) => ({ name, entries: table(name) }));
 }
 
@@ -139,6 +144,6 @@ export function renderBootTables(tables: BootTable[]): string {
     });
     flush();
   }
-  out.push("");
+  out.push("global boot_tables_end", "boot_tables_end:", "");
   return out.join("\n");
 }

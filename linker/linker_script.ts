@@ -115,6 +115,7 @@ SECTIONS
   __image_end = .;
   /* The 32-bit entry loads CR3 before paging is on: it needs a physical address. */
   boot_pml4_phys = boot_pml4 - ${off};
+  boot_tables_end_phys = boot_tables_end - ${off};
   ASSERT(__image_end - ${off} <= ${
     hex(layout.kernelPhysBase + layout.maxKernelSize)
   }, "kernel image exceeds MAX_KERNEL_SIZE: raise maxKernelSize in linker/layout.ts")

@@ -45,6 +45,15 @@ Deno.test("image check: a writable text page is caught", async () => {
   assert.match(checkBootTables(image, layout).join("\n"), /text page 0x[0-9a-f]+ is writable/);
 });
 
+Deno.test("image check: an executable data page and a non-executable text page are caught", async () => {
+  const image = await freshImage();
+  patch(image, pathOf(symbolValue(image, "__data_start")), (e) => e & ~pteFlag("NX"));
+  patch(image, pathOf(symbolValue(image, "__text_start")), (e) => e | pteFlag("NX"));
+  const problems = checkBootTables(image, layout).join("\n");
+  assert.match(problems, /data page 0x[0-9a-f]+ is executable/);
+  assert.match(problems, /text page 0x[0-9a-f]+ is not executable/);
+});
+
 Deno.test("image check: a page mapped to the wrong frame is caught", async () => {
   const image = await freshImage();
   patch(image, pathOf(symbolValue(image, "__data_start")), (e) => e + 0x1000n);

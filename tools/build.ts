@@ -84,7 +84,15 @@ const C_FLAGS = [
   "-Werror",
 ];
 
-const LD_FLAGS = ["-nostdlib", "-static", "-z", "max-page-size=0x1000", "--build-id=none"];
+const LD_FLAGS = [
+  "-nostdlib",
+  "-static",
+  "-z",
+  "max-page-size=0x1000",
+  "-z",
+  "noexecstack",
+  "--build-id=none",
+];
 
 async function sha256(data: string | Uint8Array): Promise<string> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
@@ -226,10 +234,21 @@ async function toolIdentity(tool: string, flag = "--version"): Promise<string> {
   return `${tool}: ${String(r.stdout).split("\n")[0]}`;
 }
 
-/** Build the kernel; throws BuildError with the tool's output on failure. */
+/**
+ * Build the kernel; throws BuildError with the tool's output on failure.
+ * Builds into one output directory are serialized with a file lock, so
+ * parallel test processes never write the same files at once.
+ */
 export async function build(options: BuildOptions): Promise<BuildResult> {
+  const out = options.outDir ?? join(options.root, "build");
+  await Deno.mkdir(out, { recursive: true });
+  using lock = await Deno.open(join(out, ".build.lock"), { create: true, write: true });
+  await lock.lock(true);
+  return await buildLocked(options, out);
+}
+
+async function buildLocked(options: BuildOptions, out: string): Promise<BuildResult> {
   const root = options.root;
-  const out = options.outDir ?? join(root, "build");
   const cc = options.cc ?? Deno.env.get("CC") ?? "gcc";
   const log = options.log ?? (() => {});
   const layout = deriveLayout(options.layout);
@@ -251,6 +270,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   ]);
   const kdir = join(root, options.kernelDir ?? "kernel");
   const includes = [`-I${gen}`, `-I${join(kdir, "include")}`];
+  // __FILE__ relative to the repository, so diagnostics say kernel/tests/x.c.
+  const prefixMap = `-fmacro-prefix-map=${root}/=`;
   const sources = await listSources(kdir);
   const steps: Step[] = sources.map((src) => {
     const rel = relative(root, src);
@@ -260,6 +281,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       ? [
         cc,
         ...C_FLAGS,
+        prefixMap,
         ...(options.extraCFlags ?? []),
         ...includes,
         "-MMD",

@@ -14,6 +14,7 @@ const hex = (v: bigint) => "0x" + v.toString(16);
 interface Expect {
   pa: bigint;
   writable: boolean;
+  executable: boolean;
   what: string;
 }
 
@@ -22,18 +23,20 @@ function expectedPages(image: ElfImage, layout: Layout): Map<bigint, Expect> {
   const s = (n: string) => symbolValue(image, n);
   const pages = new Map<bigint, Expect>();
   for (let a = s("__boot_start"); a < s("__boot_end"); a += PAGE_SIZE) {
-    pages.set(a, { pa: a, writable: true, what: "boot code (identity)" });
+    pages.set(a, { pa: a, writable: true, executable: true, what: "boot code (identity)" });
   }
-  const regions: [string, string, boolean][] = [
-    ["__text_start", "__text_end", false],
-    ["__rodata_start", "__rodata_end", false],
-    ["__data_start", "__data_end", true],
-    ["__bss_start", "__bss_end", true],
-    ["__stack_bottom", "__stack_top", true],
+  // W^X: [from, to, writable, executable]
+  const regions: [string, string, boolean, boolean][] = [
+    ["__text_start", "__text_end", false, true],
+    ["__rodata_start", "__rodata_end", false, false],
+    ["__data_start", "__data_end", true, false],
+    ["__bss_start", "__bss_end", true, false],
+    ["__stack_bottom", "__stack_top", true, false],
   ];
-  for (const [from, to, writable] of regions) {
+  for (const [from, to, writable, executable] of regions) {
     for (let v = s(from); v < s(to); v += PAGE_SIZE) {
-      pages.set(v, { pa: v - layout.kernelVirtOffset, writable, what: from.slice(2, -6) });
+      const what = from.slice(2, -6);
+      pages.set(v, { pa: v - layout.kernelVirtOffset, writable, executable, what });
     }
   }
   return pages;
@@ -79,6 +82,9 @@ export function checkBootTables(image: ElfImage, layout: Layout): string[] {
       if (m.writable !== want.writable) {
         problems.push(`${want.what} page ${hex(va)} is ${m.writable ? "" : "not "}writable`);
       }
+      if (m.noExecute === want.executable) {
+        problems.push(`${want.what} page ${hex(va)} is ${m.noExecute ? "not " : ""}executable`);
+      }
       if (m.user) problems.push(`${want.what} page ${hex(va)} is user-accessible`);
     }
   }
@@ -96,6 +102,7 @@ export function checkBootTables(image: ElfImage, layout: Layout): string[] {
     if (self.global) problems.push("the self-map entry has the G bit");
     if (!self.writable) problems.push("the self-map entry is not writable");
     if (self.user) problems.push("the self-map entry is user-accessible");
+    if (!self.noExecute) problems.push("the self-map entry is executable");
   }
 
   // 3. Every table at its computed self-map address, and nothing else in the window.

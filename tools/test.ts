@@ -72,7 +72,7 @@ async function main(args: string[]): Promise<number> {
   const junit = join(REPORT_DIR, "deno-test.xml");
   await Deno.remove(junit).catch(() => {});
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", `--junit-path=${junit}`, ...args],
+    args: ["test", "-A", "--parallel", `--junit-path=${junit}`, ...args],
     cwd: ROOT,
     stdin: "null",
   }).spawn();

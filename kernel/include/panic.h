@@ -16,14 +16,11 @@ void backtrace_print(u64 rip, u64 rbp);
 /* Write `code` to QEMU's isa-debug-exit port, then halt forever. */
 NORETURN void debug_exit(u8 code);
 
-/* A source path as given to the compiler, shortened to start at "kernel/". */
-const char *source_path(const char *file);
-
 /* Check an invariant that must hold whatever the input: panic naming it if not. */
 #define ASSERT(cond)                                                                  \
 	do {                                                                          \
 		if (!(cond))                                                          \
-			panic("assertion failed: %s at %s:%d", #cond, source_path(__FILE__), \
+			panic("assertion failed: %s at %s:%d", #cond, __FILE__, \
 			      __LINE__);                                   \
 	} while (0)
 

@@ -68,7 +68,7 @@ void ktest_fail_(const char *file, int line, const char *message, const char *ex
 	if (result.outcome == OUTCOME_FAIL)
 		return; /* keep the first failure */
 	result.outcome = OUTCOME_FAIL;
-	result.file = source_path(file);
+	result.file = file; /* repository-relative: the build maps the prefix */
 	result.line = line;
 	strlcpy(result.message, message, sizeof(result.message));
 	result.has_values = expected || actual;

@@ -28,17 +28,6 @@ NORETURN void debug_exit(u8 code)
 	halt_forever();
 }
 
-const char *source_path(const char *file)
-{
-	/* The build passes absolute paths; the runner wants them from the repository root. */
-	const char *found = NULL;
-	for (const char *p = file; (p = strstr(p, "kernel/")) != NULL; p++) {
-		if (p == file || p[-1] == '/')
-			found = p;
-	}
-	return found ? found : file;
-}
-
 /* The stack holding addr, as [*lo, *hi), or false if addr is on no kernel stack. */
 static bool stack_bounds(u64 addr, u64 *lo, u64 *hi)
 {

@@ -83,7 +83,7 @@ KTEST(selfmap, data_writable)
 	KASSERT_EQ(stack & (PTE_P | PTE_W), PTE_P | PTE_W);
 }
 
-KTEST_TODO(selfmap, data_not_executable, "linker/boot_tables.ts does not set NX on data, rodata and stack yet")
+KTEST(selfmap, data_not_executable)
 {
 	if (!cpu_nx_enabled())
 		KTEST_SKIP("the CPU has no NX");

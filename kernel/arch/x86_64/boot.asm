@@ -24,6 +24,7 @@
 %define CPUID_EXT_FEATURES  0x80000001
 %define CPUID_EDX_NX        (1 << 20)
 %define CPUID_EDX_LM        (1 << 29)
+%define PTE_NX_HIGH_DWORD   (1 << 31)   ; PTE_NX, seen in an entry's upper half
 
 ; COM1, used only to say why booting stopped
 %define COM1_DATA           0x3F8
@@ -35,6 +36,7 @@
 %define BOOT_DS             0x10
 
 extern boot_pml4_phys            ; defined by the linker script
+extern boot_tables_end_phys
 extern kmain
 extern __stack_top
 
@@ -91,6 +93,17 @@ boot_common:
     test edx, CPUID_EDX_LM
     jz .no_long_mode
     mov ebp, edx                ; feature bits, for NX below
+
+    ; Without NX, bit 63 of an entry is reserved: strip it from every boot table.
+    test ebp, CPUID_EDX_NX
+    jnz .tables_ready
+    mov ebx, boot_pml4_phys
+.strip_nx:
+    and dword [ebx + 4], ~PTE_NX_HIGH_DWORD
+    add ebx, 8
+    cmp ebx, boot_tables_end_phys
+    jb .strip_nx
+.tables_ready:
 
     lgdt [boot_gdtr]
 

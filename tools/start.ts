@@ -1,0 +1,37 @@
+/**
+ * `deno task start`: boot the kernel with its serial console on this
+ * terminal, and say what QEMU's exit status means.
+ */
+import { execa } from "execa";
+import { DEBUG_EXIT, qemuExitStatus } from "../linker/layout.ts";
+import { buildQemuArgs, chooseAccel, DEFAULT_QEMU } from "./runner/qemu.ts";
+
+/** What an exit status of QEMU running our kernel means. */
+export function describeExit(status: number | undefined): { ok: boolean; text: string } {
+  switch (status) {
+    case qemuExitStatus(DEBUG_EXIT.pass):
+      return { ok: true, text: "kernel: every selected test passed" };
+    case qemuExitStatus(DEBUG_EXIT.fail):
+      return { ok: false, text: "kernel: a test failed" };
+    case qemuExitStatus(DEBUG_EXIT.panic):
+      return { ok: false, text: "kernel: panic or unexpected exception" };
+    case 0:
+      return {
+        ok: false,
+        text: "QEMU exited 0: the guest reset (a triple fault under -no-reboot)",
+      };
+    default:
+      return { ok: false, text: `QEMU exited with status ${status}` };
+  }
+}
+
+/** Boot `elf` with `cmdline`, serial on the terminal; resolves to an exit code. */
+export async function startInteractive(elf: string, cmdline: string): Promise<number> {
+  const accel = chooseAccel();
+  console.error(`start: ${accel.accel} (${accel.reason}); Ctrl-C stops QEMU`);
+  const args = buildQemuArgs({ kernel: elf, append: cmdline, accel: accel.accel });
+  const r = await execa(DEFAULT_QEMU, args, { stdio: "inherit", reject: false });
+  const { ok, text } = describeExit(r.exitCode);
+  console.error(text);
+  return ok ? 0 : 1;
+}
