@@ -4,9 +4,15 @@ import { ROOT } from "../tools/paths.ts";
 
 let built: Promise<BuildResult> | undefined;
 
-/** The project's kernel, built once per test process (incrementally). */
+/**
+ * The kernel under test, built once per test process (incrementally): this
+ * repository's, or the tree at OUROBOROS_ROOT built into OUROBOROS_BUILD_DIR
+ * (how the end-to-end tests point the suite at a kernel of their own).
+ */
 export function builtKernel(): Promise<BuildResult> {
-  built ??= build({ root: ROOT });
+  const root = Deno.env.get("OUROBOROS_ROOT") ?? ROOT;
+  const outDir = Deno.env.get("OUROBOROS_BUILD_DIR");
+  built ??= build({ root, outDir });
   return built;
 }
 
