@@ -10,11 +10,12 @@
 /* E820 type of usable RAM (ACPI 6.5 §15.1, Table 15.1; multiboot2 uses the same value). */
 #define E820_RAM 1
 
-KTEST(bootinfo, protocol_is_pvh)
+KTEST(bootinfo, protocol_known)
 {
-	/* QEMU's -kernel boots an ELF with a PVH note through PVH; the runner always uses it. */
-	KASSERT_EQ(boot_info.protocol, BOOT_PROTOCOL_PVH);
-	KASSERT_STREQ(boot_protocol_name(boot_info.protocol), "pvh");
+	/* QEMU's -kernel starts us through PVH, GRUB through multiboot2: nothing else. */
+	KASSERT(boot_info.protocol == BOOT_PROTOCOL_PVH || boot_info.protocol == BOOT_PROTOCOL_MB2);
+	KASSERT_STREQ(boot_protocol_name(boot_info.protocol),
+		      boot_info.protocol == BOOT_PROTOCOL_PVH ? "pvh" : "multiboot2");
 	KASSERT_NE(boot_info.info_phys, 0);
 }
 
