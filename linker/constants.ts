@@ -6,6 +6,7 @@
 import {
   BOOT_PROTOCOL,
   bootPageTableCount,
+  canonical,
   DEBUG_EXIT,
   EARLY_WINDOW_SIZE,
   HUGE_PAGE_SIZE,
@@ -15,11 +16,13 @@ import {
   LEVELS,
   PAGE_SHIFT,
   PAGE_SIZE,
+  PML4_SLOT_SIZE,
   PTE_ADDR_MASK,
   PTE_BITS,
   type PteFlag,
   pteFlag,
   TABLE_ENTRIES,
+  USER_END,
 } from "./layout.ts";
 
 /** One named constant, with the comment that explains it. */
@@ -73,6 +76,13 @@ export function layoutConstants(layout: Layout): Constant[] {
     ),
     c("EARLY_WINDOW_BASE", layout.earlyWindowBase, "boot-info mapping window"),
     c("EARLY_WINDOW_SIZE", EARLY_WINDOW_SIZE, "size of the early window"),
+    c("PML4_SLOT_SIZE", PML4_SLOT_SIZE, "bytes one PML4 slot covers"),
+    c("USER_END", USER_END, "first address above the user half"),
+    c("KERNEL_HALF_START", canonical(USER_END), "first kernel-half address"),
+    c("PMM_STACK_SLOT", layout.pmmStackSlot, "PML4 slot of the PMM free-frame stack"),
+    c("PMM_STACK_BASE", layout.pmmStackBase, "PMM free-frame stack region"),
+    c("HEAP_SLOT", layout.heapSlot, "PML4 slot of the kernel heap"),
+    c("HEAP_BASE", layout.heapBase, "demand-zero kernel heap region"),
     c("BOOT_PROTOCOL_PVH", BOOT_PROTOCOL.pvh, "started by a PVH loader"),
     c("BOOT_PROTOCOL_MB2", BOOT_PROTOCOL.multiboot2, "started by multiboot2"),
     c("BOOT_PROTOCOL_MB1", BOOT_PROTOCOL.multiboot1, "started by multiboot1"),

@@ -70,6 +70,12 @@ export const BOOT_PROTOCOL = { pvh: 1, multiboot2: 2, multiboot1: 3 } as const;
 /** Size of the early window: one page table's worth of 4 KiB pages. */
 export const EARLY_WINDOW_SIZE = LARGE_PAGE_SIZE;
 
+/** Bytes one PML4 slot covers (512 GiB). */
+export const PML4_SLOT_SIZE = 1n << 39n;
+
+/** First address above the user half (canonical lower half ends below it). */
+export const USER_END = 0x0000_8000_0000_0000n;
+
 /** What a project may choose about its layout. */
 export interface LayoutConfig {
   /** Physical address the image is loaded at (the 32-bit boot code lives here). */
@@ -82,6 +88,10 @@ export interface LayoutConfig {
   kernelStackPages: number;
   /** Largest image (boot code to end of bss) the boot page tables can map. */
   maxKernelSize: bigint;
+  /** PML4 slot of the physical frame allocator's free-frame stack (512 GiB of virtual space). */
+  pmmStackSlot: number;
+  /** PML4 slot of the kernel heap, a demand-zero region. */
+  heapSlot: number;
 }
 
 /** The defaults: image at 1 MiB, kernel at -2 GiB, self-map in slot 510. */
@@ -91,6 +101,8 @@ export const DEFAULT_LAYOUT_CONFIG: LayoutConfig = {
   recursiveSlot: 510,
   kernelStackPages: 4,
   maxKernelSize: 8n << 20n,
+  pmmStackSlot: 384,
+  heapSlot: 385,
 };
 
 /** Everything derived from a validated {@link LayoutConfig}. */
@@ -109,6 +121,10 @@ export interface Layout extends LayoutConfig {
    * self-map before the memory manager runs.
    */
   earlyWindowBase: bigint;
+  /** Base of the PMM's free-frame stack region (one PML4 slot). */
+  pmmStackBase: bigint;
+  /** Base of the demand-zero kernel heap region (one PML4 slot). */
+  heapBase: bigint;
 }
 
 /** A layout that cannot work, with the reason. */
@@ -223,6 +239,23 @@ export function deriveLayout(
       `recursive slot ${slot} is the kernel's own PML4 slot`,
     );
   }
+  const regions: [string, number][] = [
+    ["the PMM stack", c.pmmStackSlot],
+    ["the kernel heap", c.heapSlot],
+  ];
+  for (const [name, s] of regions) {
+    if (!Number.isInteger(s) || s < TABLE_ENTRIES / 2 || s >= TABLE_ENTRIES) {
+      throw new LayoutError(`${name} slot ${s} is not a kernel-half PML4 slot (256..511)`);
+    }
+    if (s === slot || s === kernelPml4Slot) {
+      throw new LayoutError(
+        `${name} slot ${s} collides with the ${s === slot ? "self-map" : "kernel image"}`,
+      );
+    }
+  }
+  if (c.pmmStackSlot === c.heapSlot) {
+    throw new LayoutError("the PMM stack and the kernel heap need different PML4 slots");
+  }
   if (!Number.isInteger(c.kernelStackPages) || c.kernelStackPages < 1) {
     throw new LayoutError("kernel stack needs at least one page");
   }
@@ -242,6 +275,8 @@ export function deriveLayout(
     },
     kernelPml4Slot,
     earlyWindowBase: c.kernelVirtOffset + HUGE_PAGE_SIZE - EARLY_WINDOW_SIZE,
+    pmmStackBase: addressOf(c.pmmStackSlot, 0, 0, 0),
+    heapBase: addressOf(c.heapSlot, 0, 0, 0),
   };
 }
 

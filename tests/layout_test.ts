@@ -85,3 +85,15 @@ Deno.test("layout: tableIndex and addressOf are inverse", () => {
   assert.deepEqual([4, 3, 2, 1].map((l) => tableIndex(va, l)), [511, 510, 3, 7]);
   assert.equal(va, 0xffff_ffff_8060_7123n);
 });
+
+Deno.test("layout: the PMM stack and heap regions take slots of their own", () => {
+  const l = deriveLayout();
+  assert.equal(l.pmmStackBase, 0xffff_c000_0000_0000n);
+  assert.equal(l.heapBase, 0xffff_c080_0000_0000n);
+  assert.throws(
+    () => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, recursiveSlot: 384 }),
+    /PMM stack slot 384 collides with the self-map/,
+  );
+  assert.throws(() => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, heapSlot: 384 }), /different PML4 slots/);
+  assert.throws(() => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, heapSlot: 12 }), /kernel-half/);
+});
