@@ -59,6 +59,12 @@ export const DEBUG_EXIT = {
   panic: 0x12,
 } as const;
 
+/**
+ * The oracle channel: a second UART (COM2's address) backed by a QEMU ringbuf
+ * that the runner writes through QMP to let the kernel go on after a checkpoint.
+ */
+export const ORACLE_UART = { port: 0x2f8, irq: 3, chardev: "oracle" } as const;
+
 /** QEMU's process exit status for a value the kernel wrote to isa-debug-exit. */
 export function qemuExitStatus(code: number): number {
   return (code << 1) | 1;
