@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { combine, formatTable, parseBench } from "../tools/bench.ts";
+
+const RUN = [
+  "TAP version 14",
+  "# BENCH op=pmm_alloc page_size=4096 region_bytes=4096 pages=1000 ticks=25000",
+  "    # BENCH op=map page_size=4096 region_bytes=2097152 pages=512 ticks=20480",
+  "# BENCH done",
+];
+
+Deno.test("bench: kernel lines are parsed", () => {
+  assert.deepEqual(parseBench(RUN)[1], {
+    op: "map",
+    page_size: 4096,
+    region_bytes: 2097152,
+    pages: 512,
+    ticks: 20480,
+  });
+});
+
+Deno.test("bench: a run without 'done', a malformed line or an unknown op is an error", () => {
+  assert.throws(() => parseBench(RUN.slice(0, 3)), /did not finish/);
+  assert.throws(() => parseBench(["# BENCH op=map pages=x", "# BENCH done"]), /malformed/);
+  assert.throws(
+    () =>
+      parseBench([
+        "# BENCH op=teleport page_size=1 region_bytes=1 pages=1 ticks=1",
+        "# BENCH done",
+      ]),
+    /unknown bench op/,
+  );
+});
+
+Deno.test("bench: cycles and instructions are joined per measurement", () => {
+  const cycles = parseBench(RUN);
+  const instr = parseBench(RUN.map((l) => l.replace("ticks=25000", "ticks=31000")));
+  const r = combine(cycles, instr);
+  assert.deepEqual(r[0], {
+    op: "pmm_alloc",
+    page_size: 4096,
+    region_bytes: 4096,
+    cycles_per_page: 25,
+    instructions_per_page: 31,
+  });
+  assert.throws(() => combine(cycles, instr.slice(1)), /no icount sample for pmm_alloc/);
+  assert.match(formatTable(r), /map\s+4 KiB\s+2 MiB\s+40\.0\s+40\.0/);
+});
