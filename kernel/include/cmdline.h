@@ -3,6 +3,7 @@
  *
  * Options:
  *   ktest.filter=<glob>[,<glob>...]  run only tests whose "suite.test" matches
+ *   ktest.list                       list the selected tests (as skipped TAP results), run none
  *   selftest=<name>                  run one failure-class selftest instead
  * Unknown keys are kept and reported as TAP warnings, never silently ignored.
  */
@@ -18,6 +19,7 @@
 struct kernel_options {
 	const char *ktest_filter; /* NULL: run every test */
 	const char *selftest;     /* NULL: run the tests */
+	bool ktest_list;          /* list the selected tests instead of running them */
 	/* Problems found, as messages for "# warning: ..." lines. */
 	char warnings[CMDLINE_MAX_WARNINGS][96];
 	int nwarnings;

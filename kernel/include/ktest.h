@@ -116,7 +116,8 @@ void ktest_log(const char *fmt, ...) PRINTF_LIKE(1, 2);
 void ktest_print_version(void);
 
 /*
- * Run the registered tests that `filter` selects (NULL: all) as TAP.
+ * Run the registered tests that `filter` selects (NULL: all) as TAP; with
+ * `ktest.list` on the command line, list them instead (each "# SKIP listed").
  * Returns the debug-exit code: DEBUG_EXIT_PASS or DEBUG_EXIT_FAIL.
  */
 u8 ktest_run(const char *filter);

@@ -4,6 +4,10 @@
  * and its tests may come from several files. Output is TAP version 14 with
  * one subtest per suite. The plan is always counted before anything runs,
  * so the runner never prints a plan it does not keep.
+ *
+ * With `ktest.list` on the command line the same TAP is printed without
+ * running anything: every selected test is "ok N - name # SKIP listed", so a
+ * runner reads the list with its TAP parser and the plans prove it complete.
  */
 #include <cmdline.h>
 #include <early_map.h>
@@ -179,6 +183,15 @@ static bool selected(const struct ktest *t, const char *filter)
 	return !filter || glob_match_list(filter, name);
 }
 
+/* The SKIP reason of a listed test: the runner recognises a list by it. */
+#define LISTED_REASON "listed"
+
+/* Report t as test number n without running it (ktest.list). */
+static void list_one(const struct ktest *t, int n)
+{
+	kprintf(SUBTEST_INDENT "ok %d - %s # SKIP " LISTED_REASON "\n", n, t->name);
+}
+
 /* Run t as test number n of its subtest; returns false if it failed (TODO excepted). */
 static bool run_one(const struct ktest *t, int n)
 {
@@ -228,18 +241,24 @@ static int count_suite(const struct ktest *begin, const struct ktest *end, const
 	return n;
 }
 
-/* Run the selected tests of one suite as subtest n; returns false if any failed. */
+/* Run (or list) the selected tests of one suite as subtest n; returns false if any failed. */
 static bool run_suite(const struct ktest *begin, const struct ktest *end, const char *suite,
-		      const char *filter, int n)
+		      const char *filter, int n, bool list)
 {
 	kprintf("# Subtest: %s\n", suite);
 	kprintf(SUBTEST_INDENT "1..%d\n", count_suite(begin, end, suite, filter));
 	bool ok = true;
 	int i = 0;
-	for (const struct ktest *t = begin; t < end; t++)
-		if (strcmp(t->suite, suite) == 0 && selected(t, filter))
+	for (const struct ktest *t = begin; t < end; t++) {
+		if (strcmp(t->suite, suite) != 0 || !selected(t, filter))
+			continue;
+		if (list)
+			list_one(t, ++i);
+		else
 			ok &= run_one(t, ++i);
-	kprintf("%s %d - %s\n", ok ? "ok" : "not ok", n, suite);
+	}
+	kprintf("%s %d - %s%s\n", ok ? "ok" : "not ok", n, suite,
+		list ? " # SKIP " LISTED_REASON : "");
 	return ok;
 }
 
@@ -257,7 +276,9 @@ static void check_registry(const struct ktest *begin, const struct ktest *end)
 	}
 }
 
-u8 ktest_run_set(const struct ktest *begin, const struct ktest *end, const char *filter)
+/* Run (or list) the tests of [begin, end) that filter selects as TAP; returns the exit code. */
+static u8 run_set(const struct ktest *begin, const struct ktest *end, const char *filter,
+		  bool list)
 {
 	check_registry(begin, end);
 	int suites = 0, tests = 0;
@@ -274,15 +295,22 @@ u8 ktest_run_set(const struct ktest *begin, const struct ktest *end, const char 
 	else if (filter)
 		kprintf("# ktest.filter '%s' selected %d of %ld tests\n", filter, tests,
 			(long)(end - begin));
+	if (list)
+		kprintf("# ktest.list: listing %d tests, running none\n", tests);
 	bool ok = true;
 	int n = 0;
 	for (const struct ktest *t = begin; t < end; t++)
 		if (selected(t, filter) && first_of_suite(begin, t, filter))
-			ok &= run_suite(begin, end, t->suite, filter, ++n);
+			ok &= run_suite(begin, end, t->suite, filter, ++n, list);
 	return ok ? DEBUG_EXIT_PASS : DEBUG_EXIT_FAIL;
+}
+
+u8 ktest_run_set(const struct ktest *begin, const struct ktest *end, const char *filter)
+{
+	return run_set(begin, end, filter, false);
 }
 
 u8 ktest_run(const char *filter)
 {
-	return ktest_run_set(__ktest_start, __ktest_end, filter);
+	return run_set(__ktest_start, __ktest_end, filter, kernel_options.ktest_list);
 }

@@ -21,6 +21,16 @@ static const struct option options[] = {
 	{"selftest", offsetof(struct kernel_options, selftest)},
 };
 
+/* An option without a value: its presence sets a bool in kernel_options. */
+struct flag {
+	const char *key;
+	size_t field; /* offsetof the `bool` in struct kernel_options */
+};
+
+static const struct flag flags[] = {
+	{"ktest.list", offsetof(struct kernel_options, ktest_list)},
+};
+
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t';
@@ -47,6 +57,15 @@ static void parse_word(char *word, struct kernel_options *out)
 	if (eq) {
 		*eq = '\0';
 		value = eq + 1;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
+		if (strcmp(word, flags[i].key) != 0)
+			continue;
+		if (value)
+			warn(out, "kernel option '%s' takes no value", word);
+		else
+			*(bool *)((u8 *)out + flags[i].field) = true;
+		return;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(options); i++) {
 		if (strcmp(word, options[i].key) != 0)

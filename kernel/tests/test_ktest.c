@@ -94,6 +94,19 @@ KTEST(ktest, cmdline_unknown_reported)
 	KASSERT(opts.ktest_filter == NULL);
 }
 
+KTEST(ktest, cmdline_list_flag)
+{
+	KASSERT_EQ(cmdline_parse("ktest.filter=a.* ktest.list", &opts), 0);
+	KASSERT(opts.ktest_list);
+	KASSERT_STREQ(opts.ktest_filter, "a.*");
+	KASSERT_EQ(cmdline_parse("ktest.filter=a.*", &opts), 0);
+	KASSERT(!opts.ktest_list);
+	/* A flag given a value is a mistake worth a warning, and does not set the flag. */
+	KASSERT_EQ(cmdline_parse("ktest.list=yes", &opts), 1);
+	KASSERT_STREQ(opts.warnings[0], "kernel option 'ktest.list' takes no value");
+	KASSERT(!opts.ktest_list);
+}
+
 KTEST(ktest, cmdline_many_warnings)
 {
 	int warnings = cmdline_parse("a b c d e f g h i j", &opts);
