@@ -28,6 +28,14 @@ struct hvm_start_info {
 	u32 reserved;
 } PACKED;
 
+/* One PVH module-list entry. */
+struct hvm_modlist_entry {
+	u64 paddr;
+	u64 size;
+	u64 cmdline_paddr;
+	u64 reserved;
+} PACKED;
+
 /* One PVH memory-map entry (E820 layout). */
 struct hvm_memmap_entry {
 	u64 addr;
@@ -40,6 +48,7 @@ struct hvm_memmap_entry {
 #define MB2_TAG_ALIGN 8
 #define MB2_TAG_END 0
 #define MB2_TAG_CMDLINE 1
+#define MB2_TAG_MODULE 3
 #define MB2_TAG_MMAP 6
 #define MB2_TAG_ACPI_OLD 14 /* RSDP of ACPI 1.0, copied into the tag */
 #define MB2_TAG_ACPI_NEW 15 /* RSDP of ACPI 2.0+, copied into the tag */
@@ -61,11 +70,28 @@ struct mb2_tag_mmap {
 	/* entries follow */
 } PACKED;
 
+struct mb2_tag_module {
+	struct mb2_tag tag;
+	u32 mod_start;
+	u32 mod_end; /* exclusive */
+	/* the module's command line follows */
+} PACKED;
+
 /* How the memory map is stored. */
 enum memmap_format {
 	MEMMAP_NONE,
 	MEMMAP_PVH, /* struct hvm_memmap_entry[count] */
 	MEMMAP_MB2, /* multiboot2 mmap entries of entry_size bytes, count of them */
+};
+
+/* Most boot modules kept; a loader passing more is refused (the memory manager must reserve them all). */
+#define BOOT_MODULES_MAX 16
+
+/* Where the loader put a module (initrd...), so the memory manager keeps its frames. */
+struct boot_module {
+	u64 phys;
+	u64 size;
+	u64 cmdline_phys; /* PVH: the module's command line; multiboot2: 0 (it is inside the info) */
 };
 
 struct boot_info {
@@ -78,6 +104,13 @@ struct boot_info {
 	u32 memmap_entries;
 	u32 memmap_entry_size; /* bytes per entry */
 	u64 rsdp_phys;         /* PVH: the loader's pointer; MB2: the copy inside the tag; 0 if none */
+	/* Where the loader's own data lies, so the memory manager keeps it. */
+	u64 info_size;    /* bytes of the structure at info_phys */
+	u64 cmdline_phys; /* the loader's command line (0: none) */
+	u64 cmdline_size; /* its bytes as read (terminator included; CMDLINE_MAX if truncated) */
+	u64 modlist_phys; /* PVH module list (0: none, or multiboot2) */
+	u32 nr_modules;
+	struct boot_module modules[BOOT_MODULES_MAX];
 };
 
 extern struct boot_info boot_info;

@@ -40,10 +40,32 @@ static void copy_cmdline_phys(u64 phys, struct boot_info *out)
 	size_t n = out->cmdline_truncated ? CMDLINE_MAX - 1 : len;
 	memcpy(out->cmdline, src, n);
 	out->cmdline[n] = '\0';
+	out->cmdline_phys = phys;
+	out->cmdline_size = out->cmdline_truncated ? CMDLINE_MAX : len + 1;
 	early_unmap(src, CMDLINE_MAX);
 }
 
-/* Read a PVH hvm_start_info: command line, memory map, RSDP. */
+/* Record the PVH module list (where each module lies) into out->modules. */
+static void read_pvh_modules(u64 list_phys, u32 count, struct boot_info *out)
+{
+	if (count == 0)
+		return;
+	if (count > BOOT_MODULES_MAX)
+		panic("bootinfo: %u PVH modules, more than BOOT_MODULES_MAX (%d)", count,
+		      BOOT_MODULES_MAX);
+	size_t bytes = count * sizeof(struct hvm_modlist_entry);
+	const struct hvm_modlist_entry *list = early_map(list_phys, bytes);
+	if (!list)
+		panic("bootinfo: early window full mapping the PVH module list");
+	for (u32 i = 0; i < count; i++)
+		out->modules[i] = (struct boot_module){list[i].paddr, list[i].size,
+						       list[i].cmdline_paddr};
+	early_unmap(list, bytes);
+	out->modlist_phys = list_phys;
+	out->nr_modules = count;
+}
+
+/* Read a PVH hvm_start_info: command line, memory map, RSDP, modules. */
 static void parse_pvh(u64 phys, struct boot_info *out)
 {
 	const struct hvm_start_info *si = early_map(phys, sizeof(*si));
@@ -53,7 +75,10 @@ static void parse_pvh(u64 phys, struct boot_info *out)
 		panic("bootinfo: bad PVH start info magic 0x%08x at 0x%llx (expected 0x%08x)",
 		      si->magic, phys, PVH_START_MAGIC);
 	u64 cmdline = si->cmdline_paddr;
+	u64 modlist = si->modlist_paddr;
+	u32 nr_modules = si->nr_modules;
 	out->rsdp_phys = si->rsdp_paddr;
+	out->info_size = sizeof(*si);
 	if (si->version >= PVH_MEMMAP_VERSION && si->memmap_entries > 0) {
 		out->memmap_format = MEMMAP_PVH;
 		out->memmap_phys = si->memmap_paddr;
@@ -62,6 +87,7 @@ static void parse_pvh(u64 phys, struct boot_info *out)
 	}
 	early_unmap(si, sizeof(*si));
 	copy_cmdline_phys(cmdline, out);
+	read_pvh_modules(modlist, nr_modules, out);
 }
 
 /* Take what the kernel keeps from one multiboot2 tag at physical `phys`. */
@@ -75,6 +101,18 @@ static int mb2_take_tag(const struct mb2_tag *tag, u64 phys, struct boot_info *o
 		size_t n = out->cmdline_truncated ? CMDLINE_MAX - 1 : len;
 		memcpy(out->cmdline, tag + 1, n);
 		out->cmdline[n] = '\0';
+		out->cmdline_phys = phys + sizeof(*tag);
+		out->cmdline_size = out->cmdline_truncated ? CMDLINE_MAX : len + 1;
+		return 0;
+	}
+	case MB2_TAG_MODULE: {
+		const struct mb2_tag_module *m = (const struct mb2_tag_module *)tag;
+		if (tag->size < sizeof(*m) || m->mod_end < m->mod_start)
+			return -E_INVAL;
+		if (out->nr_modules == BOOT_MODULES_MAX)
+			return -E_NOSPC; /* more than BOOT_MODULES_MAX modules */
+		out->modules[out->nr_modules++] =
+			(struct boot_module){m->mod_start, m->mod_end - m->mod_start, 0};
 		return 0;
 	}
 	case MB2_TAG_MMAP: {
@@ -133,10 +171,12 @@ static void parse_mb2(u64 phys, struct boot_info *out)
 	const void *info = early_map(phys, total);
 	if (!info)
 		panic("bootinfo: early window full mapping %u bytes of multiboot2 info", total);
+	out->info_size = total;
 	int err = bootinfo_parse_mb2(info, phys, out);
 	early_unmap(info, total);
 	if (err < 0)
-		panic("bootinfo: malformed multiboot2 information at 0x%llx (error %d)", phys, err);
+		panic("bootinfo: malformed multiboot2 information at 0x%llx (error %d%s)", phys, err,
+		      err == -E_NOSPC ? ": more than BOOT_MODULES_MAX modules" : "");
 }
 
 void bootinfo_init(u32 protocol, u64 info_phys)
