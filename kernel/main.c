@@ -10,6 +10,7 @@
 #include <ktest.h>
 #include <layout.h>
 #include <panic.h>
+#include <pmm.h>
 #include <printf.h>
 #include <serial.h>
 #include <trap.h>
@@ -35,6 +36,7 @@ NORETURN void kmain(u32 protocol, u32 boot_info_phys)
 	if (kernel_options.selftest && kernel_options.ktest_filter)
 		kprintf("# warning: ktest.filter is ignored: selftest=%s runs instead of the tests\n",
 			kernel_options.selftest);
+	pmm_init();
 	if (kernel_options.selftest)
 		selftest_run(kernel_options.selftest);
 	debug_exit(ktest_run(kernel_options.ktest_filter));

@@ -9,6 +9,15 @@
 
 #include <types.h>
 
+/*
+ * Double-free detection (pmm.c says how, and its limits). It costs O(1) per
+ * call and writes only into frames that are free, so it is on in every
+ * build; building with -DPMM_NO_DEBUG removes it.
+ */
+#ifndef PMM_NO_DEBUG
+#define PMM_DEBUG 1
+#endif
+
 /* Counters, in frames. Invariant: total == free + used. */
 struct pmm_stats {
 	u64 total; /* RAM frames the allocator manages (stack pages included) */
@@ -31,5 +40,21 @@ int pmm_free(u64 frame);
 
 /* Current counters. */
 void pmm_get_stats(struct pmm_stats *out);
+
+/* The shape of the free-frame stack (for tests and diagnostics). */
+struct pmm_stack_info {
+	u64 depth;        /* entries on the stack */
+	u64 pages;        /* stack pages mapped (each is a free frame too) */
+	u64 per_page;     /* entries one stack page holds */
+	u64 page0;        /* virtual address of stack page 0; page k is k pages above */
+	u64 table_frames; /* frames the region's page tables took at init (never managed) */
+};
+
+/* Current stack shape. */
+void pmm_get_stack_info(struct pmm_stack_info *out);
+
+struct memmap;
+/* The sanitized and carved memory map the allocator was built from. */
+const struct memmap *pmm_memmap(void);
 
 #endif

@@ -1,0 +1,441 @@
+/*
+ * The physical frame allocator: a stack of free frames in its own PML4 slot
+ * (PMM_STACK_BASE). There is no direct map, so the stack's pages are free
+ * frames themselves, mapped one after the other:
+ *
+ *   PMM_STACK_BASE + 0          scratch page: maps one frame briefly (debug marks)
+ *   PMM_STACK_BASE + (1+k) * 4K stack page k, entries k*PER_PAGE .. +PER_PAGE-1
+ *
+ * Pushing onto a full top page maps the frame being freed as the next page
+ * (it is free, so it may hold the list of free frames); popping from an
+ * empty top page unmaps that page and hands out its frame. Each is one PTE
+ * write and one invlpg, so alloc and free are O(1), and the stack costs no
+ * memory that is not free anyway. Invariant: (pages-1)*PER_PAGE <= depth <=
+ * pages*PER_PAGE, and free frames = depth + pages.
+ *
+ * The tables of the region are created at init for the most pages the RAM
+ * can need, from a bump allocator over the map, so nothing here relies on
+ * the page-fault handler (which allocates frames through this allocator).
+ *
+ * Double frees (PMM_DEBUG) are caught without per-frame state:
+ *  - Init pushes the managed frames in a fixed order (the lowest ones
+ *    become its stack pages, the rest its entries, ascending), so which
+ *    frame init put in each entry and page is arithmetic (init_slot). The
+ *    stack keeps a clean prefix: entries [0, clean_entries) and pages
+ *    [0, clean_pages) still hold what init put there. A frame whose init
+ *    slot lies in the clean prefix is free, and no memory is read to know.
+ *  - Any other freed frame gets a mark, two words keyed by its address and
+ *    a per-boot salt, in its last 16 bytes (written through the scratch
+ *    page; a stack page leaves those words unused). A free finding the mark
+ *    is a double free; taking the frame off the stack erases it.
+ *  - A frame given back into its own init slot while the stack is all
+ *    clean extends the clean prefix instead of being marked, so allocating
+ *    everything and freeing it back in reverse touches no frame's memory.
+ * Limits: a use-after-free that overwrites a free frame's last 16 bytes
+ * erases its mark, and a later double free of it goes unnoticed; a used
+ * frame whose owner stored exactly that frame's mark is refused as a double
+ * free (only a copy of a free frame's tail or a forgery can do that). The
+ * scratch page makes alloc and free non-reentrant: with interrupts or SMP,
+ * this needs a lock.
+ */
+#include <cpu.h>
+#include <layout.h>
+#include <memmap.h>
+#include <paging.h>
+#include <panic.h>
+#include <pmm.h>
+#include <printf.h>
+#include <string.h>
+
+#define SCRATCH_VA PMM_STACK_BASE
+#define STACK_PAGE0 (PMM_STACK_BASE + PAGE_SIZE)
+/* Pages of the region (one PML4 slot). */
+#define REGION_PAGES (PML4_SLOT_SIZE / PAGE_SIZE)
+/* Frames beyond what a PTE can address (52-bit physical addresses, SDM Vol. 3A §4.5) are not usable. */
+#define PHYS_LIMIT (PTE_ADDR_MASK + PAGE_SIZE)
+
+#ifdef PMM_DEBUG
+#define MARK_WORDS 2
+/* The mark's two words before the salt and the frame's address are mixed in. */
+#define MARK_MAGIC0 0x6672656566726565ULL /* "freefree" */
+#define MARK_MAGIC1 0x706d6d737461636bULL /* "pmmstack" */
+#else
+#define MARK_WORDS 0
+#endif
+/* Entries a stack page holds. */
+#define PER_PAGE (PAGE_SIZE / sizeof(u64) - MARK_WORDS)
+
+/* A managed range of frames; rank is how many managed frames lie below base. */
+struct range {
+	u64 base, end, rank;
+};
+
+static struct memmap boot_map;
+static struct range ranges[MEMMAP_MAX];
+static u32 nranges;
+static u64 total;        /* managed frames */
+static u64 depth;        /* entries on the stack */
+static u64 pages;        /* stack pages mapped */
+static u64 max_pages;    /* stack pages the region's tables cover */
+static u64 table_frames; /* bump-allocated tables of the region */
+static u64 leaf_flags;   /* P, W, and NX when the CPU honours it */
+static u64 init_pages;   /* stack pages init made: the lowest managed frames */
+#ifdef PMM_DEBUG
+static u64 clean_entries; /* entries [0, clean_entries) hold init's frames */
+static u64 clean_pages;   /* pages [0, clean_pages) are init's frames */
+static u64 mark_salt;     /* per boot: a mark left by an earlier boot does not count */
+#endif
+
+/* Virtual address of stack page k. */
+static u64 page_va(u64 k)
+{
+	return STACK_PAGE0 + k * PAGE_SIZE;
+}
+
+/* Stack entry p, through its page. */
+static volatile u64 *entry_ptr(u64 p)
+{
+	return (volatile u64 *)page_va(p / PER_PAGE) + p % PER_PAGE;
+}
+
+/* Map frame at va of the region (its PT exists since init). */
+static void region_map(u64 va, u64 frame)
+{
+	*selfmap_pte(va) = frame | leaf_flags;
+	invlpg(va);
+}
+
+/* Unmap va of the region; returns the frame it mapped. */
+static u64 region_unmap(u64 va)
+{
+	volatile u64 *pte = selfmap_pte(va);
+	u64 frame = pte_frame(*pte);
+	*pte = 0;
+	invlpg(va);
+	return frame;
+}
+
+/* Push a free frame: into the top page, or, when that is full, as the next page. */
+static void push(u64 frame)
+{
+	if (depth == pages * PER_PAGE) {
+		ASSERT(pages < max_pages); /* more frees than frames: the checks missed a double free */
+		region_map(page_va(pages), frame);
+		pages++;
+		return;
+	}
+	*entry_ptr(depth++) = frame;
+}
+
+/* The managed range holding frame, or NULL (binary search: ranges are sorted). */
+static const struct range *range_of(u64 frame)
+{
+	u32 lo = 0, hi = nranges;
+	while (lo < hi) {
+		u32 mid = lo + (hi - lo) / 2;
+		if (frame < ranges[mid].base)
+			hi = mid;
+		else if (frame >= ranges[mid].end)
+			lo = mid + 1;
+		else
+			return &ranges[mid];
+	}
+	return NULL;
+}
+
+#ifdef PMM_DEBUG
+/* Where init put a frame: stack page `index`, or entry `index`. */
+struct slot {
+	bool page;
+	u64 index;
+};
+
+/* Init made ranks [0, init_pages) its pages and the ranks after them its entries, in order. */
+static struct slot init_slot(u64 frame)
+{
+	const struct range *r = range_of(frame);
+	u64 rank = r->rank + (frame - r->base) / PAGE_SIZE;
+	if (rank < init_pages)
+		return (struct slot){true, rank};
+	return (struct slot){false, rank - init_pages};
+}
+
+/* The words of frame's mark, at the end of the page mapped at va. */
+static volatile u64 *mark_at(u64 va)
+{
+	return (volatile u64 *)(va + PAGE_SIZE) - MARK_WORDS;
+}
+
+static bool has_mark(u64 va, u64 frame)
+{
+	volatile u64 *m = mark_at(va);
+	return m[0] == (MARK_MAGIC0 ^ mark_salt ^ frame) && m[1] == (MARK_MAGIC1 ^ mark_salt ^ frame);
+}
+
+static void set_mark(u64 va, u64 frame)
+{
+	volatile u64 *m = mark_at(va);
+	m[0] = MARK_MAGIC0 ^ mark_salt ^ frame;
+	m[1] = MARK_MAGIC1 ^ mark_salt ^ frame;
+}
+
+static void clear_mark(u64 va)
+{
+	volatile u64 *m = mark_at(va);
+	m[0] = m[1] = 0;
+}
+
+/* True when the stack holds only init's frames in init's slots. */
+static bool stack_clean(void)
+{
+	return clean_entries == depth && clean_pages == pages;
+}
+
+/* Check that a managed frame is not free, and record it as free. 0 or -E_DOUBLE. */
+static int debug_on_free(u64 frame)
+{
+	struct slot s = init_slot(frame);
+	if (s.page ? s.index < clean_pages : s.index < clean_entries)
+		return -E_DOUBLE; /* still where init put it */
+	bool next_is_page = depth == pages * PER_PAGE;
+	if (stack_clean() && s.page == next_is_page && s.index == (s.page ? pages : depth)) {
+		/* Every free frame is a clean one, so this one is not free: it goes back to its slot. */
+		if (s.page)
+			clean_pages++;
+		else
+			clean_entries++;
+		return 0;
+	}
+	region_map(SCRATCH_VA, frame);
+	bool marked = has_mark(SCRATCH_VA, frame);
+	if (!marked)
+		set_mark(SCRATCH_VA, frame);
+	region_unmap(SCRATCH_VA);
+	return marked ? -E_DOUBLE : 0;
+}
+
+/* Before stack page k is handed out: shrink the clean prefix, or erase the page's mark. */
+static void debug_on_take_page(u64 k)
+{
+	if (k < clean_pages)
+		clean_pages = k;
+	else
+		clear_mark(page_va(k));
+}
+
+/* After entry p (holding frame) was popped: shrink the clean prefix, or erase the frame's mark. */
+static void debug_on_take_entry(u64 p, u64 frame)
+{
+	if (p < clean_entries) {
+		clean_entries = p;
+		return;
+	}
+	region_map(SCRATCH_VA, frame);
+	clear_mark(SCRATCH_VA);
+	region_unmap(SCRATCH_VA);
+}
+#endif
+
+/* Pop a frame (pages > 0): the top entry, or the top page itself once it holds none. */
+static u64 pop(void)
+{
+	if (depth == (pages - 1) * PER_PAGE) {
+		pages--;
+#ifdef PMM_DEBUG
+		debug_on_take_page(pages);
+#endif
+		return region_unmap(page_va(pages));
+	}
+	u64 frame = *entry_ptr(--depth);
+#ifdef PMM_DEBUG
+	debug_on_take_entry(depth, frame);
+#endif
+	return frame;
+}
+
+int pmm_alloc(u64 *frame)
+{
+	if (pages == 0)
+		return -E_NOMEM;
+	*frame = pop();
+	return 0;
+}
+
+int pmm_free(u64 frame)
+{
+	if (!IS_ALIGNED(frame, PAGE_SIZE) || !range_of(frame))
+		return -E_INVAL; /* the kernel's and the loader's frames are not in any range */
+	if (depth + pages == total)
+		return -E_DOUBLE; /* everything is free already: a double free, even without PMM_DEBUG */
+#ifdef PMM_DEBUG
+	int err = debug_on_free(frame);
+	if (err < 0)
+		return err;
+#endif
+	push(frame);
+	return 0;
+}
+
+void pmm_get_stats(struct pmm_stats *out)
+{
+	out->total = total;
+	out->free = depth + pages;
+	out->used = total - out->free;
+}
+
+void pmm_get_stack_info(struct pmm_stack_info *out)
+{
+	*out = (struct pmm_stack_info){depth, pages, PER_PAGE, STACK_PAGE0, table_frames};
+}
+
+const struct memmap *pmm_memmap(void)
+{
+	return &boot_map;
+}
+
+/* The RAM entries of the map, below PHYS_LIMIT, become the ranges; returns their frames. */
+static u64 collect_ranges(void)
+{
+	u64 frames = 0;
+	for (u32 i = 0; i < boot_map.count; i++) {
+		const struct memmap_entry *e = &boot_map.entry[i];
+		u64 end = e->base + e->size < PHYS_LIMIT ? e->base + e->size : PHYS_LIMIT;
+		if (e->type != E820_RAM || e->base >= end)
+			continue;
+		ranges[nranges++] = (struct range){e->base, end, 0};
+		frames += (end - e->base) / PAGE_SIZE;
+	}
+	return frames;
+}
+
+/* A frame for a table of the region, before the stack exists: the bottom of the lowest range. */
+static u64 bump_take(void)
+{
+	for (u32 i = 0; i < nranges; i++) {
+		if (ranges[i].base == ranges[i].end)
+			continue; /* used up: dropped by rank_ranges */
+		u64 frame = ranges[i].base;
+		ranges[i].base += PAGE_SIZE;
+		table_frames++;
+		return frame;
+	}
+	panic("pmm: no RAM left for the free-frame stack's page tables");
+}
+
+/* Make sure the table at `level` translating va exists: a bump frame, installed, then zeroed. */
+static void ensure_table(int level, u64 va)
+{
+	volatile u64 *parent = selfmap_entry(level + 1, va);
+	if (*parent & PTE_P) {
+		ASSERT(!(*parent & PTE_PS));
+		return;
+	}
+	/* Not NX: an upper-level NX would cover anything later placed under it. */
+	*parent = bump_take() | PTE_P | PTE_W;
+	/* The new table appears at its self-map address; nothing stale may be cached there. */
+	u64 table = ALIGN_DOWN((u64)selfmap_entry(level, va), PAGE_SIZE);
+	invlpg(table);
+	memset((void *)table, 0, PAGE_SIZE);
+}
+
+/* Create the PDPT, PDs and PTs that [start, end) needs, top-down so each parent exists. */
+static void build_tables(u64 start, u64 end)
+{
+	for (int level = LEVEL_PDPT; level >= LEVEL_PT; level--) {
+		u64 span = 1ULL << va_shift(level + 1); /* what one table at `level` covers */
+		for (u64 va = ALIGN_DOWN(start, span); va < end; va += span)
+			ensure_table(level, va);
+	}
+}
+
+/* Drop ranges the bump allocator used up and number the frames in order; returns the total. */
+static u64 rank_ranges(void)
+{
+	u32 kept = 0;
+	u64 rank = 0;
+	for (u32 i = 0; i < nranges; i++) {
+		if (ranges[i].base == ranges[i].end)
+			continue;
+		ranges[kept] = ranges[i];
+		ranges[kept++].rank = rank;
+		rank += (ranges[i].end - ranges[i].base) / PAGE_SIZE;
+	}
+	nranges = kept;
+	return rank;
+}
+
+/* A walk over the managed frames in rank order. */
+struct cursor {
+	u32 range;
+	u64 frame;
+};
+
+/* The cursor at `rank` (<= total: total is the end of the last range). */
+static struct cursor cursor_at(u64 rank)
+{
+	u32 i = 0;
+	while (i + 1 < nranges && rank >= ranges[i + 1].rank)
+		i++;
+	return (struct cursor){i, ranges[i].base + (rank - ranges[i].rank) * PAGE_SIZE};
+}
+
+/* The cursor's frame, then step to the next rank. */
+static u64 cursor_next(struct cursor *c)
+{
+	if (c->frame == ranges[c->range].end) {
+		c->range++;
+		c->frame = ranges[c->range].base;
+	}
+	u64 frame = c->frame;
+	c->frame += PAGE_SIZE;
+	return frame;
+}
+
+/*
+ * Free every managed frame. The push rule alone decides when a frame
+ * becomes a page; init hands it the lowest frames then, so the stack pages
+ * lie together instead of one in every PER_PAGE + 1 frames (each would sit
+ * in its own 2 MiB of RAM, and a hypervisor backing guest RAM with huge
+ * pages would make all of it resident).
+ */
+static void push_all(void)
+{
+	init_pages = (total + PER_PAGE) / (PER_PAGE + 1); /* ceil: one page per PER_PAGE + 1 frames */
+	struct cursor page = cursor_at(0), entry = cursor_at(init_pages);
+	for (u64 i = 0; i < total; i++)
+		push(cursor_next(depth == pages * PER_PAGE ? &page : &entry));
+	ASSERT(pages == init_pages && depth == total - init_pages);
+}
+
+static inline u64 rdtsc(void)
+{
+	u32 lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((u64)hi << 32) | lo;
+}
+
+void pmm_init(void)
+{
+	memmap_from_boot(&boot_map);
+	memmap_print(&boot_map);
+	u64 frames = collect_ranges();
+	if (frames == 0)
+		panic("pmm: the memory map has no usable RAM");
+	leaf_flags = PTE_P | PTE_W | (cpu_nx_enabled() ? PTE_NX : 0);
+	/* Free frames F = entries + pages and pages <= entries / PER_PAGE + 1: this covers any F <= frames. */
+	max_pages = frames / PER_PAGE + 2;
+	if (1 + max_pages > REGION_PAGES)
+		panic("pmm: %llu frames need more stack pages than one PML4 slot holds", frames);
+	build_tables(PMM_STACK_BASE, STACK_PAGE0 + max_pages * PAGE_SIZE);
+	total = rank_ranges();
+	push_all();
+#ifdef PMM_DEBUG
+	clean_entries = depth;
+	clean_pages = pages;
+	mark_salt = rdtsc() * 0x9e3779b97f4a7c15ULL; /* spread the low bits that change most */
+#endif
+	kprintf("# pmm: %llu frames (%llu MiB) free in %u ranges, stack uses %llu pages\n", total,
+		total * PAGE_SIZE >> 20, nranges, pages);
+	kprintf("# pmm: the stack's page tables took %llu frames; %llu entries per stack page\n",
+		table_frames, (u64)PER_PAGE);
+}
