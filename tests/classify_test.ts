@@ -126,25 +126,37 @@ Deno.test("classify: a missing plan is incomplete, not a pass", () => {
   assert.match(c.message, /no top-level plan/);
 });
 
-Deno.test("classify: silence timeout → hang naming the running test", () => {
-  const timeout: TimeoutInfo = { kind: "silence", ms: 5000 };
+Deno.test("classify: silence deadline → hang naming the deadline and the running test", () => {
+  const timeout: TimeoutInfo = { deadline: "silence", ms: 5000 };
   const c = classify(fixture("crash-mid-suite.tap", { exit: 0, timeout }));
   assert.equal(c.kind, "hang");
+  assert.equal(c.category, "hang");
   assert.equal(c.test, "layout.selfmap");
   assert.equal(
     c.message,
-    "hang: no serial output for 5000 ms while running layout.selfmap",
+    "hang: the silence deadline (5000 ms without a TAP line) passed while running layout.selfmap",
   );
 });
 
-Deno.test("classify: overall timeout → hang, and before TAP quotes the output", () => {
-  const timeout: TimeoutInfo = { kind: "overall", ms: 60000 };
-  const c = classify(
-    input("booting...", { exit: { kind: "signaled", signal: "SIGKILL" }, timeout }),
-  );
+Deno.test("classify: run deadline after TAP started → hang naming it", () => {
+  const timeout: TimeoutInfo = { deadline: "run", ms: 800 };
+  const c = classify(fixture("crash-mid-suite.tap", { exit: 0, timeout }));
   assert.equal(c.kind, "hang");
-  assert.match(c.message, /overall timeout of 60000 ms before any TAP output/);
-  assert.deepEqual(c.details, ['first bytes: "booting..."']);
+  assert.match(c.message, /the run deadline \(800 ms for the whole run\) passed while running/);
+});
+
+Deno.test("classify: a deadline before any TAP line → no boot, quoting the output", () => {
+  for (const deadline of ["boot", "run"] as const) {
+    const timeout: TimeoutInfo = { deadline, ms: 60000 };
+    const c = classify(
+      input("booting...", { exit: { kind: "signaled", signal: "SIGKILL" }, timeout }),
+    );
+    assert.equal(c.kind, "boot-timeout");
+    assert.equal(c.category, "boot");
+    assert.match(c.message, new RegExp(`no boot: the ${deadline} deadline \\(60000 ms`));
+    assert.match(c.message, /before the first TAP line/);
+    assert.deepEqual(c.details, ['first bytes: "booting..."']);
+  }
 });
 
 Deno.test("classify: Bail out! → panic with reason and dump", () => {

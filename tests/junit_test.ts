@@ -26,16 +26,31 @@ const REPORT = `<?xml version="1.0" encoding="UTF-8"?>
 </testsuites>`;
 
 Deno.test("junit: steps are counted, their container is not", () => {
-  assert.deepEqual(countJunit(REPORT), { passed: 2, failed: 2, skipped: 1 });
+  assert.deepEqual(countJunit(REPORT), { passed: 2, failed: 2, skipped: 1, flaky: 0 });
 });
 
 Deno.test("junit: an empty report counts nothing", () => {
-  assert.deepEqual(countJunit("<testsuites></testsuites>"), { passed: 0, failed: 0, skipped: 0 });
+  assert.deepEqual(countJunit("<testsuites></testsuites>"), {
+    passed: 0,
+    failed: 0,
+    skipped: 0,
+    flaky: 0,
+  });
 });
 
 Deno.test("junit: the closing line has the required form", () => {
   assert.equal(
-    summaryLine({ passed: 3, failed: 1, skipped: 2 }),
+    summaryLine({ passed: 3, failed: 1, skipped: 2, flaky: 0 }),
     "tests: 3 passed, 1 failed, 2 skipped",
   );
+  // Flaky tests are never counted as passed: they get a count of their own.
+  assert.equal(
+    summaryLine({ passed: 3, failed: 0, skipped: 2, flaky: 1 }),
+    "tests: 3 passed, 0 failed, 2 skipped, 1 flaky",
+  );
+});
+
+Deno.test("junit: a passing step marked flaky is counted as flaky", () => {
+  const xml = REPORT.replace("suite a &gt; one", "suite a &gt; one [flaky]");
+  assert.deepEqual(countJunit(xml), { passed: 1, failed: 2, skipped: 1, flaky: 1 });
 });

@@ -1,39 +1,36 @@
 /**
- * The kernel's own tests: build (incrementally), check the boot tables with
- * the host-side walker, and only then boot the kernel and report each kernel
- * test as a Deno test step.
+ * The kernel's own tests, as Deno tests. Under `deno task test` the runner
+ * has already built the kernel, checked its boot page tables with the
+ * host-side walker and made the selected runs; its report
+ * (OUROBOROS_KERNEL_REPORT) is presented here. Run on its own (`deno test
+ * tests/kernel_test.ts`), this file does the same itself: build, check, and
+ * boot the default configuration once.
  */
-import { join } from "node:path";
-import { BuildError } from "../tools/build.ts";
-import { parseElf } from "../tools/elf.ts";
-import { checkBootTables } from "../tools/image_check.ts";
-import { LOG_DIR } from "../tools/paths.ts";
-import { kernelError, registerKernelRun } from "../tools/runner/deno_steps.ts";
-import { runKernel } from "../tools/runner/run.ts";
-import { builtKernel } from "./support.ts";
+import { ROOT } from "../tools/paths.ts";
+import { DEFAULT_CONFIG, getConfig } from "../tools/runner/configs.ts";
+import { registerReport } from "../tools/runner/deno_steps.ts";
+import { runKernelTests } from "../tools/runner/matrix.ts";
+import { type KernelReport, REPORT_SCHEMA } from "../tools/runner/record.ts";
 
 /** Silence after which a kernel run is declared hung (ms); OUROBOROS_SILENCE_MS overrides. */
 const SILENCE_MS = Number(Deno.env.get("OUROBOROS_SILENCE_MS") ?? 10_000);
 
-const built = await builtKernel().then((r) => r, (e) => e as Error);
-if (built instanceof Error) {
-  const text = built instanceof BuildError
-    ? `build failure in ${built.file}\n${built.output}`
-    : `build failure: ${built.message}`;
-  Deno.test("kernel: build", () => {
-    throw kernelError(text);
-  });
-} else {
-  const problems = checkBootTables(parseElf(await Deno.readFile(built.elf)), built.layout);
-  Deno.test("kernel: boot page tables match the layout (host-side walker)", () => {
-    if (problems.length) throw kernelError(problems.join("\n"));
-  });
-  if (problems.length === 0) {
-    const run = await runKernel({
-      kernel: built.elf,
-      logFile: join(LOG_DIR, "kernel.log"),
-      silenceTimeoutMs: SILENCE_MS,
-    });
-    registerKernelRun(run);
+async function report(): Promise<KernelReport> {
+  const path = Deno.env.get("OUROBOROS_KERNEL_REPORT");
+  if (path !== undefined) {
+    const r = JSON.parse(await Deno.readTextFile(path)) as KernelReport;
+    if (r.schema !== REPORT_SCHEMA) throw new Error(`${path}: not a ${REPORT_SCHEMA} report`);
+    return r;
   }
+  return runKernelTests({
+    root: Deno.env.get("OUROBOROS_ROOT") ?? ROOT,
+    outDir: Deno.env.get("OUROBOROS_BUILD_DIR"),
+    configs: [getConfig(DEFAULT_CONFIG)],
+    filter: null,
+    shard: null,
+    retries: 0,
+    deadlines: { silenceMs: SILENCE_MS },
+  });
 }
+
+registerReport(await report());

@@ -234,7 +234,7 @@ Deno.test("run (fake QEMU): silence → SIGTERM, hang naming the running test", 
     });
     assert.equal(r.classification.kind, "hang");
     assert.equal(r.classification.test, "layout.selfmap");
-    assert.deepEqual(r.timeout, { kind: "silence", ms: 500 });
+    assert.deepEqual(r.timeout, { deadline: "silence", ms: 500 });
     assert.deepEqual(r.exit, { kind: "signaled", signal: "SIGTERM" });
     assert.ok(r.durationMs < 4_000, `took ${r.durationMs} ms`);
     assertGone(r.pid);
@@ -262,7 +262,7 @@ Deno.test("run (fake QEMU): SIGTERM ignored → SIGKILL after the grace time", a
   });
 });
 
-Deno.test("run (fake QEMU): endless output → overall timeout, a hang", async () => {
+Deno.test("run (fake QEMU): endless output → the run deadline, a hang", async () => {
   await withTempDir(async (dir) => {
     const r = await runKernel({
       kernel: fixturePath("crash-mid-suite.tap"),
@@ -270,13 +270,13 @@ Deno.test("run (fake QEMU): endless output → overall timeout, a hang", async (
       qemu: await fakeQemu(dir),
       accel: "tcg",
       silenceTimeoutMs: 5_000,
-      overallTimeoutMs: 800,
+      runTimeoutMs: 800,
     });
     assert.equal(r.classification.kind, "hang");
-    assert.deepEqual(r.timeout, { kind: "overall", ms: 800 });
+    assert.deepEqual(r.timeout, { deadline: "run", ms: 800 });
     assert.match(
       r.classification.message,
-      /overall timeout of 800 ms while running layout\.selfmap/,
+      /the run deadline \(800 ms for the whole run\) passed while running layout\.selfmap/,
     );
     assert.ok(r.report.comments.includes("# still here"));
   });
@@ -382,7 +382,7 @@ Deno.test("run (QEMU + stub ELF): serial reaches stdout, pass status → pass", 
     assert.deepEqual(r.exit, { kind: "exited", status: PASS });
     assert.equal(r.serial.raw, text);
     assert.equal(await Deno.readTextFile(log), text);
-    assert.equal(r.accel.accel, chooseAccel().accel);
+    assert.equal(r.accel?.accel, chooseAccel().accel);
   });
 });
 

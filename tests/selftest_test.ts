@@ -39,7 +39,7 @@ Deno.test("selftest: a triple fault is reported as such, naming the test", async
 Deno.test("selftest: a hang is detected by silence, QEMU is killed, the test is named", async () => {
   const r = await get("hang");
   assert.equal(r.classification.kind, "hang", r.classification.message);
-  assert.equal(r.timeout?.kind, "silence");
+  assert.equal(r.timeout?.deadline, "silence");
   assert.equal(r.classification.test, "selftest.hang");
 });
 

@@ -11,7 +11,11 @@ const USAGE = `usage: deno task <command>
   build            build build/kernel.elf (incremental)
   start [ARGS...]  build, then boot the kernel with its serial console on this terminal;
                    ARGS become the kernel command line (e.g. ktest.filter='layout.*')
-  doctor           check (and install) the system tools`;
+  doctor           check (and install) the system tools
+  parse FILE|-     report a saved serial log (TAP 14 or KTAP) like a live run
+  debug [--filter GLOB]
+                   boot halted with a gdb stub, breakpoints at the selected tests
+  (test: tools/test.ts; deno task test --help)`;
 
 /** Build and report; returns the ELF path. */
 async function buildKernel(): Promise<string> {
@@ -37,6 +41,15 @@ async function main(args: string[]): Promise<number> {
         await ensureTools();
         await buildKernel();
         return 0;
+      case "parse": {
+        const { main: parse } = await import("./parse.ts");
+        return await parse(rest);
+      }
+      case "debug": {
+        await ensureTools();
+        const { main: debug } = await import("./debug.ts");
+        return await debug(rest);
+      }
       case "start": {
         await ensureTools();
         const elf = await buildKernel();

@@ -1,21 +1,33 @@
 /**
- * `deno task test`: checks the system tools, then runs every test (the
- * toolchain's Deno tests and the kernel's in-kernel tests, which appear as
- * Deno test steps) with `deno test`, and ends with one line:
- * `tests: N passed, N failed, N skipped`, counted from the JUnit report.
+ * `deno task test [runner options] [deno test arguments]`: checks the
+ * system tools, runs the kernel tests (runner/matrix.ts: every selected
+ * configuration, in parallel, with a live console), writes the kernel report,
+ * then runs every Deno test with `deno test` (the toolchain's tests, and
+ * tests/kernel_test.ts, which presents the kernel report as Deno tests), and
+ * ends with one line: `tests: N passed, N failed, N skipped`, counted from
+ * deno test's JUnit report.
  *
- * Arguments are passed on to `deno test` (e.g. `--filter kernel/`).
+ * Runner options are listed in runner/options.ts (`--help`). With
+ * `--kernel-only` no Deno test runs and the line is counted from the kernel
+ * report, the same way.
  */
 import { join } from "node:path";
-import { REPORT_DIR, ROOT } from "./paths.ts";
+import { BUILD_DIR, ROOT } from "./paths.ts";
+import { ConsoleReporter } from "./runner/console.ts";
+import { FLAKY_MARK } from "./runner/deno_steps.ts";
+import { toJunit } from "./runner/junit.ts";
+import { listKernelTests, prepareKernel, runKernelTests } from "./runner/matrix.ts";
+import { parseRunnerArgs, RUNNER_USAGE, type RunnerArgs, UsageError } from "./runner/options.ts";
+import { shardOf } from "./runner/plan.ts";
+import { type Counts, type KernelReport, summaryLine } from "./runner/record.ts";
+import type { Deadlines } from "./runner/run.ts";
 import { ensureTools, MissingToolsError } from "./toolcheck.ts";
 
-/** Counts of leaf test cases. */
-export interface Counts {
-  passed: number;
-  failed: number;
-  skipped: number;
-}
+export { summaryLine };
+export type { Counts };
+
+/** The silence deadline of test runs unless given: kernel tests are short. */
+export const TEST_SILENCE_MS = 10_000;
 
 interface Case {
   name: string;
@@ -29,7 +41,8 @@ const STEP_FAILED = /^\d+ test steps? failed/;
 /**
  * Count a Deno JUnit report. Deno lists a test with steps as a test case of
  * its own next to one case per step ("parent > step"): such a parent is only
- * a container and is counted only if it failed for a reason of its own.
+ * a container and is counted only if it failed for a reason of its own. A
+ * passing case whose name ends in the flaky mark counts as flaky.
  */
 export function countJunit(xml: string): Counts {
   const cases: Case[] = [];
@@ -41,54 +54,157 @@ export function countJunit(xml: string): Counts {
       (/<(failure|error)\b/.test(body) ? "" : undefined);
     cases.push({ name: m[1], classname: m[2], failure, skipped: /<skipped\b/.test(body) });
   }
-  const counts: Counts = { passed: 0, failed: 0, skipped: 0 };
+  const counts: Counts = { passed: 0, failed: 0, skipped: 0, flaky: 0 };
+  const parents = new Set<string>();
   for (const c of cases) {
-    const isParent = cases.some((o) =>
-      o.classname === c.classname && o.name.startsWith(c.name + " &gt; ")
-    );
+    const i = c.name.lastIndexOf(" &gt; ");
+    if (i > 0) parents.add(`${c.classname}\n${c.name.slice(0, i)}`);
+  }
+  for (const c of cases) {
+    const isParent = parents.has(`${c.classname}\n${c.name}`);
     if (isParent && (c.failure === undefined || STEP_FAILED.test(c.failure))) continue;
     if (c.failure !== undefined) counts.failed++;
     else if (c.skipped) counts.skipped++;
+    else if (c.name.endsWith(FLAKY_MARK)) counts.flaky++;
     else counts.passed++;
   }
   return counts;
 }
 
-/** The closing line. */
-export function summaryLine(c: Counts): string {
-  return `tests: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped`;
+/** The build and reports directories in use (the e2e tests point them elsewhere). */
+function dirs(): { root: string; buildDir: string; outDir?: string; reportDir: string } {
+  const root = Deno.env.get("OUROBOROS_ROOT") ?? ROOT;
+  const outDir = Deno.env.get("OUROBOROS_BUILD_DIR");
+  const buildDir = outDir ?? (root === ROOT ? BUILD_DIR : join(root, "build"));
+  return { root, buildDir, outDir, reportDir: join(buildDir, "reports") };
 }
 
-async function main(args: string[]): Promise<number> {
+function deadlinesOf(args: RunnerArgs): Partial<Deadlines> {
+  const d: Partial<Deadlines> = { silenceMs: TEST_SILENCE_MS };
+  for (const [k, v] of Object.entries(args.deadlines)) {
+    if (v !== undefined) d[k as keyof Deadlines] = v;
+  }
+  return d;
+}
+
+/**
+ * True if the `deno test` arguments leave tests/kernel_test.ts in: no files
+ * named, or one of them is it or a directory holding it.
+ */
+export function selectsKernelTests(denoArgs: readonly string[]): boolean {
+  const files = denoArgs.filter((a) => !a.startsWith("-"));
+  if (files.length === 0) return true;
+  return files.some((f) => {
+    const p = f.replace(/^\.\//, "").replace(/\/$/, "");
+    return p === "" || p === "." || p === "tests" || p === "tests/kernel_test.ts";
+  });
+}
+
+async function list(args: RunnerArgs): Promise<number> {
+  const { root, buildDir, outDir } = dirs();
+  const prepared = await prepareKernel(root, outDir);
+  if (prepared.elf === null) {
+    console.error(`error: ${prepared.build?.message}\n${prepared.build?.details.join("\n")}`);
+    return 1;
+  }
+  const { tests } = await listKernelTests(prepared.elf, args.filter, {
+    logDir: join(buildDir, "logs"),
+    deadlines: deadlinesOf(args),
+  });
+  const several = args.configs.length > 1;
+  let units = args.configs.flatMap((c) => tests.map((t) => ({ config: c.name, test: t })));
+  if (args.shard !== null) units = shardOf(units, args.shard);
+  for (const u of units) console.log(several ? `kernel[${u.config}] ${u.test}` : u.test);
+  const where = args.shard ? ` in shard ${args.shard.index}/${args.shard.count}` : "";
+  console.error(`${units.length} kernel tests${where} (listed by the kernel)`);
+  return 0;
+}
+
+async function writeReports(report: KernelReport, args: RunnerArgs, handoff: string) {
+  const json = JSON.stringify(report, null, 2) + "\n";
+  await Deno.writeTextFile(handoff, json);
+  await Deno.copyFile(handoff, join(handoff, "..", "kernel.json"));
+  if (args.json !== null) await Deno.writeTextFile(args.json, json);
+  if (args.junit !== null) await Deno.writeTextFile(args.junit, toJunit(report));
+}
+
+async function denoTest(rest: string[], reportDir: string, handoff: string | null) {
+  const junit = join(reportDir, `deno-test-${Deno.pid}.xml`);
+  const env: Record<string, string> = {};
+  if (handoff !== null) env.OUROBOROS_KERNEL_REPORT = handoff;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--parallel", `--junit-path=${junit}`, ...rest],
+    cwd: ROOT,
+    stdin: "null",
+    env,
+  }).spawn();
+  const { code } = await child.status;
+  try {
+    const xml = await Deno.readTextFile(junit);
+    await Deno.rename(junit, join(reportDir, "deno-test.xml"));
+    return { code, counts: countJunit(xml) };
+  } catch {
+    console.error(`error: deno test exited with ${code} and wrote no report`);
+    return { code: code || 1, counts: null };
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseRunnerArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`error: ${e.message}\n\n${RUNNER_USAGE}`);
+    return 2;
+  }
+  const { args, rest } = parsed;
+  if (args.help) {
+    console.log(`usage: deno task test [options] [deno test arguments]\n\n${RUNNER_USAGE}`);
+    return 0;
+  }
   try {
     await ensureTools();
   } catch (e) {
     if (!(e instanceof MissingToolsError)) throw e;
     console.error(`error: ${e.message}`);
-    console.log(summaryLine({ passed: 0, failed: 1, skipped: 0 }));
+    console.log(summaryLine({ passed: 0, failed: 1, skipped: 0, flaky: 0 }));
     return 1;
   }
-  await Deno.mkdir(REPORT_DIR, { recursive: true });
-  const junit = join(REPORT_DIR, "deno-test.xml");
-  await Deno.remove(junit).catch(() => {});
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", "--parallel", `--junit-path=${junit}`, ...args],
-    cwd: ROOT,
-    stdin: "null",
-  }).spawn();
-  const { code } = await child.status;
-  let xml: string;
-  try {
-    xml = await Deno.readTextFile(junit);
-  } catch {
-    console.error(`error: deno test exited with ${code} and wrote no report`);
-    console.log(summaryLine({ passed: 0, failed: 1, skipped: 0 }));
-    return code || 1;
+  if (args.list) return await list(args);
+
+  const { root, outDir, reportDir } = dirs();
+  await Deno.mkdir(reportDir, { recursive: true });
+  let handoff: string | null = null;
+  let report: KernelReport | null = null;
+  if (args.kernelOnly || selectsKernelTests(rest)) {
+    report = await runKernelTests({
+      root,
+      outDir,
+      configs: args.configs,
+      filter: args.filter,
+      shard: args.shard,
+      retries: args.retries,
+      deadlines: deadlinesOf(args),
+      jobs: args.jobs ?? undefined,
+      observer: new ConsoleReporter(),
+    });
+    handoff = join(reportDir, `kernel-${Deno.pid}.json`);
+    await writeReports(report, args, handoff);
   }
-  const counts = countJunit(xml);
-  console.log(summaryLine(counts));
-  // A run that counted a failure fails, even if deno test said otherwise.
-  return code !== 0 ? code : counts.failed > 0 ? 1 : 0;
+  if (args.kernelOnly) {
+    console.log(summaryLine(report!.summary));
+    return report!.summary.ok ? 0 : 1;
+  }
+  try {
+    const { code, counts } = await denoTest(rest, reportDir, handoff);
+    console.log(summaryLine(counts ?? { passed: 0, failed: 1, skipped: 0, flaky: 0 }));
+    if (counts === null) return code;
+    // A run that counted a failure fails, even if deno test said otherwise.
+    return code !== 0 ? code : counts.failed > 0 ? 1 : 0;
+  } finally {
+    if (handoff !== null) await Deno.remove(handoff).catch(() => {});
+  }
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,11 +1,22 @@
 /**
- * What a kernel run amounts to, decided from facts only: QEMU's exit, its
- * stderr, the TAP report and whether the runner timed out. Pure, so every
- * case is testable without QEMU.
+ * What a kernel run amounts to, decided from facts only: how the machine
+ * ended (QEMU's exit), its stderr, the TAP report and whether a deadline
+ * passed. Pure, so every case is testable without QEMU.
+ *
+ * Every verdict has a kind (what happened) and a category (whose problem it
+ * is, for reports): build, infrastructure (QEMU could not run), boot (no TAP
+ * ever came), crash (panic, triple fault, results missing), hang (a deadline
+ * passed with the kernel running), assertion (a test said not ok).
  */
 
 import { DEBUG_EXIT, qemuExitStatus } from "../../linker/layout.ts";
-import type { BailOut, Diagnostic, TapReport, TestResult } from "./tap.ts";
+import {
+  type BailOut,
+  type Diagnostic,
+  type TapReport,
+  type TestResult,
+  testStatus,
+} from "./tap.ts";
 
 /** The kinds of outcome. Only `pass` is a success. */
 export type ClassificationKind =
@@ -14,21 +25,54 @@ export type ClassificationKind =
   | "panic"
   | "triple-fault"
   | "hang"
+  | "boot-timeout"
   | "no-tap"
   | "incomplete"
   | "qemu-failed"
   | "build-failure";
 
-/** How the QEMU process ended. */
+/** The failure categories of reports (JSON, JUnit, console). */
+export type Category =
+  | "pass"
+  | "build"
+  | "infrastructure"
+  | "boot"
+  | "crash"
+  | "hang"
+  | "assertion";
+
+/** Every category, in the order reports list them. */
+export const CATEGORIES: readonly Category[] = [
+  "pass",
+  "build",
+  "infrastructure",
+  "boot",
+  "crash",
+  "hang",
+  "assertion",
+];
+
+/** How the machine ended. */
 export type ExitInfo =
   | { kind: "exited"; status: number }
   | { kind: "signaled"; signal: string }
-  | { kind: "spawn-error"; code: string | null; message: string };
+  | { kind: "spawn-error"; code: string | null; message: string }
+  /** No exit status: a target that reports none, or a saved log. */
+  | { kind: "none" };
 
-/** Why the runner stopped QEMU itself. */
+/** The runner's deadlines, by name. */
+export type DeadlineName = "boot" | "silence" | "run";
+
+/** What each deadline measures, for messages. */
+export const DEADLINE_MEANING: Readonly<Record<DeadlineName, string>> = {
+  boot: "from start to the first TAP line",
+  silence: "without a TAP line",
+  run: "for the whole run",
+};
+
+/** A deadline that passed: the runner stopped the machine. */
 export interface TimeoutInfo {
-  /** `silence`: no serial output for `ms`; `overall`: the run took longer than `ms`. */
-  kind: "silence" | "overall";
+  deadline: DeadlineName;
   ms: number;
 }
 
@@ -50,6 +94,8 @@ export interface ClassifyInput {
 /** The verdict on a run. */
 export interface Classification {
   kind: ClassificationKind;
+  /** Whose problem it is (see the module comment). */
+  category: Category;
   /** True only for `pass`. */
   ok: boolean;
   /** One line for a human, naming the test when known. */
@@ -73,6 +119,29 @@ export const PANIC_STATUS = qemuExitStatus(DEBUG_EXIT.panic);
 
 const MAX_DETAIL_LINES = 40;
 
+/** The category of a kind of outcome. */
+export function categoryOf(kind: ClassificationKind): Category {
+  switch (kind) {
+    case "pass":
+      return "pass";
+    case "build-failure":
+      return "build";
+    case "qemu-failed":
+      return "infrastructure";
+    case "no-tap":
+    case "boot-timeout":
+      return "boot";
+    case "panic":
+    case "triple-fault":
+    case "incomplete":
+      return "crash";
+    case "hang":
+      return "hang";
+    case "assertion-failure":
+      return "assertion";
+  }
+}
+
 function make(
   kind: ClassificationKind,
   message: string,
@@ -80,6 +149,7 @@ function make(
 ): Classification {
   return {
     kind,
+    category: extra.category ?? categoryOf(kind),
     ok: kind === "pass",
     message,
     test: extra.test ?? null,
@@ -150,6 +220,7 @@ function diagnosticLines(d: Diagnostic | null): string[] {
 function describeFailure(t: TestResult): string {
   const d = t.diagnostic;
   let text = t.fullName;
+  if (t.directive !== null) text += ` (${t.directive.toUpperCase()}${t.note ? ` ${t.note}` : ""})`;
   if (d?.message !== undefined) text += `: ${d.message}`;
   if (d?.expected !== undefined || d?.actual !== undefined) {
     text += ` (expected ${d?.expected ?? "?"}, actual ${d?.actual ?? "?"})`;
@@ -162,13 +233,81 @@ function firstBytesText(input: ClassifyInput): string {
   return JSON.stringify(input.firstBytes);
 }
 
+/** "the silence deadline (10000 ms without a TAP line)". */
+export function deadlineText(t: TimeoutInfo): string {
+  return `the ${t.deadline} deadline (${t.ms} ms ${DEADLINE_MEANING[t.deadline]})`;
+}
+
+/** The category of a run whose every result is in: the worst failed test's. */
+function failureCategory(failures: TestResult[]): Category {
+  const statuses = failures.map(testStatus);
+  if (statuses.includes("error")) return "crash";
+  if (statuses.includes("timeout")) return "hang";
+  return "assertion";
+}
+
+function assertionFailure(report: TapReport, suffix: string): Classification {
+  const first = report.failures[0];
+  const n = report.failures.length;
+  return make("assertion-failure", `${n} failed: ${describeFailure(first)}${suffix}`, {
+    category: failureCategory(report.failures),
+    test: first.fullName,
+    details: [
+      ...report.failures.map((f) => `not ok: ${f.fullName}`),
+      ...diagnosticLines(first.diagnostic),
+    ],
+    diagnostic: first.diagnostic,
+  });
+}
+
+function panicVerdict(report: TapReport, b: BailOut, suffix: string, stderrLines: string[]) {
+  return make("panic", `panic ${where(report)}: ${b.reason || "(no reason)"}${suffix}`, {
+    test: report.running,
+    details: [...b.dump, ...stderrLines],
+    bailOut: b,
+  });
+}
+
+function passMessage(report: TapReport): string {
+  const c = report.counts;
+  return `pass: ${c.pass} passed, ${c.skip} skipped, ${c.todo} todo in ${c.suites} suites`;
+}
+
+/**
+ * A run with no exit status (a saved log, a machine that cannot report one):
+ * decided from the TAP stream alone. Results missing against the plan are a
+ * crash: the stream stopped before the kernel finished.
+ */
+function classifyWithoutExit(input: ClassifyInput, stderrLines: string[]): Classification {
+  const { report } = input;
+  if (report.bailOut !== null) return panicVerdict(report, report.bailOut, "", stderrLines);
+  if (!input.tapSeen) {
+    const what = input.serialBytes === 0
+      ? "no output at all"
+      : `no "TAP version" or "KTAP version" line in ${input.serialBytes} bytes; first bytes: ${
+        firstBytesText(input)
+      }`;
+    return make("no-tap", what, { details: stderrLines });
+  }
+  if (!report.planComplete) {
+    return make("incomplete", `crash: the log ends ${where(report)}; ${progress(report)}`, {
+      test: report.running,
+      details: stderrLines,
+    });
+  }
+  if (report.failures.length > 0) return assertionFailure(report, "");
+  return make("pass", passMessage(report));
+}
+
 /**
  * Decide what a run amounts to. Rules, in order:
- * spawn error → qemu-failed; runner timeout → hang; killed by a signal (or
- * QEMU reporting it was terminated by one) → qemu-failed; non-zero exit with
- * an error on stderr and no serial output → qemu-failed; `Bail out!` or the
- * panic status → panic; status 0 → triple-fault (never a success); no TAP
- * marker → no-tap; results short of the plan → incomplete; a `not ok` →
+ * spawn error → qemu-failed; a deadline passed → hang (boot-timeout if no
+ * TAP line had come); killed by a signal (or QEMU reporting it was
+ * terminated by one) → qemu-failed; non-zero exit with an error on stderr
+ * and no serial output → qemu-failed; no exit status at all → decided from
+ * the TAP stream alone (see classifyWithoutExit); `Bail out!` or the panic
+ * status → panic; status 0 → triple-fault (never a success); no TAP marker →
+ * no-tap; results short of the plan → incomplete; a `not ok` →
  * assertion-failure; the pass status → pass; anything else → a failure
  * saying which status came instead of the pass status.
  */
@@ -186,15 +325,13 @@ export function classify(input: ClassifyInput): Classification {
   }
 
   if (input.timeout !== null) {
-    const t = input.timeout;
-    const why = t.kind === "silence"
-      ? `no serial output for ${t.ms} ms`
-      : `run exceeded the overall timeout of ${t.ms} ms`;
-    const context = input.tapSeen ? where(report) : "before any TAP output";
-    return make("hang", `hang: ${why} ${context}`, {
-      test: running,
-      details: input.tapSeen ? [] : [`first bytes: ${firstBytesText(input)}`],
-    });
+    const passed = `${deadlineText(input.timeout)} passed`;
+    if (!input.tapSeen) {
+      return make("boot-timeout", `no boot: ${passed} before the first TAP line`, {
+        details: [`first bytes: ${firstBytesText(input)}`, ...stderrLines],
+      });
+    }
+    return make("hang", `hang: ${passed} ${where(report)}`, { test: running });
   }
 
   if (exit.kind === "signaled") {
@@ -204,6 +341,8 @@ export function classify(input: ClassifyInput): Classification {
       { test: running, details: stderrLines },
     );
   }
+
+  if (exit.kind === "none") return classifyWithoutExit(input, stderrLines);
 
   const status = exit.status;
   if (status === 0 && /terminating on signal/.test(stderr)) {
@@ -228,16 +367,10 @@ export function classify(input: ClassifyInput): Classification {
   }
 
   if (report.bailOut !== null) {
-    const b = report.bailOut;
-    let message = `panic ${where(report)}: ${b.reason || "(no reason)"}`;
-    if (status !== PANIC_STATUS) {
-      message += ` (QEMU exited ${statusName(status)}, not ${statusName(PANIC_STATUS)})`;
-    }
-    return make("panic", message, {
-      test: running,
-      details: [...b.dump, ...stderrLines],
-      bailOut: b,
-    });
+    const suffix = status !== PANIC_STATUS
+      ? ` (QEMU exited ${statusName(status)}, not ${statusName(PANIC_STATUS)})`
+      : "";
+    return panicVerdict(report, report.bailOut, suffix, stderrLines);
   }
 
   if (status === PANIC_STATUS) {
@@ -289,29 +422,13 @@ export function classify(input: ClassifyInput): Classification {
   }
 
   if (report.failures.length > 0) {
-    const first = report.failures[0];
-    const n = report.failures.length;
-    let message = `${n} failed: ${describeFailure(first)}`;
-    if (status !== FAIL_STATUS) {
-      message += ` (QEMU exited ${statusName(status)}, not ${statusName(FAIL_STATUS)})`;
-    }
-    return make("assertion-failure", message, {
-      test: first.fullName,
-      details: [
-        ...report.failures.map((f) => `not ok: ${f.fullName}`),
-        ...diagnosticLines(first.diagnostic),
-      ],
-      diagnostic: first.diagnostic,
-    });
+    const suffix = status !== FAIL_STATUS
+      ? ` (QEMU exited ${statusName(status)}, not ${statusName(FAIL_STATUS)})`
+      : "";
+    return assertionFailure(report, suffix);
   }
 
-  if (status === PASS_STATUS) {
-    const c = report.counts;
-    return make(
-      "pass",
-      `pass: ${c.pass} passed, ${c.skip} skipped, ${c.todo} todo in ${c.suites} suites`,
-    );
-  }
+  if (status === PASS_STATUS) return make("pass", passMessage(report));
 
   const message = `every result is ok, but QEMU exited ${statusName(status)} instead of ${
     statusName(PASS_STATUS)

@@ -1,17 +1,33 @@
 /**
- * Presents a kernel run as Deno tests: one test per kernel suite, named
- * `kernel/<suite>`, with one step per kernel test, so `deno test` filters
- * and reporters (console, JUnit) work on kernel tests. A run that did not
- * end cleanly (panic, triple fault, hang, no TAP, incomplete, QEMU failure)
- * adds one failing test that names the class and the running test.
+ * Presents a kernel report (record.ts) as Deno tests, so `deno test`
+ * filters and reporters (console, JUnit) work on kernel tests: one test per
+ * kernel suite of each run, named `<label>/<suite>` (`kernel/layout`, or
+ * `kernel[q35]/layout` when several configurations ran), with one step per
+ * kernel test. A run that did not end cleanly adds one failing test naming
+ * the class and the running test; a build failure and the pre-boot checks
+ * are tests of their own.
+ *
+ * Counting is the same as {@link countReport}'s: a flaky test is a passing
+ * step whose name ends in {@link FLAKY_MARK} (tools/test.ts counts those as
+ * flaky, not passed).
  */
-import type { RunResult } from "./run.ts";
-import type { TestResult } from "./tap.ts";
+import { runFailureLines } from "./console.ts";
+import {
+  bucketOf,
+  type KernelReport,
+  runEntry,
+  type RunRecord,
+  type TestRecord,
+} from "./record.ts";
+
+/** Appended to the name of a test that passed only on a retry. */
+export const FLAKY_MARK = " [flaky]";
 
 /** The failure text of a kernel test: its YAML diagnostic, readably. */
-export function describeFailure(t: TestResult): string {
+export function describeFailure(t: TestRecord): string {
   const d = t.diagnostic;
-  const lines = [`kernel test ${t.fullName} failed`];
+  const lines = [`kernel test ${t.fullName} failed${t.status !== "fail" ? ` (${t.status})` : ""}`];
+  if (t.reason) lines.push(`  reason:   ${t.reason}`);
   if (d?.message) lines.push(`  message:  ${d.message}`);
   if (d?.expected !== undefined) lines.push(`  expected: ${d.expected}`);
   if (d?.actual !== undefined) lines.push(`  actual:   ${d.actual}`);
@@ -26,32 +42,53 @@ export function kernelError(message: string): Error {
   return e;
 }
 
-/** Register the Deno tests for a finished kernel run. `prefix` names the run. */
-export function registerKernelRun(run: RunResult, prefix = "kernel"): void {
-  for (const suite of run.report.suites) {
-    Deno.test(`${prefix}/${suite.name}`, async (t) => {
+function registerRun(run: RunRecord): void {
+  for (const suite of run.suites) {
+    Deno.test(`${run.label}/${suite.name}`, async (t) => {
       for (const test of suite.tests) {
-        const skipped = test.skip !== null || test.todo !== null;
+        const bucket = bucketOf(test.status);
         await t.step({
-          name: test.name,
-          ignore: skipped,
+          name: test.name + (test.status === "flaky" ? FLAKY_MARK : ""),
+          ignore: bucket === "skipped",
           fn: () => {
-            if (!test.ok) throw kernelError(describeFailure(test));
+            if (bucket === "failed") throw kernelError(describeFailure(test));
           },
         });
       }
-      if (suite.plan && suite.tests.length < suite.plan.count) {
+      if (!suite.complete) {
         throw kernelError(
-          `suite ${suite.name}: ${suite.tests.length} of ${suite.plan.count} planned results (${run.classification.message})`,
+          `suite ${suite.name}: ${suite.tests.length} of ${
+            suite.planned ?? "?"
+          } planned results (${run.message})`,
         );
       }
     });
   }
-  const c = run.classification;
-  if (c.kind !== "pass" && c.kind !== "assertion-failure") {
-    const log = run.logFile ? `\nserial log: ${run.logFile}` : "";
-    Deno.test(`${prefix}: ${c.kind}${c.test ? ` in ${c.test}` : ""}`, () => {
-      throw kernelError([c.message, ...c.details].join("\n") + log);
+  const entry = runEntry(run);
+  if (entry === "failed") {
+    Deno.test(`${run.label}: ${run.kind}${run.test ? ` in ${run.test}` : ""}`, () => {
+      throw kernelError([run.message, ...runFailureLines(run)].join("\n"));
+    });
+  } else if (entry === "flaky") {
+    const why = run.attempts.slice(0, -1).map((a) => `attempt ${a.attempt}: ${a.message}`);
+    Deno.test(`${run.label}: passed on attempt ${run.attempts.length}${FLAKY_MARK}`, () => {
+      console.log(why.join("\n"));
     });
   }
+}
+
+/** Register the Deno tests of a kernel report. */
+export function registerReport(report: KernelReport): void {
+  if (report.build !== null) {
+    const build = report.build;
+    Deno.test("kernel: build", () => {
+      throw kernelError([build.message, ...build.details].join("\n"));
+    });
+  }
+  for (const check of report.checks) {
+    Deno.test(`kernel: ${check.name}`, () => {
+      if (!check.ok) throw kernelError(check.details.join("\n"));
+    });
+  }
+  for (const run of report.runs) registerRun(run);
 }

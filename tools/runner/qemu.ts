@@ -7,9 +7,18 @@
  * it back under `-nodefaults`. Under `-no-reboot` a triple fault makes QEMU
  * exit with status 0, and SIGTERM makes it exit 0 too, printing
  * "terminating on signal 15" on stderr.
+ *
+ * QEMU is stopped with `Deno.kill` rather than execa's `kill()`: under Deno's
+ * node:child_process, `ChildProcess.kill()` marks the process as signalled at
+ * once, so a second `kill("SIGKILL")` is refused, execa's
+ * `forceKillAfterDelay` never fires, and the reported exit becomes the signal
+ * sent instead of the real one.
  */
 
+import { execa } from "execa";
 import { DEBUG_EXIT } from "../../linker/layout.ts";
+import type { ExitInfo } from "./classify.ts";
+import type { BootRequest, Machine, MachineEnd, Target } from "./target.ts";
 
 /** An accelerator QEMU can use. */
 export type Accel = "kvm" | "tcg";
@@ -111,6 +120,10 @@ export interface QemuOptions {
   accel: Accel;
   /** `-cpu` model; QEMU's default when undefined. */
   cpu?: string;
+  /** `-smp` CPU count; QEMU's default (1) when undefined. */
+  smp?: number;
+  /** Start halted (`-S`) with a gdb stub on this TCP port of localhost. */
+  gdbPort?: number;
   /** Appended last, verbatim. */
   extraArgs?: readonly string[];
 }
@@ -148,6 +161,131 @@ export function buildQemuArgs(options: QemuOptions): string[] {
     args.push("-append", options.append);
   }
   if (options.cpu !== undefined) args.push("-cpu", options.cpu);
+  if (options.smp !== undefined) args.push("-smp", String(options.smp));
+  if (options.gdbPort !== undefined) {
+    args.push("-S", "-gdb", `tcp:127.0.0.1:${options.gdbPort}`);
+  }
   args.push(...(options.extraArgs ?? []));
   return args;
+}
+
+/** A QEMU machine: everything of {@link QemuOptions} but what a boot request gives. */
+export type QemuMachineOptions = Omit<QemuOptions, "kernel" | "append" | "gdbPort" | "accel"> & {
+  /** QEMU binary (path or name on PATH); default {@link DEFAULT_QEMU}. */
+  qemu?: string;
+  /** Accelerator (or a choice already made); chosen with {@link chooseAccel} when undefined. */
+  accel?: Accel | AccelChoice;
+  /**
+   * Run QEMU in a process group of its own, so a Ctrl-C meant for a
+   * debugger on the same terminal does not reach it.
+   */
+  detached?: boolean;
+};
+
+interface ExecaOutcome {
+  exitCode?: number;
+  signal?: string;
+  stderr?: unknown;
+  originalMessage?: string;
+  shortMessage?: string;
+  message?: string;
+  code?: unknown;
+}
+
+function exitInfo(r: ExecaOutcome): ExitInfo {
+  if (typeof r.exitCode === "number") return { kind: "exited", status: r.exitCode };
+  if (typeof r.signal === "string") return { kind: "signaled", signal: r.signal };
+  return {
+    kind: "spawn-error",
+    code: typeof r.code === "string" ? r.code : null,
+    message: r.originalMessage ?? r.shortMessage ?? r.message ?? "unknown error",
+  };
+}
+
+/** The target of today: QEMU loading the kernel ELF with `-kernel`, COM1 on stdout. */
+export class QemuTarget implements Target {
+  readonly kind = "qemu";
+  readonly reportsExit = true;
+  readonly accel: AccelChoice;
+  readonly #options: QemuMachineOptions;
+
+  /** A QEMU target; the accelerator is chosen now unless given. */
+  constructor(options: QemuMachineOptions = {}) {
+    this.#options = options;
+    this.accel = typeof options.accel === "string"
+      ? { accel: options.accel, reason: "requested" }
+      : options.accel ?? chooseAccel();
+  }
+
+  get description(): string {
+    const o = this.#options;
+    const parts = [o.machine ?? DEFAULT_MACHINE, o.memory ?? DEFAULT_MEMORY];
+    if (o.cpu !== undefined) parts.push(`cpu ${o.cpu}`);
+    if (o.smp !== undefined) parts.push(`smp ${o.smp}`);
+    parts.push(this.accel.accel);
+    return `qemu ${parts.join(", ")}`;
+  }
+
+  /** QEMU's arguments for a boot request. */
+  args(request: BootRequest): string[] {
+    const { qemu: _qemu, accel: _accel, detached: _detached, ...rest } = this.#options;
+    return buildQemuArgs({
+      ...rest,
+      kernel: request.kernel,
+      append: request.cmdline,
+      gdbPort: request.gdbPort,
+      accel: this.accel.accel,
+    });
+  }
+
+  start(request: BootRequest, onSerial: (chunk: Uint8Array) => void): Machine {
+    const binary = this.#options.qemu ?? DEFAULT_QEMU;
+    const args = this.args(request);
+    const subprocess = execa(binary, args, {
+      reject: false,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      buffer: { stdout: false, stderr: true },
+      stripFinalNewline: false,
+      forceKillAfterDelay: false,
+      detached: this.#options.detached ?? false,
+    });
+    const pid = subprocess.pid ?? null;
+    let exited = false;
+    const done: Promise<MachineEnd> = Promise.resolve(subprocess).then(
+      (r) => r as ExecaOutcome,
+      (e: unknown) => e as ExecaOutcome,
+    ).then((outcome) => {
+      exited = true;
+      return {
+        exit: exitInfo(outcome),
+        stderr: typeof outcome.stderr === "string" ? outcome.stderr : "",
+      };
+    });
+    subprocess.stdout?.on("data", (chunk: Uint8Array) => onSerial(chunk));
+    const signal = (sig: Deno.Signal): void => {
+      if (exited || pid === null) return;
+      try {
+        Deno.kill(pid, sig);
+      } catch {
+        // Already gone.
+      }
+    };
+    return {
+      done,
+      pid,
+      command: { binary, args },
+      kill: () => signal("SIGKILL"),
+      stop: async (graceMs: number) => {
+        signal("SIGTERM");
+        const timer = setTimeout(() => signal("SIGKILL"), graceMs);
+        try {
+          await done;
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+    };
+  }
 }

@@ -1,32 +1,58 @@
 /**
- * Boot a kernel under QEMU, follow its TAP stream on the serial port as it
- * arrives, and classify the run.
+ * Boot a kernel on a target, follow its TAP stream on the serial console as
+ * it arrives, enforce the deadlines, and classify the run.
  *
- * QEMU is stopped with `Deno.kill` rather than execa's `kill()`: under Deno's
- * node:child_process, `ChildProcess.kill()` marks the process as signalled at
- * once, so a second `kill("SIGKILL")` is refused, execa's
- * `forceKillAfterDelay` never fires, and the reported exit becomes the signal
- * sent instead of the real one.
+ * Three deadlines, each reported by name when it passes:
+ * - boot: from start to the first TAP line (`TAP version` / `KTAP version`);
+ * - silence: between two TAP lines once the stream has started (results,
+ *   `# RUN` lines and comments all count: a test that logs is alive);
+ * - run: the whole run.
+ * When one passes the machine is stopped (politely, then by force) and the
+ * run is a hang naming the running test, or a boot failure if no TAP came.
+ * All three are wall-clock time.
  */
 
 import { dirname } from "node:path";
-import { execa } from "execa";
 import { type Classification, classify, type ExitInfo, type TimeoutInfo } from "./classify.ts";
-import { type Accel, type AccelChoice, buildQemuArgs, chooseAccel, DEFAULT_QEMU } from "./qemu.ts";
+import { type Accel, type AccelChoice, QemuTarget } from "./qemu.ts";
 import { SerialStream } from "./serial.ts";
 import { type TapEvent, TapIngest, type TapReport } from "./tap.ts";
+import type { BootRequest, Machine, MachineEnd, Target } from "./target.ts";
 
-/** Default for {@link RunOptions.silenceTimeoutMs}. */
+/** Default for {@link Deadlines.bootMs}: generous, a loaded TCG host is slow to start QEMU. */
+export const DEFAULT_BOOT_TIMEOUT_MS = 30_000;
+/** Default for {@link Deadlines.silenceMs}. */
 export const DEFAULT_SILENCE_TIMEOUT_MS = 30_000;
-/** Default for {@link RunOptions.overallTimeoutMs}. */
-export const DEFAULT_OVERALL_TIMEOUT_MS = 600_000;
-/** Default for {@link RunOptions.killGraceMs}. */
+/** Default for {@link Deadlines.runMs}. */
+export const DEFAULT_RUN_TIMEOUT_MS = 600_000;
+/** Default for {@link WatchOptions.killGraceMs}. */
 export const DEFAULT_KILL_GRACE_MS = 2_000;
 /** How much of the serial output a no-TAP verdict quotes. */
 const FIRST_BYTES = 200;
 
-/** What to run and how to watch it. */
-export interface RunOptions {
+/** The deadlines of a run, in milliseconds. */
+export interface Deadlines {
+  bootMs: number;
+  silenceMs: number;
+  runMs: number;
+}
+
+/** How to watch a run on a target. */
+export interface WatchOptions {
+  /** Deadlines; each missing one takes its default. */
+  deadlines?: Partial<Deadlines>;
+  /** Where to write the raw serial output (directories are created). */
+  logFile?: string;
+  /** Time between the polite and the forced stop. */
+  killGraceMs?: number;
+  /** Called with each TAP event as it happens. */
+  onEvent?: (event: TapEvent) => void;
+  /** Called with every serial line, firmware noise included. */
+  onSerialLine?: (line: string) => void;
+}
+
+/** What to run and how to watch it, on QEMU (the options of {@link runKernel}). */
+export interface RunOptions extends Omit<WatchOptions, "deadlines"> {
   /** The kernel ELF. */
   kernel: string;
   /** Kernel command line. */
@@ -37,38 +63,37 @@ export interface RunOptions {
   memory?: string;
   /** CPU model (`-cpu`). */
   cpu?: string;
-  /** Accelerator; chosen with {@link chooseAccel} when undefined. */
+  /** CPU count (`-smp`). */
+  smp?: number;
+  /** Accelerator; chosen with chooseAccel when undefined. */
   accel?: Accel;
   /** Extra QEMU arguments, appended last. */
   extraArgs?: readonly string[];
   /** QEMU binary (path or name on PATH); default qemu-system-x86_64. */
   qemu?: string;
-  /** Where to write the raw serial output (directories are created). */
-  logFile?: string;
-  /** Kill QEMU after this long without serial output. */
+  /** The boot deadline. */
+  bootTimeoutMs?: number;
+  /** The silence deadline. */
   silenceTimeoutMs?: number;
-  /** Kill QEMU after this long in all. */
-  overallTimeoutMs?: number;
-  /** Time between SIGTERM and SIGKILL when stopping QEMU. */
-  killGraceMs?: number;
-  /** Called with each TAP event as it happens. */
-  onEvent?: (event: TapEvent) => void;
-  /** Called with every serial line, firmware noise included. */
-  onSerialLine?: (line: string) => void;
+  /** The run deadline. */
+  runTimeoutMs?: number;
 }
 
-/** The outcome of {@link runKernel}. */
+/** The outcome of a run. */
 export interface RunResult {
   classification: Classification;
   report: TapReport;
   exit: ExitInfo;
   stderr: string;
-  /** Set when the runner stopped QEMU itself. */
+  /** Set when a deadline passed and the runner stopped the machine. */
   timeout: TimeoutInfo | null;
   /** The command that was run. */
   command: { binary: string; args: string[] };
-  accel: AccelChoice;
-  /** QEMU's process id (null if it never started). */
+  /** The target's kind and description. */
+  target: { kind: string; description: string };
+  /** QEMU's accelerator (null on other targets). */
+  accel: AccelChoice | null;
+  /** The local process id behind the machine (null if none started). */
   pid: number | null;
   /** The serial output. */
   serial: { raw: string; bytes: number; tapStarted: boolean };
@@ -87,144 +112,121 @@ function openLog(path: string): Deno.FsFile {
   return Deno.openSync(path, { write: true, create: true, truncate: true });
 }
 
-interface ExecaOutcome {
-  exitCode?: number;
-  signal?: string;
-  stderr?: unknown;
-  originalMessage?: string;
-  shortMessage?: string;
-  message?: string;
-  code?: unknown;
+/** Every deadline, defaults filled in. */
+export function resolveDeadlines(d: Partial<Deadlines> = {}): Deadlines {
+  return {
+    bootMs: d.bootMs ?? DEFAULT_BOOT_TIMEOUT_MS,
+    silenceMs: d.silenceMs ?? DEFAULT_SILENCE_TIMEOUT_MS,
+    runMs: d.runMs ?? DEFAULT_RUN_TIMEOUT_MS,
+  };
 }
 
-function exitInfo(r: ExecaOutcome): ExitInfo {
-  if (typeof r.exitCode === "number") {
-    return { kind: "exited", status: r.exitCode };
+/** True once the top-level plan is met or the kernel bailed out: a TAP stream has ended. */
+class TapEndWatch {
+  #planned: number | null = null;
+  #closed = 0;
+  #bailed = false;
+
+  event(e: TapEvent): void {
+    if (e.type === "plan" && e.suite === null) this.#planned = e.plan.count;
+    else if (e.type === "suite-result") this.#closed++;
+    else if (e.type === "bail-out") this.#bailed = true;
   }
-  if (typeof r.signal === "string") return { kind: "signaled", signal: r.signal };
-  return {
-    kind: "spawn-error",
-    code: typeof r.code === "string" ? r.code : null,
-    message: r.originalMessage ?? r.shortMessage ?? r.message ?? "unknown error",
-  };
+
+  get ended(): boolean {
+    return this.#bailed || (this.#planned !== null && this.#closed >= this.#planned);
+  }
 }
 
 /**
- * Run a kernel under QEMU and classify the run. QEMU's stdout (COM1) is
- * followed as it arrives: written to the log, split into lines, fed to
- * tap-parser. With no serial output for `silenceTimeoutMs`, or after
- * `overallTimeoutMs`, QEMU gets SIGTERM, then SIGKILL after `killGraceMs`,
- * and the run is a hang naming the running test. QEMU is never left
- * running: if a callback throws, QEMU is killed and the error rethrown.
+ * Boot `request` on `target` and classify the run. The serial output is
+ * written to the log, split into lines and fed to tap-parser as it arrives.
+ * When a deadline passes the machine is stopped and the run is a hang (or a
+ * boot failure). A target that reports no exit is stopped once the TAP
+ * stream is complete. The machine is never left running: if a callback
+ * throws, it is killed and the error rethrown.
  */
-export async function runKernel(options: RunOptions): Promise<RunResult> {
-  const accel: AccelChoice = options.accel !== undefined
-    ? { accel: options.accel, reason: "requested" }
-    : chooseAccel();
-  const binary = options.qemu ?? DEFAULT_QEMU;
-  const args = buildQemuArgs({
-    kernel: options.kernel,
-    append: options.append,
-    machine: options.machine,
-    memory: options.memory,
-    cpu: options.cpu,
-    accel: accel.accel,
-    extraArgs: options.extraArgs,
-  });
-  const silenceMs = options.silenceTimeoutMs ?? DEFAULT_SILENCE_TIMEOUT_MS;
-  const overallMs = options.overallTimeoutMs ?? DEFAULT_OVERALL_TIMEOUT_MS;
+export async function runOnTarget(
+  target: Target,
+  request: BootRequest,
+  options: WatchOptions = {},
+): Promise<RunResult> {
+  const deadlines = resolveDeadlines(options.deadlines);
   const graceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
-
-  const tap = new TapIngest((event) => options.onEvent?.(event));
-  const serial = new SerialStream({
-    onLine: (line) => options.onSerialLine?.(line),
-    onTapLine: (line) => tap.push(line),
+  const endWatch = new TapEndWatch();
+  const tap = new TapIngest((event) => {
+    endWatch.event(event);
+    options.onEvent?.(event);
   });
-  const log = options.logFile !== undefined ? openLog(options.logFile) : null;
-
-  const started = performance.now();
-  // Mutated by the timers and the stdout handler.
   const state: {
     timeout: TimeoutInfo | null;
     failure: { error: unknown } | null;
-    exited: boolean;
     stopping: boolean;
-  } = { timeout: null, failure: null, exited: false, stopping: false };
+  } = { timeout: null, failure: null, stopping: false };
+  let machine: Machine | undefined;
   let silenceTimer: ReturnType<typeof setTimeout> | undefined;
-  let overallTimer: ReturnType<typeof setTimeout> | undefined;
-  let graceTimer: ReturnType<typeof setTimeout> | undefined;
-  let pid: number | undefined;
-  let done: Promise<ExecaOutcome> | undefined;
 
-  const sendSignal = (sig: Deno.Signal): void => {
-    if (state.exited || pid === undefined) return;
-    try {
-      Deno.kill(pid, sig);
-    } catch {
-      // Already gone.
-    }
-  };
-  const stop = (why: TimeoutInfo): void => {
+  const stop = (): void => {
     if (state.stopping) return;
     state.stopping = true;
-    state.timeout = why;
     clearTimeout(silenceTimer);
-    sendSignal("SIGTERM");
-    graceTimer = setTimeout(() => sendSignal("SIGKILL"), graceMs);
+    void machine?.stop(graceMs);
+  };
+  const expire = (deadline: TimeoutInfo["deadline"], ms: number) => () => {
+    if (state.stopping) return;
+    state.timeout = { deadline, ms };
+    stop();
+  };
+  // One timer, not one per line: when it fires early it waits out the rest.
+  let lastTapLine = 0;
+  const checkSilence = (): void => {
+    const quiet = performance.now() - lastTapLine;
+    if (quiet >= deadlines.silenceMs) expire("silence", deadlines.silenceMs)();
+    else silenceTimer = setTimeout(checkSilence, deadlines.silenceMs - quiet);
   };
   const armSilence = (): void => {
-    clearTimeout(silenceTimer);
-    if (state.stopping) return;
-    silenceTimer = setTimeout(
-      () => stop({ kind: "silence", ms: silenceMs }),
-      silenceMs,
-    );
+    lastTapLine = performance.now();
+    if (silenceTimer === undefined && !state.stopping) {
+      silenceTimer = setTimeout(checkSilence, deadlines.silenceMs);
+    }
+  };
+  const log = options.logFile !== undefined ? openLog(options.logFile) : null;
+  const bootTimer = setTimeout(expire("boot", deadlines.bootMs), deadlines.bootMs);
+  const serial = new SerialStream({
+    onLine: (line) => options.onSerialLine?.(line),
+    onTapLine: (line) => {
+      clearTimeout(bootTimer);
+      armSilence();
+      tap.push(line);
+      if (!target.reportsExit && endWatch.ended) stop();
+    },
+  });
+  const started = performance.now();
+  const onSerial = (chunk: Uint8Array): void => {
+    if (state.failure !== null) return;
+    try {
+      if (log !== null) writeAll(log, chunk);
+      serial.push(chunk);
+    } catch (error) {
+      state.failure = { error };
+      state.stopping = true;
+      machine?.kill();
+    }
   };
 
+  const runTimer = setTimeout(expire("run", deadlines.runMs), deadlines.runMs);
+  let end: MachineEnd | undefined;
   try {
-    const subprocess = execa(binary, args, {
-      reject: false,
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-      buffer: { stdout: false, stderr: true },
-      stripFinalNewline: false,
-      forceKillAfterDelay: false,
-    });
-    pid = subprocess.pid;
-    done = Promise.resolve(subprocess).then(
-      (r) => r as ExecaOutcome,
-      (e: unknown) => e as ExecaOutcome,
-    ).finally(() => {
-      state.exited = true;
-    });
-    subprocess.stdout?.on("data", (chunk: Uint8Array) => {
-      if (state.failure !== null) return;
-      armSilence();
-      try {
-        if (log !== null) writeAll(log, chunk);
-        serial.push(chunk);
-      } catch (error) {
-        state.failure = { error };
-        state.stopping = true;
-        sendSignal("SIGKILL");
-      }
-    });
-    armSilence();
-    overallTimer = setTimeout(
-      () => stop({ kind: "overall", ms: overallMs }),
-      overallMs,
-    );
-
-    const outcome = await done;
+    machine = target.start(request, onSerial);
+    end = await machine.done;
     if (state.failure !== null) throw state.failure.error;
     serial.end();
     const report = tap.end();
-    const exit = exitInfo(outcome);
-    const stderr = typeof outcome.stderr === "string" ? outcome.stderr : "";
+    // A target without an exit status: the run ended when the TAP stream did (or a deadline).
+    const exit: ExitInfo = target.reportsExit ? end.exit : { kind: "none" };
     const classification = classify({
-      exit,
-      stderr,
+      exit: end.exit.kind === "spawn-error" ? end.exit : exit,
+      stderr: end.stderr,
       report,
       tapSeen: serial.tapStarted,
       serialBytes: serial.byteCount,
@@ -234,28 +236,52 @@ export async function runKernel(options: RunOptions): Promise<RunResult> {
     return {
       classification,
       report,
-      exit,
-      stderr,
+      exit: end.exit,
+      stderr: end.stderr,
       timeout: state.timeout,
-      command: { binary, args },
-      accel,
-      pid: pid ?? null,
-      serial: {
-        raw: serial.raw,
-        bytes: serial.byteCount,
-        tapStarted: serial.tapStarted,
-      },
+      command: machine.command,
+      target: { kind: target.kind, description: target.description },
+      accel: target instanceof QemuTarget ? target.accel : null,
+      pid: machine.pid,
+      serial: { raw: serial.raw, bytes: serial.byteCount, tapStarted: serial.tapStarted },
       logFile: options.logFile ?? null,
       durationMs: performance.now() - started,
     };
   } finally {
+    clearTimeout(bootTimer);
     clearTimeout(silenceTimer);
-    clearTimeout(overallTimer);
-    if (!state.exited) {
-      sendSignal("SIGKILL");
-      await done?.catch(() => {});
+    clearTimeout(runTimer);
+    if (end === undefined && machine !== undefined) {
+      machine.kill();
+      await machine.done.catch(() => {});
     }
-    clearTimeout(graceTimer);
     log?.close();
   }
+}
+
+/**
+ * Run a kernel under QEMU and classify the run (see {@link runOnTarget}).
+ * `silenceTimeoutMs` etc. set the deadlines.
+ */
+export function runKernel(options: RunOptions): Promise<RunResult> {
+  const target = new QemuTarget({
+    qemu: options.qemu,
+    machine: options.machine,
+    memory: options.memory,
+    cpu: options.cpu,
+    smp: options.smp,
+    accel: options.accel,
+    extraArgs: options.extraArgs,
+  });
+  return runOnTarget(target, { kernel: options.kernel, cmdline: options.append ?? "" }, {
+    deadlines: {
+      bootMs: options.bootTimeoutMs,
+      silenceMs: options.silenceTimeoutMs,
+      runMs: options.runTimeoutMs,
+    },
+    logFile: options.logFile,
+    killGraceMs: options.killGraceMs,
+    onEvent: options.onEvent,
+    onSerialLine: options.onSerialLine,
+  });
 }

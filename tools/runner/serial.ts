@@ -70,15 +70,37 @@ export class LineSplitter {
 }
 
 /**
+ * A pattern for the text that preceded the version line, as a per-line
+ * prefix: digit runs match any digits and blank runs any blanks, so
+ * `[    0.123456] ` also matches `[   12.5] ` (printk timestamps), and
+ * `<6>[    1.000000] ` matches every later `<N>[ ... ] `.
+ */
+export function prefixPattern(prefix: string): RegExp {
+  const parts = prefix.split(/(\d+|\s+)/).filter((p) => p !== "");
+  const escape = (p: string) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const source = parts.map((p, i) => {
+    if (/^\d+$/.test(p)) return "\\d+";
+    // Blanks after the prefix are matched exactly: more would be the TAP's own indentation.
+    if (/^\s+$/.test(p)) return i === parts.length - 1 ? escape(p) : "\\s*";
+    return escape(p);
+  }).join("");
+  return new RegExp(`^${source}`);
+}
+
+/**
  * Drops every line before the TAP stream starts. The start is the first
  * occurrence of {@link TAP_START}, possibly in the middle of a line after
- * firmware noise; that line is kept from the marker on. Once started, every
- * line passes through untouched.
+ * firmware noise or a log prefix; that line is kept from the marker on. If
+ * text preceded the marker on its line (a printk timestamp, a log level),
+ * later lines that start with text of the same shape (see
+ * {@link prefixPattern}) lose it, as `kunit.py parse` does; other lines pass
+ * through untouched.
  */
 export class TapStartFilter {
   readonly #onLine: LineHandler;
   readonly #preamble: string[] = [];
   #started = false;
+  #prefix: RegExp | null = null;
 
   /** Create a filter that passes TAP lines to `onLine`. */
   constructor(onLine: LineHandler) {
@@ -98,7 +120,7 @@ export class TapStartFilter {
   /** Feed one complete line. */
   push(line: string): void {
     if (this.#started) {
-      this.#onLine(line);
+      this.#onLine(this.#prefix === null ? line : line.replace(this.#prefix, ""));
       return;
     }
     const match = TAP_START.exec(line);
@@ -106,7 +128,12 @@ export class TapStartFilter {
       this.#preamble.push(line);
       return;
     }
-    if (match.index > 0) this.#preamble.push(line.slice(0, match.index));
+    if (match.index > 0) {
+      const prefix = line.slice(0, match.index);
+      this.#preamble.push(prefix);
+      // Only a prefix with some structure is a per-line prefix, not noise.
+      if (/[\d\[\]<>:]/.test(prefix)) this.#prefix = prefixPattern(prefix);
+    }
     this.#started = true;
     this.#onLine(line.slice(match.index));
   }

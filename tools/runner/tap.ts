@@ -1,10 +1,12 @@
 /**
  * Ingestion of the kernel's TAP 14 stream through tap-parser.
  *
- * Lines are fed one at a time as they arrive from the serial port. tap-parser
- * does the parsing; this module turns its events into typed events and a
- * typed report, and adds what TAP does not know about: the kernel's
- * `# RUN suite.test` lines, which say which test is running.
+ * Lines are fed one at a time as they arrive from the serial port. KTAP v1
+ * is first rewritten as TAP 14 (ktap.ts). tap-parser does the parsing; this
+ * module turns its events into typed events and a typed report, and adds
+ * what TAP does not know about: the kernel's `# RUN suite.test` lines, which
+ * say which test is running, and KTAP's XFAIL, TIMEOUT and ERROR directives,
+ * which tap-parser leaves in the description.
  *
  * Two behaviours of tap-parser shape the code below:
  * - A test point is only emitted when the next TAP line arrives (it may still
@@ -19,6 +21,7 @@
  */
 
 import { lineTypes, Parser, type Result } from "tap-parser";
+import { KtapNormalizer } from "./ktap.ts";
 
 /** A test's YAML diagnostic block, with the fields the kernel writes pulled out as text. */
 export interface Diagnostic {
@@ -50,8 +53,35 @@ export interface TestResult {
   skip: string | null;
   /** The `# TODO` reason ("" if none given), or null if not a todo. */
   todo: string | null;
+  /** A KTAP directive tap-parser does not know (XFAIL, TIMEOUT, ERROR), or null. */
+  directive: KtapDirective | null;
+  /** Text after `#` that is not a known directive (KTAP diagnostic data), or after the directive. */
+  note: string | null;
   /** The YAML diagnostic block, if any. */
   diagnostic: Diagnostic | null;
+}
+
+/** Directives of KTAP that TAP 14 does not have. */
+export type KtapDirective = "xfail" | "timeout" | "error";
+
+/** What a test point amounts to. */
+export type TestStatus = "pass" | "fail" | "skip" | "todo" | "xfail" | "timeout" | "error";
+
+/**
+ * The status of a test point. TODO and XFAIL never fail (an expected failure
+ * is not one); TIMEOUT and ERROR always do, even on an `ok` line.
+ */
+export function testStatus(t: TestResult): TestStatus {
+  if (t.directive === "timeout" || t.directive === "error") return t.directive;
+  if (t.todo !== null) return "todo";
+  if (t.directive === "xfail") return "xfail";
+  if (t.skip !== null) return "skip";
+  return t.ok ? "pass" : "fail";
+}
+
+/** True for the statuses that fail a run. */
+export function isFailure(status: TestStatus): boolean {
+  return status === "fail" || status === "timeout" || status === "error";
 }
 
 /** A plan line `start..end`. */
@@ -88,6 +118,7 @@ export interface TapCounts {
   /** not ok, not todo. */
   fail: number;
   skip: number;
+  /** TODO and XFAIL: known or expected failures. */
   todo: number;
 }
 
@@ -118,6 +149,8 @@ export interface TapReport {
   lastResult: string | null;
   /** True once the stream ended. */
   ended: boolean;
+  /** True if the stream was KTAP (rewritten as TAP 14 before parsing). */
+  ktap: boolean;
 }
 
 /** What {@link TapIngest} reports while lines arrive. */
@@ -134,6 +167,15 @@ export type TapEvent =
 const RUN_LINE = /^# RUN (\S+)\s*$/;
 /** A comment tap-parser adds itself when a parser ends short of its plan. */
 const SYNTHETIC_COMMENT = /^# test count\(\d+\) != plan\((?:\d+|null)\)$/;
+
+/**
+ * A suite has all its results: as many as its plan promised, or, for a
+ * subtest without a plan (KTAP allows one), it was closed by its test point.
+ */
+function suiteComplete(s: SuiteReport): boolean {
+  if (!s.hasSubtest) return true;
+  return s.plan !== null ? s.tests.length === s.plan.count : s.result !== null;
+}
 
 /** Number of results a plan line promises. */
 export function planCount(start: number, end: number): number {
@@ -169,15 +211,31 @@ function directive(value: boolean | string): string | null {
   return value === true ? "" : value;
 }
 
+/** `name # XFAIL reason` → name, directive, note (KTAP descriptions cannot contain `#`). */
+function splitDescription(
+  text: string,
+): { name: string; directive: KtapDirective | null; note: string | null } {
+  const hash = text.search(/(?:^|\s)#/);
+  if (hash < 0) return { name: text, directive: null, note: null };
+  const name = text.slice(0, hash).trim();
+  const rest = text.slice(hash).replace(/^\s*#\s*/, "");
+  const m = /^(XFAIL|TIMEOUT|ERROR)\b\s*(.*)$/i.exec(rest);
+  if (m === null) return { name, directive: null, note: rest };
+  return { name, directive: m[1].toLowerCase() as KtapDirective, note: m[2] };
+}
+
 function toTestResult(res: Result, suite: string): TestResult {
+  const { name, directive: ktapDirective, note } = splitDescription(res.name);
   return {
     suite,
-    name: res.name,
-    fullName: suite === "" ? res.name : `${suite}.${res.name}`,
+    name,
+    fullName: suite === "" ? name : `${suite}.${name}`,
     id: res.id,
     ok: res.ok,
     skip: directive(res.skip),
     todo: directive(res.todo),
+    directive: ktapDirective,
+    note,
     diagnostic: toDiagnostic(res.diag as unknown),
   };
 }
@@ -202,6 +260,7 @@ function commentText(line: string): string {
  */
 export class TapIngest {
   readonly #root = new Parser();
+  readonly #normalizer = new KtapNormalizer((line) => this.#write(line));
   readonly #onEvent: (event: TapEvent) => void;
   /** Active parsers, root first, deepest subtest last. */
   readonly #stack: Parser[] = [this.#root];
@@ -245,6 +304,11 @@ export class TapIngest {
   /** Feed one line (without its line terminator). */
   push(line: string): void {
     if (this.#ended) throw new Error("TapIngest: push after end");
+    this.#normalizer.push(line);
+  }
+
+  /** Feed one TAP 14 line to tap-parser, after what TAP does not know about. */
+  #write(line: string): void {
     const text = line.replace(/\r/g, "");
     const body = text.trimStart();
     const run = RUN_LINE.exec(body);
@@ -272,6 +336,7 @@ export class TapIngest {
   /** End of stream: flushes pending results and returns the final report. */
   end(): TapReport {
     if (!this.#ended) {
+      this.#normalizer.end();
       this.#ended = true;
       this.#root.end();
     }
@@ -283,7 +348,7 @@ export class TapIngest {
     const suites = this.#suites.map((s) => ({
       ...s,
       tests: [...s.tests],
-      planComplete: s.hasSubtest ? s.plan !== null && s.tests.length === s.plan.count : true,
+      planComplete: suiteComplete(s),
     }));
     const counts: TapCounts = {
       suites: suites.length,
@@ -300,14 +365,15 @@ export class TapIngest {
       const tests = suite.hasSubtest ? suite.tests : (suite.result ? [suite.result] : []);
       for (const t of tests) {
         counts.tests++;
-        if (t.todo !== null) counts.todo++;
-        else if (t.skip !== null) counts.skip++;
-        else if (t.ok) counts.pass++;
+        const status = testStatus(t);
+        if (status === "todo" || status === "xfail") counts.todo++;
+        else if (status === "skip") counts.skip++;
+        else if (status === "pass") counts.pass++;
         else counts.fail++;
-        if (!t.ok && t.todo === null) testFailures.push(t);
+        if (isFailure(status)) testFailures.push(t);
       }
       const r = suite.result;
-      if (suite.hasSubtest && r !== null && !r.ok && r.todo === null) {
+      if (suite.hasSubtest && r !== null && isFailure(testStatus(r))) {
         suiteFailures.push(r);
       }
     }
@@ -326,6 +392,7 @@ export class TapIngest {
       running: this.#running(),
       lastResult: this.#lastResult,
       ended: this.#ended,
+      ktap: this.#normalizer.isKtap,
     };
   }
 
@@ -419,9 +486,9 @@ export class TapIngest {
       this.#finished.add(result.fullName);
     }
     suite.result = result;
-    suite.planComplete = suite.hasSubtest
-      ? suite.plan !== null && suite.tests.length === suite.plan.count
-      : true;
+    // A subtest announced without a name (KTAP) is named by its closing point.
+    if (suite.name === "") suite.name = result.name;
+    suite.planComplete = suiteComplete(suite);
     this.#onEvent({ type: "suite-result", suite: { ...suite } });
   }
 }

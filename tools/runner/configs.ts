@@ -1,0 +1,172 @@
+/**
+ * The named machine configurations kernel tests run on: one place, one
+ * table. `deno task test --config NAME[,NAME...]|all` picks from it; the
+ * default is {@link DEFAULT_CONFIG}. Each configuration changes one thing
+ * against the default (the machine, the CPU model, the memory size, the CPU
+ * count), so a test that fails on one of them points at that one thing.
+ *
+ * A configuration describes a QEMU machine today; {@link targetFor} turns it
+ * into a target (target.ts), the seam where other ways to boot plug in.
+ */
+import {
+  type Accel,
+  type AccelChoice,
+  chooseAccel,
+  DEFAULT_MACHINE,
+  DEFAULT_MEMORY,
+  QemuTarget,
+} from "./qemu.ts";
+
+/** A named machine configuration. */
+export interface MachineConfig {
+  /** Name on the command line and in test names: `kernel[NAME]/suite`. */
+  name: string;
+  /** What it is for, one line. */
+  description: string;
+  /** QEMU `-machine`. */
+  machine: string;
+  /** QEMU `-m`. */
+  memory: string;
+  /** QEMU `-cpu`; QEMU's default (qemu64) when undefined. */
+  cpu?: string;
+  /**
+   * CPU features to turn off under TCG, which does not emulate them: with
+   * them off QEMU runs the model without warnings, and the guest sees what
+   * it really gets. Under KVM the model is used as is.
+   */
+  tcgWithout?: readonly string[];
+  /** QEMU `-smp`. */
+  smp?: number;
+}
+
+/** The configuration used when none is named. */
+export const DEFAULT_CONFIG = "microvm";
+
+/**
+ * Every configuration. TCG runs all of them (verified with QEMU 7.2); each
+ * boots in about 0.1 s of wall time.
+ */
+export const CONFIGS: readonly MachineConfig[] = [
+  {
+    name: "microvm",
+    description: "the default: microvm, no firmware, PVH boot",
+    machine: DEFAULT_MACHINE,
+    memory: DEFAULT_MEMORY,
+  },
+  {
+    name: "pc",
+    description: "i440FX PC with SeaBIOS (firmware noise before the kernel)",
+    machine: "pc",
+    memory: DEFAULT_MEMORY,
+  },
+  {
+    name: "q35",
+    description: "Q35 chipset with SeaBIOS",
+    machine: "q35",
+    memory: DEFAULT_MEMORY,
+  },
+  {
+    name: "qemu64",
+    description: "QEMU's baseline CPU model, named explicitly",
+    machine: DEFAULT_MACHINE,
+    memory: DEFAULT_MEMORY,
+    cpu: "qemu64",
+  },
+  {
+    name: "max",
+    description: "every CPU feature the accelerator can offer",
+    machine: DEFAULT_MACHINE,
+    memory: DEFAULT_MEMORY,
+    cpu: "max",
+  },
+  {
+    name: "haswell",
+    description: "a named Intel model (Haswell, without TSX)",
+    machine: DEFAULT_MACHINE,
+    memory: DEFAULT_MEMORY,
+    cpu: "Haswell-noTSX",
+    // QEMU 7.2's TCG warns that it lacks these four and drops them anyway.
+    tcgWithout: ["pcid", "x2apic", "tsc-deadline", "invpcid"],
+  },
+  {
+    name: "mem-32m",
+    description: "a small machine: 32 MiB",
+    machine: DEFAULT_MACHINE,
+    memory: "32M",
+  },
+  {
+    name: "mem-4g",
+    description: "memory above the 4 GiB line (q35 splits RAM around the PCI hole)",
+    machine: "q35",
+    memory: "4G",
+  },
+  {
+    name: "smp2",
+    description: "two CPUs (the kernel runs on the first; the second must not disturb it)",
+    machine: DEFAULT_MACHINE,
+    memory: DEFAULT_MEMORY,
+    smp: 2,
+  },
+];
+
+/** Thrown for a configuration name that is not in {@link CONFIGS}. */
+export class UnknownConfigError extends Error {
+  constructor(name: string) {
+    super(`unknown configuration '${name}' (known: ${CONFIGS.map((c) => c.name).join(", ")}, all)`);
+    this.name = "UnknownConfigError";
+  }
+}
+
+/** The configuration called `name`. */
+export function getConfig(name: string): MachineConfig {
+  const config = CONFIGS.find((c) => c.name === name);
+  if (config === undefined) throw new UnknownConfigError(name);
+  return config;
+}
+
+/**
+ * The configurations a `--config` value selects: `all`, or names separated
+ * by commas, in the order given, each once. Empty: the default.
+ */
+export function selectConfigs(spec: string | undefined): MachineConfig[] {
+  if (spec === undefined || spec.trim() === "") return [getConfig(DEFAULT_CONFIG)];
+  const names = spec.split(",").map((n) => n.trim()).filter((n) => n !== "");
+  if (names.includes("all")) return [...CONFIGS];
+  return [...new Set(names)].map(getConfig);
+}
+
+/** The `-cpu` value for a configuration on an accelerator. */
+export function cpuArgument(config: MachineConfig, accel: Accel): string | undefined {
+  if (config.cpu === undefined) return undefined;
+  if (accel !== "tcg" || !config.tcgWithout?.length) return config.cpu;
+  return [config.cpu, ...config.tcgWithout.map((f) => `-${f}`)].join(",");
+}
+
+/** Options of the target for a configuration. */
+export interface TargetOptions {
+  /** Accelerator; chosen from the host when undefined. */
+  accel?: Accel | AccelChoice;
+  /** QEMU binary. */
+  qemu?: string;
+  /** Extra QEMU arguments. */
+  extraArgs?: readonly string[];
+  /** QEMU in a process group of its own (see QemuMachineOptions). */
+  detached?: boolean;
+}
+
+/** The target that boots a configuration. */
+export function targetFor(config: MachineConfig, options: TargetOptions = {}): QemuTarget {
+  const accel: AccelChoice = typeof options.accel === "string"
+    ? { accel: options.accel, reason: "requested" }
+    : options.accel ?? chooseAccel();
+  return new QemuTarget({
+    qemu: options.qemu,
+    accel,
+    machine: config.machine,
+    memory: config.memory,
+    cpu: cpuArgument(config, accel.accel),
+    smp: config.smp,
+    extraArgs: options.extraArgs,
+    detached: options.detached,
+  });
+}
