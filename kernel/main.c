@@ -14,6 +14,7 @@
 #include <printf.h>
 #include <serial.h>
 #include <trap.h>
+#include <vmm.h>
 
 NORETURN void kmain(u32 protocol, u32 boot_info_phys);
 
@@ -37,6 +38,7 @@ NORETURN void kmain(u32 protocol, u32 boot_info_phys)
 		kprintf("# warning: ktest.filter is ignored: selftest=%s runs instead of the tests\n",
 			kernel_options.selftest);
 	pmm_init();
+	vmm_init();
 	if (kernel_options.selftest)
 		selftest_run(kernel_options.selftest);
 	debug_exit(ktest_run(kernel_options.ktest_filter));

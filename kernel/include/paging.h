@@ -30,10 +30,96 @@
 #define PF_ERR_RSVD (1ULL << 3) /* a reserved bit was set in an entry */
 #define PF_ERR_I (1ULL << 4)    /* the access was an instruction fetch */
 
+/* Bits of va below the index of `level` (12, 21, 30, 39). */
+#define LEVEL_SHIFT(level) (PAGE_SHIFT + INDEX_BITS * ((level) - 1))
+
 /* Bits of va that the table at `level` (and all above) uses. */
 static inline u64 va_shift(int level)
 {
-	return PAGE_SHIFT + INDEX_BITS * (u64)(level - 1);
+	return LEVEL_SHIFT(level);
+}
+
+/* Bytes one entry at `level` maps: 4 KiB, 2 MiB, 1 GiB, 512 GiB. */
+static inline u64 level_span(int level)
+{
+	return 1ULL << va_shift(level);
+}
+
+/* Sign-extend bit 47 of a 48-bit linear address: its canonical form. */
+#define CANONICAL_VA(a) ((u64)((i64)((u64)(a) << (64 - VA_BITS)) >> (64 - VA_BITS)))
+
+/* The canonical address with these PML4, PDPT, PD and PT indices. */
+#define INDICES_VA(i4, i3, i2, i1)                                                       \
+	CANONICAL_VA(((u64)(i4) << LEVEL_SHIFT(4)) | ((u64)(i3) << LEVEL_SHIFT(3)) |      \
+		     ((u64)(i2) << LEVEL_SHIFT(2)) | ((u64)(i1) << LEVEL_SHIFT(1)))
+
+/* True when bits 63..47 of va are all equal (SDM Vol. 1 §3.3.7.1). */
+static inline bool va_is_canonical(u64 va)
+{
+	return CANONICAL_VA(va) == va;
+}
+
+/*
+ * The second recursive slot: while a non-current address space is being
+ * copied or dropped, PML4[OTHER_SLOT] of the current space points at that
+ * space's PML4 (the MetalSVM "other" self-reference). Its tables then appear
+ * in a second window: its PTs at OTHER_PT_BASE (slot OTHER_SLOT), its PDs,
+ * PDPTs and PML4 inside the self-map window, one R replaced by OTHER_SLOT.
+ * Derived here from RECURSIVE_SLOT (linker/layout.ts does not know it yet:
+ * it belongs there, next to the other slots).
+ */
+#define OTHER_SLOT (RECURSIVE_SLOT - 1)
+#define OTHER_PT_BASE INDICES_VA(OTHER_SLOT, 0, 0, 0)
+#define OTHER_PT_END (OTHER_PT_BASE + PML4_SLOT_SIZE)
+#define OTHER_PD_BASE INDICES_VA(RECURSIVE_SLOT, OTHER_SLOT, 0, 0)
+#define OTHER_PDPT_BASE INDICES_VA(RECURSIVE_SLOT, RECURSIVE_SLOT, OTHER_SLOT, 0)
+#define OTHER_PML4 INDICES_VA(RECURSIVE_SLOT, RECURSIVE_SLOT, RECURSIVE_SLOT, OTHER_SLOT)
+
+_Static_assert(INDICES_VA(RECURSIVE_SLOT, 0, 0, 0) == SELFMAP_PT_BASE, "self-map PT window");
+_Static_assert(INDICES_VA(RECURSIVE_SLOT, RECURSIVE_SLOT, 0, 0) == SELFMAP_PD_BASE, "PD window");
+_Static_assert(INDICES_VA(RECURSIVE_SLOT, RECURSIVE_SLOT, RECURSIVE_SLOT, 0) == SELFMAP_PDPT_BASE,
+	       "PDPT window");
+_Static_assert(INDICES_VA(RECURSIVE_SLOT, RECURSIVE_SLOT, RECURSIVE_SLOT, RECURSIVE_SLOT) ==
+		       SELFMAP_PML4, "PML4 page");
+_Static_assert(OTHER_SLOT >= TABLE_ENTRIES / 2 && OTHER_SLOT != KERNEL_PML4_SLOT &&
+		       OTHER_SLOT != PMM_STACK_SLOT && OTHER_SLOT != HEAP_SLOT,
+	       "the other slot must be a free kernel-half PML4 slot");
+
+/* The two page-table windows: the current space's own, and the other space's. */
+enum pt_window { WINDOW_SELF, WINDOW_OTHER };
+
+/* Base of `window`'s view of all tables at `level`. */
+static inline u64 window_base(enum pt_window w, int level)
+{
+	static const u64 base[2][LEVEL_PML4 + 1] = {
+		[WINDOW_SELF] = {0, SELFMAP_PT_BASE, SELFMAP_PD_BASE, SELFMAP_PDPT_BASE, SELFMAP_PML4},
+		[WINDOW_OTHER] = {0, OTHER_PT_BASE, OTHER_PD_BASE, OTHER_PDPT_BASE, OTHER_PML4},
+	};
+	return base[w][level];
+}
+
+/* The entry translating va at `level` in the space `w` shows (its tables above must be present). */
+static inline volatile u64 *window_entry(enum pt_window w, int level, u64 va)
+{
+	return (volatile u64 *)(window_base(w, level) +
+				((va & VA_INDEX_MASK) >> va_shift(level)) * sizeof(u64));
+}
+
+/* True when va lies in the self-map window (all of the current space's tables). */
+static inline bool in_selfmap(u64 va)
+{
+	return va >= SELFMAP_BASE && va < SELFMAP_END;
+}
+
+/*
+ * The page an entry maps when the CPU uses it as a PTE, for an entry inside
+ * the self-map window: for a PTE the page it translates, for a table entry
+ * the window page where its child table appears. (The self-map shifts the
+ * indices by one level, so the entry is the PTE of that page.)
+ */
+static inline u64 selfmap_leaf_va(volatile const u64 *entry)
+{
+	return CANONICAL_VA(((u64)entry - SELFMAP_PT_BASE) << (LEVEL_SHIFT(1) - 3));
 }
 
 /* Index of va in its table at `level`. */
@@ -45,13 +131,7 @@ static inline u64 va_index(u64 va, int level)
 /* The entry translating va at `level`, through the self-map (the tables above must be present). */
 static inline volatile u64 *selfmap_entry(int level, u64 va)
 {
-	static const u64 base[] = {
-		[LEVEL_PT] = SELFMAP_PT_BASE,
-		[LEVEL_PD] = SELFMAP_PD_BASE,
-		[LEVEL_PDPT] = SELFMAP_PDPT_BASE,
-		[LEVEL_PML4] = SELFMAP_PML4,
-	};
-	return (volatile u64 *)(base[level] + ((va & VA_INDEX_MASK) >> va_shift(level)) * sizeof(u64));
+	return window_entry(WINDOW_SELF, level, va);
 }
 
 /* The PTE of va (its PT must exist: check the levels above first). */

@@ -12,6 +12,7 @@
 #include <serial.h>
 #include <string.h>
 #include <trap.h>
+#include <vmm.h>
 
 /* Selector error code (SDM Vol. 3A §6.13): external event, IDT, LDT, index. */
 #define SEL_ERR_EXT (1ULL << 0)
@@ -23,6 +24,8 @@ extern const u8 __stack_guard[], __stack_bottom[];
 
 struct trap_expectation trap_expected;
 static struct trap_record trap_recorded;
+/* Why the VMM did not resolve the last #PF (for the report), or NULL. */
+static const char *pf_refusal;
 
 static const struct {
 	const char *mnemonic;
@@ -145,13 +148,19 @@ static NORETURN void trap_fatal(const struct trap_frame *f, u64 cr2)
 	kprintf("# exception %llu %s (%s)\n", f->vector, trap_mnemonic(f->vector),
 		trap_name(f->vector));
 	kprintf("# error code 0x%llx (%s)\n", f->error_code, err);
+	if (f->vector == VEC_PF && pf_refusal)
+		kprintf("# page fault at 0x%016llx: %s\n", cr2, pf_refusal);
 	if (overflow)
 		kprintf("# kernel stack overflow: the fault hit the guard page at 0x%016llx\n",
 			(u64)__stack_guard);
 	dump_registers(f, cr2);
 	backtrace_print(f->rip, f->rbp);
-	kprintf("Bail out! exception %s (%s) at rip 0x%016llx%s\n", trap_mnemonic(f->vector),
-		trap_name(f->vector), f->rip, overflow ? " (kernel stack overflow)" : "");
+	char why[160] = "";
+	if (f->vector == VEC_PF)
+		ksnprintf(why, sizeof(why), ", %s at 0x%016llx: %s", err, cr2,
+			  pf_refusal ? pf_refusal : "?");
+	kprintf("Bail out! exception %s (%s) at rip 0x%016llx%s%s\n", trap_mnemonic(f->vector),
+		trap_name(f->vector), f->rip, why, overflow ? " (kernel stack overflow)" : "");
 	debug_exit(DEBUG_EXIT_PANIC);
 }
 
@@ -169,6 +178,12 @@ void trap_dispatch(struct trap_frame *f)
 {
 	/* CR2 first: a fault while reporting would overwrite it. */
 	u64 cr2 = read_cr2();
+	/* Page faults go to the VMM first: missing page tables and demand-zero pages are its. */
+	if (f->vector == VEC_PF) {
+		pf_refusal = vmm_page_fault(f, cr2);
+		if (!pf_refusal)
+			return;
+	}
 	if (!trap_matches(f))
 		trap_fatal(f, cr2);
 	trap_recorded = (struct trap_record){

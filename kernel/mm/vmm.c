@@ -1,0 +1,413 @@
+/*
+ * The paging API on the current address space, through the self-map only:
+ * map_region, unmap_region, set_page_flags, virt_to_phys. Entries are
+ * written at their self-map address; a missing table makes the write fault
+ * and the #PF handler (vmm_fault.c) creates it. Every entry, whatever the
+ * path, is written by pte_write_flush, which invalidates the TLB; tables that
+ * become empty are released bottom-up (the thesis's release of unused tables).
+ */
+#include "vmm_internal.h"
+#include <cpu.h>
+#include <image.h>
+#include <panic.h>
+#include <pmm.h>
+
+/* CPUID leaves and bits (Intel SDM Vol. 2A, CPUID). */
+#define CPUID_EXT_MAX 0x80000000u        /* EAX: highest extended leaf */
+#define CPUID_EXT_FEATURES 0x80000001u
+#define CPUID_EDX_PAGE1GB (1u << 26)      /* 1 GiB pages */
+#define CPUID_EXT_ADDR_SIZES 0x80000008u  /* EAX[7:0]: MAXPHYADDR */
+#define MAXPHYADDR_DEFAULT 36             /* when leaf 80000008H is missing (SDM §4.1.4) */
+
+struct vmm_stats vmm_stats;
+
+/* What the CPU offers, read on first use (it never changes after boot). */
+static struct {
+	bool known;
+	bool huge;      /* 1 GiB pages */
+	u64 nx;         /* PTE_NX or 0 */
+	u64 phys_limit; /* 1 << MAXPHYADDR */
+} caps;
+
+/* Fill caps from CPUID and EFER once. */
+static void caps_init(void)
+{
+	if (caps.known)
+		return;
+	u32 max = cpuid(CPUID_EXT_MAX, 0).eax;
+	caps.huge = max >= CPUID_EXT_FEATURES &&
+		    (cpuid(CPUID_EXT_FEATURES, 0).edx & CPUID_EDX_PAGE1GB);
+	u32 bits = max >= CPUID_EXT_ADDR_SIZES ? (cpuid(CPUID_EXT_ADDR_SIZES, 0).eax & 0xff)
+					       : MAXPHYADDR_DEFAULT;
+	caps.phys_limit = 1ULL << bits;
+	caps.nx = cpu_nx_enabled() ? PTE_NX : 0;
+	caps.known = true;
+}
+
+bool vmm_has_huge_pages(void)
+{
+	caps_init();
+	return caps.huge;
+}
+
+u64 vmm_nx_bit(void)
+{
+	caps_init();
+	return caps.nx;
+}
+
+u64 vmm_phys_limit(void)
+{
+	caps_init();
+	return caps.phys_limit;
+}
+
+void vmm_get_stats(struct vmm_stats *out)
+{
+	*out = vmm_stats;
+}
+
+bool frame_in_image(u64 frame)
+{
+	return frame >= KERNEL_PHYS_BASE && frame < (u64)__image_end - KERNEL_VIRT_OFFSET;
+}
+
+bool kernel_slot_may_grow(u64 slot)
+{
+	return slot == PMM_STACK_SLOT || slot == HEAP_SLOT;
+}
+
+bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value)
+{
+	volatile u64 *entry = window_entry(w, level, va);
+	/* G only on leaves: a table entry is also the PTE of a self-map page, which must not be global. */
+	ASSERT(!(value & PTE_G) || level == LEVEL_PT || (value & PTE_PS));
+	if (!vmm_entry_store(entry, value))
+		return false;
+	/* The page this entry maps as a PTE: va itself for a PTE, the child's window page otherwise. */
+	if (in_selfmap((u64)entry))
+		invlpg(selfmap_leaf_va(entry));
+	/* A large page of the current space is cached under its own address. */
+	if (w == WINDOW_SELF && level > LEVEL_PT)
+		invlpg(va);
+	return true;
+}
+
+u64 window_walk(enum pt_window w, u64 va, int *level)
+{
+	for (int l = LEVEL_PML4; l >= LEVEL_PT; l--) {
+		u64 e = *window_entry(w, l, va);
+		*level = l;
+		if (!(e & PTE_P))
+			return 0;
+		if (l == LEVEL_PT || (l <= LEVEL_PDPT && (e & PTE_PS)))
+			return e;
+	}
+	return 0; /* not reached: level 1 always returns */
+}
+
+void range_step_at(enum pt_window w, u64 va, struct range_step *s)
+{
+	s->entry = window_walk(w, va, &s->level);
+	s->size = level_span(s->level);
+	s->start = ALIGN_DOWN(va, s->size);
+}
+
+/*
+ * Tables that stay even when empty: the shared kernel-half PDPTs, the early
+ * window's PT (early_map relies on it), and the PMM stack region's tables
+ * (the PMM built them at init from frames it does not manage).
+ */
+static bool table_permanent(int level, u64 va)
+{
+	if (level == LEVEL_PDPT && va >= KERNEL_HALF_START)
+		return true;
+	if (va_index(va, LEVEL_PML4) == PMM_STACK_SLOT && va >= KERNEL_HALF_START)
+		return true;
+	return level == LEVEL_PT && va >= EARLY_WINDOW_BASE &&
+	       va - EARLY_WINDOW_BASE < EARLY_WINDOW_SIZE;
+}
+
+/* True when the table at `level` holding va's entry has no entry at all. */
+static bool table_empty(enum pt_window w, int level, u64 va)
+{
+	volatile const u64 *t = window_entry(w, level, ALIGN_DOWN(va, level_span(level + 1)));
+	for (u64 i = 0; i < TABLE_ENTRIES; i++)
+		if (t[i])
+			return false;
+	return true;
+}
+
+/* The lowest level whose table on va's path exists (1: the PT exists). */
+static int lowest_table(enum pt_window w, u64 va)
+{
+	for (int l = LEVEL_PML4; l > LEVEL_PT; l--) {
+		u64 e = *window_entry(w, l, va);
+		if (!(e & PTE_P) || (e & PTE_PS))
+			return l;
+	}
+	return LEVEL_PT;
+}
+
+void release_empty_tables(enum pt_window w, u64 va)
+{
+	for (int l = lowest_table(w, va); l < LEVEL_PML4; l++) {
+		if (table_permanent(l, va) || !table_empty(w, l, va))
+			return;
+		u64 frame = pte_frame(*window_entry(w, l + 1, va));
+		/* Clearing an existing entry cannot fault: its table is there. */
+		ASSERT(pte_write_flush(w, l + 1, va, 0));
+		vmm_stats.tables_released++;
+		/* Boot tables live in the image: unlinked, but not the PMM's to take. */
+		if (!frame_in_image(frame))
+			ASSERT(pmm_free(frame) == 0);
+	}
+}
+
+/* Give `count` frames from `frame` back; keep the first error in *err. */
+static void free_frames(u64 frame, u64 count, int *err)
+{
+	for (u64 i = 0; i < count; i++) {
+		int r = pmm_free(frame + i * PAGE_SIZE);
+		if (r && !*err)
+			*err = r;
+	}
+}
+
+int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options)
+{
+	int err = 0;
+	while (bytes) {
+		struct range_step s;
+		range_step_at(w, va, &s);
+		u64 step = range_step_left(&s, va);
+		if (s.entry) {
+			ASSERT(s.start == va && step <= bytes); /* callers check large pages */
+			ASSERT(pte_write_flush(w, s.level, va, 0));
+			if (options & VMM_FREE_FRAMES)
+				free_frames(pte_frame(s.entry) & ~(s.size - 1), s.size / PAGE_SIZE, &err);
+		}
+		u64 last = va + (step < bytes ? step : bytes) - 1;
+		if (step >= bytes || IS_ALIGNED(last + 1, LARGE_PAGE_SIZE))
+			release_empty_tables(w, last); /* leaving a PT: it may have emptied */
+		if (step >= bytes)
+			break;
+		va += step;
+		bytes -= step;
+	}
+	return err;
+}
+
+/* -E_ALIGN, -E_CANON or -E_SELFMAP for [va, va + n*size), else 0 (n > 0). */
+static int check_range(u64 va, u64 n, u64 size)
+{
+	if (!IS_ALIGNED(va, size))
+		return -E_ALIGN;
+	/* No range may be larger than a half of the address space. */
+	if (!va_is_canonical(va) || n > USER_END / size)
+		return -E_CANON;
+	u64 last = va + n * size - 1;
+	if (last < va || (va < USER_END && last >= USER_END))
+		return -E_CANON;
+	bool hits_self = va <= SELFMAP_END - 1 && last >= SELFMAP_BASE;
+	bool hits_other = va <= OTHER_PT_END - 1 && last >= OTHER_PT_BASE;
+	return hits_self || hits_other ? -E_SELFMAP : 0;
+}
+
+/* -E_INVAL unless every kernel-half PML4 slot of [va, last] is one the kernel shares. */
+static int check_kernel_slots(u64 va, u64 last)
+{
+	if (va < USER_END)
+		return 0;
+	for (u64 slot = va_index(va, LEVEL_PML4);; slot++) {
+		bool present = *selfmap_entry(LEVEL_PML4, INDICES_VA(slot, 0, 0, 0)) & PTE_P;
+		if (!present && !kernel_slot_may_grow(slot))
+			return -E_INVAL;
+		if (slot == va_index(last, LEVEL_PML4))
+			return 0;
+	}
+}
+
+/* The PTE bits for `flags` on a leaf at `level`. */
+static u64 leaf_bits(u32 flags, int level)
+{
+	u64 bits = PTE_P;
+	if (flags & VMM_WRITE)
+		bits |= PTE_W;
+	if (flags & VMM_USER)
+		bits |= PTE_U;
+	if (flags & VMM_GLOBAL)
+		bits |= PTE_G;
+	if (!(flags & VMM_EXEC))
+		bits |= vmm_nx_bit();
+	if (level > LEVEL_PT)
+		bits |= PTE_PS;
+	return bits;
+}
+
+/* -E_INVAL when user/global flags do not fit the half va lies in. */
+static int check_half(u64 va, u32 flags)
+{
+	bool user = va < USER_END;
+	if ((flags & VMM_USER) && !user)
+		return -E_INVAL;
+	if ((flags & VMM_GLOBAL) && user)
+		return -E_INVAL;
+	return 0;
+}
+
+/* The leaf level map_region uses for flags, or 0 if the size is not available. */
+static int map_level(u32 flags)
+{
+	if ((flags & VMM_LARGE) && (flags & VMM_HUGE))
+		return 0;
+	if (flags & VMM_HUGE)
+		return vmm_has_huge_pages() ? LEVEL_PDPT : 0;
+	return (flags & VMM_LARGE) ? LEVEL_PD : LEVEL_PT;
+}
+
+/* Everything map_region checks before looking at the tables. */
+static int check_map_args(u64 vaddr, u64 paddr, u64 npages, u32 flags, int level)
+{
+	if ((flags & ~(VMM_PROT_FLAGS | VMM_LARGE | VMM_HUGE)) || !level || !npages)
+		return -E_INVAL;
+	u64 size = level_span(level);
+	if (!IS_ALIGNED(paddr, size))
+		return -E_ALIGN;
+	int err = check_range(vaddr, npages, size);
+	if (err)
+		return err;
+	if ((err = check_half(vaddr, flags)) || (err = check_kernel_slots(vaddr, vaddr + npages * size - 1)))
+		return err;
+	if (npages > vmm_phys_limit() / size || paddr > vmm_phys_limit() - npages * size)
+		return -E_INVAL;
+	return 0;
+}
+
+/*
+ * Whether a page of `level` can go at va: 0, -E_HUGE (under a larger page)
+ * or -E_EXIST; *free is how many bytes from va are known free (a whole
+ * missing table's span) or the page size.
+ */
+static int probe_free(u64 va, int level, u64 *free)
+{
+	for (int l = LEVEL_PML4; l > level; l--) {
+		u64 e = *selfmap_entry(l, va);
+		if (!(e & PTE_P)) {
+			*free = ALIGN_DOWN(va, level_span(l)) + level_span(l) - va;
+			return 0;
+		}
+		if (e & PTE_PS)
+			return -E_HUGE;
+	}
+	*free = level_span(level);
+	/* A present entry here is a page, or a table where a large page should go. */
+	return (*selfmap_entry(level, va) & PTE_P) ? -E_EXIST : 0;
+}
+
+/* The error of the first page of the range that cannot be mapped, or 0. */
+static int probe_range(u64 vaddr, u64 npages, int level)
+{
+	u64 size = level_span(level), bytes = npages * size, va = vaddr;
+	while (bytes) {
+		u64 free;
+		int err = probe_free(va, level, &free);
+		if (err || free >= bytes)
+			return err;
+		va += free;
+		bytes -= free;
+	}
+	return 0;
+}
+
+int map_region(u64 vaddr, u64 paddr, u64 npages, u32 flags)
+{
+	int level = map_level(flags);
+	int err = check_map_args(vaddr, paddr, npages, flags, level);
+	if (err || (err = probe_range(vaddr, npages, level)))
+		return err;
+	u64 size = level_span(level), bits = leaf_bits(flags, level);
+	for (u64 i = 0; i < npages; i++) {
+		u64 va = vaddr + i * size;
+		if (pte_write_flush(WINDOW_SELF, level, va, (paddr + i * size) | bits))
+			continue;
+		/* Out of frames for a table: undo this call, and the tables it left half-built. */
+		if (i)
+			clear_range(WINDOW_SELF, vaddr, i * size, 0);
+		release_empty_tables(WINDOW_SELF, va);
+		return -E_NOMEM;
+	}
+	return 0;
+}
+
+/*
+ * Check [va, va + bytes) page by page: -E_NOTMAPPED at a hole when
+ * need_mapped, -E_HUGE at a large page the range only partly covers.
+ */
+static int check_leaves(u64 va, u64 bytes, bool need_mapped)
+{
+	while (bytes) {
+		struct range_step s;
+		range_step_at(WINDOW_SELF, va, &s);
+		u64 step = range_step_left(&s, va);
+		if (!s.entry && need_mapped)
+			return -E_NOTMAPPED;
+		if (s.entry && s.level > LEVEL_PT && (s.start != va || step > bytes))
+			return -E_HUGE;
+		if (step >= bytes)
+			return 0;
+		va += step;
+		bytes -= step;
+	}
+	return 0;
+}
+
+int unmap_region(u64 vaddr, u64 npages, u32 options)
+{
+	if ((options & ~VMM_FREE_FRAMES) || !npages)
+		return -E_INVAL;
+	int err = check_range(vaddr, npages, PAGE_SIZE);
+	if (err || (err = check_leaves(vaddr, npages * PAGE_SIZE, false)))
+		return err;
+	return clear_range(WINDOW_SELF, vaddr, npages * PAGE_SIZE, options);
+}
+
+int set_page_flags(u64 vaddr, u64 npages, u32 flags)
+{
+	if ((flags & ~VMM_PROT_FLAGS) || !npages)
+		return -E_INVAL;
+	int err = check_range(vaddr, npages, PAGE_SIZE);
+	if (err || (err = check_half(vaddr, flags)))
+		return err;
+	u64 bytes = npages * PAGE_SIZE, va = vaddr;
+	if ((err = check_leaves(va, bytes, true)))
+		return err;
+	/* Keep the frame, the size (PS; PAT on a PTE), caching and accessed/dirty. */
+	const u64 keep = PTE_ADDR_MASK | PTE_PS | PTE_PWT | PTE_PCD | PTE_A | PTE_D;
+	while (bytes) {
+		struct range_step s;
+		range_step_at(WINDOW_SELF, va, &s);
+		u64 step = range_step_left(&s, va);
+		u64 value = (s.entry & keep) | (leaf_bits(flags, s.level) & ~PTE_PS);
+		ASSERT(pte_write_flush(WINDOW_SELF, s.level, va, value));
+		if (step >= bytes)
+			break;
+		va += step;
+		bytes -= step;
+	}
+	return 0;
+}
+
+int virt_to_phys(u64 vaddr, u64 *paddr)
+{
+	if (!va_is_canonical(vaddr))
+		return -E_CANON;
+	int level;
+	u64 e = window_walk(WINDOW_SELF, vaddr, &level);
+	if (!e)
+		return -E_NOTMAPPED;
+	u64 span = level_span(level);
+	/* Bit 12 of a large-page entry is PAT, not address: mask below the page size. */
+	*paddr = (pte_frame(e) & ~(span - 1)) | (vaddr & (span - 1));
+	return 0;
+}

@@ -1,0 +1,234 @@
+/*
+ * The #PF handler: on-the-fly page-table creation and demand-zero pages.
+ *
+ * A write to an entry whose table does not exist faults with CR2 inside a
+ * page-table window. The missing table is the page holding CR2; the entry
+ * that should point at it is one level up for the same address. The handler
+ * takes a frame, installs it there (that write may fault in turn when the
+ * level above is missing too: nested faults, bottom-up, at most three deep),
+ * then zeroes the new table through its window address and returns, so the
+ * faulting store runs again.
+ *
+ * Out of frames: every entry store goes through vmm_entry_store below, an
+ * instruction with a fixup. When the handler finds no frame and the fault
+ * was raised by that instruction, it resumes at the fixup instead, which
+ * makes vmm_entry_store return false; a nested handler that sees its own
+ * parent store fail gives its frame back and skips its faulting store the
+ * same way, so the failure travels back up to map_region (or copy_page_map),
+ * which undoes what it did and returns -E_NOMEM. Anywhere else it is fatal.
+ */
+#include "vmm_internal.h"
+#include <cpu.h>
+#include <image.h>
+#include <panic.h>
+#include <pmm.h>
+#include <string.h>
+#include <trap.h>
+
+/* Demand-zero regions the handler knows (the heap and a few for tests). */
+#define DEMAND_ZERO_REGIONS 8
+
+/*
+ * bool vmm_entry_store(volatile u64 *entry, u64 value): the one store
+ * instruction, at vmm_entry_store_insn, whose fault may be skipped by
+ * resuming at vmm_entry_store_fixup (returns false instead of true).
+ */
+__asm__(".pushsection .text\n"
+	".globl vmm_entry_store\n"
+	".type vmm_entry_store, @function\n"
+	"vmm_entry_store:\n"
+	"	movl $1, %eax\n"
+	".globl vmm_entry_store_insn\n"
+	"vmm_entry_store_insn:\n"
+	"	movq %rsi, (%rdi)\n"
+	"	ret\n"
+	".globl vmm_entry_store_fixup\n"
+	"vmm_entry_store_fixup:\n"
+	"	xorl %eax, %eax\n"
+	"	ret\n"
+	".size vmm_entry_store, . - vmm_entry_store\n"
+	".popsection\n");
+extern const u8 vmm_entry_store_insn[], vmm_entry_store_fixup[];
+
+struct demand_zero_region {
+	u64 base, size; /* [base, base + size): size, not end, since the end may be 2^64 */
+	u32 flags;
+	bool used;
+};
+
+static struct demand_zero_region regions[DEMAND_ZERO_REGIONS];
+/* Table-creating faults in progress (one CPU, interrupts off in the handler). */
+static u64 table_fault_depth;
+
+/*
+ * Which window, level and address an address inside a page-table window
+ * belongs to: it is the entry at `level` for *va in window *w. Windows are
+ * tried smallest first, since each level's window lies inside the next one's.
+ */
+static bool decode_window(u64 addr, enum pt_window *w, int *level, u64 *va)
+{
+	for (int l = LEVEL_PML4; l >= LEVEL_PT; l--) {
+		for (int i = WINDOW_SELF; i <= WINDOW_OTHER; i++) {
+			u64 base = window_base((enum pt_window)i, l);
+			/* One 8-byte entry per level_span(l) of the 48-bit space. */
+			u64 size = (1ULL << (VA_BITS - va_shift(l))) * sizeof(u64);
+			if (addr < base || addr - base >= size)
+				continue;
+			*w = (enum pt_window)i;
+			*level = l;
+			*va = CANONICAL_VA(((addr - base) / sizeof(u64)) << va_shift(l));
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Resume a store that faulted for a table no frame was left for; false if it was no such store. */
+static bool skip_failed_store(struct trap_frame *f)
+{
+	if (f->rip != (u64)vmm_entry_store_insn)
+		return false;
+	f->rip = (u64)vmm_entry_store_fixup;
+	return true;
+}
+
+/* Why a window fault cannot be served by creating a table, or NULL if it can. */
+static const char *table_fault_refusal(u64 err, enum pt_window w, int level, u64 va)
+{
+	if (err & PF_ERR_P)
+		return "protection violation inside a page-table window";
+	if ((err & (PF_ERR_W | PF_ERR_U | PF_ERR_I)) != PF_ERR_W)
+		return "read of a page table that does not exist (walk top-down first)";
+	if (w == WINDOW_OTHER && !vmm_other_attached())
+		return "the other-space window is used with no space attached";
+	if (level == LEVEL_PML4)
+		return "a PML4 is missing";
+	if (level == LEVEL_PDPT && va >= KERNEL_HALF_START &&
+	    !kernel_slot_may_grow(va_index(va, LEVEL_PML4)))
+		return "a new kernel-half PDPT would not be shared by the other spaces";
+	return NULL;
+}
+
+/* Create the missing table holding the entry at cr2; NULL when done (or skipped on OOM). */
+static const char *table_fault(struct trap_frame *f, u64 cr2, enum pt_window w, int level,
+			       u64 va)
+{
+	const char *refusal = table_fault_refusal(f->error_code, w, level, va);
+	if (refusal)
+		return refusal;
+	if (++table_fault_depth > MAX_TABLE_FAULT_DEPTH)
+		panic("vmm: table faults nested %llu deep at 0x%llx", table_fault_depth, cr2);
+	if (table_fault_depth > vmm_stats.max_depth)
+		vmm_stats.max_depth = table_fault_depth;
+	const char *why = NULL;
+	u64 frame;
+	if (pmm_alloc(&frame) != 0) {
+		vmm_stats.oom_fixups++;
+		if (!skip_failed_store(f))
+			why = "out of physical frames for a page table";
+	} else if (!pte_write_flush(w, level + 1, va,
+				    frame | PTE_P | PTE_W | (va < USER_END ? PTE_U : 0))) {
+		/* The level above had no frame either: this store fails with it. */
+		ASSERT(pmm_free(frame) == 0);
+		if (!skip_failed_store(f))
+			why = "out of physical frames for a page table";
+	} else {
+		/* Installed and its window page invalidated: now it can be zeroed in place. */
+		void *table = (void *)ALIGN_DOWN(cr2, PAGE_SIZE);
+		memset(table, 0, PAGE_SIZE);
+		/* Drop paging-structure caches a walk may have filled from the old contents. */
+		invlpg((u64)table);
+		vmm_stats.table_faults++;
+	}
+	table_fault_depth--;
+	return why;
+}
+
+/* The demand-zero region holding va, or NULL. */
+static const struct demand_zero_region *region_of(u64 va)
+{
+	for (int i = 0; i < DEMAND_ZERO_REGIONS; i++)
+		if (regions[i].used && va - regions[i].base < regions[i].size)
+			return &regions[i];
+	return NULL;
+}
+
+/* Map a zeroed frame at the page of cr2 in region r; NULL when done. */
+static const char *demand_zero_fault(u64 err, u64 cr2, const struct demand_zero_region *r)
+{
+	if (err & PF_ERR_P)
+		return "protection violation in a demand-zero region";
+	if ((err & PF_ERR_U) && !(r->flags & VMM_USER))
+		return "user access to a kernel demand-zero region";
+	u64 frame, page = ALIGN_DOWN(cr2, PAGE_SIZE);
+	if (pmm_alloc(&frame) != 0)
+		return "out of physical frames for a demand-zero page";
+	/* Writable and not executable while it is zeroed, then the region's own rights. */
+	u32 first = VMM_WRITE | (r->flags & VMM_USER);
+	if (map_region(page, frame, 1, first) != 0) {
+		ASSERT(pmm_free(frame) == 0);
+		return "out of physical frames for a demand-zero page's tables";
+	}
+	memset((void *)page, 0, PAGE_SIZE);
+	if (r->flags != first)
+		ASSERT(set_page_flags(page, 1, r->flags) == 0);
+	vmm_stats.demand_zero_faults++;
+	return NULL;
+}
+
+const char *vmm_page_fault(struct trap_frame *f, u64 cr2)
+{
+	enum pt_window w;
+	int level;
+	u64 va;
+	bool other_pt = cr2 >= OTHER_PT_BASE && cr2 < OTHER_PT_END;
+	if ((in_selfmap(cr2) || other_pt) && decode_window(cr2, &w, &level, &va))
+		return table_fault(f, cr2, w, level, va);
+	if (cr2 >= (u64)__stack_guard && cr2 < (u64)__stack_bottom)
+		return "guard page below the kernel stack";
+	const struct demand_zero_region *r = region_of(cr2);
+	if (r)
+		return demand_zero_fault(f->error_code, cr2, r);
+	if (f->error_code & PF_ERR_P)
+		return "protection violation: the page does not allow this access";
+	return "no mapping and no demand-zero region at this address";
+}
+
+int vmm_register_demand_zero(u64 base, u64 size, u32 flags)
+{
+	if ((flags & ~(VMM_WRITE | VMM_USER | VMM_EXEC)) || !size)
+		return -E_INVAL;
+	if (!IS_ALIGNED(base, PAGE_SIZE) || !IS_ALIGNED(size, PAGE_SIZE))
+		return -E_ALIGN;
+	u64 last = base + size - 1;
+	if (!va_is_canonical(base) || last < base || !va_is_canonical(last) ||
+	    (base < USER_END) != (last < USER_END))
+		return -E_CANON;
+	if ((base <= SELFMAP_END - 1 && last >= SELFMAP_BASE) ||
+	    (base <= OTHER_PT_END - 1 && last >= OTHER_PT_BASE))
+		return -E_SELFMAP;
+	if ((flags & VMM_USER) && base >= USER_END)
+		return -E_INVAL;
+	struct demand_zero_region *free = NULL;
+	for (int i = 0; i < DEMAND_ZERO_REGIONS; i++) {
+		if (!regions[i].used)
+			free = free ? free : &regions[i];
+		else if (base <= regions[i].base + regions[i].size - 1 && last >= regions[i].base)
+			return -E_EXIST;
+	}
+	if (!free)
+		return -E_NOSPC;
+	*free = (struct demand_zero_region){base, size, flags, true};
+	return 0;
+}
+
+int vmm_unregister_demand_zero(u64 base)
+{
+	for (int i = 0; i < DEMAND_ZERO_REGIONS; i++) {
+		if (regions[i].used && regions[i].base == base) {
+			regions[i].used = false;
+			return 0;
+		}
+	}
+	return -E_NOENT;
+}

@@ -1,0 +1,76 @@
+/* What the VMM's files share: the entry writer, range walking, table release. */
+#ifndef OUROBOROS_VMM_INTERNAL_H
+#define OUROBOROS_VMM_INTERNAL_H
+
+#include <paging.h>
+#include <vmm.h>
+
+/* Deepest nesting of table-creating faults: a missing PT, PD and PDPT (the PML4 always exists). */
+#define MAX_TABLE_FAULT_DEPTH 3
+
+/* Flags map_region and set_page_flags accept. */
+#define VMM_PROT_FLAGS (VMM_WRITE | VMM_USER | VMM_EXEC | VMM_GLOBAL)
+
+extern struct vmm_stats vmm_stats;
+
+/*
+ * Store value at entry (vmm_fault.c, in assembly): true, or false when the
+ * store faulted for a missing page table, the #PF handler found no frame for
+ * it and skipped the store through the fixup.
+ */
+bool vmm_entry_store(volatile u64 *entry, u64 value);
+
+/*
+ * THE way every paging entry is written: store the entry of `level` for va
+ * in window w, then invalidate what it mapped (invlpg of the page the entry
+ * maps as a PTE, and of va itself for a large-page entry of the current
+ * space). false when the store was skipped for want of a frame.
+ */
+bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value);
+
+/* The leaf entry of va in w and its level, or 0 and the level of the missing entry. */
+u64 window_walk(enum pt_window w, u64 va, int *level);
+
+/* One step of a range walk: the leaf at va (entry != 0), or the hole around it. */
+struct range_step {
+	u64 entry;  /* the leaf entry, 0 for a hole */
+	int level;  /* the leaf's level, or the level of the missing entry */
+	u64 start;  /* first address the leaf (or hole) covers */
+	u64 size;   /* bytes it covers */
+};
+
+/* Fill *s for va in window w. */
+void range_step_at(enum pt_window w, u64 va, struct range_step *s);
+
+/* Bytes from va to the end of step s (at most 2^63, so it never wraps). */
+static inline u64 range_step_left(const struct range_step *s, u64 va)
+{
+	return s->start + s->size - va;
+}
+
+/*
+ * Clear the leaves of [va, va + bytes) in w (large pages must lie inside),
+ * releasing tables that empty; with VMM_FREE_FRAMES give the frames back.
+ * Returns 0 or the first pmm_free error.
+ */
+int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options);
+
+/* Release the tables on va's path in w that are empty, bottom-up. */
+void release_empty_tables(enum pt_window w, u64 va);
+
+/* True for a frame of the kernel image (boot tables): never handed to the PMM. */
+bool frame_in_image(u64 frame);
+
+/* True when a new PDPT may be created for kernel-half PML4 slot `slot`. */
+bool kernel_slot_may_grow(u64 slot);
+
+/* PTE_NX when EFER.NXE is on, else 0 (bit 63 is reserved then). */
+u64 vmm_nx_bit(void);
+
+/* The physical-address limit (1 << MAXPHYADDR). */
+u64 vmm_phys_limit(void);
+
+/* True while PML4[OTHER_SLOT] shows another space (vmm_space.c). */
+bool vmm_other_attached(void);
+
+#endif

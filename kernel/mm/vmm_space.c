@@ -1,0 +1,133 @@
+/*
+ * Address spaces: copy_page_map, drop_page_map, switch_page_map.
+ *
+ * A space that is not current is worked on through a temporary second
+ * recursive entry, as MetalSVM does: PML4[OTHER_SLOT] of the current space
+ * points at the other PML4, whose own self-map slot points at itself. The
+ * other space's tables then appear at fixed addresses (paging.h), and the
+ * ordinary code paths (pte_write_flush, the fault-driven table creation,
+ * clear_range and the release of empty tables) work on them with
+ * WINDOW_OTHER. Detaching reloads CR3, dropping every TLB entry of that
+ * window at once (none is global).
+ */
+#include "vmm_internal.h"
+#include <cpu.h>
+#include <panic.h>
+#include <pmm.h>
+
+/* First kernel-half PML4 slot. */
+#define KERNEL_FIRST_SLOT (TABLE_ENTRIES / 2)
+
+static bool other_attached;
+
+bool vmm_other_attached(void)
+{
+	return other_attached;
+}
+
+/* Load CR3 (flushes every non-global TLB entry). */
+static void load_cr3(u64 value)
+{
+	__asm__ volatile("mov %0, %%cr3" : : "r"(value) : "memory");
+}
+
+/* Show space's tables in the other window. */
+static void other_attach(pml4_t space)
+{
+	ASSERT(!other_attached);
+	/* Tables are data: P|W, NX where the CPU has it, never G. */
+	ASSERT(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE,
+			       space | PTE_P | PTE_W | vmm_nx_bit()));
+	other_attached = true;
+}
+
+/* Remove the other window and every TLB entry it left. */
+static void other_detach(void)
+{
+	ASSERT(other_attached);
+	ASSERT(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE, 0));
+	load_cr3(read_cr3());
+	other_attached = false;
+}
+
+/* Fill the attached, zeroed PML4 `space`: kernel half shared, its own self-map. */
+static void other_init_kernel_half(pml4_t space)
+{
+	for (u64 slot = KERNEL_FIRST_SLOT; slot < TABLE_ENTRIES; slot++) {
+		u64 va = INDICES_VA(slot, 0, 0, 0);
+		u64 value = *selfmap_entry(LEVEL_PML4, va);
+		if (slot == RECURSIVE_SLOT)
+			value = space | PTE_P | PTE_W | vmm_nx_bit();
+		else if (slot == OTHER_SLOT)
+			value = 0; /* this very entry: it belongs to the current space only */
+		ASSERT(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, va, value));
+	}
+}
+
+/* Copy every user-half leaf of the current space into the other one (tables made by faults). */
+static int copy_user_half(void)
+{
+	u64 va = 0;
+	while (va < USER_END) {
+		struct range_step s;
+		range_step_at(WINDOW_SELF, va, &s);
+		if (s.entry && !pte_write_flush(WINDOW_OTHER, s.level, va, s.entry))
+			return -E_NOMEM;
+		va += range_step_left(&s, va);
+	}
+	return 0;
+}
+
+int copy_page_map(pml4_t *out)
+{
+	u64 space;
+	if (pmm_alloc(&space) != 0)
+		return -E_NOMEM;
+	other_attach(space);
+	/* The frame holds whatever it held: clear the user half before anything reads it. */
+	for (u64 slot = 0; slot < KERNEL_FIRST_SLOT; slot++)
+		ASSERT(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, INDICES_VA(slot, 0, 0, 0), 0));
+	other_init_kernel_half(space);
+	int err = copy_user_half();
+	if (err)
+		clear_range(WINDOW_OTHER, 0, USER_END, 0);
+	other_detach();
+	if (err) {
+		ASSERT(pmm_free(space) == 0);
+		return err;
+	}
+	*out = space;
+	return 0;
+}
+
+int drop_page_map(pml4_t space, u32 options)
+{
+	if ((options & ~VMM_FREE_FRAMES) || !space || !IS_ALIGNED(space, PAGE_SIZE) ||
+	    space >= vmm_phys_limit() || space == current_page_map())
+		return -E_INVAL;
+	other_attach(space);
+	/* A PML4 of ours points at itself: anything else is not an address space. */
+	u64 self = *window_entry(WINDOW_OTHER, LEVEL_PML4, INDICES_VA(RECURSIVE_SLOT, 0, 0, 0));
+	if (pte_frame(self) != space || !(self & PTE_P)) {
+		other_detach();
+		return -E_INVAL;
+	}
+	int err = clear_range(WINDOW_OTHER, 0, USER_END, options);
+	other_detach();
+	if (!frame_in_image(space)) {
+		int r = pmm_free(space);
+		err = err ? err : r;
+	}
+	return err;
+}
+
+void switch_page_map(pml4_t space)
+{
+	ASSERT(space && IS_ALIGNED(space, PAGE_SIZE) && !other_attached);
+	load_cr3(space);
+}
+
+pml4_t current_page_map(void)
+{
+	return read_cr3() & PTE_ADDR_MASK;
+}
