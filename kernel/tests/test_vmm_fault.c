@@ -1,0 +1,257 @@
+/*
+ * The #PF handler: page tables created by faults (counted, nested three
+ * deep), released bottom-up when they empty, out-of-frames turned into
+ * -E_NOMEM with everything rolled back, demand-zero pages, and the faults
+ * it must refuse (guard page, unregistered addresses, reads of missing
+ * tables).
+ */
+#include "test_vmm_util.h"
+#include <image.h>
+#include <ktest.h>
+#include <panic.h>
+#include <pmm.h>
+#include <string.h>
+#include <trap.h>
+#include <vmm.h>
+
+#define FAKE_PHYS 0x100000000ULL
+
+static const u64 BASE = INDICES_VA(TSLOT_FAULT, 0, 0, 0);
+
+/* Table faults since boot. */
+static u64 table_faults(void)
+{
+	struct vmm_stats s;
+	vmm_get_stats(&s);
+	return s.table_faults;
+}
+
+KTEST(vmm_fault, tables_created_by_nested_faults)
+{
+	u64 free0 = free_frames(), faults0 = table_faults();
+	KASSERT(!pml4_present(TSLOT_FAULT));
+	/* Nothing below the PML4: the PTE store faults, then its PDE, then its PDPTE. */
+	KASSERT_EQ(map_region(BASE, FAKE_PHYS, 1, 0), 0);
+	KASSERT_EQ(table_faults() - faults0, 3);
+	struct vmm_stats s;
+	vmm_get_stats(&s);
+	KASSERT_EQ(s.max_depth, 3);
+	KASSERT_EQ(free_frames(), free0 - 3);
+	/* Same PT: no fault. Next PT: one. Next PD: two. Next PDPT (next PML4 slot): three. */
+	KASSERT_EQ(map_region(BASE + PAGE_SIZE, FAKE_PHYS, 1, 0), 0);
+	KASSERT_EQ(table_faults() - faults0, 3);
+	KASSERT_EQ(map_region(BASE + LARGE_PAGE_SIZE, FAKE_PHYS, 1, 0), 0);
+	KASSERT_EQ(table_faults() - faults0, 4);
+	KASSERT_EQ(map_region(BASE + HUGE_PAGE_SIZE, FAKE_PHYS, 1, 0), 0);
+	KASSERT_EQ(table_faults() - faults0, 6);
+	KASSERT_EQ(map_region(BASE + PML4_SLOT_SIZE, FAKE_PHYS, 1, 0), 0);
+	KASSERT_EQ(table_faults() - faults0, 9);
+	KASSERT_EQ(free_frames(), free0 - 9);
+	/* User-half tables carry U (the leaf decides), and P|W. */
+	KASSERT_EQ(*selfmap_entry(LEVEL_PD, BASE) & (PTE_P | PTE_W | PTE_U), PTE_P | PTE_W | PTE_U);
+	KASSERT_EQ(*selfmap_entry(LEVEL_PML4, BASE) & (PTE_P | PTE_W | PTE_U), PTE_P | PTE_W | PTE_U);
+	/* A fresh table is zeroed: the neighbours of the one PTE written are empty. */
+	KASSERT_EQ(*selfmap_pte(BASE + HUGE_PAGE_SIZE + PAGE_SIZE), 0);
+	KASSERT_EQ(*selfmap_entry(LEVEL_PD, BASE + HUGE_PAGE_SIZE + LARGE_PAGE_SIZE), 0);
+	KASSERT_EQ(unmap_region(BASE, 2 * PML4_SLOT_SIZE / PAGE_SIZE, 0), 0);
+	KASSERT(!pml4_present(TSLOT_FAULT));
+	KASSERT(!pml4_present(TSLOT_FAULT + 1));
+	KASSERT_EQ(free_frames(), free0);
+}
+
+KTEST(vmm_fault, kernel_tables_have_no_user_bit)
+{
+	u64 kva = HEAP_BASE + PML4_SLOT_SIZE / 4;
+	KASSERT_EQ(map_region(kva, FAKE_PHYS, 1, 0), 0);
+	KASSERT_EQ(*selfmap_entry(LEVEL_PD, kva) & (PTE_P | PTE_W | PTE_U), PTE_P | PTE_W);
+	KASSERT_EQ(*selfmap_entry(LEVEL_PDPT, kva) & (PTE_P | PTE_W | PTE_U), PTE_P | PTE_W);
+	KASSERT_EQ(unmap_region(kva, 1, 0), 0);
+}
+
+KTEST(vmm_fault, release_bottom_up)
+{
+	u64 free0 = free_frames();
+	struct vmm_stats s0, s1;
+	vmm_get_stats(&s0);
+	/* Two PTs under one PD. */
+	KASSERT_EQ(map_region(BASE, FAKE_PHYS, 2, 0), 0);
+	KASSERT_EQ(map_region(BASE + LARGE_PAGE_SIZE, FAKE_PHYS, 1, 0), 0);
+	KASSERT_EQ(free_frames(), free0 - 4);
+	/* Half of the first PT: it stays. */
+	KASSERT_EQ(unmap_region(BASE, 1, 0), 0);
+	KASSERT(*selfmap_entry(LEVEL_PD, BASE) & PTE_P);
+	/* All of it: the PT goes, the PD (still holding the other PT) stays. */
+	KASSERT_EQ(unmap_region(BASE + PAGE_SIZE, 1, 0), 0);
+	KASSERT_EQ(*selfmap_entry(LEVEL_PD, BASE) & PTE_P, 0);
+	KASSERT(*selfmap_entry(LEVEL_PDPT, BASE) & PTE_P);
+	KASSERT_EQ(free_frames(), free0 - 3);
+	/* The last page: PT, PD, PDPT go, bottom-up, and the PML4 entry is cleared. */
+	KASSERT_EQ(unmap_region(BASE + LARGE_PAGE_SIZE, 1, 0), 0);
+	KASSERT(!pml4_present(TSLOT_FAULT));
+	vmm_get_stats(&s1);
+	KASSERT_EQ(s1.tables_released - s0.tables_released, 4);
+	KASSERT_EQ(free_frames(), free0);
+}
+
+/* Map across two PTs of a fresh slot (needs a PDPT, a PD and two PTs) with `left` frames free. */
+static int map_with_frames_left(struct frame_hold *h, u64 left, u64 *free_before)
+{
+	ASSERT(hold_release(h, left) == left);
+	*free_before = free_frames();
+	/* Pages of the first PT, then of the second: the second PT's fault is the fourth. */
+	return map_region(BASE + LARGE_PAGE_SIZE - 8 * PAGE_SIZE, FAKE_PHYS, 16, 0);
+}
+
+KTEST(vmm_fault, oom_in_map_region_rolls_back)
+{
+	u64 free0 = free_frames();
+	struct vmm_stats s0, s1;
+	vmm_get_stats(&s0);
+	struct frame_hold h;
+	KASSERT_EQ(hold_all(&h), 0);
+	KASSERT_EQ(free_frames(), 0);
+	/* 0..3 frames: out of frames at the PT, PD, PDPT (nested), then at the second PT. */
+	for (u64 left = 0; left <= 4; left++) {
+		u64 before;
+		int r = map_with_frames_left(&h, left, &before);
+		u64 after = free_frames();
+		u64 pa;
+		bool any_mapped = false;
+		for (u64 i = 0; i < 16; i++)
+			any_mapped |= virt_to_phys(BASE + LARGE_PAGE_SIZE + (i - 8) * PAGE_SIZE, &pa) == 0;
+		if (left == 4) {
+			if (r == 0)
+				unmap_region(BASE + LARGE_PAGE_SIZE - 8 * PAGE_SIZE, 16, 0);
+			KASSERT_EQ(r, 0);
+			KASSERT_EQ(after, 0);
+			KASSERT(any_mapped);
+		} else {
+			KASSERT_EQ(r, -E_NOMEM);
+			KASSERT_EQ(after, before); /* every table made on the way was given back */
+			KASSERT(!any_mapped);      /* and the first PT's pages were unmapped again */
+		}
+		KASSERT(!pml4_present(TSLOT_FAULT));
+		KASSERT_EQ(free_frames(), left);
+		KASSERT_EQ(hold_take(&h, left), left);
+	}
+	hold_release_all(&h);
+	vmm_get_stats(&s1);
+	KASSERT_EQ(s1.oom_fixups - s0.oom_fixups, 4);
+	KASSERT_EQ(free_frames(), free0);
+}
+
+KTEST(vmm_fault, demand_zero_heap)
+{
+	u64 free0 = free_frames();
+	struct vmm_stats s0, s1;
+	vmm_get_stats(&s0);
+	/* Far from where a heap allocator starts handing out memory. */
+	volatile u64 *p = (volatile u64 *)(HEAP_BASE + PML4_SLOT_SIZE / 2 + 3 * PAGE_SIZE);
+	KASSERT_EQ(leaf_of((u64)p, NULL), 0);
+	KASSERT_EQ(p[7], 0);
+	p[7] = 0x5a5a;
+	KASSERT_EQ(p[7], 0x5a5a);
+	u64 pte = leaf_of((u64)p, NULL);
+	KASSERT_EQ(pte & (PTE_P | PTE_W | PTE_U | PTE_NX), PTE_P | PTE_W | nx_bit());
+	vmm_get_stats(&s1);
+	KASSERT_EQ(s1.demand_zero_faults - s0.demand_zero_faults, 1);
+	KASSERT_EQ(free_frames(), free0 - 3); /* the page, its PT and PD (the PDPT is shared) */
+	/* The whole page is zero, not only what was read. */
+	bool zero = true;
+	for (u64 i = 8; i < PAGE_SIZE / sizeof(u64); i++)
+		zero &= p[i] == 0;
+	KASSERT(zero);
+	KASSERT_EQ(unmap_region(ALIGN_DOWN((u64)p, PAGE_SIZE), 1, VMM_FREE_FRAMES), 0);
+	KASSERT_EQ(free_frames(), free0);
+}
+
+KTEST(vmm_fault, demand_zero_read_only_region)
+{
+	u64 free0 = free_frames(), region = BASE + HUGE_PAGE_SIZE;
+	KASSERT_EQ(vmm_register_demand_zero(region, 4 * PAGE_SIZE, 0), 0);
+	volatile u64 *p = (volatile u64 *)(region + PAGE_SIZE);
+	KASSERT_EQ(p[0], 0);
+	KASSERT_EQ(leaf_of((u64)p, NULL) & (PTE_P | PTE_W), PTE_P);
+	/* Read-only: a write is a protection fault the handler does not resolve. */
+	u8 byte = 1;
+	trap_expect(VEC_PF);
+	__asm__ volatile(TRAP_FIXUP_SITE("movb %0, (%1)") : : "q"(byte), "r"(p) : TRAP_FIXUP_CLOBBERS);
+	struct trap_record r = trap_expect_end();
+	KASSERT(r.hit);
+	KASSERT_EQ(r.error_code & (PF_ERR_P | PF_ERR_W), PF_ERR_P | PF_ERR_W);
+	/* Outside the region, nothing is created. */
+	u64 value = 0;
+	trap_expect(VEC_PF);
+	__asm__ volatile(TRAP_FIXUP_SITE("movq (%1), %0")
+			 : "+r"(value)
+			 : "r"(region + 4 * PAGE_SIZE)
+			 : TRAP_FIXUP_CLOBBERS);
+	KASSERT(trap_expect_end().hit);
+	KASSERT_EQ(vmm_unregister_demand_zero(region), 0);
+	KASSERT_EQ(vmm_unregister_demand_zero(region), -E_NOENT);
+	KASSERT_EQ(unmap_region(region, 4, VMM_FREE_FRAMES), 0);
+	KASSERT_EQ(free_frames(), free0);
+}
+
+KTEST(vmm_fault, demand_zero_registration_errors)
+{
+	KASSERT_EQ(vmm_register_demand_zero(BASE, 0, 0), -E_INVAL);
+	KASSERT_EQ(vmm_register_demand_zero(BASE, PAGE_SIZE, VMM_LARGE), -E_INVAL);
+	KASSERT_EQ(vmm_register_demand_zero(HEAP_BASE - PAGE_SIZE, PAGE_SIZE, VMM_USER), -E_INVAL);
+	KASSERT_EQ(vmm_register_demand_zero(BASE + 8, PAGE_SIZE, 0), -E_ALIGN);
+	KASSERT_EQ(vmm_register_demand_zero(BASE, 8, 0), -E_ALIGN);
+	KASSERT_EQ(vmm_register_demand_zero(USER_END - PAGE_SIZE, 2 * PAGE_SIZE, 0), -E_CANON);
+	KASSERT_EQ(vmm_register_demand_zero(SELFMAP_BASE, PAGE_SIZE, 0), -E_SELFMAP);
+	KASSERT_EQ(vmm_register_demand_zero(HEAP_BASE + PAGE_SIZE, PAGE_SIZE, 0), -E_EXIST);
+	/* The table fills up. */
+	int registered = 0, r;
+	while ((r = vmm_register_demand_zero(BASE + (u64)registered * PAGE_SIZE, PAGE_SIZE, 0)) == 0)
+		registered++;
+	KASSERT_EQ(r, -E_NOSPC);
+	KASSERT(registered > 0);
+	for (int i = 0; i < registered; i++)
+		KASSERT_EQ(vmm_unregister_demand_zero(BASE + (u64)i * PAGE_SIZE), 0);
+}
+
+/* What the handler says of a fault at cr2 with error code err (no side effect when refused). */
+static const char *fault_verdict(u64 cr2, u64 err)
+{
+	struct trap_frame f;
+	memset(&f, 0, sizeof(f));
+	f.vector = VEC_PF;
+	f.error_code = err;
+	return vmm_page_fault(&f, cr2);
+}
+
+KTEST(vmm_fault, refusals)
+{
+	u64 free0 = free_frames();
+	KASSERT_STREQ(fault_verdict((u64)__stack_guard + 8, 0), "guard page below the kernel stack");
+	KASSERT_STREQ(fault_verdict(BASE, PF_ERR_W),
+		      "no mapping and no demand-zero region at this address");
+	/* A read of a missing table is a bug (walks go top-down), never a reason to make one. */
+	KASSERT_STREQ(fault_verdict((u64)selfmap_pte(BASE), 0),
+		      "read of a page table that does not exist (walk top-down first)");
+	KASSERT_STREQ(fault_verdict((u64)selfmap_pte(BASE), PF_ERR_P | PF_ERR_W),
+		      "protection violation inside a page-table window");
+	KASSERT_STREQ(fault_verdict(OTHER_PT_BASE, PF_ERR_W),
+		      "the other-space window is used with no space attached");
+	KASSERT_STREQ(fault_verdict((u64)selfmap_entry(LEVEL_PDPT, INDICES_VA(unused_kernel_slot(), 0, 0, 0)), PF_ERR_W),
+		      "a new kernel-half PDPT would not be shared by the other spaces");
+	KASSERT_STREQ(fault_verdict((u64)__text_start, PF_ERR_P | PF_ERR_W),
+		      "protection violation: the page does not allow this access");
+	KASSERT_STREQ(fault_verdict(HEAP_BASE, PF_ERR_P | PF_ERR_W),
+		      "protection violation in a demand-zero region");
+	KASSERT_EQ(free_frames(), free0);
+}
+
+KTEST(vmm_fault, guard_page_faults_and_stays_unmapped)
+{
+	u64 addr = (u64)__stack_guard + 64, value = 0;
+	trap_expect(VEC_PF);
+	__asm__ volatile(TRAP_FIXUP_SITE("movq (%1), %0") : "+r"(value) : "r"(addr) : TRAP_FIXUP_CLOBBERS);
+	struct trap_record r = trap_expect_end();
+	KASSERT(r.hit);
+	KASSERT_EQ(r.cr2, addr);
+	KASSERT_EQ(leaf_of(addr, NULL), 0);
+}
