@@ -5,6 +5,7 @@
  *   ktest.filter=<glob>[,<glob>...]  run only tests whose "suite.test" matches
  *   ktest.list                       list the selected tests (as skipped TAP results), run none
  *   selftest=<name>                  run one failure-class selftest instead
+ *   model.seed=<n>, model.ops=<n>    seed and length of the VMM's randomized model test
  * Unknown keys are kept and reported as TAP warnings, never silently ignored.
  */
 #ifndef OUROBOROS_CMDLINE_H
@@ -19,6 +20,8 @@
 struct kernel_options {
 	const char *ktest_filter; /* NULL: run every test */
 	const char *selftest;     /* NULL: run the tests */
+	const char *model_seed;   /* NULL: the model test's fixed default seed */
+	const char *model_ops;    /* NULL: the model test's default length */
 	bool ktest_list;          /* list the selected tests instead of running them */
 	/* Problems found, as messages for "# warning: ..." lines. */
 	char warnings[CMDLINE_MAX_WARNINGS][96];

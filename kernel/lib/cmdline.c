@@ -19,6 +19,8 @@ struct option {
 static const struct option options[] = {
 	{"ktest.filter", offsetof(struct kernel_options, ktest_filter)},
 	{"selftest", offsetof(struct kernel_options, selftest)},
+	{"model.seed", offsetof(struct kernel_options, model_seed)},
+	{"model.ops", offsetof(struct kernel_options, model_ops)},
 };
 
 /* An option without a value: its presence sets a bool in kernel_options. */
