@@ -84,6 +84,7 @@ export function layoutConstants(layout: Layout): Constant[] {
     c("PMM_STACK_BASE", layout.pmmStackBase, "PMM free-frame stack region"),
     c("HEAP_SLOT", layout.heapSlot, "PML4 slot of the kernel heap"),
     c("HEAP_BASE", layout.heapBase, "demand-zero kernel heap region"),
+    c("OTHER_SLOT", layout.otherSlot, "PML4 slot of the other-space window"),
     c("BOOT_PROTOCOL_PVH", BOOT_PROTOCOL.pvh, "started by a PVH loader"),
     c("BOOT_PROTOCOL_MB2", BOOT_PROTOCOL.multiboot2, "started by multiboot2"),
     c("BOOT_PROTOCOL_MB1", BOOT_PROTOCOL.multiboot1, "started by multiboot1"),

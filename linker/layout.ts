@@ -98,6 +98,12 @@ export interface LayoutConfig {
   pmmStackSlot: number;
   /** PML4 slot of the kernel heap, a demand-zero region. */
   heapSlot: number;
+  /**
+   * Second recursive slot: while another address space is copied or dropped,
+   * PML4[otherSlot] of the current one points at that space's PML4, so its
+   * tables appear in a second window (MetalSVM's "other" self-reference).
+   */
+  otherSlot: number;
 }
 
 /** The defaults: image at 1 MiB, kernel at -2 GiB, self-map in slot 510. */
@@ -109,6 +115,7 @@ export const DEFAULT_LAYOUT_CONFIG: LayoutConfig = {
   maxKernelSize: 8n << 20n,
   pmmStackSlot: 384,
   heapSlot: 385,
+  otherSlot: 509,
 };
 
 /** Everything derived from a validated {@link LayoutConfig}. */
@@ -248,6 +255,7 @@ export function deriveLayout(
   const regions: [string, number][] = [
     ["the PMM stack", c.pmmStackSlot],
     ["the kernel heap", c.heapSlot],
+    ["the other-space window", c.otherSlot],
   ];
   for (const [name, s] of regions) {
     if (!Number.isInteger(s) || s < TABLE_ENTRIES / 2 || s >= TABLE_ENTRIES) {
@@ -259,8 +267,10 @@ export function deriveLayout(
       );
     }
   }
-  if (c.pmmStackSlot === c.heapSlot) {
-    throw new LayoutError("the PMM stack and the kernel heap need different PML4 slots");
+  if (new Set(regions.map(([, s]) => s)).size !== regions.length) {
+    throw new LayoutError(
+      "the PMM stack, the kernel heap and the other-space window need different PML4 slots",
+    );
   }
   if (!Number.isInteger(c.kernelStackPages) || c.kernelStackPages < 1) {
     throw new LayoutError("kernel stack needs at least one page");

@@ -94,6 +94,13 @@ Deno.test("layout: the PMM stack and heap regions take slots of their own", () =
     () => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, recursiveSlot: 384 }),
     /PMM stack slot 384 collides with the self-map/,
   );
-  assert.throws(() => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, heapSlot: 384 }), /different PML4 slots/);
+  assert.throws(
+    () => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, heapSlot: 384 }),
+    /different PML4 slots/,
+  );
+  assert.throws(
+    () => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, otherSlot: 510 }),
+    /other-space window slot 510 collides with the self-map/,
+  );
   assert.throws(() => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, heapSlot: 12 }), /kernel-half/);
 });

@@ -65,10 +65,8 @@ static inline bool va_is_canonical(u64 va)
  * space's PML4 (the MetalSVM "other" self-reference). Its tables then appear
  * in a second window: its PTs at OTHER_PT_BASE (slot OTHER_SLOT), its PDs,
  * PDPTs and PML4 inside the self-map window, one R replaced by OTHER_SLOT.
- * Derived here from RECURSIVE_SLOT (linker/layout.ts does not know it yet:
- * it belongs there, next to the other slots).
+ * OTHER_SLOT comes from linker/layout.ts, next to the other slots.
  */
-#define OTHER_SLOT (RECURSIVE_SLOT - 1)
 #define OTHER_PT_BASE INDICES_VA(OTHER_SLOT, 0, 0, 0)
 #define OTHER_PT_END (OTHER_PT_BASE + PML4_SLOT_SIZE)
 #define OTHER_PD_BASE INDICES_VA(RECURSIVE_SLOT, OTHER_SLOT, 0, 0)
