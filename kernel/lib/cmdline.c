@@ -31,6 +31,7 @@ struct flag {
 
 static const struct flag flags[] = {
 	{"ktest.list", offsetof(struct kernel_options, ktest_list)},
+	{"oracle", offsetof(struct kernel_options, oracle)},
 };
 
 static bool is_space(char c)
