@@ -1,86 +1,188 @@
 /**
  * Each failure class, made to happen for real by the kernel's selftest
- * switches, must be classified as such and name the test that was running.
+ * switches (or by QEMU itself), must come out of the runner as the report
+ * shows it: the right kind and category, the running test named, the
+ * deadline named, the crash symbolized, the serial log kept.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { LOG_DIR } from "../tools/paths.ts";
-import { runKernel, type RunResult } from "../tools/runner/run.ts";
+import { ROOT } from "../tools/paths.ts";
+import { DEFAULT_CONFIG, getConfig } from "../tools/runner/configs.ts";
+import { type MatrixOptions, runMatrix } from "../tools/runner/matrix.ts";
+import { runEntry, type RunRecord } from "../tools/runner/record.ts";
+import type { Deadlines } from "../tools/runner/run.ts";
 import { builtKernel } from "./support.ts";
 
 /** Short enough to keep the suite fast, long enough for a TCG boot on a busy machine. */
-const HANG_SILENCE_MS = 1_500;
+const SHORT_MS = 1_500;
+const LOG_DIR = `${ROOT}/build/logs`;
 
-async function selftest(name: string, silenceTimeoutMs = 20_000): Promise<RunResult> {
+async function run(
+  name: string,
+  extra: Partial<MatrixOptions> = {},
+  deadlines: Partial<Deadlines> = { silenceMs: 20_000 },
+): Promise<RunRecord> {
   const { elf } = await builtKernel();
-  return runKernel({
-    kernel: elf,
-    append: `selftest=${name}`,
-    logFile: join(LOG_DIR, `selftest-${name}.log`),
-    silenceTimeoutMs,
+  const [record] = await runMatrix({
+    elf,
+    root: ROOT,
+    configs: [getConfig(DEFAULT_CONFIG)],
+    filter: null,
+    shard: null,
+    retries: 0,
+    deadlines,
+    logDir: LOG_DIR,
+    logPrefix: name,
+    ...extra,
   });
+  return record;
 }
 
+const selftest = (name: string, deadlines?: Partial<Deadlines>) =>
+  run(`selftest-${name}`, { extraCmdline: `selftest=${name}` }, deadlines);
+
 // Boot them all at once: each run is mostly QEMU start-up and waiting.
-const runs = new Map<string, Promise<RunResult>>();
+const runs = new Map<string, Promise<RunRecord>>();
 for (const name of ["triple-fault", "panic", "fault", "fail", "garbage", "stack-overflow"]) {
   runs.set(name, selftest(name));
 }
-runs.set("hang", selftest("hang", HANG_SILENCE_MS));
+runs.set("hang", selftest("hang", { silenceMs: SHORT_MS }));
+runs.set(
+  "hang-run",
+  run("selftest-hang-run", { extraCmdline: "selftest=hang" }, {
+    silenceMs: 60_000,
+    runMs: SHORT_MS,
+  }),
+);
+// -S: QEMU starts with the CPU stopped, so not a byte ever comes.
+runs.set("no-boot", run("no-boot", { target: { extraArgs: ["-S"] } }, { bootMs: SHORT_MS }));
+runs.set("no-qemu", run("no-qemu", { target: { qemu: "/nonexistent/qemu-system-x86_64" } }));
 const get = (name: string) => runs.get(name)!;
 
-Deno.test("selftest: a triple fault is reported as such, naming the test", async () => {
+/** The symbolized function of a frame (innermost location). */
+function functionsOf(r: RunRecord): string[] {
+  return (r.crash?.frames ?? []).map((f) => f.locations[0]?.function ?? "?");
+}
+
+Deno.test("selftest: a triple fault is a crash, naming the test; exit 0 is no success", async () => {
   const r = await get("triple-fault");
-  assert.equal(r.classification.kind, "triple-fault", r.classification.message);
-  assert.deepEqual(r.exit, { kind: "exited", status: 0 });
-  assert.equal(r.classification.test, "selftest.triple-fault");
+  assert.equal(r.kind, "triple-fault", r.message);
+  assert.equal(r.category, "crash");
+  assert.equal(r.status, "fail");
+  assert.deepEqual(r.attempts[0].exit, { kind: "exited", status: 0 });
+  assert.equal(r.test, "selftest.triple-fault");
+  assert.equal(runEntry(r), "failed");
 });
 
-Deno.test("selftest: a hang is detected by silence, QEMU is killed, the test is named", async () => {
+Deno.test("selftest: a hang is caught by the silence deadline, named with the test", async () => {
   const r = await get("hang");
-  assert.equal(r.classification.kind, "hang", r.classification.message);
-  assert.equal(r.timeout?.deadline, "silence");
-  assert.equal(r.classification.test, "selftest.hang");
-});
-
-Deno.test("selftest: a panic is a Bail out with the kernel's reason and backtrace", async () => {
-  const r = await get("panic");
-  assert.equal(r.classification.kind, "panic", r.classification.message);
-  assert.match(r.classification.bailOut?.reason ?? "", /deliberate panic/);
-  assert.ok(
-    r.classification.bailOut?.dump.some((l) => /0xffffffff8/.test(l)),
-    "backtrace addresses",
+  assert.equal(r.kind, "hang", r.message);
+  assert.equal(r.category, "hang");
+  assert.deepEqual(r.deadline, { deadline: "silence", ms: SHORT_MS });
+  assert.equal(r.test, "selftest.hang");
+  assert.match(
+    r.message,
+    /the silence deadline \(1500 ms without a TAP line\) passed while running selftest\.hang/,
   );
-  assert.equal(r.classification.test, "selftest.panic");
 });
 
-Deno.test("selftest: an unexpected page fault is a panic with the exception dump", async () => {
+Deno.test("selftest: the run deadline is reported by its own name", async () => {
+  const r = await get("hang-run");
+  assert.equal(r.category, "hang");
+  assert.deepEqual(r.deadline, { deadline: "run", ms: SHORT_MS });
+  assert.match(
+    r.message,
+    /the run deadline \(1500 ms for the whole run\) passed while running selftest\.hang/,
+  );
+});
+
+Deno.test("selftest: no TAP line before the boot deadline is a boot failure", async () => {
+  const r = await get("no-boot");
+  assert.equal(r.kind, "boot-timeout", r.message);
+  assert.equal(r.category, "boot");
+  assert.deepEqual(r.deadline, { deadline: "boot", ms: SHORT_MS });
+  assert.match(
+    r.message,
+    /no boot: the boot deadline \(1500 ms from start to the first TAP line\)/,
+  );
+});
+
+Deno.test("selftest: QEMU that cannot start is an infrastructure failure", async () => {
+  const r = await get("no-qemu");
+  assert.equal(r.kind, "qemu-failed", r.message);
+  assert.equal(r.category, "infrastructure");
+  assert.match(r.message, /QEMU binary not found/);
+});
+
+Deno.test("selftest: a panic is a crash with the reason and a symbolized backtrace", async () => {
+  const r = await get("panic");
+  assert.equal(r.kind, "panic", r.message);
+  assert.equal(r.category, "crash");
+  assert.equal(r.test, "selftest.panic");
+  assert.match(r.crash?.reason ?? "", /deliberate panic/);
+  // [0] is panic's return address: the line in st_panic that called it.
+  const first = r.crash!.frames[0];
+  assert.equal(first.index, 0);
+  assert.equal(first.returnAddress, true);
+  assert.equal(first.locations[0].function, "st_panic");
+  assert.equal(first.locations[0].file, "kernel/ktest/selftest.c");
+  assert.ok((first.locations[0].line ?? 0) > 0);
+  // Up the stack: the ktest runner, then kmain.
+  assert.ok(functionsOf(r).includes("kmain"), functionsOf(r).join(" "));
+  assert.ok(
+    r.crash!.dump.some((l) =>
+      /\[0\] 0xffffffff8\w+ {2}st_panic \(kernel\/ktest\/selftest\.c:\d+\)/.test(l)
+    ),
+    r.crash!.dump.join("\n"),
+  );
+});
+
+Deno.test("selftest: an unexpected page fault is a crash; its RIP is symbolized exactly", async () => {
   const r = await get("fault");
-  assert.equal(r.classification.kind, "panic", r.classification.message);
-  assert.match(r.classification.bailOut?.reason ?? "", /#PF/);
-  const dump = r.classification.bailOut?.dump.join("\n") ?? "";
-  assert.match(dump, /CR2/i);
-  assert.match(dump, /RIP/i);
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(r.crash?.reason ?? "", /#PF/);
+  const dump = r.crash!.dump.join("\n");
+  assert.match(dump, /cr2 0x0000100000000000/i);
+  const rip = r.crash!.frames.find((f) => f.index === null)!;
+  assert.equal(rip.returnAddress, false);
+  assert.equal(rip.locations[0].function, "st_fault");
+  assert.equal(rip.locations[0].file, "kernel/ktest/selftest.c");
+  assert.match(dump, /# rip 0x\w+ .* at st_fault \(kernel\/ktest\/selftest\.c:\d+\)/);
+  // After an exception [0] is the RIP itself, looked up as is.
+  assert.equal(r.crash!.frames.find((f) => f.index === 0)?.returnAddress, false);
 });
 
 Deno.test("selftest: a stack overflow into the guard page is caught on the #DF stack", async () => {
   const r = await get("stack-overflow");
-  assert.equal(r.classification.kind, "panic", r.classification.message);
-  assert.match(r.classification.bailOut?.reason ?? "", /#DF|stack overflow/);
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(r.crash?.reason ?? "", /#DF|stack overflow/);
+  assert.ok(functionsOf(r).includes("recurse"), functionsOf(r).join(" "));
 });
 
 Deno.test("selftest: a failed assertion carries expected, actual and file:line", async () => {
   const r = await get("fail");
-  assert.equal(r.classification.kind, "assertion-failure", r.classification.message);
-  assert.equal(r.classification.test, "selftest.fail");
-  const d = r.classification.diagnostic;
-  assert.equal(d?.expected, "0x0000000000000036");
-  assert.equal(d?.actual, "0x000000000000002a");
-  assert.match(d?.at ?? "", /^kernel\/ktest\/selftest\.c:\d+$/);
+  assert.equal(r.kind, "assertion-failure", r.message);
+  assert.equal(r.category, "assertion");
+  assert.equal(r.test, "selftest.fail");
+  const t = r.suites[0].tests[0];
+  assert.equal(t.status, "fail");
+  assert.equal(t.diagnostic?.expected, "0x0000000000000036");
+  assert.equal(t.diagnostic?.actual, "0x000000000000002a");
+  assert.match(t.diagnostic?.at ?? "", /^kernel\/ktest\/selftest\.c:\d+$/);
+  // The failed test says it all: the run adds no failure of its own.
+  assert.equal(runEntry(r), null);
 });
 
-Deno.test("selftest: garbage instead of TAP is reported as no TAP, even with the pass status", async () => {
+Deno.test("selftest: garbage instead of TAP is a boot failure, even with the pass status", async () => {
   const r = await get("garbage");
-  assert.equal(r.classification.kind, "no-tap", r.classification.message);
-  assert.deepEqual(r.exit, { kind: "exited", status: 33 });
+  assert.equal(r.kind, "no-tap", r.message);
+  assert.equal(r.category, "boot");
+  assert.deepEqual(r.attempts[0].exit, { kind: "exited", status: 33 });
+});
+
+Deno.test("selftest: every run's raw serial log is kept under build/logs", async () => {
+  const r = await get("panic");
+  assert.equal(r.log, "build/logs/selftest-panic-microvm.log");
+  const log = await Deno.readTextFile(`${ROOT}/${r.log}`);
+  assert.match(log, /TAP version 14/);
+  assert.match(log, /Bail out! panic: selftest: deliberate panic/);
 });

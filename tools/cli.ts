@@ -6,11 +6,14 @@ import { build, BuildError } from "./build.ts";
 import { ROOT } from "./paths.ts";
 import { ensureTools, MissingToolsError } from "./toolcheck.ts";
 import { LayoutError } from "../linker/layout.ts";
+import { getConfig, UnknownConfigError } from "./runner/configs.ts";
 
 const USAGE = `usage: deno task <command>
   build            build build/kernel.elf (incremental)
-  start [ARGS...]  build, then boot the kernel with its serial console on this terminal;
-                   ARGS become the kernel command line (e.g. ktest.filter='layout.*')
+  start [--config NAME] [ARGS...]
+                   build, then boot the kernel with its serial console on this terminal;
+                   ARGS become the kernel command line (e.g. ktest.filter='layout.*');
+                   NAME is a machine configuration (tools/runner/configs.ts)
   doctor           check (and install) the system tools
   parse FILE|-     report a saved serial log (TAP 14 or KTAP) like a live run
   debug [--filter GLOB]
@@ -51,10 +54,12 @@ async function main(args: string[]): Promise<number> {
         return await debug(rest);
       }
       case "start": {
+        const config = rest[0] === "--config" ? rest[1] : undefined;
+        if (config !== undefined) getConfig(config); // an unknown name fails before the build
         await ensureTools();
         const elf = await buildKernel();
         const { startInteractive } = await import("./start.ts");
-        return await startInteractive(elf, rest.join(" "));
+        return await startInteractive(elf, rest.slice(config ? 2 : 0).join(" "), config);
       }
       default:
         console.error(USAGE);
@@ -66,7 +71,9 @@ async function main(args: string[]): Promise<number> {
       console.error(`error: build failed in ${e.file}`);
       return 1;
     }
-    if (e instanceof MissingToolsError || e instanceof LayoutError) {
+    if (
+      e instanceof MissingToolsError || e instanceof LayoutError || e instanceof UnknownConfigError
+    ) {
       console.error(`error: ${e.message}`);
       return 1;
     }

@@ -26,6 +26,8 @@ import { UsageError } from "./runner/options.ts";
 const USAGE =
   "usage: deno task debug [--filter GLOB[,GLOB...]] [--config NAME] [--port N] [--print]";
 
+/** How long QEMU may take to open its gdb stub. */
+const STUB_WAIT_MS = 10_000;
 /** Hardware breakpoints the x86 debug registers give (DR0-DR3). */
 const HW_BREAKPOINTS = 4;
 
@@ -60,6 +62,29 @@ function freePort(): number {
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
+}
+
+/** TCP state LISTEN in /proc/net/tcp (include/net/tcp_states.h: TCP_LISTEN = 10). */
+const TCP_LISTEN = "0A";
+
+/**
+ * Wait until something listens on 127.0.0.1:`port` (QEMU's stub, once it is
+ * up), reading /proc/net/tcp: connecting to find out would attach a
+ * debugger, and QEMU resumes the guest when a debugger leaves.
+ */
+export async function waitListening(port: number, timeoutMs: number): Promise<boolean> {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const table = await Deno.readTextFile("/proc/net/tcp").catch(() => "");
+    const listening = table.split("\n").some((line) => {
+      const f = line.trim().split(/\s+/);
+      return f[1] === local && f[3] === TCP_LISTEN;
+    });
+    if (listening) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
 }
 
 interface DebugArgs {
@@ -107,9 +132,10 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const elf = prepared.elf;
+  const logDir = Deno.env.get("OUROBOROS_LOG_DIR") ?? LOG_DIR;
   let functions = ["kmain"];
   if (args.filter !== null) {
-    const { tests } = await listKernelTests(elf, args.filter, { logDir: LOG_DIR });
+    const { tests } = await listKernelTests(elf, args.filter, { logDir });
     if (tests.length === 0) {
       console.error(`error: --filter '${args.filter}' selects no kernel test`);
       return 1;
@@ -124,8 +150,8 @@ export async function main(argv: string[]): Promise<number> {
   const cmdline = args.filter !== null ? `ktest.filter=${args.filter}` : "";
   const gdb = gdbCommand(elf, port, functions);
   const runGdb = !args.print && Deno.stdin.isTerminal() && await hasGdb();
-  const logFile = join(LOG_DIR, "kernel-debug.log");
-  await Deno.mkdir(LOG_DIR, { recursive: true });
+  const logFile = join(logDir, "kernel-debug.log");
+  await Deno.mkdir(logDir, { recursive: true });
   const log = runGdb
     ? await Deno.open(logFile, { write: true, create: true, truncate: true })
     : null;
@@ -138,6 +164,12 @@ export async function main(argv: string[]): Promise<number> {
   const stopQemu = () => machine.kill();
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", stopQemu);
+  if (!await waitListening(port, STUB_WAIT_MS)) {
+    machine.kill();
+    const end = await machine.done;
+    console.error(`error: QEMU's gdb stub did not come up on port ${port}\n${end.stderr.trim()}`);
+    return 1;
+  }
   console.error(`debug: ${target.description}, halted; gdb stub on 127.0.0.1:${port}`);
   console.error(`debug: breakpoints at ${functions.join(", ")}`);
   try {

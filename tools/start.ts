@@ -4,7 +4,8 @@
  */
 import { execa } from "execa";
 import { DEBUG_EXIT, qemuExitStatus } from "../linker/layout.ts";
-import { buildQemuArgs, chooseAccel, DEFAULT_QEMU } from "./runner/qemu.ts";
+import { DEFAULT_CONFIG, getConfig, targetFor } from "./runner/configs.ts";
+import { DEFAULT_QEMU } from "./runner/qemu.ts";
 
 /** What an exit status of QEMU running our kernel means. */
 export function describeExit(status: number | undefined): { ok: boolean; text: string } {
@@ -25,11 +26,20 @@ export function describeExit(status: number | undefined): { ok: boolean; text: s
   }
 }
 
-/** Boot `elf` with `cmdline`, serial on the terminal; resolves to an exit code. */
-export async function startInteractive(elf: string, cmdline: string): Promise<number> {
-  const accel = chooseAccel();
-  console.error(`start: ${accel.accel} (${accel.reason}); Ctrl-C stops QEMU`);
-  const args = buildQemuArgs({ kernel: elf, append: cmdline, accel: accel.accel });
+/**
+ * Boot `elf` with `cmdline` on a named configuration (runner/configs.ts),
+ * serial on the terminal; resolves to an exit code.
+ */
+export async function startInteractive(
+  elf: string,
+  cmdline: string,
+  config = DEFAULT_CONFIG,
+): Promise<number> {
+  const target = targetFor(getConfig(config));
+  console.error(
+    `start: ${target.description} (${target.accel.reason}); Ctrl-C stops QEMU`,
+  );
+  const args = target.args({ kernel: elf, cmdline });
   const r = await execa(DEFAULT_QEMU, args, { stdio: "inherit", reject: false });
   const { ok, text } = describeExit(r.exitCode);
   console.error(text);

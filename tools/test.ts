@@ -71,12 +71,22 @@ export function countJunit(xml: string): Counts {
   return counts;
 }
 
-/** The build and reports directories in use (the e2e tests point them elsewhere). */
-function dirs(): { root: string; buildDir: string; outDir?: string; reportDir: string } {
+/**
+ * The directories in use: the kernel tree and its build (OUROBOROS_ROOT,
+ * OUROBOROS_BUILD_DIR: the e2e tests point them at broken kernels), reports
+ * and serial logs (OUROBOROS_REPORT_DIR, OUROBOROS_LOG_DIR: tests that run
+ * this command keep the real run's files intact).
+ */
+function dirs(): { root: string; outDir?: string; reportDir: string; logDir: string } {
   const root = Deno.env.get("OUROBOROS_ROOT") ?? ROOT;
   const outDir = Deno.env.get("OUROBOROS_BUILD_DIR");
   const buildDir = outDir ?? (root === ROOT ? BUILD_DIR : join(root, "build"));
-  return { root, buildDir, outDir, reportDir: join(buildDir, "reports") };
+  return {
+    root,
+    outDir,
+    reportDir: Deno.env.get("OUROBOROS_REPORT_DIR") ?? join(buildDir, "reports"),
+    logDir: Deno.env.get("OUROBOROS_LOG_DIR") ?? join(buildDir, "logs"),
+  };
 }
 
 function deadlinesOf(args: RunnerArgs): Partial<Deadlines> {
@@ -101,14 +111,14 @@ export function selectsKernelTests(denoArgs: readonly string[]): boolean {
 }
 
 async function list(args: RunnerArgs): Promise<number> {
-  const { root, buildDir, outDir } = dirs();
+  const { root, outDir, logDir } = dirs();
   const prepared = await prepareKernel(root, outDir);
   if (prepared.elf === null) {
     console.error(`error: ${prepared.build?.message}\n${prepared.build?.details.join("\n")}`);
     return 1;
   }
   const { tests } = await listKernelTests(prepared.elf, args.filter, {
-    logDir: join(buildDir, "logs"),
+    logDir,
     deadlines: deadlinesOf(args),
   });
   const several = args.configs.length > 1;
@@ -173,7 +183,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (args.list) return await list(args);
 
-  const { root, outDir, reportDir } = dirs();
+  const { root, outDir, reportDir, logDir } = dirs();
   await Deno.mkdir(reportDir, { recursive: true });
   let handoff: string | null = null;
   let report: KernelReport | null = null;
@@ -187,6 +197,7 @@ async function main(argv: string[]): Promise<number> {
       retries: args.retries,
       deadlines: deadlinesOf(args),
       jobs: args.jobs ?? undefined,
+      logDir,
       observer: new ConsoleReporter(),
     });
     handoff = join(reportDir, `kernel-${Deno.pid}.json`);

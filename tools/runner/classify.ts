@@ -318,7 +318,11 @@ export function classify(input: ClassifyInput): Classification {
   const running = report.running;
 
   if (exit.kind === "spawn-error") {
-    const what = exit.code === "ENOENT" ? "QEMU binary not found" : "QEMU could not be started";
+    const what = exit.code === "ENOENT"
+      ? "QEMU binary not found"
+      : exit.code === null
+      ? "the machine could not be started"
+      : "QEMU could not be started";
     return make("qemu-failed", `${what}: ${exit.message}`, {
       details: stderrLines,
     });

@@ -35,10 +35,15 @@ export function describeFailure(t: TestRecord): string {
   return lines.join("\n");
 }
 
-/** An Error whose stack is just its message (the TS stack says nothing about the kernel). */
-export function kernelError(message: string): Error {
-  const e = new Error(message);
-  e.stack = message;
+/**
+ * An Error whose stack is just its text (the TS stack says nothing about the
+ * kernel). Its message is the first line: Deno prints the message, then
+ * whatever of the stack is not the message, so a multi-line message would
+ * be printed twice.
+ */
+export function kernelError(text: string): Error {
+  const e = new Error(text.split("\n", 1)[0]);
+  e.stack = text;
   return e;
 }
 

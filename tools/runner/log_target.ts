@@ -49,23 +49,31 @@ export class LogTarget implements Target {
 
   start(_request: BootRequest, onSerial: (chunk: Uint8Array) => void): Machine {
     let stopped = false;
+    const end: MachineEnd = { exit: { kind: "none" }, stderr: "" };
+    // Stopping must not wait for a source that has nothing more to say (a quiet pipe).
+    let stop = () => {};
+    const stoppedEarly = new Promise<MachineEnd>((resolve) => {
+      stop = () => {
+        stopped = true;
+        resolve(end);
+      };
+    });
     const source = this.#source;
-    const done: Promise<MachineEnd> = (async () => {
+    const read = (async () => {
       for await (const chunk of source()) {
         if (stopped) break;
         onSerial(chunk);
       }
-      return { exit: { kind: "none" }, stderr: "" };
+      return end;
     })();
+    const done = Promise.race([read, stoppedEarly]);
     return {
       done,
       pid: null,
       command: { binary: "log", args: [this.description] },
-      kill: () => {
-        stopped = true;
-      },
+      kill: stop,
       stop: async () => {
-        stopped = true;
+        stop();
         await done;
       },
     };

@@ -86,6 +86,8 @@ export interface MatrixOptions {
   jobs?: number;
   /** Where serial logs go. */
   logDir: string;
+  /** Log files are `<logPrefix>-<run id>.log`; default `kernel`. */
+  logPrefix?: string;
   /** Words added to every kernel command line (e.g. `selftest=panic`). */
   extraCmdline?: string;
   target?: TargetOptions;
@@ -228,9 +230,9 @@ export async function attemptInput(
   };
 }
 
-function logName(job: Job, attempt: number): string {
+function logName(prefix: string, job: Job, attempt: number): string {
   const safe = job.id.replace(/[^A-Za-z0-9._-]/g, "_");
-  return `kernel-${safe}${attempt > 1 ? `-attempt${attempt}` : ""}.log`;
+  return `${prefix}-${safe}${attempt > 1 ? `-attempt${attempt}` : ""}.log`;
 }
 
 async function runJob(job: Job, options: MatrixOptions, observer: RunObserver): Promise<RunRecord> {
@@ -241,7 +243,7 @@ async function runJob(job: Job, options: MatrixOptions, observer: RunObserver): 
     observer.attemptStart(job, attempt);
     last = await runOnTarget(job.target, { kernel: options.elf, cmdline: job.cmdline }, {
       deadlines: options.deadlines,
-      logFile: join(options.logDir, logName(job, attempt)),
+      logFile: join(options.logDir, logName(options.logPrefix ?? "kernel", job, attempt)),
       onEvent: (e) => observer.event(job, e),
     });
     const c = last.classification;

@@ -217,8 +217,14 @@ export async function runOnTarget(
   const runTimer = setTimeout(expire("run", deadlines.runMs), deadlines.runMs);
   let end: MachineEnd | undefined;
   try {
-    machine = target.start(request, onSerial);
-    end = await machine.done;
+    try {
+      machine = target.start(request, onSerial);
+    } catch (e) {
+      // A machine that cannot be started is the infrastructure's failure, not the kernel's.
+      const message = e instanceof Error ? e.message : String(e);
+      end = { exit: { kind: "spawn-error", code: null, message }, stderr: "" };
+    }
+    end ??= await machine!.done;
     if (state.failure !== null) throw state.failure.error;
     serial.end();
     const report = tap.end();
@@ -239,10 +245,10 @@ export async function runOnTarget(
       exit: end.exit,
       stderr: end.stderr,
       timeout: state.timeout,
-      command: machine.command,
+      command: machine?.command ?? { binary: target.kind, args: [] },
       target: { kind: target.kind, description: target.description },
       accel: target instanceof QemuTarget ? target.accel : null,
-      pid: machine.pid,
+      pid: machine?.pid ?? null,
       serial: { raw: serial.raw, bytes: serial.byteCount, tapStarted: serial.tapStarted },
       logFile: options.logFile ?? null,
       durationMs: performance.now() - started,

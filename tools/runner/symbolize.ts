@@ -137,7 +137,49 @@ export async function symbolizeCrash(
     await (options.addr2line ?? systemAddr2line)(elf, addresses),
     options.root,
   );
-  return frames.map((f) => ({ ...f, locations: table.get(lookup(f)) ?? [] }));
+  const fix = options.root === undefined ? (f: string) => f : existingPath(options.root);
+  return frames.map((f) => ({
+    ...f,
+    locations: (table.get(lookup(f)) ?? []).map((l) => ({
+      ...l,
+      file: l.file === null ? null : fix(l.file),
+    })),
+  }));
+}
+
+/**
+ * A file name as the repository has it. Debug information may join a
+ * relative name to a directory that already holds it (NASM records
+ * `kernel/arch/x86_64/kernel/arch/x86_64/boot.asm`): when the name does not
+ * exist under `root`, its longest tail that does is used.
+ */
+function existingPath(root: string): (file: string) => string {
+  const cache = new Map<string, string>();
+  const exists = (p: string) => {
+    try {
+      return Deno.statSync(p.startsWith("/") ? p : `${root}/${p}`).isFile;
+    } catch {
+      return false;
+    }
+  };
+  return (file) => {
+    let fixed = cache.get(file);
+    if (fixed === undefined) {
+      fixed = file;
+      const parts = file.split("/");
+      if (!exists(file)) {
+        for (let i = 1; i < parts.length; i++) {
+          const tail = parts.slice(i).join("/");
+          if (exists(tail)) {
+            fixed = tail;
+            break;
+          }
+        }
+      }
+      cache.set(file, fixed);
+    }
+    return fixed;
+  };
 }
 
 /** `func (file:line)`, inlined callers after `←`; `?` if unknown. */
