@@ -20,7 +20,11 @@ import { renderCHeader, renderNasmInclude } from "../linker/constants.ts";
 import { deriveLayout, type Layout, type LayoutConfig } from "../linker/layout.ts";
 import { renderLinkerScript, SECTION_SYMBOLS } from "../linker/linker_script.ts";
 import { parseElf, symbolValue } from "./elf.ts";
+import { acquireLock } from "./lockfile.ts";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
+import process from "node:process";
 
 /** What to build, and where. */
 export interface BuildOptions {
@@ -102,9 +106,9 @@ async function sha256(data: string | Uint8Array): Promise<string> {
 
 async function readOrNull(path: string): Promise<Uint8Array | null> {
   try {
-    return await Deno.readFile(path);
+    return await readFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw e;
   }
 }
@@ -113,8 +117,8 @@ async function readOrNull(path: string): Promise<Uint8Array | null> {
 async function writeIfChanged(path: string, content: string): Promise<void> {
   const old = await readOrNull(path);
   if (old && new TextDecoder().decode(old) === content) return;
-  await Deno.mkdir(dirname(path), { recursive: true });
-  await Deno.writeTextFile(path, content);
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, content);
 }
 
 /** Files listed in a make-style dependency file, or [] if there is none. */
@@ -169,12 +173,12 @@ async function runStep(step: Step, cwd: string): Promise<boolean> {
   const old = await readOrNull(keyFile);
   const have = await readOrNull(step.output);
   if (have && old && new TextDecoder().decode(old) === key) return false;
-  await Deno.mkdir(dirname(step.output), { recursive: true });
-  await Deno.remove(keyFile).catch(() => {});
+  await mkdir(dirname(step.output), { recursive: true });
+  await rm(keyFile, { force: true });
   await run(step.command, cwd, step.label);
   // The key must cover the dependencies of the build that just ran.
   const newDeps = step.depfile ? await depfileInputs(step.depfile, cwd) : [];
-  await Deno.writeTextFile(
+  await writeFile(
     keyFile,
     await keyOf([step.toolId, ...step.command], [...step.inputs, ...newDeps]),
   );
@@ -211,9 +215,9 @@ async function runAll(
 async function listSources(dir: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (d: string) => {
-    for await (const e of Deno.readDir(d)) {
+    for (const e of await readdir(d, { withFileTypes: true })) {
       const p = join(d, e.name);
-      if (e.isDirectory) await walk(p);
+      if (e.isDirectory()) await walk(p);
       else if (/\.(c|asm)$/.test(e.name)) out.push(p);
     }
   };
@@ -222,7 +226,7 @@ async function listSources(dir: string): Promise<string[]> {
 }
 
 async function readSymbols(elf: string): Promise<ImageSymbols> {
-  const image = parseElf(await Deno.readFile(elf));
+  const image = parseElf(await readFile(elf));
   const names = [...SECTION_SYMBOLS, "boot_pml4"] as const;
   return Object.fromEntries(names.map((n) => [n, symbolValue(image, n)])) as ImageSymbols;
 }
@@ -236,20 +240,23 @@ async function toolIdentity(tool: string, flag = "--version"): Promise<string> {
 
 /**
  * Build the kernel; throws BuildError with the tool's output on failure.
- * Builds into one output directory are serialized with a file lock, so
- * parallel test processes never write the same files at once.
+ * Builds into one output directory are serialized with a lock file
+ * (lockfile.ts), so parallel test processes never write the same files at once.
  */
 export async function build(options: BuildOptions): Promise<BuildResult> {
   const out = options.outDir ?? join(options.root, "build");
-  await Deno.mkdir(out, { recursive: true });
-  using lock = await Deno.open(join(out, ".build.lock"), { create: true, write: true });
-  await lock.lock(true);
-  return await buildLocked(options, out);
+  await mkdir(out, { recursive: true });
+  const lock = await acquireLock(join(out, ".build-lock.pid"));
+  try {
+    return await buildLocked(options, out);
+  } finally {
+    await lock.release();
+  }
 }
 
 async function buildLocked(options: BuildOptions, out: string): Promise<BuildResult> {
   const root = options.root;
-  const cc = options.cc ?? Deno.env.get("CC") ?? "gcc";
+  const cc = options.cc ?? process.env.CC ?? "gcc";
   const log = options.log ?? (() => {});
   const layout = deriveLayout(options.layout);
   const gen = join(out, "gen");
@@ -322,7 +329,7 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
     join(obj, "boot_tables_pass1.o"),
     "boot tables (placeholder)",
   );
-  const cores = navigator.hardwareConcurrency || 2;
+  const cores = availableParallelism();
   const compiled = await runAll([...steps, pass1Tables], root, cores, (l) => log(`build ${l}`));
 
   const objects = steps.map((s) => s.output);
@@ -355,12 +362,12 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
       sym1[k as keyof ImageSymbols] !== sym2[k as keyof ImageSymbols]
     );
     if (moved.length) {
-      await Deno.remove(elf);
+      await rm(elf);
       throw new BuildError(elf, `symbols moved between link passes: ${moved.join(", ")}`);
     }
   }
   // Sanity: every table label the generator knows is in the image.
-  const image = parseElf(await Deno.readFile(elf));
+  const image = parseElf(await readFile(elf));
   for (const n of bootTableNames(layout)) symbolValue(image, n);
   return { elf, compiled, linked: linked || linked1, layout };
 }

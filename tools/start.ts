@@ -4,7 +4,13 @@
  */
 import { execa } from "execa";
 import { DEBUG_EXIT, qemuExitStatus } from "../linker/layout.ts";
-import { DEFAULT_CONFIG, getConfig, targetFor } from "./runner/configs.ts";
+import {
+  configIn,
+  CONFIGS,
+  DEFAULT_CONFIG,
+  type MachineConfig,
+  targetFor,
+} from "./runner/configs.ts";
 import { DEFAULT_QEMU } from "./runner/qemu.ts";
 
 /** What an exit status of QEMU running our kernel means. */
@@ -27,15 +33,16 @@ export function describeExit(status: number | undefined): { ok: boolean; text: s
 }
 
 /**
- * Boot `elf` with `cmdline` on a named configuration (runner/configs.ts),
- * serial on the terminal; resolves to an exit code.
+ * Boot `elf` with `cmdline` on a named configuration of `table`
+ * (runner/configs.ts), serial on the terminal; resolves to an exit code.
  */
 export async function startInteractive(
   elf: string,
   cmdline: string,
   config = DEFAULT_CONFIG,
+  table: readonly MachineConfig[] = CONFIGS,
 ): Promise<number> {
-  const target = targetFor(getConfig(config));
+  const target = targetFor(configIn(table, config));
   console.error(
     `start: ${target.description} (${target.accel.reason}); Ctrl-C stops QEMU`,
   );

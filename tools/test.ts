@@ -17,17 +17,20 @@ import { ConsoleReporter } from "./runner/console.ts";
 import { FLAKY_MARK } from "./runner/deno_steps.ts";
 import { toJunit } from "./runner/junit.ts";
 import { listKernelTests, prepareKernel, runKernelTests } from "./runner/matrix.ts";
-import { parseRunnerArgs, RUNNER_USAGE, type RunnerArgs, UsageError } from "./runner/options.ts";
+import {
+  parseRunnerArgs,
+  RUNNER_USAGE,
+  type RunnerArgs,
+  TEST_SILENCE_MS,
+  UsageError,
+} from "./runner/options.ts";
 import { shardOf } from "./runner/plan.ts";
 import { type Counts, type KernelReport, summaryLine } from "./runner/record.ts";
 import type { Deadlines } from "./runner/run.ts";
 import { ensureTools, MissingToolsError } from "./toolcheck.ts";
 
-export { summaryLine };
+export { summaryLine, TEST_SILENCE_MS };
 export type { Counts };
-
-/** The silence deadline of test runs unless given: kernel tests are short. */
-export const TEST_SILENCE_MS = 10_000;
 
 interface Case {
   name: string;

@@ -7,7 +7,9 @@
  * OUROBOROS_INSTALL=never turns the install off (the command is printed).
  */
 import { execa } from "execa";
+import { stat } from "node:fs/promises";
 import { delimiter, join } from "node:path";
+import process from "node:process";
 
 /** A command the toolchain runs, and the Debian package that provides it. */
 export interface Tool {
@@ -20,7 +22,7 @@ export interface Tool {
 }
 
 /** The tools building and booting the kernel needs. */
-export function requiredTools(cc = Deno.env.get("CC")): Tool[] {
+export function requiredTools(cc = process.env.CC): Tool[] {
   const compilers = cc ? [cc] : ["gcc", "cc", "clang"];
   const ccPackage = cc?.includes("clang") ? "clang" : "gcc";
   return [
@@ -69,7 +71,7 @@ export class MissingToolsError extends Error {
 
 async function whichOnPath(command: string): Promise<string | undefined> {
   if (command.includes("/")) return (await isExecutable(command)) ? command : undefined;
-  for (const dir of (Deno.env.get("PATH") ?? "").split(delimiter)) {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
     if (!dir) continue;
     const p = join(dir, command);
     if (await isExecutable(p)) return p;
@@ -79,8 +81,8 @@ async function whichOnPath(command: string): Promise<string | undefined> {
 
 async function isExecutable(path: string): Promise<boolean> {
   try {
-    const s = await Deno.stat(path);
-    return s.isFile && ((s.mode ?? 0o111) & 0o111) !== 0;
+    const s = await stat(path);
+    return s.isFile() && (s.mode & 0o111) !== 0;
   } catch {
     return false;
   }
@@ -89,7 +91,7 @@ async function isExecutable(path: string): Promise<boolean> {
 /** The real machine. */
 export const systemToolEnv: ToolEnv = {
   which: whichOnPath,
-  isRoot: () => Deno.uid() === 0,
+  isRoot: () => process.getuid?.() === 0,
   sudoWorks: async () => {
     if (!(await whichOnPath("sudo"))) return false;
     const r = await execa("sudo", ["-n", "true"], { reject: false, stdin: "ignore" });
@@ -105,7 +107,7 @@ export const systemToolEnv: ToolEnv = {
     });
     return r.exitCode ?? 1;
   },
-  installAllowed: () => Deno.env.get("OUROBOROS_INSTALL") !== "never",
+  installAllowed: () => process.env.OUROBOROS_INSTALL !== "never",
 };
 
 /** The apt-get command line that installs these packages. */

@@ -109,30 +109,43 @@ export const CONFIGS: readonly MachineConfig[] = [
   },
 ];
 
-/** Thrown for a configuration name that is not in {@link CONFIGS}. */
+/** Thrown for a configuration name that is not in the table ({@link CONFIGS} by default). */
 export class UnknownConfigError extends Error {
-  constructor(name: string) {
-    super(`unknown configuration '${name}' (known: ${CONFIGS.map((c) => c.name).join(", ")}, all)`);
+  constructor(name: string, table: readonly MachineConfig[] = CONFIGS) {
+    super(`unknown configuration '${name}' (known: ${table.map((c) => c.name).join(", ")}, all)`);
     this.name = "UnknownConfigError";
   }
 }
 
 /** The configuration called `name`. */
 export function getConfig(name: string): MachineConfig {
-  const config = CONFIGS.find((c) => c.name === name);
-  if (config === undefined) throw new UnknownConfigError(name);
+  return configIn(CONFIGS, name);
+}
+
+/** The configuration called `name` in `table` (a project may bring its own: project.ts). */
+export function configIn(table: readonly MachineConfig[], name: string): MachineConfig {
+  const config = table.find((c) => c.name === name);
+  if (config === undefined) throw new UnknownConfigError(name, table);
   return config;
+}
+
+/** The configuration used when none is named: {@link DEFAULT_CONFIG}, else the table's first. */
+export function defaultConfig(table: readonly MachineConfig[] = CONFIGS): MachineConfig {
+  return table.find((c) => c.name === DEFAULT_CONFIG) ?? configIn(table, table[0]?.name ?? "");
 }
 
 /**
  * The configurations a `--config` value selects: `all`, or names separated
  * by commas, in the order given, each once. Empty: the default.
  */
-export function selectConfigs(spec: string | undefined): MachineConfig[] {
-  if (spec === undefined || spec.trim() === "") return [getConfig(DEFAULT_CONFIG)];
+export function selectConfigs(
+  spec: string | undefined,
+  table: readonly MachineConfig[] = CONFIGS,
+): MachineConfig[] {
+  if (spec === undefined || spec.trim() === "") return [defaultConfig(table)];
   const names = spec.split(",").map((n) => n.trim()).filter((n) => n !== "");
-  if (names.includes("all")) return [...CONFIGS];
-  return [...new Set(names)].map(getConfig);
+  if (names.includes("all")) return [...table];
+  return [...new Set(names)].map((n) => configIn(table, n));
 }
 
 /** The `-cpu` value for a configuration on an accelerator. */

@@ -8,6 +8,7 @@
  * Failures are printed in full either way: the verdict, the symbolized crash
  * dump or the failed tests' diagnostics, and the serial log's path.
  */
+import process from "node:process";
 import type { Classification } from "./classify.ts";
 import type { KernelReport, RunRecord, TestRecord } from "./record.ts";
 import type { TapEvent } from "./tap.ts";
@@ -47,8 +48,8 @@ export type ConsoleMode = "tty" | "plain";
 
 /** tty only on a terminal outside CI (`CI` set to anything but false/0). */
 export function consoleMode(
-  isTerminal: boolean = Deno.stdout.isTerminal(),
-  env: (name: string) => string | undefined = (n) => Deno.env.get(n),
+  isTerminal: boolean = process.stdout.isTTY === true,
+  env: (name: string) => string | undefined = (n) => process.env[n],
 ): ConsoleMode {
   const ci = env("CI");
   const inCi = ci !== undefined && ci !== "" && ci !== "false" && ci !== "0";
@@ -128,19 +129,14 @@ export class ConsoleReporter implements RunObserver {
   /** A reporter writing with `write` (default: stdout). */
   constructor(
     mode: ConsoleMode = consoleMode(),
-    write: (text: string) => void = (t) => Deno.stdout.writeSync(new TextEncoder().encode(t)),
-    columns: () => number = () => {
-      try {
-        return Deno.consoleSize().columns;
-      } catch {
-        return 100;
-      }
-    },
+    // Writes to a terminal, a file or a pipe are synchronous on Linux (Node and Deno alike).
+    write: (text: string) => void = (t) => void process.stdout.write(t),
+    columns: () => number = () => process.stdout.columns ?? 100,
   ) {
     this.#mode = mode;
     this.#write = write;
     this.#columns = columns;
-    const colors = mode === "tty" && Deno.env.get("NO_COLOR") === undefined;
+    const colors = mode === "tty" && process.env.NO_COLOR === undefined;
     this.#green = color(32, colors);
     this.#red = color(31, colors);
     this.#yellow = color(33, colors);

@@ -5,6 +5,7 @@
  * a live run. Like a lab machine it has no exit status, so the verdict comes
  * from the TAP stream alone and the run ends when the stream does.
  */
+import { open } from "node:fs/promises";
 import type { BootRequest, Machine, MachineEnd, Target } from "./target.ts";
 
 /** Bytes read per chunk from a file. */
@@ -16,12 +17,16 @@ export type LogSource = () => AsyncIterable<Uint8Array>;
 /** A source reading a file in chunks. */
 export function fileSource(path: string): LogSource {
   return async function* () {
-    using file = await Deno.open(path, { read: true });
-    const buf = new Uint8Array(CHUNK);
-    for (;;) {
-      const n = await file.read(buf);
-      if (n === null) return;
-      yield buf.slice(0, n);
+    const file = await open(path, "r");
+    try {
+      const buf = new Uint8Array(CHUNK);
+      for (;;) {
+        const { bytesRead } = await file.read(buf, 0, CHUNK, null);
+        if (bytesRead === 0) return;
+        yield buf.slice(0, bytesRead);
+      }
+    } finally {
+      await file.close();
     }
   };
 }

@@ -4,8 +4,10 @@
  * (bounded by the number of CPUs), retry failed ones, symbolize crashes,
  * and produce the report (record.ts) that every output is made from.
  */
+import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { join, relative } from "node:path";
-import { build, BuildError } from "../build.ts";
+import { build, BuildError, type BuildOptions } from "../build.ts";
 import { parseElf } from "../elf.ts";
 import { checkBootTables } from "../image_check.ts";
 import type { Classification } from "./classify.ts";
@@ -50,11 +52,18 @@ export interface PreparedKernel {
 /** The name of the host-side page-table check (kept: tests and users know it). */
 export const BOOT_TABLES_CHECK = "boot page tables match the layout (host-side walker)";
 
+/** What a project may choose about its kernel's build (default: this repository's). */
+export type KernelSource = Pick<BuildOptions, "layout" | "kernelDir">;
+
 /** Build the kernel (incrementally) and check its boot page tables before anything boots. */
-export async function prepareKernel(root: string, outDir?: string): Promise<PreparedKernel> {
+export async function prepareKernel(
+  root: string,
+  outDir?: string,
+  source: KernelSource = {},
+): Promise<PreparedKernel> {
   let built;
   try {
-    built = await build({ root, outDir });
+    built = await build({ root, outDir, layout: source.layout, kernelDir: source.kernelDir });
   } catch (e) {
     const message = e instanceof BuildError
       ? `build failure in ${e.file}`
@@ -62,7 +71,7 @@ export async function prepareKernel(root: string, outDir?: string): Promise<Prep
     const details = e instanceof BuildError ? e.output.split("\n").filter((l) => l !== "") : [];
     return { elf: null, build: { message, details }, checks: [] };
   }
-  const problems = checkBootTables(parseElf(await Deno.readFile(built.elf)), built.layout);
+  const problems = checkBootTables(parseElf(await readFile(built.elf)), built.layout);
   return {
     elf: built.elf,
     build: null,
@@ -75,6 +84,8 @@ export interface MatrixOptions {
   elf: string;
   /** Repository root: file names in symbolized crashes are relative to it. */
   root: string;
+  /** The kernel sources, relative to root (for its command-line size); default `kernel`. */
+  kernelDir?: string;
   configs: readonly MachineConfig[];
   /** `ktest.filter` globs (comma-separated), or null for every test. */
   filter: string | null;
@@ -158,7 +169,7 @@ async function planJobs(options: MatrixOptions): Promise<Job[]> {
   options.onList?.(tests);
   const units = options.configs.flatMap((config) => tests.map((test) => ({ config, test })));
   const mine = shardOf(units, options.shard);
-  const cmdlineMax = options.cmdlineMax ?? await kernelCmdlineMax(options.root);
+  const cmdlineMax = options.cmdlineMax ?? await kernelCmdlineMax(options.root, options.kernelDir);
   // Room for "ktest.filter=", the other words, the separating spaces and the NUL.
   const budget = cmdlineMax - 1 - "ktest.filter= ".length - (options.extraCmdline ?? "").length;
   const jobs: Job[] = [];
@@ -286,7 +297,7 @@ export async function runMatrix(options: MatrixOptions): Promise<RunRecord[]> {
   const observer = options.observer ?? silentObserver;
   const jobs = await planJobs(options);
   observer.start(jobs);
-  const limit = options.jobs ?? navigator.hardwareConcurrency;
+  const limit = options.jobs ?? availableParallelism();
   return pool(limit, jobs.map((job) => () => runJob(job, options, observer)));
 }
 
@@ -295,6 +306,8 @@ export interface KernelTestOptions
   extends Omit<MatrixOptions, "elf" | "configs" | "deadlines" | "logDir"> {
   /** Where the build goes (default: ROOT/build). */
   outDir?: string;
+  /** The kernel's layout (default: linker/layout.ts's). */
+  layout?: KernelSource["layout"];
   configs: readonly MachineConfig[];
   deadlines?: Partial<Deadlines>;
   logDir?: string;
@@ -304,7 +317,7 @@ export interface KernelTestOptions
 export async function runKernelTests(options: KernelTestOptions): Promise<KernelReport> {
   const started = performance.now();
   const buildDir = options.outDir ?? join(options.root, "build");
-  const prepared = await prepareKernel(options.root, options.outDir);
+  const prepared = await prepareKernel(options.root, options.outDir, options);
   const deadlines = resolveDeadlines(options.deadlines);
   const selection: Selection = {
     configs: options.configs.map((c) => c.name),

@@ -4,7 +4,8 @@
  * everything after `--`.
  */
 import { isAbsolute, resolve } from "node:path";
-import { type MachineConfig, selectConfigs } from "./configs.ts";
+import process from "node:process";
+import { CONFIGS, type MachineConfig, selectConfigs } from "./configs.ts";
 import { parseShard, type Shard } from "./plan.ts";
 import type { Deadlines } from "./run.ts";
 
@@ -30,6 +31,9 @@ export class UsageError extends Error {
     this.name = "UsageError";
   }
 }
+
+/** The silence deadline of test runs unless given: kernel tests are short. */
+export const TEST_SILENCE_MS = 10_000;
 
 /** The option list, for `--help`. */
 export const RUNNER_USAGE =
@@ -71,7 +75,7 @@ function count(name: string, text: string, min: number): number {
 /** A path given on the command line, against the directory the user ran the task in. */
 export function userPath(path: string): string {
   if (isAbsolute(path)) return path;
-  return resolve(Deno.env.get("INIT_CWD") ?? Deno.cwd(), path);
+  return resolve(process.env.INIT_CWD ?? process.cwd(), path);
 }
 
 const WITH_VALUE = new Set([
@@ -88,8 +92,14 @@ const WITH_VALUE = new Set([
 ]);
 const FLAGS = new Set(["--list", "--kernel-only", "--help", "-h"]);
 
-/** Split a command line into the runner's options and `deno test`'s arguments. */
-export function parseRunnerArgs(argv: readonly string[]): { args: RunnerArgs; rest: string[] } {
+/**
+ * Split a command line into the runner's options and `deno test`'s
+ * arguments. `--config` names come from `table` (default: configs.ts's).
+ */
+export function parseRunnerArgs(
+  argv: readonly string[],
+  table: readonly MachineConfig[] = CONFIGS,
+): { args: RunnerArgs; rest: string[] } {
   const values = new Map<string, string>();
   const flags = new Set<string>();
   const rest: string[] = [];
@@ -115,7 +125,7 @@ export function parseRunnerArgs(argv: readonly string[]): { args: RunnerArgs; re
   const deadline = (n: string) => (get(n) === undefined ? undefined : parseDuration(get(n)!));
   let configs: MachineConfig[];
   try {
-    configs = selectConfigs(get("--config"));
+    configs = selectConfigs(get("--config"), table);
   } catch (e) {
     throw new UsageError(e instanceof Error ? e.message : String(e));
   }

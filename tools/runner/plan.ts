@@ -3,6 +3,7 @@
  * (`ktest.list`), shards of the work for a CI matrix, and the
  * `ktest.filter=` values that make a boot run exactly a given set of tests.
  */
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TapReport } from "./tap.ts";
 
@@ -99,10 +100,14 @@ export function packFilters(globs: readonly string[], budget: number): string[] 
   return out;
 }
 
-/** The kernel's command-line buffer size, CMDLINE_MAX in kernel/include/bootinfo.h. */
-export async function kernelCmdlineMax(root: string): Promise<number> {
-  const header = await Deno.readTextFile(join(root, "kernel/include/bootinfo.h"));
+/**
+ * The kernel's command-line buffer size, CMDLINE_MAX in
+ * `<kernelDir>/include/bootinfo.h` (kernelDir relative to root).
+ */
+export async function kernelCmdlineMax(root: string, kernelDir = "kernel"): Promise<number> {
+  const file = join(kernelDir, "include/bootinfo.h");
+  const header = await readFile(join(root, file), "utf8");
   const m = /^#define\s+CMDLINE_MAX\s+(\d+)/m.exec(header);
-  if (m === null) throw new Error("CMDLINE_MAX not found in kernel/include/bootinfo.h");
+  if (m === null) throw new Error(`CMDLINE_MAX not found in ${file}`);
   return Number(m[1]);
 }

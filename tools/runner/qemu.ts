@@ -8,14 +8,16 @@
  * exit with status 0, and SIGTERM makes it exit 0 too, printing
  * "terminating on signal 15" on stderr.
  *
- * QEMU is stopped with `Deno.kill` rather than execa's `kill()`: under Deno's
- * node:child_process, `ChildProcess.kill()` marks the process as signalled at
- * once, so a second `kill("SIGKILL")` is refused, execa's
+ * QEMU is stopped with `process.kill(pid)` rather than execa's `kill()`:
+ * under Deno's node:child_process, `ChildProcess.kill()` marks the process as
+ * signalled at once, so a second `kill("SIGKILL")` is refused, execa's
  * `forceKillAfterDelay` never fires, and the reported exit becomes the signal
  * sent instead of the real one.
  */
 
 import { execa } from "execa";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import process from "node:process";
 import { DEBUG_EXIT } from "../../linker/layout.ts";
 import type { ExitInfo } from "./classify.ts";
 import type { BootRequest, Machine, MachineEnd, Target } from "./target.ts";
@@ -47,10 +49,10 @@ export const DEFAULT_MEMORY = "128M";
 /** The real machine: /dev/kvm and /proc/cpuinfo. */
 export const systemProbe: AccelProbe = {
   openKvm() {
-    Deno.openSync("/dev/kvm", { read: true, write: true }).close();
+    closeSync(openSync("/dev/kvm", "r+"));
   },
   cpuinfo() {
-    return Deno.readTextFileSync("/proc/cpuinfo");
+    return readFileSync("/proc/cpuinfo", "utf8");
   },
 };
 
@@ -264,10 +266,10 @@ export class QemuTarget implements Target {
       };
     });
     subprocess.stdout?.on("data", (chunk: Uint8Array) => onSerial(chunk));
-    const signal = (sig: Deno.Signal): void => {
+    const signal = (sig: NodeJS.Signals): void => {
       if (exited || pid === null) return;
       try {
-        Deno.kill(pid, sig);
+        process.kill(pid, sig);
       } catch {
         // Already gone.
       }

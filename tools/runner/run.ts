@@ -12,6 +12,7 @@
  * All three are wall-clock time.
  */
 
+import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { type Classification, classify, type ExitInfo, type TimeoutInfo } from "./classify.ts";
 import { type Accel, type AccelChoice, QemuTarget } from "./qemu.ts";
@@ -102,14 +103,22 @@ export interface RunResult {
   durationMs: number;
 }
 
-function writeAll(file: Deno.FsFile, data: Uint8Array): void {
-  let off = 0;
-  while (off < data.byteLength) off += file.writeSync(data.subarray(off));
+/** An open log file (a file descriptor). */
+interface LogFile {
+  write(data: Uint8Array): void;
+  close(): void;
 }
 
-function openLog(path: string): Deno.FsFile {
-  Deno.mkdirSync(dirname(path), { recursive: true });
-  return Deno.openSync(path, { write: true, create: true, truncate: true });
+function openLog(path: string): LogFile {
+  mkdirSync(dirname(path), { recursive: true });
+  const fd = openSync(path, "w");
+  return {
+    write: (data) => {
+      let off = 0;
+      while (off < data.byteLength) off += writeSync(fd, data, off);
+    },
+    close: () => closeSync(fd),
+  };
 }
 
 /** Every deadline, defaults filled in. */
@@ -205,7 +214,7 @@ export async function runOnTarget(
   const onSerial = (chunk: Uint8Array): void => {
     if (state.failure !== null) return;
     try {
-      if (log !== null) writeAll(log, chunk);
+      if (log !== null) log.write(chunk);
       serial.push(chunk);
     } catch (error) {
       state.failure = { error };

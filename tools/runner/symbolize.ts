@@ -13,6 +13,7 @@
  * the next line or even the next function: it is looked up one byte back.
  */
 import { execa } from "execa";
+import { statSync } from "node:fs";
 import { relative } from "node:path";
 
 /** A source location. */
@@ -157,7 +158,7 @@ function existingPath(root: string): (file: string) => string {
   const cache = new Map<string, string>();
   const exists = (p: string) => {
     try {
-      return Deno.statSync(p.startsWith("/") ? p : `${root}/${p}`).isFile;
+      return statSync(p.startsWith("/") ? p : `${root}/${p}`).isFile();
     } catch {
       return false;
     }

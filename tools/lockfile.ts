@@ -1,0 +1,71 @@
+/**
+ * An exclusive lock between processes: a lock file that holds its owner's
+ * process id. It is made with node:fs only, so a Deno task and the npm
+ * package's CLI under Node that build into one directory exclude each other
+ * (Node has no flock).
+ *
+ * The file is written in full under a temporary name and then hard-linked
+ * to the lock's name: link(2) fails if the name exists, so taking the lock
+ * is atomic and a lock file is never seen half-written. A lock whose owner
+ * is no longer running (it crashed) is removed and taken. Two processes
+ * that find the same dead owner at the same instant could both take it;
+ * that needs a crash and a race, and costs a rebuild at worst.
+ */
+import { link, readFile, rm, writeFile } from "node:fs/promises";
+import process from "node:process";
+
+/** How often a waiting process looks at the lock again. */
+const POLL_MS = 25;
+/** Makes temporary names unique when one process waits for a lock twice. */
+let attempts = 0;
+
+/** A lock held by this process. */
+export interface HeldLock {
+  /** Give the lock up (removes the file if it is still ours). */
+  release(): Promise<void>;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function errorCode(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | null)?.code;
+}
+
+/** Take the lock at `path`, waiting while a running process holds it. */
+export async function acquireLock(path: string): Promise<HeldLock> {
+  const mine = String(process.pid);
+  const temp = `${path}.${mine}.${attempts++}.tmp`;
+  await writeFile(temp, mine);
+  try {
+    for (;;) {
+      try {
+        await link(temp, path);
+        break;
+      } catch (e) {
+        if (errorCode(e) !== "EEXIST") throw e;
+      }
+      const owner = Number(await readFile(path, "utf8").catch(() => ""));
+      if (Number.isInteger(owner) && owner > 0 && !isRunning(owner)) {
+        await rm(path, { force: true });
+        continue;
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  } finally {
+    await rm(temp, { force: true });
+  }
+  return {
+    release: async () => {
+      const owner = await readFile(path, "utf8").catch(() => "");
+      if (owner === mine) await rm(path, { force: true });
+    },
+  };
+}
