@@ -15,7 +15,14 @@ import {
   targetFor,
   UnknownConfigError,
 } from "../tools/runner/configs.ts";
-import { labelFor, listKernelTests, pool, runMatrix } from "../tools/runner/matrix.ts";
+import {
+  filterCheck,
+  labelFor,
+  listKernelTests,
+  pool,
+  runMatrix,
+  TestTimer,
+} from "../tools/runner/matrix.ts";
 import {
   globsFor,
   kernelCmdlineMax,
@@ -112,6 +119,36 @@ Deno.test("pool: runs everything, never more at once than the limit", async () =
   });
   assert.deepEqual(await pool(2, tasks), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
   assert.equal(most, 2);
+});
+
+Deno.test("timer: a test's time runs from its start event to its result", () => {
+  const timer = new TestTimer();
+  const result = {
+    suite: "s",
+    name: "t",
+    fullName: "s.t",
+    id: 1,
+    ok: true,
+    skip: null,
+    todo: null,
+  };
+  timer.event({ type: "test-start", suite: "s", name: "t", fullName: "s.t" }, 100);
+  timer.event({
+    type: "test-result",
+    result: { ...result, directive: null, note: null, diagnostic: null },
+  }, 142.25);
+  assert.deepEqual(timer.durations, { "s.t": 42.3 });
+});
+
+Deno.test("filter check: fails only when nothing was selected and nothing else failed", () => {
+  const run = (tests: number, status: RunRecord["status"]) =>
+    ({ status, suites: [{ tests: Array(tests).fill({}) }] }) as unknown as RunRecord;
+  assert.equal(filterCheck("x.*", [run(0, "pass")], null).ok, false);
+  assert.equal(filterCheck("x.*", [run(2, "pass")], null).ok, true);
+  assert.equal(filterCheck("x.*", [run(0, "fail")], null).ok, true, "a crash says it itself");
+  assert.equal(filterCheck("x.*", [], ["x.a"]).ok, true, "an empty shard of a real selection");
+  assert.equal(filterCheck("x.*", [], []).ok, false);
+  assert.equal(filterCheck("x.*", [], []).category, "assertion");
 });
 
 // ------------------------------------------------------------------- shards

@@ -91,7 +91,7 @@ function report(runs: RunRecord[], build: KernelReport["build"] = null): KernelR
     durationMs: 1,
     kernel: build === null ? "build/kernel.elf" : null,
     build,
-    checks: build === null ? [{ name: "a check", ok: true, details: [] }] : [],
+    checks: build === null ? [{ name: "a check", ok: true, category: "build", details: [] }] : [],
     selection: {
       configs: [...new Set(runs.map((r) => r.config))],
       filter: null,
@@ -155,6 +155,13 @@ Deno.test("retries (QEMU): failing every time is a failure, every attempt kept w
     assert.equal(r.attempts.length, 3);
     assert.deepEqual(r.suites[0].tests[0].attempts, ["fail", "fail", "fail"]);
     assert.equal(r.suites[0].tests[0].status, "fail");
+    // Timed on the host from its # RUN line to its result.
+    const ms = r.suites[0].tests[0].durationMs;
+    assert.ok(ms !== null && ms >= 0 && ms < r.durationMs, `${ms} ms`);
+    assert.match(
+      toJunit(report([r])),
+      /<testcase name="fail" classname="kernel\.selftest" time="\d+\.\d{3}">/,
+    );
     assert.deepEqual(r.attempts.map((a) => a.log), [
       `build/logs/${prefix}-microvm.log`,
       `build/logs/${prefix}-microvm-attempt2.log`,

@@ -248,7 +248,8 @@ function failureCategory(failures: TestResult[]): Category {
 
 function assertionFailure(report: TapReport, suffix: string): Classification {
   const first = report.failures[0];
-  const n = report.failures.length;
+  // Tests, not the suites that fail with them (a suite's own not ok counts when alone).
+  const n = report.counts.fail || report.failures.length;
   return make("assertion-failure", `${n} failed: ${describeFailure(first)}${suffix}`, {
     category: failureCategory(report.failures),
     test: first.fullName,

@@ -193,8 +193,16 @@ export class ConsoleReporter implements RunObserver {
     if (this.#mode === "tty") this.#draw(true);
   }
 
-  end(_report: KernelReport): void {
+  end(report: KernelReport): void {
     this.#clearStatus();
+    if (report.build !== null) {
+      this.#line(`${this.#red("FAIL")}  kernel: ${report.build.message}  (build)`);
+      for (const l of report.build.details) this.#line(`      ${l}`);
+    }
+    for (const check of report.checks.filter((c) => !c.ok)) {
+      this.#line(`${this.#red("FAIL")}  kernel: ${check.name}  (${check.category})`);
+      for (const l of check.details) this.#line(`      ${l}`);
+    }
   }
 
   /** A permanent line, above the progress line. */

@@ -30,6 +30,8 @@ function seconds(ms: number): string {
 interface Case {
   name: string;
   classname: string;
+  /** Duration, when known. */
+  ms?: number | null;
   body: string;
   failed: boolean;
   error: boolean;
@@ -56,7 +58,7 @@ function diagnosticLines(t: TestRecord): string[] {
 }
 
 function testCase(run: RunRecord, t: TestRecord): Case {
-  const base = { name: t.name, classname: `${run.label}.${t.suite}` };
+  const base = { name: t.name, classname: `${run.label}.${t.suite}`, ms: t.durationMs };
   const why = t.diagnostic?.message ?? t.reason ?? "not ok";
   switch (t.status) {
     case "pass":
@@ -137,11 +139,11 @@ function suiteXml(name: string, cases: Case[], ms: number, properties: [string, 
   const props = properties.map(([k, v]) =>
     `<property name="${xmlEscape(k)}" value="${xmlEscape(v)}"/>`
   ).join("");
-  const body = cases.map((c) =>
-    `    <testcase name="${xmlEscape(c.name)}" classname="${
-      xmlEscape(c.classname)
-    }">${c.body}</testcase>`
-  ).join("\n");
+  const body = cases.map((c) => {
+    const time = c.ms === null || c.ms === undefined ? "" : ` time="${seconds(c.ms)}"`;
+    const attrs = `name="${xmlEscape(c.name)}" classname="${xmlEscape(c.classname)}"${time}`;
+    return `    <testcase ${attrs}>${c.body}</testcase>`;
+  }).join("\n");
   return `  <testsuite name="${xmlEscape(name)}" tests="${cases.length}" failures="${
     count("failed")
   }" errors="${count("error")}" skipped="${count("skipped")}" time="${seconds(ms)}">\n` +
@@ -172,7 +174,7 @@ export function toJunit(report: KernelReport): string {
       report.checks.map((c) => ({
         name: c.name,
         classname: "kernel",
-        body: c.ok ? "" : element("failure", "build", c.name, c.details),
+        body: c.ok ? "" : element("failure", c.category, c.name, c.details),
         failed: !c.ok,
         error: false,
         skipped: false,

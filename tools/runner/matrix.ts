@@ -40,6 +40,7 @@ import {
 } from "./record.ts";
 import { type Deadlines, resolveDeadlines, runOnTarget, type RunResult } from "./run.ts";
 import { annotateDump, crashAddresses, symbolizeCrash } from "./symbolize.ts";
+import type { TapEvent } from "./tap.ts";
 import type { Target } from "./target.ts";
 
 /** The kernel, built and checked, or why not. */
@@ -75,7 +76,12 @@ export async function prepareKernel(
   return {
     elf: built.elf,
     build: null,
-    checks: [{ name: BOOT_TABLES_CHECK, ok: problems.length === 0, details: problems }],
+    checks: [{
+      name: BOOT_TABLES_CHECK,
+      ok: problems.length === 0,
+      category: "build",
+      details: problems,
+    }],
   };
 }
 
@@ -252,13 +258,19 @@ async function runJob(job: Job, options: MatrixOptions, observer: RunObserver): 
   let last: RunResult | undefined;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     observer.attemptStart(job, attempt);
+    const timer = new TestTimer();
     last = await runOnTarget(job.target, { kernel: options.elf, cmdline: job.cmdline }, {
       deadlines: options.deadlines,
       logFile: join(options.logDir, logName(options.logPrefix ?? "kernel", job, attempt)),
-      onEvent: (e) => observer.event(job, e),
+      onEvent: (e) => {
+        timer.event(e);
+        observer.event(job, e);
+      },
     });
     const c = last.classification;
-    inputs.push(await attemptInput(last, options.elf, options.root));
+    const input = await attemptInput(last, options.elf, options.root);
+    input.testDurations = timer.durations;
+    inputs.push(input);
     const retry = !c.ok && attempt < attempts;
     observer.attemptEnd(job, attempt, c, retry);
     if (!retry) break;
@@ -276,6 +288,20 @@ async function runJob(job: Job, options: MatrixOptions, observer: RunObserver): 
   }, inputs);
   observer.runEnd(job, record);
   return record;
+}
+
+/** Host time from each test's start event to its result event. */
+export class TestTimer {
+  readonly durations: Record<string, number> = {};
+  readonly #started = new Map<string, number>();
+
+  event(e: TapEvent, now = performance.now()): void {
+    if (e.type === "test-start") this.#started.set(e.fullName, now);
+    else if (e.type === "test-result") {
+      const t0 = this.#started.get(e.result.fullName);
+      if (t0 !== undefined) this.durations[e.result.fullName] = Math.round((now - t0) * 10) / 10;
+    }
+  }
 }
 
 /** Run `tasks` with at most `limit` at once; results in the order of `tasks`. */
@@ -299,6 +325,29 @@ export async function runMatrix(options: MatrixOptions): Promise<RunRecord[]> {
   observer.start(jobs);
   const limit = options.jobs ?? availableParallelism();
   return pool(limit, jobs.map((job) => () => runJob(job, options, observer)));
+}
+
+/**
+ * A filter that selects no test is a mistake (a typo would otherwise pass
+ * in silence): the check fails. Known from the kernel's list when sharding
+ * (a shard may rightly be empty), from the runs otherwise.
+ */
+export function filterCheck(
+  filter: string,
+  runs: readonly RunRecord[],
+  listed: readonly string[] | null,
+): CheckRecord {
+  const selected = listed !== null
+    ? listed.length
+    : runs.reduce((n, r) => n + r.suites.reduce((m, s) => m + s.tests.length, 0), 0);
+  const ranOk = runs.every((r) => r.status !== "fail");
+  return {
+    name: `--filter '${filter}' selects kernel tests`,
+    // A failed run may have crashed before its first result: that is its own failure.
+    ok: selected > 0 || !ranOk,
+    category: "assertion",
+    details: [`no kernel test matches '${filter}' (see deno task test --list)`],
+  };
 }
 
 /** Everything `deno task test` asks of the kernel runs. */
@@ -327,21 +376,28 @@ export async function runKernelTests(options: KernelTestOptions): Promise<Kernel
     deadlines,
   };
   const ready = prepared.elf !== null && prepared.checks.every((c) => c.ok);
+  let listed: string[] | null = null;
   const runs = ready
     ? await runMatrix({
       ...options,
       elf: prepared.elf!,
       deadlines,
       logDir: options.logDir ?? join(buildDir, "logs"),
+      onList: (tests) => {
+        listed = tests;
+        options.onList?.(tests);
+      },
     })
     : [];
+  const checks = [...prepared.checks];
+  if (ready && options.filter !== null) checks.push(filterCheck(options.filter, runs, listed));
   const report = summarize({
     schema: REPORT_SCHEMA,
     createdAt: new Date().toISOString(),
     durationMs: performance.now() - started,
     kernel: prepared.elf,
     build: prepared.build,
-    checks: prepared.checks,
+    checks,
     selection,
     runs,
   });

@@ -37,6 +37,11 @@ export interface TestRecord {
   diagnostic: Diagnostic | null;
   /** The status in each attempt that reached the test, in order. */
   attempts: AttemptStatus[];
+  /**
+   * Wall time from its `# RUN` line to its result line as they reached the
+   * host, in the last attempt (null without a `# RUN` line).
+   */
+  durationMs: number | null;
 }
 
 /** One suite of a run, as the last attempt reported it. */
@@ -107,10 +112,16 @@ export interface RunRecord {
   suites: SuiteRecord[];
 }
 
-/** A check made before anything boots (the boot page tables). */
+/**
+ * A check of the whole run, outside any kernel test: the boot page tables
+ * before anything boots (category build), a filter that selects something
+ * (category assertion).
+ */
 export interface CheckRecord {
   name: string;
   ok: boolean;
+  /** The category of its failure. */
+  category: Category;
   details: string[];
 }
 
@@ -160,6 +171,8 @@ export interface AttemptInput {
   exit: ExitInfo;
   log: string | null;
   durationMs: number;
+  /** Per test, by full name: see {@link TestRecord.durationMs}. */
+  testDurations?: Readonly<Record<string, number>>;
 }
 
 function attemptRecord(a: AttemptInput, n: number): AttemptRecord {
@@ -245,6 +258,7 @@ export function mergeAttempts(
         diagnostic: t.diagnostic ?? failedBefore.findLast((b) => b.result)?.result?.diagnostic ??
           null,
         attempts: [...before.map((b) => b.status!), final],
+        durationMs: last.testDurations?.[t.fullName] ?? null,
       };
     }),
   }));
