@@ -10,3 +10,5 @@ export const BUILD_DIR = join(ROOT, "build");
 export const LOG_DIR = join(BUILD_DIR, "logs");
 /** Reports (JUnit) written by the test command. */
 export const REPORT_DIR = join(BUILD_DIR, "reports");
+/** The npm package (`deno task npm`, tools/npm/build.ts). */
+export const NPM_DIR = join(BUILD_DIR, "npm");

@@ -13,10 +13,11 @@
  */
 import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "./paths.ts";
+import { listCommand, testDeadlines } from "./runner/commands.ts";
 import { ConsoleReporter } from "./runner/console.ts";
 import { FLAKY_MARK } from "./runner/deno_steps.ts";
 import { toJunit } from "./runner/junit.ts";
-import { listKernelTests, prepareKernel, runKernelTests } from "./runner/matrix.ts";
+import { runKernelTests } from "./runner/matrix.ts";
 import {
   parseRunnerArgs,
   RUNNER_USAGE,
@@ -24,9 +25,7 @@ import {
   TEST_SILENCE_MS,
   UsageError,
 } from "./runner/options.ts";
-import { shardOf } from "./runner/plan.ts";
 import { type Counts, type KernelReport, summaryLine } from "./runner/record.ts";
-import type { Deadlines } from "./runner/run.ts";
 import { ensureTools, MissingToolsError } from "./toolcheck.ts";
 
 export { summaryLine, TEST_SILENCE_MS };
@@ -92,14 +91,6 @@ function dirs(): { root: string; outDir?: string; reportDir: string; logDir: str
   };
 }
 
-function deadlinesOf(args: RunnerArgs): Partial<Deadlines> {
-  const d: Partial<Deadlines> = { silenceMs: TEST_SILENCE_MS };
-  for (const [k, v] of Object.entries(args.deadlines)) {
-    if (v !== undefined) d[k as keyof Deadlines] = v;
-  }
-  return d;
-}
-
 /**
  * True if the `deno test` arguments leave tests/kernel_test.ts in: no files
  * named, or one of them is it or a directory holding it.
@@ -111,26 +102,6 @@ export function selectsKernelTests(denoArgs: readonly string[]): boolean {
     const p = f.replace(/^\.\//, "").replace(/\/$/, "");
     return p === "" || p === "." || p === "tests" || p === "tests/kernel_test.ts";
   });
-}
-
-async function list(args: RunnerArgs): Promise<number> {
-  const { root, outDir, logDir } = dirs();
-  const prepared = await prepareKernel(root, outDir);
-  if (prepared.elf === null) {
-    console.error(`error: ${prepared.build?.message}\n${prepared.build?.details.join("\n")}`);
-    return 1;
-  }
-  const { tests } = await listKernelTests(prepared.elf, args.filter, {
-    logDir,
-    deadlines: deadlinesOf(args),
-  });
-  const several = args.configs.length > 1;
-  let units = args.configs.flatMap((c) => tests.map((t) => ({ config: c.name, test: t })));
-  if (args.shard !== null) units = shardOf(units, args.shard);
-  for (const u of units) console.log(several ? `kernel[${u.config}] ${u.test}` : u.test);
-  const where = args.shard ? ` in shard ${args.shard.index}/${args.shard.count}` : "";
-  console.error(`${units.length} kernel tests${where} (listed by the kernel)`);
-  return 0;
 }
 
 async function writeReports(report: KernelReport, args: RunnerArgs, handoff: string) {
@@ -184,7 +155,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(summaryLine({ passed: 0, failed: 1, skipped: 0, flaky: 0 }));
     return 1;
   }
-  if (args.list) return await list(args);
+  if (args.list) return await listCommand(dirs(), args);
 
   const { root, outDir, reportDir, logDir } = dirs();
   await Deno.mkdir(reportDir, { recursive: true });
@@ -198,7 +169,7 @@ async function main(argv: string[]): Promise<number> {
       filter: args.filter,
       shard: args.shard,
       retries: args.retries,
-      deadlines: deadlinesOf(args),
+      deadlines: testDeadlines(args),
       jobs: args.jobs ?? undefined,
       logDir,
       observer: new ConsoleReporter(),

@@ -1,0 +1,162 @@
+/**
+ * The npm package (tools/npm/), as a Node user gets it: built, packed with
+ * `npm pack`, installed from the tarball into a fresh directory (its
+ * dependencies from the npm registry), and run there with `npx` under Node.
+ * That directory is a kernel repository of its own as far as the package
+ * knows: its project file points at this repository's kernel sources, with
+ * a layout file (another recursive slot) and a machine table of its own, and
+ * the kernel is built with them into its build directory. A file the
+ * package needs but does not ship fails the run (`npx --no-install` never
+ * fetches one).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { execa } from "execa";
+import { buildPackage } from "../tools/npm/build.ts";
+import { BUILD_DIR, ROOT } from "../tools/paths.ts";
+import { tempDir } from "./support.ts";
+
+const PACKAGE = "ouroboros-toolchain";
+
+/** The TypeScript the package build installed (tools/npm/build.ts). */
+const TSC_DIR = join(BUILD_DIR, "npm-tsc");
+/**
+ * The test project's build directory: kept between runs, so the kernel with
+ * its own layout is built from nothing once (in CI, every time) and
+ * incrementally after that, like any project's.
+ */
+const PROJECT_BUILD = join(BUILD_DIR, "npm-test-project");
+
+function lastLine(text: string): string {
+  return text.trimEnd().split("\n").at(-1) ?? "";
+}
+
+/** A report without what differs from run to run. */
+function stable(json: string): unknown {
+  const { createdAt: _c, durationMs: _d, ...rest } = JSON.parse(json);
+  return JSON.parse(JSON.stringify(rest, (k, v) => (k === "durationMs" ? 0 : v)));
+}
+
+/** The README's library example: the first TypeScript block after "## The library". */
+function readmeExample(readme: string): string {
+  const m = /## The library[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme);
+  assert.ok(m, "README.md has no library example");
+  return m[1];
+}
+
+Deno.test("npm: the packed package builds, tests and parses under Node like the Deno tasks", async (t) => {
+  const [dir, cleanup] = await tempDir("ouroboros-npm-test-");
+  const app = join(dir, "app");
+  const write = (name: string, data: unknown) =>
+    Deno.writeTextFile(join(app, name), JSON.stringify(data, null, 2) + "\n");
+  const npx = (args: string[]) =>
+    execa("npx", ["--no-install", PACKAGE, ...args], {
+      cwd: app,
+      env: { NO_COLOR: "1", CI: "true" },
+      stdin: "ignore",
+      reject: false,
+    });
+  try {
+    let packageDir = "";
+    await t.step("built and packed, with the manifest the issue asks for", async () => {
+      const pkg = await buildPackage(join(dir, "package"));
+      packageDir = pkg.dir;
+      const denoJson = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
+      const m = pkg.manifest as Record<string, Record<string, string>>;
+      assert.equal(m.name, PACKAGE);
+      assert.equal(m.version, denoJson.version);
+      assert.ok(m.bin[PACKAGE] && m.exports["."] && m.engines.node && m.license);
+      assert.deepEqual(Object.keys(m.dependencies).sort(), ["execa", "tap-parser"]);
+      const packed = await execa("npm", ["pack", "--json", "--pack-destination", dir], {
+        cwd: pkg.dir,
+      });
+      const [info] = JSON.parse(packed.stdout);
+      const shipped = info.files.map((f: { path: string }) => f.path);
+      for (const f of ["package.json", "README.md", "dist/bin.js", "dist/lib.js"]) {
+        assert.ok(shipped.includes(f), `the tarball misses ${f}`);
+      }
+
+      // A repository of its own: project file, layout file, machine table.
+      await Deno.mkdir(app);
+      await write("package.json", { private: true, type: "module" });
+      await write("ouroboros.config.json", {
+        kernel: join(ROOT, "kernel"),
+        build: PROJECT_BUILD,
+        layout: "layout.json",
+        configs: "machines.json",
+      });
+      await write("layout.json", { recursiveSlot: 300 });
+      await write("machines.json", [
+        { name: "small", description: "microvm with 64 MiB", machine: "microvm", memory: "64M" },
+        { name: "broken", description: "no such machine", machine: "no-such", memory: "64M" },
+      ]);
+      const tarball = join(dir, info.filename);
+      const install = ["--no-audit", "--no-fund", "--prefer-offline", "--ignore-scripts"];
+      await execa("npm", ["install", ...install, tarball], { cwd: app });
+    });
+
+    await t.step("test: the project's kernel, layout and machine, under Node", async () => {
+      const run = await npx(["test", "--json", "report.json"]);
+      assert.equal(run.exitCode, 0, `${run.stdout}\n${run.stderr}`);
+      assert.match(lastLine(run.stdout), /^tests: [1-9]\d* passed, 0 failed, \d+ skipped$/);
+      const report = JSON.parse(await Deno.readTextFile(join(app, "report.json")));
+      assert.deepEqual(report.runs.map((r: { config: string }) => r.config), ["small"]);
+      assert.match(report.runs[0].target.description, /^qemu microvm, 64M\b/);
+      const header = await Deno.readTextFile(join(PROJECT_BUILD, "gen/layout.h"));
+      assert.match(header, /#define RECURSIVE_SLOT 0x12cULL/);
+      const written = await Deno.readTextFile(join(PROJECT_BUILD, "reports/kernel.json"));
+      assert.equal(JSON.parse(written).createdAt, report.createdAt);
+    });
+
+    await t.step("test: a machine that cannot start fails the command", async () => {
+      const broken = await npx(["test", "--config", "broken"]);
+      assert.equal(broken.exitCode, 1, broken.stdout);
+      assert.match(lastLine(broken.stdout), /^tests: \d+ passed, [1-9]\d* failed, \d+ skipped$/);
+      assert.match(broken.stdout, /FAIL {2}kernel\[broken\]/);
+    });
+
+    await t.step("parse: the verdict, closing line and report of deno task parse", async () => {
+      for (const fixture of ["ktap/kunit-pass.ktap", "tap/crash-mid-suite.tap"]) {
+        const file = join(ROOT, "tests/fixtures", fixture);
+        const [node, deno] = await Promise.all([
+          npx(["parse", file, "--json", join(dir, "node.json")]),
+          execa(
+            Deno.execPath(),
+            ["run", "-A", join(ROOT, "tools/parse.ts"), file, "--json", join(dir, "deno.json")],
+            { cwd: ROOT, env: { NO_COLOR: "1", CI: "true" }, reject: false },
+          ),
+        ]);
+        assert.equal(node.exitCode, deno.exitCode, `${fixture}: ${node.stderr}`);
+        assert.equal(lastLine(node.stdout), lastLine(deno.stdout));
+        assert.deepEqual(
+          stable(await Deno.readTextFile(join(dir, "node.json"))),
+          stable(await Deno.readTextFile(join(dir, "deno.json"))),
+        );
+      }
+    });
+
+    await t.step("types: the README's example type-checks against the package", async () => {
+      const readme = await Deno.readTextFile(join(packageDir, "README.md"));
+      await Deno.writeTextFile(join(app, "example.ts"), readmeExample(readme));
+      await write("tsconfig.json", {
+        compilerOptions: {
+          target: "es2022",
+          module: "nodenext",
+          moduleResolution: "nodenext",
+          strict: true,
+          noEmit: true,
+          // Node's own types are not ours to check (3 s); ours are, through the example.
+          skipLibCheck: true,
+          types: ["node"],
+          typeRoots: [join(TSC_DIR, "node_modules/@types")],
+        },
+        files: ["example.ts"],
+      });
+      const tsc = join(TSC_DIR, "node_modules/typescript/bin/tsc");
+      const r = await execa("node", [tsc, "-p", app], { reject: false });
+      assert.equal(r.exitCode, 0, r.stdout);
+    });
+  } finally {
+    await cleanup();
+  }
+});

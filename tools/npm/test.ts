@@ -1,0 +1,94 @@
+/**
+ * `test` of the npm CLI: the kernel half of `deno task test`, for a
+ * project (tools/project.ts). Same runner options (runner/options.ts), same
+ * console reporter, the same `--json`/`--junit` reports and
+ * `<build>/reports/kernel.json`, the same closing line and exit status as
+ * `deno task test --kernel-only`. There is no `deno test` under Node, so an
+ * argument the runner does not know is an error rather than passed on.
+ *
+ * OUROBOROS_REPORT_DIR and OUROBOROS_LOG_DIR move the reports and serial
+ * logs, as they do for `deno task test`.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import process from "node:process";
+import type { Project } from "../project.ts";
+import { listCommand, testDeadlines } from "../runner/commands.ts";
+import { ConsoleReporter } from "../runner/console.ts";
+import { toJunit } from "../runner/junit.ts";
+import { runKernelTests } from "../runner/matrix.ts";
+import { parseRunnerArgs, RUNNER_USAGE, type RunnerArgs, UsageError } from "../runner/options.ts";
+import { summaryLine } from "../runner/record.ts";
+import { ensureTools, MissingToolsError } from "../toolcheck.ts";
+
+function dirs(project: Project): { reportDir: string; logDir: string } {
+  return {
+    reportDir: process.env.OUROBOROS_REPORT_DIR ?? join(project.buildDir, "reports"),
+    logDir: process.env.OUROBOROS_LOG_DIR ?? join(project.buildDir, "logs"),
+  };
+}
+
+/**
+ * Run the project's kernel tests as `command` (for messages) with the
+ * runner options in `argv`; resolves to the exit status.
+ */
+export async function testCommand(
+  argv: readonly string[],
+  project: Project,
+  command: string,
+): Promise<number> {
+  let args: RunnerArgs;
+  try {
+    const parsed = parseRunnerArgs(argv, project.configs);
+    if (parsed.rest.length > 0) {
+      throw new UsageError(`unknown argument '${parsed.rest[0]}' (there is no deno test here)`);
+    }
+    args = parsed.args;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`error: ${e.message}\n\nusage: ${command} [options]\n${RUNNER_USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(
+      `usage: ${command} [options]\n\n${RUNNER_USAGE}\n\n` +
+        "Only kernel tests run here (as with --kernel-only); configurations are the project's.",
+    );
+    return 0;
+  }
+  try {
+    await ensureTools();
+  } catch (e) {
+    if (!(e instanceof MissingToolsError)) throw e;
+    console.error(`error: ${e.message}`);
+    console.log(summaryLine({ passed: 0, failed: 1, skipped: 0, flaky: 0 }));
+    return 1;
+  }
+  const { reportDir, logDir } = dirs(project);
+  if (args.list) {
+    const place = { root: project.root, outDir: project.buildDir, logDir };
+    return await listCommand({ ...place, source: project, table: project.configs }, args);
+  }
+
+  const report = await runKernelTests({
+    root: project.root,
+    kernelDir: project.kernelDir,
+    layout: project.layout,
+    outDir: project.buildDir,
+    configs: args.configs,
+    filter: args.filter,
+    shard: args.shard,
+    retries: args.retries,
+    deadlines: testDeadlines(args),
+    jobs: args.jobs ?? undefined,
+    logDir,
+    observer: new ConsoleReporter(),
+  });
+  const json = JSON.stringify(report, null, 2) + "\n";
+  await mkdir(reportDir, { recursive: true });
+  await writeFile(join(reportDir, "kernel.json"), json);
+  if (args.json !== null) await writeFile(args.json, json);
+  if (args.junit !== null) await writeFile(args.junit, toJunit(report));
+  console.log(summaryLine(report.summary));
+  return report.summary.ok ? 0 : 1;
+}

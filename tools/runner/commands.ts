@@ -1,0 +1,58 @@
+/**
+ * Pieces of the test commands that both `deno task test` (tools/test.ts)
+ * and the npm package's `test` (tools/npm/test.ts) use: the deadlines of a
+ * test run, and `--list`.
+ */
+import { CONFIGS, defaultConfig, type MachineConfig, targetFor } from "./configs.ts";
+import { type KernelSource, listKernelTests, prepareKernel } from "./matrix.ts";
+import { type RunnerArgs, TEST_SILENCE_MS } from "./options.ts";
+import { shardOf } from "./plan.ts";
+import type { Deadlines } from "./run.ts";
+
+/** The deadlines of a test run: those given, and {@link TEST_SILENCE_MS} for silence unless given. */
+export function testDeadlines(args: Pick<RunnerArgs, "deadlines">): Partial<Deadlines> {
+  const d: Partial<Deadlines> = { silenceMs: TEST_SILENCE_MS };
+  for (const [k, v] of Object.entries(args.deadlines)) {
+    if (v !== undefined) d[k as keyof Deadlines] = v;
+  }
+  return d;
+}
+
+/** Which kernel to build and where its files go. */
+export interface KernelPlace {
+  /** Repository root. */
+  root: string;
+  /** Build output; default `<root>/build`. */
+  outDir?: string;
+  /** Serial logs. */
+  logDir: string;
+  /** Layout and kernel directory; default this repository's. */
+  source?: KernelSource;
+  /** The configuration table (the kernel lists its tests on its default); default configs.ts's. */
+  table?: readonly MachineConfig[];
+}
+
+/**
+ * `--list`: build, boot once with `ktest.list`, print the tests the
+ * selection would run (one per line, `kernel[NAME] suite.test` with several
+ * configurations), and their count on stderr. Resolves to the exit status.
+ */
+export async function listCommand(place: KernelPlace, args: RunnerArgs): Promise<number> {
+  const prepared = await prepareKernel(place.root, place.outDir, place.source);
+  if (prepared.elf === null) {
+    console.error(`error: ${prepared.build?.message}\n${prepared.build?.details.join("\n")}`);
+    return 1;
+  }
+  const { tests } = await listKernelTests(prepared.elf, args.filter, {
+    logDir: place.logDir,
+    target: targetFor(defaultConfig(place.table ?? CONFIGS)),
+    deadlines: testDeadlines(args),
+  });
+  const several = args.configs.length > 1;
+  let units = args.configs.flatMap((c) => tests.map((t) => ({ config: c.name, test: t })));
+  if (args.shard !== null) units = shardOf(units, args.shard);
+  for (const u of units) console.log(several ? `kernel[${u.config}] ${u.test}` : u.test);
+  const where = args.shard ? ` in shard ${args.shard.index}/${args.shard.count}` : "";
+  console.error(`${units.length} kernel tests${where} (listed by the kernel)`);
+  return 0;
+}
