@@ -14,12 +14,18 @@ Deno.test("lockfile: a second taker waits until the first releases", async () =>
     const first = await acquireLock(path);
     assert.equal(await Deno.readTextFile(path), String(Deno.pid));
     let second = false;
-    const waiting = acquireLock(path).then((l) => {
-      second = true;
-      return l;
-    });
+    const notices: string[] = [];
+    const waiting = acquireLock(path, { notice: (t) => notices.push(t), noticeMs: 50 }).then(
+      (l) => {
+        second = true;
+        return l;
+      },
+    );
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(second, false, "the lock was taken twice");
+    assert.deepEqual(notices, [
+      `waiting for ${path}, held by process ${Deno.pid} (if that process is not a build, remove the file)`,
+    ]);
     await first.release();
     await (await waiting).release();
     assert.equal(second, true);

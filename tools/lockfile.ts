@@ -16,6 +16,16 @@ import process from "node:process";
 
 /** How often a waiting process looks at the lock again. */
 const POLL_MS = 25;
+/** After this long, a waiting process says whom it waits for (once). */
+const NOTICE_MS = 5_000;
+
+/** How to wait for a lock. */
+export interface LockOptions {
+  /** Says whom a long wait is for; default: a line on stderr. */
+  notice?: (text: string) => void;
+  /** How long a wait is before it is reported; default 5 s. */
+  noticeMs?: number;
+}
 /** Makes temporary names unique when one process waits for a lock twice. */
 let attempts = 0;
 
@@ -39,10 +49,18 @@ function errorCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
 }
 
-/** Take the lock at `path`, waiting while a running process holds it. */
-export async function acquireLock(path: string): Promise<HeldLock> {
+/**
+ * Take the lock at `path`, waiting while a running process holds it. A long
+ * wait is reported once, naming the holder: a process id can be reused by
+ * another program, and then only the user can tell.
+ */
+export async function acquireLock(path: string, options: LockOptions = {}): Promise<HeldLock> {
+  const notice = options.notice ?? ((t: string) => console.error(t));
+  const noticeMs = options.noticeMs ?? NOTICE_MS;
   const mine = String(process.pid);
   const temp = `${path}.${mine}.${attempts++}.tmp`;
+  const started = Date.now();
+  let noticed = false;
   await writeFile(temp, mine);
   try {
     for (;;) {
@@ -56,6 +74,11 @@ export async function acquireLock(path: string): Promise<HeldLock> {
       if (Number.isInteger(owner) && owner > 0 && !isRunning(owner)) {
         await rm(path, { force: true });
         continue;
+      }
+      if (!noticed && Date.now() - started >= noticeMs) {
+        noticed = true;
+        const hint = "if that process is not a build, remove the file";
+        notice(`waiting for ${path}, held by process ${owner} (${hint})`);
       }
       await new Promise((r) => setTimeout(r, POLL_MS));
     }

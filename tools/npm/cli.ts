@@ -19,6 +19,7 @@ import {
   findProject,
   loadProject,
   type Project,
+  PROJECT_FILE,
   ProjectError,
 } from "../project.ts";
 import { configIn, defaultConfig, UnknownConfigError } from "../runner/configs.ts";
@@ -42,7 +43,7 @@ const USAGE = `usage: ${COMMAND} [--project FILE] <command> [arguments]
   doctor           check (and install) the system tools
   version          print the package's version
 
-The project is the nearest ouroboros.config.json in the current directory or above
+The project is the nearest ${PROJECT_FILE} in the current directory or above
 (or --project FILE, or OUROBOROS_PROJECT=FILE); without one, the current directory with
 kernel sources in kernel/ and the build in build/.`;
 

@@ -37,6 +37,8 @@ export async function testCommand(
   project: Project,
   command: string,
 ): Promise<number> {
+  // The runner's option list, without its first line about deno test.
+  const usage = `usage: ${command} [options]\n\noptions:\n${RUNNER_USAGE.replace(/^.*\n/, "")}`;
   let args: RunnerArgs;
   try {
     const parsed = parseRunnerArgs(argv, project.configs);
@@ -46,13 +48,13 @@ export async function testCommand(
     args = parsed.args;
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    console.error(`error: ${e.message}\n\nusage: ${command} [options]\n${RUNNER_USAGE}`);
+    console.error(`error: ${e.message}\n\n${usage}`);
     return 2;
   }
   if (args.help) {
     console.log(
-      `usage: ${command} [options]\n\n${RUNNER_USAGE}\n\n` +
-        "Only kernel tests run here (as with --kernel-only); configurations are the project's.",
+      `${usage}\n\nOnly kernel tests run here (as with --kernel-only); ` +
+        "configurations are the project's.",
     );
     return 0;
   }
