@@ -4,6 +4,7 @@
  * exception handlers first, so everything after can report failures, then
  * reads the boot information and runs the in-kernel tests (or a selftest).
  */
+#include <bench.h>
 #include <bootinfo.h>
 #include <cmdline.h>
 #include <gdt.h>
@@ -41,5 +42,7 @@ NORETURN void kmain(u32 protocol, u32 boot_info_phys)
 	vmm_init();
 	if (kernel_options.selftest)
 		selftest_run(kernel_options.selftest);
+	if (kernel_options.bench)
+		bench_run();
 	debug_exit(ktest_run(kernel_options.ktest_filter));
 }

@@ -5,6 +5,7 @@ const RUN = [
   "TAP version 14",
   "# BENCH op=pmm_alloc page_size=4096 region_bytes=4096 pages=1000 ticks=25000",
   "    # BENCH op=map page_size=4096 region_bytes=2097152 pages=512 ticks=20480",
+  "# BENCH leak-check ok",
   "# BENCH done",
 ];
 
@@ -28,6 +29,15 @@ Deno.test("bench: a run without 'done', a malformed line or an unknown op is an 
         "# BENCH done",
       ]),
     /unknown bench op/,
+  );
+});
+
+Deno.test("bench: a leak check that failed or is missing is an error", () => {
+  const failed = RUN.map((l) => l.replace("leak-check ok", "leak-check failed: 3 frames"));
+  assert.throws(() => parseBench(failed), /leak check failed: # BENCH leak-check failed: 3/);
+  assert.throws(
+    () => parseBench(RUN.filter((l) => !l.includes("leak-check"))),
+    /did not report '# BENCH leak-check ok'/,
   );
 });
 

@@ -7,7 +7,8 @@
  *
  * The kernel (command line `bench`) prints one line per measurement:
  * `# BENCH op=OP page_size=BYTES region_bytes=BYTES pages=N ticks=T`
- * and `# BENCH done` at the end.
+ * then `# BENCH leak-check ok` (every frame back in the PMM; anything else
+ * after `leak-check` is a failure) and `# BENCH done` at the end.
  */
 import { join } from "node:path";
 import { build } from "./build.ts";
@@ -49,13 +50,20 @@ export interface BenchResult {
 
 const LINE = /^\s*# BENCH op=(\S+) page_size=(\d+) region_bytes=(\d+) pages=(\d+) ticks=(\d+)\s*$/;
 
-/** Parse the kernel's bench lines; throws on a malformed or unknown one, or a missing `done`. */
+/**
+ * Parse the kernel's bench lines; throws on a malformed or unknown one, a
+ * missing `done`, or a leak check that is missing or not ok.
+ */
 export function parseBench(lines: string[]): BenchSample[] {
   const out: BenchSample[] = [];
   let done = false;
+  let leakChecked = false;
   for (const line of lines) {
     if (/^\s*# BENCH done\s*$/.test(line)) done = true;
-    else if (/^\s*# BENCH /.test(line)) {
+    else if (/^\s*# BENCH leak-check ok\s*$/.test(line)) leakChecked = true;
+    else if (/^\s*# BENCH leak-check/.test(line)) {
+      throw new Error(`the kernel's leak check failed: ${line.trim()}`);
+    } else if (/^\s*# BENCH /.test(line)) {
       const m = LINE.exec(line);
       if (!m) throw new Error(`malformed bench line: ${line.trim()}`);
       if (!(BENCH_OPS as readonly string[]).includes(m[1])) {
@@ -67,6 +75,7 @@ export function parseBench(lines: string[]): BenchSample[] {
     }
   }
   if (!done) throw new Error("the kernel did not finish its benchmarks (no '# BENCH done')");
+  if (!leakChecked) throw new Error("the kernel did not report '# BENCH leak-check ok'");
   return out;
 }
 
@@ -134,7 +143,10 @@ async function main(): Promise<number> {
   await ensureTools();
   const outDir = join(BUILD_DIR, "bench");
   const { elf } = await build({ root: ROOT, outDir, extraCFlags: ["-DOUROBOROS_BENCH"] });
-  const [cycles, instructions] = await Promise.all([benchRun(elf, false), benchRun(elf, true)]);
+  // One after the other: the plain run's cycles are host time under TCG, and a second QEMU
+  // on the same cores makes them swing several-fold.
+  const cycles = await benchRun(elf, false);
+  const instructions = await benchRun(elf, true);
   const results = combine(cycles, instructions);
   console.log(formatTable(results));
   const file = join(outDir, "results.json");

@@ -7,6 +7,7 @@
  *   selftest=<name>                  run one failure-class selftest instead
  *   model.seed=<n>, model.ops=<n>    seed and length of the VMM's randomized model test
  *   oracle                           stop at page-table checkpoints for the runner's QEMU oracle
+ *   bench                            run the memory-manager benchmark (bench.h) instead of the tests
  * Unknown keys are kept and reported as TAP warnings, never silently ignored.
  */
 #ifndef OUROBOROS_CMDLINE_H
@@ -25,6 +26,7 @@ struct kernel_options {
 	const char *model_ops;    /* NULL: the model test's default length */
 	bool ktest_list;          /* list the selected tests instead of running them */
 	bool oracle;              /* a runner with QMP answers checkpoints (see oracle.h) */
+	bool bench;               /* run the benchmark instead of the tests */
 	/* Problems found, as messages for "# warning: ..." lines. */
 	char warnings[CMDLINE_MAX_WARNINGS][96];
 	int nwarnings;

@@ -32,6 +32,7 @@ struct flag {
 static const struct flag flags[] = {
 	{"ktest.list", offsetof(struct kernel_options, ktest_list)},
 	{"oracle", offsetof(struct kernel_options, oracle)},
+	{"bench", offsetof(struct kernel_options, bench)},
 };
 
 static bool is_space(char c)

@@ -76,6 +76,9 @@ static u32 nranges;
 static u64 total;        /* managed frames */
 static u64 depth;        /* entries on the stack */
 static u64 pages;        /* stack pages mapped */
+static u64 top_floor;    /* depth at which the top page holds no entry: (pages - 1) * PER_PAGE */
+static volatile u64 *top; /* where entry `depth` goes (in the top page, when it has room) */
+static const struct range *last_range; /* range_of's last answer, tried first (set at init) */
 static u64 max_pages;    /* stack pages the region's tables cover */
 static u64 table_frames; /* bump-allocated tables of the region */
 static u64 leaf_flags;   /* P, W, and NX when the CPU honours it */
@@ -90,12 +93,6 @@ static u64 mark_salt;     /* per boot: a mark left by an earlier boot does not c
 static u64 page_va(u64 k)
 {
 	return STACK_PAGE0 + k * PAGE_SIZE;
-}
-
-/* Stack entry p, through its page. */
-static volatile u64 *entry_ptr(u64 p)
-{
-	return (volatile u64 *)page_va(p / PER_PAGE) + p % PER_PAGE;
 }
 
 /* Map frame at va of the region (its PT exists since init). */
@@ -115,21 +112,30 @@ static u64 region_unmap(u64 va)
 	return frame;
 }
 
-/* Push a free frame: into the top page, or, when that is full, as the next page. */
-static void push(u64 frame)
+/*
+ * Push a free frame: into the top page, or, when that is full, as the next
+ * page. top and top_floor follow depth and pages, so the common case is one
+ * store and two increments, with no division by PER_PAGE.
+ */
+static inline __attribute__((always_inline)) void push(u64 frame)
 {
-	if (depth == pages * PER_PAGE) {
+	if (depth == top_floor + PER_PAGE) {
 		ASSERT(pages < max_pages); /* more frees than frames: the checks missed a double free */
 		region_map(page_va(pages), frame);
+		top = (volatile u64 *)page_va(pages);
 		pages++;
+		top_floor += PER_PAGE;
 		return;
 	}
-	*entry_ptr(depth++) = frame;
+	*top++ = frame;
+	depth++;
 }
 
-/* The managed range holding frame, or NULL (binary search: ranges are sorted). */
+/* The managed range holding frame, or NULL: the last answer first, then a binary search. */
 static const struct range *range_of(u64 frame)
 {
+	if (frame >= last_range->base && frame < last_range->end)
+		return last_range;
 	u32 lo = 0, hi = nranges;
 	while (lo < hi) {
 		u32 mid = lo + (hi - lo) / 2;
@@ -138,7 +144,7 @@ static const struct range *range_of(u64 frame)
 		else if (frame >= ranges[mid].end)
 			lo = mid + 1;
 		else
-			return &ranges[mid];
+			return last_range = &ranges[mid];
 	}
 	return NULL;
 }
@@ -239,14 +245,18 @@ static void debug_on_take_entry(u64 p, u64 frame)
 /* Pop a frame (pages > 0): the top entry, or the top page itself once it holds none. */
 static u64 pop(void)
 {
-	if (depth == (pages - 1) * PER_PAGE) {
+	if (depth == top_floor) {
 		pages--;
+		top_floor -= PER_PAGE;
+		/* The page below is full: entry `depth` would go just past its last one. */
+		top = (volatile u64 *)page_va(pages - 1) + PER_PAGE;
 #ifdef PMM_DEBUG
 		debug_on_take_page(pages);
 #endif
 		return region_unmap(page_va(pages));
 	}
-	u64 frame = *entry_ptr(--depth);
+	depth--;
+	u64 frame = *--top;
 #ifdef PMM_DEBUG
 	debug_on_take_entry(depth, frame);
 #endif
@@ -428,6 +438,8 @@ void pmm_init(void)
 		panic("pmm: %llu frames need more stack pages than one PML4 slot holds", frames);
 	build_tables(PMM_STACK_BASE, STACK_PAGE0 + max_pages * PAGE_SIZE);
 	total = rank_ranges();
+	last_range = &ranges[0]; /* total > 0: there is at least one range */
+	top_floor = 0 - PER_PAGE; /* no page yet: the first push makes page 0 */
 	push_all();
 #ifdef PMM_DEBUG
 	clean_entries = depth;

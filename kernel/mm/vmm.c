@@ -2,9 +2,11 @@
  * The paging API on the current address space, through the self-map only:
  * map_region, unmap_region, set_page_flags, virt_to_phys. Entries are
  * written at their self-map address; a missing table makes the write fault
- * and the #PF handler (vmm_fault.c) creates it. Every entry, whatever the
- * path, is written by pte_write_flush, which invalidates the TLB; tables that
- * become empty are released bottom-up (the thesis's release of unused tables).
+ * and the #PF handler (vmm_fault.c) creates it. A single entry is written
+ * by pte_write_flush, which invalidates the TLB; a run of PTEs in a table
+ * that exists is written in a row after one walk, with an invlpg for every
+ * present entry changed (vmm_internal.h). Tables that become empty are
+ * released bottom-up (the thesis's release of unused tables).
  */
 #include "vmm_internal.h"
 #include <cpu.h>
@@ -113,6 +115,19 @@ void range_step_at(enum pt_window w, u64 va, struct range_step *s)
 	s->start = ALIGN_DOWN(va, s->size);
 }
 
+void range_step_skip_holes(enum pt_window w, struct range_step *s, u64 va, u64 bytes)
+{
+	volatile const u64 *e = window_entry(w, s->level, s->start);
+	u64 span = s->size, left = range_step_left(s, va);
+	u64 in_table = table_left(s->start, s->level) / span; /* entries from s's to the table end */
+	u64 n = 1;
+	while (n < in_table && left < bytes && !(e[n] & PTE_P)) {
+		n++;
+		left += span;
+	}
+	s->size = n * span;
+}
+
 /*
  * Tables that stay even when empty: the shared kernel-half PDPTs, the early
  * window's PT (early_map relies on it), and the PMM stack region's tables
@@ -128,12 +143,16 @@ static bool table_permanent(int level, u64 va)
 	       va - EARLY_WINDOW_BASE < EARLY_WINDOW_SIZE;
 }
 
-/* True when the table at `level` holding va's entry has no entry at all. */
+/*
+ * True when the table at `level` holding va's entry has no entry at all.
+ * An empty table is read whole: eight entries a test keep that to about two
+ * instructions an entry.
+ */
 static bool table_empty(enum pt_window w, int level, u64 va)
 {
 	volatile const u64 *t = window_entry(w, level, ALIGN_DOWN(va, level_span(level + 1)));
-	for (u64 i = 0; i < TABLE_ENTRIES; i++)
-		if (t[i])
+	for (u64 i = 0; i < TABLE_ENTRIES; i += 8)
+		if (t[i] | t[i + 1] | t[i + 2] | t[i + 3] | t[i + 4] | t[i + 5] | t[i + 6] | t[i + 7])
 			return false;
 	return true;
 }
@@ -174,22 +193,51 @@ static void free_frames(u64 frame, u64 count, int *err)
 	}
 }
 
+/* Clear the present PTEs among the n from va's (its PT exists); VMM_FREE_FRAMES frees frames. */
+static void clear_ptes(enum pt_window w, u64 va, u64 n, u32 options, int *err)
+{
+	volatile u64 *pte = window_entry(w, LEVEL_PT, va);
+	for (u64 i = 0; i < n; i++, va += PAGE_SIZE) {
+		u64 e = pte[i];
+		if (!(e & PTE_P))
+			continue;
+		pte[i] = 0;
+		pte_changed(w, va);
+		if (options & VMM_FREE_FRAMES)
+			free_frames(pte_frame(e), 1, err);
+	}
+}
+
+/*
+ * One walk per PT, large page or hole, not per page: the PTEs of a PT that
+ * exists are cleared in a row. Empty tables are looked for when a step
+ * leaves the table holding it (and at the end), so each table is checked
+ * once, after the last entry this call clears in it.
+ */
 int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options)
 {
 	int err = 0;
 	while (bytes) {
 		struct range_step s;
 		range_step_at(w, va, &s);
-		u64 step = range_step_left(&s, va);
-		if (s.entry) {
-			ASSERT(s.start == va && step <= bytes); /* callers check large pages */
-			ASSERT(pte_write_flush(w, s.level, va, 0));
-			if (options & VMM_FREE_FRAMES)
-				free_frames(pte_frame(s.entry) & ~(s.size - 1), s.size / PAGE_SIZE, &err);
+		u64 step = range_step_pt_bytes(&s, va, bytes);
+		if (step) {
+			clear_ptes(w, va, step / PAGE_SIZE, options, &err);
+		} else {
+			if (!s.entry)
+				range_step_skip_holes(w, &s, va, bytes);
+			step = range_step_left(&s, va);
+			if (s.entry) {
+				ASSERT(s.start == va && step <= bytes); /* callers check large pages */
+				ASSERT(pte_write_flush(w, s.level, va, 0));
+				if (options & VMM_FREE_FRAMES)
+					free_frames(pte_frame(s.entry) & ~(s.size - 1),
+						    s.size / PAGE_SIZE, &err);
+			}
 		}
 		u64 last = va + (step < bytes ? step : bytes) - 1;
-		if (step >= bytes || IS_ALIGNED(last + 1, LARGE_PAGE_SIZE))
-			release_empty_tables(w, last); /* leaving a PT: it may have emptied */
+		if (step >= bytes || IS_ALIGNED(last + 1, level_span(s.level + 1)))
+			release_empty_tables(w, last); /* leaving a table: it may have emptied */
 		if (step >= bytes)
 			break;
 		va += step;
@@ -305,6 +353,32 @@ static int probe_free(u64 va, int level, u64 *free)
 	return (*selfmap_entry(level, va) & PTE_P) ? -E_EXIST : 0;
 }
 
+/*
+ * Write the n leaves of `level` from va to pa | bits, all known not present
+ * (probe_range): the first entry of each table through the store that
+ * faults the table into existence, the rest of that table directly. A
+ * not-present entry made present needs no invalidation. Returns the leaves
+ * written: n, or fewer when no frame was left for a table.
+ */
+static u64 fill_leaves(u64 va, u64 pa, u64 n, int level, u64 bits)
+{
+	u64 size = level_span(level), done = 0;
+	while (done < n) {
+		u64 run = table_left(va, level) / size;
+		if (run > n - done)
+			run = n - done;
+		volatile u64 *e = selfmap_entry(level, va);
+		if (!vmm_entry_store(e, pa | bits))
+			return done;
+		for (u64 i = 1; i < run; i++)
+			e[i] = (pa + i * size) | bits;
+		done += run;
+		va += run * size;
+		pa += run * size;
+	}
+	return n;
+}
+
 /* The error of the first page of the range that cannot be mapped, or 0. */
 static int probe_range(u64 vaddr, u64 npages, int level)
 {
@@ -327,21 +401,39 @@ int map_region(u64 vaddr, u64 paddr, u64 npages, u32 flags)
 	if (err || (err = probe_range(vaddr, npages, level)))
 		return err;
 	u64 size = level_span(level), bits = leaf_bits(flags, level);
-	for (u64 i = 0; i < npages; i++) {
-		u64 va = vaddr + i * size;
-		if (pte_write_flush(WINDOW_SELF, level, va, (paddr + i * size) | bits))
-			continue;
-		/* Out of frames for a table: undo this call, and the tables it left half-built. */
-		if (i)
-			clear_range(WINDOW_SELF, vaddr, i * size, 0);
-		release_empty_tables(WINDOW_SELF, va);
-		return -E_NOMEM;
+	/* G only on leaves (pte_write_flush's rule): leaf_bits sets it on nothing else. */
+	u64 done = fill_leaves(vaddr, paddr, npages, level, bits);
+	if (done == npages)
+		return 0;
+	/* Out of frames for a table: undo this call, and the tables it left half-built. */
+	if (done)
+		clear_range(WINDOW_SELF, vaddr, done * size, 0);
+	release_empty_tables(WINDOW_SELF, vaddr + done * size);
+	return -E_NOMEM;
+}
+
+/* True when the n PTEs from va's (its PT exists) are all present. */
+static bool ptes_present(u64 va, u64 n)
+{
+	volatile const u64 *pte = selfmap_pte(va);
+	for (u64 i = 0; i < n; i++)
+		if (!(pte[i] & PTE_P))
+			return false;
+	return true;
+}
+
+/* Give the n present PTEs from va's the flag bits, keeping the bits in `keep`. */
+static void protect_ptes(u64 va, u64 n, u64 keep, u64 bits)
+{
+	volatile u64 *pte = selfmap_pte(va);
+	for (u64 i = 0; i < n; i++, va += PAGE_SIZE) {
+		pte[i] = (pte[i] & keep) | bits;
+		pte_changed(WINDOW_SELF, va);
 	}
-	return 0;
 }
 
 /*
- * Check [va, va + bytes) page by page: -E_NOTMAPPED at a hole when
+ * Check [va, va + bytes) in address order: -E_NOTMAPPED at a hole when
  * need_mapped, -E_HUGE at a large page the range only partly covers.
  */
 static int check_leaves(u64 va, u64 bytes, bool need_mapped)
@@ -349,9 +441,22 @@ static int check_leaves(u64 va, u64 bytes, bool need_mapped)
 	while (bytes) {
 		struct range_step s;
 		range_step_at(WINDOW_SELF, va, &s);
-		u64 step = range_step_left(&s, va);
+		u64 step = range_step_pt_bytes(&s, va, bytes);
+		if (step) {
+			/* A PT holds no large page: only a hole can stop the run. */
+			if (need_mapped && !ptes_present(va, step / PAGE_SIZE))
+				return -E_NOTMAPPED;
+			if (step >= bytes)
+				return 0;
+			va += step;
+			bytes -= step;
+			continue;
+		}
 		if (!s.entry && need_mapped)
 			return -E_NOTMAPPED;
+		if (!s.entry)
+			range_step_skip_holes(WINDOW_SELF, &s, va, bytes);
+		step = range_step_left(&s, va);
 		if (s.entry && s.level > LEVEL_PT && (s.start != va || step > bytes))
 			return -E_HUGE;
 		if (step >= bytes)
@@ -387,9 +492,14 @@ int set_page_flags(u64 vaddr, u64 npages, u32 flags)
 	while (bytes) {
 		struct range_step s;
 		range_step_at(WINDOW_SELF, va, &s);
-		u64 step = range_step_left(&s, va);
-		u64 value = (s.entry & keep) | (leaf_bits(flags, s.level) & ~PTE_PS);
-		ASSERT(pte_write_flush(WINDOW_SELF, s.level, va, value));
+		u64 step = range_step_pt_bytes(&s, va, bytes);
+		if (step) {
+			protect_ptes(va, step / PAGE_SIZE, keep, leaf_bits(flags, LEVEL_PT));
+		} else {
+			step = range_step_left(&s, va);
+			u64 value = (s.entry & keep) | (leaf_bits(flags, s.level) & ~PTE_PS);
+			ASSERT(pte_write_flush(WINDOW_SELF, s.level, va, value));
+		}
 		if (step >= bytes)
 			break;
 		va += step;

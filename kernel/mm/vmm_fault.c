@@ -22,7 +22,6 @@
 #include <image.h>
 #include <panic.h>
 #include <pmm.h>
-#include <string.h>
 #include <trap.h>
 
 /* Demand-zero regions the handler knows (the heap and a few for tests). */
@@ -83,6 +82,13 @@ static bool decode_window(u64 addr, enum pt_window *w, int *level, u64 *va)
 	return false;
 }
 
+/* 8 bytes a store: an eighth of the iterations memset's rep stosb takes (TCG runs each alone). */
+void vmm_zero_page(void *page)
+{
+	u64 n = PAGE_SIZE / sizeof(u64);
+	__asm__ volatile("rep stosq" : "+D"(page), "+c"(n) : "a"(0ULL) : "memory");
+}
+
 /* Resume a store that faulted for a table no frame was left for; false if it was no such store. */
 static bool skip_failed_store(struct trap_frame *f)
 {
@@ -135,7 +141,7 @@ static const char *table_fault(struct trap_frame *f, u64 cr2, enum pt_window w, 
 	} else {
 		/* Installed and its window page invalidated: now it can be zeroed in place. */
 		void *table = (void *)ALIGN_DOWN(cr2, PAGE_SIZE);
-		memset(table, 0, PAGE_SIZE);
+		vmm_zero_page(table);
 		/* Drop paging-structure caches a walk may have filled from the old contents. */
 		invlpg((u64)table);
 		vmm_stats.table_faults++;
@@ -169,7 +175,7 @@ static const char *demand_zero_fault(u64 err, u64 cr2, const struct demand_zero_
 		ASSERT(pmm_free(frame) == 0);
 		return "out of physical frames for a demand-zero page's tables";
 	}
-	memset((void *)page, 0, PAGE_SIZE);
+	vmm_zero_page((void *)page);
 	if (r->flags != first)
 		ASSERT(set_page_flags(page, 1, r->flags) == 0);
 	vmm_stats.demand_zero_faults++;

@@ -2,6 +2,7 @@
 #ifndef OUROBOROS_VMM_INTERNAL_H
 #define OUROBOROS_VMM_INTERNAL_H
 
+#include <cpu.h>
 #include <paging.h>
 #include <vmm.h>
 
@@ -21,12 +22,35 @@ extern struct vmm_stats vmm_stats;
 bool vmm_entry_store(volatile u64 *entry, u64 value);
 
 /*
- * THE way every paging entry is written: store the entry of `level` for va
- * in window w, then invalidate what it mapped (invlpg of the page the entry
- * maps as a PTE, and of va itself for a large-page entry of the current
- * space). false when the store was skipped for want of a frame.
+ * The way a single paging entry is written: store the entry of `level` for
+ * va in window w, then invalidate what it mapped (invlpg of the page the
+ * entry maps as a PTE, and of va itself for a large-page entry of the
+ * current space). false when the store was skipped for want of a frame.
+ * The bulk paths (map_region's leaves, and the PT runs of unmap, set-flags
+ * and copy) write the other entries of a table that exists directly, with
+ * the same invalidation: pte_changed for each present PTE they change, none
+ * for a not-present entry made present (SDM Vol. 3A §4.10.4.3: nothing is
+ * cached from a not-present entry).
  */
 bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value);
+
+/*
+ * After a present PTE of va in window w was changed or cleared: drop va's
+ * TLB entry. Only the current space has any; those of a space seen through
+ * the other window go with the CR3 reload that detaches it.
+ */
+static inline void pte_changed(enum pt_window w, u64 va)
+{
+	if (w == WINDOW_SELF)
+		invlpg(va);
+}
+
+/* Bytes from va to the end of the table at `level` that holds va's entry. */
+static inline u64 table_left(u64 va, int level)
+{
+	u64 span = level_span(level + 1);
+	return ALIGN_DOWN(va, span) + span - va;
+}
 
 /* The leaf entry of va in w and its level, or 0 and the level of the missing entry. */
 u64 window_walk(enum pt_window w, u64 va, int *level);
@@ -36,16 +60,36 @@ struct range_step {
 	u64 entry;  /* the leaf entry, 0 for a hole */
 	int level;  /* the leaf's level, or the level of the missing entry */
 	u64 start;  /* first address the leaf (or hole) covers */
-	u64 size;   /* bytes it covers */
+	u64 size;   /* bytes it covers (a hole: one entry, or a run after range_step_skip_holes) */
 };
 
 /* Fill *s for va in window w. */
 void range_step_at(enum pt_window w, u64 va, struct range_step *s);
 
+/*
+ * For a hole s at va (s->entry == 0): extend it over the not-present entries
+ * that follow in the same table while they start below va + bytes, so a run
+ * of holes costs one walk. [va, va + bytes) must not leave its half.
+ */
+void range_step_skip_holes(enum pt_window w, struct range_step *s, u64 va, u64 bytes);
+
 /* Bytes from va to the end of step s (at most 2^63, so it never wraps). */
 static inline u64 range_step_left(const struct range_step *s, u64 va)
 {
 	return s->start + s->size - va;
+}
+
+/*
+ * When va's PT exists (s->level == LEVEL_PT, whether va's PTE is present or
+ * not): the bytes of [va, va + bytes) its PTEs cover, which a caller may
+ * handle entry by entry without walking again; else 0.
+ */
+static inline u64 range_step_pt_bytes(const struct range_step *s, u64 va, u64 bytes)
+{
+	if (s->level != LEVEL_PT)
+		return 0;
+	u64 left = table_left(va, LEVEL_PT);
+	return left < bytes ? left : bytes;
 }
 
 /*
@@ -69,6 +113,9 @@ u64 vmm_nx_bit(void);
 
 /* The physical-address limit (1 << MAXPHYADDR). */
 u64 vmm_phys_limit(void);
+
+/* Zero the 4 KiB page at `page` (mapped, writable): new tables and demand-zero frames. */
+void vmm_zero_page(void *page);
 
 /* True while PML4[OTHER_SLOT] shows another space (vmm_space.c). */
 bool vmm_other_attached(void);

@@ -64,6 +64,29 @@ static void other_init_kernel_half(pml4_t space)
 	}
 }
 
+/*
+ * Copy the present PTEs among the n from va's (its PT exists here) into the
+ * other space: the first through the store that faults the other PT into
+ * existence, the rest directly (not present before: no invalidation). false
+ * when no frame was left for a table.
+ */
+static bool copy_ptes(u64 va, u64 n)
+{
+	volatile const u64 *from = window_entry(WINDOW_SELF, LEVEL_PT, va);
+	volatile u64 *to = window_entry(WINDOW_OTHER, LEVEL_PT, va);
+	bool table = false;
+	for (u64 i = 0; i < n; i++) {
+		u64 e = from[i];
+		if (!(e & PTE_P))
+			continue;
+		if (table)
+			to[i] = e;
+		else if (!(table = pte_write_flush(WINDOW_OTHER, LEVEL_PT, va + i * PAGE_SIZE, e)))
+			return false;
+	}
+	return true;
+}
+
 /* Copy every user-half leaf of the current space into the other one (tables made by faults). */
 static int copy_user_half(void)
 {
@@ -71,9 +94,18 @@ static int copy_user_half(void)
 	while (va < USER_END) {
 		struct range_step s;
 		range_step_at(WINDOW_SELF, va, &s);
-		if (s.entry && !pte_write_flush(WINDOW_OTHER, s.level, va, s.entry))
-			return -E_NOMEM;
-		va += range_step_left(&s, va);
+		u64 step = range_step_pt_bytes(&s, va, USER_END - va);
+		if (step) {
+			if (!copy_ptes(va, step / PAGE_SIZE))
+				return -E_NOMEM;
+		} else {
+			if (!s.entry)
+				range_step_skip_holes(WINDOW_SELF, &s, va, USER_END - va);
+			step = range_step_left(&s, va);
+			if (s.entry && !pte_write_flush(WINDOW_OTHER, s.level, va, s.entry))
+				return -E_NOMEM;
+		}
+		va += step;
 	}
 	return 0;
 }
