@@ -15,8 +15,12 @@
 #include <trap.h>
 #include <vmm.h>
 
-/* A physical address no RAM backs (only mapped, never accessed). */
-#define FAKE_PHYS 0x100000000ULL
+/*
+ * A physical address no RAM backs at any size the tests boot with (up to 4 GiB,
+ * some of it above 4 GiB) and below every MAXPHYADDR (36 bits at least): 32 GiB.
+ * Only mapped, never accessed.
+ */
+#define FAKE_PHYS 0x800000000ULL
 /* x86 `ret`: executed where execution must fault. */
 #define OPCODE_RET 0xc3
 /* CPUID leaf with MAXPHYADDR in EAX[7:0] (SDM Vol. 2A, CPUID). */
