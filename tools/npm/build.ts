@@ -4,11 +4,12 @@
  * on JSR, which this project's machines cannot reach; instead:
  *
  * 1. `deno bundle --platform=node` bundles the CLI (bin.ts) and the library
- *    (lib.ts) into ES modules under dist/, sharing one chunk; execa and
- *    tap-parser stay imports, installed by npm as dependencies (versions
- *    pinned in deno.json);
- * 2. the bundle is checked: no Deno API in it, and Node parses every file
- *    (`node --check`: syntax newer than the Node that runs this is caught);
+ *    (lib.ts) into ES modules under dist/, sharing one chunk; the npm
+ *    packages the toolchain imports ({@link EXTERNALS}) stay imports,
+ *    installed by npm as dependencies at the versions deno.json pins;
+ * 2. the bundle is checked: no Deno API in it, no package import but those,
+ *    and Node parses every file (`node --check`: syntax newer than the Node
+ *    that runs this is caught);
  * 3. TypeScript (pinned, from npm) writes the library's declarations from
  *    the sources into types/, relative `.ts` imports rewritten to `.js`
  *    (without type checking, which `deno task check` does: 2 s, not 6);
@@ -30,8 +31,13 @@ export const NODE_TYPES_VERSION = "20.19.25";
 /** Where TypeScript is installed (npm's cache makes a second install quick). */
 const TSC_DIR = join(BUILD_DIR, "npm-tsc");
 const HERE = join(ROOT, "tools/npm");
-/** The package's dependencies: deno.json's npm imports. */
+/** The npm packages the toolchain's code imports: the package's dependencies. */
+export const EXTERNALS = ["execa", "tap-parser"] as const;
+/** A deno.json import of an npm package: `npm:name@version`. */
 const NPM_IMPORT = /^npm:((?:@[^/@]+\/)?[^@]+)@(.+)$/;
+/** A static or dynamic import in the bundle, with its specifier. */
+const IMPORT_SPECIFIER =
+  /(?:^|[\s;])(?:import|export)\b[^"';]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/gm;
 /** Numbers this process's builds (for their file names). */
 let builds = 0;
 
@@ -59,14 +65,31 @@ async function run(cmd: string, args: string[], cwd = ROOT): Promise<string> {
   return String(r.all ?? "");
 }
 
-/** The npm dependencies declared in deno.json's imports, name → exact version. */
+/** The package's dependencies: each of {@link EXTERNALS} at the version deno.json pins. */
 export function dependenciesOf(denoJson: { imports?: Record<string, string> }) {
-  const deps: Record<string, string> = {};
+  const pinned = new Map<string, string>();
   for (const target of Object.values(denoJson.imports ?? {})) {
     const m = NPM_IMPORT.exec(target);
-    if (m !== null) deps[m[1]] = m[2];
+    if (m !== null) pinned.set(m[1], m[2]);
+  }
+  const deps: Record<string, string> = {};
+  for (const name of EXTERNALS) {
+    const version = pinned.get(name);
+    if (version === undefined) throw new PackageError(`deno.json does not pin npm:${name}`);
+    deps[name] = version;
   }
   return deps;
+}
+
+/** The bare specifiers (packages) a bundle file imports; node: builtins and relative files aside. */
+export function packageImports(js: string): string[] {
+  const found = new Set<string>();
+  for (const m of js.matchAll(IMPORT_SPECIFIER)) {
+    const spec = m[1] ?? m[2];
+    if (spec.startsWith("node:") || spec.startsWith(".")) continue;
+    found.add(spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]);
+  }
+  return [...found].sort();
 }
 
 /** Every file under `dir`, sorted. */
@@ -86,8 +109,7 @@ async function bundle(dist: string): Promise<void> {
     "--platform=node",
     "--code-splitting",
     `--outdir=${dist}`,
-    "--external=execa",
-    "--external=tap-parser",
+    ...EXTERNALS.map((name) => `--external=${name}`),
     join(HERE, "bin.ts"),
     join(HERE, "lib.ts"),
   ]);
@@ -97,6 +119,14 @@ async function bundle(dist: string): Promise<void> {
     const leak = text.split("\n").findIndex((l) => /\bDeno\./.test(l));
     if (leak >= 0) {
       throw new PackageError(`${relative(ROOT, f)}:${leak + 1} uses a Deno API under Node`);
+    }
+    const undeclared = packageImports(text).filter((p) =>
+      !(EXTERNALS as readonly string[]).includes(p)
+    );
+    if (undeclared.length > 0) {
+      throw new PackageError(
+        `${relative(ROOT, f)} imports ${undeclared.join(", ")}: not a dependency`,
+      );
     }
     await run("node", ["--check", f]);
   }
