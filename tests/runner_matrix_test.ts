@@ -16,9 +16,11 @@ import {
   UnknownConfigError,
 } from "../tools/runner/configs.ts";
 import {
+  durationsOf,
   filterCheck,
   labelFor,
   listKernelTests,
+  longestFirst,
   pool,
   runMatrix,
   TestTimer,
@@ -31,9 +33,9 @@ import {
   parseShard,
   shardOf,
 } from "../tools/runner/plan.ts";
-import type { RunRecord } from "../tools/runner/record.ts";
+import { REPORT_SCHEMA, type RunRecord } from "../tools/runner/record.ts";
 import { TapIngest } from "../tools/runner/tap.ts";
-import { builtKernel } from "./support.ts";
+import { builtKernel, tempDir } from "./support.ts";
 
 const LOG_DIR = Deno.makeTempDirSync({ prefix: "ouroboros-matrix-test-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(LOG_DIR, { recursive: true }));
@@ -149,6 +151,41 @@ Deno.test("filter check: fails only when nothing was selected and nothing else f
   assert.equal(filterCheck("x.*", [], ["x.a"]).ok, true, "an empty shard of a real selection");
   assert.equal(filterCheck("x.*", [], []).ok, false);
   assert.equal(filterCheck("x.*", [], []).category, "assertion");
+});
+
+Deno.test("pool: the longest runs of the last report start first", async () => {
+  const ids = ["microvm", "pc", "mem-4g", "q35", "new"];
+  const order = longestFirst(ids, { microvm: 500, pc: 700, "mem-4g": 11_000, q35: 700 });
+  assert.deepEqual(order.map((i) => ids[i]), ["mem-4g", "pc", "q35", "microvm", "new"]);
+  assert.deepEqual(longestFirst(ids), [0, 1, 2, 3, 4], "no history: plan order");
+  const started: number[] = [];
+  const results = await pool(
+    1,
+    ids.map((_, i) => () => {
+      started.push(i);
+      return Promise.resolve(i);
+    }),
+    order,
+  );
+  assert.deepEqual(started, order);
+  assert.deepEqual(results, [0, 1, 2, 3, 4], "results stay in plan order");
+});
+
+Deno.test("pool: run times come from an earlier report of this schema, or none", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const file = `${dir}/kernel.json`;
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({ schema: REPORT_SCHEMA, runs: [{ id: "q35", durationMs: 9 }] }),
+    );
+    assert.deepEqual(durationsOf(file), { q35: 9 });
+    await Deno.writeTextFile(file, JSON.stringify({ schema: "other", runs: [] }));
+    assert.deepEqual(durationsOf(file), {});
+    assert.deepEqual(durationsOf(`${dir}/none.json`), {});
+  } finally {
+    await cleanup();
+  }
 });
 
 // ------------------------------------------------------------------- shards

@@ -128,6 +128,21 @@ Deno.test("retries: a run that failed to boot, then passed, is flaky as a run", 
   assert.equal(countReport(report([r])).flaky, 1);
 });
 
+Deno.test("targets: a machine with no exit status ends its run with its TAP stream", async () => {
+  // A lab machine stays up, silent, after its last line: the stream's end ends the run.
+  const started = performance.now();
+  const [pass] = await matrix({ microvm: () => stuckAfter("pass.tap") }, {
+    deadlines: { silenceMs: 20_000 },
+  });
+  assert.equal(pass.status, "pass", pass.message);
+  assert.equal(pass.deadline, null);
+  assert.ok(performance.now() - started < 5_000);
+  const [bail] = await matrix({ microvm: () => stuckAfter("bail-out.tap") }, {
+    deadlines: { silenceMs: 20_000 },
+  });
+  assert.equal(bail.kind, "panic");
+});
+
 Deno.test("retries: without --retries a failure is not re-run", async () => {
   const [r] = await matrix({ microvm: () => replay("fail-yaml.tap", "pass.tap") });
   assert.equal(r.status, "fail");

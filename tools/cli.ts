@@ -18,6 +18,12 @@ const USAGE = `usage: deno task <command>
   parse FILE|-     report a saved serial log (TAP 14 or KTAP) like a live run
   debug [--filter GLOB]
                    boot halted with a gdb stub, breakpoints at the selected tests
+  iso [--out FILE] [ARGS...]
+                   hybrid GRUB ISO (BIOS and UEFI, multiboot2) booting the kernel with ARGS
+  pxe [--out DIR] [ARGS...]
+                   TFTP tree: BIOS through iPXE (multiboot1), UEFI through GRUB (multiboot2)
+  pxe serve --interface IF (--dhcp-range FIRST,LAST | --proxy) [--root DIR] [ARGS...]
+                   serve the tree with dnsmasq (full or proxy DHCP, TFTP) on IF
   (test: tools/test.ts; deno task test --help)`;
 
 /** Build and report; returns the ELF path. */
@@ -30,6 +36,12 @@ async function buildKernel(): Promise<string> {
     : "up to date";
   console.error(`build: ${what} (${ms} ms) -> ${r.elf}`);
   return r.elf;
+}
+
+/** Check the tools, then build; returns the ELF path. */
+async function checkedBuild(): Promise<string> {
+  await ensureTools();
+  return await buildKernel();
 }
 
 async function main(args: string[]): Promise<number> {
@@ -47,6 +59,14 @@ async function main(args: string[]): Promise<number> {
       case "parse": {
         const { main: parse } = await import("./parse.ts");
         return await parse(rest);
+      }
+      case "iso": {
+        const { isoMain } = await import("./image/cli.ts");
+        return await isoMain(rest, checkedBuild);
+      }
+      case "pxe": {
+        const { pxeMain } = await import("./image/cli.ts");
+        return await pxeMain(rest, checkedBuild);
       }
       case "debug": {
         await ensureTools();

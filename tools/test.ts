@@ -26,7 +26,8 @@ import {
   UsageError,
 } from "./runner/options.ts";
 import { type Counts, type KernelReport, summaryLine } from "./runner/record.ts";
-import { ensureTools, MissingToolsError } from "./toolcheck.ts";
+import { toolGroupsForConfigs } from "./targets/boot_path.ts";
+import { ensureTools, MissingToolsError, requiredTools, toolsOf } from "./toolcheck.ts";
 
 export { summaryLine, TEST_SILENCE_MS };
 export type { Counts };
@@ -148,7 +149,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    await ensureTools();
+    await ensureTools([...requiredTools(), ...toolsOf(toolGroupsForConfigs(args.configs))]);
   } catch (e) {
     if (!(e instanceof MissingToolsError)) throw e;
     console.error(`error: ${e.message}`);

@@ -77,11 +77,53 @@ struct mb2_tag_module {
 	/* the module's command line follows */
 } PACKED;
 
+/* Multiboot 1 boot information (Multiboot Specification 0.6.96 §3.3). */
+#define MB1_INFO_MEMORY (1u << 0)  /* mem_lower, mem_upper */
+#define MB1_INFO_CMDLINE (1u << 2) /* cmdline */
+#define MB1_INFO_MODS (1u << 3)    /* mods_count, mods_addr */
+#define MB1_INFO_MMAP (1u << 6)    /* mmap_length, mmap_addr */
+
+/* The information up to the fields the kernel reads (the rest is not needed). */
+struct mb1_info {
+	u32 flags;
+	u32 mem_lower;
+	u32 mem_upper;
+	u32 boot_device;
+	u32 cmdline;
+	u32 mods_count;
+	u32 mods_addr;
+	u32 syms[4];
+	u32 mmap_length; /* bytes */
+	u32 mmap_addr;
+} PACKED;
+
+/* One module (§3.3): [mod_start, mod_end) and its command line. */
+struct mb1_module {
+	u32 mod_start;
+	u32 mod_end;
+	u32 string;
+	u32 reserved;
+} PACKED;
+
+/* One mmap entry: `size` counts the bytes after itself (20 for this layout). */
+struct mb1_mmap_entry {
+	u32 size;
+	u64 addr;
+	u64 len;
+	u32 type;
+} PACKED;
+
 /* How the memory map is stored. */
 enum memmap_format {
 	MEMMAP_NONE,
 	MEMMAP_PVH, /* struct hvm_memmap_entry[count] */
 	MEMMAP_MB2, /* multiboot2 mmap entries of entry_size bytes, count of them */
+	/*
+	 * Multiboot1 entries of equal size: memmap_phys is the first entry's
+	 * `addr` (past its size field) and the stride is size + 4, so every
+	 * format is E820 heads at a fixed stride.
+	 */
+	MEMMAP_MB1,
 };
 
 /* Most boot modules kept; a loader passing more is refused (the memory manager must reserve them all). */
@@ -91,11 +133,11 @@ enum memmap_format {
 struct boot_module {
 	u64 phys;
 	u64 size;
-	u64 cmdline_phys; /* PVH: the module's command line; multiboot2: 0 (it is inside the info) */
+	u64 cmdline_phys; /* PVH, multiboot1: the module's command line; multiboot2: 0 (inside the info) */
 };
 
 struct boot_info {
-	u32 protocol;   /* BOOT_PROTOCOL_PVH or BOOT_PROTOCOL_MB2 */
+	u32 protocol;   /* BOOT_PROTOCOL_PVH, BOOT_PROTOCOL_MB2 or BOOT_PROTOCOL_MB1 */
 	u64 info_phys;  /* the loader's structure */
 	char cmdline[CMDLINE_MAX];
 	bool cmdline_truncated;
@@ -103,12 +145,12 @@ struct boot_info {
 	u64 memmap_phys;       /* first entry */
 	u32 memmap_entries;
 	u32 memmap_entry_size; /* bytes per entry */
-	u64 rsdp_phys;         /* PVH: the loader's pointer; MB2: the copy inside the tag; 0 if none */
+	u64 rsdp_phys;         /* PVH: the loader's pointer; MB2: the copy inside the tag; 0 if none (MB1) */
 	/* Where the loader's own data lies, so the memory manager keeps it. */
 	u64 info_size;    /* bytes of the structure at info_phys */
 	u64 cmdline_phys; /* the loader's command line (0: none) */
 	u64 cmdline_size; /* its bytes as read (terminator included; CMDLINE_MAX if truncated) */
-	u64 modlist_phys; /* PVH module list (0: none, or multiboot2) */
+	u64 modlist_phys; /* PVH module list (0: none, multiboot2, or multiboot1: copied, not kept) */
 	u32 nr_modules;
 	struct boot_module modules[BOOT_MODULES_MAX];
 };
@@ -123,6 +165,13 @@ void bootinfo_init(u32 protocol, u64 info_phys);
  * at physical address `phys`. Returns 0 or a negative error code.
  */
 int bootinfo_parse_mb2(const void *info, u64 phys, struct boot_info *out);
+
+/*
+ * Record a multiboot1 memory map of `length` bytes, mapped at `map`, found at
+ * physical `phys`. Returns 0, or -E_INVAL if an entry is too small, runs
+ * past the end, or differs in size from the first (the stride must be fixed).
+ */
+int bootinfo_parse_mb1_mmap(const void *map, u32 length, u64 phys, struct boot_info *out);
 
 /* Human-readable name of a BOOT_PROTOCOL_* value. */
 const char *boot_protocol_name(u32 protocol);

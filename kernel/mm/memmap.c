@@ -240,18 +240,21 @@ int memmap_carve(struct memmap *map, u64 base, u64 size)
 	return 0;
 }
 
-/* Head of a PVH or multiboot2 map entry: both start in the E820 layout. */
+/* Head of a map entry: the E820 layout (multiboot1's follows its size field). */
 struct e820_head {
 	u64 addr;
 	u64 size;
 	u32 type;
 } PACKED;
 
-/* Copy the loader's map (PVH or multiboot2 entries) into boot_entries; returns the count. */
+/*
+ * Copy the loader's map into boot_entries; returns the count. Every format
+ * is E820 heads at a fixed stride (bootinfo points multiboot1's memmap_phys
+ * past the first size field and refuses entries of unequal size).
+ */
 static u32 read_boot_entries(void)
 {
-	if (boot_info.memmap_format != MEMMAP_PVH && boot_info.memmap_format != MEMMAP_MB2)
-		/* Multiboot1 (mmap_addr/mmap_length, size-prefixed entries) plugs in here. */
+	if (boot_info.memmap_format == MEMMAP_NONE)
 		panic("memmap: the loader (%s) gave no memory map",
 		      boot_protocol_name(boot_info.protocol));
 	u32 n = boot_info.memmap_entries, stride = boot_info.memmap_entry_size;

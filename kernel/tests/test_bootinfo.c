@@ -12,10 +12,14 @@
 
 KTEST(bootinfo, protocol_known)
 {
-	/* QEMU's -kernel starts us through PVH, GRUB through multiboot2: nothing else. */
-	KASSERT(boot_info.protocol == BOOT_PROTOCOL_PVH || boot_info.protocol == BOOT_PROTOCOL_MB2);
-	KASSERT_STREQ(boot_protocol_name(boot_info.protocol),
-		      boot_info.protocol == BOOT_PROTOCOL_PVH ? "pvh" : "multiboot2");
+	/* QEMU's -kernel starts us through PVH, GRUB through multiboot2, iPXE through multiboot1. */
+	static const char *const names[] = {
+		[BOOT_PROTOCOL_PVH] = "pvh",
+		[BOOT_PROTOCOL_MB2] = "multiboot2",
+		[BOOT_PROTOCOL_MB1] = "multiboot1",
+	};
+	KASSERT(boot_info.protocol < ARRAY_SIZE(names) && names[boot_info.protocol] != NULL);
+	KASSERT_STREQ(boot_protocol_name(boot_info.protocol), names[boot_info.protocol]);
 	KASSERT_NE(boot_info.info_phys, 0);
 }
 
@@ -150,4 +154,44 @@ KTEST(bootinfo, multiboot2_malformed)
 	h = (struct mb2_info_header){sizeof(h), 0};
 	memcpy(mb2_buf, &h, sizeof(h));
 	KASSERT_EQ(bootinfo_parse_mb2(mb2_buf, 0, &parsed), -E_INVAL);
+}
+
+/* A multiboot1 memory map built by hand: size-prefixed entries (Multiboot 0.6.96 §3.3). */
+static struct mb1_mmap_entry mb1_map[3];
+
+KTEST(bootinfo, multiboot1_mmap_parse)
+{
+	const u64 phys = 0x9000; /* where a loader might have put it */
+	for (u32 i = 0; i < 3; i++)
+		mb1_map[i] = (struct mb1_mmap_entry){20, 0x100000ULL * i, 0x1000, E820_RAM};
+	memset(&parsed, 0, sizeof(parsed));
+	KASSERT_EQ(bootinfo_parse_mb1_mmap(mb1_map, sizeof(mb1_map), phys, &parsed), 0);
+	KASSERT_EQ(parsed.memmap_format, MEMMAP_MB1);
+	KASSERT_EQ(parsed.memmap_entries, 3);
+	/* E820 heads at a fixed stride: the first one past the size field. */
+	KASSERT_EQ(parsed.memmap_entry_size, 24);
+	KASSERT_EQ(parsed.memmap_phys, phys + 4);
+	const struct e820_head *second = (const void *)((const u8 *)mb1_map + 4 + 24);
+	KASSERT_EQ(second->addr, 0x100000);
+}
+
+KTEST(bootinfo, multiboot1_mmap_malformed)
+{
+	struct boot_info *out = &parsed;
+	for (u32 i = 0; i < 3; i++)
+		mb1_map[i] = (struct mb1_mmap_entry){20, 0, 0x1000, E820_RAM};
+	/* A length that ends inside an entry. */
+	memset(out, 0, sizeof(*out));
+	KASSERT_EQ(bootinfo_parse_mb1_mmap(mb1_map, sizeof(mb1_map) - 1, 0, out), -E_INVAL);
+	KASSERT_EQ(out->memmap_format, MEMMAP_NONE);
+	/* An entry too small for the E820 layout. */
+	mb1_map[1].size = 16;
+	KASSERT_EQ(bootinfo_parse_mb1_mmap(mb1_map, sizeof(mb1_map), 0, out), -E_INVAL);
+	/* Entries of different sizes: the fixed stride is refused. */
+	mb1_map[1].size = 20;
+	mb1_map[0].size = 24;
+	KASSERT_EQ(bootinfo_parse_mb1_mmap(mb1_map, sizeof(mb1_map), 0, out), -E_INVAL);
+	/* No entries at all: no map, not an error. */
+	KASSERT_EQ(bootinfo_parse_mb1_mmap(mb1_map, 0, 0, out), 0);
+	KASSERT_EQ(out->memmap_format, MEMMAP_NONE);
 }

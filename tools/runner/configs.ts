@@ -8,6 +8,7 @@
  * A configuration describes a QEMU machine today; {@link targetFor} turns it
  * into a target (target.ts), the seam where other ways to boot plug in.
  */
+import { type BootPath, BootPathTarget } from "../targets/boot_path.ts";
 import {
   type Accel,
   type AccelChoice,
@@ -37,6 +38,11 @@ export interface MachineConfig {
   tcgWithout?: readonly string[];
   /** QEMU `-smp`. */
   smp?: number;
+  /**
+   * How the kernel reaches the machine when not by QEMU's -kernel (PVH):
+   * firmware and a boot loader (tools/targets/boot_path.ts).
+   */
+  boot?: BootPath;
 }
 
 /** The configuration used when none is named. */
@@ -109,10 +115,60 @@ export const CONFIGS: readonly MachineConfig[] = [
   },
 ];
 
+/** UEFI firmware (OVMF) wants more than the default memory. */
+const UEFI_MEMORY = "256M";
+
+/**
+ * The boot paths (`--config boot-paths`): the kernel arrives through
+ * firmware and a boot loader as on real machines. Slower than -kernel
+ * (seconds under TCG, see README), so outside `all` and the default run.
+ */
+export const BOOT_PATH_CONFIGS: readonly MachineConfig[] = [
+  {
+    name: "multiboot1",
+    description: "QEMU's multiboot1 loader on the flat image iPXE boots (pc, SeaBIOS)",
+    machine: "pc",
+    memory: DEFAULT_MEMORY,
+    boot: { via: "multiboot1", firmware: "bios" },
+  },
+  {
+    name: "iso-bios",
+    description: "the hybrid GRUB ISO as a CD-ROM under SeaBIOS, multiboot2",
+    machine: "pc",
+    memory: DEFAULT_MEMORY,
+    boot: { via: "iso", firmware: "bios" },
+  },
+  {
+    name: "iso-uefi",
+    description: "the hybrid GRUB ISO as a CD-ROM under OVMF, multiboot2",
+    machine: "q35",
+    memory: UEFI_MEMORY,
+    boot: { via: "iso", firmware: "uefi" },
+  },
+  {
+    name: "pxe-bios",
+    description: "PXE from QEMU's TFTP: iPXE ROM, iPXE script, multiboot1 image",
+    machine: "pc",
+    memory: DEFAULT_MEMORY,
+    boot: { via: "pxe", firmware: "bios" },
+  },
+  {
+    name: "pxe-uefi",
+    description: "PXE from QEMU's TFTP: OVMF, GRUB netboot, multiboot2",
+    machine: "q35",
+    memory: UEFI_MEMORY,
+    boot: { via: "pxe", firmware: "uefi" },
+  },
+];
+
+/** Names that select several configurations: `all` (the table) and `boot-paths`. */
+export const BOOT_PATHS_GROUP = "boot-paths";
+
 /** Thrown for a configuration name that is not in the table ({@link CONFIGS} by default). */
 export class UnknownConfigError extends Error {
   constructor(name: string, table: readonly MachineConfig[] = CONFIGS) {
-    super(`unknown configuration '${name}' (known: ${table.map((c) => c.name).join(", ")}, all)`);
+    const known = [...table, ...BOOT_PATH_CONFIGS].map((c) => c.name).join(", ");
+    super(`unknown configuration '${name}' (known: ${known}, all, ${BOOT_PATHS_GROUP})`);
     this.name = "UnknownConfigError";
   }
 }
@@ -124,7 +180,9 @@ export function getConfig(name: string): MachineConfig {
 
 /** The configuration called `name` in `table` (a project may bring its own: project.ts). */
 export function configIn(table: readonly MachineConfig[], name: string): MachineConfig {
-  const config = table.find((c) => c.name === name);
+  // Boot paths deliver any table's kernel: their names are known everywhere.
+  const config = table.find((c) => c.name === name) ??
+    BOOT_PATH_CONFIGS.find((c) => c.name === name);
   if (config === undefined) throw new UnknownConfigError(name, table);
   return config;
 }
@@ -145,7 +203,10 @@ export function selectConfigs(
   if (spec === undefined || spec.trim() === "") return [defaultConfig(table)];
   const names = spec.split(",").map((n) => n.trim()).filter((n) => n !== "");
   if (names.includes("all")) return [...table];
-  return [...new Set(names)].map((n) => configIn(table, n));
+  const expanded = names.flatMap((n) =>
+    n === BOOT_PATHS_GROUP ? BOOT_PATH_CONFIGS.map((c) => c.name) : [n]
+  );
+  return [...new Set(expanded)].map((n) => configIn(table, n));
 }
 
 /** The `-cpu` value for a configuration on an accelerator. */
@@ -167,12 +228,12 @@ export interface TargetOptions {
   detached?: boolean;
 }
 
-/** The target that boots a configuration. */
+/** The target that boots a configuration (a boot path's if it has one). */
 export function targetFor(config: MachineConfig, options: TargetOptions = {}): QemuTarget {
   const accel: AccelChoice = typeof options.accel === "string"
     ? { accel: options.accel, reason: "requested" }
     : options.accel ?? chooseAccel();
-  return new QemuTarget({
+  const machine = {
     qemu: options.qemu,
     accel,
     machine: config.machine,
@@ -181,5 +242,9 @@ export function targetFor(config: MachineConfig, options: TargetOptions = {}): Q
     smp: config.smp,
     extraArgs: options.extraArgs,
     detached: options.detached,
-  });
+  };
+  if (config.boot !== undefined) {
+    return new BootPathTarget(config.boot, { ...machine, name: config.name });
+  }
+  return new QemuTarget(machine);
 }

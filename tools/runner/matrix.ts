@@ -4,6 +4,7 @@
  * (bounded by the number of CPUs), retry failed ones, symbolize crashes,
  * and produce the report (record.ts) that every output is made from.
  */
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join, relative } from "node:path";
@@ -113,6 +114,8 @@ export interface MatrixOptions {
   observer?: RunObserver;
   /** The kernel's command-line size; read from the kernel's header when undefined. */
   cmdlineMax?: number;
+  /** Expected duration of runs by id (from an earlier report): the longest start first. */
+  estimates?: Readonly<Record<string, number>>;
   /** Called with the listed tests when a shard needed the kernel's list. */
   onList?: (tests: string[]) => void;
 }
@@ -304,13 +307,20 @@ export class TestTimer {
   }
 }
 
-/** Run `tasks` with at most `limit` at once; results in the order of `tasks`. */
-export async function pool<T>(limit: number, tasks: (() => Promise<T>)[]): Promise<T[]> {
+/**
+ * Run `tasks` with at most `limit` at once, starting them in `order` (indices
+ * into `tasks`); results in the order of `tasks`.
+ */
+export async function pool<T>(
+  limit: number,
+  tasks: (() => Promise<T>)[],
+  order: readonly number[] = tasks.map((_, i) => i),
+): Promise<T[]> {
   const results = new Array<T>(tasks.length);
   let next = 0;
   const worker = async () => {
-    while (next < tasks.length) {
-      const i = next++;
+    while (next < order.length) {
+      const i = order[next++];
       results[i] = await tasks[i]();
     }
   };
@@ -318,13 +328,38 @@ export async function pool<T>(limit: number, tasks: (() => Promise<T>)[]): Promi
   return results;
 }
 
-/** Plan the runs and make them; records in plan order. */
+/**
+ * Longest first, by the durations of earlier runs: the longest run starts at
+ * once instead of last, when it would keep the others' CPUs idle. Runs with
+ * no history keep their place after those with one.
+ */
+export function longestFirst(
+  ids: readonly string[],
+  estimates: Readonly<Record<string, number>> = {},
+): number[] {
+  const cost = (i: number) => estimates[ids[i]] ?? -1;
+  return ids.map((_, i) => i).sort((a, b) => cost(b) - cost(a) || a - b);
+}
+
+/** How long each run of an earlier report took, by run id (empty if there is none). */
+export function durationsOf(reportFile: string): Record<string, number> {
+  try {
+    const report = JSON.parse(readFileSync(reportFile, "utf8")) as KernelReport;
+    if (report.schema !== REPORT_SCHEMA) return {};
+    return Object.fromEntries(report.runs.map((r) => [r.id, r.durationMs]));
+  } catch {
+    return {};
+  }
+}
+
+/** Plan the runs and make them, longest first; records in plan order. */
 export async function runMatrix(options: MatrixOptions): Promise<RunRecord[]> {
   const observer = options.observer ?? silentObserver;
   const jobs = await planJobs(options);
   observer.start(jobs);
   const limit = options.jobs ?? availableParallelism();
-  return pool(limit, jobs.map((job) => () => runJob(job, options, observer)));
+  const order = longestFirst(jobs.map((j) => j.id), options.estimates);
+  return pool(limit, jobs.map((job) => () => runJob(job, options, observer)), order);
 }
 
 /**
@@ -360,6 +395,11 @@ export interface KernelTestOptions
   configs: readonly MachineConfig[];
   deadlines?: Partial<Deadlines>;
   logDir?: string;
+  /**
+   * An earlier report whose run times order this run's (longest first);
+   * default: the last one, `reports/kernel.json` of the build directory.
+   */
+  history?: string;
 }
 
 /** Build, check, run, summarize: the whole report. */
@@ -383,6 +423,8 @@ export async function runKernelTests(options: KernelTestOptions): Promise<Kernel
       elf: prepared.elf!,
       deadlines,
       logDir: options.logDir ?? join(buildDir, "logs"),
+      estimates: options.estimates ??
+        durationsOf(options.history ?? join(buildDir, "reports", "kernel.json")),
       onList: (tests) => {
         listed = tests;
         options.onList?.(tests);

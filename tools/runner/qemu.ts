@@ -110,8 +110,11 @@ export function chooseAccel(probe: AccelProbe = systemProbe): AccelChoice {
 
 /** How to run QEMU. */
 export interface QemuOptions {
-  /** The kernel ELF, loaded with `-kernel`. */
-  kernel: string;
+  /**
+   * The kernel ELF, loaded with `-kernel`; undefined when firmware boots
+   * the machine from its disks or network (tools/targets/boot_path.ts).
+   */
+  kernel?: string;
   /** Kernel command line (`-append`); omitted when undefined or empty. */
   append?: string;
   /** `-machine` value; default {@link DEFAULT_MACHINE}. */
@@ -156,9 +159,8 @@ export function buildQemuArgs(options: QemuOptions): string[] {
     "stdio",
     "-device",
     debugExitDevice(),
-    "-kernel",
-    options.kernel,
   ];
+  if (options.kernel !== undefined) args.push("-kernel", options.kernel);
   if (options.append !== undefined && options.append !== "") {
     args.push("-append", options.append);
   }

@@ -130,16 +130,24 @@ export function resolveDeadlines(d: Partial<Deadlines> = {}): Deadlines {
   };
 }
 
-/** True once the top-level plan is met or the kernel bailed out: a TAP stream has ended. */
-class TapEndWatch {
+/**
+ * True once the stream's top level is done: its plan is met by top-level
+ * results, or the kernel bailed out. Read from the lines themselves, not
+ * from tap-parser, which holds a result back until the next line arrives:
+ * a machine that stays silent after its last line would never end the run.
+ * (KTAP and TAP 14 both put the top level at column 0.)
+ */
+export class TapEndWatch {
   #planned: number | null = null;
   #closed = 0;
   #bailed = false;
 
-  event(e: TapEvent): void {
-    if (e.type === "plan" && e.suite === null) this.#planned = e.plan.count;
-    else if (e.type === "suite-result") this.#closed++;
-    else if (e.type === "bail-out") this.#bailed = true;
+  /** Feed one TAP line as it arrives. */
+  line(text: string): void {
+    const plan = /^1\.\.(\d+)/.exec(text);
+    if (plan !== null) this.#planned ??= Number(plan[1]);
+    else if (/^(?:not )?ok\b/.test(text)) this.#closed++;
+    else if (/^bail out!/i.test(text)) this.#bailed = true;
   }
 
   get ended(): boolean {
@@ -163,10 +171,7 @@ export async function runOnTarget(
   const deadlines = resolveDeadlines(options.deadlines);
   const graceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const endWatch = new TapEndWatch();
-  const tap = new TapIngest((event) => {
-    endWatch.event(event);
-    options.onEvent?.(event);
-  });
+  const tap = new TapIngest((event) => options.onEvent?.(event));
   const state: {
     timeout: TimeoutInfo | null;
     failure: { error: unknown } | null;
@@ -207,6 +212,7 @@ export async function runOnTarget(
       clearTimeout(bootTimer);
       armSilence();
       tap.push(line);
+      endWatch.line(line);
       if (!target.reportsExit && endWatch.ended) stop();
     },
   });

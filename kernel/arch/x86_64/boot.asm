@@ -1,5 +1,6 @@
-; Entry from a PVH loader (QEMU -kernel) or a multiboot2 loader (GRUB), in
-; 32-bit protected mode with paging off. One path for both: load the generated
+; Entry from a PVH loader (QEMU -kernel), a multiboot2 loader (GRUB) or a
+; multiboot1 loader (iPXE's BIOS build), in 32-bit protected mode with paging
+; off. One path for both: load the generated
 ; boot page tables, enable PAE, long mode and paging, then jump to the
 ; higher-half C entry kmain(protocol, boot_info_phys).
 
@@ -9,6 +10,12 @@
 %define MB2_HEADER_MAGIC    0xE85250D6
 %define MB2_ARCH_I386       0
 %define MB2_LOADER_MAGIC    0x36D76289
+; Multiboot 1 (Multiboot Specification 0.6.96, §3.1.1-§3.1.3, §3.2)
+%define MB1_HEADER_MAGIC    0x1BADB002
+%define MB1_PAGE_ALIGN      (1 << 0)    ; modules on page boundaries
+%define MB1_MEMORY_INFO     (1 << 1)    ; mem_* and the memory map wanted
+%define MB1_AOUT_KLUDGE     (1 << 16)   ; load by the address fields, not as ELF
+%define MB1_LOADER_MAGIC    0x2BADB002
 ; PVH (Xen public/elfnote.h): the 32-bit physical entry point
 %define XEN_ELFNOTE_PHYS32_ENTRY 18
 
@@ -39,6 +46,9 @@ extern boot_pml4_phys            ; defined by the linker script
 extern boot_tables_end_phys
 extern kmain
 extern __stack_top
+extern __image_start
+extern __data_end
+extern __image_end
 
 section .multiboot2 progbits alloc noexec nowrite align=8
 mb2_header:
@@ -51,6 +61,28 @@ mb2_header:
     dw 0
     dd 8
 mb2_header_end:
+
+; Multiboot 1, with the a.out kludge: iPXE's BIOS build loads only ELF32 or
+; a kludge image, so a loader takes [load_addr, load_end_addr) from the file,
+; zeroes up to bss_end_addr and jumps to entry_addr, all physical addresses.
+; The header is DISARMED here: its checksum is 0. QEMU's -kernel tries
+; multiboot1 before PVH and would take an armed header (refusing an ELF64
+; without the kludge, loading it raw with it), so kernel.elf must not carry
+; one. tools/image/multiboot1.ts lays the segments out flat from load_addr,
+; checks these fields against the ELF and writes the checksum into its copy.
+; It shares this section, which the linker script puts first (8 KiB limit).
+align 4
+global mb1_header
+mb1_header:
+    dd MB1_HEADER_MAGIC
+    dd MB1_PAGE_ALIGN | MB1_MEMORY_INFO | MB1_AOUT_KLUDGE
+    dd 0                        ; checksum: written by tools/image/multiboot1.ts
+    dd mb1_header               ; header_addr (.boot is linked at its physical address)
+    dd __image_start            ; load_addr
+    dd __data_end - KERNEL_VIRT_OFFSET   ; load_end_addr: the end of the file-backed part
+    dd __image_end - KERNEL_VIRT_OFFSET  ; bss_end_addr: bss and stack are zeroed
+    dd boot_entry_mb1           ; entry_addr
+mb1_header_end:
 
 section .note.Xen note alloc noexec nowrite align=4
     dd 4                        ; name size ("Xen\0")
@@ -80,6 +112,15 @@ boot_entry_mb2:
 .bad_loader:
     mov esi, msg_bad_loader
     jmp boot_fail
+
+; Multiboot1 (the flat image's entry_addr): eax = loader magic, ebx = the information.
+global boot_entry_mb1
+boot_entry_mb1:
+    cmp eax, MB1_LOADER_MAGIC
+    jne boot_entry_mb2.bad_loader
+    mov edi, BOOT_PROTOCOL_MB1
+    mov esi, ebx
+    jmp boot_common
 
 ; edi = protocol, esi = boot info (both kept until kmain).
 boot_common:
@@ -189,6 +230,6 @@ boot_gdtr:
     dd boot_gdt
 
 msg_bad_loader:
-    db "Bail out! boot: not started by a PVH or multiboot2 loader", 10, 0
+    db "Bail out! boot: not started by a PVH, multiboot2 or multiboot1 loader", 10, 0
 msg_no_long_mode:
     db "Bail out! boot: this CPU has no long mode (x86-64)", 10, 0

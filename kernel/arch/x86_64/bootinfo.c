@@ -179,6 +179,105 @@ static void parse_mb2(u64 phys, struct boot_info *out)
 		      err == -E_NOSPC ? ": more than BOOT_MODULES_MAX modules" : "");
 }
 
+int bootinfo_parse_mb1_mmap(const void *map, u32 length, u64 phys, struct boot_info *out)
+{
+	const u8 *p = map;
+	u32 size = 0, count = 0;
+	for (u32 off = 0; off < length; count++) {
+		u32 s;
+		if (length - off < sizeof(s))
+			return -E_INVAL;
+		memcpy(&s, p + off, sizeof(s));
+		if (s < sizeof(struct mb1_mmap_entry) - sizeof(s) || s > length - off - sizeof(s))
+			return -E_INVAL;
+		if (count > 0 && s != size)
+			return -E_INVAL; /* the spec allows it; no loader does it; a fixed stride is kept */
+		size = s;
+		off += sizeof(s) + s;
+	}
+	if (count == 0)
+		return 0; /* an empty map is no map */
+	out->memmap_format = MEMMAP_MB1;
+	out->memmap_phys = phys + sizeof(u32); /* the first entry's E820 head */
+	out->memmap_entry_size = size + sizeof(u32);
+	out->memmap_entries = count;
+	return 0;
+}
+
+/* Map the multiboot1 memory map at `phys` and record it. */
+static void read_mb1_mmap(u64 phys, u32 length, struct boot_info *out)
+{
+	if (length == 0)
+		return;
+	if (length > EARLY_WINDOW_SIZE - PAGE_SIZE)
+		panic("bootinfo: implausible multiboot1 mmap_length %u at 0x%llx", length, phys);
+	const void *map = early_map(phys, length);
+	if (!map)
+		panic("bootinfo: early window full mapping the multiboot1 memory map");
+	int err = bootinfo_parse_mb1_mmap(map, length, phys, out);
+	early_unmap(map, length);
+	if (err < 0)
+		panic("bootinfo: malformed multiboot1 memory map at 0x%llx (%u bytes)", phys, length);
+}
+
+/* Copy the multiboot1 module list into out->modules (the list is not read again). */
+static void read_mb1_modules(u64 list_phys, u32 count, struct boot_info *out)
+{
+	if (count == 0)
+		return;
+	if (count > BOOT_MODULES_MAX)
+		panic("bootinfo: %u multiboot1 modules, more than BOOT_MODULES_MAX (%d)", count,
+		      BOOT_MODULES_MAX);
+	size_t bytes = count * sizeof(struct mb1_module);
+	const struct mb1_module *list = early_map(list_phys, bytes);
+	if (!list)
+		panic("bootinfo: early window full mapping the multiboot1 module list");
+	for (u32 i = 0; i < count; i++) {
+		if (list[i].mod_end < list[i].mod_start)
+			panic("bootinfo: multiboot1 module %u ends before it starts", i);
+		out->modules[i] = (struct boot_module){
+			list[i].mod_start, list[i].mod_end - list[i].mod_start, list[i].string};
+	}
+	early_unmap(list, bytes);
+	out->nr_modules = count;
+}
+
+/*
+ * Drop the first word of the kept command line: multiboot1 loaders (GRUB,
+ * iPXE, QEMU) put the image's name or URI there, as argv[0].
+ */
+static void drop_image_name(char *cmdline)
+{
+	size_t i = 0;
+	while (cmdline[i] == ' ' || cmdline[i] == '\t')
+		i++;
+	while (cmdline[i] && cmdline[i] != ' ' && cmdline[i] != '\t')
+		i++;
+	while (cmdline[i] == ' ' || cmdline[i] == '\t')
+		i++;
+	memmove(cmdline, cmdline + i, strlen(cmdline + i) + 1);
+}
+
+/* Read a multiboot1 information structure: command line, memory map, modules. */
+static void parse_mb1(u64 phys, struct boot_info *out)
+{
+	const struct mb1_info *mi = early_map(phys, sizeof(*mi));
+	if (!mi)
+		panic("bootinfo: early window full mapping the multiboot1 information");
+	u32 flags = mi->flags;
+	u64 cmdline = flags & MB1_INFO_CMDLINE ? mi->cmdline : 0;
+	u32 mmap_length = flags & MB1_INFO_MMAP ? mi->mmap_length : 0;
+	u64 mmap = mi->mmap_addr;
+	u32 nr_mods = flags & MB1_INFO_MODS ? mi->mods_count : 0;
+	u64 mods = mi->mods_addr;
+	early_unmap(mi, sizeof(*mi));
+	out->info_size = sizeof(*mi);
+	copy_cmdline_phys(cmdline, out);
+	drop_image_name(out->cmdline);
+	read_mb1_mmap(mmap, mmap_length, out);
+	read_mb1_modules(mods, nr_mods, out);
+}
+
 void bootinfo_init(u32 protocol, u64 info_phys)
 {
 	memset(&boot_info, 0, sizeof(boot_info));
@@ -188,6 +287,8 @@ void bootinfo_init(u32 protocol, u64 info_phys)
 		parse_pvh(info_phys, &boot_info);
 	else if (protocol == BOOT_PROTOCOL_MB2)
 		parse_mb2(info_phys, &boot_info);
+	else if (protocol == BOOT_PROTOCOL_MB1)
+		parse_mb1(info_phys, &boot_info);
 	else
 		panic("bootinfo: unsupported boot protocol %u (%s)", protocol,
 		      boot_protocol_name(protocol));
