@@ -26,6 +26,8 @@ import {
   UsageError,
 } from "./runner/options.ts";
 import { type Counts, type KernelReport, summaryLine } from "./runner/record.ts";
+import { MachineFileError } from "./lab/machine.ts";
+import { type LabSelection, labSelection, layerDeadlines } from "./lab/selection.ts";
 import { toolGroupsForConfigs } from "./targets/boot_path.ts";
 import { ensureTools, MissingToolsError, requiredTools, toolsOf } from "./toolcheck.ts";
 
@@ -148,6 +150,14 @@ async function main(argv: string[]): Promise<number> {
     console.log(`usage: deno task test [options] [deno test arguments]\n\n${RUNNER_USAGE}`);
     return 0;
   }
+  let lab: LabSelection | null = null;
+  try {
+    lab = args.machine === null ? null : labSelection(args.machine);
+  } catch (e) {
+    if (!(e instanceof MachineFileError)) throw e;
+    console.error(`error: machine file ${e.message}`);
+    return 2;
+  }
   try {
     await ensureTools([...requiredTools(), ...toolsOf(toolGroupsForConfigs(args.configs))]);
   } catch (e) {
@@ -166,11 +176,14 @@ async function main(argv: string[]): Promise<number> {
     report = await runKernelTests({
       root,
       outDir,
-      configs: args.configs,
+      configs: lab ? [lab.config] : args.configs,
+      targetOf: lab ? () => lab.target : undefined,
       filter: args.filter,
       shard: args.shard,
       retries: args.retries,
-      deadlines: testDeadlines(args),
+      deadlines: lab
+        ? layerDeadlines(testDeadlines(args), lab.target.machine.deadlines, args.deadlines)
+        : testDeadlines(args),
       jobs: args.jobs ?? undefined,
       logDir,
       observer: new ConsoleReporter(),

@@ -22,6 +22,8 @@ export interface RunnerArgs {
   json: string | null;
   kernelOnly: boolean;
   help: boolean;
+  /** A lab machine file (tools/lab/machine.ts) to run on instead of QEMU; null if none. */
+  machine: string | null;
 }
 
 /** Thrown for a malformed command line; the message says what is wrong. */
@@ -53,7 +55,9 @@ export const RUNNER_USAGE =
   --jobs N                     runs at once (default: the number of CPUs)
   --junit FILE, --json FILE    write the kernel runs' report (categories: build, infrastructure,
                                boot, crash, hang, assertion)
-  --kernel-only                run only the kernel tests, not the toolchain's deno tests`;
+  --kernel-only                run only the kernel tests, not the toolchain's deno tests
+  --machine FILE               run the kernel tests on the lab machine FILE describes (PXE boot,
+                               power command, serial console; tools/lab/machine.ts), not QEMU`;
 
 /** `500ms`, `20s`, `2m`, or a bare number of seconds → milliseconds. */
 export function parseDuration(text: string): number {
@@ -89,6 +93,7 @@ const WITH_VALUE = new Set([
   "--jobs",
   "--junit",
   "--json",
+  "--machine",
 ]);
 const FLAGS = new Set(["--list", "--kernel-only", "--help", "-h"]);
 
@@ -137,6 +142,9 @@ export function parseRunnerArgs(
       throw new UsageError(e instanceof Error ? e.message : String(e));
     }
   }
+  if (get("--machine") !== undefined && get("--config") !== undefined) {
+    throw new UsageError("--machine and --config exclude each other (the file names the machine)");
+  }
   const filter = get("--filter")?.trim() || null;
   if (filter !== null && /\s/.test(filter)) {
     throw new UsageError("--filter cannot contain blanks (the kernel command line splits on them)");
@@ -158,6 +166,7 @@ export function parseRunnerArgs(
       json: get("--json") === undefined ? null : userPath(get("--json")!),
       kernelOnly: flags.has("--kernel-only"),
       help: flags.has("--help") || flags.has("-h"),
+      machine: get("--machine") === undefined ? null : userPath(get("--machine")!),
     },
     rest,
   };
