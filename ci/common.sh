@@ -1,0 +1,22 @@
+# Shared by the ci/ scripts (sourced, not run). One place for the pinned Deno.
+# shellcheck shell=bash
+set -euo pipefail
+
+# Deno, from the npm package `deno`, exactly as README.md's commands run it.
+DENO_VERSION=2.9.6
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+# Where apt keeps downloaded packages, so the workflow can cache them.
+APT_ARCHIVES="${APT_ARCHIVES:-$HOME/.cache/apt-archives}"
+
+# Deno as README.md runs it.
+deno_() {
+  npx -y "deno@${DENO_VERSION}" "$@"
+}
+
+# Run a command as root: directly when root (CI containers, this workplace), else with sudo -n.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
