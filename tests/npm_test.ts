@@ -163,6 +163,14 @@ Deno.test("npm: the packed package builds, tests and parses under Node like the 
       }
     });
 
+    await t.step("iso and pxe: the image commands are there under Node", async () => {
+      const [iso, pxe] = await Promise.all([npx(["iso", "--help"]), npx(["pxe", "--help"])]);
+      assert.equal(iso.exitCode, 0, iso.stderr);
+      assert.match(iso.stdout, /hybrid GRUB ISO/);
+      assert.equal(pxe.exitCode, 0, pxe.stderr);
+      assert.match(pxe.stdout, /TFTP tree/);
+    });
+
     await t.step("types: the README's example type-checks against the package", async () => {
       const readme = await Deno.readTextFile(join(packageDir, "README.md"));
       await Deno.writeTextFile(join(app, "example.ts"), readmeExample(readme));

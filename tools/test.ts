@@ -13,7 +13,7 @@
  */
 import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "./paths.ts";
-import { listCommand, testDeadlines } from "./runner/commands.ts";
+import { ensureTestTools, kernelTestOptions, listCommand } from "./runner/commands.ts";
 import { ConsoleReporter } from "./runner/console.ts";
 import { FLAKY_MARK } from "./runner/deno_steps.ts";
 import { toJunit } from "./runner/junit.ts";
@@ -27,9 +27,8 @@ import {
 } from "./runner/options.ts";
 import { type Counts, type KernelReport, summaryLine } from "./runner/record.ts";
 import { MachineFileError } from "./lab/machine.ts";
-import { type LabSelection, labSelection, layerDeadlines } from "./lab/selection.ts";
-import { toolGroupsForConfigs } from "./targets/boot_path.ts";
-import { ensureTools, MissingToolsError, requiredTools, toolsOf } from "./toolcheck.ts";
+import { type LabSelection, labSelection } from "./lab/selection.ts";
+import { MissingToolsError } from "./toolcheck.ts";
 
 export { summaryLine, TEST_SILENCE_MS };
 export type { Counts };
@@ -159,7 +158,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    await ensureTools([...requiredTools(), ...toolsOf(toolGroupsForConfigs(args.configs))]);
+    await ensureTestTools(args.configs);
   } catch (e) {
     if (!(e instanceof MissingToolsError)) throw e;
     console.error(`error: ${e.message}`);
@@ -173,21 +172,9 @@ async function main(argv: string[]): Promise<number> {
   let handoff: string | null = null;
   let report: KernelReport | null = null;
   if (args.kernelOnly || selectsKernelTests(rest)) {
-    report = await runKernelTests({
-      root,
-      outDir,
-      configs: lab ? [lab.config] : args.configs,
-      targetOf: lab ? () => lab.target : undefined,
-      filter: args.filter,
-      shard: args.shard,
-      retries: args.retries,
-      deadlines: lab
-        ? layerDeadlines(testDeadlines(args), lab.target.machine.deadlines, args.deadlines)
-        : testDeadlines(args),
-      jobs: args.jobs ?? undefined,
-      logDir,
-      observer: new ConsoleReporter(),
-    });
+    report = await runKernelTests(
+      kernelTestOptions({ root, outDir, logDir }, args, lab, new ConsoleReporter()),
+    );
     handoff = join(reportDir, `kernel-${Deno.pid}.json`);
     await writeReports(report, args, handoff);
   }

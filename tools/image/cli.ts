@@ -61,15 +61,19 @@ function failure(e: unknown, usage: string): number {
   throw e;
 }
 
-/** `deno task iso`. */
-export async function isoMain(argv: readonly string[], buildKernel: KernelBuilder) {
+/** `deno task iso`; the default image goes under `buildDir` (a project's, for the npm CLI). */
+export async function isoMain(
+  argv: readonly string[],
+  buildKernel: KernelBuilder,
+  buildDir = BUILD_DIR,
+) {
   try {
     const { out, words, help } = splitOut(argv);
     if (help) {
       console.log(ISO_USAGE);
       return 0;
     }
-    const iso = out === null ? defaultIsoPath(BUILD_DIR) : userPath(out);
+    const iso = out === null ? defaultIsoPath(buildDir) : userPath(out);
     await ensureToolGroups(["iso"]);
     const kernel = await buildKernel();
     const cmdline = words.join(" ");
@@ -83,12 +87,16 @@ export async function isoMain(argv: readonly string[], buildKernel: KernelBuilde
 }
 
 /** `deno task pxe serve`. */
-async function serveMain(argv: readonly string[], buildKernel: KernelBuilder): Promise<number> {
+async function serveMain(
+  argv: readonly string[],
+  buildKernel: KernelBuilder,
+  buildDir: string,
+): Promise<number> {
   const args = parseServeArgs(argv);
   await ensureToolGroups(args.root === null ? ["serve", "pxe-tree", "undionly"] : ["serve"]);
   let root = args.root === null ? null : userPath(args.root);
   if (root === null) {
-    root = defaultPxeRoot(BUILD_DIR);
+    root = defaultPxeRoot(buildDir);
     await buildPxeTree({ kernel: await buildKernel(), cmdline: args.cmdline, out: root });
     console.error(`pxe: wrote ${root}; command line '${args.cmdline}'`);
   } else if (args.cmdline !== "") {
@@ -101,16 +109,20 @@ async function serveMain(argv: readonly string[], buildKernel: KernelBuilder): P
   return await serve({ interface: args.interface, root, mode });
 }
 
-/** `deno task pxe [serve]`. */
-export async function pxeMain(argv: readonly string[], buildKernel: KernelBuilder) {
+/** `deno task pxe [serve]`; the default tree goes under `buildDir` (a project's, for the npm CLI). */
+export async function pxeMain(
+  argv: readonly string[],
+  buildKernel: KernelBuilder,
+  buildDir = BUILD_DIR,
+) {
   try {
-    if (argv[0] === "serve") return await serveMain(argv.slice(1), buildKernel);
+    if (argv[0] === "serve") return await serveMain(argv.slice(1), buildKernel, buildDir);
     const { out, words, help } = splitOut(argv);
     if (help) {
       console.log(PXE_USAGE);
       return 0;
     }
-    const root = out === null ? defaultPxeRoot(BUILD_DIR) : userPath(out);
+    const root = out === null ? defaultPxeRoot(buildDir) : userPath(out);
     await ensureToolGroups(["pxe-tree", "undionly"]);
     const kernel = await buildKernel();
     const cmdline = words.join(" ");

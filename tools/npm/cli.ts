@@ -40,6 +40,12 @@ const USAGE = `usage: ${COMMAND} [--project FILE] <command> [arguments]
   start [--config NAME] [ARGS...]
                    build, then boot the kernel with its serial console on this terminal;
                    ARGS become the kernel command line
+  iso [--out FILE] [ARGS...]
+                   hybrid GRUB ISO (BIOS and UEFI, multiboot2) booting the kernel with ARGS
+  pxe [--out DIR] [ARGS...]
+                   TFTP tree: BIOS through iPXE (multiboot1), UEFI through GRUB (multiboot2)
+  pxe serve --interface IF (--dhcp-range FIRST,LAST | --proxy) [--root DIR] [ARGS...]
+                   serve the tree with dnsmasq (full or proxy DHCP, TFTP) on IF
   doctor           check (and install) the system tools
   version          print the package's version
 
@@ -138,6 +144,17 @@ async function dispatch(command: string | undefined, args: string[], file: strin
       });
     case "start":
       return await start(await openProject(file), args);
+    case "iso":
+    case "pxe": {
+      const project = await openProject(file);
+      const { isoMain, pxeMain } = await import("../image/cli.ts");
+      const builder = async () => {
+        await ensureTools();
+        return await buildKernel(project);
+      };
+      const run = command === "iso" ? isoMain : pxeMain;
+      return await run(args, builder, project.buildDir);
+    }
     case "doctor":
       await ensureTools();
       console.error("doctor: all system tools are present");

@@ -12,14 +12,16 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
+import { MachineFileError } from "../lab/machine.ts";
+import { type LabSelection, labSelection } from "../lab/selection.ts";
 import type { Project } from "../project.ts";
-import { listCommand, testDeadlines } from "../runner/commands.ts";
+import { ensureTestTools, kernelTestOptions, listCommand } from "../runner/commands.ts";
 import { ConsoleReporter } from "../runner/console.ts";
 import { toJunit } from "../runner/junit.ts";
 import { runKernelTests } from "../runner/matrix.ts";
 import { parseRunnerArgs, RUNNER_USAGE, type RunnerArgs, UsageError } from "../runner/options.ts";
 import { summaryLine } from "../runner/record.ts";
-import { ensureTools, MissingToolsError } from "../toolcheck.ts";
+import { MissingToolsError } from "../toolcheck.ts";
 
 function dirs(project: Project): { reportDir: string; logDir: string } {
   return {
@@ -58,8 +60,16 @@ export async function testCommand(
     );
     return 0;
   }
+  let lab: LabSelection | null = null;
   try {
-    await ensureTools();
+    lab = args.machine === null ? null : labSelection(args.machine);
+  } catch (e) {
+    if (!(e instanceof MachineFileError)) throw e;
+    console.error(`error: machine file ${e.message}`);
+    return 2;
+  }
+  try {
+    await ensureTestTools(args.configs);
   } catch (e) {
     if (!(e instanceof MissingToolsError)) throw e;
     console.error(`error: ${e.message}`);
@@ -67,25 +77,17 @@ export async function testCommand(
     return 1;
   }
   const { reportDir, logDir } = dirs(project);
-  if (args.list) {
-    const place = { root: project.root, outDir: project.buildDir, logDir };
-    return await listCommand({ ...place, source: project, table: project.configs }, args);
-  }
-
-  const report = await runKernelTests({
+  const place = {
     root: project.root,
-    kernelDir: project.kernelDir,
-    layout: project.layout,
     outDir: project.buildDir,
-    configs: args.configs,
-    filter: args.filter,
-    shard: args.shard,
-    retries: args.retries,
-    deadlines: testDeadlines(args),
-    jobs: args.jobs ?? undefined,
     logDir,
-    observer: new ConsoleReporter(),
-  });
+    source: project,
+    table: project.configs,
+  };
+  if (args.list) return await listCommand(place, args);
+  const report = await runKernelTests(
+    kernelTestOptions(place, args, lab, new ConsoleReporter()),
+  );
   const json = JSON.stringify(report, null, 2) + "\n";
   await mkdir(reportDir, { recursive: true });
   await writeFile(join(reportDir, "kernel.json"), json);

@@ -1,10 +1,21 @@
 /**
  * Pieces of the test commands that both `deno task test` (tools/test.ts)
- * and the npm package's `test` (tools/npm/test.ts) use: the deadlines of a
- * test run, and `--list`.
+ * and the npm package's `test` (tools/npm/test.ts) use: the tools a run
+ * needs, the runs it makes (on QEMU, or on a lab machine), its deadlines,
+ * and `--list`.
  */
+import type { LabSelection } from "../lab/selection.ts";
+import { layerDeadlines } from "../lab/selection.ts";
+import { toolGroupsForConfigs } from "../targets/boot_path.ts";
+import { ensureTools, requiredTools, toolsOf } from "../toolcheck.ts";
 import { CONFIGS, defaultConfig, type MachineConfig, targetFor } from "./configs.ts";
-import { type KernelSource, listKernelTests, prepareKernel } from "./matrix.ts";
+import type { RunObserver } from "./console.ts";
+import {
+  type KernelSource,
+  type KernelTestOptions,
+  listKernelTests,
+  prepareKernel,
+} from "./matrix.ts";
 import { type RunnerArgs, TEST_SILENCE_MS } from "./options.ts";
 import { shardOf } from "./plan.ts";
 import type { Deadlines } from "./run.ts";
@@ -16,6 +27,14 @@ export function testDeadlines(args: Pick<RunnerArgs, "deadlines">): Partial<Dead
     if (v !== undefined) d[k as keyof Deadlines] = v;
   }
   return d;
+}
+
+/**
+ * Make sure the system tools a run needs are there (installing them if
+ * allowed): the build's and QEMU's, and those of the configurations' boot paths.
+ */
+export async function ensureTestTools(configs: readonly MachineConfig[]): Promise<void> {
+  await ensureTools([...requiredTools(), ...toolsOf(toolGroupsForConfigs(configs))]);
 }
 
 /** Which kernel to build and where its files go. */
@@ -55,4 +74,34 @@ export async function listCommand(place: KernelPlace, args: RunnerArgs): Promise
   const where = args.shard ? ` in shard ${args.shard.index}/${args.shard.count}` : "";
   console.error(`${units.length} kernel tests${where} (listed by the kernel)`);
   return 0;
+}
+
+/**
+ * The runs of a test command: the selection of `args` on its
+ * configurations, or on the lab machine of `--machine` (its deadlines
+ * between the test run's defaults and the command line's).
+ */
+export function kernelTestOptions(
+  place: KernelPlace,
+  args: RunnerArgs,
+  lab: LabSelection | null,
+  observer: RunObserver,
+): KernelTestOptions {
+  return {
+    root: place.root,
+    outDir: place.outDir,
+    kernelDir: place.source?.kernelDir,
+    layout: place.source?.layout,
+    configs: lab ? [lab.config] : args.configs,
+    targetOf: lab ? () => lab.target : undefined,
+    filter: args.filter,
+    shard: args.shard,
+    retries: args.retries,
+    deadlines: lab
+      ? layerDeadlines(testDeadlines(args), lab.target.machine.deadlines, args.deadlines)
+      : testDeadlines(args),
+    jobs: args.jobs ?? undefined,
+    logDir: place.logDir,
+    observer,
+  };
 }
