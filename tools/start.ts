@@ -12,6 +12,7 @@ import {
   targetFor,
 } from "./runner/configs.ts";
 import { DEFAULT_QEMU } from "./runner/qemu.ts";
+import { BootPathTarget } from "./targets/boot_path.ts";
 
 /** What an exit status of QEMU running our kernel means. */
 export function describeExit(status: number | undefined): { ok: boolean; text: string } {
@@ -46,6 +47,8 @@ export async function startInteractive(
   console.error(
     `start: ${target.description} (${target.accel.reason}); Ctrl-C stops QEMU`,
   );
+  // A boot path first makes its image or tree (tools/targets/boot_path.ts).
+  if (target instanceof BootPathTarget) await target.prepare({ kernel: elf, cmdline });
   const args = target.args({ kernel: elf, cmdline });
   const r = await execa(DEFAULT_QEMU, args, { stdio: "inherit", reject: false });
   const { ok, text } = describeExit(r.exitCode);
