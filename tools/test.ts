@@ -13,7 +13,7 @@
  */
 import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "./paths.ts";
-import { ensureTestTools, kernelTestOptions, listCommand } from "./runner/commands.ts";
+import { kernelTestOptions, listCommand, prepareTestRun } from "./runner/commands.ts";
 import { ConsoleReporter } from "./runner/console.ts";
 import { FLAKY_MARK } from "./runner/deno_steps.ts";
 import { toJunit } from "./runner/junit.ts";
@@ -26,9 +26,6 @@ import {
   UsageError,
 } from "./runner/options.ts";
 import { type Counts, type KernelReport, summaryLine } from "./runner/record.ts";
-import { MachineFileError } from "./lab/machine.ts";
-import { type LabSelection, labSelection } from "./lab/selection.ts";
-import { MissingToolsError } from "./toolcheck.ts";
 
 export { summaryLine, TEST_SILENCE_MS };
 export type { Counts };
@@ -149,22 +146,9 @@ async function main(argv: string[]): Promise<number> {
     console.log(`usage: deno task test [options] [deno test arguments]\n\n${RUNNER_USAGE}`);
     return 0;
   }
-  let lab: LabSelection | null = null;
-  try {
-    lab = args.machine === null ? null : labSelection(args.machine);
-  } catch (e) {
-    if (!(e instanceof MachineFileError)) throw e;
-    console.error(`error: machine file ${e.message}`);
-    return 2;
-  }
-  try {
-    await ensureTestTools(args.configs);
-  } catch (e) {
-    if (!(e instanceof MissingToolsError)) throw e;
-    console.error(`error: ${e.message}`);
-    console.log(summaryLine({ passed: 0, failed: 1, skipped: 0, flaky: 0 }));
-    return 1;
-  }
+  const prepared = await prepareTestRun(args);
+  if (typeof prepared === "number") return prepared;
+  const lab = prepared.lab;
   if (args.list) return await listCommand(dirs(), args);
 
   const { root, outDir, reportDir, logDir } = dirs();

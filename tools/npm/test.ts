@@ -12,16 +12,13 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import { MachineFileError } from "../lab/machine.ts";
-import { type LabSelection, labSelection } from "../lab/selection.ts";
 import type { Project } from "../project.ts";
-import { ensureTestTools, kernelTestOptions, listCommand } from "../runner/commands.ts";
+import { kernelTestOptions, listCommand, prepareTestRun } from "../runner/commands.ts";
 import { ConsoleReporter } from "../runner/console.ts";
 import { toJunit } from "../runner/junit.ts";
 import { runKernelTests } from "../runner/matrix.ts";
 import { parseRunnerArgs, RUNNER_USAGE, type RunnerArgs, UsageError } from "../runner/options.ts";
 import { summaryLine } from "../runner/record.ts";
-import { MissingToolsError } from "../toolcheck.ts";
 
 function dirs(project: Project): { reportDir: string; logDir: string } {
   return {
@@ -60,22 +57,9 @@ export async function testCommand(
     );
     return 0;
   }
-  let lab: LabSelection | null = null;
-  try {
-    lab = args.machine === null ? null : labSelection(args.machine);
-  } catch (e) {
-    if (!(e instanceof MachineFileError)) throw e;
-    console.error(`error: machine file ${e.message}`);
-    return 2;
-  }
-  try {
-    await ensureTestTools(args.configs);
-  } catch (e) {
-    if (!(e instanceof MissingToolsError)) throw e;
-    console.error(`error: ${e.message}`);
-    console.log(summaryLine({ passed: 0, failed: 1, skipped: 0, flaky: 0 }));
-    return 1;
-  }
+  const prepared = await prepareTestRun(args);
+  if (typeof prepared === "number") return prepared;
+  const lab = prepared.lab;
   const { reportDir, logDir } = dirs(project);
   const place = {
     root: project.root,

@@ -4,10 +4,10 @@
  * needs, the runs it makes (on QEMU, or on a lab machine), its deadlines,
  * and `--list`.
  */
-import type { LabSelection } from "../lab/selection.ts";
-import { layerDeadlines } from "../lab/selection.ts";
+import { MachineFileError } from "../lab/machine.ts";
+import { type LabSelection, labSelection, layerDeadlines } from "../lab/selection.ts";
 import { toolGroupsForConfigs } from "../targets/boot_path.ts";
-import { ensureTools, requiredTools, toolsOf } from "../toolcheck.ts";
+import { ensureTools, MissingToolsError, requiredTools, toolsOf } from "../toolcheck.ts";
 import { CONFIGS, defaultConfig, type MachineConfig, targetFor } from "./configs.ts";
 import type { RunObserver } from "./console.ts";
 import {
@@ -18,6 +18,7 @@ import {
 } from "./matrix.ts";
 import { type RunnerArgs, TEST_SILENCE_MS } from "./options.ts";
 import { shardOf } from "./plan.ts";
+import { summaryLine } from "./record.ts";
 import type { Deadlines } from "./run.ts";
 
 /** The deadlines of a test run: those given, and {@link TEST_SILENCE_MS} for silence unless given. */
@@ -38,6 +39,33 @@ export async function ensureTestTools(configs: readonly MachineConfig[]): Promis
 }
 
 /** Which kernel to build and where its files go. */
+/**
+ * What every test command does before running: read the machine file (if
+ * any) and make sure the tools are there. A number is the exit status to
+ * stop with, after the error (and, for missing tools, the closing line).
+ */
+export async function prepareTestRun(
+  args: Pick<RunnerArgs, "machine" | "configs">,
+): Promise<{ lab: LabSelection | null } | number> {
+  let lab: LabSelection | null = null;
+  try {
+    lab = args.machine === null ? null : labSelection(args.machine);
+  } catch (e) {
+    if (!(e instanceof MachineFileError)) throw e;
+    console.error(`error: machine file ${e.message}`);
+    return 2;
+  }
+  try {
+    await ensureTestTools(args.configs);
+  } catch (e) {
+    if (!(e instanceof MissingToolsError)) throw e;
+    console.error(`error: ${e.message}`);
+    console.log(summaryLine({ passed: 0, failed: 1, skipped: 0, flaky: 0 }));
+    return 1;
+  }
+  return { lab };
+}
+
 export interface KernelPlace {
   /** Repository root. */
   root: string;
