@@ -2,21 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { build, BuildError } from "../tools/build.ts";
 import { ROOT } from "../tools/paths.ts";
-import { builtKernel, tempDir } from "./support.ts";
-
-/**
- * A kernel tree of its own, smallest that links: the real boot code and a
- * kmain that halts, so these tests do not pay for a full kernel build.
- */
-async function smallKernel(dir: string): Promise<void> {
-  await Deno.mkdir(join(dir, "kernel/arch/x86_64"), { recursive: true });
-  await Deno.mkdir(join(dir, "kernel/include"), { recursive: true });
-  await Deno.copyFile(
-    join(ROOT, "kernel/arch/x86_64/boot.asm"),
-    join(dir, "kernel/arch/x86_64/boot.asm"),
-  );
-  await Deno.writeTextFile(join(dir, "kernel/main.c"), "void kmain(void) { for (;;) {} }\n");
-}
+import { builtKernel, smallKernel, tempDir } from "./support.ts";
 
 Deno.test("build: a second build with nothing changed compiles and links nothing", async () => {
   await builtKernel();

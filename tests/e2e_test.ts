@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execa } from "execa";
 import { join } from "node:path";
 import { ROOT } from "../tools/paths.ts";
-import { tempDir } from "./support.ts";
+import { smallKernel, tempDir } from "./support.ts";
 
 /** Run `deno task test`'s script on tests/kernel_test.ts against the kernel tree at `root`. */
 function testCommand(root: string) {
@@ -25,12 +25,7 @@ function testCommand(root: string) {
 Deno.test("e2e: a kernel that does not compile is a failed test named 'kernel: build'", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    await Deno.mkdir(join(dir, "kernel/arch/x86_64"), { recursive: true });
-    await Deno.copyFile(
-      join(ROOT, "kernel/arch/x86_64/boot.asm"),
-      join(dir, "kernel/arch/x86_64/boot.asm"),
-    );
-    await Deno.writeTextFile(join(dir, "kernel/main.c"), "void kmain(void) { for (;;) { } }\n");
+    await smallKernel(dir);
     await Deno.writeTextFile(join(dir, "kernel/broken.c"), "int broken(void) { return nope; }\n");
     const r = await testCommand(dir);
     assert.notEqual(r.exitCode, 0);
@@ -47,13 +42,8 @@ Deno.test("e2e: a kernel that never prints TAP fails the run, by name", async ()
   const [dir, cleanup] = await tempDir();
   try {
     // Boots fine, says hello, leaves QEMU with the pass code: without TAP that is no pass.
-    await Deno.mkdir(join(dir, "kernel/arch/x86_64"), { recursive: true });
-    await Deno.copyFile(
-      join(ROOT, "kernel/arch/x86_64/boot.asm"),
-      join(dir, "kernel/arch/x86_64/boot.asm"),
-    );
-    await Deno.writeTextFile(
-      join(dir, "kernel/main.c"),
+    await smallKernel(
+      dir,
       `#include <layout.h>
 static void out(unsigned short port, unsigned char v) { __asm__ volatile("outb %0, %1" :: "a"(v), "Nd"(port)); }
 void kmain(void) {
