@@ -53,6 +53,7 @@ Deno.test("tap: a passing run is complete, all ok, with the skip reason", () => 
     fail: 0,
     skip: 1,
     todo: 0,
+    notRun: 0,
   });
   assert.deepEqual(report.failures, []);
   assert.equal(report.bailOut, null);
@@ -86,13 +87,17 @@ Deno.test("tap: a failure carries the kernel's YAML diagnostic", () => {
   assert.equal(report.counts.fail, 1);
 });
 
-Deno.test("tap: unquoted YAML numbers are stringified in the typed fields", () => {
+Deno.test("tap: unquoted YAML values stay text (0x101000 is an address, not 1052672)", () => {
   const { report } = ingest(
-    "TAP version 14\n1..1\nnot ok 1 - x\n  ---\n  actual: 0x101000\n  ...\n",
+    "TAP version 14\n1..1\nnot ok 1 - x\n  ---\n  actual: 0x101000\n  expected: 'it''s'\n" +
+      '  message: "a\\tb \\x1b[31m"\n  ...\n',
   );
-  // YAML reads 0x101000 as the number 1052672: the kernel must quote hex.
-  assert.equal(report.failures[0].diagnostic?.actual, "1052672");
-  assert.equal(report.failures[0].diagnostic?.fields.actual, 1052672);
+  const d = report.failures[0].diagnostic;
+  assert.equal(d?.actual, "0x101000");
+  assert.equal(d?.fields.actual, "0x101000");
+  assert.equal(d?.expected, "it's");
+  // Decoded, then escaped: no escape sequence reaches a terminal.
+  assert.equal(d?.message, "a\tb \\x1b[31m");
 });
 
 Deno.test("tap: a crash mid-suite leaves the plan unfinished and names the running test", () => {
@@ -235,6 +240,7 @@ Deno.test("tap: skip and todo are not failures; todo reason kept", () => {
     fail: 0,
     skip: 1,
     todo: 1,
+    notRun: 0,
   });
   const [, smp, preempt] = report.suites[0].tests;
   assert.equal(smp.skip, "single CPU");

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "./paths.ts";
 import { kernelTestOptions, listCommand, prepareTestRun } from "./runner/commands.ts";
 import { ConsoleReporter } from "./runner/console.ts";
-import { FLAKY_MARK } from "./runner/deno_steps.ts";
+import { FLAKY_MARK, notRunCount } from "./runner/deno_steps.ts";
 import { toJunit } from "./runner/junit.ts";
 import { runKernelTests } from "./runner/matrix.ts";
 import {
@@ -55,7 +55,7 @@ export function countJunit(xml: string): Counts {
       (/<(failure|error)\b/.test(body) ? "" : undefined);
     cases.push({ name: m[1], classname: m[2], failure, skipped: /<skipped\b/.test(body) });
   }
-  const counts: Counts = { passed: 0, failed: 0, skipped: 0, flaky: 0 };
+  const counts: Counts = { passed: 0, failed: 0, skipped: 0, flaky: 0, notRun: 0 };
   const parents = new Set<string>();
   for (const c of cases) {
     const i = c.name.lastIndexOf(" &gt; ");
@@ -65,7 +65,9 @@ export function countJunit(xml: string): Counts {
     const isParent = parents.has(`${c.classname}\n${c.name}`);
     if (isParent && (c.failure === undefined || STEP_FAILED.test(c.failure))) continue;
     if (c.failure !== undefined) counts.failed++;
-    else if (c.skipped) counts.skipped++;
+    else if (c.skipped && notRunCount(c.name) > 0) {
+      counts.notRun = (counts.notRun ?? 0) + notRunCount(c.name);
+    } else if (c.skipped) counts.skipped++;
     else if (c.name.endsWith(FLAKY_MARK)) counts.flaky++;
     else counts.passed++;
   }

@@ -50,6 +50,11 @@ export interface WatchOptions {
   onEvent?: (event: TapEvent) => void;
   /** Called with every serial line, firmware noise included. */
   onSerialLine?: (line: string) => void;
+  /**
+   * Keep the whole serial output in {@link RunResult.serial} (default true);
+   * false keeps its first kilobytes only, for logs of any size.
+   */
+  keepSerial?: boolean;
 }
 
 /** What to run and how to watch it, on QEMU (the options of {@link runKernel}). */
@@ -215,7 +220,7 @@ export async function runOnTarget(
       endWatch.line(line);
       if (!target.reportsExit && endWatch.ended) stop();
     },
-  });
+  }, options.keepSerial ?? true);
   const started = performance.now();
   const onSerial = (chunk: Uint8Array): void => {
     if (state.failure !== null) return;
