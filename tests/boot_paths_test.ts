@@ -12,8 +12,8 @@
 import assert from "node:assert/strict";
 import { execa } from "execa";
 import { join } from "node:path";
-import { parseElf, PT_LOAD, symbolValue } from "../tools/elf.ts";
-import { PXE_NIC_ROM } from "../tools/image/firmware.ts";
+import { parseElf, PT_LOAD, symbolValue } from "../tools/core/elf.ts";
+import { PXE_NIC_ROM } from "../tools/host/firmware.ts";
 import {
   buildIso,
   inspectIso,
@@ -39,15 +39,15 @@ import {
   getConfig,
   selectConfigs,
   targetFor,
-} from "../tools/runner/configs.ts";
-import { runOnTarget } from "../tools/runner/run.ts";
+} from "../tools/run/configs.ts";
+import { runOnTarget } from "../tools/run/run.ts";
 import {
   findMissing,
   systemToolEnv,
   type ToolGroup,
   toolName,
   toolsOf,
-} from "../tools/toolcheck.ts";
+} from "../tools/host/toolcheck.ts";
 import { builtKernel, tempDir } from "./support.ts";
 
 const built = await builtKernel();

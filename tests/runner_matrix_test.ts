@@ -14,7 +14,7 @@ import {
   selectConfigs,
   targetFor,
   UnknownConfigError,
-} from "../tools/runner/configs.ts";
+} from "../tools/run/configs.ts";
 import {
   durationsOf,
   filterCheck,
@@ -24,7 +24,7 @@ import {
   pool,
   runMatrix,
   TestTimer,
-} from "../tools/runner/matrix.ts";
+} from "../tools/run/matrix.ts";
 import {
   globsFor,
   kernelCmdlineMax,
@@ -32,9 +32,9 @@ import {
   packFilters,
   parseShard,
   shardOf,
-} from "../tools/runner/plan.ts";
-import { REPORT_SCHEMA, type RunRecord } from "../tools/runner/record.ts";
-import { TapIngest } from "../tools/runner/tap.ts";
+} from "../tools/run/plan.ts";
+import { REPORT_SCHEMA, type RunRecord } from "../tools/core/record.ts";
+import { TapIngest } from "../tools/core/tap.ts";
 import { builtKernel, tempDir } from "./support.ts";
 
 const LOG_DIR = Deno.makeTempDirSync({ prefix: "ouroboros-matrix-test-" });
