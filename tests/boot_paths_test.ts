@@ -33,13 +33,8 @@ import {
   validateMultiboot1Image,
 } from "../tools/image/multiboot1.ts";
 import { buildPxeTree, PXE_FILES } from "../tools/image/pxe.ts";
-import {
-  BOOT_PATH_CONFIGS,
-  CONFIGS,
-  getConfig,
-  selectConfigs,
-  targetFor,
-} from "../tools/run/configs.ts";
+import { BOOT_PATH_CONFIGS, CONFIGS, getConfig, selectConfigs } from "../tools/run/configs.ts";
+import { targetFor } from "../tools/run/targets.ts";
 import { runOnTarget } from "../tools/run/run.ts";
 import {
   findMissing,

@@ -8,13 +8,12 @@ import assert from "node:assert/strict";
 import { ROOT } from "../tools/paths.ts";
 import {
   CONFIGS,
-  cpuArgument,
   DEFAULT_CONFIG,
   getConfig,
   selectConfigs,
-  targetFor,
   UnknownConfigError,
 } from "../tools/run/configs.ts";
+import { cpuArgument, targetFor } from "../tools/run/targets.ts";
 import {
   durationsOf,
   filterCheck,

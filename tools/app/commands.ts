@@ -8,8 +8,9 @@ import { MachineFileError } from "../machines/lab/machine.ts";
 import { type LabSelection, labSelection, layerDeadlines } from "../run/lab_selection.ts";
 import { toolGroupsForConfigs } from "../machines/boot_path.ts";
 import { ensureTools, MissingToolsError, requiredTools, toolsOf } from "../host/toolcheck.ts";
-import { CONFIGS, defaultConfig, type MachineConfig, targetFor } from "../run/configs.ts";
-import type { RunObserver } from "./console.ts";
+import { CONFIGS, defaultConfig, type MachineConfig } from "../run/configs.ts";
+import { targetFor } from "../run/targets.ts";
+import type { RunObserver } from "../run/observer.ts";
 import {
   type KernelSource,
   type KernelTestOptions,

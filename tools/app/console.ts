@@ -12,36 +12,9 @@ import process from "node:process";
 import type { Classification } from "../core/classify.ts";
 import type { KernelReport, RunRecord, TestRecord } from "../core/record.ts";
 import type { TapEvent } from "../core/tap.ts";
+import type { JobInfo, RunObserver } from "../run/observer.ts";
 
-/** A run as the console knows it before it ends. */
-export interface JobInfo {
-  id: string;
-  label: string;
-  description: string;
-}
-
-/** What the matrix tells whoever watches it. */
-export interface RunObserver {
-  /** Every job, before any starts. */
-  start(jobs: readonly JobInfo[]): void;
-  attemptStart(job: JobInfo, attempt: number): void;
-  event(job: JobInfo, event: TapEvent): void;
-  /** An attempt ended; `retry` says whether another follows. */
-  attemptEnd(job: JobInfo, attempt: number, c: Classification, retry: boolean): void;
-  runEnd(job: JobInfo, run: RunRecord): void;
-  /** Everything is done. */
-  end(report: KernelReport): void;
-}
-
-/** An observer that does nothing. */
-export const silentObserver: RunObserver = {
-  start() {},
-  attemptStart() {},
-  event() {},
-  attemptEnd() {},
-  runEnd() {},
-  end() {},
-};
+export { type JobInfo, type RunObserver, silentObserver } from "../run/observer.ts";
 
 /** `tty`: live progress line; `plain`: lines only. */
 export type ConsoleMode = "tty" | "plain";

@@ -18,7 +18,8 @@
 import { join } from "node:path";
 import { execa } from "execa";
 import { LOG_DIR, ROOT } from "../paths.ts";
-import { DEFAULT_CONFIG, getConfig, targetFor } from "../run/configs.ts";
+import { DEFAULT_CONFIG, getConfig } from "../run/configs.ts";
+import { targetFor } from "../run/targets.ts";
 import { parseElf } from "../core/elf.ts";
 import { listKernelTests, prepareKernel } from "../run/matrix.ts";
 import { UsageError } from "./options.ts";

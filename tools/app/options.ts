@@ -6,6 +6,7 @@
 import { isAbsolute, resolve } from "node:path";
 import process from "node:process";
 import { CONFIGS, type MachineConfig, selectConfigs } from "../run/configs.ts";
+import { parseDuration as parseDurationMs } from "../core/duration.ts";
 import { parseShard, type Shard } from "../run/plan.ts";
 import type { Deadlines } from "../run/run.ts";
 
@@ -59,14 +60,13 @@ export const RUNNER_USAGE =
   --machine FILE               run the kernel tests on the lab machine FILE describes (PXE boot,
                                power command, serial console; tools/lab/machine.ts), not QEMU`;
 
-/** `500ms`, `20s`, `2m`, or a bare number of seconds → milliseconds. */
+/** `500ms`, `20s`, `2m`, or a bare number of seconds → milliseconds; a UsageError if not. */
 export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (m === null) throw new UsageError(`not a duration: '${text}' (e.g. 500ms, 20s, 2m)`);
-  const n = Number(m[1]);
-  const ms = m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
-  if (ms <= 0) throw new UsageError(`a deadline must be positive: '${text}'`);
-  return Math.round(ms);
+  try {
+    return parseDurationMs(text);
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
 }
 
 function count(name: string, text: string, min: number): number {

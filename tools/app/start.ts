@@ -4,13 +4,8 @@
  */
 import { execa } from "execa";
 import { DEBUG_EXIT, qemuExitStatus } from "../../linker/layout.ts";
-import {
-  configIn,
-  CONFIGS,
-  DEFAULT_CONFIG,
-  type MachineConfig,
-  targetFor,
-} from "../run/configs.ts";
+import { configIn, CONFIGS, DEFAULT_CONFIG, type MachineConfig } from "../run/configs.ts";
+import { targetFor } from "../run/targets.ts";
 import { DEFAULT_QEMU } from "../machines/qemu.ts";
 import { BootPathTarget } from "../machines/boot_path.ts";
 

@@ -12,7 +12,7 @@ import type {
   ExitInfo,
   TimeoutInfo,
 } from "./classify.ts";
-import type { Frame } from "../host/symbolize.ts";
+import type { Frame } from "./crash.ts";
 import { type Diagnostic, isFailure, type TestResult, type TestStatus, testStatus } from "./tap.ts";
 
 /** Identifies the JSON report format; bumped on incompatible changes. */

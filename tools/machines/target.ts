@@ -1,9 +1,11 @@
 /**
  * A target: how a machine is started with the kernel and where its serial
- * console comes from. The runner (run.ts) only sees this interface, so a run
- * can be QEMU with `-kernel` (qemu.ts, today's only target), or later a GRUB
- * ISO, a PXE boot, or a lab machine whose console is a TCP socket or a tty
- * and whose power is a command, without the runner changing.
+ * console comes from. The runner (run/run.ts) sees only this interface.
+ * The targets: QEMU booting the ELF with `-kernel` (qemu.ts); QEMU through
+ * firmware and a boot loader, from an ISO or over PXE (boot_path.ts), also
+ * across a bridged LAN with a real DHCP/TFTP server (pxe_lan.ts); a lab
+ * machine with a power command and a serial console (lab/target.ts); and a
+ * saved serial log read back (log_target.ts).
  *
  * What a target must provide:
  * - the serial bytes as they arrive (`onSerial`);
@@ -14,6 +16,17 @@
  *   TAP stream is complete (or bails out).
  */
 import type { ExitInfo } from "../core/classify.ts";
+import type { AccelChoice } from "./qemu.ts";
+
+/** The deadlines of a run on a machine, in milliseconds. */
+export interface Deadlines {
+  /** From the start to the first TAP line. */
+  bootMs: number;
+  /** Between two TAP lines. */
+  silenceMs: number;
+  /** For the whole run. */
+  runMs: number;
+}
 
 /** What to boot. */
 export interface BootRequest {
@@ -57,6 +70,8 @@ export interface Target {
   readonly description: string;
   /** True if the machine's end says how the kernel ended (QEMU's exit status). */
   readonly reportsExit: boolean;
+  /** The accelerator of a virtual machine and why it was chosen; absent where there is none. */
+  readonly accel?: AccelChoice;
   /**
    * Start a machine; `onSerial` receives its console output as it arrives.
    * Throwing here is an infrastructure failure; a machine that fails to come

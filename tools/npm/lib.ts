@@ -88,10 +88,9 @@ export {
   defaultConfig,
   type MachineConfig,
   selectConfigs,
-  targetFor,
-  type TargetOptions,
   UnknownConfigError,
 } from "../run/configs.ts";
+export { targetFor, type TargetOptions } from "../run/targets.ts";
 export {
   type KernelSource,
   type KernelTestOptions,

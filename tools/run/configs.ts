@@ -5,18 +5,12 @@
  * against the default (the machine, the CPU model, the memory size, the CPU
  * count), so a test that fails on one of them points at that one thing.
  *
- * A configuration describes a QEMU machine today; {@link targetFor} turns it
- * into a target (target.ts), the seam where other ways to boot plug in.
+ * The table is data: checking a name loads no target and no image builder.
+ * run/targets.ts turns a configuration into a target (machines/target.ts),
+ * the seam where other ways to boot plug in.
  */
-import { type BootPath, BootPathTarget } from "../machines/boot_path.ts";
-import {
-  type Accel,
-  type AccelChoice,
-  chooseAccel,
-  DEFAULT_MACHINE,
-  DEFAULT_MEMORY,
-  QemuTarget,
-} from "../machines/qemu.ts";
+import type { BootPath } from "../machines/boot_path.ts";
+import { DEFAULT_MACHINE, DEFAULT_MEMORY } from "../machines/qemu.ts";
 
 /** A named machine configuration. */
 export interface MachineConfig {
@@ -40,7 +34,7 @@ export interface MachineConfig {
   smp?: number;
   /**
    * How the kernel reaches the machine when not by QEMU's -kernel (PVH):
-   * firmware and a boot loader (tools/targets/boot_path.ts).
+   * firmware and a boot loader (machines/boot_path.ts).
    */
   boot?: BootPath;
 }
@@ -207,44 +201,4 @@ export function selectConfigs(
     n === BOOT_PATHS_GROUP ? BOOT_PATH_CONFIGS.map((c) => c.name) : [n]
   );
   return [...new Set(expanded)].map((n) => configIn(table, n));
-}
-
-/** The `-cpu` value for a configuration on an accelerator. */
-export function cpuArgument(config: MachineConfig, accel: Accel): string | undefined {
-  if (config.cpu === undefined) return undefined;
-  if (accel !== "tcg" || !config.tcgWithout?.length) return config.cpu;
-  return [config.cpu, ...config.tcgWithout.map((f) => `-${f}`)].join(",");
-}
-
-/** Options of the target for a configuration. */
-export interface TargetOptions {
-  /** Accelerator; chosen from the host when undefined. */
-  accel?: Accel | AccelChoice;
-  /** QEMU binary. */
-  qemu?: string;
-  /** Extra QEMU arguments. */
-  extraArgs?: readonly string[];
-  /** QEMU in a process group of its own (see QemuMachineOptions). */
-  detached?: boolean;
-}
-
-/** The target that boots a configuration (a boot path's if it has one). */
-export function targetFor(config: MachineConfig, options: TargetOptions = {}): QemuTarget {
-  const accel: AccelChoice = typeof options.accel === "string"
-    ? { accel: options.accel, reason: "requested" }
-    : options.accel ?? chooseAccel();
-  const machine = {
-    qemu: options.qemu,
-    accel,
-    machine: config.machine,
-    memory: config.memory,
-    cpu: cpuArgument(config, accel.accel),
-    smp: config.smp,
-    extraArgs: options.extraArgs,
-    detached: options.detached,
-  };
-  if (config.boot !== undefined) {
-    return new BootPathTarget(config.boot, { ...machine, name: config.name });
-  }
-  return new QemuTarget(machine);
 }

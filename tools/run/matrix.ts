@@ -12,14 +12,9 @@ import { build, BuildError, type BuildOptions } from "../build/build.ts";
 import { parseElf } from "../core/elf.ts";
 import { checkBootTables } from "../core/image_check.ts";
 import type { Classification } from "../core/classify.ts";
-import {
-  DEFAULT_CONFIG,
-  getConfig,
-  type MachineConfig,
-  targetFor,
-  type TargetOptions,
-} from "./configs.ts";
-import { type JobInfo, type RunObserver, silentObserver } from "../app/console.ts";
+import { DEFAULT_CONFIG, getConfig, type MachineConfig } from "./configs.ts";
+import { targetFor, type TargetOptions } from "./targets.ts";
+import { type JobInfo, type RunObserver, silentObserver } from "./observer.ts";
 import {
   globsFor,
   kernelCmdlineMax,

@@ -23,7 +23,7 @@ import {
 import { type Accel, type AccelChoice, QemuTarget } from "../machines/qemu.ts";
 import { SerialStream } from "../core/serial.ts";
 import { type TapEvent, TapIngest, type TapReport } from "../core/tap.ts";
-import type { BootRequest, Machine, MachineEnd, Target } from "../machines/target.ts";
+import type { BootRequest, Deadlines, Machine, MachineEnd, Target } from "../machines/target.ts";
 
 /** Default for {@link Deadlines.bootMs}: generous, a loaded TCG host is slow to start QEMU. */
 export const DEFAULT_BOOT_TIMEOUT_MS = 30_000;
@@ -36,12 +36,8 @@ export const DEFAULT_KILL_GRACE_MS = 2_000;
 /** How much of the serial output a no-TAP verdict quotes. */
 const FIRST_BYTES = 200;
 
-/** The deadlines of a run, in milliseconds. */
-export interface Deadlines {
-  bootMs: number;
-  silenceMs: number;
-  runMs: number;
-}
+/** The deadlines of a run (machines/target.ts). */
+export type { Deadlines };
 
 /** How to watch a run on a target. */
 export interface WatchOptions {
@@ -267,7 +263,7 @@ export async function runOnTarget(
       timeout: state.timeout,
       command: machine?.command ?? { binary: target.kind, args: [] },
       target: { kind: target.kind, description: target.description },
-      accel: target instanceof QemuTarget ? target.accel : null,
+      accel: target.accel ?? null,
       pid: machine?.pid ?? null,
       serial: { raw: serial.raw, bytes: serial.byteCount, tapStarted: serial.tapStarted },
       logFile: options.logFile ?? null,

@@ -25,8 +25,8 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import process from "node:process";
 import type { Firmware } from "../../image/pxe.ts";
-import { parseDuration } from "../../app/options.ts";
-import type { Deadlines } from "../../run/run.ts";
+import { parseDuration } from "../../core/duration.ts";
+import type { Deadlines } from "../target.ts";
 
 /** Where the machine's serial console is. */
 export type SerialSpec =
