@@ -197,6 +197,12 @@ Deno.test("real: never a pass for a stream that is not a complete, passing run",
     ],
     ["1..0", "TAP version 14\n1..0\n", "no-tests", /the plan is 1\.\.0: no test at all/],
     [
+      "every test skipped (kunit_tool fails it too)",
+      s(suite(1, "s", ["ok 1 a # SKIP no hardware", "ok 2 b # SKIP no hardware"])),
+      "no-tests",
+      /every test was skipped \(2\): nothing was tested/,
+    ],
+    [
       "no test at all (a suite without tests)",
       s(["    KTAP version 1", "    # Subtest: empty", "    1..0", "ok 1 empty"]),
       "no-tests",
@@ -383,4 +389,18 @@ Deno.test("real: statuses of KTAP directives at depth stay what they say", () =>
     "fail",
     "skip",
   ]);
+});
+
+Deno.test("launcher: tools/deno runs the pinned Deno (ci/common.sh) without npx when cached", async () => {
+  const root = new URL("../", import.meta.url).pathname;
+  const pinned = /^DENO_VERSION=(\S+)$/m.exec(
+    await Deno.readTextFile(`${root}ci/common.sh`),
+  )?.[1];
+  assert.ok(pinned !== undefined, "ci/common.sh pins DENO_VERSION");
+  const out = await new Deno.Command(`${root}tools/deno`, { args: ["--version"] }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(
+    new TextDecoder().decode(out.stdout),
+    new RegExp(`^deno ${pinned.replace(/\./g, "\\.")} `),
+  );
 });

@@ -1,7 +1,8 @@
 /**
  * KTAP v1 read through the same pipeline as the kernel's TAP 14: prefix
- * stripping (serial.ts), rewriting (ktap.ts), tap-parser (tap.ts), then the
- * verdict without an exit status (classify.ts). Fixtures are hand-written
+ * stripping (serial.ts), the reader (tap.ts), then the verdict without an
+ * exit status (classify.ts); and the KTAP → TAP 14 rewriter (ktap.ts) the
+ * npm library offers. Fixtures are hand-written
  * in the shapes of Documentation/dev-tools/ktap.rst and kunit's output.
  */
 import assert from "node:assert/strict";

@@ -243,14 +243,20 @@ function streamComplete(report: TapReport, kernelEnded: boolean): boolean {
     (kernelEnded || report.kernelEnd?.clean === true);
 }
 
-/** A stream with no test in it: a version line and nothing, `1..0`, or empty suites. */
+/**
+ * A stream that tested nothing: a version line and nothing, `1..0`, empty
+ * suites, or every test skipped (kunit_tool fails that too).
+ */
 function noTests(report: TapReport): boolean {
-  if (report.counts.tests > 0 || report.bailOut !== null) return false;
+  const c = report.counts;
+  if ((c.tests > 0 && c.skip < c.tests) || report.bailOut !== null) return false;
   return report.plan === null ? report.suites.every((s) => s.result !== null) : report.planComplete;
 }
 
 function noTestsVerdict(report: TapReport, suffix: string, details: string[]): Classification {
-  const what = report.plan !== null && report.plan.count === 0
+  const what = report.counts.tests > 0
+    ? `every test was skipped (${report.counts.tests}): nothing was tested`
+    : report.plan !== null && report.plan.count === 0
     ? `the plan is ${report.plan.start}..${report.plan.end}: no test at all`
     : report.suites.length === 0
     ? `no test at all: the ${report.ktap ? "KTAP" : "TAP"} version line came, then ${

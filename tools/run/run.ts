@@ -139,8 +139,9 @@ export function resolveDeadlines(d: Partial<Deadlines> = {}): Deadlines {
 /**
  * True once the stream's top level is done: its plan is met by top-level
  * results, or the kernel bailed out. Read from the lines themselves, not
- * from tap-parser, which holds a result back until the next line arrives:
- * a machine that stays silent after its last line would never end the run.
+ * from the reader (tap.ts), which holds a result back until the next line
+ * arrives (a YAML block may follow it): a machine that stays silent after
+ * its last line would never end the run.
  * (KTAP and TAP 14 both put the top level at column 0.)
  */
 export class TapEndWatch {
@@ -163,7 +164,7 @@ export class TapEndWatch {
 
 /**
  * Boot `request` on `target` and classify the run. The serial output is
- * written to the log, split into lines and fed to tap-parser as it arrives.
+ * written to the log, split into lines and read (tap.ts) as it arrives.
  * When a deadline passes the machine is stopped and the run is a hang (or a
  * boot failure). A target that reports no exit is stopped once the TAP
  * stream is complete. The machine is never left running: if a callback
