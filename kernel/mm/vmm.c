@@ -175,11 +175,11 @@ void release_empty_tables(enum pt_window w, u64 va)
 			return;
 		u64 frame = pte_frame(*window_entry(w, l + 1, va));
 		/* Clearing an existing entry cannot fault: its table is there. */
-		ASSERT(pte_write_flush(w, l + 1, va, 0));
+		MUST(pte_write_flush(w, l + 1, va, 0));
 		vmm_stats.tables_released++;
 		/* Boot tables live in the image: unlinked, but not the PMM's to take. */
 		if (!frame_in_image(frame))
-			ASSERT(pmm_free(frame) == 0);
+			MUST(pmm_free(frame) == 0);
 	}
 }
 
@@ -229,7 +229,7 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options)
 			step = range_step_left(&s, va);
 			if (s.entry) {
 				ASSERT(s.start == va && step <= bytes); /* callers check large pages */
-				ASSERT(pte_write_flush(w, s.level, va, 0));
+				MUST(pte_write_flush(w, s.level, va, 0));
 				if (options & VMM_FREE_FRAMES)
 					free_frames(pte_frame(s.entry) & ~(s.size - 1),
 						    s.size / PAGE_SIZE, &err);
@@ -498,7 +498,7 @@ int set_page_flags(u64 vaddr, u64 npages, u32 flags)
 		} else {
 			step = range_step_left(&s, va);
 			u64 value = (s.entry & keep) | (leaf_bits(flags, s.level) & ~PTE_PS);
-			ASSERT(pte_write_flush(WINDOW_SELF, s.level, va, value));
+			MUST(pte_write_flush(WINDOW_SELF, s.level, va, value));
 		}
 		if (step >= bytes)
 			break;

@@ -135,7 +135,7 @@ static const char *table_fault(struct trap_frame *f, u64 cr2, enum pt_window w, 
 	} else if (!pte_write_flush(w, level + 1, va,
 				    frame | PTE_P | PTE_W | (va < USER_END ? PTE_U : 0))) {
 		/* The level above had no frame either: this store fails with it. */
-		ASSERT(pmm_free(frame) == 0);
+		MUST(pmm_free(frame) == 0);
 		if (!skip_failed_store(f))
 			why = "out of physical frames for a page table";
 	} else {
@@ -172,12 +172,12 @@ static const char *demand_zero_fault(u64 err, u64 cr2, const struct demand_zero_
 	/* Writable and not executable while it is zeroed, then the region's own rights. */
 	u32 first = VMM_WRITE | (r->flags & VMM_USER);
 	if (map_region(page, frame, 1, first) != 0) {
-		ASSERT(pmm_free(frame) == 0);
+		MUST(pmm_free(frame) == 0);
 		return "out of physical frames for a demand-zero page's tables";
 	}
 	vmm_zero_page((void *)page);
 	if (r->flags != first)
-		ASSERT(set_page_flags(page, 1, r->flags) == 0);
+		MUST(set_page_flags(page, 1, r->flags) == 0);
 	vmm_stats.demand_zero_faults++;
 	return NULL;
 }

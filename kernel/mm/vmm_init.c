@@ -65,7 +65,8 @@ static void remove_identity_map(void)
 	u64 start = (u64)__boot_start, pages = ((u64)__boot_end - start) / PAGE_SIZE;
 	ASSERT(descriptor_table_base(false) >= KERNEL_HALF_START);
 	ASSERT(descriptor_table_base(true) >= KERNEL_HALF_START);
-	ASSERT(start < USER_END && unmap_region(start, pages, 0) == 0);
+	ASSERT(start < USER_END);
+	MUST(unmap_region(start, pages, 0) == 0);
 	ASSERT(!(*selfmap_entry(LEVEL_PML4, start) & PTE_P));
 }
 

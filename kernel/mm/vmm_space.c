@@ -36,8 +36,8 @@ static void other_attach(pml4_t space)
 {
 	ASSERT(!other_attached);
 	/* Tables are data: P|W, NX where the CPU has it, never G. */
-	ASSERT(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE,
-			       space | PTE_P | PTE_W | vmm_nx_bit()));
+	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE,
+			     space | PTE_P | PTE_W | vmm_nx_bit()));
 	other_attached = true;
 }
 
@@ -45,7 +45,7 @@ static void other_attach(pml4_t space)
 static void other_detach(void)
 {
 	ASSERT(other_attached);
-	ASSERT(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE, 0));
+	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE, 0));
 	load_cr3(read_cr3());
 	other_attached = false;
 }
@@ -60,7 +60,7 @@ static void other_init_kernel_half(pml4_t space)
 			value = space | PTE_P | PTE_W | vmm_nx_bit();
 		else if (slot == OTHER_SLOT)
 			value = 0; /* this very entry: it belongs to the current space only */
-		ASSERT(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, va, value));
+		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, va, value));
 	}
 }
 
@@ -118,14 +118,14 @@ int copy_page_map(pml4_t *out)
 	other_attach(space);
 	/* The frame holds whatever it held: clear the user half before anything reads it. */
 	for (u64 slot = 0; slot < KERNEL_FIRST_SLOT; slot++)
-		ASSERT(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, INDICES_VA(slot, 0, 0, 0), 0));
+		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, INDICES_VA(slot, 0, 0, 0), 0));
 	other_init_kernel_half(space);
 	int err = copy_user_half();
 	if (err)
 		clear_range(WINDOW_OTHER, 0, USER_END, 0);
 	other_detach();
 	if (err) {
-		ASSERT(pmm_free(space) == 0);
+		MUST(pmm_free(space) == 0);
 		return err;
 	}
 	*out = space;

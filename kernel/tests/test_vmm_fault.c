@@ -96,7 +96,7 @@ KTEST(vmm_fault, release_bottom_up)
 /* Map across two PTs of a fresh slot (needs a PDPT, a PD and two PTs) with `left` frames free. */
 static int map_with_frames_left(struct frame_hold *h, u64 left, u64 *free_before)
 {
-	ASSERT(hold_release(h, left) == left);
+	MUST(hold_release(h, left) == left);
 	*free_before = free_frames();
 	/* Pages of the first PT, then of the second: the second PT's fault is the fourth. */
 	return map_region(BASE + LARGE_PAGE_SIZE - 8 * PAGE_SIZE, FAKE_PHYS, 16, 0);
