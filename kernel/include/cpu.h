@@ -2,11 +2,8 @@
 #ifndef OUROBOROS_CPU_H
 #define OUROBOROS_CPU_H
 
+#include <layout.h> /* MSR_EFER, EFER_*, CPUID_*: generated from linker/arch.ts */
 #include <types.h>
-
-/* Architectural MSRs and bits (Intel SDM Vol. 3A §2.2.1, Vol. 4 Table 2-2). */
-#define MSR_EFER 0xC0000080u
-#define EFER_NXE (1ULL << 11) /* no-execute bit in page entries is honoured */
 
 /* RFLAGS.IF (SDM Vol. 1 §3.4.3). */
 #define RFLAGS_IF (1ULL << 9)

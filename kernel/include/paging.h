@@ -12,8 +12,6 @@
 #include <layout.h>
 #include <types.h>
 
-/* Linear-address width under 4-level paging (SDM Vol. 3A §4.5). */
-#define VA_BITS 48
 /* The bits of a linear address that index the paging structures. */
 #define VA_INDEX_MASK ((1ULL << VA_BITS) - 1)
 

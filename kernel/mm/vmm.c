@@ -14,11 +14,7 @@
 #include <panic.h>
 #include <pmm.h>
 
-/* CPUID leaves and bits (Intel SDM Vol. 2A, CPUID). */
-#define CPUID_EXT_MAX 0x80000000u        /* EAX: highest extended leaf */
-#define CPUID_EXT_FEATURES 0x80000001u
-#define CPUID_EDX_PAGE1GB (1u << 26)      /* 1 GiB pages */
-#define CPUID_EXT_ADDR_SIZES 0x80000008u  /* EAX[7:0]: MAXPHYADDR */
+/* CPUID_* come from layout.h (linker/arch.ts). */
 #define MAXPHYADDR_DEFAULT 36             /* when leaf 80000008H is missing (SDM §4.1.4) */
 
 struct vmm_stats vmm_stats;

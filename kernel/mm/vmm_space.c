@@ -15,9 +15,6 @@
 #include <panic.h>
 #include <pmm.h>
 
-/* First kernel-half PML4 slot. */
-#define KERNEL_FIRST_SLOT (TABLE_ENTRIES / 2)
-
 static bool other_attached;
 
 bool vmm_other_attached(void)

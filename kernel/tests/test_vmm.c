@@ -23,8 +23,6 @@
 #define FAKE_PHYS 0x800000000ULL
 /* x86 `ret`: executed where execution must fault. */
 #define OPCODE_RET 0xc3
-/* CPUID leaf with MAXPHYADDR in EAX[7:0] (SDM Vol. 2A, CPUID). */
-#define CPUID_ADDR_SIZES 0x80000008u
 
 static const u64 BASE = INDICES_VA(TSLOT_VMM, 0, 0, 0);
 /* A 1 GiB-aligned address of the tests' second slot. */
@@ -35,7 +33,7 @@ static const u64 KBASE = HEAP_BASE + PML4_SLOT_SIZE / 2;
 /* 1 << MAXPHYADDR, straight from CPUID. */
 static u64 phys_limit(void)
 {
-	return 1ULL << (cpuid(CPUID_ADDR_SIZES, 0).eax & 0xff);
+	return 1ULL << (cpuid(CPUID_EXT_ADDR_SIZES, 0).eax & 0xff);
 }
 
 /* Write a byte at va expecting a #PF; returns the record. */
@@ -285,7 +283,7 @@ KTEST(vmm, large_page_reads_memory)
 KTEST(vmm, huge_page_when_cpuid_says_so)
 {
 	u64 free0 = free_frames();
-	bool cpuid_1g = cpuid(0x80000001u, 0).edx & (1u << 26);
+	bool cpuid_1g = cpuid(CPUID_EXT_FEATURES, 0).edx & CPUID_EDX_PAGE1GB;
 	KASSERT_EQ(vmm_has_huge_pages(), cpuid_1g);
 	if (!cpuid_1g) {
 		/* TCG would walk a 1 GiB entry anyway: the refusal comes from CPUID alone. */
