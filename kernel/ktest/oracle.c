@@ -1,5 +1,6 @@
 /* Page-table checkpoints answered by the runner's QEMU oracle (see oracle.h). */
 #include <cmdline.h>
+#include <cpu.h>
 #include <io.h>
 #include <layout.h>
 #include <oracle.h>
@@ -18,7 +19,7 @@ bool oracle_enabled(void)
 static void wait_for_runner(void)
 {
 	while (!(inb(ORACLE_UART_PORT + UART_LSR) & UART_LSR_DATA_READY))
-		__asm__ volatile("pause");
+		cpu_pause();
 	(void)inb(ORACLE_UART_PORT + UART_RBR);
 }
 

@@ -417,13 +417,6 @@ static void push_all(void)
 	ASSERT(pages == init_pages && depth == total - init_pages);
 }
 
-static inline u64 rdtsc(void)
-{
-	u32 lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((u64)hi << 32) | lo;
-}
-
 void pmm_init(void)
 {
 	memmap_from_boot(&boot_map);

@@ -22,12 +22,6 @@ bool vmm_other_attached(void)
 	return other_attached;
 }
 
-/* Load CR3 (flushes every non-global TLB entry). */
-static void load_cr3(u64 value)
-{
-	__asm__ volatile("mov %0, %%cr3" : : "r"(value) : "memory");
-}
-
 /* Show space's tables in the other window. */
 static void other_attach(pml4_t space)
 {

@@ -17,6 +17,7 @@
  */
 #include "test_vmm_util.h"
 #include <cmdline.h>
+#include <cpu.h>
 #include <ktest.h>
 #include <printf.h>
 #include <vmm.h>
@@ -395,13 +396,6 @@ static void clear_window(void)
 			m.pte[s][i] = 0;
 	}
 	m.huge = 0;
-}
-
-static u64 rdtsc(void)
-{
-	u32 lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((u64)hi << 32) | lo;
 }
 
 /* Run `ops` steps; NULL, or what went wrong (with *at the op). */

@@ -391,12 +391,7 @@ KTEST(vmm, kernel_is_wx)
 /* Base of the TSS from its GDT descriptor (SDM Vol. 3A §7.2.3). */
 static u64 tss_base(void)
 {
-	struct {
-		u16 limit;
-		u64 base;
-	} PACKED gdtr;
-	__asm__ volatile("sgdt %0" : "=m"(gdtr));
-	const u64 *d = (const u64 *)(gdtr.base + GDT_TSS);
+	const u64 *d = (const u64 *)(sgdt().base + GDT_TSS);
 	return ((d[0] >> 16) & 0xffffff) | (((d[0] >> 56) & 0xff) << 24) | (d[1] << 32);
 }
 
@@ -406,13 +401,8 @@ KTEST(vmm, boot_identity_map_removed)
 	KASSERT_EQ(virt_to_phys((u64)__boot_start, &pa), -E_NOTMAPPED);
 	KASSERT(!pml4_present(va_index((u64)__boot_start, LEVEL_PML4)));
 	/* Nothing the CPU uses lies there. */
-	struct {
-		u16 limit;
-		u64 base;
-	} PACKED gdtr, idtr;
-	__asm__ volatile("sgdt %0\n\tsidt %1" : "=m"(gdtr), "=m"(idtr));
-	KASSERT(gdtr.base >= KERNEL_HALF_START);
-	KASSERT(idtr.base >= KERNEL_HALF_START);
+	KASSERT(sgdt().base >= KERNEL_HALF_START);
+	KASSERT(sidt().base >= KERNEL_HALF_START);
 	KASSERT(tss_base() >= KERNEL_HALF_START);
 }
 
