@@ -94,11 +94,20 @@ static inline u64 window_base(enum pt_window w, int level)
 	return base[w][level];
 }
 
-/* The entry translating va at `level` in the space `w` shows (its tables above must be present). */
-static inline volatile u64 *window_entry(enum pt_window w, int level, u64 va)
+/* Address of the entry translating va at `level` in the space `w` shows. */
+static inline u64 window_entry_addr(enum pt_window w, int level, u64 va)
 {
-	return (volatile u64 *)(window_base(w, level) +
-				((va & VA_INDEX_MASK) >> va_shift(level)) * sizeof(u64));
+	return window_base(w, level) + ((va & VA_INDEX_MASK) >> va_shift(level)) * sizeof(u64);
+}
+
+/*
+ * The entry translating va at `level` in the space `w` shows (its tables
+ * above must be present), to read: entries are written only through pte.h,
+ * which applies the TLB rule with every store.
+ */
+static inline volatile const u64 *window_entry(enum pt_window w, int level, u64 va)
+{
+	return (volatile const u64 *)window_entry_addr(w, level, va);
 }
 
 /* True when va lies in the self-map window (all of the current space's tables). */
@@ -125,13 +134,13 @@ static inline u64 va_index(u64 va, int level)
 }
 
 /* The entry translating va at `level`, through the self-map (the tables above must be present). */
-static inline volatile u64 *selfmap_entry(int level, u64 va)
+static inline volatile const u64 *selfmap_entry(int level, u64 va)
 {
 	return window_entry(WINDOW_SELF, level, va);
 }
 
 /* The PTE of va (its PT must exist: check the levels above first). */
-static inline volatile u64 *selfmap_pte(u64 va)
+static inline volatile const u64 *selfmap_pte(u64 va)
 {
 	return selfmap_entry(LEVEL_PT, va);
 }

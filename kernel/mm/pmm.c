@@ -44,6 +44,7 @@
 #include <paging.h>
 #include <panic.h>
 #include <pmm.h>
+#include <pte.h>
 #include <printf.h>
 #include <string.h>
 
@@ -98,17 +99,14 @@ static u64 page_va(u64 k)
 /* Map frame at va of the region (its PT exists since init). */
 static void region_map(u64 va, u64 frame)
 {
-	*selfmap_pte(va) = frame | leaf_flags;
-	invlpg(va);
+	pte_set(WINDOW_SELF, LEVEL_PT, va, frame | leaf_flags);
 }
 
 /* Unmap va of the region; returns the frame it mapped. */
 static u64 region_unmap(u64 va)
 {
-	volatile u64 *pte = selfmap_pte(va);
-	u64 frame = pte_frame(*pte);
-	*pte = 0;
-	invlpg(va);
+	u64 frame = pte_frame(*selfmap_pte(va));
+	pte_set(WINDOW_SELF, LEVEL_PT, va, 0);
 	return frame;
 }
 
@@ -335,17 +333,17 @@ static u64 bump_take(void)
 /* Make sure the table at `level` translating va exists: a bump frame, installed, then zeroed. */
 static void ensure_table(int level, u64 va)
 {
-	volatile u64 *parent = selfmap_entry(level + 1, va);
-	if (*parent & PTE_P) {
-		ASSERT(!(*parent & PTE_PS));
+	u64 parent = *selfmap_entry(level + 1, va);
+	if (parent & PTE_P) {
+		ASSERT(!(parent & PTE_PS));
 		return;
 	}
 	/* Not NX: an upper-level NX would cover anything later placed under it. */
-	*parent = bump_take() | PTE_P | PTE_W;
-	/* The new table appears at its self-map address; nothing stale may be cached there. */
+	pte_set(WINDOW_SELF, level + 1, va, bump_take() | PTE_P | PTE_W);
+	/* The new table appears at its self-map address: zero it there. */
 	u64 table = ALIGN_DOWN((u64)selfmap_entry(level, va), PAGE_SIZE);
-	invlpg(table);
 	memset((void *)table, 0, PAGE_SIZE);
+	pte_table_ready(table);
 }
 
 /* Create the PDPT, PDs and PTs that [start, end) needs, top-down so each parent exists. */

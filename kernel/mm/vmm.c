@@ -2,11 +2,11 @@
  * The paging API on the current address space, through the self-map only:
  * map_region, unmap_region, set_page_flags, virt_to_phys. Entries are
  * written at their self-map address; a missing table makes the write fault
- * and the #PF handler (vmm_fault.c) creates it. A single entry is written
- * by pte_write_flush, which invalidates the TLB; a run of PTEs in a table
- * that exists is written in a row after one walk, with an invlpg for every
- * present entry changed (vmm_internal.h). Tables that become empty are
- * released bottom-up (the thesis's release of unused tables).
+ * and the #PF handler (vmm_fault.c) creates it. Every store goes through
+ * the page-table write API (pte.h), which applies the TLB rule: a single
+ * entry through pte_write_flush, a run of PTEs in a table that exists in a
+ * row after one walk (pte_run_*). Tables that become empty are released
+ * bottom-up (the thesis's release of unused tables).
  */
 #include "vmm_internal.h"
 #include <cpu.h>
@@ -77,17 +77,11 @@ bool kernel_slot_may_grow(u64 slot)
 
 bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value)
 {
-	volatile u64 *entry = window_entry(w, level, va);
 	/* G only on leaves: a table entry is also the PTE of a self-map page, which must not be global. */
 	ASSERT(!(value & PTE_G) || level == LEVEL_PT || (value & PTE_PS));
-	if (!vmm_entry_store(entry, value))
+	if (!vmm_entry_store(pte_slot(w, level, va), value))
 		return false;
-	/* The page this entry maps as a PTE: va itself for a PTE, the child's window page otherwise. */
-	if (in_selfmap((u64)entry))
-		invlpg(selfmap_leaf_va(entry));
-	/* A large page of the current space is cached under its own address. */
-	if (w == WINDOW_SELF && level > LEVEL_PT)
-		invlpg(va);
+	pte_flush(w, level, va);
 	return true;
 }
 
@@ -192,13 +186,12 @@ static void free_frames(u64 frame, u64 count, int *err)
 /* Clear the present PTEs among the n from va's (its PT exists); VMM_FREE_FRAMES frees frames. */
 static void clear_ptes(enum pt_window w, u64 va, u64 n, u32 options, int *err)
 {
-	volatile u64 *pte = window_entry(w, LEVEL_PT, va);
-	for (u64 i = 0; i < n; i++, va += PAGE_SIZE) {
-		u64 e = pte[i];
+	struct pte_run run = pte_run_at(w, LEVEL_PT, va);
+	for (u64 i = 0; i < n; i++) {
+		u64 e = pte_run_get(&run, i);
 		if (!(e & PTE_P))
 			continue;
-		pte[i] = 0;
-		pte_changed(w, va);
+		pte_run_change(&run, i, 0);
 		if (options & VMM_FREE_FRAMES)
 			free_frames(pte_frame(e), 1, err);
 	}
@@ -363,11 +356,11 @@ static u64 fill_leaves(u64 va, u64 pa, u64 n, int level, u64 bits)
 		u64 run = table_left(va, level) / size;
 		if (run > n - done)
 			run = n - done;
-		volatile u64 *e = selfmap_entry(level, va);
-		if (!vmm_entry_store(e, pa | bits))
+		if (!pte_write_new(WINDOW_SELF, level, va, pa | bits))
 			return done;
+		struct pte_run leaves = pte_run_at(WINDOW_SELF, level, va);
 		for (u64 i = 1; i < run; i++)
-			e[i] = (pa + i * size) | bits;
+			pte_run_install(&leaves, i, (pa + i * size) | bits);
 		done += run;
 		va += run * size;
 		pa += run * size;
@@ -403,7 +396,7 @@ int map_region(u64 vaddr, u64 paddr, u64 npages, u32 flags)
 		return 0;
 	/* Out of frames for a table: undo this call, and the tables it left half-built. */
 	if (done)
-		clear_range(WINDOW_SELF, vaddr, done * size, 0);
+		MUST(clear_range(WINDOW_SELF, vaddr, done * size, 0) == 0); /* frees no frame: no error */
 	release_empty_tables(WINDOW_SELF, vaddr + done * size);
 	return -E_NOMEM;
 }
@@ -421,11 +414,9 @@ static bool ptes_present(u64 va, u64 n)
 /* Give the n present PTEs from va's the flag bits, keeping the bits in `keep`. */
 static void protect_ptes(u64 va, u64 n, u64 keep, u64 bits)
 {
-	volatile u64 *pte = selfmap_pte(va);
-	for (u64 i = 0; i < n; i++, va += PAGE_SIZE) {
-		pte[i] = (pte[i] & keep) | bits;
-		pte_changed(WINDOW_SELF, va);
-	}
+	struct pte_run run = pte_run_at(WINDOW_SELF, LEVEL_PT, va);
+	for (u64 i = 0; i < n; i++)
+		pte_run_change(&run, i, (pte_run_get(&run, i) & keep) | bits);
 }
 
 /*

@@ -142,8 +142,7 @@ static const char *table_fault(struct trap_frame *f, u64 cr2, enum pt_window w, 
 		/* Installed and its window page invalidated: now it can be zeroed in place. */
 		void *table = (void *)ALIGN_DOWN(cr2, PAGE_SIZE);
 		vmm_zero_page(table);
-		/* Drop paging-structure caches a walk may have filled from the old contents. */
-		invlpg((u64)table);
+		pte_table_ready((u64)table);
 		vmm_stats.table_faults++;
 	}
 	table_fault_depth--;

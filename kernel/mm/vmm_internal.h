@@ -4,6 +4,7 @@
 
 #include <cpu.h>
 #include <paging.h>
+#include <pte.h>
 #include <vmm.h>
 
 /* Deepest nesting of table-creating faults: a missing PT, PD and PDPT (the PML4 always exists). */
@@ -17,32 +18,25 @@ extern struct vmm_stats vmm_stats;
 /*
  * Store value at entry (vmm_fault.c, in assembly): true, or false when the
  * store faulted for a missing page table, the #PF handler found no frame for
- * it and skipped the store through the fixup.
+ * it and skipped the store through the fixup. Only pte_write_flush and
+ * pte_write_new call it.
  */
-bool vmm_entry_store(volatile u64 *entry, u64 value);
+MUST_CHECK bool vmm_entry_store(volatile u64 *entry, u64 value);
 
 /*
- * The way a single paging entry is written: store the entry of `level` for
- * va in window w, then invalidate what it mapped (invlpg of the page the
- * entry maps as a PTE, and of va itself for a large-page entry of the
- * current space). false when the store was skipped for want of a frame.
- * The bulk paths (map_region's leaves, and the PT runs of unmap, set-flags
- * and copy) write the other entries of a table that exists directly, with
- * the same invalidation: pte_changed for each present PTE they change, none
- * for a not-present entry made present (SDM Vol. 3A §4.10.4.3: nothing is
- * cached from a not-present entry).
+ * The page-table write API's (pte.h) writers whose table may be missing:
+ * the store faults it into existence through the #PF handler. false when
+ * the store was skipped for want of a frame (nothing changed then).
+ *
+ * pte_write_flush: set the entry of `level` for va in window w, then
+ * pte_flush (the entry may have been present).
  */
-bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value);
+MUST_CHECK bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value);
 
-/*
- * After a present PTE of va in window w was changed or cleared: drop va's
- * TLB entry. Only the current space has any; those of a space seen through
- * the other window go with the CR3 reload that detaches it.
- */
-static inline void pte_changed(enum pt_window w, u64 va)
+/* pte_write_new: set the entry, known not present, of `level` for va in w: nothing to drop. */
+static inline MUST_CHECK bool pte_write_new(enum pt_window w, int level, u64 va, u64 value)
 {
-	if (w == WINDOW_SELF)
-		invlpg(va);
+	return vmm_entry_store(pte_slot(w, level, va), value);
 }
 
 /* Bytes from va to the end of the table at `level` that holds va's entry. */
@@ -97,7 +91,7 @@ static inline u64 range_step_pt_bytes(const struct range_step *s, u64 va, u64 by
  * releasing tables that empty; with VMM_FREE_FRAMES give the frames back.
  * Returns 0 or the first pmm_free error.
  */
-int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options);
+MUST_CHECK int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options);
 
 /* Release the tables on va's path in w that are empty, bottom-up. */
 void release_empty_tables(enum pt_window w, u64 va);

@@ -64,15 +64,15 @@ static void other_init_kernel_half(pml4_t space)
 static bool copy_ptes(u64 va, u64 n)
 {
 	volatile const u64 *from = window_entry(WINDOW_SELF, LEVEL_PT, va);
-	volatile u64 *to = window_entry(WINDOW_OTHER, LEVEL_PT, va);
+	struct pte_run to = pte_run_at(WINDOW_OTHER, LEVEL_PT, va);
 	bool table = false;
 	for (u64 i = 0; i < n; i++) {
 		u64 e = from[i];
 		if (!(e & PTE_P))
 			continue;
 		if (table)
-			to[i] = e;
-		else if (!(table = pte_write_flush(WINDOW_OTHER, LEVEL_PT, va + i * PAGE_SIZE, e)))
+			pte_run_install(&to, i, e);
+		else if (!(table = pte_write_new(WINDOW_OTHER, LEVEL_PT, va + i * PAGE_SIZE, e)))
 			return false;
 	}
 	return true;
@@ -113,7 +113,7 @@ int copy_page_map(pml4_t *out)
 	other_init_kernel_half(space);
 	int err = copy_user_half();
 	if (err)
-		clear_range(WINDOW_OTHER, 0, USER_END, 0);
+		MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0) == 0); /* frees no frame: no error */
 	other_detach();
 	if (err) {
 		MUST(pmm_free(space) == 0);

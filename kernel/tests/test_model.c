@@ -19,6 +19,7 @@
 #include <cmdline.h>
 #include <cpu.h>
 #include <ktest.h>
+#include <panic.h>
 #include <printf.h>
 #include <vmm.h>
 
@@ -323,7 +324,7 @@ static void op_huge(struct op *o)
 		o->want = m.huge ? -E_HUGE : 0;
 		o->got = map_region(HUGE_VA + PAGE_SIZE, FAKE_BASE, 1, 0);
 		if (o->got == 0)
-			unmap_region(HUGE_VA + PAGE_SIZE, 1, 0);
+			MUST(unmap_region(HUGE_VA + PAGE_SIZE, 1, 0) == 0);
 	} else if (m.huge) {
 		o->want = 0;
 		o->got = unmap_region(HUGE_VA, HUGE_PAGE_SIZE / PAGE_SIZE, 0);
@@ -387,8 +388,8 @@ static const char *copy_check_drop(u64 free_before)
 static void clear_window(void)
 {
 	for (int c = 0; c < CLUSTERS; c++)
-		unmap_region(cluster_va[c], CLUSTER_PAGES, 0);
-	unmap_region(HUGE_VA, HUGE_PAGE_SIZE / PAGE_SIZE, 0);
+		MUST(unmap_region(cluster_va[c], CLUSTER_PAGES, 0) == 0);
+	MUST(unmap_region(HUGE_VA, HUGE_PAGE_SIZE / PAGE_SIZE, 0) == 0);
 	for (int s = 0; s < SLOTS; s++) {
 		m.large[s] = 0;
 		m.mapped[s] = 0;

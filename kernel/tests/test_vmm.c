@@ -348,7 +348,7 @@ KTEST(vmm, tlb_invalidated_on_remap)
 	KASSERT_EQ(map_region(BASE, b, 1, 0), 0);
 	KASSERT_EQ(p[1], 0xbbbb ^ 1); /* a stale entry would still give a's content */
 	/* The control: the same remap without invlpg reads the old frame here. */
-	*selfmap_pte(BASE) = a | PTE_P | nx_bit();
+	*(volatile u64 *)selfmap_pte(BASE) = a | PTE_P | nx_bit(); /* outside pte.h on purpose */
 	u64 stale = p[1];
 	invlpg(BASE);
 	u64 fresh = p[1];

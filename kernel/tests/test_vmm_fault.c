@@ -121,7 +121,7 @@ KTEST(vmm_fault, oom_in_map_region_rolls_back)
 			any_mapped |= virt_to_phys(BASE + LARGE_PAGE_SIZE + (i - 8) * PAGE_SIZE, &pa) == 0;
 		if (left == 4) {
 			if (r == 0)
-				unmap_region(BASE + LARGE_PAGE_SIZE - 8 * PAGE_SIZE, 16, 0);
+				KASSERT_EQ(unmap_region(BASE + LARGE_PAGE_SIZE - 8 * PAGE_SIZE, 16, 0), 0);
 			KASSERT_EQ(r, 0);
 			KASSERT_EQ(after, 0);
 			KASSERT(any_mapped);
