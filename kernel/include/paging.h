@@ -152,10 +152,35 @@ static inline u64 pte_frame(u64 entry)
 }
 
 /*
- * Walk va through the self-map. Returns the leaf entry (PTE, or a PS entry
- * of a large page) and its level through *level, or 0 with the level where
- * the walk met a non-present entry.
+ * True when the present entry e at `level` maps a page rather than a table:
+ * a PTE, or a PS entry of a PD (2 MiB) or PDPT (1 GiB). (PS is reserved in
+ * a PML4 entry.)
  */
-u64 paging_walk(u64 va, int *level);
+static inline bool pte_is_leaf(u64 e, int level)
+{
+	return level == LEVEL_PT || ((level == LEVEL_PD || level == LEVEL_PDPT) && (e & PTE_PS));
+}
+
+/*
+ * Walk va in window w. Returns the leaf entry (PTE, or a PS entry of a
+ * large page) and its level through *level, or 0 with the level where the
+ * walk met a non-present entry.
+ */
+u64 window_walk(enum pt_window w, u64 va, int *level);
+
+/* window_walk of the current space. */
+static inline u64 paging_walk(u64 va, int *level)
+{
+	return window_walk(WINDOW_SELF, va, level);
+}
+
+/* PTE_NX when EFER.NXE is on (boot.asm sets it where CPUID has NX), else 0: bit 63 is reserved then. */
+u64 paging_nx_bit(void);
+
+/* The physical-address limit, 1 << MAXPHYADDR: no entry may map a frame at or above it. */
+u64 paging_phys_limit(void);
+
+/* True when the CPU has 1 GiB pages (CPUID.80000001H:EDX.Page1GB[bit 26]). */
+bool paging_has_huge_pages(void);
 
 #endif

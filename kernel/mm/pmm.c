@@ -52,8 +52,6 @@
 #define STACK_PAGE0 (PMM_STACK_BASE + PAGE_SIZE)
 /* Pages of the region (one PML4 slot). */
 #define REGION_PAGES (PML4_SLOT_SIZE / PAGE_SIZE)
-/* Frames beyond what a PTE can address (52-bit physical addresses, SDM Vol. 3A §4.5) are not usable. */
-#define PHYS_LIMIT (PTE_ADDR_MASK + PAGE_SIZE)
 
 #ifdef PMM_DEBUG
 #define MARK_WORDS 2
@@ -301,13 +299,16 @@ const struct memmap *pmm_memmap(void)
 	return &boot_map;
 }
 
-/* The RAM entries of the map, below PHYS_LIMIT, become the ranges; returns their frames. */
+/*
+ * The RAM entries of the map, below the physical-address limit (no entry
+ * can map a frame above it), become the ranges; returns their frames.
+ */
 static u64 collect_ranges(void)
 {
-	u64 frames = 0;
+	u64 frames = 0, limit = paging_phys_limit();
 	for (u32 i = 0; i < boot_map.count; i++) {
 		const struct memmap_entry *e = &boot_map.entry[i];
-		u64 end = e->base + e->size < PHYS_LIMIT ? e->base + e->size : PHYS_LIMIT;
+		u64 end = e->base + e->size < limit ? e->base + e->size : limit;
 		if (e->type != E820_RAM || e->base >= end)
 			continue;
 		ranges[nranges++] = (struct range){e->base, end, 0};
@@ -335,7 +336,7 @@ static void ensure_table(int level, u64 va)
 {
 	u64 parent = *selfmap_entry(level + 1, va);
 	if (parent & PTE_P) {
-		ASSERT(!(parent & PTE_PS));
+		ASSERT(!pte_is_leaf(parent, level + 1));
 		return;
 	}
 	/* Not NX: an upper-level NX would cover anything later placed under it. */
@@ -422,7 +423,7 @@ void pmm_init(void)
 	u64 frames = collect_ranges();
 	if (frames == 0)
 		panic("pmm: the memory map has no usable RAM");
-	leaf_flags = PTE_P | PTE_W | (cpu_nx_enabled() ? PTE_NX : 0);
+	leaf_flags = PTE_P | PTE_W | paging_nx_bit();
 	/* Free frames F = entries + pages and pages <= entries / PER_PAGE + 1: this covers any F <= frames. */
 	max_pages = frames / PER_PAGE + 2;
 	if (1 + max_pages > REGION_PAGES)

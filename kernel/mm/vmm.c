@@ -14,50 +14,11 @@
 #include <panic.h>
 #include <pmm.h>
 
-/* CPUID_* come from layout.h (linker/arch.ts). */
-#define MAXPHYADDR_DEFAULT 36             /* when leaf 80000008H is missing (SDM §4.1.4) */
-
 struct vmm_stats vmm_stats;
-
-/* What the CPU offers, read on first use (it never changes after boot). */
-static struct {
-	bool known;
-	bool huge;      /* 1 GiB pages */
-	u64 nx;         /* PTE_NX or 0 */
-	u64 phys_limit; /* 1 << MAXPHYADDR */
-} caps;
-
-/* Fill caps from CPUID and EFER once. */
-static void caps_init(void)
-{
-	if (caps.known)
-		return;
-	u32 max = cpuid(CPUID_EXT_MAX, 0).eax;
-	caps.huge = max >= CPUID_EXT_FEATURES &&
-		    (cpuid(CPUID_EXT_FEATURES, 0).edx & CPUID_EDX_PAGE1GB);
-	u32 bits = max >= CPUID_EXT_ADDR_SIZES ? (cpuid(CPUID_EXT_ADDR_SIZES, 0).eax & 0xff)
-					       : MAXPHYADDR_DEFAULT;
-	caps.phys_limit = 1ULL << bits;
-	caps.nx = cpu_nx_enabled() ? PTE_NX : 0;
-	caps.known = true;
-}
 
 bool vmm_has_huge_pages(void)
 {
-	caps_init();
-	return caps.huge;
-}
-
-u64 vmm_nx_bit(void)
-{
-	caps_init();
-	return caps.nx;
-}
-
-u64 vmm_phys_limit(void)
-{
-	caps_init();
-	return caps.phys_limit;
+	return paging_has_huge_pages();
 }
 
 void vmm_get_stats(struct vmm_stats *out)
@@ -78,24 +39,11 @@ bool kernel_slot_may_grow(u64 slot)
 bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value)
 {
 	/* G only on leaves: a table entry is also the PTE of a self-map page, which must not be global. */
-	ASSERT(!(value & PTE_G) || level == LEVEL_PT || (value & PTE_PS));
+	ASSERT(!(value & PTE_G) || pte_is_leaf(value, level));
 	if (!vmm_entry_store(pte_slot(w, level, va), value))
 		return false;
 	pte_flush(w, level, va);
 	return true;
-}
-
-u64 window_walk(enum pt_window w, u64 va, int *level)
-{
-	for (int l = LEVEL_PML4; l >= LEVEL_PT; l--) {
-		u64 e = *window_entry(w, l, va);
-		*level = l;
-		if (!(e & PTE_P))
-			return 0;
-		if (l == LEVEL_PT || (l <= LEVEL_PDPT && (e & PTE_PS)))
-			return e;
-	}
-	return 0; /* not reached: level 1 always returns */
 }
 
 void range_step_at(enum pt_window w, u64 va, struct range_step *s)
@@ -152,7 +100,7 @@ static int lowest_table(enum pt_window w, u64 va)
 {
 	for (int l = LEVEL_PML4; l > LEVEL_PT; l--) {
 		u64 e = *window_entry(w, l, va);
-		if (!(e & PTE_P) || (e & PTE_PS))
+		if (!(e & PTE_P) || pte_is_leaf(e, l))
 			return l;
 	}
 	return LEVEL_PT;
@@ -235,8 +183,7 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options)
 	return err;
 }
 
-/* -E_ALIGN, -E_CANON or -E_SELFMAP for [va, va + n*size), else 0 (n > 0). */
-static int check_range(u64 va, u64 n, u64 size)
+int vmm_check_range(u64 va, u64 n, u64 size)
 {
 	if (!IS_ALIGNED(va, size))
 		return -E_ALIGN;
@@ -276,7 +223,7 @@ static u64 leaf_bits(u32 flags, int level)
 	if (flags & VMM_GLOBAL)
 		bits |= PTE_G;
 	if (!(flags & VMM_EXEC))
-		bits |= vmm_nx_bit();
+		bits |= paging_nx_bit();
 	if (level > LEVEL_PT)
 		bits |= PTE_PS;
 	return bits;
@@ -311,12 +258,12 @@ static int check_map_args(u64 vaddr, u64 paddr, u64 npages, u32 flags, int level
 	u64 size = level_span(level);
 	if (!IS_ALIGNED(paddr, size))
 		return -E_ALIGN;
-	int err = check_range(vaddr, npages, size);
+	int err = vmm_check_range(vaddr, npages, size);
 	if (err)
 		return err;
 	if ((err = check_half(vaddr, flags)) || (err = check_kernel_slots(vaddr, vaddr + npages * size - 1)))
 		return err;
-	if (npages > vmm_phys_limit() / size || paddr > vmm_phys_limit() - npages * size)
+	if (npages > paging_phys_limit() / size || paddr > paging_phys_limit() - npages * size)
 		return -E_INVAL;
 	return 0;
 }
@@ -334,7 +281,7 @@ static int probe_free(u64 va, int level, u64 *free)
 			*free = ALIGN_DOWN(va, level_span(l)) + level_span(l) - va;
 			return 0;
 		}
-		if (e & PTE_PS)
+		if (pte_is_leaf(e, l))
 			return -E_HUGE;
 	}
 	*free = level_span(level);
@@ -458,7 +405,7 @@ int unmap_region(u64 vaddr, u64 npages, u32 options)
 {
 	if ((options & ~VMM_FREE_FRAMES) || !npages)
 		return -E_INVAL;
-	int err = check_range(vaddr, npages, PAGE_SIZE);
+	int err = vmm_check_range(vaddr, npages, PAGE_SIZE);
 	if (err || (err = check_leaves(vaddr, npages * PAGE_SIZE, false)))
 		return err;
 	return clear_range(WINDOW_SELF, vaddr, npages * PAGE_SIZE, options);
@@ -468,7 +415,7 @@ int set_page_flags(u64 vaddr, u64 npages, u32 flags)
 {
 	if ((flags & ~VMM_PROT_FLAGS) || !npages)
 		return -E_INVAL;
-	int err = check_range(vaddr, npages, PAGE_SIZE);
+	int err = vmm_check_range(vaddr, npages, PAGE_SIZE);
 	if (err || (err = check_half(vaddr, flags)))
 		return err;
 	u64 bytes = npages * PAGE_SIZE, va = vaddr;

@@ -203,17 +203,14 @@ int vmm_register_demand_zero(u64 base, u64 size, u32 flags)
 {
 	if ((flags & ~(VMM_WRITE | VMM_USER | VMM_EXEC)) || !size)
 		return -E_INVAL;
-	if (!IS_ALIGNED(base, PAGE_SIZE) || !IS_ALIGNED(size, PAGE_SIZE))
+	if (!IS_ALIGNED(size, PAGE_SIZE))
 		return -E_ALIGN;
-	u64 last = base + size - 1;
-	if (!va_is_canonical(base) || last < base || !va_is_canonical(last) ||
-	    (base < USER_END) != (last < USER_END))
-		return -E_CANON;
-	if ((base <= SELFMAP_END - 1 && last >= SELFMAP_BASE) ||
-	    (base <= OTHER_PT_END - 1 && last >= OTHER_PT_BASE))
-		return -E_SELFMAP;
+	int err = vmm_check_range(base, size / PAGE_SIZE, PAGE_SIZE);
+	if (err)
+		return err;
 	if ((flags & VMM_USER) && base >= USER_END)
 		return -E_INVAL;
+	u64 last = base + size - 1;
 	struct demand_zero_region *free = NULL;
 	for (int i = 0; i < DEMAND_ZERO_REGIONS; i++) {
 		if (!regions[i].used)

@@ -22,7 +22,7 @@ static u64 image_pte(u64 va)
 	if (va >= (u64)__data_start)
 		pte |= PTE_W;
 	if (va >= (u64)__text_end)
-		pte |= vmm_nx_bit();
+		pte |= paging_nx_bit();
 	return pte;
 }
 

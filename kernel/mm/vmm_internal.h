@@ -46,9 +46,6 @@ static inline u64 table_left(u64 va, int level)
 	return ALIGN_DOWN(va, span) + span - va;
 }
 
-/* The leaf entry of va in w and its level, or 0 and the level of the missing entry. */
-u64 window_walk(enum pt_window w, u64 va, int *level);
-
 /* One step of a range walk: the leaf at va (entry != 0), or the hole around it. */
 struct range_step {
 	u64 entry;  /* the leaf entry, 0 for a hole */
@@ -102,11 +99,13 @@ bool frame_in_image(u64 frame);
 /* True when a new PDPT may be created for kernel-half PML4 slot `slot`. */
 bool kernel_slot_may_grow(u64 slot);
 
-/* PTE_NX when EFER.NXE is on, else 0 (bit 63 is reserved then). */
-u64 vmm_nx_bit(void);
-
-/* The physical-address limit (1 << MAXPHYADDR). */
-u64 vmm_phys_limit(void);
+/*
+ * The one address-range check of the API: -E_ALIGN (va not aligned to
+ * size), -E_CANON (non-canonical, wrapping, larger than a half or leaving
+ * its half) or -E_SELFMAP (touches a page-table window: the self-map or the
+ * other-space window) for [va, va + n*size), else 0 (n > 0).
+ */
+int vmm_check_range(u64 va, u64 n, u64 size);
 
 /* Zero the 4 KiB page at `page` (mapped, writable): new tables and demand-zero frames. */
 void vmm_zero_page(void *page);

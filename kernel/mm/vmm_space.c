@@ -28,7 +28,7 @@ static void other_attach(pml4_t space)
 	ASSERT(!other_attached);
 	/* Tables are data: P|W, NX where the CPU has it, never G. */
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE,
-			     space | PTE_P | PTE_W | vmm_nx_bit()));
+			     space | PTE_P | PTE_W | paging_nx_bit()));
 	other_attached = true;
 }
 
@@ -48,7 +48,7 @@ static void other_init_kernel_half(pml4_t space)
 		u64 va = INDICES_VA(slot, 0, 0, 0);
 		u64 value = *selfmap_entry(LEVEL_PML4, va);
 		if (slot == RECURSIVE_SLOT)
-			value = space | PTE_P | PTE_W | vmm_nx_bit();
+			value = space | PTE_P | PTE_W | paging_nx_bit();
 		else if (slot == OTHER_SLOT)
 			value = 0; /* this very entry: it belongs to the current space only */
 		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, va, value));
@@ -126,7 +126,7 @@ int copy_page_map(pml4_t *out)
 int drop_page_map(pml4_t space, u32 options)
 {
 	if ((options & ~VMM_FREE_FRAMES) || !space || !IS_ALIGNED(space, PAGE_SIZE) ||
-	    space >= vmm_phys_limit() || space == current_page_map())
+	    space >= paging_phys_limit() || space == current_page_map())
 		return -E_INVAL;
 	other_attach(space);
 	/* A PML4 of ours points at itself: anything else is not an address space. */

@@ -485,6 +485,7 @@ KTEST(vmm, accessed_dirty_stats)
 	KASSERT_EQ(vmm_ad_stats(BASE + 1, PAGE_SIZE, &accessed, &dirty), -E_ALIGN);
 	KASSERT_EQ(vmm_ad_stats(USER_END, PAGE_SIZE, &accessed, &dirty), -E_CANON);
 	KASSERT_EQ(vmm_ad_stats(SELFMAP_BASE, PAGE_SIZE, &accessed, &dirty), -E_SELFMAP);
+	KASSERT_EQ(vmm_ad_stats(OTHER_PT_BASE, PAGE_SIZE, &accessed, &dirty), -E_SELFMAP);
 	KASSERT_EQ(unmap_region(BASE, 2, 0), 0);
 	KASSERT_EQ(pmm_free(frame), 0);
 	KASSERT_EQ(free_frames(), free0);

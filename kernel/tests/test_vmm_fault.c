@@ -202,6 +202,7 @@ KTEST(vmm_fault, demand_zero_registration_errors)
 	KASSERT_EQ(vmm_register_demand_zero(BASE, 8, 0), -E_ALIGN);
 	KASSERT_EQ(vmm_register_demand_zero(USER_END - PAGE_SIZE, 2 * PAGE_SIZE, 0), -E_CANON);
 	KASSERT_EQ(vmm_register_demand_zero(SELFMAP_BASE, PAGE_SIZE, 0), -E_SELFMAP);
+	KASSERT_EQ(vmm_register_demand_zero(OTHER_PT_BASE, PAGE_SIZE, 0), -E_SELFMAP);
 	KASSERT_EQ(vmm_register_demand_zero(HEAP_BASE + PAGE_SIZE, PAGE_SIZE, 0), -E_EXIST);
 	/* The table fills up. */
 	int registered = 0, r;

@@ -12,8 +12,6 @@
 #include <pte.h>
 
 #define WINDOW_PAGES (EARLY_WINDOW_SIZE / PAGE_SIZE)
-/* Highest physical address a PTE can hold (MAXPHYADDR is at most 52 bits). */
-#define PHYS_LIMIT (PTE_ADDR_MASK + PAGE_SIZE)
 
 static u64 slot_va(size_t slot)
 {
@@ -40,14 +38,14 @@ static i64 find_free_run(size_t pages)
 
 const void *early_map(u64 phys, size_t len)
 {
-	ASSERT(len > 0 && phys + len > phys && phys + len <= PHYS_LIMIT);
+	ASSERT(len > 0 && phys + len > phys && phys + len <= paging_phys_limit());
 	u64 first = ALIGN_DOWN(phys, PAGE_SIZE);
 	size_t pages = (ALIGN_UP(phys + len, PAGE_SIZE) - first) / PAGE_SIZE;
 	i64 start = find_free_run(pages);
 	if (start < 0)
 		return NULL;
 	/* Read-only: boot information is only read; NX only where the CPU honours it. */
-	u64 flags = PTE_P | (cpu_nx_enabled() ? PTE_NX : 0);
+	u64 flags = PTE_P | paging_nx_bit();
 	for (size_t i = 0; i < pages; i++) {
 		/* pte_set drops a TLB entry there is none of: cheap, and always correct. */
 		pte_set(WINDOW_SELF, LEVEL_PT, slot_va((size_t)start + i), (first + i * PAGE_SIZE) | flags);
