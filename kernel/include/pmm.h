@@ -35,7 +35,9 @@ MUST_CHECK int pmm_alloc(u64 *frame);
 /*
  * Give a frame back: 0, or -E_INVAL for a frame that is misaligned, outside
  * managed RAM or part of the kernel/boot data (nothing changes then), or
- * -E_DOUBLE (debug builds) for a frame already free.
+ * -E_DOUBLE for a frame already free: in every build when every frame is
+ * free already, and with PMM_DEBUG (all builds but the benchmark's) for any
+ * frame found free (pmm.c says how, and its limits).
  */
 MUST_CHECK int pmm_free(u64 frame);
 
