@@ -77,7 +77,7 @@ _Static_assert(INDICES_VA(RECURSIVE_SLOT, RECURSIVE_SLOT, RECURSIVE_SLOT, 0) == 
 	       "PDPT window");
 _Static_assert(INDICES_VA(RECURSIVE_SLOT, RECURSIVE_SLOT, RECURSIVE_SLOT, RECURSIVE_SLOT) ==
 		       SELFMAP_PML4, "PML4 page");
-_Static_assert(OTHER_SLOT >= TABLE_ENTRIES / 2 && OTHER_SLOT != KERNEL_PML4_SLOT &&
+_Static_assert(OTHER_SLOT >= KERNEL_FIRST_SLOT && OTHER_SLOT != KERNEL_PML4_SLOT &&
 		       OTHER_SLOT != PMM_STACK_SLOT && OTHER_SLOT != HEAP_SLOT,
 	       "the other slot must be a free kernel-half PML4 slot");
 
