@@ -174,13 +174,42 @@ static inline u64 paging_walk(u64 va, int *level)
 	return window_walk(WINDOW_SELF, va, level);
 }
 
+/* What the CPU's paging offers, read once (paging.c); use the accessors below. */
+struct paging_caps {
+	bool known;
+	bool huge;      /* 1 GiB pages */
+	u64 nx;         /* PTE_NX or 0 */
+	u64 phys_limit; /* 1 << MAXPHYADDR */
+};
+extern struct paging_caps paging_caps;
+
+/* Fill paging_caps from CPUID and EFER (they never change after boot). */
+void paging_caps_init(void);
+
+/* paging_caps, filled on first use (inline: map_region and the #PF handler read them each call). */
+static inline const struct paging_caps *paging_caps_get(void)
+{
+	if (!paging_caps.known)
+		paging_caps_init();
+	return &paging_caps;
+}
+
 /* PTE_NX when EFER.NXE is on (boot.asm sets it where CPUID has NX), else 0: bit 63 is reserved then. */
-u64 paging_nx_bit(void);
+static inline u64 paging_nx_bit(void)
+{
+	return paging_caps_get()->nx;
+}
 
 /* The physical-address limit, 1 << MAXPHYADDR: no entry may map a frame at or above it. */
-u64 paging_phys_limit(void);
+static inline u64 paging_phys_limit(void)
+{
+	return paging_caps_get()->phys_limit;
+}
 
 /* True when the CPU has 1 GiB pages (CPUID.80000001H:EDX.Page1GB[bit 26]). */
-bool paging_has_huge_pages(void);
+static inline bool paging_has_huge_pages(void)
+{
+	return paging_caps_get()->huge;
+}
 
 #endif

@@ -18,7 +18,7 @@
  * paging.h gives entries only to read. Writers: pte_set for one entry whose
  * table exists (pmm.c, early_map.c, vmm), the pte_run_* functions for a run
  * of entries of one table after one walk (the VMM's bulk paths), and, in the
- * VMM only, pte_write_flush / pte_write_new, whose store may fault a missing
+ * VMM only, pte_write_flush / pte_run_install_new, whose store may fault a missing
  * table into existence (vmm_internal.h).
  */
 #ifndef OUROBOROS_PTE_H

@@ -131,8 +131,12 @@ static void free_frames(u64 frame, u64 count, int *err)
 	}
 }
 
-/* Clear the present PTEs among the n from va's (its PT exists); VMM_FREE_FRAMES frees frames. */
-static void clear_ptes(enum pt_window w, u64 va, u64 n, u32 options, int *err)
+/*
+ * Clear the present PTEs among the n from va's (its PT exists); VMM_FREE_FRAMES frees frames.
+ * Inlined for each window, so the loop knows which it is (and whether to invlpg) beforehand.
+ */
+static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u64 va, u64 n,
+							     u32 options, int *err)
 {
 	struct pte_run run = pte_run_at(w, LEVEL_PT, va);
 	for (u64 i = 0; i < n; i++) {
@@ -159,7 +163,10 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options)
 		range_step_at(w, va, &s);
 		u64 step = range_step_pt_bytes(&s, va, bytes);
 		if (step) {
-			clear_ptes(w, va, step / PAGE_SIZE, options, &err);
+			if (w == WINDOW_SELF)
+				clear_ptes(WINDOW_SELF, va, step / PAGE_SIZE, options, &err);
+			else
+				clear_ptes(WINDOW_OTHER, va, step / PAGE_SIZE, options, &err);
 		} else {
 			if (!s.entry)
 				range_step_skip_holes(w, &s, va, bytes);
@@ -181,21 +188,6 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options)
 		bytes -= step;
 	}
 	return err;
-}
-
-int vmm_check_range(u64 va, u64 n, u64 size)
-{
-	if (!IS_ALIGNED(va, size))
-		return -E_ALIGN;
-	/* No range may be larger than a half of the address space. */
-	if (!va_is_canonical(va) || n > USER_END / size)
-		return -E_CANON;
-	u64 last = va + n * size - 1;
-	if (last < va || (va < USER_END && last >= USER_END))
-		return -E_CANON;
-	bool hits_self = va <= SELFMAP_END - 1 && last >= SELFMAP_BASE;
-	bool hits_other = va <= OTHER_PT_END - 1 && last >= OTHER_PT_BASE;
-	return hits_self || hits_other ? -E_SELFMAP : 0;
 }
 
 /* -E_INVAL unless every kernel-half PML4 slot of [va, last] is one the kernel shares. */
@@ -303,9 +295,9 @@ static u64 fill_leaves(u64 va, u64 pa, u64 n, int level, u64 bits)
 		u64 run = table_left(va, level) / size;
 		if (run > n - done)
 			run = n - done;
-		if (!pte_write_new(WINDOW_SELF, level, va, pa | bits))
-			return done;
 		struct pte_run leaves = pte_run_at(WINDOW_SELF, level, va);
+		if (!pte_run_install_new(&leaves, 0, pa | bits))
+			return done;
 		for (u64 i = 1; i < run; i++)
 			pte_run_install(&leaves, i, (pa + i * size) | bits);
 		done += run;

@@ -10,7 +10,7 @@
  * faulting store runs again.
  *
  * Out of frames: every entry store that may meet a missing table goes
- * through vmm_entry_store below (pte_write_flush, pte_write_new), an
+ * through vmm_entry_store below (pte_write_flush, pte_run_install_new), an
  * instruction with a fixup. When the handler finds no frame and the fault
  * was raised by that instruction, it resumes at the fixup instead, which
  * makes vmm_entry_store return false; a nested handler that sees its own

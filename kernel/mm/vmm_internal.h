@@ -19,7 +19,7 @@ extern struct vmm_stats vmm_stats;
  * Store value at entry (vmm_fault.c, in assembly): true, or false when the
  * store faulted for a missing page table, the #PF handler found no frame for
  * it and skipped the store through the fixup. Only pte_write_flush and
- * pte_write_new call it.
+ * pte_run_install_new call it.
  */
 MUST_CHECK bool vmm_entry_store(volatile u64 *entry, u64 value);
 
@@ -33,10 +33,13 @@ MUST_CHECK bool vmm_entry_store(volatile u64 *entry, u64 value);
  */
 MUST_CHECK bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value);
 
-/* pte_write_new: set the entry, known not present, of `level` for va in w: nothing to drop. */
-static inline MUST_CHECK bool pte_write_new(enum pt_window w, int level, u64 va, u64 value)
+/*
+ * pte_run_install_new: pte_run_install (entry i, known not present, made
+ * present: nothing to drop) where the run's table may be missing yet.
+ */
+static inline MUST_CHECK bool pte_run_install_new(const struct pte_run *r, u64 i, u64 value)
 {
-	return vmm_entry_store(pte_slot(w, level, va), value);
+	return vmm_entry_store(&r->entry[i], value);
 }
 
 /* Bytes from va to the end of the table at `level` that holds va's entry. */
@@ -105,7 +108,20 @@ bool kernel_slot_may_grow(u64 slot);
  * its half) or -E_SELFMAP (touches a page-table window: the self-map or the
  * other-space window) for [va, va + n*size), else 0 (n > 0).
  */
-int vmm_check_range(u64 va, u64 n, u64 size);
+static inline int vmm_check_range(u64 va, u64 n, u64 size)
+{
+	if (!IS_ALIGNED(va, size))
+		return -E_ALIGN;
+	/* No range may be larger than a half of the address space. */
+	if (!va_is_canonical(va) || n > USER_END / size)
+		return -E_CANON;
+	u64 last = va + n * size - 1;
+	if (last < va || (va < USER_END && last >= USER_END))
+		return -E_CANON;
+	bool hits_self = va <= SELFMAP_END - 1 && last >= SELFMAP_BASE;
+	bool hits_other = va <= OTHER_PT_END - 1 && last >= OTHER_PT_BASE;
+	return hits_self || hits_other ? -E_SELFMAP : 0;
+}
 
 /* Zero the 4 KiB page at `page` (mapped, writable): new tables and demand-zero frames. */
 void vmm_zero_page(void *page);

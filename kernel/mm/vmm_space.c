@@ -72,7 +72,7 @@ static bool copy_ptes(u64 va, u64 n)
 			continue;
 		if (table)
 			pte_run_install(&to, i, e);
-		else if (!(table = pte_write_new(WINDOW_OTHER, LEVEL_PT, va + i * PAGE_SIZE, e)))
+		else if (!(table = pte_run_install_new(&to, i, e)))
 			return false;
 	}
 	return true;

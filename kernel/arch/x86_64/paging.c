@@ -21,19 +21,11 @@ u64 window_walk(enum pt_window w, u64 va, int *level)
 	return 0; /* not reached: level 1 always returns */
 }
 
-/* What the CPU offers, read on first use (it never changes after boot). */
-static struct {
-	bool known;
-	bool huge;      /* 1 GiB pages */
-	u64 nx;         /* PTE_NX or 0 */
-	u64 phys_limit; /* 1 << MAXPHYADDR */
-} caps;
+struct paging_caps paging_caps;
 
-/* Fill caps from CPUID and EFER once. */
-static void caps_init(void)
+void paging_caps_init(void)
 {
-	if (caps.known)
-		return;
+	struct paging_caps caps;
 	u32 max = cpuid(CPUID_EXT_MAX, 0).eax;
 	caps.huge = max >= CPUID_EXT_FEATURES &&
 		    (cpuid(CPUID_EXT_FEATURES, 0).edx & CPUID_EDX_PAGE1GB);
@@ -42,22 +34,5 @@ static void caps_init(void)
 	caps.phys_limit = 1ULL << bits;
 	caps.nx = cpu_nx_enabled() ? PTE_NX : 0;
 	caps.known = true;
-}
-
-bool paging_has_huge_pages(void)
-{
-	caps_init();
-	return caps.huge;
-}
-
-u64 paging_nx_bit(void)
-{
-	caps_init();
-	return caps.nx;
-}
-
-u64 paging_phys_limit(void)
-{
-	caps_init();
-	return caps.phys_limit;
+	paging_caps = caps;
 }
