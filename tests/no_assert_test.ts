@@ -6,9 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { build } from "../tools/build.ts";
+import { build } from "../tools/build/build.ts";
 import { BUILD_DIR, LOG_DIR, ROOT } from "../tools/paths.ts";
-import { runKernel } from "../tools/runner/run.ts";
+import { runKernel } from "../tools/run/run.ts";
 import { builtKernel } from "./support.ts";
 
 /** The image's bytes as text, to look for panic messages' format strings. */
