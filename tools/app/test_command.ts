@@ -1,6 +1,6 @@
 /**
  * `deno task test [runner options] [test files] [-- deno test options]`: checks the
- * system tools, runs the kernel tests (runner/matrix.ts: every selected
+ * system tools, runs the kernel tests (run/matrix.ts: every selected
  * configuration, in parallel, with a live console), writes the kernel report,
  * then runs every Deno test with `deno test` (the toolchain's tests, and
  * tests/kernel_test.ts, which presents the kernel report as Deno tests), and

@@ -56,7 +56,7 @@ export interface BuildResult {
 /**
  * Build the kernel; throws BuildError with the tool's output on failure.
  * Builds into one output directory are serialized with a lock file
- * (lockfile.ts), so parallel test processes never write the same files at once.
+ * (host/lockfile.ts), so parallel test processes never write the same files at once.
  */
 export async function build(options: BuildOptions): Promise<BuildResult> {
   const out = options.outDir ?? join(options.root, "build");

@@ -1,7 +1,7 @@
 /**
  * The npm package's command line (`npx ouroboros-toolchain <command>`): the
  * toolchain for a kernel repository of one's own, under Node. Paths come
- * from the project (tools/project.ts): the nearest `ouroboros.config.json`,
+ * from the project (tools/app/project.ts): the nearest `ouroboros.config.json`,
  * or `--project FILE`, or OUROBOROS_PROJECT.
  *
  * `test` runs the kernel tests only (there is no `deno test` under Node):
