@@ -401,3 +401,13 @@ Deno.test("launcher: tools/deno runs the pinned Deno (ci/deno-version) without n
     new RegExp(`^deno ${pinned.replace(/\./g, "\\.")} `),
   );
 });
+
+Deno.test("ktap: not ok with TODO or XFAIL fails a KTAP log (as kunit_tool); TAP 14 keeps TODO", () => {
+  for (const directive of ["TODO known broken", "XFAIL expected"]) {
+    const ktap = ["KTAP version 1", "1..1", "not ok 1 t # " + directive, ""].join("\n");
+    const v = verdict(ktap, PASS);
+    assert.equal(v.kind, "assertion-failure", `${directive}: ${v.kind} ${v.message}`);
+  }
+  const tap = ["TAP version 14", "1..2", "ok 1 a", "not ok 2 b # TODO known broken", ""].join("\n");
+  assert.equal(verdict(tap, PASS).kind, "pass");
+});

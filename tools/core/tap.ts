@@ -362,6 +362,20 @@ export function readResultLine(body: string): ResultLine | null {
   return out;
 }
 
+/**
+ * KTAP results read as kunit_tool reads them: only SKIP changes a verdict, so
+ * a `not ok` stays a failure whatever TODO or XFAIL says (the directive is
+ * kept as its note). TAP 14 logs keep TAP's meaning of TODO.
+ */
+function ktapVerdict(r: ResultLine): ResultLine {
+  if (r.ok) return r;
+  if (r.todo !== null) return { ...r, todo: null, note: `TODO ${r.todo}`.trim() };
+  if (r.directive === "xfail") {
+    return { ...r, directive: null, note: `XFAIL ${r.note ?? ""}`.trim() };
+  }
+  return r;
+}
+
 function fieldText(fields: Record<string, string>, key: string): string | undefined {
   return Object.hasOwn(fields, key) ? fields[key] : undefined;
 }
@@ -530,7 +544,7 @@ export class TapIngest {
     const plan = PLAN.exec(body);
     if (plan !== null) return this.#planLine(indent, plan);
     const result = readResultLine(body);
-    if (result !== null) return this.#resultLine(indent, result);
+    if (result !== null) return this.#resultLine(indent, this.#ktap ? ktapVerdict(result) : result);
     this.#other(body);
   }
 
