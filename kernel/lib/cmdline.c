@@ -34,6 +34,7 @@ static const struct flag flags[] = {
 	{"ktest.list", offsetof(struct kernel_options, ktest_list)},
 	{"oracle", offsetof(struct kernel_options, oracle)},
 	{"bench", offsetof(struct kernel_options, bench)},
+	{"pmm.exhaust", offsetof(struct kernel_options, pmm_exhaust)},
 };
 
 static bool is_space(char c)
