@@ -46,7 +46,7 @@
 #define COPY_ONE_IN 2000
 /* A full check of the window every this many ops. */
 #define SWEEP_EVERY 4096
-#define PROGRESS_EVERY 25000
+#define PROGRESS_EVERY 10000
 /* The injection run: operations (a fraction of model.ops), copies, progress lines. */
 #define INJECT_OPS_DIVISOR 10
 #define INJECT_COPY_ONE_IN 1000
