@@ -66,7 +66,7 @@ void pmm_inject_off(void);
 bool pmm_inject_active(void);
 /* Failures injected since boot: an operation reached the failing allocation iff this grew. */
 u64 pmm_inject_failures(void);
-/* Set a mode from a pmm.fail= value ("nth:N", "budget:N", "random:SEED:PERMILLE"): 0 or -E_INVAL (nothing set). */
+/* Set a mode from a pmm.fail= value (nth:N, budget:N, random:SEED:PERMILLE): 0 or -E_INVAL. */
 int pmm_inject_parse(const char *spec);
 
 /* The shape of the free-frame stack (for tests and diagnostics). */

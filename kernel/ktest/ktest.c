@@ -210,7 +210,10 @@ static void list_one(const struct ktest *t, int n)
 	kprintf(SUBTEST_INDENT "ok %d - %s # SKIP " LISTED_REASON "\n", n, t->name);
 }
 
-/* Run t as test number n of its subtest; returns false if it failed (TODO excepted). *free_delta: its change of the free count. */
+/*
+ * Run t as test number n of its subtest; returns false if it failed (TODO
+ * excepted). *free_delta: how much it changed the free count.
+ */
 static bool run_one(const struct ktest *t, int n, i64 *free_delta)
 {
 	char name[FULL_NAME_MAX];
@@ -271,7 +274,7 @@ static const struct ktest *suite_declaration(const struct ktest *begin, const st
 	return NULL;
 }
 
-/* What a suite did to memory: the counts around it, and the first test that changed the free count. */
+/* What a suite did to memory: the counts around it, the first test that changed the free count. */
 struct suite_memory {
 	struct ktest_memory before, after;
 	const struct ktest *first; /* NULL: no single test changed the free count */
@@ -284,14 +287,17 @@ static void describe_change(const struct suite_memory *m, char *buf, size_t size
 	i64 frames = (i64)(m->before.free - m->after.free);
 	i64 tables = (i64)(m->after.tables - m->before.tables);
 	u64 abs_frames = (u64)(frames < 0 ? -frames : frames);
-	int len = ksnprintf(buf, size, "%s %llu frame%s", frames < 0 ? "gained" : "lost", abs_frames,
-			    abs_frames == 1 ? "" : "s");
+	int len = ksnprintf(buf, size, "%s %llu frame%s", frames < 0 ? "gained" : "lost",
+			    abs_frames, abs_frames == 1 ? "" : "s");
 	if (tables != 0 && len >= 0 && (size_t)len < size)
 		ksnprintf(buf + len, size - (size_t)len, " (page-table frames %s%lld)",
 			  tables > 0 ? "+" : "", (long long)tables);
 }
 
-/* Report the leak check of a suite whose counts differ: a YAML block (failed), or a comment (kept, or a test already failed). */
+/*
+ * Report the leak check of a suite whose counts differ: a YAML block (it
+ * fails), or a comment (kept on purpose, or a test already failed).
+ */
 static void report_leak(const char *suite, const struct ktest *decl, const struct suite_memory *m,
 			bool failed)
 {
@@ -303,7 +309,8 @@ static void report_leak(const char *suite, const struct ktest *decl, const struc
 		return;
 	}
 	if (failed) {
-		kprintf(SUBTEST_INDENT "# leak check: suite %s %s (a test failed, its cleanup may not have run)\n",
+		kprintf(SUBTEST_INDENT "# leak check: suite %s %s "
+				       "(a test failed, its cleanup may not have run)\n",
 			suite, change);
 		return;
 	}
@@ -328,7 +335,7 @@ static void report_leak(const char *suite, const struct ktest *decl, const struc
 	kprintf(SUITE_YAML_INDENT "...\n");
 }
 
-/* Run (or list) the selected tests of one suite as subtest n; returns false if any failed or it leaked. */
+/* Run (or list) the selected tests of one suite as subtest n; false if any failed or it leaked. */
 static bool run_suite(const struct ktest *begin, const struct ktest *end, const char *suite,
 		      const char *filter, int n, bool list)
 {
@@ -380,7 +387,8 @@ static void check_registry(const struct ktest *begin, const struct ktest *end)
 		for (const struct ktest *u = begin; u < t; u++)
 			if (strcmp(u->suite, t->suite) == 0 && ktest_str_equal_(u->name, t->name))
 				panic("ktest: %s%s%s is registered twice", t->suite,
-				      t->name ? "." : " (suite declaration)", t->name ? t->name : "");
+				      t->name ? "." : " (suite declaration)",
+				      t->name ? t->name : "");
 		if (!t->name && t->fn)
 			panic("ktest: suite declaration %s has a test function", t->suite);
 	}

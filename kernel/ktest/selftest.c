@@ -105,7 +105,7 @@ static void st_oracle_lie(void)
 	oracle_end("oracle-lie");
 }
 
-/* Take a frame and map a page in an empty slot (a PDPT, a PD and a PT), and give none of it back. */
+/* Take a frame, map a page in an empty slot (a PDPT, a PD and a PT), give none of it back. */
 static void st_leak(void)
 {
 	u64 frame;
@@ -115,7 +115,8 @@ static void st_leak(void)
 
 #define SELFTEST(n, f) {KTEST_MAGIC, "selftest", n, f, NULL, __FILE__, __LINE__, 0, NULL}
 /* Declares the suite of the selftest right after it (selftest_run includes it). */
-#define SELFTEST_SUITE(flags, why) {KTEST_MAGIC, "selftest", NULL, NULL, NULL, __FILE__, __LINE__, flags, why}
+#define SELFTEST_SUITE(flags, why) \
+	{KTEST_MAGIC, "selftest", NULL, NULL, NULL, __FILE__, __LINE__, flags, why}
 
 static const struct ktest selftests[] = {
 	SELFTEST("triple-fault", st_triple_fault),

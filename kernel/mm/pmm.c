@@ -339,7 +339,7 @@ u64 pmm_inject_failures(void)
 	return inject.failures;
 }
 
-/* The decimal number at s into *out; where it ends, or NULL if there is no digit or it overflows. */
+/* The decimal number at s into *out; where it ends, or NULL without a digit or on overflow. */
 static const char *parse_number(const char *s, u64 *out)
 {
 	const char *p = s;

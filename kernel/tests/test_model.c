@@ -11,9 +11,10 @@
  * on the kernel command line to replay a failure; `model.ops=N` sets the
  * number of operations (and a tenth of it for the injection run below).
  * The default, 100,000 operations, takes about 0.4 s of guest time under
- * TCG: far more than the ~100 ms a kernel test should take, because a randomized model needs that many steps to reach the rare
- * states (a table emptying as a large page is refused, a copy of a window
- * with large pages) often enough.
+ * TCG: far more than the ~100 ms a kernel test should take, because a
+ * randomized model needs that many steps to reach the rare states (a table
+ * emptying as a large page is refused, a copy of a window with large pages)
+ * often enough.
  *
  * A second run replays the start of the same sequence with the PMM's fault
  * injection (pmm.h): each operation (and each copy) is first run with its
@@ -227,7 +228,8 @@ static int model_map2m(int s, int n, u32 flags, u64 phys)
 		if (m.large[i] || m.mapped[i])
 			return -E_EXIST; /* a large page, or a PT, is there */
 	for (int i = s; i < s + n; i++)
-		model_set(&m.large[i], (phys + (u64)(i - s) * LARGE_PAGE_SIZE) | model_bits(flags, true));
+		model_set(&m.large[i],
+			  (phys + (u64)(i - s) * LARGE_PAGE_SIZE) | model_bits(flags, true));
 	return 0;
 }
 

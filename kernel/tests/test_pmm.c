@@ -317,7 +317,8 @@ KTEST(pmm, exhaustion_and_full_restore)
 	if (stats_before.total > EXHAUST_MAX_BYTES / PAGE_SIZE && !kernel_options.pmm_exhaust) {
 		static char reason[96];
 		ksnprintf(reason, sizeof(reason),
-			  "exhausts RAM only with <= %llu MiB (mem-32m) or pmm.exhaust, not %llu MiB",
+			  "exhausts RAM only at <= %llu MiB (mem-32m) or with pmm.exhaust, "
+			  "not %llu MiB",
 			  EXHAUST_MAX_BYTES >> 20, stats_before.total * PAGE_SIZE >> 20);
 		KTEST_SKIP(reason);
 	}

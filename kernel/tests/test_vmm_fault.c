@@ -1,9 +1,9 @@
 /*
  * The #PF handler: page tables created by faults (counted, nested three
  * deep), released bottom-up when they empty, out-of-frames (injected at
- * each allocation in turn) turned into -E_NOMEM with everything rolled back, demand-zero pages, and the faults
- * it must refuse (guard page, unregistered addresses, reads of missing
- * tables).
+ * each allocation in turn) turned into -E_NOMEM with everything rolled
+ * back, demand-zero pages, and the faults it must refuse (guard page,
+ * unregistered addresses, reads of missing tables).
  */
 #include "test_vmm_util.h"
 #include <image.h>
@@ -126,7 +126,8 @@ KTEST(vmm_fault, oom_in_map_region_rolls_back)
 		pmm_inject_fail_nth(nth);
 		int r = map_region(OOM_VA, FAKE_PHYS, OOM_PAGES, 0);
 		pmm_inject_off();
-		completed = pmm_inject_failures() == injected0; /* it made fewer than nth allocations */
+		/* Fewer than nth allocations: it completed. */
+		completed = pmm_inject_failures() == injected0;
 		bool mapped = oom_range_mapped();
 		if (completed) {
 			if (r == 0)
@@ -139,7 +140,8 @@ KTEST(vmm_fault, oom_in_map_region_rolls_back)
 		sites++;
 		KASSERT_EQ(r, -E_NOMEM);
 		KASSERT(!mapped);                    /* the first PT's pages were unmapped again */
-		KASSERT(!pml4_present(TSLOT_FAULT)); /* every table made on the way was given back */
+		/* Every table made on the way was given back. */
+		KASSERT(!pml4_present(TSLOT_FAULT));
 		KASSERT_EQ(free_frames(), free0);
 	}
 	KASSERT(completed);
@@ -149,7 +151,7 @@ KTEST(vmm_fault, oom_in_map_region_rolls_back)
 	KASSERT(!pml4_present(TSLOT_FAULT));
 }
 
-/* Unmap, flag changes and dropping a space only give frames back: with none to take, all complete. */
+/* Unmap, flag changes and dropping a space only give frames back: with none left, all complete. */
 KTEST(vmm_fault, unmap_flags_and_drop_need_no_frames)
 {
 	u64 free0 = free_frames();
