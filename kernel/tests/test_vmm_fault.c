@@ -290,3 +290,39 @@ KTEST(vmm_fault, guard_page_faults_and_stays_unmapped)
 	KASSERT_EQ(r.cr2, addr);
 	KASSERT_EQ(leaf_of(addr, NULL), 0);
 }
+
+/*
+ * A demand-zero fault needs a frame for the page and maybe tables for it:
+ * fail each allocation in turn. The handler must then refuse the fault
+ * (a real access would panic with that reason) and leave nothing behind.
+ */
+KTEST(vmm_fault, demand_zero_out_of_frames_changes_nothing)
+{
+	/* A heap page far from others: its PD and PT do not exist yet. */
+	u64 page = HEAP_BASE + PML4_SLOT_SIZE / 2 + 5 * HUGE_PAGE_SIZE + 7 * PAGE_SIZE;
+	u64 free0 = free_frames(), sites = 0;
+	bool completed = false;
+	KASSERT_EQ(leaf_of(page, NULL), 0);
+	for (u64 nth = 1; nth <= MAX_SITES && !completed; nth++) {
+		u64 injected0 = pmm_inject_failures();
+		pmm_inject_fail_nth(nth);
+		const char *why = fault_verdict(page + 16, PF_ERR_W);
+		pmm_inject_off();
+		completed = pmm_inject_failures() == injected0;
+		u64 leaf = leaf_of(page, NULL);
+		if (completed) {
+			if (leaf)
+				unmap_region(page, 1, VMM_FREE_FRAMES);
+			KASSERT_STREQ(why, NULL);
+			KASSERT(leaf & PTE_P);
+			break;
+		}
+		sites++;
+		KASSERT(why && strncmp(why, "out of physical frames", 22) == 0);
+		KASSERT_EQ(leaf, 0);
+		KASSERT_EQ(free_frames(), free0);
+	}
+	KASSERT(completed);
+	KASSERT_EQ(sites, 3); /* the page, its PD, its PT */
+	KASSERT_EQ(free_frames(), free0);
+}
