@@ -1,5 +1,5 @@
 /**
- * The project file (tools/project.ts) and how the npm CLI finds it
+ * The project file (tools/app/project.ts) and how the npm CLI finds it
  * (tools/npm/cli.ts): keys, the layout and machine files, the project
  * root, the search upwards from a subdirectory.
  */
@@ -17,8 +17,8 @@ import {
   parseProjectFile,
   PROJECT_FILE,
   ProjectError,
-} from "../tools/project.ts";
-import { CONFIGS, selectConfigs } from "../tools/runner/configs.ts";
+} from "../tools/app/project.ts";
+import { CONFIGS, selectConfigs } from "../tools/run/configs.ts";
 import { tempDir } from "./support.ts";
 
 Deno.test("project: a layout file fills the defaults and takes addresses as strings", () => {

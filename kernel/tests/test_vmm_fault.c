@@ -131,7 +131,7 @@ KTEST(vmm_fault, oom_in_map_region_rolls_back)
 		bool mapped = oom_range_mapped();
 		if (completed) {
 			if (r == 0)
-				unmap_region(OOM_VA, OOM_PAGES, 0);
+				KASSERT_EQ(unmap_region(OOM_VA, OOM_PAGES, 0), 0);
 			KASSERT_EQ(r, 0);
 			KASSERT(mapped);
 			KASSERT_EQ(free_frames(), free0);
@@ -237,6 +237,7 @@ KTEST(vmm_fault, demand_zero_registration_errors)
 	KASSERT_EQ(vmm_register_demand_zero(BASE, 8, 0), -E_ALIGN);
 	KASSERT_EQ(vmm_register_demand_zero(USER_END - PAGE_SIZE, 2 * PAGE_SIZE, 0), -E_CANON);
 	KASSERT_EQ(vmm_register_demand_zero(SELFMAP_BASE, PAGE_SIZE, 0), -E_SELFMAP);
+	KASSERT_EQ(vmm_register_demand_zero(OTHER_PT_BASE, PAGE_SIZE, 0), -E_SELFMAP);
 	KASSERT_EQ(vmm_register_demand_zero(HEAP_BASE + PAGE_SIZE, PAGE_SIZE, 0), -E_EXIST);
 	/* The table fills up. */
 	int registered = 0, r;
@@ -312,7 +313,7 @@ KTEST(vmm_fault, demand_zero_out_of_frames_changes_nothing)
 		u64 leaf = leaf_of(page, NULL);
 		if (completed) {
 			if (leaf)
-				unmap_region(page, 1, VMM_FREE_FRAMES);
+				KASSERT_EQ(unmap_region(page, 1, VMM_FREE_FRAMES), 0);
 			KASSERT_STREQ(why, NULL);
 			KASSERT(leaf & PTE_P);
 			break;

@@ -171,7 +171,7 @@ KTEST(vmm_space, copy_out_of_frames)
 		completed = pmm_inject_failures() == injected0;
 		u64 after = free_frames();
 		if (r == 0)
-			drop_page_map(space, 0);
+			KASSERT_EQ(drop_page_map(space, 0), 0);
 		KASSERT(!pml4_present(OTHER_SLOT));
 		if (completed) {
 			KASSERT_EQ(r, 0);

@@ -28,10 +28,10 @@ bool pml4_present(u64 slot)
 u64 frame_with_pattern(u64 va, u64 pattern)
 {
 	u64 frame;
-	ASSERT(pmm_alloc(&frame) == 0);
-	ASSERT(map_region(va, frame, 1, VMM_WRITE) == 0);
+	MUST(pmm_alloc(&frame) == 0);
+	MUST(map_region(va, frame, 1, VMM_WRITE) == 0);
 	for (u64 i = 0; i < PAGE_SIZE / sizeof(u64); i++)
 		((volatile u64 *)va)[i] = pattern ^ i;
-	ASSERT(unmap_region(va, 1, 0) == 0);
+	MUST(unmap_region(va, 1, 0) == 0);
 	return frame;
 }
