@@ -9,7 +9,11 @@
  * - run: the whole run.
  * When one passes the machine is stopped (politely, then by force) and the
  * run is a hang naming the running test, or a boot failure if no TAP came.
- * All three are wall-clock time.
+ * All three are wall-clock time. Guest time (QEMU's -icount) would not
+ * depend on the host's load, but no configuration runs with icount, and a
+ * QEMU stalled on the host stops guest time too: a wall-clock deadline would
+ * still be needed behind it. Instead, a kernel prints progress lines during
+ * long work, and the defaults leave a wide margin (options.ts says how wide).
  */
 
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
