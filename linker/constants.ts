@@ -85,6 +85,7 @@ export function layoutConstants(layout: Layout): Constant[] {
     c("HEAP_SLOT", layout.heapSlot, "PML4 slot of the kernel heap"),
     c("HEAP_BASE", layout.heapBase, "demand-zero kernel heap region"),
     c("OTHER_SLOT", layout.otherSlot, "PML4 slot of the other-space window"),
+    ...userLayoutConstants(layout),
     c("BOOT_PROTOCOL_PVH", BOOT_PROTOCOL.pvh, "started by a PVH loader"),
     c("BOOT_PROTOCOL_MB2", BOOT_PROTOCOL.multiboot2, "started by multiboot2"),
     c("BOOT_PROTOCOL_MB1", BOOT_PROTOCOL.multiboot1, "started by multiboot1"),
@@ -93,6 +94,27 @@ export function layoutConstants(layout: Layout): Constant[] {
     c("DEBUG_EXIT_PASS", DEBUG_EXIT.pass, "exit code: all tests passed"),
     c("DEBUG_EXIT_FAIL", DEBUG_EXIT.fail, "exit code: a test failed"),
     c("DEBUG_EXIT_PANIC", DEBUG_EXIT.panic, "exit code: panic or exception"),
+  ];
+}
+
+/** The user half's regions and the initrd window (issue 12's block of the layout). */
+export function userLayoutConstants(layout: Layout): Constant[] {
+  const c = (name: string, value: bigint | number, doc: string): Constant => ({
+    name,
+    value: BigInt(value),
+    doc,
+  });
+  return [
+    c("USER_PROGRAM_BASE", layout.userProgramBase, "lowest address a user program is linked at"),
+    c("USER_PROGRAM_END", layout.userProgramEnd, "end of the user program area"),
+    c("USER_MMAP_BASE", layout.userMmapBase, "region for anonymous mappings"),
+    c("USER_MMAP_END", layout.userMmapEnd, "end of the anonymous-mapping region"),
+    c("USER_STACK_TOP", layout.userStackTop, "initial user stack pointer (one past the stack)"),
+    c("USER_STACK_PAGES", layout.userStackPages, "largest user stack, in pages"),
+    c("USER_STACK_BOTTOM", layout.userStackBottom, "lowest byte of the user stack"),
+    c("USER_STACK_GUARD", layout.userStackGuard, "unmapped guard page below the user stack"),
+    c("INITRD_SLOT", layout.initrdSlot, "PML4 slot of the initrd window"),
+    c("INITRD_BASE", layout.initrdBase, "initrd window (first boot module, read-only)"),
   ];
 }
 

@@ -82,8 +82,119 @@ export const PML4_SLOT_SIZE = 1n << 39n;
 /** First address above the user half (canonical lower half ends below it). */
 export const USER_END = 0x0000_8000_0000_0000n;
 
+// ---------------------------------------------------------------------------
+// The user half and the initrd window (issue 12). Kept as one block: the
+// fields below join LayoutConfig/Layout through `extends`, and
+// deriveUserLayout checks them against the kernel facts derived above.
+// ---------------------------------------------------------------------------
+
+/** What a project may choose about the user half and the initrd window. */
+export interface UserLayoutConfig {
+  /** Lowest address a program may be linked at; [0, it) is never mapped (NULL guard). */
+  userProgramBase: bigint;
+  /** One past the highest address a program's segments may use. */
+  userProgramEnd: bigint;
+  /** First PML4 slot of the anonymous-mapping (mmap) region. */
+  userMmapSlot: number;
+  /** PML4 slots the mmap region spans, from userMmapSlot. */
+  userMmapSlots: number;
+  /** User PML4 slot holding the user stack (its top lies one page below the slot's end). */
+  userStackSlot: number;
+  /** Largest user stack, in pages; one unmapped guard page lies below it. */
+  userStackPages: number;
+  /** Kernel-half PML4 slot where the first boot module (the initrd) is mapped read-only. */
+  initrdSlot: number;
+}
+
+/** The defaults: programs at 4 MiB..1 GiB, mmap in slots 1..254, stack at the top of slot 255. */
+export const DEFAULT_USER_LAYOUT_CONFIG: UserLayoutConfig = {
+  userProgramBase: 0x40_0000n,
+  userProgramEnd: 0x4000_0000n,
+  userMmapSlot: 1,
+  userMmapSlots: 254,
+  userStackSlot: 255,
+  userStackPages: 256,
+  initrdSlot: 386,
+};
+
+/** The user half's regions as addresses, derived from a {@link UserLayoutConfig}. */
+export interface UserLayout {
+  /** [userMmapBase, userMmapEnd): where anonymous mappings go. */
+  userMmapBase: bigint;
+  userMmapEnd: bigint;
+  /** Initial stack pointer region: the stack is [userStackBottom, userStackTop). */
+  userStackTop: bigint;
+  userStackBottom: bigint;
+  /** The unmapped page below the stack: [userStackGuard, userStackBottom). */
+  userStackGuard: bigint;
+  /** Base of the initrd window (one PML4 slot, kernel half). */
+  initrdBase: bigint;
+}
+
+/** Check the user half's configuration against the kernel's and derive its addresses. */
+export function deriveUserLayout(
+  c: UserLayoutConfig,
+  kernelSlots: { name: string; slot: number }[],
+): UserLayout {
+  const half = TABLE_ENTRIES / 2;
+  const userSlot = (name: string, s: number) => {
+    if (!Number.isInteger(s) || s < 0 || s >= half) {
+      throw new LayoutError(`${name} slot ${s} is not a user-half PML4 slot (0..${half - 1})`);
+    }
+  };
+  if (c.userProgramBase % LARGE_PAGE_SIZE !== 0n || c.userProgramBase < LARGE_PAGE_SIZE) {
+    throw new LayoutError(
+      "user program base must be 2 MiB-aligned and at least 2 MiB, so a NULL guard lies below it",
+    );
+  }
+  if (c.userProgramEnd % PAGE_SIZE !== 0n || c.userProgramEnd <= c.userProgramBase) {
+    throw new LayoutError("user program end must be page-aligned and above the program base");
+  }
+  userSlot("user mmap", c.userMmapSlot);
+  userSlot("user stack", c.userStackSlot);
+  if (!Number.isInteger(c.userMmapSlots) || c.userMmapSlots < 1) {
+    throw new LayoutError("the user mmap region needs at least one PML4 slot");
+  }
+  const mmapLast = c.userMmapSlot + c.userMmapSlots - 1;
+  userSlot("user mmap region's last", mmapLast);
+  const mmapBase = BigInt(c.userMmapSlot) * PML4_SLOT_SIZE;
+  if (mmapBase < c.userProgramEnd) {
+    throw new LayoutError("the user mmap region overlaps the program area: move it up a slot");
+  }
+  if (c.userStackSlot >= c.userMmapSlot && c.userStackSlot <= mmapLast) {
+    throw new LayoutError(`user stack slot ${c.userStackSlot} lies in the mmap region`);
+  }
+  if (BigInt(c.userStackSlot + 1) * PML4_SLOT_SIZE <= c.userProgramEnd) {
+    throw new LayoutError("the user stack slot lies in the program area");
+  }
+  if (!Number.isInteger(c.userStackPages) || c.userStackPages < 1) {
+    throw new LayoutError("the user stack needs at least one page");
+  }
+  // One page is left unmapped above the stack, so nothing user-visible ends at a slot boundary.
+  const stackTop = BigInt(c.userStackSlot + 1) * PML4_SLOT_SIZE - PAGE_SIZE;
+  const stackBottom = stackTop - BigInt(c.userStackPages) * PAGE_SIZE;
+  const guard = stackBottom - PAGE_SIZE;
+  if (guard < BigInt(c.userStackSlot) * PML4_SLOT_SIZE) {
+    throw new LayoutError("the user stack and its guard page do not fit in the stack slot");
+  }
+  const s = c.initrdSlot;
+  if (!Number.isInteger(s) || s < half || s >= TABLE_ENTRIES) {
+    throw new LayoutError(`initrd window slot ${s} is not a kernel-half PML4 slot (256..511)`);
+  }
+  const clash = kernelSlots.find((k) => k.slot === s);
+  if (clash) throw new LayoutError(`initrd window slot ${s} collides with ${clash.name}`);
+  return {
+    userMmapBase: mmapBase,
+    userMmapEnd: BigInt(mmapLast + 1) * PML4_SLOT_SIZE,
+    userStackTop: stackTop,
+    userStackBottom: stackBottom,
+    userStackGuard: guard,
+    initrdBase: addressOf(s, 0, 0, 0),
+  };
+}
+
 /** What a project may choose about its layout. */
-export interface LayoutConfig {
+export interface LayoutConfig extends UserLayoutConfig {
   /** Physical address the image is loaded at (the 32-bit boot code lives here). */
   kernelPhysBase: bigint;
   /** Added to a physical address of the image to get its higher-half virtual address. */
@@ -116,10 +227,11 @@ export const DEFAULT_LAYOUT_CONFIG: LayoutConfig = {
   pmmStackSlot: 384,
   heapSlot: 385,
   otherSlot: 509,
+  ...DEFAULT_USER_LAYOUT_CONFIG,
 };
 
 /** Everything derived from a validated {@link LayoutConfig}. */
-export interface Layout extends LayoutConfig {
+export interface Layout extends LayoutConfig, UserLayout {
   /** Virtual address of the first byte of the self-map window (the PT window). */
   selfMapBase: bigint;
   /** One past the last byte of the self-map window (512 GiB after its base). */
@@ -279,8 +391,14 @@ export function deriveLayout(
     throw new LayoutError("max kernel size must be a positive multiple of 2 MiB");
   }
   const selfMapBase = addressOf(slot, 0, 0, 0);
+  const user = deriveUserLayout(c, [
+    { name: "the self-map", slot },
+    { name: "the kernel image", slot: kernelPml4Slot },
+    ...regions.map(([name, s]) => ({ name, slot: s })),
+  ]);
   return {
     ...c,
+    ...user,
     selfMapBase,
     selfMapEnd: (selfMapBase + (1n << 39n)) & U64,
     tableBase: {

@@ -19,6 +19,7 @@ import {
 import { renderCHeader, renderNasmInclude } from "../linker/constants.ts";
 import { deriveLayout, type Layout, type LayoutConfig } from "../linker/layout.ts";
 import { renderLinkerScript, SECTION_SYMBOLS } from "../linker/linker_script.ts";
+import { writeAbiFiles } from "./build_user.ts";
 import { parseElf, symbolValue } from "./elf.ts";
 import { acquireLock } from "./lockfile.ts";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -265,6 +266,7 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
   await writeIfChanged(join(gen, "layout.h"), renderCHeader(layout));
   await writeIfChanged(join(gen, "layout.inc"), renderNasmInclude(layout));
   await writeIfChanged(join(gen, "kernel.ld"), renderLinkerScript(layout));
+  await writeAbiFiles(gen, layout);
   await writeIfChanged(
     join(gen, "boot_tables_pass1.asm"),
     renderBootTables(placeholderBootTables(layout)),
