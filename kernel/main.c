@@ -10,10 +10,13 @@
 #include <gdt.h>
 #include <ktest.h>
 #include <layout.h>
+#include <percpu.h>
 #include <panic.h>
 #include <pmm.h>
 #include <printf.h>
+#include <sched.h>
 #include <serial.h>
+#include <timer.h>
 #include <trap.h>
 #include <vmm.h>
 
@@ -24,6 +27,8 @@ NORETURN void kmain(u32 protocol, u32 boot_info_phys)
 	serial_init();
 	gdt_init();
 	idt_init();
+	percpu_init(0);
+	syscall_init();
 	bootinfo_init(protocol, boot_info_phys);
 	cmdline_parse(boot_info.cmdline, &kernel_options);
 
@@ -40,6 +45,8 @@ NORETURN void kmain(u32 protocol, u32 boot_info_phys)
 			kernel_options.selftest);
 	pmm_init();
 	vmm_init();
+	sched_init();
+	timer_init();
 	if (kernel_options.selftest)
 		selftest_run(kernel_options.selftest);
 	if (kernel_options.bench)

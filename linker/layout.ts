@@ -215,6 +215,10 @@ export interface LayoutConfig extends UserLayoutConfig {
    * tables appear in a second window (MetalSVM's "other" self-reference).
    */
   otherSlot: number;
+  /** PML4 slot of the threads' kernel stacks (each with an unmapped guard page below it). */
+  kernelStacksSlot: number;
+  /** PML4 slot where device registers (the local APIC) are mapped. */
+  mmioSlot: number;
 }
 
 /** The defaults: image at 1 MiB, kernel at -2 GiB, self-map in slot 510. */
@@ -228,6 +232,8 @@ export const DEFAULT_LAYOUT_CONFIG: LayoutConfig = {
   heapSlot: 385,
   otherSlot: 509,
   ...DEFAULT_USER_LAYOUT_CONFIG,
+  kernelStacksSlot: 387,
+  mmioSlot: 388,
 };
 
 /** Everything derived from a validated {@link LayoutConfig}. */
@@ -250,6 +256,10 @@ export interface Layout extends LayoutConfig, UserLayout {
   pmmStackBase: bigint;
   /** Base of the demand-zero kernel heap region (one PML4 slot). */
   heapBase: bigint;
+  /** Base of the threads' kernel stacks (one PML4 slot). */
+  kernelStacksBase: bigint;
+  /** Base of the device-register window (one PML4 slot). */
+  mmioBase: bigint;
 }
 
 /** A layout that cannot work, with the reason. */
@@ -368,6 +378,8 @@ export function deriveLayout(
     ["the PMM stack", c.pmmStackSlot],
     ["the kernel heap", c.heapSlot],
     ["the other-space window", c.otherSlot],
+    ["the kernel stacks", c.kernelStacksSlot],
+    ["the device window", c.mmioSlot],
   ];
   for (const [name, s] of regions) {
     if (!Number.isInteger(s) || s < TABLE_ENTRIES / 2 || s >= TABLE_ENTRIES) {
@@ -381,7 +393,8 @@ export function deriveLayout(
   }
   if (new Set(regions.map(([, s]) => s)).size !== regions.length) {
     throw new LayoutError(
-      "the PMM stack, the kernel heap and the other-space window need different PML4 slots",
+      "the PMM stack, the kernel heap, the other-space window, the kernel stacks and the " +
+        "device window need different PML4 slots",
     );
   }
   if (!Number.isInteger(c.kernelStackPages) || c.kernelStackPages < 1) {
@@ -411,6 +424,8 @@ export function deriveLayout(
     earlyWindowBase: c.kernelVirtOffset + HUGE_PAGE_SIZE - EARLY_WINDOW_SIZE,
     pmmStackBase: addressOf(c.pmmStackSlot, 0, 0, 0),
     heapBase: addressOf(c.heapSlot, 0, 0, 0),
+    kernelStacksBase: addressOf(c.kernelStacksSlot, 0, 0, 0),
+    mmioBase: addressOf(c.mmioSlot, 0, 0, 0),
   };
 }
 

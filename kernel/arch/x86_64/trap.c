@@ -11,7 +11,11 @@
 #include <printf.h>
 #include <serial.h>
 #include <string.h>
+#include <proc.h>
+#include <sched.h>
+#include <timer.h>
 #include <trap.h>
+#include <uaccess.h>
 #include <vmm.h>
 
 /* Selector error code (SDM Vol. 3A §6.13): external event, IDT, LDT, index. */
@@ -174,14 +178,57 @@ static bool trap_matches(const struct trap_frame *f)
 	return e->fault_rip == 0 || f->rip == e->fault_rip || f->rip == e->resume_rip;
 }
 
+/* A device interrupt: the timer, or the LAPIC's spurious vector (no EOI for it). */
+static void irq_dispatch(struct trap_frame *f)
+{
+	if (f->vector == VEC_TIMER)
+		timer_interrupt(f);
+	else if (f->vector != VEC_SPURIOUS)
+		lapic_eoi();
+}
+
+/* An exception in user mode: resolve a demand-zero fault, else kill the process. */
+static void user_exception(struct trap_frame *f, u64 cr2)
+{
+	if (f->vector == VEC_PF) {
+		const char *why = vmm_page_fault(f, cr2);
+		if (!why)
+			return;
+		char err[96];
+		trap_decode_pf_error(f->error_code, err, sizeof(err));
+		proc_kill_current_fault(f->vector, "%s (%s) at address 0x%016llx, rip 0x%016llx: %s (%s)",
+					trap_mnemonic(f->vector), trap_name(f->vector), cr2, f->rip,
+					why, err);
+	}
+	char err[96];
+	decode_error(f, err, sizeof(err));
+	proc_kill_current_fault(f->vector, "%s (%s) at rip 0x%016llx, rsp 0x%016llx, error code 0x%llx (%s)",
+				trap_mnemonic(f->vector), trap_name(f->vector), f->rip, f->rsp,
+				f->error_code, err);
+}
+
 void trap_dispatch(struct trap_frame *f)
 {
 	/* CR2 first: a fault while reporting would overwrite it. */
 	u64 cr2 = read_cr2();
+	if (f->vector >= IRQ_VECTOR_FIRST) {
+		irq_dispatch(f);
+		if (trap_from_user(f))
+			proc_return_to_user(f);
+		return;
+	}
+	if (trap_from_user(f)) {
+		user_exception(f, cr2);
+		proc_return_to_user(f);
+		return;
+	}
 	/* Page faults go to the VMM first: missing page tables and demand-zero pages are its. */
 	if (f->vector == VEC_PF) {
 		pf_refusal = vmm_page_fault(f, cr2);
 		if (!pf_refusal)
+			return;
+		/* A system call's copy from or to a bad user address: it returns -E_FAULT. */
+		if (uaccess_fixup(f))
 			return;
 	}
 	if (!trap_matches(f))
