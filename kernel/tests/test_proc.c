@@ -357,15 +357,20 @@ KTEST(sched, kernel_thread_runs_and_exits)
 
 KTEST(timer, periodic_interrupt_and_clock)
 {
-	u64 t0 = timer_ticks(), c0 = clock_ns();
+	enum { TICKS = 10 };
 	/* Interrupts on only while halted: each hlt ends with the next interrupt. */
-	while (timer_ticks() - t0 < 5)
+	u64 t0 = timer_ticks();
+	while (timer_ticks() == t0) /* start on a tick, not inside a period */
 		__asm__ volatile("sti; hlt; cli" : : : "memory");
-	u64 dt = clock_ns() - c0;
-	ktest_log("5 ticks took %llu us of the TSC clock", dt / 1000);
-	/* 5 periods are 50 ms: a loaded TCG host stretches, never shrinks, them much. */
-	KASSERT(dt >= 4 * NS_PER_SEC / TIMER_HZ);
-	KASSERT(dt < 100 * NS_PER_SEC / TIMER_HZ);
+	u64 t1 = timer_ticks(), c0 = clock_ns();
+	while (timer_ticks() - t1 < TICKS)
+		__asm__ volatile("sti; hlt; cli" : : : "memory");
+	u64 dt = clock_ns() - c0, nominal = TICKS * NS_PER_SEC / TIMER_HZ;
+	ktest_log("%d ticks took %llu us of the TSC clock (nominal %llu us)", TICKS, dt / 1000,
+		  nominal / 1000);
+	/* Both clocks are calibrated against the PIT; TCG on a loaded host jitters both. */
+	KASSERT(dt >= nominal / 2);
+	KASSERT(dt <= nominal * 4);
 	KASSERT(timer_lapic_hz() > 0 && timer_tsc_hz() > 0);
 }
 
