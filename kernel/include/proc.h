@@ -72,6 +72,7 @@ struct proc {
 	int (*fn)(void *);
 	void *arg;
 	u64 user_faults; /* demand-zero faults served */
+	u64 deadline_ns; /* killed when clock_ns() passes it (0: none) */
 };
 
 /* The slot of pid, or NULL. */
@@ -87,6 +88,9 @@ extern struct proc proc_table[NPROC];
  */
 int proc_spawn_elf(const void *image, u64 size, const char *name, int argc,
 		   const char *const *argv);
+
+/* proc_spawn_elf for the initrd's file `path` (the process is named by its last part). */
+int proc_spawn_path(const char *path, int argc, const char *const *argv);
 
 /*
  * A new process from a raw code blob, for kernel tests: the bytes are copied

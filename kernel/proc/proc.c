@@ -5,6 +5,7 @@
  * (drop_page_map), then its kernel stack once another thread runs (sched.c).
  */
 #include <cpu.h>
+#include <elf.h>
 #include <gdt.h>
 #include <layout.h>
 #include <panic.h>
@@ -240,6 +241,96 @@ int proc_spawn_blob(const void *code, u64 size, u64 code_va, u64 stack_top, u64 
 		return err;
 	}
 	set_user_frame(p, code_va, stack_top, 0, 0);
+	sched_wakeup(p);
+	return p->pid;
+}
+
+/* REGION_* rights of an ELF segment's ELF_PROT_* bits. */
+static u32 segment_rights(u32 prot)
+{
+	return ((prot & ELF_PROT_R) ? REGION_READ : 0) | ((prot & ELF_PROT_W) ? REGION_WRITE : 0) |
+	       ((prot & ELF_PROT_X) ? REGION_EXEC : 0);
+}
+
+struct elf_load {
+	const u8 *image;
+	const struct elf_plan *plan;
+	int argc;
+	const char *const *argv;
+	u64 rsp, argv_va; /* out: the initial stack pointer and argv */
+};
+
+/*
+ * The initial stack (System V AMD64 ABI §3.4.1), in its top page: argc,
+ * argv[0..argc-1], NULL, an empty environment (NULL), an empty auxiliary
+ * vector (AT_NULL, 0), then the strings. rsp 16-byte aligned at argc.
+ */
+static int build_stack(struct elf_load *l)
+{
+	u64 top = USER_STACK_TOP, page = top - PAGE_SIZE;
+	u64 strings = 0;
+	for (int i = 0; i < l->argc; i++)
+		strings += strlen(l->argv[i]) + 1;
+	u64 words = 1 + (u64)l->argc + 1 + 1 + 2;
+	if (l->argc < 0 || strings + words * sizeof(u64) + 16 > PAGE_SIZE)
+		return -E_TOOBIG;
+	int err = map_zeroed(page, REGION_READ | REGION_WRITE);
+	if (err)
+		return err;
+	u64 str = top - strings;
+	u64 sp = ALIGN_DOWN(str - words * sizeof(u64), 16);
+	u64 *w = (u64 *)sp;
+	*w++ = (u64)l->argc;
+	l->argv_va = (u64)w;
+	for (int i = 0; i < l->argc; i++) {
+		u64 n = strlen(l->argv[i]) + 1;
+		memcpy((void *)str, l->argv[i], n);
+		*w++ = str;
+		str += n;
+	}
+	*w++ = 0; /* argv end */
+	*w++ = 0; /* envp end */
+	*w++ = 0; /* AT_NULL */
+	*w++ = 0;
+	l->rsp = sp;
+	return 0;
+}
+
+static int load_elf(struct proc *p, const void *ctx)
+{
+	struct elf_load *l = (struct elf_load *)ctx;
+	for (u32 i = 0; i < l->plan->nsegments; i++) {
+		const struct elf_segment *s = &l->plan->segments[i];
+		u32 rights = segment_rights(s->prot);
+		u64 start = ALIGN_DOWN(s->vaddr, PAGE_SIZE), end = ALIGN_UP(s->vaddr + s->memsz, PAGE_SIZE);
+		int err = proc_region_add(p, start, end, rights, (rights & REGION_EXEC) ? "text" :
+							       (rights & REGION_WRITE) ? "data" : "rodata");
+		if (!err && s->filesz)
+			err = load_bytes(s->vaddr, l->image + s->offset, s->filesz, rights);
+		if (err)
+			return err;
+	}
+	int err = proc_region_add(p, USER_STACK_BOTTOM, USER_STACK_TOP, REGION_READ | REGION_WRITE,
+				  "stack");
+	return err ? err : build_stack(l);
+}
+
+int proc_spawn_elf(const void *image, u64 size, const char *name, int argc,
+		   const char *const *argv)
+{
+	static struct elf_plan plan; /* big for a stack; the kernel is not preempted */
+	int err = elf_parse(image, size, &plan);
+	if (err)
+		return err;
+	struct proc *p = user_proc_new(name, &err);
+	if (!p)
+		return err;
+	struct elf_load l = {image, &plan, argc, argv, 0, 0};
+	if ((err = in_space(p, load_elf, &l)) != 0) {
+		user_proc_abort(p);
+		return err;
+	}
+	set_user_frame(p, plan.entry, l.rsp, (u64)argc, l.argv_va);
 	sched_wakeup(p);
 	return p->pid;
 }

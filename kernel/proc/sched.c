@@ -165,9 +165,16 @@ void sched_sleep_ns(u64 ns)
 void sched_tick(struct trap_frame *f)
 {
 	u64 now = clock_ns();
-	for (int i = 0; i < NPROC; i++)
-		if (proc_table[i].state == PROC_SLEEPING && proc_table[i].wake_ns <= now)
-			sched_wakeup(&proc_table[i]);
+	for (int i = 0; i < NPROC; i++) {
+		struct proc *p = &proc_table[i];
+		if (p->state == PROC_SLEEPING && p->wake_ns <= now)
+			sched_wakeup(p);
+		if (p->deadline_ns && p->deadline_ns <= now && p->state != PROC_ZOMBIE &&
+		    p->state != PROC_UNUSED) {
+			p->deadline_ns = 0;
+			proc_kill(p, "deadline passed: ran longer than its time limit");
+		}
+	}
 	if (trap_from_user(f))
 		this_cpu()->need_resched = true;
 }
