@@ -122,6 +122,26 @@ export function userLayoutConstants(layout: Layout): Constant[] {
   ];
 }
 
+/** The user programs' `layout.h`: the page size and the user half's regions. */
+export function renderUserLayoutHeader(layout: Layout): string {
+  const ks: Constant[] = [
+    { name: "PAGE_SIZE", value: PAGE_SIZE, doc: "base page size" },
+    { name: "USER_END", value: USER_END, doc: "first address above the user half" },
+    { name: "KERNEL_HALF_START", value: canonical(USER_END), doc: "first kernel-half address" },
+    ...userLayoutConstants(layout).filter((k) => k.name.startsWith("USER_")),
+  ];
+  return [
+    `/* ${BANNER} */`,
+    "#ifndef OUROBOROS_USER_LAYOUT_H",
+    "#define OUROBOROS_USER_LAYOUT_H",
+    "",
+    ...ks.flatMap((k) => [`/* ${k.doc} */`, `#define ${k.name} ${hex(k.value)}ULL`]),
+    "",
+    "#endif",
+    "",
+  ].join("\n");
+}
+
 /** 0x-prefixed hexadecimal, zero-padded to 16 digits for addresses. */
 export function hex(value: bigint, width = 0): string {
   return "0x" + value.toString(16).padStart(width, "0");

@@ -19,7 +19,7 @@ import {
 import { renderCHeader, renderNasmInclude } from "../linker/constants.ts";
 import { deriveLayout, type Layout, type LayoutConfig } from "../linker/layout.ts";
 import { renderLinkerScript, SECTION_SYMBOLS } from "../linker/linker_script.ts";
-import { writeAbiFiles } from "./build_user.ts";
+import { buildUser, type UserBuildResult, writeAbiFiles } from "./build_user.ts";
 import { parseElf, symbolValue } from "./elf.ts";
 import { acquireLock } from "./lockfile.ts";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -54,6 +54,8 @@ export interface BuildResult {
   /** True when the kernel was (re)linked in this run. */
   linked: boolean;
   layout: Layout;
+  /** The user programs and their initrd (build_user.ts); null when the project has no user/. */
+  user: UserBuildResult | null;
 }
 
 /** A compiler, assembler or linker failure, with the tool's own output. */
@@ -151,7 +153,7 @@ async function run(cmd: string[], cwd: string, file: string): Promise<void> {
   }
 }
 
-interface Step {
+export interface Step {
   /** The output file. */
   output: string;
   /** The command that makes it. */
@@ -167,7 +169,7 @@ interface Step {
 }
 
 /** Run a step unless its key is unchanged; returns true if it ran. */
-async function runStep(step: Step, cwd: string): Promise<boolean> {
+export async function runStep(step: Step, cwd: string): Promise<boolean> {
   const keyFile = step.output + ".key";
   const deps = step.depfile ? await depfileInputs(step.depfile, cwd) : [];
   const key = await keyOf([step.toolId, ...step.command], [...step.inputs, ...deps]);
@@ -187,7 +189,7 @@ async function runStep(step: Step, cwd: string): Promise<boolean> {
 }
 
 /** Run steps with at most `limit` at once; the first failure is rethrown. */
-async function runAll(
+export async function runAll(
   steps: Step[],
   cwd: string,
   limit: number,
@@ -233,7 +235,7 @@ async function readSymbols(elf: string): Promise<ImageSymbols> {
 }
 
 /** First line of `tool --version` (or -v), or a BuildError if the tool does not run. */
-async function toolIdentity(tool: string, flag = "--version"): Promise<string> {
+export async function toolIdentity(tool: string, flag = "--version"): Promise<string> {
   const r = await execa(tool, [flag], { reject: false });
   if (r.failed) throw new BuildError(tool, `cannot run ${tool}: ${r.shortMessage ?? r.message}`);
   return `${tool}: ${String(r.stdout).split("\n")[0]}`;
@@ -371,5 +373,7 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
   // Sanity: every table label the generator knows is in the image.
   const image = parseElf(await readFile(elf));
   for (const n of bootTableNames(layout)) symbolValue(image, n);
-  return { elf, compiled, linked: linked || linked1, layout };
+  const user = await buildUser({ root, out, gen, cc, ccId, nasmId, ldId, log });
+  if (user) compiled.push(...user.ran);
+  return { elf, compiled, linked: linked || linked1, layout, user };
 }
