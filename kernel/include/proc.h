@@ -134,9 +134,9 @@ int proc_region_add(struct proc *p, u64 start, u64 end, u32 rights, const char *
 /*
  * Anonymous memory (mmap/munmap/mprotect for the current process; rights
  * REGION_*). proc_mmap: the address, or -E_INVAL (zero length, a fixed
- * address outside the mmap area or misaligned), -E_EXIST (a fixed range
+ * address outside the mmap area), -E_ALIGN (a misaligned fixed address), -E_EXIST (a fixed range
  * overlaps a region), -E_NOSPC (no gap or no region slot). proc_munmap
- * and proc_mprotect: 0, -E_INVAL, -E_NOSPC (a split needs a region slot);
+ * and proc_mprotect: 0, -E_ALIGN, -E_INVAL, -E_NOSPC (a split needs a region slot);
  * proc_mprotect also -E_NOTMAPPED when part of the range is in no region.
  */
 i64 proc_mmap(u64 addr, u64 len, u32 rights, bool fixed);

@@ -62,10 +62,12 @@ static int splits_needed(struct proc *p, u64 addr, u64 end)
 	return n;
 }
 
-/* Check a page range of the user half: 0 and *end set, or -E_INVAL. */
+/* Check a page range of the user half: 0 and *end set, or -E_INVAL, -E_ALIGN. */
 static int user_range(u64 addr, u64 len, u64 *end)
 {
-	if (!len || !IS_ALIGNED(addr, PAGE_SIZE) || addr >= USER_END ||
+	if (!IS_ALIGNED(addr, PAGE_SIZE))
+		return -E_ALIGN;
+	if (!len || addr >= USER_END ||
 	    ALIGN_UP(len, PAGE_SIZE) > USER_END - addr || len > USER_END)
 		return -E_INVAL;
 	*end = addr + ALIGN_UP(len, PAGE_SIZE);
@@ -79,7 +81,9 @@ i64 proc_mmap(u64 addr, u64 len, u32 rights, bool fixed)
 		return -E_INVAL;
 	u64 size = ALIGN_UP(len, PAGE_SIZE);
 	if (fixed) {
-		if (!IS_ALIGNED(addr, PAGE_SIZE) || addr < USER_MMAP_BASE ||
+		if (!IS_ALIGNED(addr, PAGE_SIZE))
+			return -E_ALIGN;
+		if (addr < USER_MMAP_BASE ||
 		    addr >= USER_MMAP_END || size > USER_MMAP_END - addr)
 			return -E_INVAL;
 		if (overlapping(p, addr, addr + size))
