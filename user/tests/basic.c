@@ -55,7 +55,7 @@ static void test_calls(void)
 
 int main(int argc, char **argv)
 {
-	tap_plan(24);
+	tap_plan(21);
 	test_args(argc, argv);
 	test_strings();
 	test_calls();

@@ -61,7 +61,7 @@ int main(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	tap_plan(12);
+	tap_plan(13);
 	test_map_use_unmap();
 	test_fixed_and_protect();
 	test_refusals();
