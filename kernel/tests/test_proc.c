@@ -383,3 +383,36 @@ KTEST(cpu, syscall_msrs_and_user_segments)
 	KASSERT_EQ(this_cpu()->self, this_cpu());
 	KASSERT_EQ(this_cpu()->kernel_rsp, sched_current()->kstack_top);
 }
+
+KTEST(proc, elf_spawn_1000_cycles_no_leak)
+{
+	const char *argv[] = {"true"};
+	struct exit_info x;
+	/* One run first: the initrd window's tables are made once and stay. */
+	int pid = proc_spawn_path("bin/true", 1, argv);
+	if (pid == -E_NOENT)
+		KTEST_SKIP("no initrd with bin/true");
+	KASSERT(pid > 0);
+	KASSERT_EQ(proc_wait(pid, &x), pid);
+	u64 free0 = frames();
+	for (int i = 0; i < 1000; i++) {
+		pid = proc_spawn_path("bin/true", 1, argv);
+		KASSERT(pid > 0);
+		KASSERT_EQ(proc_wait(pid, &x), pid);
+		KASSERT(!x.killed);
+		KASSERT_EQ(x.status, 0);
+	}
+	KASSERT_EQ(frames(), free0);
+	KASSERT_EQ(proc_count(), 1);
+}
+
+KTEST(proc, spawn_refuses_broken_programs_without_leaking)
+{
+	static u8 junk[256];
+	u64 free0 = frames();
+	memset(junk, 0x7f, sizeof(junk));
+	KASSERT_EQ(proc_spawn_elf(junk, sizeof(junk), "junk", 0, NULL), -E_ELF_MAGIC);
+	KASSERT_EQ(proc_spawn_path("bin/no-such-program", 0, NULL), -E_NOENT);
+	KASSERT_EQ(frames(), free0);
+	KASSERT_EQ(proc_count(), 1);
+}
