@@ -134,6 +134,11 @@ export const SYSCALL_CONSTANTS: readonly { name: string; value: number; doc: str
   { name: "PROT_EXEC", value: 4, doc: "mmap/mprotect: executable" },
   { name: "MAP_FIXED", value: 1, doc: "mmap: exactly at addr (else addr is ignored)" },
   { name: "WAIT_ANY", value: -1, doc: "wait: any child" },
+  {
+    name: "WAIT_KILLED",
+    value: 0x100,
+    doc: "wait: status of a child the kernel killed, ORed with the exception vector (0xff: none)",
+  },
 ];
 
 /** Throw if the table is inconsistent (a number twice, too many arguments, a bad name). */

@@ -23,8 +23,6 @@
 #define SPAWN_STRINGS_MAX 2048
 /* Bytes write copies at a time (a kernel-stack buffer). */
 #define WRITE_CHUNK 256
-/* What wait stores for a killed child: WAIT_KILLED_FLAG | the fault's vector (or 0xff). */
-#define WAIT_KILLED_FLAG 0x100
 
 i64 sys_exit(int status)
 {
@@ -79,7 +77,7 @@ i64 sys_wait(int pid, u64 status)
 	int got = proc_wait(pid, &info);
 	if (got < 0)
 		return got;
-	int word = info.killed ? WAIT_KILLED_FLAG | (int)(info.vector & 0xff) : info.status;
+	int word = info.killed ? WAIT_KILLED | (int)(info.vector & 0xff) : info.status;
 	if (status && copy_to_user(status, &word, sizeof(word)) != 0)
 		return -E_FAULT;
 	return got;
