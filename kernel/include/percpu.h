@@ -18,6 +18,8 @@
 #define PERCPU_SELF 0
 #define PERCPU_KERNEL_RSP 8
 #define PERCPU_USER_RSP 16
+#define PERCPU_CURRENT 24
+#define PERCPU_CURRENT_STR "24"
 
 struct proc;
 

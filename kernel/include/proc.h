@@ -14,6 +14,8 @@
 #ifndef OUROBOROS_PROC_H
 #define OUROBOROS_PROC_H
 
+#include <percpu.h>
+#include <sched.h>
 #include <types.h>
 #include <vmm.h>
 
@@ -122,8 +124,16 @@ NORETURN void proc_kill_current(const char *fmt, ...) PRINTF_LIKE(1, 2);
 /* The same for a CPU exception taken in user mode (wait reports the vector). */
 NORETURN void proc_kill_current_fault(u64 vector, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
-/* Before returning to user mode through f: die if killed, switch if the timer asked. */
-void proc_return_to_user(struct trap_frame *f);
+/* The slow part of proc_return_to_user. */
+void proc_return_to_user_slow(void);
+
+/* Before returning to user mode: die if killed, switch if the timer asked. */
+static inline void proc_return_to_user(struct trap_frame *f)
+{
+	(void)f;
+	if (__builtin_expect(this_cpu()->need_resched || sched_current()->killed, 0))
+		proc_return_to_user_slow();
+}
 
 /* The current process's region holding va, or NULL. */
 const struct region *proc_region_of(struct proc *p, u64 va);

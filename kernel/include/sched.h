@@ -9,6 +9,7 @@
 #ifndef OUROBOROS_SCHED_H
 #define OUROBOROS_SCHED_H
 
+#include <percpu.h>
 #include <types.h>
 
 struct trap_frame;
@@ -17,8 +18,13 @@ struct proc;
 /* Make the running boot thread process 0 ("kernel") and set up the kernel stacks. */
 void sched_init(void);
 
-/* The thread running on this CPU. */
-struct proc *sched_current(void);
+/* The thread running on this CPU (one load through GS). */
+static inline struct proc *sched_current(void)
+{
+	struct proc *p;
+	__asm__ volatile("movq %%gs:" PERCPU_CURRENT_STR ", %0" : "=r"(p));
+	return p;
+}
 
 /* Put the current thread at the end of the run queue and run the next one (if any). */
 void sched_yield(void);

@@ -85,13 +85,19 @@ static int map_zeroed(u64 page, u32 rights)
 	u64 frame;
 	if (pmm_alloc(&frame) != 0)
 		return -E_NOMEM;
-	/* Writable and not executable while it is zeroed, then the region's own rights. */
-	if (map_region(page, frame, 1, VMM_WRITE) != 0) {
+	/*
+	 * A writable region's page is mapped as it will stay and zeroed through
+	 * that mapping (the process cannot run meanwhile); any other one is
+	 * writable and not executable while it is zeroed, then gets its rights.
+	 */
+	u32 flags = region_vmm_flags(rights), first = (flags & VMM_WRITE) ? flags : VMM_WRITE;
+	if (map_region(page, frame, 1, first) != 0) {
 		ASSERT(pmm_free(frame) == 0);
 		return -E_NOMEM;
 	}
 	vmm_zero_page((void *)page);
-	ASSERT(set_page_flags(page, 1, region_vmm_flags(rights)) == 0);
+	if (first != flags)
+		ASSERT(set_page_flags(page, 1, flags) == 0);
 	return 0;
 }
 
@@ -414,9 +420,8 @@ NORETURN void proc_kill_current_fault(u64 vector, const char *fmt, ...)
 	vkill_current(vector, fmt, ap);
 }
 
-void proc_return_to_user(struct trap_frame *f)
+void proc_return_to_user_slow(void)
 {
-	(void)f;
 	struct proc *cur = sched_current();
 	struct percpu *cpu = this_cpu();
 	if (cpu->need_resched) {

@@ -69,11 +69,6 @@ static struct proc *rq_pop(void)
 	return p;
 }
 
-struct proc *sched_current(void)
-{
-	return this_cpu()->current;
-}
-
 u64 sched_switches(void)
 {
 	return switches;

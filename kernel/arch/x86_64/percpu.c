@@ -7,6 +7,7 @@
 _Static_assert(offsetof(struct percpu, self) == PERCPU_SELF, "entry code reads gs:0");
 _Static_assert(offsetof(struct percpu, kernel_rsp) == PERCPU_KERNEL_RSP, "syscall entry");
 _Static_assert(offsetof(struct percpu, user_rsp) == PERCPU_USER_RSP, "syscall entry");
+_Static_assert(offsetof(struct percpu, current) == PERCPU_CURRENT, "sched_current");
 
 static struct percpu cpus[MAX_CPUS];
 

@@ -81,15 +81,18 @@ void syscall_init(void)
 	wrmsr(MSR_SFMASK, SYSCALL_RFLAGS_MASK);
 }
 
-/* Kill the process rather than sysret to an address outside the user half. */
-static void syscall_return_check(struct trap_frame *f)
+/*
+ * Kill the process rather than sysret to an address outside the user half.
+ * CS and SS are the entry code's constants; RFLAGS is what the process had
+ * (sysret clears RF and VM itself, and ring 3 can change neither IOPL nor IF's
+ * meaning for the kernel).
+ */
+static inline void syscall_return_check(struct trap_frame *f)
 {
-	if (f->rip >= USER_END || f->cs != GDT_USER_CS || f->ss != GDT_USER_DS)
+	if (__builtin_expect(f->rip >= USER_END, 0))
 		proc_kill_current("return address 0x%016llx of a system call is not canonical "
-				  "user code (rip 0x%016llx): refused before sysret",
-				  f->rip, f->rip);
-	/* What sysret would load into RFLAGS: never IOPL or VM from anywhere. */
-	f->rflags = (f->rflags & ~(0x3000ULL | (1ULL << 17))) | RFLAGS_IF | 2;
+				  "user code: refused before sysret",
+				  f->rip);
 }
 
 void syscall_dispatch(struct trap_frame *f);

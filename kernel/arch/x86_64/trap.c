@@ -191,7 +191,12 @@ static void irq_dispatch(struct trap_frame *f)
 static void user_exception(struct trap_frame *f, u64 cr2)
 {
 	if (f->vector == VEC_PF) {
-		const char *why = vmm_page_fault(f, cr2);
+		/*
+		 * Straight to the process's regions: user mode never creates page
+		 * tables (the windows are supervisor-only) and owns no kernel region.
+		 */
+		const char *why = cr2 < USER_END ? proc_page_fault(cr2, f->error_code)
+						 : vmm_page_fault(f, cr2);
 		if (!why)
 			return;
 		char err[96];
