@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { build, BuildError, type BuildOptions } from "../build.ts";
 import { parseElf } from "../elf.ts";
 import { checkBootTables } from "../image_check.ts";
@@ -40,7 +40,7 @@ import {
   summarize,
 } from "./record.ts";
 import { type Deadlines, resolveDeadlines, runOnTarget, type RunResult } from "./run.ts";
-import { annotateDump, crashAddresses, symbolizeCrash } from "./symbolize.ts";
+import { annotateDump, crashAddresses, symbolizeCrash, symbolizeUserKills } from "./symbolize.ts";
 import type { TapEvent } from "./tap.ts";
 import type { Target } from "./target.ts";
 
@@ -234,14 +234,21 @@ export async function attemptInput(
     : c.bailOut === null
     ? null
     : { reason: c.bailOut.reason, dump: c.details, frames: [] };
+  const suites = r.report.suites.map((s) => ({
+    name: s.name,
+    planned: s.hasSubtest ? s.plan?.count ?? null : null,
+    complete: s.planComplete,
+    tests: s.hasSubtest ? s.tests : (s.result ? [s.result] : []),
+  }));
+  // A killed user test program: its rip in its own source (build/user/tests/X.elf).
+  if (elf !== null) {
+    await symbolizeUserKills(suites, (x) => join(dirname(elf), "user", "tests", `${x}.elf`), {
+      root,
+    }).catch(() => {});
+  }
   return {
     classification: c,
-    suites: r.report.suites.map((s) => ({
-      name: s.name,
-      planned: s.hasSubtest ? s.plan?.count ?? null : null,
-      complete: s.planComplete,
-      tests: s.hasSubtest ? s.tests : (s.result ? [s.result] : []),
-    })),
+    suites,
     crash,
     deadline: r.timeout,
     exit: r.exit,

@@ -17,8 +17,20 @@ static int deep(long n)
 	return deep(n + 1) + frame[0];
 }
 
+/*
+ * Run as a test program called crash-midtap (tests/user_kill_test.ts packs
+ * it so): start a TAP stream, then die of #UD in the middle of it.
+ */
+static void midtap(void)
+{
+	printf("TAP version 14\n1..3\nok 1 - before the crash\n");
+	__asm__ volatile("ud2");
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 1 && !strcmp(argv[0], "crash-midtap"))
+		midtap();
 	if (argc < 2)
 		return 2;
 	const char *m = argv[1];
