@@ -42,7 +42,17 @@ const selftest = (name: string, deadlines?: Partial<Deadlines>) =>
 
 // Boot them all at once: each run is mostly QEMU start-up and waiting.
 const runs = new Map<string, Promise<RunRecord>>();
-for (const name of ["triple-fault", "panic", "fault", "fail", "garbage", "stack-overflow"]) {
+for (
+  const name of [
+    "triple-fault",
+    "panic",
+    "fault",
+    "fail",
+    "garbage",
+    "stack-overflow",
+    "kstack-overflow",
+  ]
+) {
   runs.set(name, selftest(name));
 }
 runs.set("hang", selftest("hang", { silenceMs: SHORT_MS }));
@@ -155,6 +165,13 @@ Deno.test("selftest: a stack overflow into the guard page is caught on the #DF s
   const r = await get("stack-overflow");
   assert.equal(r.kind, "panic", r.message);
   assert.match(r.crash?.reason ?? "", /#DF|stack overflow/);
+  assert.ok(functionsOf(r).includes("recurse"), functionsOf(r).join(" "));
+});
+
+Deno.test("selftest: a kernel thread's stack overflow hits its own guard page", async () => {
+  const r = await get("kstack-overflow");
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(r.crash?.reason ?? "", /kernel stack overflow/);
   assert.ok(functionsOf(r).includes("recurse"), functionsOf(r).join(" "));
 });
 

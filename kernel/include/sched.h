@@ -44,6 +44,9 @@ void sched_tick(struct trap_frame *f);
 /* Called by a new thread first (isr.asm trampolines): finish the switch that started it. */
 void sched_thread_begin(void);
 
+/* The thread slot whose kernel stack's guard page holds va, or -1. */
+int kstack_guard_slot(u64 va);
+
 /* Context switches since boot (for tests). */
 u64 sched_switches(void);
 

@@ -23,6 +23,7 @@
 #include <panic.h>
 #include <pmm.h>
 #include <proc.h>
+#include <sched.h>
 #include <trap.h>
 
 /* Demand-zero regions the handler knows (the heap and a few for tests). */
@@ -193,6 +194,8 @@ const char *vmm_page_fault(struct trap_frame *f, u64 cr2)
 		return table_fault(f, cr2, w, level, va);
 	if (cr2 >= (u64)__stack_guard && cr2 < (u64)__stack_bottom)
 		return "guard page below the kernel stack";
+	if (kstack_guard_slot(cr2) >= 0)
+		return "guard page below a thread's kernel stack";
 	const struct demand_zero_region *r = region_of(cr2);
 	if (r)
 		return demand_zero_fault(f->error_code, cr2, r);

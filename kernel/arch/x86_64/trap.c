@@ -111,13 +111,19 @@ static void decode_error(const struct trap_frame *f, char *buf, size_t size)
 	}
 }
 
-/* True when a fault looks like the kernel stack ran into its guard page. */
-static bool is_stack_overflow(const struct trap_frame *f, u64 cr2)
+/* The guard page holding va: the boot stack's, or a thread's (sched.c); 0 if none. */
+static u64 stack_guard_of(u64 va)
 {
-	u64 guard = (u64)__stack_guard, bottom = (u64)__stack_bottom;
-	bool cr2_in_guard = (f->vector == VEC_PF || f->vector == VEC_DF) && cr2 >= guard &&
-			    cr2 < bottom;
-	return cr2_in_guard || (f->rsp >= guard && f->rsp < bottom);
+	if (va >= (u64)__stack_guard && va < (u64)__stack_bottom)
+		return (u64)__stack_guard;
+	return kstack_guard_slot(va) >= 0 ? ALIGN_DOWN(va, PAGE_SIZE) : 0;
+}
+
+/* The guard page a fault ran into when a kernel stack overflowed, or 0. */
+static u64 is_stack_overflow(const struct trap_frame *f, u64 cr2)
+{
+	u64 g = (f->vector == VEC_PF || f->vector == VEC_DF) ? stack_guard_of(cr2) : 0;
+	return g ? g : stack_guard_of(f->rsp);
 }
 
 /* Print the registers of f as TAP comment lines. */
@@ -146,7 +152,7 @@ static NORETURN void trap_fatal(const struct trap_frame *f, u64 cr2)
 	reporting = true;
 	char err[96];
 	decode_error(f, err, sizeof(err));
-	bool overflow = is_stack_overflow(f, cr2);
+	u64 overflow = is_stack_overflow(f, cr2);
 	if (!serial_at_line_start())
 		kprintf("\n");
 	kprintf("# exception %llu %s (%s)\n", f->vector, trap_mnemonic(f->vector),
@@ -156,7 +162,7 @@ static NORETURN void trap_fatal(const struct trap_frame *f, u64 cr2)
 		kprintf("# page fault at 0x%016llx: %s\n", cr2, pf_refusal);
 	if (overflow)
 		kprintf("# kernel stack overflow: the fault hit the guard page at 0x%016llx\n",
-			(u64)__stack_guard);
+			overflow);
 	dump_registers(f, cr2);
 	backtrace_print(f->rip, f->rbp);
 	char why[160] = "";
