@@ -75,6 +75,7 @@ struct proc {
 	void *arg;
 	u64 user_faults; /* demand-zero faults served */
 	u64 deadline_ns; /* killed when clock_ns() passes it (0: none) */
+	int session;     /* pid of the test program it descends from (inherited), or 0 */
 };
 
 /* The slot of pid, or NULL. */

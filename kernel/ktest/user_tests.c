@@ -137,13 +137,30 @@ static void flush_line(struct line_buf *b, bool own)
 	b->len = 0;
 }
 
-/* True when p is the running test program or one of its descendants. */
+/* True when p is the running test program or one of its descendants (orphans included). */
 static bool in_test(struct proc *p)
 {
-	for (; p; p = p->parent)
-		if (run.pid && p->pid == run.pid)
-			return true;
-	return false;
+	return run.pid && p->session == run.pid;
+}
+
+/* End whatever the test program left running (orphans are reaped as they end). */
+static void reap_session(int session)
+{
+	u64 give_up = clock_ns() + USER_TEST_DEADLINE_S * NS_PER_SEC;
+	for (;;) {
+		bool left = false;
+		for (int i = 0; i < NPROC; i++) {
+			struct proc *p = &proc_table[i];
+			if (p->session != session || (p->state == PROC_UNUSED && !p->kstack_top))
+				continue;
+			left = true;
+			if (p->state != PROC_ZOMBIE)
+				proc_kill(p, "its test program ended");
+		}
+		if (!left || clock_ns() > give_up)
+			return;
+		sched_sleep_ns(NS_PER_SEC / TIMER_HZ);
+	}
 }
 
 bool user_tests_write(struct proc *p, const char *buf, u64 len)
@@ -191,8 +208,11 @@ static void run_one(const char *name, const char *path, void *arg)
 			  error_name(pid) ? error_name(pid) : "?");
 	} else {
 		run.pid = pid;
-		proc_by_pid(pid)->deadline_ns = clock_ns() + USER_TEST_DEADLINE_S * NS_PER_SEC;
+		struct proc *p = proc_by_pid(pid);
+		p->deadline_ns = clock_ns() + USER_TEST_DEADLINE_S * NS_PER_SEC;
+		p->session = pid;
 		int got = proc_wait(pid, &x);
+		reap_session(pid);
 		if (run.own.len)
 			flush_line(&run.own, true);
 		if (run.spawned.len)

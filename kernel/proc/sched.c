@@ -114,6 +114,9 @@ static void switch_to_next(void)
 void sched_thread_begin(void)
 {
 	release_dead_thread();
+	/* Killed before it ever ran: it ends without running a single instruction of its own. */
+	if (sched_current()->killed)
+		proc_exit(-1);
 }
 
 void sched_yield(void)
@@ -237,6 +240,7 @@ struct proc *proc_alloc(const char *name, const u8 *trampoline, u64 frame_bytes,
 	p->kstack_top = top;
 	p->space = proc_table[0].space;
 	p->parent = sched_current();
+	p->session = p->parent->session;
 	u64 *sp = (u64 *)(top - frame_bytes);
 	*--sp = (u64)trampoline;
 	for (int r = 0; r < SWITCH_SAVED_REGS; r++)
