@@ -8,9 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { initrdBeside } from "../tools/initrd.ts";
+import { initrdBeside } from "../tools/host/initrd.ts";
 import { LOG_DIR } from "../tools/paths.ts";
-import { runKernel, type RunResult } from "../tools/runner/run.ts";
+import { runKernel, type RunResult } from "../tools/run/run.ts";
 import { builtKernel } from "./support.ts";
 
 /** One machine and RAM size. */

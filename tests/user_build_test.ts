@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import { execa } from "execa";
 import { cp, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { build, BuildError } from "../tools/build.ts";
-import { parseElf, PT_LOAD, symbolValue } from "../tools/elf.ts";
-import { initrdBeside } from "../tools/initrd.ts";
+import { build, BuildError } from "../tools/build/build.ts";
+import { parseElf, PT_LOAD, symbolValue } from "../tools/core/elf.ts";
+import { initrdBeside } from "../tools/host/initrd.ts";
 import { ROOT } from "../tools/paths.ts";
 import { builtKernel, smallKernel, tempDir } from "./support.ts";
 
