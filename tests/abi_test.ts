@@ -19,7 +19,7 @@ import {
   SYSCALLS,
 } from "../linker/syscalls.ts";
 import { renderUserLinkerScript } from "../linker/user_linker_script.ts";
-import { parseElf, PT_LOAD, symbolValue } from "../tools/elf.ts";
+import { parseElf, PT_LOAD, symbolValue } from "../tools/core/elf.ts";
 import { ROOT } from "../tools/paths.ts";
 import { tempDir } from "./support.ts";
 

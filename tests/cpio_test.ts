@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { execa } from "execa";
 import { join } from "node:path";
-import { CPIO_HEADER_SIZE, CpioError, writeCpio } from "../tools/cpio.ts";
-import { ensureToolGroups } from "../tools/toolcheck.ts";
+import { CPIO_HEADER_SIZE, CpioError, writeCpio } from "../tools/core/cpio.ts";
+import { ensureToolGroups } from "../tools/host/toolcheck.ts";
 import { tempDir } from "./support.ts";
 
 /** Bytes of every value, so padding and binary data both show. */

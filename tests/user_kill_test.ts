@@ -8,10 +8,10 @@
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { writeCpio } from "../tools/cpio.ts";
+import { writeCpio } from "../tools/core/cpio.ts";
 import { LOG_DIR, ROOT } from "../tools/paths.ts";
-import { runKernel } from "../tools/runner/run.ts";
-import { symbolizeUserKills } from "../tools/runner/symbolize.ts";
+import { runKernel } from "../tools/run/run.ts";
+import { symbolizeUserKills } from "../tools/host/symbolize.ts";
 import { builtKernel, tempDir } from "./support.ts";
 
 Deno.test("user tests: a program killed mid-TAP fails by name, its rip in its own source", async () => {

@@ -11,10 +11,10 @@
  * after `leak-check` is a failure) and `# BENCH done` at the end.
  */
 import { join } from "node:path";
-import { build } from "./build.ts";
+import { build } from "./build/build.ts";
 import { BUILD_DIR, LOG_DIR, ROOT } from "./paths.ts";
-import { runKernel } from "./runner/run.ts";
-import { ensureTools } from "./toolcheck.ts";
+import { runKernel } from "./run/run.ts";
+import { ensureTools } from "./host/toolcheck.ts";
 
 /** The operations the kernel measures. */
 export const BENCH_OPS = [

@@ -15,9 +15,9 @@ import { execa } from "execa";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { GRUB_PLATFORMS, grubPlatformMarker } from "./firmware.ts";
+import { GRUB_PLATFORMS, grubPlatformMarker } from "../host/firmware.ts";
 import { grubConfig } from "./loader_config.ts";
-import { INITRD_NAME, initrdBeside } from "../initrd.ts";
+import { INITRD_NAME, initrdBeside } from "../host/initrd.ts";
 
 /** Where the kernel lies inside the ISO (GRUB's path). */
 export const ISO_KERNEL = "/boot/kernel.elf";

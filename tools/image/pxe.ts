@@ -17,12 +17,12 @@ import { execa } from "execa";
 import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { parseElf } from "../elf.ts";
-import { GRUB_LIB, grubPlatformMarker, UNDIONLY_KPXE } from "./firmware.ts";
+import { parseElf } from "../core/elf.ts";
+import { GRUB_LIB, grubPlatformMarker, UNDIONLY_KPXE } from "../host/firmware.ts";
 import { ImageError } from "./iso.ts";
 import { grubConfig, ipxeScript } from "./loader_config.ts";
 import { buildMultiboot1Image } from "./multiboot1.ts";
-import { INITRD_NAME, initrdBeside } from "../initrd.ts";
+import { INITRD_NAME, initrdBeside } from "../host/initrd.ts";
 
 /** A firmware kind. */
 export type Firmware = "bios" | "uefi";

@@ -119,7 +119,7 @@ static void convert(struct out *o, const struct spec *sp, char c, va_list *ap)
 	case 'X': put_unsigned(o, sp, "", arg_unsigned(sp, ap), 16, 1); return;
 	case 'o': put_unsigned(o, sp, "", arg_unsigned(sp, ap), 8, 0); return;
 	case 'p': {
-		struct spec ps = {.zero = 1, .width = 16};
+		struct spec ps = {.zero = 1, .width = 18}; /* "0x" and 16 digits */
 		put_unsigned(o, &ps, "0x", (uintptr_t)va_arg(*ap, void *), 16, 0);
 		return;
 	}
