@@ -416,3 +416,28 @@ KTEST(proc, spawn_refuses_broken_programs_without_leaking)
 	KASSERT_EQ(frames(), free0);
 	KASSERT_EQ(proc_count(), 1);
 }
+
+KTEST(proc, kill_while_waiting_for_a_child)
+{
+	const char *argv[] = {"crash", "wait-child"};
+	u64 free0 = frames();
+	int pid = proc_spawn_path("bin/crash", 2, argv);
+	if (pid == -E_NOENT)
+		KTEST_SKIP("no initrd with bin/crash");
+	KASSERT(pid > 0);
+	/* It spawns a sleeping child and waits for it. */
+	while (proc_by_pid(pid)->state != PROC_WAITING)
+		sched_yield();
+	KASSERT_EQ(proc_kill(proc_by_pid(pid), "while waiting"), 0);
+	struct exit_info x;
+	KASSERT_EQ(proc_wait(pid, &x), pid);
+	KASSERT(x.killed);
+	KASSERT_STREQ(x.reason, "while waiting");
+	/* Its child, orphaned and asleep, is killed too; it is reaped by itself. */
+	for (int i = 1; i < NPROC; i++)
+		if (proc_table[i].state == PROC_SLEEPING)
+			KASSERT_EQ(proc_kill(&proc_table[i], "orphan"), 0);
+	while (proc_count() > 1)
+		sched_yield();
+	KASSERT_EQ(frames(), free0);
+}
