@@ -61,6 +61,7 @@ for (
     "stack-overflow",
     "leak",
     "leak-kept",
+    "kstack-overflow",
   ]
 ) {
   runs.set(name, selftest(name));
@@ -179,6 +180,13 @@ Deno.test("selftest: a stack overflow into the guard page is caught on the #DF s
   const r = await get("stack-overflow");
   assert.equal(r.kind, "panic", r.message);
   assert.match(r.crash?.reason ?? "", /#DF|stack overflow/);
+  assert.ok(functionsOf(r).includes("recurse"), functionsOf(r).join(" "));
+});
+
+Deno.test("selftest: a kernel thread's stack overflow hits its own guard page", async () => {
+  const r = await get("kstack-overflow");
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(r.crash?.reason ?? "", /kernel stack overflow/);
   assert.ok(functionsOf(r).includes("recurse"), functionsOf(r).join(" "));
 });
 

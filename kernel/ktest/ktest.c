@@ -24,6 +24,7 @@
 #include <printf.h>
 #include <string.h>
 #include <trap.h>
+#include <user_tests.h>
 
 /* Longest "suite.test" name. */
 #define FULL_NAME_MAX 128
@@ -405,7 +406,7 @@ static int count_tests(const struct ktest *begin, const struct ktest *end)
 
 /* Run (or list) the tests of [begin, end) that filter selects as TAP; returns the exit code. */
 static u8 run_set(const struct ktest *begin, const struct ktest *end, const char *filter,
-		  bool list)
+		  bool list, bool user)
 {
 	check_registry(begin, end);
 	int suites = 0, tests = 0;
@@ -413,8 +414,11 @@ static u8 run_set(const struct ktest *begin, const struct ktest *end, const char
 		tests += selected(t, filter);
 		suites += selected(t, filter) && first_of_suite(begin, t, filter);
 	}
+	/* The initrd's test programs follow the kernel's suites. */
+	int programs = user ? user_tests_count(filter) : 0;
+	tests += programs;
 	ktest_print_version();
-	kprintf("1..%d\n", suites);
+	kprintf("1..%d\n", suites + programs);
 	if (tests == 0 && filter)
 		kprintf("# ktest.filter '%s' matched no test\n", filter);
 	else if (tests == 0)
@@ -429,15 +433,17 @@ static u8 run_set(const struct ktest *begin, const struct ktest *end, const char
 	for (const struct ktest *t = begin; t < end; t++)
 		if (selected(t, filter) && first_of_suite(begin, t, filter))
 			ok &= run_suite(begin, end, t->suite, filter, ++n, list);
+	if (programs)
+		ok &= user_tests_run(filter, n + 1, list);
 	return ok ? DEBUG_EXIT_PASS : DEBUG_EXIT_FAIL;
 }
 
 u8 ktest_run_set(const struct ktest *begin, const struct ktest *end, const char *filter)
 {
-	return run_set(begin, end, filter, false);
+	return run_set(begin, end, filter, false, false);
 }
 
 u8 ktest_run(const char *filter)
 {
-	return run_set(__ktest_start, __ktest_end, filter, kernel_options.ktest_list);
+	return run_set(__ktest_start, __ktest_end, filter, kernel_options.ktest_list, true);
 }

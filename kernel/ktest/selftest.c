@@ -14,6 +14,8 @@
 #include <panic.h>
 #include <pmm.h>
 #include <printf.h>
+#include <proc.h>
+#include <sched.h>
 #include <serial.h>
 #include <string.h>
 
@@ -78,6 +80,22 @@ static void st_stack_overflow(void)
 	panic("selftest: recursion returned %llu without overflowing the stack", r);
 }
 
+static int kstack_overflow_thread(void *arg)
+{
+	(void)arg;
+	return (int)recurse(0);
+}
+
+/* The same on a kernel thread's own stack (kernel/proc/sched.c), guard page below it. */
+static void st_kstack_overflow(void)
+{
+	int pid = kthread_create("overflow", kstack_overflow_thread, NULL);
+	if (pid < 0)
+		panic("selftest: no kernel thread (%d)", pid);
+	proc_wait(pid, NULL);
+	panic("selftest: the kernel thread ended without overflowing its stack");
+}
+
 /* Print non-TAP bytes (text and binary, no line structure), then claim success. */
 static NORETURN void garbage(void)
 {
@@ -123,6 +141,7 @@ static const struct ktest selftests[] = {
 	SELFTEST("fault", st_fault),
 	SELFTEST("fail", st_fail),
 	SELFTEST("stack-overflow", st_stack_overflow),
+	SELFTEST("kstack-overflow", st_kstack_overflow),
 	SELFTEST("oracle-lie", st_oracle_lie),
 	SELFTEST("leak", st_leak),
 	SELFTEST_SUITE(KTEST_KEEPS_MEMORY, "selftest: it keeps what it takes, and says so"),

@@ -36,7 +36,7 @@ static inline u64 unused_kernel_slot(void)
 {
 	u64 slot = TABLE_ENTRIES / 2;
 	while (slot == RECURSIVE_SLOT || slot == OTHER_SLOT || slot == PMM_STACK_SLOT ||
-	       slot == HEAP_SLOT || slot == KERNEL_PML4_SLOT)
+	       slot == HEAP_SLOT || slot == INITRD_SLOT || slot == KERNEL_PML4_SLOT)
 		slot++;
 	return slot;
 }

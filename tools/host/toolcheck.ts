@@ -63,9 +63,11 @@ export function requiredTools(cc = process.env.CC): Tool[] {
  * - `undionly`: iPXE for PXE ROMs that are not iPXE (the PXE tree, for labs);
  * - `uefi`: OVMF, UEFI firmware for QEMU;
  * - `pxe-qemu`: iPXE option ROMs for QEMU's NICs (QEMU's PXE boots);
- * - `serve`: dnsmasq and ip (deno task pxe serve, the network-namespace test).
+ * - `serve`: dnsmasq and ip (deno task pxe serve, the network-namespace test);
+ * - `cpio`: the system cpio, the independent reader the initrd writer is tested against
+ *   (tools/cpio.ts makes the archive itself; CI installs it with the default packages).
  */
-export type ToolGroup = "iso" | "pxe-tree" | "undionly" | "uefi" | "pxe-qemu" | "serve";
+export type ToolGroup = "iso" | "pxe-tree" | "undionly" | "uefi" | "pxe-qemu" | "serve" | "cpio";
 
 /** The tools of a group (see {@link ToolGroup}). */
 export function extraTools(group: ToolGroup): Tool[] {
@@ -123,6 +125,8 @@ export function extraTools(group: ToolGroup): Tool[] {
         { commands: ["dnsmasq"], debianPackage: "dnsmasq-base", purpose: "DHCP and TFTP server" },
         { commands: ["ip"], debianPackage: "iproute2", purpose: "network namespaces and links" },
       ];
+    case "cpio":
+      return [{ commands: ["cpio"], debianPackage: "cpio", purpose: "lists initrd archives" }];
   }
 }
 
@@ -311,10 +315,10 @@ export function ensureToolGroups(
 
 /** Package groups for CI's installs: the default run, and everything the boot paths need. */
 export const PACKAGE_GROUPS: Readonly<Record<string, () => Tool[]>> = {
-  default: () => requiredTools(),
+  default: () => [...requiredTools(), ...toolsOf(["cpio"])],
   "boot-paths": () => [
     ...requiredTools(),
-    ...toolsOf(["iso", "pxe-tree", "undionly", "uefi", "pxe-qemu", "serve"]),
+    ...toolsOf(["iso", "pxe-tree", "undionly", "uefi", "pxe-qemu", "serve", "cpio"]),
   ],
 };
 

@@ -5,6 +5,7 @@
  * grub-mkrescue from a staged tree:
  *
  *   boot/kernel.elf       the kernel, as built
+ *   boot/initrd.cpio      the user programs, when the build made them (module2)
  *   boot/grub/grub.cfg    boots it at once with the kernel command line
  *
  * grub-mkrescue quietly leaves out a GRUB platform that is not installed,
@@ -16,9 +17,12 @@ import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { GRUB_PLATFORMS, grubPlatformMarker } from "../host/firmware.ts";
 import { grubConfig } from "./loader_config.ts";
+import { INITRD_NAME, initrdBeside } from "../host/initrd.ts";
 
 /** Where the kernel lies inside the ISO (GRUB's path). */
 export const ISO_KERNEL = "/boot/kernel.elf";
+/** Where the initrd lies inside the ISO (when there is one). */
+export const ISO_INITRD = `/boot/${INITRD_NAME}`;
 /** Where grub.cfg lies inside the ISO. */
 export const ISO_GRUB_CFG = "/boot/grub/grub.cfg";
 
@@ -40,16 +44,28 @@ export interface IsoOptions {
   out: string;
   /** Where the tree is staged (default: next to `out`, `<out>.tree`); replaced. */
   stageDir?: string;
+  /** The boot module (default: the build's initrd beside the kernel, if any). */
+  initrd?: string;
 }
 
-/** Write the ISO's tree into `dir` (replacing it); returns the files, relative to `dir`. */
-export async function stageIso(kernel: string, cmdline: string, dir: string): Promise<string[]> {
-  const cfg = grubConfig(ISO_KERNEL, cmdline);
+/**
+ * Write the ISO's tree into `dir` (replacing it); returns the files, relative
+ * to `dir`. The initrd (default: the one beside the kernel) becomes module2.
+ */
+export async function stageIso(
+  kernel: string,
+  cmdline: string,
+  dir: string,
+  initrd = initrdBeside(kernel),
+): Promise<string[]> {
+  const cfg = grubConfig(ISO_KERNEL, cmdline, initrd === undefined ? undefined : ISO_INITRD);
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, dirname(ISO_GRUB_CFG)), { recursive: true });
   await copyFile(kernel, join(dir, ISO_KERNEL));
+  if (initrd !== undefined) await copyFile(initrd, join(dir, ISO_INITRD));
   await writeFile(join(dir, ISO_GRUB_CFG), cfg);
-  return [ISO_KERNEL, ISO_GRUB_CFG].map((p) => p.slice(1));
+  const files = [ISO_KERNEL, ISO_GRUB_CFG, ...(initrd === undefined ? [] : [ISO_INITRD])];
+  return files.map((p) => p.slice(1));
 }
 
 /** The GRUB platforms that are not installed. */
@@ -71,7 +87,12 @@ export async function buildIso(options: IsoOptions): Promise<{ iso: string; file
     );
   }
   const stage = options.stageDir ?? `${options.out}.tree`;
-  const files = await stageIso(options.kernel, options.cmdline, stage);
+  const files = await stageIso(
+    options.kernel,
+    options.cmdline,
+    stage,
+    options.initrd ?? initrdBeside(options.kernel),
+  );
   await mkdir(dirname(options.out), { recursive: true });
   const r = await execa(
     "grub-mkrescue",

@@ -8,19 +8,21 @@
  *   grub/x86_64-efi/core.efi   UEFI: GRUB's netboot image (grub-mknetdir) and its modules
  *   grub/grub.cfg              loads kernel.elf with multiboot2
  *   kernel.elf                 the kernel, as built
+ *   initrd.cpio                the user programs, when the build made them (both loaders' module)
  *
  * Only these names are written: the tree may be a TFTP root that holds
  * other files. The kernel command line goes into boot.ipxe and grub.cfg.
  */
 import { execa } from "execa";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { parseElf } from "../core/elf.ts";
 import { GRUB_LIB, grubPlatformMarker, UNDIONLY_KPXE } from "../host/firmware.ts";
 import { ImageError } from "./iso.ts";
 import { grubConfig, ipxeScript } from "./loader_config.ts";
 import { buildMultiboot1Image } from "./multiboot1.ts";
+import { INITRD_NAME, initrdBeside } from "../host/initrd.ts";
 
 /** A firmware kind. */
 export type Firmware = "bios" | "uefi";
@@ -38,6 +40,7 @@ export const PXE_FILES = {
   /** The UEFI boot file for proxy DHCP (see {@link writeProxyUefiImage}). */
   uefiProxyBootFile: "grub/x86_64-efi/core-proxy.efi",
   kernel: "kernel.elf",
+  initrd: INITRD_NAME,
 } as const;
 
 /** The file a DHCP server names for each firmware kind (an iPXE client gets the script). */
@@ -56,6 +59,8 @@ export interface PxeTreeOptions {
   out: string;
   /** Which firmware kinds to serve (default: both). */
   firmware?: readonly Firmware[];
+  /** The boot module (default: the build's initrd beside the kernel, if any). */
+  initrd?: string;
 }
 
 /** What was written. */
@@ -78,7 +83,8 @@ async function put(root: string, name: string, data: string | Uint8Array): Promi
 async function writeBios(o: PxeTreeOptions, files: string[]): Promise<boolean> {
   const { image } = buildMultiboot1Image(parseElf(await readFile(o.kernel)));
   await put(o.out, PXE_FILES.mb1Image, image);
-  await put(o.out, PXE_FILES.ipxeScript, ipxeScript(PXE_FILES.mb1Image, o.cmdline));
+  const module = o.initrd === undefined ? undefined : PXE_FILES.initrd;
+  await put(o.out, PXE_FILES.ipxeScript, ipxeScript(PXE_FILES.mb1Image, o.cmdline, module));
   files.push(PXE_FILES.mb1Image, PXE_FILES.ipxeScript);
   if (!existsSync(UNDIONLY_KPXE)) return false;
   await copyFile(UNDIONLY_KPXE, join(o.out, PXE_FILES.undionly));
@@ -102,16 +108,23 @@ async function writeUefi(o: PxeTreeOptions, files: string[]): Promise<void> {
   if (r.exitCode !== 0) {
     throw new ImageError(`grub-mknetdir failed (exit ${r.exitCode ?? r.signal}): ${r.all}`);
   }
-  await put(o.out, PXE_FILES.grubCfg, grubConfig(`/${PXE_FILES.kernel}`, o.cmdline));
+  const module = o.initrd === undefined ? undefined : `/${PXE_FILES.initrd}`;
+  await put(o.out, PXE_FILES.grubCfg, grubConfig(`/${PXE_FILES.kernel}`, o.cmdline, module));
   await copyFile(o.kernel, join(o.out, PXE_FILES.kernel));
   files.push(PXE_FILES.uefiBootFile, PXE_FILES.grubCfg, PXE_FILES.kernel);
 }
 
 /** Write the tree. Throws ImageError (or Mb1ImageError) if a part cannot be made. */
-export async function buildPxeTree(options: PxeTreeOptions): Promise<PxeTree> {
+export async function buildPxeTree(given: PxeTreeOptions): Promise<PxeTree> {
+  const options = { ...given, initrd: given.initrd ?? initrdBeside(given.kernel) };
   const firmware = [...(options.firmware ?? FIRMWARES)];
   await mkdir(options.out, { recursive: true, mode: 0o755 });
   const files: string[] = [];
+  if (options.initrd !== undefined) {
+    await copyFile(options.initrd, join(options.out, PXE_FILES.initrd));
+    await chmod(join(options.out, PXE_FILES.initrd), 0o644);
+    files.push(PXE_FILES.initrd);
+  }
   let undionly = false;
   if (firmware.includes("bios")) undionly = await writeBios(options, files);
   if (firmware.includes("uefi")) await writeUefi(options, files);

@@ -23,6 +23,7 @@ import { findOvmf, OVMF_PAIRS, PXE_NIC, PXE_NIC_ROM } from "../host/firmware.ts"
 import { buildIso } from "../image/iso.ts";
 import { buildMultiboot1Image } from "../image/multiboot1.ts";
 import { BOOT_FILE, buildPxeTree, type Firmware } from "../image/pxe.ts";
+import { requestInitrd } from "../host/initrd.ts";
 import { BUILD_DIR } from "../paths.ts";
 import { buildQemuArgs, DEFAULT_QEMU, type QemuMachineOptions, QemuTarget } from "./qemu.ts";
 import type { BootRequest, Machine } from "./target.ts";
@@ -161,6 +162,7 @@ export class BootPathTarget extends QemuTarget {
       accel: this.accel.accel,
       kernel: mb1 ? join(dir, WORK_FILES.mb1Image) : undefined,
       append: mb1 ? request.cmdline : undefined,
+      initrd: mb1 ? requestInitrd(request) : undefined,
       gdbPort: request.gdbPort,
       extraArgs: [
         ...firmwareArgs(this.path.firmware, join(dir, WORK_FILES.ovmfVars)),
@@ -192,6 +194,7 @@ export class BootPathTarget extends QemuTarget {
           cmdline: request.cmdline,
           out: join(dir, WORK_FILES.iso),
           stageDir: join(dir, WORK_FILES.isoTree),
+          initrd: requestInitrd(request),
         });
         return;
       case "pxe":
@@ -200,6 +203,7 @@ export class BootPathTarget extends QemuTarget {
           cmdline: request.cmdline,
           out: join(dir, WORK_FILES.tftp),
           firmware: [this.path.firmware],
+          initrd: requestInitrd(request),
         });
         return;
     }

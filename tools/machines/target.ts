@@ -34,6 +34,11 @@ export interface BootRequest {
   kernel: string;
   /** The kernel command line. */
   cmdline: string;
+  /**
+   * The first boot module (QEMU -initrd, GRUB module2, iPXE module); default:
+   * the build's initrd.cpio beside the kernel, if there is one (tools/initrd.ts).
+   */
+  initrd?: string;
   /** Start halted with a gdb stub on this TCP port (targets that can). */
   gdbPort?: number;
 }

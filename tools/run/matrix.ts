@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { build, BuildError, type BuildOptions } from "../build/build.ts";
 import { parseElf } from "../core/elf.ts";
 import { checkBootTables } from "../core/image_check.ts";
@@ -35,7 +35,12 @@ import {
   summarize,
 } from "../core/record.ts";
 import { type Deadlines, resolveDeadlines, runOnTarget, type RunResult } from "./run.ts";
-import { annotateDump, crashAddresses, symbolizeCrash } from "../host/symbolize.ts";
+import {
+  annotateDump,
+  crashAddresses,
+  symbolizeCrash,
+  symbolizeUserKills,
+} from "../host/symbolize.ts";
 import type { TapEvent } from "../core/tap.ts";
 import type { Target } from "../machines/target.ts";
 
@@ -230,16 +235,23 @@ export async function attemptInput(
     : c.bailOut === null
     ? null
     : { reason: c.bailOut.reason, dump: c.details, frames: [] };
+  const suites = r.report.suites.map((s) => ({
+    name: s.name,
+    planned: s.hasSubtest ? s.plan?.count ?? null : null,
+    complete: s.planComplete,
+    tests: s.hasSubtest ? s.tests : (s.result ? [s.result] : []),
+    notRun: s.notRun,
+    notRunRanges: s.notRunRanges,
+  }));
+  // A killed user test program: its rip in its own source (build/user/tests/X.elf).
+  if (elf !== null) {
+    await symbolizeUserKills(suites, (x) => join(dirname(elf), "user", "tests", `${x}.elf`), {
+      root,
+    }).catch(() => {});
+  }
   return {
     classification: c,
-    suites: r.report.suites.map((s) => ({
-      name: s.name,
-      planned: s.hasSubtest ? s.plan?.count ?? null : null,
-      complete: s.planComplete,
-      tests: s.hasSubtest ? s.tests : (s.result ? [s.result] : []),
-      notRun: s.notRun,
-      notRunRanges: s.notRunRanges,
-    })),
+    suites,
     suitesNotRun: r.report.suitesNotRun,
     crash,
     deadline: r.timeout,
