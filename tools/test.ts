@@ -13,7 +13,13 @@
  */
 import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "./paths.ts";
-import { kernelTestOptions, listCommand, prepareTestRun } from "./app/commands.ts";
+import {
+  checkForeign,
+  foreignSourceOf,
+  kernelTestOptions,
+  listCommand,
+  prepareTestRun,
+} from "./app/commands.ts";
 import { ConsoleReporter } from "./app/console.ts";
 import { FLAKY_MARK } from "./app/deno_steps.ts";
 import { toJunit } from "./core/junit.ts";
@@ -134,8 +140,10 @@ async function denoTest(rest: string[], reportDir: string, handoff: string | nul
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
+  let foreign;
   try {
     parsed = parseRunnerArgs(argv);
+    foreign = foreignSourceOf(parsed.args);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     console.error(`error: ${e.message}\n\n${RUNNER_USAGE}`);
@@ -146,6 +154,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(`usage: deno task test [options] [deno test arguments]\n\n${RUNNER_USAGE}`);
     return 0;
   }
+  const stop = await checkForeign(foreign, args.configs);
+  if (stop !== null) return stop;
   const prepared = await prepareTestRun(args);
   if (typeof prepared === "number") return prepared;
   const lab = prepared.lab;
@@ -157,7 +167,7 @@ async function main(argv: string[]): Promise<number> {
   let report: KernelReport | null = null;
   if (args.kernelOnly || selectsKernelTests(rest)) {
     report = await runKernelTests(
-      kernelTestOptions({ root, outDir, logDir }, args, lab, new ConsoleReporter()),
+      kernelTestOptions({ root, outDir, logDir, foreign }, args, lab, new ConsoleReporter()),
     );
     handoff = join(reportDir, `kernel-${Deno.pid}.json`);
     await writeReports(report, args, handoff);

@@ -25,6 +25,12 @@ export interface RunnerArgs {
   help: boolean;
   /** A lab machine file (tools/lab/machine.ts) to run on instead of QEMU; null if none. */
   machine: string | null;
+  /** A prebuilt kernel image to run instead of building ours; null if none. */
+  image: string | null;
+  /** The image's kernel command line; null if not given. */
+  append: string | null;
+  /** The image's initial RAM disk; null if not given. */
+  initrd: string | null;
 }
 
 /** Thrown for a malformed command line; the message says what is wrong. */
@@ -58,7 +64,13 @@ export const RUNNER_USAGE =
                                boot, crash, hang, assertion)
   --kernel-only                run only the kernel tests, not the toolchain's deno tests
   --machine FILE               run the kernel tests on the lab machine FILE describes (PXE boot,
-                               power command, serial console; tools/lab/machine.ts), not QEMU`;
+                               power command, serial console; tools/lab/machine.ts), not QEMU
+  --image FILE                 run this kernel image instead of building ours: a Linux bzImage,
+                               a PVH ELF, a multiboot1 or multiboot2 kernel (read from the
+                               image); judged by its TAP/KTAP alone
+  --append ARGS                the image's kernel command line (e.g. console=ttyS0
+                               kunit.filter_glob=list*)
+  --initrd FILE                the image's initial RAM disk`;
 
 /** `500ms`, `20s`, `2m`, or a bare number of seconds → milliseconds; a UsageError if not. */
 export function parseDuration(text: string): number {
@@ -94,6 +106,9 @@ const WITH_VALUE = new Set([
   "--junit",
   "--json",
   "--machine",
+  "--image",
+  "--append",
+  "--initrd",
 ]);
 const FLAGS = new Set(["--list", "--kernel-only", "--help", "-h"]);
 
@@ -145,6 +160,18 @@ export function parseRunnerArgs(
   if (get("--machine") !== undefined && get("--config") !== undefined) {
     throw new UsageError("--machine and --config exclude each other (the file names the machine)");
   }
+  const image = get("--image") === undefined ? null : userPath(get("--image")!);
+  if (image !== null) {
+    if (get("--filter") !== undefined) {
+      throw new UsageError(
+        "--filter selects our kernel's tests (ktest.filter); with --image, give the kernel's " +
+          "own filter in --append (e.g. kunit.filter_glob=list*)",
+      );
+    }
+    if (flags.has("--list")) {
+      throw new UsageError("--list asks our kernel for its tests (ktest.list); not with --image");
+    }
+  }
   const filter = get("--filter")?.trim() || null;
   if (filter !== null && /\s/.test(filter)) {
     throw new UsageError("--filter cannot contain blanks (the kernel command line splits on them)");
@@ -167,6 +194,9 @@ export function parseRunnerArgs(
       kernelOnly: flags.has("--kernel-only"),
       help: flags.has("--help") || flags.has("-h"),
       machine: get("--machine") === undefined ? null : userPath(get("--machine")!),
+      image,
+      append: get("--append") ?? null,
+      initrd: get("--initrd") === undefined ? null : userPath(get("--initrd")!),
     },
     rest,
   };

@@ -13,7 +13,13 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import type { Project } from "../app/project.ts";
-import { kernelTestOptions, listCommand, prepareTestRun } from "../app/commands.ts";
+import {
+  checkForeign,
+  foreignSourceOf,
+  kernelTestOptions,
+  listCommand,
+  prepareTestRun,
+} from "../app/commands.ts";
 import { ConsoleReporter } from "../app/console.ts";
 import { toJunit } from "../core/junit.ts";
 import { runKernelTests } from "../run/matrix.ts";
@@ -39,12 +45,14 @@ export async function testCommand(
   // The runner's option list, without its first line about deno test.
   const usage = `usage: ${command} [options]\n\noptions:\n${RUNNER_USAGE.replace(/^.*\n/, "")}`;
   let args: RunnerArgs;
+  let foreign;
   try {
     const parsed = parseRunnerArgs(argv, project.configs);
     if (parsed.rest.length > 0) {
       throw new UsageError(`unknown argument '${parsed.rest[0]}' (there is no deno test here)`);
     }
     args = parsed.args;
+    foreign = foreignSourceOf(args, project.image);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     console.error(`error: ${e.message}\n\n${usage}`);
@@ -57,6 +65,8 @@ export async function testCommand(
     );
     return 0;
   }
+  const stop = await checkForeign(foreign, args.configs);
+  if (stop !== null) return stop;
   const prepared = await prepareTestRun(args);
   if (typeof prepared === "number") return prepared;
   const lab = prepared.lab;
@@ -67,6 +77,7 @@ export async function testCommand(
     logDir,
     source: project,
     table: project.configs,
+    foreign,
   };
   if (args.list) return await listCommand(place, args);
   const report = await runKernelTests(
