@@ -20,7 +20,7 @@
  *   (addresses as strings such as `"0xffffffff80000000"`, since JSON numbers
  *   cannot hold them); omitted: the toolchain's layout (linker/layout.ts);
  * - `configs`: a JSON array of {@link MachineConfig}s that replaces the
- *   toolchain's table (runner/configs.ts); omitted: that table.
+ *   toolchain's table (run/configs.ts); omitted: that table.
  *
  * A kernel built by a build of its own (make, cargo, anything) names that
  * instead of `kernel` and `layout`:
