@@ -187,6 +187,14 @@ export const COMMANDS: readonly CommandSpec[] = [
       "KERNEL ARGS become the kernel command line (e.g. ktest.filter='layout.*')",
     options: {
       config: { type: "string", value: "NAME", help: "the machine configuration to boot" },
+      image: {
+        type: "string",
+        value: "FILE",
+        help: "boot this kernel image instead of building ours (KERNEL ARGS, or\n" +
+          "--append, are its command line)",
+      },
+      append: { type: "string", value: "ARGS", help: "the image's kernel command line" },
+      initrd: { type: "string", value: "FILE", help: "the image's initial RAM disk" },
     },
     words: "any",
     fronts: BOTH,

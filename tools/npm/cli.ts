@@ -32,7 +32,7 @@ import {
   stringOption,
   UsageError,
 } from "../app/command_table.ts";
-import { startInteractive } from "../app/start.ts";
+import { startImage, startImageOf, startInteractive } from "../app/start.ts";
 import { ensureTools, MissingToolsError } from "../host/toolcheck.ts";
 import { testCommand } from "./test.ts";
 
@@ -107,6 +107,15 @@ async function start(project: Project, p: ParsedCommand): Promise<number> {
   const config = named !== undefined
     ? configIn(project.configs, named)
     : defaultConfig(project.configs);
+  const image = startImageOf({
+    image: stringOption(p, "image"),
+    append: stringOption(p, "append"),
+    initrd: stringOption(p, "initrd"),
+  }, [...p.words, ...p.passed]);
+  if (image !== null) {
+    await ensureTools();
+    return await startImage(image, config.name, project.configs);
+  }
   await ensureTools();
   const elf = await buildKernel(project);
   const cmdline = [...p.words, ...p.passed].join(" ");
