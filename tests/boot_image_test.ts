@@ -10,6 +10,7 @@ import {
   BootImageError,
   describeBootImage,
   LINUX,
+  loaderProtocol,
   MB1_SCAN,
   MB2_SCAN,
   whyNotQemuKernel,
@@ -323,6 +324,30 @@ Deno.test("every prefix of every crafted image is described or refused, nothing 
       } catch (e) {
         assert.ok(e instanceof BootImageError, `prefix ${n}: ${e}`);
       }
+    }
+  }
+});
+
+Deno.test("loaders: GRUB takes Linux, multiboot2, multiboot1; iPXE Linux and loadable multiboot1", () => {
+  const mb2 = new Uint8Array(0x1000);
+  putMb2(mb2, 0);
+  const flat = new Uint8Array(0x2000);
+  putMb1(flat, 0x40, true);
+  const e64 = elf(64, { note: PVH() });
+  putMb1(e64, 0x1000, false);
+  const cases: [Uint8Array, string, string][] = [
+    [bzImage(), "linux", "linux"],
+    [mb2, "multiboot2", "iPXE boots Linux and multiboot1"],
+    [flat, "multiboot1", "multiboot1"],
+    [e64, "multiboot1", "offers multiboot1, PVH ELF"],
+    [elf(64, { note: PVH() }), "GRUB boots Linux", "iPXE boots"],
+  ];
+  for (const [bytes, grub, ipxe] of cases) {
+    const image = describeBootImage(bytes);
+    for (const [loader, want] of [["grub", grub], ["ipxe", ipxe]] as const) {
+      const got = loaderProtocol(image, loader);
+      const text = "protocol" in got ? got.protocol : got.why;
+      assert.ok(text.includes(want), `${loader}: ${text}`);
     }
   }
 });

@@ -10,12 +10,15 @@
  * - `--append stop` resets before the plan is met: a crash, never a pass;
  * - a broken source is a build failure showing the compiler's output;
  * - a build command that makes no bootable image is refused with why;
- * - `--shard` shares the configurations out.
+ * - `--shard` shares the configurations out;
+ * - with `--config boot-paths`: it boots through every boot path too.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { KernelReport } from "../tools/core/record.ts";
 import { ROOT } from "../tools/paths.ts";
+import { bootPathsRequested, NOT_REQUESTED } from "../tools/app/requested.ts";
+import { BOOT_PATH_CONFIGS } from "../tools/run/configs.ts";
 import { tempDir } from "./support.ts";
 
 const FIXTURE = join(ROOT, "tests/fixtures/foreign-kernel");
@@ -170,7 +173,6 @@ Deno.test("foreign kernel: --image prebuilt, --shard shares configurations, refu
       [["--image", image, "--filter", "x"], 2, /--filter selects our kernel's tests/],
       [["--image", image, "--list"], 2, /--list asks our kernel/],
       [["--append", "x"], 2, /--append applies to a kernel image/],
-      [["--image", image, "--config", "iso-bios"], 2, /iso-bios is a boot path/],
       [["--image", image, "--initrd", join(p.dir, "none.cpio")], 1, /--initrd .* no such file/],
     ];
     for (const [args, code, message] of refused) {
@@ -181,4 +183,34 @@ Deno.test("foreign kernel: --image prebuilt, --shard shares configurations, refu
   } finally {
     await p.cleanup();
   }
+});
+
+Deno.test({
+  name: bootPathsRequested()
+    ? "foreign kernel: every boot path (QEMU's multiboot1 loader, GRUB ISO and PXE, iPXE)"
+    : `foreign kernel: every boot path [skipped: ${NOT_REQUESTED}]`,
+  ignore: !bootPathsRequested(),
+  fn: async () => {
+    const p = await project();
+    try {
+      const made = await new Deno.Command("make", { args: ["-s"], cwd: p.dir }).output();
+      assert.equal(made.code, 0);
+      const o = await cli("tools/test.ts", [
+        "--kernel-only",
+        "--image",
+        join(p.dir, "build/kernel.elf"),
+        "--config",
+        "boot-paths",
+        "--boot-timeout",
+        "3m",
+      ], p.dir);
+      assert.equal(o.code, 0, why(o));
+      assert.deepEqual(
+        o.report!.runs.map((r) => [r.config, r.status]),
+        BOOT_PATH_CONFIGS.map((c) => [c.name, "pass"]),
+      );
+    } finally {
+      await p.cleanup();
+    }
+  },
 });

@@ -466,3 +466,33 @@ export function whyNotQemuKernel(image: BootImage): string | null {
 export function describeOffer(offer: ProtocolOffer): string {
   return `${PROTOCOL_NAMES[offer.protocol]} (${offer.detail})`;
 }
+
+/** A boot loader that can deliver a kernel image: GRUB (ISO, UEFI PXE) or iPXE (BIOS PXE). */
+export type Loader = "grub" | "ipxe";
+
+/**
+ * The protocol `loader` boots `image` with, or why it cannot. GRUB loads
+ * Linux (`linux`), multiboot2 and multiboot1, but has no PVH loader; iPXE
+ * loads Linux and multiboot1 (an ELF32 or the address fields), not
+ * multiboot2 or PVH. Linux first, then multiboot2, then multiboot1.
+ */
+export function loaderProtocol(
+  image: BootImage,
+  loader: Loader,
+): { protocol: BootProtocol } | { why: string } {
+  const has = (p: BootProtocol) => image.offers.find((o) => o.protocol === p);
+  if (has("linux")) return { protocol: "linux" };
+  if (loader === "grub" && has("multiboot2")) return { protocol: "multiboot2" };
+  const mb1 = has("multiboot1");
+  if (
+    mb1 !== undefined && (loader === "grub" || image.elfClass !== 64 || /address/.test(mb1.detail))
+  ) {
+    return { protocol: "multiboot1" };
+  }
+  const offers = image.offers.map((o) => PROTOCOL_NAMES[o.protocol]).join(", ");
+  return {
+    why: loader === "grub"
+      ? `GRUB boots Linux, multiboot2 and multiboot1 kernels; this image offers ${offers}`
+      : `iPXE boots Linux and multiboot1 (ELF32 or address fields) kernels; this image offers ${offers}`,
+  };
+}

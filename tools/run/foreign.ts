@@ -18,6 +18,7 @@ import {
   BootImageError,
   describeBootImage,
   describeOffer,
+  loaderProtocol,
   PROTOCOL_NAMES,
   whyNotQemuKernel,
 } from "../core/boot_image.ts";
@@ -73,15 +74,27 @@ export function describeForeign(image: ForeignImage): string {
 
 /**
  * Why `config` cannot boot `image`, or null if it can. QEMU's -kernel
- * configurations need a protocol QEMU loads (Linux, multiboot1, PVH); boot
- * paths deliver our own kernel's images only.
+ * configurations need a protocol QEMU loads (Linux, multiboot1, PVH); the
+ * boot paths need their loader's: QEMU's multiboot1 loader, GRUB (ISO, UEFI
+ * PXE: Linux, multiboot2, multiboot1) or iPXE (BIOS PXE: Linux, multiboot1).
  */
 export function cannotBoot(config: MachineConfig, image: ForeignImage): string | null {
-  const offers = image.boot.offers.map((o) => PROTOCOL_NAMES[o.protocol]).join(", ");
   if (config.boot !== undefined) {
-    return `configuration ${config.name} is a boot path (${config.boot.via}), which makes its ` +
-      `images from our kernel's ELF; a prebuilt image (${offers}) boots with QEMU's -kernel ` +
-      `configurations`;
+    const { via, firmware } = config.boot;
+    if (via === "multiboot1") {
+      if (image.boot.qemuKernel?.protocol === "multiboot1") return null;
+      const offers = image.boot.offers.map((o) => PROTOCOL_NAMES[o.protocol]).join(", ");
+      return `configuration ${config.name} boots a multiboot1 image with QEMU's loader; ` +
+        `${image.path} offers ${offers}` +
+        (image.boot.qemuKernel === null
+          ? ""
+          : ` (QEMU takes it as ${image.boot.qemuKernel.protocol})`);
+    }
+    const loader = via === "pxe" && firmware === "bios" ? "ipxe" : "grub";
+    const how = loaderProtocol(image.boot, loader);
+    return "why" in how
+      ? `configuration ${config.name} cannot boot ${image.path}: ${how.why}`
+      : null;
   }
   const why = whyNotQemuKernel(image.boot);
   if (why === null) {

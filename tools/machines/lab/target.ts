@@ -89,6 +89,8 @@ export class LabTarget implements Target {
       cmdline: request.cmdline,
       out: m.tftpRoot,
       firmware: [m.boot.firmware],
+      image: request.image,
+      initrd: request.initrd,
     });
     let session: SerialSession | null = null;
     try {
