@@ -163,7 +163,16 @@ Deno.test("foreign kernel: --image prebuilt, --shard shares configurations, refu
     assert.equal(shard.code, 0, why(shard));
     assert.deepEqual(shard.report!.runs.map((r) => r.config), ["pc"]);
 
+    // A multiboot2-only file: QEMU's -kernel has no loader for it (GRUB's boot paths do).
+    const mb2 = new Uint8Array(64);
+    const view = new DataView(mb2.buffer);
+    view.setUint32(0, 0xe85250d6, true);
+    view.setUint32(8, 24, true);
+    view.setUint32(12, -(0xe85250d6 + 24) >>> 0, true);
+    view.setUint32(20, 8, true); // the end tag
+    await Deno.writeFile(join(p.dir, "mb2.bin"), mb2);
     const refused: [string[], number, RegExp][] = [
+      [["--image", join(p.dir, "mb2.bin")], 2, /microvm .* no multiboot2 loader \(GRUB boots it/],
       [
         ["--image", join(p.dir, "nope.elf")],
         1,
