@@ -128,7 +128,13 @@ Deno.test({
         assert.equal(report.summary.ok, c.ok, `${r.stdout}\n${r.stderr}`);
         assert.equal(r.code, c.ok ? 0 : 1);
         const log = join(BUILD_DIR, "logs", `linux-kunit-${c.name}`, "kernel-microvm.log");
-        const k = await run("python3", [kunitPy, "parse", "--json", join(dir, "kunit.json"), log]);
+        // --json takes its file after '=' (its value is optional); kunit.py chdirs: absolute paths.
+        const k = await run("python3", [
+          kunitPy,
+          "parse",
+          `--json=${join(dir, "kunit.json")}`,
+          log,
+        ]);
         assert.equal(k.code, c.ok ? 0 : 1, `kunit.py parse exit:\n${k.stdout}${k.stderr}`);
         const theirs = kunitVerdicts(JSON.parse(await Deno.readTextFile(join(dir, "kunit.json"))));
         const ours = ourVerdicts(report);

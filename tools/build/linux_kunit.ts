@@ -19,7 +19,7 @@
 import { execa } from "execa";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import process from "node:process";
@@ -115,7 +115,9 @@ function sourceName(tarball: string): string {
 export async function buildLinuxKunit(options: LinuxKunitOptions): Promise<LinuxKunitBuild> {
   const tarball = options.tarball ?? LINUX_SOURCE_TARBALL;
   const key = await cacheKey(options);
-  const dir = join(options.cacheRoot ?? defaultCacheRoot(), `linux-kunit-${key}`);
+  // Its real path: kbuild records absolute paths, so one build is always made under one name.
+  const named = join(options.cacheRoot ?? defaultCacheRoot(), `linux-kunit-${key}`);
+  const dir = await realpath(named).catch(() => named);
   const source = join(dir, sourceName(tarball));
   const buildDir = join(dir, "build");
   const image = join(buildDir, BZIMAGE);
