@@ -11,6 +11,8 @@
  * - a broken source is a build failure showing the compiler's output;
  * - a build command that makes no bootable image is refused with why;
  * - `--shard` shares the configurations out;
+ * - its verdicts and counts equal `kunit.py parse`'s (Linux's kunit_tool,
+ *   from Debian's linux-source-6.1 when installed) on the same logs;
  * - with `--config boot-paths`: it boots through every boot path too.
  */
 import assert from "node:assert/strict";
@@ -19,6 +21,8 @@ import type { KernelReport } from "../tools/core/record.ts";
 import { ROOT } from "../tools/paths.ts";
 import { bootPathsRequested, NOT_REQUESTED } from "../tools/app/requested.ts";
 import { BOOT_PATH_CONFIGS } from "../tools/run/configs.ts";
+import { kunitTool, LINUX_SOURCE_TARBALL } from "../tools/build/linux_kunit.ts";
+import { assertSameAsKunitParse } from "./kunit_compare.ts";
 import { tempDir } from "./support.ts";
 
 const FIXTURE = join(ROOT, "tests/fixtures/foreign-kernel");
@@ -218,6 +222,28 @@ Deno.test({
         o.report!.runs.map((r) => [r.config, r.status]),
         BOOT_PATH_CONFIGS.map((c) => [c.name, "pass"]),
       );
+    } finally {
+      await p.cleanup();
+    }
+  },
+});
+
+const kunitPy = await kunitTool().catch(() => null);
+
+Deno.test({
+  name: kunitPy !== null
+    ? "foreign kernel: verdicts and counts equal kunit.py parse's on the same logs, pass and fail"
+    : `foreign kernel: kunit.py parse agreement [skipped: ${LINUX_SOURCE_TARBALL} not installed]`,
+  ignore: kunitPy === null,
+  fn: async () => {
+    const p = await project();
+    try {
+      for (const append of ["", "fail"]) {
+        const o = await npmTest(p.file, p.dir, append ? ["--append", append] : []);
+        assert.equal(o.code, append ? 1 : 0, why(o));
+        const log = join(p.dir, "logs", "kernel-microvm.log");
+        await assertSameAsKunitParse(kunitPy!, log, o.report!, join(p.dir, "kunit.json"));
+      }
     } finally {
       await p.cleanup();
     }

@@ -16,51 +16,10 @@ import { join } from "node:path";
 import { buildLinuxKunit, KUNIT_FIXTURES } from "../tools/build/linux_kunit.ts";
 import { LINUX_KUNIT_NOT_REQUESTED, linuxKunitRequested } from "../tools/app/requested.ts";
 import type { KernelReport } from "../tools/core/record.ts";
+import { assertSameAsKunitParse, kunitVerdicts } from "./kunit_compare.ts";
 import { BUILD_DIR, ROOT } from "../tools/paths.ts";
 
 const requested = linuxKunitRequested();
-
-interface KunitGroup {
-  name: string;
-  sub_groups: KunitGroup[];
-  test_cases: { name: string; status: string }[];
-}
-
-/** kunit.py's JSON as `suite.test` → PASS/FAIL/SKIP/ERROR (leaves named after their parent). */
-function kunitVerdicts(group: KunitGroup, prefix = ""): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const c of group.test_cases) out.set(`${prefix}${c.name}`, c.status);
-  for (const g of group.sub_groups) {
-    for (const [k, v] of kunitVerdicts(g, `${prefix}${g.name}.`)) out.set(k, v);
-  }
-  return out;
-}
-
-const STATUS: Record<string, string> = { pass: "PASS", fail: "FAIL", skip: "SKIP", error: "ERROR" };
-
-function ourVerdicts(report: KernelReport): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const run of report.runs) {
-    for (const s of run.suites) {
-      for (const t of s.tests) out.set(t.fullName, STATUS[t.status] ?? t.status.toUpperCase());
-    }
-  }
-  return out;
-}
-
-/** kunit.py's "Ran N tests: passed: X, failed: Y, ..." counts. */
-function kunitCounts(stdout: string): Record<string, number> {
-  // deno-lint-ignore no-control-regex
-  const plain = stdout.replace(/\x1b\[[0-9;]*m/g, "");
-  const m = /Ran (\d+) tests?: ([^\n]*)/.exec(plain);
-  assert.ok(m, `no summary in kunit.py parse's output:\n${plain}`);
-  const counts: Record<string, number> = { total: Number(m[1]) };
-  for (const part of m[2].split(",")) {
-    const [k, v] = part.trim().split(/:\s*/);
-    counts[k] = Number(v);
-  }
-  return counts;
-}
 
 async function run(cmd: string, args: string[], env: Record<string, string> = {}) {
   const t0 = performance.now();
@@ -95,9 +54,7 @@ Deno.test({
     for (const c of cases) {
       await t.step(`${c.name} run`, async () => {
         // Under build/: CI keeps build/logs and build/reports as artifacts.
-        const dir = join(BUILD_DIR, "linux-kunit", c.name);
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
-        await Deno.mkdir(dir, { recursive: true });
+        await Deno.mkdir(join(BUILD_DIR, "reports"), { recursive: true });
         const append = ["console=ttyS0", "kunit_shutdown=reboot"];
         if (c.glob !== null) append.push(`kunit.filter_glob=${c.glob}`);
         const r = await run(Deno.execPath(), [
@@ -122,37 +79,14 @@ Deno.test({
         console.error(
           `linux-kunit ${c.name}: runner ${(r.ms / 1000).toFixed(1)} s, exit ${r.code}`,
         );
-        const report = JSON.parse(
-          await Deno.readTextFile(join(dir, "report.json")),
-        ) as KernelReport;
+        const reportFile = join(BUILD_DIR, "reports", `linux-kunit-${c.name}.json`);
+        const report = JSON.parse(await Deno.readTextFile(reportFile)) as KernelReport;
         assert.equal(report.summary.ok, c.ok, `${r.stdout}\n${r.stderr}`);
         assert.equal(r.code, c.ok ? 0 : 1);
         const log = join(BUILD_DIR, "logs", `linux-kunit-${c.name}`, "kernel-microvm.log");
-        // --json takes its file after '=' (its value is optional); kunit.py chdirs: absolute paths.
-        const k = await run("python3", [
-          kunitPy,
-          "parse",
-          `--json=${join(dir, "kunit.json")}`,
-          log,
-        ]);
-        assert.equal(k.code, c.ok ? 0 : 1, `kunit.py parse exit:\n${k.stdout}${k.stderr}`);
-        const theirs = kunitVerdicts(JSON.parse(await Deno.readTextFile(join(dir, "kunit.json"))));
-        const ours = ourVerdicts(report);
-        assert.deepEqual(
-          [...ours].sort(),
-          [...theirs].sort(),
-          "per-test verdicts differ from kunit.py parse's",
-        );
-        const counts = kunitCounts(k.stdout);
-        const s = report.summary;
-        assert.deepEqual(
-          { passed: s.passed, failed: s.failed, skipped: s.skipped },
-          {
-            passed: counts.passed ?? 0,
-            failed: (counts.failed ?? 0) + (counts.crashed ?? 0),
-            skipped: counts.skipped ?? 0,
-          },
-        );
+        const json = join(BUILD_DIR, "reports", `linux-kunit-${c.name}-kunit.json`);
+        const counts = await assertSameAsKunitParse(kunitPy, log, report, json);
+        const theirs = kunitVerdicts(JSON.parse(await Deno.readTextFile(json)));
         assert.ok(counts.total > 10, `only ${counts.total} tests ran`);
         if (!c.ok) assert.equal(theirs.get("example.example_ouroboros_fail_test"), "FAIL");
         console.error(`linux-kunit ${c.name}: ${JSON.stringify(counts)} (kunit.py parse = ours)`);

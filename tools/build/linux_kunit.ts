@@ -185,3 +185,37 @@ if (import.meta.main) {
     process.exit(1);
   }
 }
+
+/**
+ * Linux's kunit_tool alone (`tools/testing/kunit/`, to run `kunit.py parse`
+ * on a log), extracted once from the source tarball into
+ * `<cache>/kunit-tool-<tarball key>`; null when the tarball is not installed.
+ */
+export async function kunitTool(
+  options: { tarball?: string; cacheRoot?: string } = {},
+): Promise<string | null> {
+  const tarball = options.tarball ?? LINUX_SOURCE_TARBALL;
+  const t = await stat(tarball).catch(() => null);
+  if (t === null) return null;
+  const key = createHash("sha256").update(`${basename(tarball)} ${t.size} ${t.mtimeMs}`).digest(
+    "hex",
+  ).slice(0, 16);
+  const dir = join(options.cacheRoot ?? defaultCacheRoot(), `kunit-tool-${key}`);
+  const inTar = `${sourceName(tarball)}/tools/testing/kunit`;
+  const script = join(dir, inTar, "kunit.py");
+  if (existsSync(script)) return script;
+  const part = `${dir}.partial-${process.pid}`;
+  await mkdir(part, { recursive: true });
+  const r = await execa("tar", ["-xf", tarball, "-C", part, inTar], {
+    reject: false,
+    stdin: "ignore",
+    all: true,
+  });
+  if (r.exitCode !== 0) {
+    await rm(part, { recursive: true, force: true });
+    throw new LinuxKunitError(`extracting kunit_tool from ${tarball} failed: ${r.all}`);
+  }
+  // Another process may have finished first: its copy is as good.
+  await rename(part, dir).catch(() => rm(part, { recursive: true, force: true }));
+  return script;
+}
