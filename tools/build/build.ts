@@ -23,6 +23,8 @@ import { link, placeholderTablesStep } from "./link.ts";
 import { BuildError, runAll, toolIdentity } from "./steps.ts";
 
 export { BuildError };
+// The engine, for modules of build/ that add steps (steps.ts is its home).
+export { runAll, runStep, type Step, toolIdentity } from "./steps.ts";
 
 /** What to build, and where. */
 export interface BuildOptions {

@@ -4,6 +4,8 @@
  * The second link must not move a symbol the tables depend on.
  */
 import { bootTableNames, type ImageSymbols } from "../../linker/boot_tables.ts";
+import { hex } from "../../linker/constants.ts";
+import { PAGE_SIZE } from "../../linker/layout.ts";
 import { SECTION_SYMBOLS } from "../../linker/linker_script.ts";
 import { parseElf, symbolValue } from "../core/elf.ts";
 import { readFile, rm } from "node:fs/promises";
@@ -17,7 +19,8 @@ const LD_FLAGS = [
   "-nostdlib",
   "-static",
   "-z",
-  "max-page-size=0x1000",
+  // Segments aligned to the layout's page size, not ld's default 2 MiB.
+  `max-page-size=${hex(PAGE_SIZE)}`,
   "-z",
   "noexecstack",
   "--build-id=none",
