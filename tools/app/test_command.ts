@@ -13,12 +13,19 @@
  */
 import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "../paths.ts";
-import { kernelTestOptions, listCommand, prepareTestRun } from "./commands.ts";
+import {
+  checkForeign,
+  foreignSourceOf,
+  kernelTestOptions,
+  listCommand,
+  prepareTestRun,
+} from "./commands.ts";
+import { loadProject, type ProjectImage } from "./project.ts";
 import { ConsoleReporter } from "./console.ts";
 import { FLAKY_MARK, notRunCount } from "./deno_steps.ts";
 import { toJunit } from "../core/junit.ts";
 import { runKernelTests } from "../run/matrix.ts";
-import { parseRunnerArgs, type RunnerArgs, TEST_SILENCE_MS } from "./options.ts";
+import { parseRunnerArgs, type RunnerArgs, TEST_SILENCE_MS, userPath } from "./options.ts";
 import { type Counts, type KernelReport, summaryLine } from "../core/record.ts";
 
 export { summaryLine, TEST_SILENCE_MS };
@@ -129,11 +136,25 @@ async function denoTest(rest: string[], reportDir: string, handoff: string | nul
 }
 
 /**
+ * The image of the project OUROBOROS_PROJECT names, if it names one with an
+ * image (a kernel built by a build of its own); this repository's kernel
+ * otherwise.
+ */
+async function projectImage(): Promise<ProjectImage | null> {
+  const file = Deno.env.get("OUROBOROS_PROJECT");
+  if (file === undefined || file === "") return null;
+  return (await loadProject(userPath(file))).image;
+}
+
+/**
  * `deno task test`: its command line is read with the command table (a
  * usage error is thrown); resolves to the exit status.
  */
 export async function testMain(argv: readonly string[]): Promise<number> {
   const { args, rest } = parseRunnerArgs(argv);
+  const foreign = foreignSourceOf(args, await projectImage());
+  const stop = await checkForeign(foreign, args.configs);
+  if (stop !== null) return stop;
   const prepared = await prepareTestRun(args);
   if (typeof prepared === "number") return prepared;
   const lab = prepared.lab;
@@ -145,7 +166,7 @@ export async function testMain(argv: readonly string[]): Promise<number> {
   let report: KernelReport | null = null;
   if (args.kernelOnly || selectsKernelTests(rest)) {
     report = await runKernelTests(
-      kernelTestOptions({ root, outDir, logDir }, args, lab, new ConsoleReporter()),
+      kernelTestOptions({ root, outDir, logDir, foreign }, args, lab, new ConsoleReporter()),
     );
     handoff = join(reportDir, `kernel-${Deno.pid}.json`);
     await writeReports(report, args, handoff);
