@@ -114,7 +114,13 @@ Deno.test("workflows: artifacts are the JUnit reports and serial logs; caches fo
 });
 
 Deno.test("workflows: the package groups CI installs cover the boot paths", () => {
-  assert.deepEqual(packagesOf(["default"]), ["binutils", "gcc", "nasm", "qemu-system-x86"]);
+  assert.deepEqual(packagesOf(["default"]), [
+    "binutils",
+    "chromium",
+    "gcc",
+    "nasm",
+    "qemu-system-x86",
+  ]);
   const boot = packagesOf(["boot-paths"]);
   for (
     const p of [

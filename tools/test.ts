@@ -13,6 +13,7 @@
  */
 import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "./paths.ts";
+import { writeReportHtml } from "./report/html.ts";
 import { kernelTestOptions, listCommand, prepareTestRun } from "./runner/commands.ts";
 import { ConsoleReporter } from "./runner/console.ts";
 import { FLAKY_MARK } from "./runner/deno_steps.ts";
@@ -103,12 +104,20 @@ export function selectsKernelTests(denoArgs: readonly string[]): boolean {
   });
 }
 
-async function writeReports(report: KernelReport, args: RunnerArgs, handoff: string) {
+async function writeReports(
+  report: KernelReport,
+  args: RunnerArgs,
+  handoff: string,
+  root: string,
+) {
   const json = JSON.stringify(report, null, 2) + "\n";
   await Deno.writeTextFile(handoff, json);
   await Deno.copyFile(handoff, join(handoff, "..", "kernel.json"));
   if (args.json !== null) await Deno.writeTextFile(args.json, json);
   if (args.junit !== null) await Deno.writeTextFile(args.junit, toJunit(report));
+  const index = join(handoff, "..", "index.html");
+  await writeReportHtml(report, root, args.html === null ? [index] : [index, args.html]);
+  console.log(`report: ${args.html ?? index}`);
 }
 
 async function denoTest(rest: string[], reportDir: string, handoff: string | null) {
@@ -155,12 +164,18 @@ async function main(argv: string[]): Promise<number> {
   await Deno.mkdir(reportDir, { recursive: true });
   let handoff: string | null = null;
   let report: KernelReport | null = null;
+  if (args.html !== null && !args.kernelOnly && !selectsKernelTests(rest)) {
+    console.error(
+      "error: --html needs the kernel tests, and these deno test arguments leave them out",
+    );
+    return 2;
+  }
   if (args.kernelOnly || selectsKernelTests(rest)) {
     report = await runKernelTests(
       kernelTestOptions({ root, outDir, logDir }, args, lab, new ConsoleReporter()),
     );
     handoff = join(reportDir, `kernel-${Deno.pid}.json`);
-    await writeReports(report, args, handoff);
+    await writeReports(report, args, handoff, root);
   }
   if (args.kernelOnly) {
     console.log(summaryLine(report!.summary));

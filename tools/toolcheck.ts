@@ -63,9 +63,17 @@ export function requiredTools(cc = process.env.CC): Tool[] {
  * - `undionly`: iPXE for PXE ROMs that are not iPXE (the PXE tree, for labs);
  * - `uefi`: OVMF, UEFI firmware for QEMU;
  * - `pxe-qemu`: iPXE option ROMs for QEMU's NICs (QEMU's PXE boots);
- * - `serve`: dnsmasq and ip (deno task pxe serve, the network-namespace test).
+ * - `serve`: dnsmasq and ip (deno task pxe serve, the network-namespace test);
+ * - `browser`: headless Chromium (the HTML report's test looks at the page in it).
  */
-export type ToolGroup = "iso" | "pxe-tree" | "undionly" | "uefi" | "pxe-qemu" | "serve";
+export type ToolGroup =
+  | "iso"
+  | "pxe-tree"
+  | "undionly"
+  | "uefi"
+  | "pxe-qemu"
+  | "serve"
+  | "browser";
 
 /** The tools of a group (see {@link ToolGroup}). */
 export function extraTools(group: ToolGroup): Tool[] {
@@ -123,6 +131,12 @@ export function extraTools(group: ToolGroup): Tool[] {
         { commands: ["dnsmasq"], debianPackage: "dnsmasq-base", purpose: "DHCP and TFTP server" },
         { commands: ["ip"], debianPackage: "iproute2", purpose: "network namespaces and links" },
       ];
+    case "browser":
+      return [{
+        commands: ["chromium"],
+        debianPackage: "chromium",
+        purpose: "a real browser for the HTML test report's test",
+      }];
   }
 }
 
@@ -309,12 +323,15 @@ export function ensureToolGroups(
   return run;
 }
 
-/** Package groups for CI's installs: the default run, and everything the boot paths need. */
+/**
+ * Package groups for CI's installs: the default run (which opens the HTML
+ * report in Chromium), and everything the boot paths need.
+ */
 export const PACKAGE_GROUPS: Readonly<Record<string, () => Tool[]>> = {
-  default: () => requiredTools(),
+  default: () => [...requiredTools(), ...toolsOf(["browser"])],
   "boot-paths": () => [
     ...requiredTools(),
-    ...toolsOf(["iso", "pxe-tree", "undionly", "uefi", "pxe-qemu", "serve"]),
+    ...toolsOf(["iso", "pxe-tree", "undionly", "uefi", "pxe-qemu", "serve", "browser"]),
   ],
 };
 

@@ -16,6 +16,7 @@ import type { Project } from "../project.ts";
 import { kernelTestOptions, listCommand, prepareTestRun } from "../runner/commands.ts";
 import { ConsoleReporter } from "../runner/console.ts";
 import { toJunit } from "../runner/junit.ts";
+import { writeReportHtml } from "../report/html.ts";
 import { runKernelTests } from "../runner/matrix.ts";
 import { parseRunnerArgs, RUNNER_USAGE, type RunnerArgs, UsageError } from "../runner/options.ts";
 import { summaryLine } from "../runner/record.ts";
@@ -77,6 +78,8 @@ export async function testCommand(
   await writeFile(join(reportDir, "kernel.json"), json);
   if (args.json !== null) await writeFile(args.json, json);
   if (args.junit !== null) await writeFile(args.junit, toJunit(report));
+  const index = join(reportDir, "index.html");
+  await writeReportHtml(report, project.root, args.html === null ? [index] : [index, args.html]);
   console.log(summaryLine(report.summary));
   return report.summary.ok ? 0 : 1;
 }

@@ -20,6 +20,8 @@ export interface RunnerArgs {
   jobs: number | null;
   junit: string | null;
   json: string | null;
+  /** Also write the HTML report here (build/reports/index.html is always written). */
+  html: string | null;
   kernelOnly: boolean;
   help: boolean;
   /** A lab machine file (tools/lab/machine.ts) to run on instead of QEMU; null if none. */
@@ -55,6 +57,7 @@ export const RUNNER_USAGE =
   --jobs N                     runs at once (default: the number of CPUs)
   --junit FILE, --json FILE    write the kernel runs' report (categories: build, infrastructure,
                                boot, crash, hang, assertion)
+  --html FILE                  also write the HTML report there (always: build/reports/index.html)
   --kernel-only                run only the kernel tests, not the toolchain's deno tests
   --machine FILE               run the kernel tests on the lab machine FILE describes (PXE boot,
                                power command, serial console; tools/lab/machine.ts), not QEMU`;
@@ -93,6 +96,7 @@ const WITH_VALUE = new Set([
   "--jobs",
   "--junit",
   "--json",
+  "--html",
   "--machine",
 ]);
 const FLAGS = new Set(["--list", "--kernel-only", "--help", "-h"]);
@@ -164,6 +168,7 @@ export function parseRunnerArgs(
       jobs: get("--jobs") === undefined ? null : count("--jobs", get("--jobs")!, 1),
       junit: get("--junit") === undefined ? null : userPath(get("--junit")!),
       json: get("--json") === undefined ? null : userPath(get("--json")!),
+      html: get("--html") === undefined ? null : userPath(get("--html")!),
       kernelOnly: flags.has("--kernel-only"),
       help: flags.has("--help") || flags.has("-h"),
       machine: get("--machine") === undefined ? null : userPath(get("--machine")!),
