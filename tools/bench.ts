@@ -3,14 +3,16 @@
  * (guest TSC cycles) and once under `-icount shift=0`, where QEMU advances
  * the guest TSC by exactly one tick per instruction, so instruction counts
  * repeat exactly from run to run. Prints a table and writes
- * build/bench/results.json.
+ * build/bench/results.json, and charts of it (build/bench/report.html and
+ * SVG files, bench/charts.ts).
  *
  * The kernel (command line `bench`) prints one line per measurement:
  * `# BENCH op=OP page_size=BYTES region_bytes=BYTES pages=N ticks=T`
  * then `# BENCH leak-check ok` (every frame back in the PMM; anything else
  * after `leak-check` is a failure) and `# BENCH done` at the end.
  */
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { writeBenchCharts } from "./bench/charts.ts";
 import { build } from "./build.ts";
 import { BUILD_DIR, LOG_DIR, ROOT } from "./paths.ts";
 import { runKernel } from "./runner/run.ts";
@@ -140,6 +142,7 @@ async function benchRun(elf: string, icount: boolean): Promise<BenchSample[]> {
 }
 
 async function main(): Promise<number> {
+  const started = performance.now();
   await ensureTools();
   const outDir = join(BUILD_DIR, "bench");
   const { elf } = await build({ root: ROOT, outDir, extraCFlags: ["-DOUROBOROS_BENCH"] });
@@ -154,6 +157,9 @@ async function main(): Promise<number> {
   console.log(
     `\nwritten: ${file} (instructions under -icount shift=0: exact and repeatable; cycles: guest TSC under TCG)`,
   );
+  const charts = await writeBenchCharts(outDir, { ours: results });
+  console.log(`charts: ${charts.map((f) => relative(ROOT, f)).join(", ")}`);
+  console.log(`bench wall time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return 0;
 }
 
