@@ -12,8 +12,8 @@
 import assert from "node:assert/strict";
 import { execa } from "execa";
 import { join } from "node:path";
-import { parseElf, PT_LOAD, symbolValue } from "../tools/elf.ts";
-import { PXE_NIC_ROM } from "../tools/image/firmware.ts";
+import { parseElf, PT_LOAD, symbolValue } from "../tools/core/elf.ts";
+import { PXE_NIC_ROM } from "../tools/host/firmware.ts";
 import {
   buildIso,
   inspectIso,
@@ -33,21 +33,16 @@ import {
   validateMultiboot1Image,
 } from "../tools/image/multiboot1.ts";
 import { buildPxeTree, PXE_FILES } from "../tools/image/pxe.ts";
-import {
-  BOOT_PATH_CONFIGS,
-  CONFIGS,
-  getConfig,
-  selectConfigs,
-  targetFor,
-} from "../tools/runner/configs.ts";
-import { runOnTarget } from "../tools/runner/run.ts";
+import { BOOT_PATH_CONFIGS, CONFIGS, getConfig, selectConfigs } from "../tools/run/configs.ts";
+import { targetFor } from "../tools/run/targets.ts";
+import { runOnTarget } from "../tools/run/run.ts";
 import {
   findMissing,
   systemToolEnv,
   type ToolGroup,
   toolName,
   toolsOf,
-} from "../tools/toolcheck.ts";
+} from "../tools/host/toolcheck.ts";
 import { builtKernel, tempDir } from "./support.ts";
 
 const built = await builtKernel();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { build, BuildError } from "../tools/build.ts";
+import { build, BuildError } from "../tools/build/build.ts";
 import { ROOT } from "../tools/paths.ts";
 import { builtKernel, smallKernel, tempDir } from "./support.ts";
 

@@ -6,9 +6,9 @@ import {
   type ClassifyInput,
   type ExitInfo,
   type TimeoutInfo,
-} from "../tools/runner/classify.ts";
-import { SerialStream } from "../tools/runner/serial.ts";
-import { TapIngest } from "../tools/runner/tap.ts";
+} from "../tools/core/classify.ts";
+import { SerialStream } from "../tools/core/serial.ts";
+import { TapIngest } from "../tools/core/tap.ts";
 
 const FIXTURES = new URL("./fixtures/tap/", import.meta.url);
 const PASS = qemuExitStatus(DEBUG_EXIT.pass);

@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { layoutConstants, renderCHeader, renderNasmInclude } from "../linker/constants.ts";
 import { DEFAULT_LAYOUT_CONFIG, deriveLayout } from "../linker/layout.ts";
 import { renderLinkerScript } from "../linker/linker_script.ts";
-import { build } from "../tools/build.ts";
-import { parseElf, PT_LOAD, PT_NOTE, symbolValue } from "../tools/elf.ts";
+import { build } from "../tools/build/build.ts";
+import { parseElf, PT_LOAD, PT_NOTE, symbolValue } from "../tools/core/elf.ts";
 import { LOG_DIR, ROOT } from "../tools/paths.ts";
-import { runKernel } from "../tools/runner/run.ts";
+import { runKernel } from "../tools/run/run.ts";
 import { builtKernel, tempDir } from "./support.ts";
 
 const layout = deriveLayout();
@@ -138,7 +138,7 @@ Deno.test("generators: a clean build is byte-identical to the incremental one", 
 });
 
 Deno.test("generators: with another recursive slot the tables check out and the kernel passes", async () => {
-  const { checkBootTables } = await import("../tools/image_check.ts");
+  const { checkBootTables } = await import("../tools/core/image_check.ts");
   const [dir, cleanup] = await tempDir();
   try {
     const config = { ...DEFAULT_LAYOUT_CONFIG, recursiveSlot: 300 };

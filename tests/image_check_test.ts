@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { deriveLayout, pteFlag, tableIndex } from "../linker/layout.ts";
-import { type ElfImage, parseElf, PT_LOAD, symbolValue } from "../tools/elf.ts";
-import { checkBootTables } from "../tools/image_check.ts";
+import { type ElfImage, parseElf, PT_LOAD, symbolValue } from "../tools/core/elf.ts";
+import { checkBootTables } from "../tools/core/image_check.ts";
 import { builtKernel } from "./support.ts";
 
 const layout = deriveLayout();

@@ -7,10 +7,10 @@
  * boot the default configuration once.
  */
 import { ROOT } from "../tools/paths.ts";
-import { DEFAULT_CONFIG, getConfig } from "../tools/runner/configs.ts";
-import { registerReport } from "../tools/runner/deno_steps.ts";
-import { runKernelTests } from "../tools/runner/matrix.ts";
-import { type KernelReport, REPORT_SCHEMA } from "../tools/runner/record.ts";
+import { DEFAULT_CONFIG, getConfig } from "../tools/run/configs.ts";
+import { registerReport } from "../tools/app/deno_steps.ts";
+import { runKernelTests } from "../tools/run/matrix.ts";
+import { type KernelReport, REPORT_SCHEMA } from "../tools/core/record.ts";
 
 /** Silence after which a kernel run is declared hung (ms); OUROBOROS_SILENCE_MS overrides. */
 const SILENCE_MS = Number(Deno.env.get("OUROBOROS_SILENCE_MS") ?? 10_000);

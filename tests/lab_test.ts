@@ -19,13 +19,13 @@ import {
   MachineFileError,
   parseHostPort,
   parseMachineFile,
-} from "../tools/lab/machine.ts";
-import { layerDeadlines } from "../tools/lab/selection.ts";
-import { LabTarget } from "../tools/lab/target.ts";
+} from "../tools/machines/lab/machine.ts";
+import { layerDeadlines } from "../tools/run/lab_selection.ts";
+import { LabTarget } from "../tools/machines/lab/target.ts";
 import { ROOT } from "../tools/paths.ts";
-import { parseRunnerArgs, UsageError } from "../tools/runner/options.ts";
-import { runOnTarget } from "../tools/runner/run.ts";
-import { bootPathsRequested, NOT_REQUESTED } from "../tools/targets/requested.ts";
+import { parseRunnerArgs, UsageError } from "../tools/app/options.ts";
+import { runOnTarget } from "../tools/run/run.ts";
+import { bootPathsRequested, NOT_REQUESTED } from "../tools/app/requested.ts";
 import { builtKernel, tempDir } from "./support.ts";
 
 const FIXTURES = join(ROOT, "tests/fixtures/lab");

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { acquireLock } from "../tools/lockfile.ts";
+import { acquireLock } from "../tools/host/lockfile.ts";
 import { tempDir } from "./support.ts";
 
 Deno.test("lockfile: a second taker waits until the first releases", async () => {

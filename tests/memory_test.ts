@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LOG_DIR } from "../tools/paths.ts";
-import { runKernel, type RunResult } from "../tools/runner/run.ts";
+import { runKernel, type RunResult } from "../tools/run/run.ts";
 import { builtKernel } from "./support.ts";
 
 /** One machine and RAM size. */

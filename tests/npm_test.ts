@@ -150,7 +150,7 @@ Deno.test("npm: the packed package builds, tests and parses under Node like the 
           npx(["parse", file, "--json", join(dir, "node.json")]),
           execa(
             Deno.execPath(),
-            ["run", "-A", join(ROOT, "tools/parse.ts"), file, "--json", join(dir, "deno.json")],
+            ["run", "-A", join(ROOT, "tools/app/parse.ts"), file, "--json", join(dir, "deno.json")],
             { cwd: ROOT, env: { NO_COLOR: "1", CI: "true" }, reject: false },
           ),
         ]);

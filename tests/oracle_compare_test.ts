@@ -6,7 +6,7 @@ import {
   parseInfoMem,
   parseInfoTlb,
   parseKernelDump,
-} from "../tools/oracle/compare.ts";
+} from "../tools/machines/oracle/compare.ts";
 
 const fixture = (name: string) =>
   Deno.readTextFileSync(new URL(`./fixtures/oracle/${name}`, import.meta.url));

@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { OracleSession } from "../tools/oracle/session.ts";
+import { OracleSession } from "../tools/machines/oracle/session.ts";
 import { BUILD_DIR, LOG_DIR } from "../tools/paths.ts";
-import { runKernel } from "../tools/runner/run.ts";
+import { runKernel } from "../tools/run/run.ts";
 import { builtKernel } from "./support.ts";
 
 async function oracleRun(append: string) {

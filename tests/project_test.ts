@@ -17,8 +17,8 @@ import {
   parseProjectFile,
   PROJECT_FILE,
   ProjectError,
-} from "../tools/project.ts";
-import { CONFIGS, selectConfigs } from "../tools/runner/configs.ts";
+} from "../tools/app/project.ts";
+import { CONFIGS, selectConfigs } from "../tools/run/configs.ts";
 import { tempDir } from "./support.ts";
 
 Deno.test("project: a layout file fills the defaults and takes addresses as strings", () => {

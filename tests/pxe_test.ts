@@ -17,11 +17,11 @@ import {
   networkOf,
   parseServeArgs,
   ServeUsageError,
-} from "../tools/pxe_serve.ts";
-import { runOnTarget } from "../tools/runner/run.ts";
-import { namespaceSupport } from "../tools/targets/netns.ts";
-import { LanPxeTarget, type ServerCommand } from "../tools/targets/pxe_lan.ts";
-import { bootPathsRequested, NOT_REQUESTED } from "../tools/targets/requested.ts";
+} from "../tools/machines/pxe_serve.ts";
+import { runOnTarget } from "../tools/run/run.ts";
+import { namespaceSupport } from "../tools/machines/netns.ts";
+import { LanPxeTarget, type ServerCommand } from "../tools/machines/pxe_lan.ts";
+import { bootPathsRequested, NOT_REQUESTED } from "../tools/app/requested.ts";
 import { builtKernel, tempDir } from "./support.ts";
 
 const flag = (args: string[], name: string) => args.filter((a) => a.startsWith(`--${name}=`));

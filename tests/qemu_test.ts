@@ -8,9 +8,9 @@ import {
   chooseAccel,
   cpuFlags,
   debugExitDevice,
-} from "../tools/runner/qemu.ts";
-import { runKernel, type RunResult } from "../tools/runner/run.ts";
-import type { TapEvent } from "../tools/runner/tap.ts";
+} from "../tools/machines/qemu.ts";
+import { runKernel, type RunResult } from "../tools/run/run.ts";
+import type { TapEvent } from "../tools/core/tap.ts";
 
 const FIXTURES = new URL("./fixtures/tap/", import.meta.url);
 const fixturePath = (name: string) => new URL(name, FIXTURES).pathname;

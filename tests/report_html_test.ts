@@ -18,15 +18,15 @@ import {
   testExcerpt,
   writeReportHtml,
 } from "../tools/report/html.ts";
-import { DEFAULT_CONFIG, getConfig } from "../tools/runner/configs.ts";
-import { runMatrix } from "../tools/runner/matrix.ts";
+import { DEFAULT_CONFIG, getConfig } from "../tools/run/configs.ts";
+import { runMatrix } from "../tools/run/matrix.ts";
 import {
   type KernelReport,
   REPORT_SCHEMA,
   type RunRecord,
   summarize,
   type TestRecord,
-} from "../tools/runner/record.ts";
+} from "../tools/core/record.ts";
 import { builtKernel } from "./support.ts";
 
 const REPORT_DIR = join(ROOT, "build/reports");

@@ -7,14 +7,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { execa } from "execa";
 import { ROOT } from "../tools/paths.ts";
-import { CONFIGS } from "../tools/runner/configs.ts";
-import { parseDuration, parseRunnerArgs, UsageError, userPath } from "../tools/runner/options.ts";
+import { CONFIGS } from "../tools/run/configs.ts";
+import { parseDuration, parseRunnerArgs, UsageError, userPath } from "../tools/app/options.ts";
 import {
   countReport,
   type KernelReport,
   REPORT_SCHEMA,
   summaryLine,
-} from "../tools/runner/record.ts";
+} from "../tools/core/record.ts";
 import { selectsKernelTests } from "../tools/test.ts";
 import { tempDir } from "./support.ts";
 
@@ -190,13 +190,13 @@ Deno.test("cli (QEMU): --list asks the kernel, --shard splits what it says", asy
 Deno.test("parse: a saved log gives the live run's summary line and exit status", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    const pass = await tool("tools/parse.ts", [join(FIXTURES, "tap/pass.tap")], dir);
+    const pass = await tool("tools/app/parse.ts", [join(FIXTURES, "tap/pass.tap")], dir);
     assert.equal(pass.exitCode, 0);
     assert.match(pass.stdout, /^tests: 3 passed, 0 failed, 1 skipped$/m);
-    const ktap = await tool("tools/parse.ts", [join(FIXTURES, "ktap/kunit-pass.ktap")], dir);
+    const ktap = await tool("tools/app/parse.ts", [join(FIXTURES, "ktap/kunit-pass.ktap")], dir);
     assert.equal(ktap.exitCode, 0);
     assert.match(ktap.stdout, /^tests: 3 passed, 0 failed, 2 skipped$/m);
-    const fail = await tool("tools/parse.ts", [join(FIXTURES, "ktap/yaml.ktap")], dir);
+    const fail = await tool("tools/app/parse.ts", [join(FIXTURES, "ktap/yaml.ktap")], dir);
     assert.equal(fail.exitCode, 1);
     assert.match(fail.stdout, /^tests: 1 passed, 1 failed, 0 skipped$/m);
     assert.match(fail.stdout, /expected: 0x0000000000000000/);
@@ -209,13 +209,13 @@ Deno.test("parse: a crash in the middle of a log is a crash and fails, from a fi
   const [dir, cleanup] = await tempDir();
   try {
     const path = join(FIXTURES, "ktap/crash-mid-suite.ktap");
-    const fromFile = await tool("tools/parse.ts", [path, "--json", "crash.json"], dir);
+    const fromFile = await tool("tools/app/parse.ts", [path, "--json", "crash.json"], dir);
     assert.equal(fromFile.exitCode, 1);
     assert.match(fromFile.stdout, /FAIL {2}kernel {2}crash: the log ends after second\.second_a/);
     assert.match(fromFile.stdout, /^tests: 2 passed, 2 failed, 0 skipped$/m);
     const report = JSON.parse(await Deno.readTextFile(join(dir, "crash.json"))) as KernelReport;
     assert.equal(report.runs[0].category, "crash");
-    const fromStdin = await tool("tools/parse.ts", ["-"], dir, await Deno.readTextFile(path));
+    const fromStdin = await tool("tools/app/parse.ts", ["-"], dir, await Deno.readTextFile(path));
     assert.equal(fromStdin.exitCode, 1);
     assert.equal(fromStdin.stdout, fromFile.stdout.replace(path, "stdin"));
   } finally {
@@ -226,9 +226,9 @@ Deno.test("parse: a crash in the middle of a log is a crash and fails, from a fi
 Deno.test("parse: usage mistakes exit 2", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    assert.equal((await tool("tools/parse.ts", [], dir)).exitCode, 2);
-    assert.equal((await tool("tools/parse.ts", ["a", "b"], dir)).exitCode, 2);
-    const missing = await tool("tools/parse.ts", ["no-such.log"], dir);
+    assert.equal((await tool("tools/app/parse.ts", [], dir)).exitCode, 2);
+    assert.equal((await tool("tools/app/parse.ts", ["a", "b"], dir)).exitCode, 2);
+    const missing = await tool("tools/app/parse.ts", ["no-such.log"], dir);
     assert.equal(missing.exitCode, 2);
     assert.match(missing.stderr, /No such file/);
   } finally {
@@ -249,7 +249,7 @@ Deno.test("parse (QEMU): the log of a live run parses to the same results and li
     assert.equal(live.exitCode, 0, live.stdout + live.stderr);
     const liveReport = JSON.parse(await Deno.readTextFile(join(dir, "live.json"))) as KernelReport;
     const log = join(ROOT, liveReport.runs[0].log!);
-    const parsed = await tool("tools/parse.ts", [log, "--json", "parsed.json"], dir);
+    const parsed = await tool("tools/app/parse.ts", [log, "--json", "parsed.json"], dir);
     assert.equal(parsed.exitCode, 0, parsed.stdout);
     const parsedReport = JSON.parse(
       await Deno.readTextFile(join(dir, "parsed.json")),

@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { execa, type ResultPromise } from "execa";
-import { parseElf, symbolValue } from "../tools/elf.ts";
+import { parseElf, symbolValue } from "../tools/core/elf.ts";
 import { ROOT } from "../tools/paths.ts";
-import { gdbCommand, shellQuote, testSymbol } from "../tools/debug.ts";
+import { gdbCommand, shellQuote, testSymbol } from "../tools/app/debug.ts";
 import { builtKernel, tempDir } from "./support.ts";
 
 Deno.test("debug: a test's function symbol, and gdb's command line", () => {
@@ -38,7 +38,7 @@ Deno.test("debug: a test's function symbol, and gdb's command line", () => {
 async function startDebug(filter: string, logDir: string) {
   const child = execa(
     Deno.execPath(),
-    ["run", "-A", join(ROOT, "tools/debug.ts"), "--filter", filter, "--print"],
+    ["run", "-A", join(ROOT, "tools/app/debug.ts"), "--filter", filter, "--print"],
     { cwd: ROOT, env: { NO_COLOR: "1", OUROBOROS_LOG_DIR: logDir }, reject: false },
   );
   let err = "";

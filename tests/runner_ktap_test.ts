@@ -5,10 +5,10 @@
  * in the shapes of Documentation/dev-tools/ktap.rst and kunit's output.
  */
 import assert from "node:assert/strict";
-import { classify } from "../tools/runner/classify.ts";
-import { KtapNormalizer } from "../tools/runner/ktap.ts";
-import { prefixPattern, SerialStream } from "../tools/runner/serial.ts";
-import { TapIngest, type TapReport, testStatus } from "../tools/runner/tap.ts";
+import { classify } from "../tools/core/classify.ts";
+import { KtapNormalizer } from "../tools/core/ktap.ts";
+import { prefixPattern, SerialStream } from "../tools/core/serial.ts";
+import { TapIngest, type TapReport, testStatus } from "../tools/core/tap.ts";
 
 const KTAP = new URL("./fixtures/ktap/", import.meta.url);
 

@@ -8,13 +8,12 @@ import assert from "node:assert/strict";
 import { ROOT } from "../tools/paths.ts";
 import {
   CONFIGS,
-  cpuArgument,
   DEFAULT_CONFIG,
   getConfig,
   selectConfigs,
-  targetFor,
   UnknownConfigError,
-} from "../tools/runner/configs.ts";
+} from "../tools/run/configs.ts";
+import { cpuArgument, targetFor } from "../tools/run/targets.ts";
 import {
   durationsOf,
   filterCheck,
@@ -24,7 +23,7 @@ import {
   pool,
   runMatrix,
   TestTimer,
-} from "../tools/runner/matrix.ts";
+} from "../tools/run/matrix.ts";
 import {
   globsFor,
   kernelCmdlineMax,
@@ -32,9 +31,9 @@ import {
   packFilters,
   parseShard,
   shardOf,
-} from "../tools/runner/plan.ts";
-import { REPORT_SCHEMA, type RunRecord } from "../tools/runner/record.ts";
-import { TapIngest } from "../tools/runner/tap.ts";
+} from "../tools/run/plan.ts";
+import { REPORT_SCHEMA, type RunRecord } from "../tools/core/record.ts";
+import { TapIngest } from "../tools/core/tap.ts";
 import { builtKernel, tempDir } from "./support.ts";
 
 const LOG_DIR = Deno.makeTempDirSync({ prefix: "ouroboros-matrix-test-" });

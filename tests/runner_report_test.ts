@@ -9,12 +9,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ROOT } from "../tools/paths.ts";
-import { getConfig, type MachineConfig } from "../tools/runner/configs.ts";
-import { consoleMode, ConsoleReporter } from "../tools/runner/console.ts";
-import { toJunit } from "../tools/runner/junit.ts";
-import { bytesSource, LogTarget } from "../tools/runner/log_target.ts";
-import { type MatrixOptions, runMatrix } from "../tools/runner/matrix.ts";
-import type { Target } from "../tools/runner/target.ts";
+import { getConfig, type MachineConfig } from "../tools/run/configs.ts";
+import { consoleMode, ConsoleReporter } from "../tools/app/console.ts";
+import { toJunit } from "../tools/core/junit.ts";
+import { bytesSource, LogTarget } from "../tools/machines/log_target.ts";
+import { type MatrixOptions, runMatrix } from "../tools/run/matrix.ts";
+import type { Target } from "../tools/machines/target.ts";
 import {
   countReport,
   type KernelReport,
@@ -23,7 +23,7 @@ import {
   type RunRecord,
   summarize,
   summaryLine,
-} from "../tools/runner/record.ts";
+} from "../tools/core/record.ts";
 import { countJunit } from "../tools/test.ts";
 import { builtKernel, tempDir } from "./support.ts";
 

@@ -12,7 +12,7 @@ import {
   formatLocations,
   parseAddr2line,
   symbolizeCrash,
-} from "../tools/runner/symbolize.ts";
+} from "../tools/host/symbolize.ts";
 
 /** The dump trap.c prints for an unexpected exception (shortened). */
 const EXCEPTION_DUMP = [

@@ -6,10 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { ROOT } from "../tools/paths.ts";
-import { DEFAULT_CONFIG, getConfig } from "../tools/runner/configs.ts";
-import { type MatrixOptions, runMatrix } from "../tools/runner/matrix.ts";
-import { runEntry, type RunRecord } from "../tools/runner/record.ts";
-import type { Deadlines } from "../tools/runner/run.ts";
+import { DEFAULT_CONFIG, getConfig } from "../tools/run/configs.ts";
+import { type MatrixOptions, runMatrix } from "../tools/run/matrix.ts";
+import { runEntry, type RunRecord } from "../tools/core/record.ts";
+import type { Deadlines } from "../tools/run/run.ts";
 import { builtKernel } from "./support.ts";
 
 /** Short enough to keep the suite fast, long enough for a TCG boot on a busy machine. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LineSplitter, SerialStream, TapStartFilter } from "../tools/runner/serial.ts";
+import { LineSplitter, SerialStream, TapStartFilter } from "../tools/core/serial.ts";
 
 const FIXTURES = new URL("./fixtures/tap/", import.meta.url);
 

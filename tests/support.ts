@@ -1,5 +1,5 @@
 /** Shared helpers for the toolchain's tests. */
-import { build, type BuildResult } from "../tools/build.ts";
+import { build, type BuildResult } from "../tools/build/build.ts";
 import { join } from "node:path";
 import { ROOT } from "../tools/paths.ts";
 

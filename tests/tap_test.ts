@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { SerialStream } from "../tools/runner/serial.ts";
-import { type TapEvent, TapIngest, type TapReport } from "../tools/runner/tap.ts";
+import { SerialStream } from "../tools/core/serial.ts";
+import { type TapEvent, TapIngest, type TapReport } from "../tools/core/tap.ts";
 
 const FIXTURES = new URL("./fixtures/tap/", import.meta.url);
 

@@ -7,7 +7,7 @@ import {
   MissingToolsError,
   requiredTools,
   type ToolEnv,
-} from "../tools/toolcheck.ts";
+} from "../tools/host/toolcheck.ts";
 import { ROOT } from "../tools/paths.ts";
 import { tempDir } from "./support.ts";
 

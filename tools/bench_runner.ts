@@ -9,12 +9,12 @@
  * separately, and prints microseconds per test. A benchmark, not a test: it
  * prints figures and asserts nothing.
  */
-import { ConsoleReporter } from "./runner/console.ts";
-import { toJunit } from "./runner/junit.ts";
-import { bytesSource, LogTarget } from "./runner/log_target.ts";
-import { attemptInput } from "./runner/matrix.ts";
-import { mergeAttempts, REPORT_SCHEMA, summarize } from "./runner/record.ts";
-import { runOnTarget } from "./runner/run.ts";
+import { ConsoleReporter } from "./app/console.ts";
+import { toJunit } from "./core/junit.ts";
+import { bytesSource, LogTarget } from "./machines/log_target.ts";
+import { attemptInput } from "./run/matrix.ts";
+import { mergeAttempts, REPORT_SCHEMA, summarize } from "./core/record.ts";
+import { runOnTarget } from "./run/run.ts";
 import { ROOT } from "./paths.ts";
 
 const TESTS_PER_SUITE = 100;

@@ -2,11 +2,11 @@
  * The toolchain's command line: `build`, `start`, `doctor`.
  * (`deno task test` is tools/test.ts.)
  */
-import { build, BuildError } from "./build.ts";
+import { build, BuildError } from "./build/build.ts";
 import { ROOT } from "./paths.ts";
-import { ensureTools, MissingToolsError } from "./toolcheck.ts";
+import { ensureTools, MissingToolsError } from "./host/toolcheck.ts";
 import { LayoutError } from "../linker/layout.ts";
-import { getConfig, UnknownConfigError } from "./runner/configs.ts";
+import { getConfig, UnknownConfigError } from "./run/configs.ts";
 
 const USAGE = `usage: deno task <command>
   build            build build/kernel.elf (incremental)
@@ -57,20 +57,20 @@ async function main(args: string[]): Promise<number> {
         await buildKernel();
         return 0;
       case "parse": {
-        const { main: parse } = await import("./parse.ts");
+        const { main: parse } = await import("./app/parse.ts");
         return await parse(rest);
       }
       case "iso": {
-        const { isoMain } = await import("./image/cli.ts");
+        const { isoMain } = await import("./app/image.ts");
         return await isoMain(rest, checkedBuild);
       }
       case "pxe": {
-        const { pxeMain } = await import("./image/cli.ts");
+        const { pxeMain } = await import("./app/image.ts");
         return await pxeMain(rest, checkedBuild);
       }
       case "debug": {
         await ensureTools();
-        const { main: debug } = await import("./debug.ts");
+        const { main: debug } = await import("./app/debug.ts");
         return await debug(rest);
       }
       case "start": {
@@ -78,7 +78,7 @@ async function main(args: string[]): Promise<number> {
         if (config !== undefined) getConfig(config); // an unknown name fails before the build
         await ensureTools();
         const elf = await buildKernel();
-        const { startInteractive } = await import("./start.ts");
+        const { startInteractive } = await import("./app/start.ts");
         return await startInteractive(elf, rest.slice(config ? 2 : 0).join(" "), config);
       }
       default:

@@ -14,19 +14,19 @@
 import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "./paths.ts";
 import { writeReportHtml } from "./report/html.ts";
-import { kernelTestOptions, listCommand, prepareTestRun } from "./runner/commands.ts";
-import { ConsoleReporter } from "./runner/console.ts";
-import { FLAKY_MARK } from "./runner/deno_steps.ts";
-import { toJunit } from "./runner/junit.ts";
-import { runKernelTests } from "./runner/matrix.ts";
+import { kernelTestOptions, listCommand, prepareTestRun } from "./app/commands.ts";
+import { ConsoleReporter } from "./app/console.ts";
+import { FLAKY_MARK } from "./app/deno_steps.ts";
+import { toJunit } from "./core/junit.ts";
+import { runKernelTests } from "./run/matrix.ts";
 import {
   parseRunnerArgs,
   RUNNER_USAGE,
   type RunnerArgs,
   TEST_SILENCE_MS,
   UsageError,
-} from "./runner/options.ts";
-import { type Counts, type KernelReport, summaryLine } from "./runner/record.ts";
+} from "./app/options.ts";
+import { type Counts, type KernelReport, summaryLine } from "./core/record.ts";
 
 export { summaryLine, TEST_SILENCE_MS };
 export type { Counts };

@@ -14,7 +14,7 @@ import { execa } from "execa";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { GRUB_PLATFORMS, grubPlatformMarker } from "./firmware.ts";
+import { GRUB_PLATFORMS, grubPlatformMarker } from "../host/firmware.ts";
 import { grubConfig } from "./loader_config.ts";
 
 /** Where the kernel lies inside the ISO (GRUB's path). */

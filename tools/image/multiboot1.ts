@@ -11,7 +11,7 @@
  * QEMU run boots. This module checks the header's addresses against the ELF
  * and writes the checksum into the flat copy only.
  */
-import { type ElfImage, physicalReader, PT_LOAD, symbolValue } from "../elf.ts";
+import { type ElfImage, physicalReader, PT_LOAD, symbolValue } from "../core/elf.ts";
 
 /** Multiboot Specification 0.6.96, §3.1.1-§3.1.3. */
 export const MB1 = {

@@ -21,7 +21,7 @@ import { execa } from "execa";
 import { chmod, cp, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import process from "node:process";
-import { acquireLock } from "../lockfile.ts";
+import { acquireLock } from "../host/lockfile.ts";
 import { BUILD_DIR, NPM_DIR, ROOT } from "../paths.ts";
 
 /** TypeScript that writes the declarations: the version Deno 2.9.6 checks with. */

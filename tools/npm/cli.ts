@@ -12,8 +12,8 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import process from "node:process";
 import { LayoutError } from "../../linker/layout.ts";
-import { build, BuildError } from "../build.ts";
-import { main as parseMain } from "../parse.ts";
+import { build, BuildError } from "../build/build.ts";
+import { main as parseMain } from "../app/parse.ts";
 import {
   checkKernelSources,
   findProject,
@@ -21,11 +21,11 @@ import {
   type Project,
   PROJECT_FILE,
   ProjectError,
-} from "../project.ts";
-import { configIn, defaultConfig, UnknownConfigError } from "../runner/configs.ts";
-import { UsageError } from "../runner/options.ts";
-import { startInteractive } from "../start.ts";
-import { ensureTools, MissingToolsError } from "../toolcheck.ts";
+} from "../app/project.ts";
+import { configIn, defaultConfig, UnknownConfigError } from "../run/configs.ts";
+import { UsageError } from "../app/options.ts";
+import { startInteractive } from "../app/start.ts";
+import { ensureTools, MissingToolsError } from "../host/toolcheck.ts";
 import { testCommand } from "./test.ts";
 
 /** The command name users type. */
@@ -147,7 +147,7 @@ async function dispatch(command: string | undefined, args: string[], file: strin
     case "iso":
     case "pxe": {
       const project = await openProject(file);
-      const { isoMain, pxeMain } = await import("../image/cli.ts");
+      const { isoMain, pxeMain } = await import("../app/image.ts");
       const builder = async () => {
         await ensureTools();
         return await buildKernel(project);

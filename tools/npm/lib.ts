@@ -36,12 +36,12 @@ export {
   PROJECT_FILE,
   ProjectError,
   type ProjectFile,
-} from "../project.ts";
+} from "../app/project.ts";
 
 // The build.
-export { build, BuildError, type BuildOptions, type BuildResult } from "../build.ts";
-export { type ElfImage, parseElf, symbolValue } from "../elf.ts";
-export { checkBootTables } from "../image_check.ts";
+export { build, BuildError, type BuildOptions, type BuildResult } from "../build/build.ts";
+export { type ElfImage, parseElf, symbolValue } from "../core/elf.ts";
+export { checkBootTables } from "../core/image_check.ts";
 
 // The runner: one run.
 export {
@@ -56,8 +56,8 @@ export {
   type RunOptions,
   type RunResult,
   type WatchOptions,
-} from "../runner/run.ts";
-export type { BootRequest, Machine, MachineEnd, Target } from "../runner/target.ts";
+} from "../run/run.ts";
+export type { BootRequest, Machine, MachineEnd, Target } from "../machines/target.ts";
 export {
   type Accel,
   type AccelChoice,
@@ -69,8 +69,8 @@ export {
   type QemuMachineOptions,
   type QemuOptions,
   QemuTarget,
-} from "../runner/qemu.ts";
-export { bytesSource, fileSource, type LogSource, LogTarget } from "../runner/log_target.ts";
+} from "../machines/qemu.ts";
+export { bytesSource, fileSource, type LogSource, LogTarget } from "../machines/log_target.ts";
 export {
   type Category,
   type Classification,
@@ -78,7 +78,7 @@ export {
   classify,
   type ExitInfo,
   type TimeoutInfo,
-} from "../runner/classify.ts";
+} from "../core/classify.ts";
 
 // The runner: the test matrix and its reports.
 export {
@@ -88,10 +88,9 @@ export {
   defaultConfig,
   type MachineConfig,
   selectConfigs,
-  targetFor,
-  type TargetOptions,
   UnknownConfigError,
-} from "../runner/configs.ts";
+} from "../run/configs.ts";
+export { targetFor, type TargetOptions } from "../run/targets.ts";
 export {
   type KernelSource,
   type KernelTestOptions,
@@ -101,7 +100,7 @@ export {
   prepareKernel,
   runKernelTests,
   runMatrix,
-} from "../runner/matrix.ts";
+} from "../run/matrix.ts";
 export {
   type Counts,
   type KernelReport,
@@ -110,23 +109,23 @@ export {
   type SuiteRecord,
   summaryLine,
   type TestRecord,
-} from "../runner/record.ts";
-export { toJunit } from "../runner/junit.ts";
+} from "../core/record.ts";
+export { toJunit } from "../core/junit.ts";
 export {
   consoleMode,
   ConsoleReporter,
   type JobInfo,
   type RunObserver,
   silentObserver,
-} from "../runner/console.ts";
+} from "../app/console.ts";
 export {
   parseRunnerArgs,
   RUNNER_USAGE,
   type RunnerArgs,
   TEST_SILENCE_MS,
   UsageError,
-} from "../runner/options.ts";
-export { type Shard, shardOf } from "../runner/plan.ts";
+} from "../app/options.ts";
+export { type Shard, shardOf } from "../run/plan.ts";
 
 // The TAP 14 / KTAP v1 reader.
 export {
@@ -139,10 +138,10 @@ export {
   type TapReport,
   type TestResult,
   type TestStatus,
-} from "../runner/tap.ts";
-export { KtapNormalizer } from "../runner/ktap.ts";
-export { LineSplitter, SerialStream, type SerialStreamHandlers } from "../runner/serial.ts";
-export { parseLog, type ParseOptions } from "../parse.ts";
+} from "../core/tap.ts";
+export { KtapNormalizer } from "../core/ktap.ts";
+export { LineSplitter, SerialStream, type SerialStreamHandlers } from "../core/serial.ts";
+export { parseLog, type ParseOptions } from "../app/parse.ts";
 
 // The layout and its generators.
 export {

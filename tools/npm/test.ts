@@ -12,14 +12,14 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import type { Project } from "../project.ts";
-import { kernelTestOptions, listCommand, prepareTestRun } from "../runner/commands.ts";
-import { ConsoleReporter } from "../runner/console.ts";
-import { toJunit } from "../runner/junit.ts";
+import type { Project } from "../app/project.ts";
+import { kernelTestOptions, listCommand, prepareTestRun } from "../app/commands.ts";
+import { ConsoleReporter } from "../app/console.ts";
+import { toJunit } from "../core/junit.ts";
 import { writeReportHtml } from "../report/html.ts";
-import { runKernelTests } from "../runner/matrix.ts";
-import { parseRunnerArgs, RUNNER_USAGE, type RunnerArgs, UsageError } from "../runner/options.ts";
-import { summaryLine } from "../runner/record.ts";
+import { runKernelTests } from "../run/matrix.ts";
+import { parseRunnerArgs, RUNNER_USAGE, type RunnerArgs, UsageError } from "../app/options.ts";
+import { summaryLine } from "../core/record.ts";
 
 function dirs(project: Project): { reportDir: string; logDir: string } {
   return {

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
-import { ensureToolGroups } from "../toolcheck.ts";
+import { ensureToolGroups } from "../host/toolcheck.ts";
 
 /** How long one browser run may take. */
 const BROWSER_TIMEOUT_MS = 60_000;

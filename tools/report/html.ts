@@ -4,12 +4,12 @@
  * configurations, each failure with its diagnostic and the serial log lines
  * around it, and the run's times. No external resource of any kind (styles
  * and the little script are inline), so it opens offline and from a CI
- * artifact. Reads the kernel report (runner/record.ts) and the serial logs it
+ * artifact. Reads the kernel report (core/record.ts) and the serial logs it
  * names; the page is a pure function of those ({@link renderReportHtml}).
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
-import type { Category } from "../runner/classify.ts";
+import type { Category } from "../core/classify.ts";
 import {
   bucketOf,
   type KernelReport,
@@ -17,7 +17,7 @@ import {
   type RunRecord,
   type SuiteRecord,
   type TestRecord,
-} from "../runner/record.ts";
+} from "../core/record.ts";
 
 /** Lines of serial log shown before and after the lines a failure concerns. */
 export const CONTEXT_LINES = 6;

@@ -1,0 +1,135 @@
+/**
+ * `deno task parse FILE|- [--json FILE] [--junit FILE] [--elf KERNEL]`:
+ * report a saved serial log (or stdin, `-`) like a live run, as
+ * `kunit.py parse` does: TAP 14 or KTAP v1, the same console output, the
+ * same reports, the same summary line and exit status (0 only if nothing
+ * failed). A log that stops short of its plan is a crash, never a pass.
+ * With `--elf`, crash addresses are symbolized against that kernel.
+ */
+import { writeFile } from "node:fs/promises";
+import process from "node:process";
+import { ROOT } from "../paths.ts";
+import { ConsoleReporter } from "./console.ts";
+import { toJunit } from "../core/junit.ts";
+import { fileSource, type LogSource, LogTarget } from "../machines/log_target.ts";
+import { attemptInput } from "../run/matrix.ts";
+import { userPath } from "./options.ts";
+import {
+  type KernelReport,
+  mergeAttempts,
+  REPORT_SCHEMA,
+  summarize,
+  summaryLine,
+} from "../core/record.ts";
+import { runOnTarget } from "../run/run.ts";
+
+/** No deadline: a saved log is read to its end, however slowly a pipe delivers it. */
+const NEVER_MS = 2 ** 31 - 1;
+
+const ARGS = "FILE|- [--json FILE] [--junit FILE] [--elf KERNEL]";
+
+/** How to parse a log. */
+export interface ParseOptions {
+  /** The kernel the log came from, to symbolize crash addresses (none: not symbolized). */
+  elf?: string | null;
+  /** Watches the run (e.g. a ConsoleReporter). */
+  observer?: ConsoleReporter;
+  /** The kernel repository: source files and the log are named relative to it; default ROOT. */
+  root?: string;
+}
+
+/** Parse a log into a report (the whole of `deno task parse` but the printing). */
+export async function parseLog(
+  source: LogSource,
+  name: string,
+  options: ParseOptions = {},
+): Promise<KernelReport> {
+  const started = performance.now();
+  const target = new LogTarget(source, `saved log ${name}`);
+  const r = await runOnTarget(target, { kernel: options.elf ?? "", cmdline: "" }, {
+    deadlines: { bootMs: NEVER_MS, silenceMs: NEVER_MS, runMs: NEVER_MS },
+  });
+  const input = await attemptInput(r, options.elf ?? null, options.root ?? ROOT);
+  input.log = name;
+  const job = { id: "log", label: "kernel", description: target.description };
+  const run = mergeAttempts({
+    ...job,
+    config: "log",
+    target: { kind: target.kind, description: target.description, command: [name] },
+    cmdline: "",
+  }, [input]);
+  options.observer?.start([job]);
+  options.observer?.runEnd(job, run);
+  return summarize({
+    schema: REPORT_SCHEMA,
+    createdAt: new Date().toISOString(),
+    durationMs: performance.now() - started,
+    kernel: options.elf ?? null,
+    build: null,
+    checks: [],
+    selection: {
+      configs: [],
+      filter: null,
+      shard: null,
+      retries: 0,
+      deadlines: { bootMs: NEVER_MS, silenceMs: NEVER_MS, runMs: NEVER_MS },
+    },
+    runs: [run],
+  });
+}
+
+/**
+ * The parse command; `command` is how the user called it (for the usage
+ * line), `root` the kernel repository.
+ */
+export async function main(
+  argv: string[],
+  { command = "deno task parse", root = ROOT }: { command?: string; root?: string } = {},
+): Promise<number> {
+  const usage = `usage: ${command} ${ARGS}`;
+  let file: string | null = null;
+  const opts: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--json" || a === "--junit" || a === "--elf") {
+      if (argv[i + 1] === undefined) {
+        console.error(`error: ${a} needs a value\n${usage}`);
+        return 2;
+      }
+      opts[a] = argv[++i];
+    } else if (a === "-h" || a === "--help") {
+      console.log(usage);
+      return 0;
+    } else if (file === null && (a === "-" || !a.startsWith("-"))) {
+      file = a;
+    } else {
+      console.error(`error: unexpected argument '${a}'\n${usage}`);
+      return 2;
+    }
+  }
+  if (file === null) {
+    console.error(usage);
+    return 2;
+  }
+  const source: LogSource = file === "-" ? () => process.stdin : fileSource(userPath(file));
+  let report: KernelReport;
+  try {
+    report = await parseLog(source, file === "-" ? "stdin" : file, {
+      elf: opts["--elf"] ? userPath(opts["--elf"]) : null,
+      observer: new ConsoleReporter(),
+      root,
+    });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    console.error(`error: cannot read ${file}: No such file or directory`);
+    return 2;
+  }
+  if (opts["--json"]) {
+    await writeFile(userPath(opts["--json"]), JSON.stringify(report, null, 2) + "\n");
+  }
+  if (opts["--junit"]) await writeFile(userPath(opts["--junit"]), toJunit(report));
+  console.log(summaryLine(report.summary));
+  return report.summary.ok ? 0 : 1;
+}
+
+if (import.meta.main) process.exit(await main(process.argv.slice(2)));
