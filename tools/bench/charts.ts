@@ -358,8 +358,20 @@ function tableHtml(input: ChartInput): string {
   }</tbody></table>`;
 }
 
+/** A part of the page beyond the memory manager's figures (the membench): a chart and its text. */
+export interface Section {
+  title: string;
+  svg: string;
+  /** Plain text, shown as preformatted lines. */
+  text: string;
+}
+
 /** The page: the charts inline and the table; nothing loaded from anywhere. */
-export function benchReportHtml(input: ChartInput, charts: readonly Chart[], note = ""): string {
+export function benchReportHtml(
+  input: ChartInput,
+  charts: readonly Chart[],
+  extra: readonly Section[] = [],
+): string {
   const [main, ...rest] = charts;
   const perOp = rest.filter((c) => c.file.startsWith("cost-"));
   const ratio = rest.find((c) => c.file === "ratios.svg");
@@ -372,12 +384,11 @@ h1{font-size:20px}h2{font-size:16px;margin-top:28px}
 figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:8px}
 table{border-collapse:collapse;font-size:13px}th,td{padding:3px 10px;border-bottom:1px solid #eaeef2;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}.ok{color:#1a7f37}.bad{color:#cf222e;font-weight:600}
-.note{color:#57606a}
+.note{color:#57606a}pre.text{background:#f6f8fa;padding:10px;border-radius:6px;font-size:12.5px}
 </style></head><body>
 <h1>Memory-manager benchmark</h1>
 <p class="note">Instructions are counted under QEMU's <code>-icount shift=0</code> (one per guest
-instruction: exact and repeatable); cycles are the guest TSC of a plain TCG run and follow host time.
-${esc(note)}</p>
+instruction: exact and repeatable); cycles are the guest TSC of a plain TCG run and follow host time.</p>
 ${main ? `<figure>${main.svg}</figure>` : ""}
 ${
     ratio
@@ -388,6 +399,11 @@ ${
 <div class="grid">${perOp.map((c) => `<figure>${c.svg}</figure>`).join("\n")}</div>
 <h2>Figures</h2>
 ${tableHtml(input)}
+${
+    extra.map((x) =>
+      `<h2>${esc(x.title)}</h2><figure>${x.svg}</figure><pre class="text">${esc(x.text)}</pre>`
+    ).join("\n")
+  }
 </body></html>
 `;
 }
@@ -396,7 +412,7 @@ ${tableHtml(input)}
 export async function writeBenchCharts(
   dir: string,
   input: ChartInput,
-  note = "",
+  extra: readonly Section[] = [],
 ): Promise<string[]> {
   const charts = await benchCharts(input);
   const files: string[] = [];
@@ -405,7 +421,7 @@ export async function writeBenchCharts(
     files.push(join(dir, c.file));
   }
   const page = join(dir, "report.html");
-  await writeFile(page, benchReportHtml(input, charts, note));
+  await writeFile(page, benchReportHtml(input, charts, extra));
   files.push(page);
   return files;
 }
