@@ -466,7 +466,7 @@ header .verdict.bad{background:var(--fail-bg);color:var(--fail)}
 .counts{display:flex;gap:10px;flex-wrap:wrap}
 .count{padding:3px 10px;border-radius:12px;font-weight:600;font-size:13px}
 .count.passed{background:var(--pass-bg);color:var(--pass)}.count.failed{background:var(--fail-bg);color:var(--fail)}
-.count.skipped{background:var(--skip-bg);color:var(--skip)}.count.flaky{background:var(--flaky-bg);color:var(--flaky)}
+.count.skipped,.count.zero{background:var(--skip-bg);color:var(--skip)}.count.flaky{background:var(--flaky-bg);color:var(--flaky)}
 .meta{color:#57606a;font-size:13px}
 main{padding:8px 28px 40px}
 h2{font-size:16px;margin:26px 0 10px}
@@ -543,7 +543,7 @@ const SCRIPT = `
 function countsHtml(report: KernelReport): string {
   const s = report.summary;
   const item = (cls: string, n: number, word: string) =>
-    `<span class="count ${cls}">${n} ${word}</span>`;
+    `<span class="count ${n === 0 ? "zero" : cls}">${n} ${word}</span>`;
   return `<div class="counts">${item("passed", s.passed, "passed")}${
     item("failed", s.failed, "failed")
   }${item("skipped", s.skipped, "skipped")}${
@@ -562,7 +562,7 @@ function buildAndChecksHtml(report: KernelReport): string {
   }
   if (report.checks.length > 0) {
     parts.push(
-      `<ul class="checks">${
+      `<h2>Checks before boot</h2><ul class="checks">${
         report.checks.map((c) =>
           `<li class="${c.ok ? "ok" : "bad"}">${c.ok ? "✓" : "✗"} ${esc(c.name)}${
             c.ok
