@@ -13,6 +13,7 @@
  */
 import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "./paths.ts";
+import { ensureToolGroups } from "./host/toolcheck.ts";
 import { writeReportHtml } from "./report/html.ts";
 import { kernelTestOptions, listCommand, prepareTestRun } from "./app/commands.ts";
 import { ConsoleReporter } from "./app/console.ts";
@@ -92,16 +93,21 @@ function dirs(): { root: string; outDir?: string; reportDir: string; logDir: str
 }
 
 /**
- * True if the `deno test` arguments leave tests/kernel_test.ts in: no files
- * named, or one of them is it or a directory holding it.
+ * True if the `deno test` arguments leave `file` in: no files named, or one
+ * of them is it or a directory holding it.
  */
-export function selectsKernelTests(denoArgs: readonly string[]): boolean {
+export function selectsTestFile(denoArgs: readonly string[], file: string): boolean {
   const files = denoArgs.filter((a) => !a.startsWith("-"));
   if (files.length === 0) return true;
   return files.some((f) => {
     const p = f.replace(/^\.\//, "").replace(/\/$/, "");
-    return p === "" || p === "." || p === "tests" || p === "tests/kernel_test.ts";
+    return p === "" || p === "." || p === "tests" || p === file;
   });
+}
+
+/** True if the `deno test` arguments leave tests/kernel_test.ts in. */
+export function selectsKernelTests(denoArgs: readonly string[]): boolean {
+  return selectsTestFile(denoArgs, "tests/kernel_test.ts");
 }
 
 async function writeReports(
@@ -180,6 +186,13 @@ async function main(argv: string[]): Promise<number> {
   if (args.kernelOnly) {
     console.log(summaryLine(report!.summary));
     return report!.summary.ok ? 0 : 1;
+  }
+  if (selectsTestFile(rest, "tests/report_html_test.ts")) {
+    // That test opens the HTML report in Chromium: install it here, once, rather than from
+    // inside parallel tests (one apt-get at a time). If it cannot be, the test fails saying why.
+    await ensureToolGroups(["browser"]).catch((e) =>
+      console.error(`warning: ${e instanceof Error ? e.message : e}`)
+    );
   }
   try {
     const { code, counts } = await denoTest(rest, reportDir, handoff);
