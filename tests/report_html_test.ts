@@ -159,6 +159,28 @@ Deno.test("html report: the page is self-contained and escapes what the kernel p
   assert.match(html, /No serial log was kept/);
 });
 
+Deno.test("html report: a run that never booted and a build that failed are shown, not lost", () => {
+  const noBoot = run("pc", {
+    status: "fail",
+    kind: "boot-timeout",
+    category: "boot",
+    message: "no TAP line within 30 s",
+    deadline: { deadline: "boot", ms: 30_000 },
+  });
+  const page = renderReportHtml(report([made.runs[0], noBoot]), () => null);
+  assert.match(page, /<span class="n fail boot">boot: no suite ran<\/span>/);
+  assert.match(page, /<span class="badge crash">boot<\/span> <code>boot-timeout<\/code>/);
+  assert.match(page, /Deadline passed: <b>boot<\/b> \(30\.00 s\)/);
+  // A kernel that did not build: the failure above everything, and no matrix.
+  const broken = renderReportHtml(
+    { ...report([]), build: { message: "cc failed: main.c", details: ["main.c:1: error: <x>"] } },
+    () => null,
+  );
+  assert.match(broken, /<span class="badge crash">build<\/span> cc failed: main\.c/);
+  assert.match(broken, /main\.c:1: error: &#60;x&#62;/);
+  assert.match(broken, /No kernel run\./);
+});
+
 Deno.test("html report: excerpts show the lines around a failed test and a crash", () => {
   const log = [
     ...Array.from({ length: 20 }, (_, i) => `# boot ${i}`),
