@@ -38,12 +38,11 @@ function tool(script: string, args: string[], dir: string, input?: string) {
 
 // ------------------------------------------------------------------ options
 
-Deno.test("options: runner options are taken, the rest is left for deno test", () => {
+Deno.test("options: runner options are taken, test files and all after -- go to deno test", () => {
   const { args, rest } = parseRunnerArgs([
     "--config=q35,pc",
     "--filter",
     "pmm.*",
-    "--fail-fast",
     "--retries",
     "2",
     "--shard",
@@ -52,6 +51,7 @@ Deno.test("options: runner options are taken, the rest is left for deno test", (
     "500ms",
     "tests/kernel_test.ts",
     "--",
+    "--fail-fast",
     "--filter",
     "kernel/",
   ]);
@@ -60,7 +60,7 @@ Deno.test("options: runner options are taken, the rest is left for deno test", (
   assert.equal(args.retries, 2);
   assert.deepEqual(args.shard, { index: 2, count: 3 });
   assert.deepEqual(args.deadlines, { bootMs: undefined, silenceMs: 500, runMs: undefined });
-  assert.deepEqual(rest, ["--fail-fast", "tests/kernel_test.ts", "--filter", "kernel/"]);
+  assert.deepEqual(rest, ["tests/kernel_test.ts", "--fail-fast", "--filter", "kernel/"]);
   assert.equal(parseRunnerArgs(["--config", "all"]).args.configs.length, CONFIGS.length);
 });
 

@@ -8,7 +8,7 @@
  * are tests of their own.
  *
  * Counting is the same as {@link countReport}'s: a flaky test is a passing
- * step whose name ends in {@link FLAKY_MARK} (tools/test.ts counts those as
+ * step whose name ends in {@link FLAKY_MARK} (app/test_command.ts counts those as
  * flaky, not passed).
  */
 import { runFailureLines } from "./console.ts";
