@@ -56,6 +56,7 @@ export async function parseLog(
   const target = new LogTarget(source, `saved log ${name}`);
   const r = await runOnTarget(target, { kernel: options.elf ?? "", cmdline: "" }, {
     deadlines: { bootMs: NEVER_MS, silenceMs: NEVER_MS, runMs: NEVER_MS },
+    keepSerial: false,
   });
   const input = await attemptInput(r, options.elf ?? null, options.root ?? ROOT);
   input.log = name;

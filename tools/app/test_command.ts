@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "../paths.ts";
 import { kernelTestOptions, listCommand, prepareTestRun } from "./commands.ts";
 import { ConsoleReporter } from "./console.ts";
-import { FLAKY_MARK } from "./deno_steps.ts";
+import { FLAKY_MARK, notRunCount } from "./deno_steps.ts";
 import { toJunit } from "../core/junit.ts";
 import { ensureToolGroups } from "../host/toolcheck.ts";
 import { writeReportHtml } from "../report/html.ts";
@@ -51,7 +51,7 @@ export function countJunit(xml: string): Counts {
       (/<(failure|error)\b/.test(body) ? "" : undefined);
     cases.push({ name: m[1], classname: m[2], failure, skipped: /<skipped\b/.test(body) });
   }
-  const counts: Counts = { passed: 0, failed: 0, skipped: 0, flaky: 0 };
+  const counts: Counts = { passed: 0, failed: 0, skipped: 0, flaky: 0, notRun: 0 };
   const parents = new Set<string>();
   for (const c of cases) {
     const i = c.name.lastIndexOf(" &gt; ");
@@ -61,7 +61,9 @@ export function countJunit(xml: string): Counts {
     const isParent = parents.has(`${c.classname}\n${c.name}`);
     if (isParent && (c.failure === undefined || STEP_FAILED.test(c.failure))) continue;
     if (c.failure !== undefined) counts.failed++;
-    else if (c.skipped) counts.skipped++;
+    else if (c.skipped && notRunCount(c.name) > 0) {
+      counts.notRun = (counts.notRun ?? 0) + notRunCount(c.name);
+    } else if (c.skipped) counts.skipped++;
     else if (c.name.endsWith(FLAKY_MARK)) counts.flaky++;
     else counts.passed++;
   }
