@@ -101,12 +101,13 @@ export function cellOf(run: RunRecord, suiteName: string): Cell {
     cell.failed[run.category] = (cell.failed[run.category] ?? 0) + 1;
     stopped = 1;
   }
-  if (typeof suite.notRun === "number") cell.notRun = suite.notRun;
-  else if (!suite.complete) {
-    cell.notRun = suite.planned === null
-      ? null
-      : Math.max(0, suite.planned - suite.tests.length - stopped);
-  }
+  // The report's own count when it has one (it includes the test a crash stopped in).
+  let missing: number | null;
+  if (typeof suite.notRun === "number" && (suite.notRun > 0 || suite.complete)) {
+    missing = suite.notRun;
+  } else if (suite.complete) missing = 0;
+  else missing = suite.planned === null ? null : Math.max(0, suite.planned - suite.tests.length);
+  cell.notRun = missing === null ? null : Math.max(0, missing - stopped);
   return cell;
 }
 
@@ -295,6 +296,19 @@ function matrixHtml(report: KernelReport): string {
       report.runs.map((r) => cellHtml(cellOf(r, name), r)).join("")
     }</tr>`
   );
+  if (report.runs.some((r) => (r.suitesNotRun ?? 0) > 0)) {
+    rows.push(
+      `<tr><th class="suite"><i>suites never started</i></th>${
+        report.runs.map((r) =>
+          (r.suitesNotRun ?? 0) > 0
+            ? `<td class="cell notrun"><span class="n notrun">${r.suitesNotRun} suite${
+              r.suitesNotRun === 1 ? "" : "s"
+            } not run</span></td>`
+            : `<td class="cell none">—</td>`
+        ).join("")
+      }</tr>`,
+    );
+  }
   const noSuites = report.runs.filter((r) => r.suites.length === 0);
   if (names.length === 0 || noSuites.length > 0) {
     rows.push(
@@ -394,6 +408,11 @@ function findingHtml(f: Finding, read: LogReader, n: number): string {
   let ex: Excerpt | null = null;
   if (f.test !== null) {
     body = diagnosticHtml(f.test);
+    if ((f.test.log ?? []).length > 0) {
+      body += `<div class="logname">what the kernel printed with it</div><pre class="details">${
+        esc(f.test.log.join("\n"))
+      }</pre>`;
+    }
     if (f.test.attempts.length > 1) {
       body += `<p>Attempts: ${
         f.test.attempts.map((a) => `<span class="att ${a}">${esc(a)}</span>`).join(" → ")
@@ -466,7 +485,7 @@ header .verdict.bad{background:var(--fail-bg);color:var(--fail)}
 .counts{display:flex;gap:10px;flex-wrap:wrap}
 .count{padding:3px 10px;border-radius:12px;font-weight:600;font-size:13px}
 .count.passed{background:var(--pass-bg);color:var(--pass)}.count.failed{background:var(--fail-bg);color:var(--fail)}
-.count.skipped,.count.zero{background:var(--skip-bg);color:var(--skip)}.count.flaky{background:var(--flaky-bg);color:var(--flaky)}
+.count.skipped,.count.zero,.count.notrun{background:var(--skip-bg);color:var(--skip)}.count.flaky{background:var(--flaky-bg);color:var(--flaky)}
 .meta{color:#57606a;font-size:13px}
 main{padding:8px 28px 40px}
 h2{font-size:16px;margin:26px 0 10px}
@@ -546,8 +565,8 @@ function countsHtml(report: KernelReport): string {
     `<span class="count ${n === 0 ? "zero" : cls}">${n} ${word}</span>`;
   return `<div class="counts">${item("passed", s.passed, "passed")}${
     item("failed", s.failed, "failed")
-  }${item("skipped", s.skipped, "skipped")}${
-    s.flaky > 0 ? item("flaky", s.flaky, "flaky") : ""
+  }${item("skipped", s.skipped, "skipped")}${s.flaky > 0 ? item("flaky", s.flaky, "flaky") : ""}${
+    (s.notRun ?? 0) > 0 ? item("notrun", s.notRun!, "not run") : ""
   }</div>`;
 }
 
