@@ -130,6 +130,7 @@ Deno.test("workflows: artifacts are the JUnit reports and serial logs; caches fo
 Deno.test("workflows: the package groups CI installs cover the boot paths", () => {
   assert.deepEqual(packagesOf(["default"]), [
     "binutils",
+    "chromium",
     "cpio",
     "gcc",
     "nasm",

@@ -124,6 +124,11 @@ export const RUNNER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
       "infrastructure, boot, crash, hang, assertion)",
   },
   json: { type: "string", value: "FILE", help: "write the kernel runs' report as JSON" },
+  html: {
+    type: "string",
+    value: "FILE",
+    help: "also write the HTML report there (always: build/reports/index.html)",
+  },
   "kernel-only": {
     type: "boolean",
     help: "run only the kernel tests, not the toolchain's deno tests",

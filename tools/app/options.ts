@@ -33,6 +33,8 @@ export interface RunnerArgs {
   jobs: number | null;
   junit: string | null;
   json: string | null;
+  /** Also write the HTML report here (build/reports/index.html is always written). */
+  html: string | null;
   kernelOnly: boolean;
   help: boolean;
   /** A lab machine file (machines/lab/machine.ts) to run on instead of QEMU; null if none. */
@@ -151,6 +153,7 @@ export function parseRunnerArgs(
       jobs: get("--jobs") === undefined ? null : count("--jobs", get("--jobs")!, 1),
       junit: get("--junit") === undefined ? null : userPath(get("--junit")!),
       json: get("--json") === undefined ? null : userPath(get("--json")!),
+      html: get("--html") === undefined ? null : userPath(get("--html")!),
       kernelOnly: flag("--kernel-only"),
       help: parsed.help,
       machine: get("--machine") === undefined ? null : userPath(get("--machine")!),

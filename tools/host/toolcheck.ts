@@ -67,7 +67,8 @@ export function requiredTools(cc = process.env.CC): Tool[] {
  * - `cpio`: the system cpio, the independent reader the initrd writer is tested against
  *   (tools/core/cpio.ts makes the archive itself; CI installs it with the default packages);
  * - `linux-kunit`: Debian's Linux source and what building it takes (the
- *   opt-in Linux KUnit test, tools/build/linux_kunit.ts).
+ *   opt-in Linux KUnit test, tools/build/linux_kunit.ts);
+ * - `browser`: headless Chromium (the HTML report's test looks at the page in it).
  */
 export type ToolGroup =
   | "iso"
@@ -77,7 +78,8 @@ export type ToolGroup =
   | "pxe-qemu"
   | "serve"
   | "cpio"
-  | "linux-kunit";
+  | "linux-kunit"
+  | "browser";
 
 /** The tools of a group (see {@link ToolGroup}). */
 export function extraTools(group: ToolGroup): Tool[] {
@@ -165,6 +167,12 @@ export function extraTools(group: ToolGroup): Tool[] {
           purpose: "builds Linux's signing tools",
         },
       ];
+    case "browser":
+      return [{
+        commands: ["chromium"],
+        debianPackage: "chromium",
+        purpose: "a real browser for the HTML test report's test",
+      }];
   }
 }
 
@@ -351,12 +359,15 @@ export function ensureToolGroups(
   return run;
 }
 
-/** Package groups for CI's installs: the default run, and everything the boot paths need. */
+/**
+ * Package groups for CI's installs: the default run (which opens the HTML
+ * report in Chromium), and everything the boot paths need.
+ */
 export const PACKAGE_GROUPS: Readonly<Record<string, () => Tool[]>> = {
-  default: () => [...requiredTools(), ...toolsOf(["cpio"])],
+  default: () => [...requiredTools(), ...toolsOf(["cpio", "browser"])],
   "boot-paths": () => [
     ...requiredTools(),
-    ...toolsOf(["iso", "pxe-tree", "undionly", "uefi", "pxe-qemu", "serve", "cpio"]),
+    ...toolsOf(["iso", "pxe-tree", "undionly", "uefi", "pxe-qemu", "serve", "cpio", "browser"]),
   ],
   "linux-kunit": () => [...requiredTools(), ...toolsOf(["linux-kunit"])],
 };

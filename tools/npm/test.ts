@@ -22,6 +22,7 @@ import {
 } from "../app/commands.ts";
 import { ConsoleReporter } from "../app/console.ts";
 import { toJunit } from "../core/junit.ts";
+import { writeReportHtml } from "../report/html.ts";
 import { runKernelTests } from "../run/matrix.ts";
 import { parseRunnerArgs } from "../app/options.ts";
 import { summaryLine } from "../core/record.ts";
@@ -66,6 +67,8 @@ export async function testCommand(
   await writeFile(join(reportDir, "kernel.json"), json);
   if (args.json !== null) await writeFile(args.json, json);
   if (args.junit !== null) await writeFile(args.junit, toJunit(report));
+  const index = join(reportDir, "index.html");
+  await writeReportHtml(report, project.root, args.html === null ? [index] : [index, args.html]);
   console.log(summaryLine(report.summary));
   return report.summary.ok ? 0 : 1;
 }
