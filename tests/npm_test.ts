@@ -73,12 +73,9 @@ async function packedPackage(): Promise<Packed> {
       (await execa(cmd, [flag])).stdout
     ),
   );
-  // The TypeScript the types step uses is installed by the package build.
-  const tsc = await Deno.stat(join(TSC_DIR, "node_modules/typescript/package.json"))
-    .then(() => true, () => false);
   const dir = await cachedDir(
     "npm-package",
-    { paths: ["tools", "deno.json", "deno.lock"], values: [Deno.version.deno, versions, tsc] },
+    { paths: ["tools", "deno.json", "deno.lock"], values: [Deno.version.deno, versions] },
     async (out) => {
       const pkg = await buildPackage(join(out, "package"));
       const packed = await execa("npm", ["pack", "--json", "--pack-destination", out], {
@@ -95,6 +92,13 @@ async function packedPackage(): Promise<Packed> {
       await Deno.writeTextFile(join(out, "packed.json"), JSON.stringify(record, null, 2) + "\n");
     },
   );
+  // The TypeScript the types step uses is installed by the package build: if build/npm-tsc
+  // went away since the cached build, a build elsewhere puts it back.
+  const tsc = join(TSC_DIR, "node_modules/typescript/package.json");
+  if (!await Deno.stat(tsc).then(() => true, () => false)) {
+    const [scratch, cleanup] = await tempDir("ouroboros-npm-tsc-");
+    await buildPackage(join(scratch, "package")).finally(cleanup);
+  }
   const record = JSON.parse(await Deno.readTextFile(join(dir, "packed.json")));
   return { dir, ...record };
 }
