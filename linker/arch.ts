@@ -21,6 +21,7 @@ const bit = (n: number) => 1n << BigInt(n);
 /** The EFER MSR and its bits (Intel SDM Vol. 4, Table 2-2; Vol. 3A §2.2.1). */
 export const EFER: readonly ArchConstant[] = [
   k("MSR_EFER", 0xc000_0080, "extended feature enable register (MSR)"),
+  k("EFER_SCE", bit(0), "EFER: syscall/sysret enable"),
   k("EFER_LME", bit(8), "EFER: long mode enable"),
   k("EFER_NXE", bit(11), "EFER: the NX bit of page entries is honoured"),
 ];

@@ -90,6 +90,11 @@ export function layoutConstants(layout: Layout): Constant[] {
     c("HEAP_SLOT", layout.heapSlot, "PML4 slot of the kernel heap"),
     c("HEAP_BASE", layout.heapBase, "demand-zero kernel heap region"),
     c("OTHER_SLOT", layout.otherSlot, "PML4 slot of the other-space window"),
+    ...userLayoutConstants(layout),
+    c("KSTACKS_SLOT", layout.kernelStacksSlot, "PML4 slot of the threads' kernel stacks"),
+    c("KSTACKS_BASE", layout.kernelStacksBase, "threads' kernel stacks, each above a guard page"),
+    c("MMIO_SLOT", layout.mmioSlot, "PML4 slot of the device-register window"),
+    c("MMIO_BASE", layout.mmioBase, "device registers (local APIC)"),
     c("BOOT_PROTOCOL_PVH", BOOT_PROTOCOL.pvh, "started by a PVH loader"),
     c("BOOT_PROTOCOL_MB2", BOOT_PROTOCOL.multiboot2, "started by multiboot2"),
     c("BOOT_PROTOCOL_MB1", BOOT_PROTOCOL.multiboot1, "started by multiboot1"),
@@ -100,6 +105,47 @@ export function layoutConstants(layout: Layout): Constant[] {
     c("DEBUG_EXIT_PANIC", DEBUG_EXIT.panic, "exit code: panic or exception"),
     ...ARCH_CONSTANTS,
   ];
+}
+
+/** The user half's regions and the initrd window (issue 12's block of the layout). */
+export function userLayoutConstants(layout: Layout): Constant[] {
+  const c = (name: string, value: bigint | number, doc: string): Constant => ({
+    name,
+    value: BigInt(value),
+    doc,
+  });
+  return [
+    c("USER_PROGRAM_BASE", layout.userProgramBase, "lowest address a user program is linked at"),
+    c("USER_PROGRAM_END", layout.userProgramEnd, "end of the user program area"),
+    c("USER_MMAP_BASE", layout.userMmapBase, "region for anonymous mappings"),
+    c("USER_MMAP_END", layout.userMmapEnd, "end of the anonymous-mapping region"),
+    c("USER_STACK_TOP", layout.userStackTop, "initial user stack pointer (one past the stack)"),
+    c("USER_STACK_PAGES", layout.userStackPages, "largest user stack, in pages"),
+    c("USER_STACK_BOTTOM", layout.userStackBottom, "lowest byte of the user stack"),
+    c("USER_STACK_GUARD", layout.userStackGuard, "unmapped guard page below the user stack"),
+    c("INITRD_SLOT", layout.initrdSlot, "PML4 slot of the initrd window"),
+    c("INITRD_BASE", layout.initrdBase, "initrd window (first boot module, read-only)"),
+  ];
+}
+
+/** The user programs' `layout.h`: the page size and the user half's regions. */
+export function renderUserLayoutHeader(layout: Layout): string {
+  const ks: Constant[] = [
+    { name: "PAGE_SIZE", value: PAGE_SIZE, doc: "base page size" },
+    { name: "USER_END", value: USER_END, doc: "first address above the user half" },
+    { name: "KERNEL_HALF_START", value: canonical(USER_END), doc: "first kernel-half address" },
+    ...userLayoutConstants(layout).filter((k) => k.name.startsWith("USER_")),
+  ];
+  return [
+    `/* ${BANNER} */`,
+    "#ifndef OUROBOROS_USER_LAYOUT_H",
+    "#define OUROBOROS_USER_LAYOUT_H",
+    "",
+    ...ks.flatMap((k) => [`/* ${k.doc} */`, `#define ${k.name} ${hex(k.value)}ULL`]),
+    "",
+    "#endif",
+    "",
+  ].join("\n");
 }
 
 /** 0x-prefixed hexadecimal, zero-padded to 16 digits for addresses. */

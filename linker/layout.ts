@@ -95,8 +95,119 @@ export const USER_END = 1n << BigInt(VA_BITS - 1);
 /** First PML4 slot of the kernel half (256): the slots at and above it are shared by every space. */
 export const KERNEL_FIRST_SLOT = TABLE_ENTRIES / 2;
 
+// ---------------------------------------------------------------------------
+// The user half and the initrd window (issue 12). Kept as one block: the
+// fields below join LayoutConfig/Layout through `extends`, and
+// deriveUserLayout checks them against the kernel facts derived above.
+// ---------------------------------------------------------------------------
+
+/** What a project may choose about the user half and the initrd window. */
+export interface UserLayoutConfig {
+  /** Lowest address a program may be linked at; [0, it) is never mapped (NULL guard). */
+  userProgramBase: bigint;
+  /** One past the highest address a program's segments may use. */
+  userProgramEnd: bigint;
+  /** First PML4 slot of the anonymous-mapping (mmap) region. */
+  userMmapSlot: number;
+  /** PML4 slots the mmap region spans, from userMmapSlot. */
+  userMmapSlots: number;
+  /** User PML4 slot holding the user stack (its top lies one page below the slot's end). */
+  userStackSlot: number;
+  /** Largest user stack, in pages; one unmapped guard page lies below it. */
+  userStackPages: number;
+  /** Kernel-half PML4 slot where the first boot module (the initrd) is mapped read-only. */
+  initrdSlot: number;
+}
+
+/** The defaults: programs at 4 MiB..1 GiB, mmap in slots 1..254, stack at the top of slot 255. */
+export const DEFAULT_USER_LAYOUT_CONFIG: UserLayoutConfig = {
+  userProgramBase: 0x40_0000n,
+  userProgramEnd: 0x4000_0000n,
+  userMmapSlot: 1,
+  userMmapSlots: 254,
+  userStackSlot: 255,
+  userStackPages: 256,
+  initrdSlot: 386,
+};
+
+/** The user half's regions as addresses, derived from a {@link UserLayoutConfig}. */
+export interface UserLayout {
+  /** [userMmapBase, userMmapEnd): where anonymous mappings go. */
+  userMmapBase: bigint;
+  userMmapEnd: bigint;
+  /** Initial stack pointer region: the stack is [userStackBottom, userStackTop). */
+  userStackTop: bigint;
+  userStackBottom: bigint;
+  /** The unmapped page below the stack: [userStackGuard, userStackBottom). */
+  userStackGuard: bigint;
+  /** Base of the initrd window (one PML4 slot, kernel half). */
+  initrdBase: bigint;
+}
+
+/** Check the user half's configuration against the kernel's and derive its addresses. */
+export function deriveUserLayout(
+  c: UserLayoutConfig,
+  kernelSlots: { name: string; slot: number }[],
+): UserLayout {
+  const half = TABLE_ENTRIES / 2;
+  const userSlot = (name: string, s: number) => {
+    if (!Number.isInteger(s) || s < 0 || s >= half) {
+      throw new LayoutError(`${name} slot ${s} is not a user-half PML4 slot (0..${half - 1})`);
+    }
+  };
+  if (c.userProgramBase % LARGE_PAGE_SIZE !== 0n || c.userProgramBase < LARGE_PAGE_SIZE) {
+    throw new LayoutError(
+      "user program base must be 2 MiB-aligned and at least 2 MiB, so a NULL guard lies below it",
+    );
+  }
+  if (c.userProgramEnd % PAGE_SIZE !== 0n || c.userProgramEnd <= c.userProgramBase) {
+    throw new LayoutError("user program end must be page-aligned and above the program base");
+  }
+  userSlot("user mmap", c.userMmapSlot);
+  userSlot("user stack", c.userStackSlot);
+  if (!Number.isInteger(c.userMmapSlots) || c.userMmapSlots < 1) {
+    throw new LayoutError("the user mmap region needs at least one PML4 slot");
+  }
+  const mmapLast = c.userMmapSlot + c.userMmapSlots - 1;
+  userSlot("user mmap region's last", mmapLast);
+  const mmapBase = BigInt(c.userMmapSlot) * PML4_SLOT_SIZE;
+  if (mmapBase < c.userProgramEnd) {
+    throw new LayoutError("the user mmap region overlaps the program area: move it up a slot");
+  }
+  if (c.userStackSlot >= c.userMmapSlot && c.userStackSlot <= mmapLast) {
+    throw new LayoutError(`user stack slot ${c.userStackSlot} lies in the mmap region`);
+  }
+  if (BigInt(c.userStackSlot + 1) * PML4_SLOT_SIZE <= c.userProgramEnd) {
+    throw new LayoutError("the user stack slot lies in the program area");
+  }
+  if (!Number.isInteger(c.userStackPages) || c.userStackPages < 1) {
+    throw new LayoutError("the user stack needs at least one page");
+  }
+  // One page is left unmapped above the stack, so nothing user-visible ends at a slot boundary.
+  const stackTop = BigInt(c.userStackSlot + 1) * PML4_SLOT_SIZE - PAGE_SIZE;
+  const stackBottom = stackTop - BigInt(c.userStackPages) * PAGE_SIZE;
+  const guard = stackBottom - PAGE_SIZE;
+  if (guard < BigInt(c.userStackSlot) * PML4_SLOT_SIZE) {
+    throw new LayoutError("the user stack and its guard page do not fit in the stack slot");
+  }
+  const s = c.initrdSlot;
+  if (!Number.isInteger(s) || s < half || s >= TABLE_ENTRIES) {
+    throw new LayoutError(`initrd window slot ${s} is not a kernel-half PML4 slot (256..511)`);
+  }
+  const clash = kernelSlots.find((k) => k.slot === s);
+  if (clash) throw new LayoutError(`initrd window slot ${s} collides with ${clash.name}`);
+  return {
+    userMmapBase: mmapBase,
+    userMmapEnd: BigInt(mmapLast + 1) * PML4_SLOT_SIZE,
+    userStackTop: stackTop,
+    userStackBottom: stackBottom,
+    userStackGuard: guard,
+    initrdBase: addressOf(s, 0, 0, 0),
+  };
+}
+
 /** What a project may choose about its layout. */
-export interface LayoutConfig {
+export interface LayoutConfig extends UserLayoutConfig {
   /** Physical address the image is loaded at (the 32-bit boot code lives here). */
   kernelPhysBase: bigint;
   /** Added to a physical address of the image to get its higher-half virtual address. */
@@ -117,6 +228,10 @@ export interface LayoutConfig {
    * tables appear in a second window (MetalSVM's "other" self-reference).
    */
   otherSlot: number;
+  /** PML4 slot of the threads' kernel stacks (each with an unmapped guard page below it). */
+  kernelStacksSlot: number;
+  /** PML4 slot where device registers (the local APIC) are mapped. */
+  mmioSlot: number;
 }
 
 /** The defaults: image at 1 MiB, kernel at -2 GiB, self-map in slot 510. */
@@ -129,10 +244,13 @@ export const DEFAULT_LAYOUT_CONFIG: LayoutConfig = {
   pmmStackSlot: 384,
   heapSlot: 385,
   otherSlot: 509,
+  ...DEFAULT_USER_LAYOUT_CONFIG,
+  kernelStacksSlot: 387,
+  mmioSlot: 388,
 };
 
 /** Everything derived from a validated {@link LayoutConfig}. */
-export interface Layout extends LayoutConfig {
+export interface Layout extends LayoutConfig, UserLayout {
   /** Virtual address of the first byte of the self-map window (the PT window). */
   selfMapBase: bigint;
   /** One past the last byte of the self-map window (512 GiB after its base). */
@@ -151,6 +269,10 @@ export interface Layout extends LayoutConfig {
   pmmStackBase: bigint;
   /** Base of the demand-zero kernel heap region (one PML4 slot). */
   heapBase: bigint;
+  /** Base of the threads' kernel stacks (one PML4 slot). */
+  kernelStacksBase: bigint;
+  /** Base of the device-register window (one PML4 slot). */
+  mmioBase: bigint;
 }
 
 /** A layout that cannot work, with the reason. */
@@ -271,6 +393,8 @@ export function deriveLayout(
     ["the PMM stack", c.pmmStackSlot],
     ["the kernel heap", c.heapSlot],
     ["the other-space window", c.otherSlot],
+    ["the kernel stacks", c.kernelStacksSlot],
+    ["the device window", c.mmioSlot],
   ];
   for (const [name, s] of regions) {
     if (!Number.isInteger(s) || s < KERNEL_FIRST_SLOT || s >= TABLE_ENTRIES) {
@@ -284,7 +408,8 @@ export function deriveLayout(
   }
   if (new Set(regions.map(([, s]) => s)).size !== regions.length) {
     throw new LayoutError(
-      "the PMM stack, the kernel heap and the other-space window need different PML4 slots",
+      "the PMM stack, the kernel heap, the other-space window, the kernel stacks and the " +
+        "device window need different PML4 slots",
     );
   }
   if (!Number.isInteger(c.kernelStackPages) || c.kernelStackPages < 1) {
@@ -294,8 +419,14 @@ export function deriveLayout(
     throw new LayoutError("max kernel size must be a positive multiple of 2 MiB");
   }
   const selfMapBase = addressOf(slot, 0, 0, 0);
+  const user = deriveUserLayout(c, [
+    { name: "the self-map", slot },
+    { name: "the kernel image", slot: kernelPml4Slot },
+    ...regions.map(([name, s]) => ({ name, slot: s })),
+  ]);
   return {
     ...c,
+    ...user,
     selfMapBase,
     selfMapEnd: (selfMapBase + PML4_SLOT_SIZE) & U64,
     tableBase: {
@@ -308,6 +439,8 @@ export function deriveLayout(
     earlyWindowBase: c.kernelVirtOffset + HUGE_PAGE_SIZE - EARLY_WINDOW_SIZE,
     pmmStackBase: addressOf(c.pmmStackSlot, 0, 0, 0),
     heapBase: addressOf(c.heapSlot, 0, 0, 0),
+    kernelStacksBase: addressOf(c.kernelStacksSlot, 0, 0, 0),
+    mmioBase: addressOf(c.mmioSlot, 0, 0, 0),
   };
 }
 

@@ -18,6 +18,7 @@ import {
   buildIso,
   inspectIso,
   ISO_GRUB_CFG,
+  ISO_INITRD,
   ISO_KERNEL,
   readIsoFile,
   stageIso,
@@ -221,6 +222,16 @@ Deno.test("loader configs: grub.cfg and the iPXE script carry the command line w
   );
   assert.match(script, /^boot \|\| goto failed$/m);
   assert.equal(grubConfig("/k", "").match(/multiboot2 \/k$/m)?.length, 1);
+  // The initrd, when there is one, is the first module of both.
+  assert.doesNotMatch(cfg, /module2/);
+  assert.match(
+    grubConfig("/k", "", { initrd: "/boot/initrd.cpio" }),
+    /^\s+multiboot2 \/k\n\s+module2 \/boot\/initrd\.cpio initrd\n\s+boot$/m,
+  );
+  assert.match(
+    ipxeScript("kernel.mb1", "a=1", "initrd.cpio"),
+    /^kernel kernel\.mb1 a=1 \|\| goto failed\nmodule initrd\.cpio initrd \|\| goto failed\nboot/m,
+  );
 });
 
 Deno.test("loader configs: words neither language can carry are refused, by word", () => {
@@ -240,10 +251,15 @@ Deno.test("iso: the staged tree holds the kernel and a grub.cfg that boots it wi
   const [dir, cleanup] = await tempDir();
   try {
     const files = await stageIso(built.elf, "ktest.filter=layout.*", dir);
-    assert.deepEqual(files.sort(), ["boot/grub/grub.cfg", "boot/kernel.elf"]);
+    assert.deepEqual(files.sort(), ["boot/grub/grub.cfg", "boot/initrd.cpio", "boot/kernel.elf"]);
     assert.deepEqual(await Deno.readFile(join(dir, ISO_KERNEL)), elfBytes);
+    assert.deepEqual(
+      await Deno.readFile(join(dir, ISO_INITRD)),
+      await Deno.readFile(built.user!.initrd),
+    );
     const cfg = await Deno.readTextFile(join(dir, ISO_GRUB_CFG));
     assert.match(cfg, /multiboot2 \/boot\/kernel\.elf 'ktest\.filter=layout\.\*'/);
+    assert.match(cfg, /module2 \/boot\/initrd\.cpio initrd/);
   } finally {
     await cleanup();
   }
@@ -265,6 +281,11 @@ Deno.test("pxe: the BIOS part of the tree is iPXE's script and the multiboot1 im
     assert.equal(tree.files.includes(PXE_FILES.uefiBootFile), false);
     const script = await Deno.readTextFile(join(dir, PXE_FILES.ipxeScript));
     assert.match(script, /^kernel kernel\.mb1 ktest\.filter=pmm\.\* /m);
+    assert.match(script, /^module initrd\.cpio initrd /m);
+    assert.deepEqual(
+      await Deno.readFile(join(dir, PXE_FILES.initrd)),
+      await Deno.readFile(built.user!.initrd),
+    );
     validateMultiboot1Image(await Deno.readFile(join(dir, PXE_FILES.mb1Image)));
     // World-readable: dnsmasq serves files as an unprivileged user.
     assert.equal((await Deno.stat(join(dir, PXE_FILES.ipxeScript))).mode! & 0o444, 0o444);
@@ -284,10 +305,16 @@ Deno.test("boot paths: their own group, outside `all`; each boots through its fi
   const mb1 = argsOf("multiboot1");
   assert.match(mb1[mb1.indexOf("-kernel") + 1], /kernel\.mb1$/);
   assert.equal(mb1[mb1.indexOf("-append") + 1], "ktest.filter=x");
+  assert.equal(
+    mb1[mb1.indexOf("-initrd") + 1],
+    built.user!.initrd,
+    "multiboot1: QEMU loads the module",
+  );
   for (const name of ["iso-bios", "iso-uefi", "pxe-bios", "pxe-uefi"]) {
     const args = argsOf(name);
     assert.equal(args.includes("-kernel"), false, `${name}: firmware loads the kernel`);
     assert.equal(args.includes("-append"), false, name);
+    assert.equal(args.includes("-initrd"), false, `${name}: the loader loads the initrd`);
     const uefi = name.endsWith("uefi");
     assert.equal(
       args.some((a) => a.startsWith("if=pflash") && a.includes("OVMF_CODE")),
@@ -333,8 +360,9 @@ Deno.test({
       await readIsoFile(iso, ISO_GRUB_CFG, join(dir, "grub.cfg"));
       assert.equal(
         await Deno.readTextFile(join(dir, "grub.cfg")),
-        grubConfig(ISO_KERNEL, "ktest.filter=pmm.*"),
+        grubConfig(ISO_KERNEL, "ktest.filter=pmm.*", { initrd: ISO_INITRD }),
       );
+      assert.ok(info.files.includes(ISO_INITRD));
       await readIsoFile(iso, ISO_KERNEL, join(dir, "kernel.elf"));
       assert.deepEqual(await Deno.readFile(join(dir, "kernel.elf")), elfBytes);
     } finally {
@@ -359,7 +387,7 @@ Deno.test({
       assert.ok((await Deno.stat(join(dir, "grub/x86_64-efi/multiboot2.mod"))).isFile);
       assert.equal(
         await Deno.readTextFile(join(dir, PXE_FILES.grubCfg)),
-        grubConfig("/kernel.elf", "a=1"),
+        grubConfig("/kernel.elf", "a=1", { initrd: "/initrd.cpio" }),
       );
       assert.deepEqual(await Deno.readFile(join(dir, PXE_FILES.kernel)), elfBytes);
     } finally {

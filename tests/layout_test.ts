@@ -104,3 +104,38 @@ Deno.test("layout: the PMM stack and heap regions take slots of their own", () =
   );
   assert.throws(() => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, heapSlot: 12 }), /kernel-half/);
 });
+
+Deno.test("layout: the user half's regions derive from the paging facts", () => {
+  const l = deriveLayout();
+  const slot = 1n << 39n; // one PML4 entry covers 512 GiB
+  assert.equal(l.userProgramBase, 0x40_0000n);
+  assert.equal(l.userProgramEnd, 0x4000_0000n);
+  assert.equal(l.userMmapBase, slot);
+  assert.equal(l.userMmapEnd, 255n * slot);
+  assert.equal(l.userStackTop, 0x7fff_ffff_f000n);
+  assert.equal(l.userStackTop - l.userStackBottom, 256n * 4096n);
+  assert.equal(l.userStackBottom - l.userStackGuard, 4096n);
+  assert.ok(l.userMmapEnd <= l.userStackGuard, "mmap region below the stack guard");
+  assert.ok(l.userProgramEnd <= l.userMmapBase, "program area below the mmap region");
+  assert.equal(l.initrdBase, 0xffff_c100_0000_0000n);
+  assert.equal(tableIndex(l.initrdBase, 4), 386);
+});
+
+Deno.test("layout: user-half configurations that cannot work are refused", () => {
+  const bad = (over: Partial<typeof DEFAULT_LAYOUT_CONFIG>, re: RegExp) =>
+    assert.throws(() => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, ...over }), re);
+  bad({ userProgramBase: 0n }, /NULL guard/);
+  bad({ userProgramBase: 0x40_1000n }, /2 MiB-aligned/);
+  bad({ userProgramEnd: 0x40_0000n }, /above the program base/);
+  bad({ userProgramEnd: 1n << 40n }, /mmap region overlaps the program area/);
+  bad({ userMmapSlot: 256 }, /user mmap slot 256 is not a user-half PML4 slot/);
+  bad({ userMmapSlots: 256 }, /last slot 256 is not a user-half/);
+  bad({ userMmapSlots: 255 }, /user stack slot 255 lies in the mmap region/);
+  bad({ userStackSlot: 100 }, /user stack slot 100 lies in the mmap region/);
+  bad({ userStackPages: 0 }, /at least one page/);
+  bad({ userStackPages: 1 << 27 }, /do not fit in the stack slot/);
+  bad({ initrdSlot: 384 }, /initrd window slot 384 collides with the PMM stack/);
+  bad({ initrdSlot: 510 }, /collides with the self-map/);
+  bad({ initrdSlot: 3 }, /not a kernel-half PML4 slot/);
+  assert.throws(() => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, userStackPages: 0 }), LayoutError);
+});

@@ -26,6 +26,10 @@ export const BENCH_OPS = [
   "fault_zero",
   "copy",
   "drop",
+  "getpid",
+  "yield_switch",
+  "spawn_exit_wait",
+  "user_fault_zero",
 ] as const;
 /** One of {@link BENCH_OPS}. */
 export type BenchOp = typeof BENCH_OPS[number];

@@ -14,6 +14,8 @@ int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 char *strchr(const char *s, int c);
 char *strstr(const char *haystack, const char *needle);
+/* The last c in s (c may be NUL), or NULL. */
+char *strrchr(const char *s, int c);
 /* Copy src into dst[size], always terminated; returns strlen(src) (truncated if >= size). */
 size_t strlcpy(char *dst, const char *src, size_t size);
 

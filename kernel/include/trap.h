@@ -32,6 +32,13 @@
 #define VEC_VC 29 /* VMM communication */
 #define VEC_SX 30 /* security */
 #define EXCEPTION_VECTORS 32
+/* Device interrupts: isr.asm has stubs for IRQ_VECTORS vectors from IRQ_VECTOR_FIRST. */
+#define IRQ_VECTOR_FIRST 32
+#define IRQ_VECTORS 16
+#define VEC_TIMER IRQ_VECTOR_FIRST /* the local APIC timer */
+#define VEC_SPURIOUS 255           /* the local APIC's spurious vector (low 4 bits set) */
+/* Not a vector: marks a trap frame built by the syscall entry. */
+#define VEC_SYSCALL 0x100
 
 /* What isr.asm pushes, lowest address first (its push order reversed). */
 struct trap_frame {
@@ -42,6 +49,12 @@ struct trap_frame {
 	/* pushed by the CPU (SDM Vol. 3A §6.14.2) */
 	u64 rip, cs, rflags, rsp, ss;
 };
+
+/* True when the frame was interrupted in (or came from) user mode. */
+static inline bool trap_from_user(const struct trap_frame *f)
+{
+	return (f->cs & 3) == 3;
+}
 
 /* Build and load the IDT: every exception vector goes to trap_dispatch. */
 void idt_init(void);

@@ -35,18 +35,11 @@ typedef unsigned long uintptr_t;
 #define MUST_CHECK __attribute__((warn_unused_result))
 #pragma GCC diagnostic error "-Wunused-result"
 
-/* Negative error codes returned by kernel functions (0 or positive = success). */
-#define E_INVAL 1  /* an argument is malformed */
-#define E_NOSPC 2  /* no room left (window, buffer) */
-#define E_NOENT 3  /* no such thing (option, test, tag) */
-#define E_RANGE 4  /* a value is outside what can be represented */
-#define E_NOMEM 5  /* out of physical frames */
-#define E_DOUBLE 6 /* freed twice */
-#define E_EXIST 7  /* already mapped */
-#define E_ALIGN 8  /* misaligned address or size */
-#define E_CANON 9  /* non-canonical address */
-#define E_SELFMAP 10 /* inside the self-map window */
-#define E_HUGE 11  /* a parent entry is a huge page */
-#define E_NOTMAPPED 12 /* nothing mapped there */
+/*
+ * Negative error codes returned by kernel functions (0 or positive = success):
+ * E_INVAL, E_NOMEM, E_FAULT... generated from linker/errors.ts, shared with
+ * the user programs' syscall.h.
+ */
+#include <errors.h>
 
 #endif

@@ -89,6 +89,9 @@ MUST_CHECK int virt_to_phys(u64 vaddr, u64 *paddr);
  */
 MUST_CHECK int copy_page_map(pml4_t *out);
 
+/* A new address space with the kernel half shared and an empty user half: 0 or -E_NOMEM. */
+int new_page_map(pml4_t *out);
+
 /*
  * Destroy an address space that is not current: free its user-half tables,
  * the mapped user frames too with VMM_FREE_FRAMES, and its PML4. 0, or
@@ -166,6 +169,9 @@ void vmm_get_stats(struct vmm_stats *out);
 
 /* True when the CPU has 1 GiB pages (CPUID.80000001H:EDX.Page1GB[bit 26]). */
 bool vmm_has_huge_pages(void);
+
+/* Zero the 4 KiB page at `page` (mapped, writable) with 8-byte stores. */
+void vmm_zero_page(void *page);
 
 struct trap_frame;
 /*

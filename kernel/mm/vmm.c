@@ -33,7 +33,8 @@ bool frame_in_image(u64 frame)
 
 bool kernel_slot_may_grow(u64 slot)
 {
-	return slot == PMM_STACK_SLOT || slot == HEAP_SLOT;
+	return slot == PMM_STACK_SLOT || slot == HEAP_SLOT || slot == INITRD_SLOT ||
+	       slot == KSTACKS_SLOT || slot == MMIO_SLOT;
 }
 
 bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value)

@@ -23,6 +23,8 @@
 #include <image.h>
 #include <panic.h>
 #include <pmm.h>
+#include <proc.h>
+#include <sched.h>
 #include <trap.h>
 
 /* Demand-zero regions the handler knows (the heap and a few for tests). */
@@ -192,9 +194,14 @@ const char *vmm_page_fault(struct trap_frame *f, u64 cr2)
 		return table_fault(f, cr2, w, level, va);
 	if (cr2 >= (u64)__stack_guard && cr2 < (u64)__stack_bottom)
 		return "guard page below the kernel stack";
+	if (kstack_guard_slot(cr2) >= 0)
+		return "guard page below a thread's kernel stack";
 	const struct demand_zero_region *r = region_of(cr2);
 	if (r)
 		return demand_zero_fault(f->error_code, cr2, r);
+	/* The user half: the regions of the process whose space this is. */
+	if (cr2 < USER_END)
+		return proc_page_fault(cr2, f->error_code);
 	if (f->error_code & PF_ERR_P)
 		return "protection violation: the page does not allow this access";
 	return "no mapping and no demand-zero region at this address";

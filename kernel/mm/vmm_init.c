@@ -59,7 +59,7 @@ static void remove_identity_map(void)
 /* Make the PDPT of each kernel-half slot the kernel uses exist (the write faults it in). */
 static void create_kernel_pdpts(void)
 {
-	static const u64 slots[] = {PMM_STACK_SLOT, HEAP_SLOT};
+	static const u64 slots[] = {PMM_STACK_SLOT, HEAP_SLOT, INITRD_SLOT, KSTACKS_SLOT, MMIO_SLOT};
 	for (size_t i = 0; i < ARRAY_SIZE(slots); i++) {
 		u64 va = INDICES_VA(slots[i], 0, 0, 0);
 		if (*selfmap_entry(LEVEL_PML4, va) & PTE_P)

@@ -101,7 +101,8 @@ static int copy_user_half(void)
 	return 0;
 }
 
-int copy_page_map(pml4_t *out)
+/* A new space with the kernel half shared; the user half copied when copy_user is set. */
+static int make_page_map(pml4_t *out, bool copy_user)
 {
 	u64 space;
 	if (pmm_alloc(&space) != 0)
@@ -111,7 +112,7 @@ int copy_page_map(pml4_t *out)
 	for (u64 slot = 0; slot < KERNEL_FIRST_SLOT; slot++)
 		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, INDICES_VA(slot, 0, 0, 0), 0));
 	other_init_kernel_half(space);
-	int err = copy_user_half();
+	int err = copy_user ? copy_user_half() : 0;
 	if (err)
 		MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0) == 0); /* frees no frame: no error */
 	other_detach();
@@ -121,6 +122,16 @@ int copy_page_map(pml4_t *out)
 	}
 	*out = space;
 	return 0;
+}
+
+int copy_page_map(pml4_t *out)
+{
+	return make_page_map(out, true);
+}
+
+int new_page_map(pml4_t *out)
+{
+	return make_page_map(out, false);
 }
 
 int drop_page_map(pml4_t space, u32 options)

@@ -13,12 +13,19 @@
  */
 import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "../paths.ts";
-import { kernelTestOptions, listCommand, prepareTestRun } from "./commands.ts";
+import {
+  checkForeign,
+  foreignSourceOf,
+  kernelTestOptions,
+  listCommand,
+  prepareTestRun,
+} from "./commands.ts";
+import { loadProject, type ProjectImage } from "./project.ts";
 import { ConsoleReporter } from "./console.ts";
-import { FLAKY_MARK } from "./deno_steps.ts";
+import { FLAKY_MARK, notRunCount } from "./deno_steps.ts";
 import { toJunit } from "../core/junit.ts";
 import { runKernelTests } from "../run/matrix.ts";
-import { parseRunnerArgs, type RunnerArgs, TEST_SILENCE_MS } from "./options.ts";
+import { parseRunnerArgs, type RunnerArgs, TEST_SILENCE_MS, userPath } from "./options.ts";
 import { type Counts, type KernelReport, summaryLine } from "../core/record.ts";
 
 export { summaryLine, TEST_SILENCE_MS };
@@ -49,7 +56,7 @@ export function countJunit(xml: string): Counts {
       (/<(failure|error)\b/.test(body) ? "" : undefined);
     cases.push({ name: m[1], classname: m[2], failure, skipped: /<skipped\b/.test(body) });
   }
-  const counts: Counts = { passed: 0, failed: 0, skipped: 0, flaky: 0 };
+  const counts: Counts = { passed: 0, failed: 0, skipped: 0, flaky: 0, notRun: 0 };
   const parents = new Set<string>();
   for (const c of cases) {
     const i = c.name.lastIndexOf(" &gt; ");
@@ -59,7 +66,9 @@ export function countJunit(xml: string): Counts {
     const isParent = parents.has(`${c.classname}\n${c.name}`);
     if (isParent && (c.failure === undefined || STEP_FAILED.test(c.failure))) continue;
     if (c.failure !== undefined) counts.failed++;
-    else if (c.skipped) counts.skipped++;
+    else if (c.skipped && notRunCount(c.name) > 0) {
+      counts.notRun = (counts.notRun ?? 0) + notRunCount(c.name);
+    } else if (c.skipped) counts.skipped++;
     else if (c.name.endsWith(FLAKY_MARK)) counts.flaky++;
     else counts.passed++;
   }
@@ -127,11 +136,25 @@ async function denoTest(rest: string[], reportDir: string, handoff: string | nul
 }
 
 /**
+ * The image of the project OUROBOROS_PROJECT names, if it names one with an
+ * image (a kernel built by a build of its own); this repository's kernel
+ * otherwise.
+ */
+async function projectImage(): Promise<ProjectImage | null> {
+  const file = Deno.env.get("OUROBOROS_PROJECT");
+  if (file === undefined || file === "") return null;
+  return (await loadProject(userPath(file))).image;
+}
+
+/**
  * `deno task test`: its command line is read with the command table (a
  * usage error is thrown); resolves to the exit status.
  */
 export async function testMain(argv: readonly string[]): Promise<number> {
   const { args, rest } = parseRunnerArgs(argv);
+  const foreign = foreignSourceOf(args, await projectImage());
+  const stop = await checkForeign(foreign, args.configs);
+  if (stop !== null) return stop;
   const prepared = await prepareTestRun(args);
   if (typeof prepared === "number") return prepared;
   const lab = prepared.lab;
@@ -143,7 +166,7 @@ export async function testMain(argv: readonly string[]): Promise<number> {
   let report: KernelReport | null = null;
   if (args.kernelOnly || selectsKernelTests(rest)) {
     report = await runKernelTests(
-      kernelTestOptions({ root, outDir, logDir }, args, lab, new ConsoleReporter()),
+      kernelTestOptions({ root, outDir, logDir, foreign }, args, lab, new ConsoleReporter()),
     );
     handoff = join(reportDir, `kernel-${Deno.pid}.json`);
     await writeReports(report, args, handoff);

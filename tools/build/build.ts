@@ -18,6 +18,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { compileSteps } from "./compile.ts";
 import type { BuildContext } from "./context.ts";
+import { buildUser, type UserBuildResult, writeAbiFiles } from "./build_user.ts";
 import { generate } from "./generate.ts";
 import { link, placeholderTablesStep } from "./link.ts";
 import { BuildError, runAll, toolIdentity } from "./steps.ts";
@@ -53,6 +54,8 @@ export interface BuildResult {
   /** True when the kernel was (re)linked in this run. */
   linked: boolean;
   layout: Layout;
+  /** The user programs and their initrd (build_user.ts); null when the project has no user/. */
+  user: UserBuildResult | null;
 }
 
 /**
@@ -96,8 +99,9 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
     log: options.log ?? (() => {}),
   };
 
-  // 1. Generate the layout's files.
+  // 1. Generate the layout's files and the system-call ABI's.
   await generate(ctx);
+  await writeAbiFiles(ctx.gen, ctx.layout);
   // 2. Compile the kernel's sources and the placeholder boot tables, in parallel.
   const kernel = await compileSteps(ctx);
   const placeholder = placeholderTablesStep(ctx);
@@ -115,5 +119,17 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
   // 3. Link in two passes.
   const linked = await link(ctx, kernel.map((s) => s.output), placeholder.output);
   compiled.push(...linked.assembled);
-  return { elf: linked.elf, compiled, linked: linked.linked, layout: ctx.layout };
+  // 4. The user programs and their initrd (build_user.ts).
+  const user = await buildUser({
+    root: ctx.root,
+    out,
+    gen: ctx.gen,
+    cc: ctx.cc,
+    ccId: ctx.ids.cc,
+    nasmId: ctx.ids.nasm,
+    ldId: ctx.ids.ld,
+    log: ctx.log,
+  });
+  if (user) compiled.push(...user.ran);
+  return { elf: linked.elf, compiled, linked: linked.linked, layout: ctx.layout, user };
 }

@@ -5,7 +5,13 @@
  */
 import { execa } from "execa";
 import { statSync } from "node:fs";
-import { type CrashAddresses, type Frame, hex64, parseAddr2line } from "../core/crash.ts";
+import {
+  type CrashAddresses,
+  formatLocations,
+  type Frame,
+  hex64,
+  parseAddr2line,
+} from "../core/crash.ts";
 
 export {
   annotateDump,
@@ -95,4 +101,45 @@ function existingPath(root: string): (file: string) => string {
     }
     return fixed;
   };
+}
+
+/** The prefix of a kernel suite that runs a user test program (`user_X` runs `tests/X`). */
+export const USER_SUITE_PREFIX = "user_";
+
+const USER_RIP = /\brip (0x[0-9a-f]+)/i;
+
+/** A test of a `user_X` suite, as far as symbolizing its kill needs. */
+export interface UserKilledTest {
+  diagnostic: { message?: string; at?: string } | null;
+}
+
+/**
+ * A user test program killed by the kernel fails with a result whose
+ * message names the fault and `rip 0x…` (kernel/ktest/user_tests.c): put
+ * where that is in the program's own source into the diagnostic's `at`,
+ * read from `elfOf(X)` (its ELF with debug information). Tests without such
+ * a message, or programs without an ELF, are left as they are.
+ */
+export async function symbolizeUserKills(
+  suites: readonly { name: string; tests: readonly UserKilledTest[] }[],
+  elfOf: (program: string) => string,
+  options: { root?: string; addr2line?: Addr2line } = {},
+): Promise<void> {
+  for (const s of suites) {
+    if (!s.name.startsWith(USER_SUITE_PREFIX)) continue;
+    const elf = elfOf(s.name.slice(USER_SUITE_PREFIX.length));
+    try {
+      if (!statSync(elf).isFile()) continue;
+    } catch {
+      continue;
+    }
+    for (const t of s.tests) {
+      const m = t.diagnostic?.message ? USER_RIP.exec(t.diagnostic.message) : null;
+      if (m === null || t.diagnostic === null || t.diagnostic.at) continue;
+      const [frame] = await symbolizeCrash({ rip: BigInt(m[1]), backtrace: [] }, elf, options);
+      if (frame && frame.locations.length > 0) {
+        t.diagnostic.at = `${formatLocations(frame.locations)} (rip ${frame.address})`;
+      }
+    }
+  }
 }

@@ -63,9 +63,21 @@ export function requiredTools(cc = process.env.CC): Tool[] {
  * - `undionly`: iPXE for PXE ROMs that are not iPXE (the PXE tree, for labs);
  * - `uefi`: OVMF, UEFI firmware for QEMU;
  * - `pxe-qemu`: iPXE option ROMs for QEMU's NICs (QEMU's PXE boots);
- * - `serve`: dnsmasq and ip (deno task pxe serve, the network-namespace test).
+ * - `serve`: dnsmasq and ip (deno task pxe serve, the network-namespace test);
+ * - `cpio`: the system cpio, the independent reader the initrd writer is tested against
+ *   (tools/core/cpio.ts makes the archive itself; CI installs it with the default packages);
+ * - `linux-kunit`: Debian's Linux source and what building it takes (the
+ *   opt-in Linux KUnit test, tools/build/linux_kunit.ts).
  */
-export type ToolGroup = "iso" | "pxe-tree" | "undionly" | "uefi" | "pxe-qemu" | "serve";
+export type ToolGroup =
+  | "iso"
+  | "pxe-tree"
+  | "undionly"
+  | "uefi"
+  | "pxe-qemu"
+  | "serve"
+  | "cpio"
+  | "linux-kunit";
 
 /** The tools of a group (see {@link ToolGroup}). */
 export function extraTools(group: ToolGroup): Tool[] {
@@ -122,6 +134,36 @@ export function extraTools(group: ToolGroup): Tool[] {
       return [
         { commands: ["dnsmasq"], debianPackage: "dnsmasq-base", purpose: "DHCP and TFTP server" },
         { commands: ["ip"], debianPackage: "iproute2", purpose: "network namespaces and links" },
+      ];
+    case "cpio":
+      return [{ commands: ["cpio"], debianPackage: "cpio", purpose: "lists initrd archives" }];
+    case "linux-kunit":
+      return [
+        {
+          commands: [],
+          files: ["/usr/src/linux-source-6.1.tar.xz"],
+          debianPackage: "linux-source-6.1",
+          purpose: "Linux's source, for the KUnit test",
+        },
+        { commands: ["make"], debianPackage: "make", purpose: "builds Linux" },
+        { commands: ["bc"], debianPackage: "bc", purpose: "builds Linux (timeconst)" },
+        { commands: ["flex"], debianPackage: "flex", purpose: "builds Linux's Kconfig" },
+        { commands: ["bison"], debianPackage: "bison", purpose: "builds Linux's Kconfig" },
+        { commands: ["python3"], debianPackage: "python3", purpose: "runs kunit.py" },
+        { commands: ["patch"], debianPackage: "patch", purpose: "makes one KUnit test fail" },
+        { commands: ["xz"], debianPackage: "xz-utils", purpose: "unpacks Linux's source" },
+        {
+          commands: [],
+          files: ["/usr/include/libelf.h"],
+          debianPackage: "libelf-dev",
+          purpose: "builds Linux's objtool",
+        },
+        {
+          commands: [],
+          files: ["/usr/include/openssl/ssl.h"],
+          debianPackage: "libssl-dev",
+          purpose: "builds Linux's signing tools",
+        },
       ];
   }
 }
@@ -311,11 +353,12 @@ export function ensureToolGroups(
 
 /** Package groups for CI's installs: the default run, and everything the boot paths need. */
 export const PACKAGE_GROUPS: Readonly<Record<string, () => Tool[]>> = {
-  default: () => requiredTools(),
+  default: () => [...requiredTools(), ...toolsOf(["cpio"])],
   "boot-paths": () => [
     ...requiredTools(),
-    ...toolsOf(["iso", "pxe-tree", "undionly", "uefi", "pxe-qemu", "serve"]),
+    ...toolsOf(["iso", "pxe-tree", "undionly", "uefi", "pxe-qemu", "serve", "cpio"]),
   ],
+  "linux-kunit": () => [...requiredTools(), ...toolsOf(["linux-kunit"])],
 };
 
 /** The Debian packages of package groups, sorted, each once. */

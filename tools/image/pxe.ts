@@ -15,12 +15,15 @@
 import { execa } from "execa";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import type { BootImage } from "../core/boot_image.ts";
 import { dirname, join } from "node:path";
 import { parseElf } from "../core/elf.ts";
 import { GRUB_LIB, grubPlatformMarker, UNDIONLY_KPXE } from "../host/firmware.ts";
-import { ImageError } from "./iso.ts";
+import { grubLoad, ImageError } from "./iso.ts";
+import { loaderProtocol } from "../core/boot_image.ts";
 import { grubConfig, ipxeScript } from "./loader_config.ts";
 import { buildMultiboot1Image } from "./multiboot1.ts";
+import { INITRD_NAME, initrdBeside } from "../host/initrd.ts";
 
 /** A firmware kind. */
 export type Firmware = "bios" | "uefi";
@@ -38,6 +41,7 @@ export const PXE_FILES = {
   /** The UEFI boot file for proxy DHCP (see {@link writeProxyUefiImage}). */
   uefiProxyBootFile: "grub/x86_64-efi/core-proxy.efi",
   kernel: "kernel.elf",
+  initrd: INITRD_NAME,
 } as const;
 
 /** The file a DHCP server names for each firmware kind (an iPXE client gets the script). */
@@ -56,6 +60,14 @@ export interface PxeTreeOptions {
   out: string;
   /** Which firmware kinds to serve (default: both). */
   firmware?: readonly Firmware[];
+  /**
+   * A kernel image that is not ours: served as it is and loaded by its
+   * protocol (iPXE: Linux or multiboot1; GRUB: Linux, multiboot2 or
+   * multiboot1); default: our ELF, made into the multiboot1 image for iPXE.
+   */
+  image?: BootImage;
+  /** An initrd (a module for multiboot kernels); default for our kernel: the build's, beside it. */
+  initrd?: string;
 }
 
 /** What was written. */
@@ -76,9 +88,18 @@ async function put(root: string, name: string, data: string | Uint8Array): Promi
 
 /** The BIOS part: iPXE's script and the multiboot1 image; undionly.kpxe if installed. */
 async function writeBios(o: PxeTreeOptions, files: string[]): Promise<boolean> {
-  const { image } = buildMultiboot1Image(parseElf(await readFile(o.kernel)));
-  await put(o.out, PXE_FILES.mb1Image, image);
-  await put(o.out, PXE_FILES.ipxeScript, ipxeScript(PXE_FILES.mb1Image, o.cmdline));
+  let linux = false;
+  if (o.image !== undefined) {
+    const how = loaderProtocol(o.image, "ipxe");
+    if ("why" in how) throw new ImageError(how.why);
+    linux = how.protocol === "linux";
+    await copyFile(o.kernel, join(o.out, PXE_FILES.mb1Image));
+  } else {
+    const { image } = buildMultiboot1Image(parseElf(await readFile(o.kernel)));
+    await put(o.out, PXE_FILES.mb1Image, image);
+  }
+  const initrd = await putInitrd(o, files);
+  await put(o.out, PXE_FILES.ipxeScript, ipxeScript(PXE_FILES.mb1Image, o.cmdline, initrd, linux));
   files.push(PXE_FILES.mb1Image, PXE_FILES.ipxeScript);
   if (!existsSync(UNDIONLY_KPXE)) return false;
   await copyFile(UNDIONLY_KPXE, join(o.out, PXE_FILES.undionly));
@@ -87,6 +108,16 @@ async function writeBios(o: PxeTreeOptions, files: string[]): Promise<boolean> {
 }
 
 /** The UEFI part: GRUB's netboot directory, its grub.cfg, the kernel. */
+/** The initrd copied into the tree (once); its name there, or undefined without one. */
+async function putInitrd(o: PxeTreeOptions, files: string[]): Promise<string | undefined> {
+  if (o.initrd === undefined) return undefined;
+  if (!files.includes(PXE_FILES.initrd)) {
+    await copyFile(o.initrd, join(o.out, PXE_FILES.initrd));
+    files.push(PXE_FILES.initrd);
+  }
+  return PXE_FILES.initrd;
+}
+
 async function writeUefi(o: PxeTreeOptions, files: string[]): Promise<void> {
   if (!existsSync(grubPlatformMarker("x86_64-efi"))) {
     throw new ImageError("GRUB for x86_64-efi is not installed (grub-efi-amd64-bin)");
@@ -102,13 +133,20 @@ async function writeUefi(o: PxeTreeOptions, files: string[]): Promise<void> {
   if (r.exitCode !== 0) {
     throw new ImageError(`grub-mknetdir failed (exit ${r.exitCode ?? r.signal}): ${r.all}`);
   }
-  await put(o.out, PXE_FILES.grubCfg, grubConfig(`/${PXE_FILES.kernel}`, o.cmdline));
+  const initrd = await putInitrd(o, files);
+  const load = grubLoad(o.image, initrd === undefined ? undefined : `/${initrd}`);
+  await put(o.out, PXE_FILES.grubCfg, grubConfig(`/${PXE_FILES.kernel}`, o.cmdline, load));
   await copyFile(o.kernel, join(o.out, PXE_FILES.kernel));
   files.push(PXE_FILES.uefiBootFile, PXE_FILES.grubCfg, PXE_FILES.kernel);
 }
 
 /** Write the tree. Throws ImageError (or Mb1ImageError) if a part cannot be made. */
-export async function buildPxeTree(options: PxeTreeOptions): Promise<PxeTree> {
+export async function buildPxeTree(given: PxeTreeOptions): Promise<PxeTree> {
+  // Our own kernel's default module: the build's initrd beside it, if any.
+  const options = {
+    ...given,
+    initrd: given.initrd ?? (given.image ? undefined : initrdBeside(given.kernel)),
+  };
   const firmware = [...(options.firmware ?? FIRMWARES)];
   await mkdir(options.out, { recursive: true, mode: 0o755 });
   const files: string[] = [];

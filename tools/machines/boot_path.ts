@@ -27,6 +27,7 @@ import { BUILD_DIR } from "../paths.ts";
 import { buildQemuArgs, DEFAULT_QEMU, type QemuMachineOptions, QemuTarget } from "./qemu.ts";
 import type { BootRequest, Machine } from "./target.ts";
 import { ensureToolGroups, type ToolGroup } from "../host/toolcheck.ts";
+import { requestInitrd } from "../host/initrd.ts";
 import { deferredMachine } from "./deferred.ts";
 
 /** How the kernel reaches the machine. */
@@ -159,8 +160,10 @@ export class BootPathTarget extends QemuTarget {
       cpu: o.cpu,
       smp: o.smp,
       accel: this.accel.accel,
-      kernel: mb1 ? join(dir, WORK_FILES.mb1Image) : undefined,
+      // A foreign multiboot1 image goes to QEMU's loader as it is.
+      kernel: mb1 ? (request.image ? request.kernel : join(dir, WORK_FILES.mb1Image)) : undefined,
       append: mb1 ? request.cmdline : undefined,
+      initrd: mb1 ? requestInitrd(request) : undefined,
       gdbPort: request.gdbPort,
       extraArgs: [
         ...firmwareArgs(this.path.firmware, join(dir, WORK_FILES.ovmfVars)),
@@ -182,6 +185,7 @@ export class BootPathTarget extends QemuTarget {
     }
     switch (this.path.via) {
       case "multiboot1": {
+        if (request.image !== undefined) return; // booted as it is (args())
         const { image } = buildMultiboot1Image(parseElf(await readFile(request.kernel)));
         await writeFile(join(dir, WORK_FILES.mb1Image), image);
         return;
@@ -192,6 +196,8 @@ export class BootPathTarget extends QemuTarget {
           cmdline: request.cmdline,
           out: join(dir, WORK_FILES.iso),
           stageDir: join(dir, WORK_FILES.isoTree),
+          image: request.image,
+          initrd: requestInitrd(request),
         });
         return;
       case "pxe":
@@ -200,6 +206,8 @@ export class BootPathTarget extends QemuTarget {
           cmdline: request.cmdline,
           out: join(dir, WORK_FILES.tftp),
           firmware: [this.path.firmware],
+          image: request.image,
+          initrd: requestInitrd(request),
         });
         return;
     }

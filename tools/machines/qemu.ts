@@ -20,6 +20,7 @@ import { closeSync, openSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { DEBUG_EXIT } from "../../linker/layout.ts";
 import type { ExitInfo } from "../core/classify.ts";
+import { requestInitrd } from "../host/initrd.ts";
 import type { BootRequest, Machine, MachineEnd, Target } from "./target.ts";
 
 /** An accelerator QEMU can use. */
@@ -117,6 +118,8 @@ export interface QemuOptions {
   kernel?: string;
   /** Kernel command line (`-append`); omitted when undefined or empty. */
   append?: string;
+  /** An initial RAM disk (`-initrd`); omitted when undefined. */
+  initrd?: string;
   /** `-machine` value; default {@link DEFAULT_MACHINE}. */
   machine?: string;
   /** `-m` value; default {@link DEFAULT_MEMORY}. */
@@ -164,6 +167,7 @@ export function buildQemuArgs(options: QemuOptions): string[] {
   if (options.append !== undefined && options.append !== "") {
     args.push("-append", options.append);
   }
+  if (options.initrd !== undefined) args.push("-initrd", options.initrd);
   if (options.cpu !== undefined) args.push("-cpu", options.cpu);
   if (options.smp !== undefined) args.push("-smp", String(options.smp));
   if (options.gdbPort !== undefined) {
@@ -174,17 +178,19 @@ export function buildQemuArgs(options: QemuOptions): string[] {
 }
 
 /** A QEMU machine: everything of {@link QemuOptions} but what a boot request gives. */
-export type QemuMachineOptions = Omit<QemuOptions, "kernel" | "append" | "gdbPort" | "accel"> & {
-  /** QEMU binary (path or name on PATH); default {@link DEFAULT_QEMU}. */
-  qemu?: string;
-  /** Accelerator (or a choice already made); chosen with {@link chooseAccel} when undefined. */
-  accel?: Accel | AccelChoice;
-  /**
-   * Run QEMU in a process group of its own, so a Ctrl-C meant for a
-   * debugger on the same terminal does not reach it.
-   */
-  detached?: boolean;
-};
+export type QemuMachineOptions =
+  & Omit<QemuOptions, "kernel" | "append" | "initrd" | "gdbPort" | "accel">
+  & {
+    /** QEMU binary (path or name on PATH); default {@link DEFAULT_QEMU}. */
+    qemu?: string;
+    /** Accelerator (or a choice already made); chosen with {@link chooseAccel} when undefined. */
+    accel?: Accel | AccelChoice;
+    /**
+     * Run QEMU in a process group of its own, so a Ctrl-C meant for a
+     * debugger on the same terminal does not reach it.
+     */
+    detached?: boolean;
+  };
 
 interface ExecaOutcome {
   exitCode?: number;
@@ -237,6 +243,7 @@ export class QemuTarget implements Target {
       ...rest,
       kernel: request.kernel,
       append: request.cmdline,
+      initrd: requestInitrd(request),
       gdbPort: request.gdbPort,
       accel: this.accel.accel,
     });

@@ -15,6 +15,7 @@
 #define SEG_RW (1u << 1)          /* code: readable; data: writable */
 #define SEG_EXEC (1u << 3)        /* code segment */
 #define SEG_CODE_DATA (1u << 4)   /* S: code/data (not a system segment) */
+#define SEG_DPL_USER (3u << 5)  /* descriptor privilege level 3 */
 #define SEG_PRESENT (1u << 7)
 #define SEG_TYPE_TSS64 0x9u       /* system type: available 64-bit TSS (§3.5) */
 /* Descriptor flags nibble (bits 52..55). */
@@ -26,7 +27,7 @@
 /* Bytes of each IST stack: room for the exception dump's printf and backtrace. */
 #define IST_STACK_SIZE (4 * PAGE_SIZE)
 
-enum { GDT_NULL, GDT_CODE, GDT_DATA, GDT_TSS_LO, GDT_TSS_HI, GDT_ENTRIES };
+enum { GDT_NULL, GDT_CODE, GDT_DATA, GDT_UDATA, GDT_UCODE, GDT_TSS_LO, GDT_TSS_HI, GDT_ENTRIES };
 
 /* The 64-bit TSS (SDM Vol. 3A §7.7, Figure 7-11). */
 struct tss {
@@ -91,7 +92,12 @@ void gdt_init(void)
 	gdt[GDT_NULL] = 0;
 	gdt[GDT_CODE] = segment_descriptor(code, SEG_FLAG_LONG | SEG_FLAG_GRAN);
 	gdt[GDT_DATA] = segment_descriptor(data, SEG_FLAG_DB | SEG_FLAG_GRAN);
+	gdt[GDT_UDATA] = segment_descriptor(data | SEG_DPL_USER, SEG_FLAG_DB | SEG_FLAG_GRAN);
+	gdt[GDT_UCODE] = segment_descriptor(code | SEG_DPL_USER, SEG_FLAG_LONG | SEG_FLAG_GRAN);
 	ASSERT(GDT_CODE * sizeof(u64) == GDT_KERNEL_CS && GDT_DATA * sizeof(u64) == GDT_KERNEL_DS);
+	ASSERT(GDT_UDATA * sizeof(u64) == GDT_USER_DS_BASE &&
+	       GDT_UCODE * sizeof(u64) == GDT_USER_CS_BASE);
+	ASSERT(GDT_SYSRET_BASE + 8 == GDT_USER_DS_BASE && GDT_SYSRET_BASE + 16 == GDT_USER_CS_BASE);
 	ASSERT(GDT_TSS_LO * sizeof(u64) == GDT_TSS);
 
 	memset(&tss, 0, sizeof(tss));
@@ -101,6 +107,11 @@ void gdt_init(void)
 	tss.iomap_base = sizeof(tss); /* no I/O permission bitmap */
 	tss_descriptor((u64)&tss, sizeof(tss) - 1, &gdt[GDT_TSS_LO], &gdt[GDT_TSS_HI]);
 	gdt_load();
+}
+
+void tss_set_kernel_stack(u64 top)
+{
+	tss.rsp[0] = top;
 }
 
 bool ist_stack_contains(u64 addr, u64 *lo, u64 *hi)

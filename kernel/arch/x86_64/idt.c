@@ -11,7 +11,7 @@
 /* Gate type and attribute byte (Intel SDM Vol. 3A §6.14.1, Figure 6-8). */
 #define GATE_INTERRUPT 0xE /* 64-bit interrupt gate: IF is cleared on entry */
 #define GATE_PRESENT (1u << 7)
-#define IDT_ENTRIES 256 /* vectors 32..255 stay not-present until someone needs them */
+#define IDT_ENTRIES 256 /* vectors without a stub stay not-present */
 
 struct idt_gate {
 	u16 offset_lo;
@@ -26,6 +26,8 @@ struct idt_gate {
 _Static_assert(sizeof(struct idt_gate) == 16, "a long-mode gate is 16 bytes");
 
 extern const u64 isr_stub_table[EXCEPTION_VECTORS];
+extern const u64 irq_stub_table[IRQ_VECTORS];
+extern const u64 spurious_stub;
 
 static struct idt_gate idt[IDT_ENTRIES] __attribute__((aligned(16)));
 
@@ -63,6 +65,9 @@ void idt_init(void)
 		ASSERT(isr_stub_table[v] != 0);
 		idt_set_gate(v, isr_stub_table[v], ist_for(v));
 	}
+	for (int i = 0; i < IRQ_VECTORS; i++)
+		idt_set_gate(IRQ_VECTOR_FIRST + i, irq_stub_table[i], 0);
+	idt_set_gate(VEC_SPURIOUS, spurious_stub, 0);
 	struct descriptor_pointer idtr = {sizeof(idt) - 1, (u64)idt};
 	lidt(&idtr);
 }

@@ -11,7 +11,11 @@
 #include <printf.h>
 #include <serial.h>
 #include <string.h>
+#include <proc.h>
+#include <sched.h>
+#include <timer.h>
 #include <trap.h>
+#include <uaccess.h>
 #include <vmm.h>
 
 /* Selector error code (SDM Vol. 3A §6.13): external event, IDT, LDT, index. */
@@ -107,13 +111,19 @@ static void decode_error(const struct trap_frame *f, char *buf, size_t size)
 	}
 }
 
-/* True when a fault looks like the kernel stack ran into its guard page. */
-static bool is_stack_overflow(const struct trap_frame *f, u64 cr2)
+/* The guard page holding va: the boot stack's, or a thread's (sched.c); 0 if none. */
+static u64 stack_guard_of(u64 va)
 {
-	u64 guard = (u64)__stack_guard, bottom = (u64)__stack_bottom;
-	bool cr2_in_guard = (f->vector == VEC_PF || f->vector == VEC_DF) && cr2 >= guard &&
-			    cr2 < bottom;
-	return cr2_in_guard || (f->rsp >= guard && f->rsp < bottom);
+	if (va >= (u64)__stack_guard && va < (u64)__stack_bottom)
+		return (u64)__stack_guard;
+	return kstack_guard_slot(va) >= 0 ? ALIGN_DOWN(va, PAGE_SIZE) : 0;
+}
+
+/* The guard page a fault ran into when a kernel stack overflowed, or 0. */
+static u64 is_stack_overflow(const struct trap_frame *f, u64 cr2)
+{
+	u64 g = (f->vector == VEC_PF || f->vector == VEC_DF) ? stack_guard_of(cr2) : 0;
+	return g ? g : stack_guard_of(f->rsp);
 }
 
 /* Print the registers of f as TAP comment lines. */
@@ -142,7 +152,7 @@ static NORETURN void trap_fatal(const struct trap_frame *f, u64 cr2)
 	reporting = true;
 	char err[96];
 	decode_error(f, err, sizeof(err));
-	bool overflow = is_stack_overflow(f, cr2);
+	u64 overflow = is_stack_overflow(f, cr2);
 	if (!serial_at_line_start())
 		kprintf("\n");
 	kprintf("# exception %llu %s (%s)\n", f->vector, trap_mnemonic(f->vector),
@@ -152,7 +162,7 @@ static NORETURN void trap_fatal(const struct trap_frame *f, u64 cr2)
 		kprintf("# page fault at 0x%016llx: %s\n", cr2, pf_refusal);
 	if (overflow)
 		kprintf("# kernel stack overflow: the fault hit the guard page at 0x%016llx\n",
-			(u64)__stack_guard);
+			overflow);
 	dump_registers(f, cr2);
 	backtrace_print(f->rip, f->rbp);
 	char why[160] = "";
@@ -174,14 +184,62 @@ static bool trap_matches(const struct trap_frame *f)
 	return e->fault_rip == 0 || f->rip == e->fault_rip || f->rip == e->resume_rip;
 }
 
+/* A device interrupt: the timer, or the LAPIC's spurious vector (no EOI for it). */
+static void irq_dispatch(struct trap_frame *f)
+{
+	if (f->vector == VEC_TIMER)
+		timer_interrupt(f);
+	else if (f->vector != VEC_SPURIOUS)
+		lapic_eoi();
+}
+
+/* An exception in user mode: resolve a demand-zero fault, else kill the process. */
+static void user_exception(struct trap_frame *f, u64 cr2)
+{
+	if (f->vector == VEC_PF) {
+		/*
+		 * Straight to the process's regions: user mode never creates page
+		 * tables (the windows are supervisor-only) and owns no kernel region.
+		 */
+		const char *why = cr2 < USER_END ? proc_page_fault(cr2, f->error_code)
+						 : vmm_page_fault(f, cr2);
+		if (!why)
+			return;
+		char err[96];
+		trap_decode_pf_error(f->error_code, err, sizeof(err));
+		proc_kill_current_fault(f->vector, "%s (%s) at address 0x%016llx, rip 0x%016llx: %s (%s)",
+					trap_mnemonic(f->vector), trap_name(f->vector), cr2, f->rip,
+					why, err);
+	}
+	char err[96];
+	decode_error(f, err, sizeof(err));
+	proc_kill_current_fault(f->vector, "%s (%s) at rip 0x%016llx, rsp 0x%016llx, error code 0x%llx (%s)",
+				trap_mnemonic(f->vector), trap_name(f->vector), f->rip, f->rsp,
+				f->error_code, err);
+}
+
 void trap_dispatch(struct trap_frame *f)
 {
 	/* CR2 first: a fault while reporting would overwrite it. */
 	u64 cr2 = read_cr2();
+	if (f->vector >= IRQ_VECTOR_FIRST) {
+		irq_dispatch(f);
+		if (trap_from_user(f))
+			proc_return_to_user(f);
+		return;
+	}
+	if (trap_from_user(f)) {
+		user_exception(f, cr2);
+		proc_return_to_user(f);
+		return;
+	}
 	/* Page faults go to the VMM first: missing page tables and demand-zero pages are its. */
 	if (f->vector == VEC_PF) {
 		pf_refusal = vmm_page_fault(f, cr2);
 		if (!pf_refusal)
+			return;
+		/* A system call's copy from or to a bad user address: it returns -E_FAULT. */
+		if (uaccess_fixup(f))
 			return;
 	}
 	if (!trap_matches(f))

@@ -20,6 +20,7 @@ import process from "node:process";
 import { buildPxeTree } from "../../image/pxe.ts";
 import type { BootRequest, Machine, MachineEnd, Target } from "../target.ts";
 import { ensureToolGroups } from "../../host/toolcheck.ts";
+import { requestInitrd } from "../../host/initrd.ts";
 import type { LabMachine } from "./machine.ts";
 import {
   describeSerial,
@@ -89,6 +90,8 @@ export class LabTarget implements Target {
       cmdline: request.cmdline,
       out: m.tftpRoot,
       firmware: [m.boot.firmware],
+      image: request.image,
+      initrd: requestInitrd(request),
     });
     let session: SerialSession | null = null;
     try {

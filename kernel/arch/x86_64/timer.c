@@ -1,0 +1,160 @@
+/*
+ * The LAPIC timer in periodic mode (Intel SDM Vol. 3A §11.5.4) and the TSC
+ * clock. Neither has a known frequency, so both are measured against the
+ * PIT (8254: 1.193182 MHz on every PC, microvm included): channel 0 counts
+ * down in mode 2 and is read back with a latch command while the LAPIC count
+ * and the TSC run for CALIBRATION_PIT_TICKS.
+ */
+#include <cpu.h>
+#include <io.h>
+#include <layout.h>
+#include <panic.h>
+#include <printf.h>
+#include <sched.h>
+#include <timer.h>
+#include <trap.h>
+#include <vmm.h>
+
+/* Local APIC (SDM Vol. 3A §11.4): the base MSR and the registers used, as offsets. */
+#define MSR_APIC_BASE 0x1Bu
+#define APIC_BASE_ENABLE (1ULL << 11)
+#define APIC_BASE_ADDR_MASK 0xFFFFFF000ULL
+#define LAPIC_TPR 0x80
+#define LAPIC_EOI 0xB0
+#define LAPIC_SVR 0xF0
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_LVT_LINT0 0x350
+#define LAPIC_LVT_LINT1 0x360
+#define LAPIC_TIMER_INIT 0x380
+#define LAPIC_TIMER_CURRENT 0x390
+#define LAPIC_TIMER_DIVIDE 0x3E0
+#define SVR_ENABLE (1u << 8)
+#define LVT_MASKED (1u << 16)
+#define LVT_TIMER_PERIODIC (1u << 17)
+#define TIMER_DIVIDE_BY_16 0x3u
+#define LAPIC_COUNT_MAX 0xFFFFFFFFu
+
+/* 8259 PIC data ports: writing all ones masks every line (the LAPIC does the work). */
+#define PIC1_DATA 0x21
+#define PIC2_DATA 0xA1
+#define PIC_MASK_ALL 0xFF
+
+/* 8254 PIT (channel 0, mode 2, lobyte/hibyte, binary) and its input clock. */
+#define PIT_CH0 0x40
+#define PIT_CMD 0x43
+#define PIT_CMD_CH0_MODE2 0x34
+#define PIT_CMD_LATCH_CH0 0x00
+#define PIT_HZ 1193182ULL
+/* 10 ms of PIT ticks: long enough for a percent of precision under TCG. */
+#define CALIBRATION_PIT_TICKS (PIT_HZ / 100)
+/* Reads of a counter that does not move before we decide there is no PIT. */
+#define PIT_STUCK_READS 100000
+
+static volatile u32 *lapic;
+static volatile u64 ticks;
+static u64 lapic_hz, tsc_hz, tsc_start;
+/* ns = tsc * ns_mult >> 32 (tsc_hz >= 2^32 / 2^30 keeps it in range: see clock_ns). */
+static u64 ns_mult;
+
+static u32 lapic_read(u32 reg)
+{
+	return lapic[reg / sizeof(u32)];
+}
+
+static void lapic_write(u32 reg, u32 value)
+{
+	lapic[reg / sizeof(u32)] = value;
+}
+
+void lapic_eoi(void)
+{
+	lapic_write(LAPIC_EOI, 0);
+}
+
+static u16 pit_read(void)
+{
+	outb(PIT_CMD, PIT_CMD_LATCH_CH0);
+	u8 lo = inb(PIT_CH0);
+	u8 hi = inb(PIT_CH0);
+	return (u16)(lo | (hi << 8));
+}
+
+/* Count LAPIC and TSC ticks over CALIBRATION_PIT_TICKS of the PIT. */
+static void calibrate(void)
+{
+	outb(PIT_CMD, PIT_CMD_CH0_MODE2);
+	outb(PIT_CH0, 0); /* reload 0 = 65536 */
+	outb(PIT_CH0, 0);
+	u16 prev = pit_read();
+	for (u64 n = 0; pit_read() == prev; n++)
+		if (n > PIT_STUCK_READS)
+			panic("timer: the PIT does not count: nothing to calibrate the LAPIC timer with");
+	prev = pit_read();
+	lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
+	lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | VEC_TIMER);
+	lapic_write(LAPIC_TIMER_INIT, LAPIC_COUNT_MAX);
+	u64 t0 = rdtsc(), elapsed = 0;
+	while (elapsed < CALIBRATION_PIT_TICKS) {
+		u16 now = pit_read();
+		elapsed += (u16)(prev - now); /* counts down; mod 2^16 covers one wrap */
+		prev = now;
+	}
+	u64 lapic_counts = LAPIC_COUNT_MAX - lapic_read(LAPIC_TIMER_CURRENT);
+	u64 tsc_counts = rdtsc() - t0;
+	lapic_hz = lapic_counts * PIT_HZ / elapsed;
+	tsc_hz = tsc_counts * PIT_HZ / elapsed;
+	if (lapic_hz < TIMER_HZ || tsc_hz == 0)
+		panic("timer: calibration failed (LAPIC %llu Hz, TSC %llu Hz)", lapic_hz, tsc_hz);
+}
+
+void timer_init(void)
+{
+	u64 base = rdmsr(MSR_APIC_BASE);
+	wrmsr(MSR_APIC_BASE, base | APIC_BASE_ENABLE);
+	/* Device registers: never executable; QEMU and the MTRRs make the page uncached. */
+	if (map_region(MMIO_BASE, base & APIC_BASE_ADDR_MASK, 1, VMM_WRITE) != 0)
+		panic("timer: cannot map the local APIC");
+	lapic = (volatile u32 *)MMIO_BASE;
+	outb(PIC1_DATA, PIC_MASK_ALL);
+	outb(PIC2_DATA, PIC_MASK_ALL);
+	lapic_write(LAPIC_TPR, 0);
+	lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
+	lapic_write(LAPIC_LVT_LINT1, LVT_MASKED);
+	lapic_write(LAPIC_SVR, SVR_ENABLE | VEC_SPURIOUS);
+	calibrate();
+	/* 2^32 ns per tsc_hz: ns = tsc * 10^9 / tsc_hz without a 128-bit division. */
+	ns_mult = (NS_PER_SEC << 32) / tsc_hz;
+	tsc_start = rdtsc();
+	lapic_write(LAPIC_TIMER_INIT, (u32)(lapic_hz / TIMER_HZ));
+	lapic_write(LAPIC_LVT_TIMER, LVT_TIMER_PERIODIC | VEC_TIMER);
+	kprintf("# timer: LAPIC timer %llu Hz (divided by 16), TSC %llu Hz, %d interrupts/s\n",
+		lapic_hz, tsc_hz, TIMER_HZ);
+}
+
+u64 timer_ticks(void)
+{
+	return ticks;
+}
+
+u64 timer_lapic_hz(void)
+{
+	return lapic_hz;
+}
+
+u64 timer_tsc_hz(void)
+{
+	return tsc_hz;
+}
+
+u64 clock_ns(void)
+{
+	u64 d = rdtsc() - tsc_start;
+	return (u64)(((unsigned __int128)d * ns_mult) >> 32);
+}
+
+void timer_interrupt(struct trap_frame *f)
+{
+	ticks++;
+	lapic_eoi();
+	sched_tick(f);
+}

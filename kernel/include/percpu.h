@@ -1,0 +1,56 @@
+/*
+ * The per-CPU area, reached through GS in the kernel. Each CPU has its own
+ * (cpus[] is indexed by CPU number; only CPU 0 runs today, the SMP work
+ * starts the others with percpu_init(n)). In user mode GS belongs to the
+ * process: every entry from user mode (syscall, interrupt, exception) runs
+ * swapgs first and every return to user mode runs it last, so the kernel's
+ * GS base sits in IA32_KERNEL_GS_BASE while user code runs.
+ */
+#ifndef OUROBOROS_PERCPU_H
+#define OUROBOROS_PERCPU_H
+
+#include <types.h>
+
+/* CPUs the kernel has room for. */
+#define MAX_CPUS 8
+
+/* Byte offsets of the fields the entry code uses (asserted against the struct in percpu.c). */
+#define PERCPU_SELF 0
+#define PERCPU_KERNEL_RSP 8
+#define PERCPU_USER_RSP 16
+#define PERCPU_CURRENT 24
+#define PERCPU_CURRENT_STR "24"
+
+struct proc;
+
+struct percpu {
+	struct percpu *self; /* gs:0: the area's own address */
+	u64 kernel_rsp;      /* top of the running thread's kernel stack (syscall entry loads it) */
+	u64 user_rsp;        /* the user rsp while the syscall entry builds its frame */
+	struct proc *current; /* the thread this CPU runs */
+	u32 cpu_id;
+	bool need_resched;   /* the timer asks for a switch before returning to user mode */
+};
+
+/* MSRs (SDM Vol. 4 Table 2-2). */
+#define MSR_GS_BASE 0xC0000101u
+#define MSR_KERNEL_GS_BASE 0xC0000102u
+
+/* Make cpus[cpu] this CPU's area: GS base in the kernel, 0 for user mode. */
+void percpu_init(u32 cpu);
+
+/* This CPU's area. */
+static inline struct percpu *this_cpu(void)
+{
+	struct percpu *p;
+	__asm__ volatile("movq %%gs:0, %0" : "=r"(p));
+	return p;
+}
+
+/* Set the stack entries from user mode land on (syscall: kernel_rsp; interrupts: TSS.RSP0). */
+void percpu_set_kernel_stack(u64 top);
+
+/* Enable syscall/sysret on this CPU: entry point, segments, the RFLAGS it clears. */
+void syscall_init(void);
+
+#endif

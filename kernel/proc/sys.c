@@ -1,0 +1,154 @@
+/*
+ * The system calls' handlers (prototypes generated from linker/syscalls.ts
+ * into syscalls.h). User pointers arrive as numbers and go through
+ * uaccess.h; nothing here dereferences one.
+ */
+#include <cpio.h>
+#include <initrd.h>
+#include <layout.h>
+#include <paging.h>
+#include <proc.h>
+#include <sched.h>
+#include <serial.h>
+#include <string.h>
+#include <syscalls.h>
+#include <timer.h>
+#include <uaccess.h>
+#include <user_tests.h>
+#include <vmm.h>
+
+/* Longest program path, most arguments, and the bytes all argument strings may take. */
+#define SPAWN_PATH_MAX 128
+#define SPAWN_ARGS_MAX 32
+#define SPAWN_STRINGS_MAX 2048
+/* Bytes write copies at a time (a kernel-stack buffer). */
+#define WRITE_CHUNK 256
+
+i64 sys_exit(int status)
+{
+	proc_exit(status & 0xff);
+}
+
+i64 sys_getpid(void)
+{
+	return sched_current()->pid;
+}
+
+i64 sys_yield(void)
+{
+	sched_yield();
+	return 0;
+}
+
+i64 sys_sleep(u64 ns)
+{
+	sched_sleep_ns(ns);
+	return 0;
+}
+
+i64 sys_clock(void)
+{
+	return (i64)clock_ns();
+}
+
+i64 sys_write(int fd, u64 buf, u64 len)
+{
+	if (fd != STDOUT_FD && fd != STDERR_FD)
+		return -E_BADF;
+	if (!user_range_ok(buf, len, REGION_READ))
+		return -E_FAULT;
+	char chunk[WRITE_CHUNK];
+	for (u64 done = 0; done < len;) {
+		u64 n = len - done < WRITE_CHUNK ? len - done : WRITE_CHUNK;
+		if (copy_from_user(chunk, buf + done, n) != 0)
+			return done ? (i64)done : -E_FAULT;
+		if (!user_tests_write(sched_current(), chunk, n))
+			serial_write(chunk, n);
+		done += n;
+	}
+	return (i64)len;
+}
+
+i64 sys_wait(int pid, u64 status)
+{
+	struct exit_info info;
+	if (status && !user_range_ok(status, sizeof(int), REGION_WRITE))
+		return -E_FAULT;
+	int got = proc_wait(pid, &info);
+	if (got < 0)
+		return got;
+	int word = info.killed ? WAIT_KILLED | (int)(info.vector & 0xff) : info.status;
+	if (status && copy_to_user(status, &word, sizeof(word)) != 0)
+		return -E_FAULT;
+	return got;
+}
+
+/* The rights of PROT_* bits (they are the same bits), or -1 for unknown bits. */
+static int prot_rights(int prot)
+{
+	return (prot & ~REGION_RIGHTS) ? -1 : prot;
+}
+
+i64 sys_mmap(u64 addr, u64 len, int prot, int flags)
+{
+	int rights = prot_rights(prot);
+	if (rights < 0 || (flags & ~MAP_FIXED))
+		return -E_INVAL;
+	return proc_mmap(addr, len, (u32)rights, flags & MAP_FIXED);
+}
+
+i64 sys_munmap(u64 addr, u64 len)
+{
+	return proc_munmap(addr, len);
+}
+
+i64 sys_mprotect(u64 addr, u64 len, int prot)
+{
+	int rights = prot_rights(prot);
+	if (rights < 0)
+		return -E_INVAL;
+	return proc_mprotect(addr, len, (u32)rights);
+}
+
+int proc_spawn_path(const char *path, int argc, const char *const *argv)
+{
+	const void *archive;
+	u64 len;
+	int err = initrd_get(&archive, &len);
+	if (err)
+		return err;
+	struct cpio_file f;
+	if ((err = cpio_find(archive, len, path, &f)) != 0)
+		return err;
+	if ((f.mode & CPIO_MODE_TYPE) != CPIO_MODE_FILE)
+		return -E_NOENT;
+	const char *base = strrchr(path, '/');
+	return proc_spawn_elf(f.data, f.size, base ? base + 1 : path, argc, argv);
+}
+
+i64 sys_spawn(u64 path, u64 argv)
+{
+	static char kpath[SPAWN_PATH_MAX], strings[SPAWN_STRINGS_MAX];
+	static const char *args[SPAWN_ARGS_MAX + 1];
+	i64 n = strncpy_from_user(kpath, path, sizeof(kpath));
+	if (n < 0)
+		return n;
+	int argc = 0;
+	u64 used = 0;
+	for (;; argc++) {
+		u64 uarg;
+		if (copy_from_user(&uarg, argv + (u64)argc * sizeof(u64), sizeof(uarg)) != 0)
+			return -E_FAULT;
+		if (!uarg)
+			break;
+		if (argc == SPAWN_ARGS_MAX)
+			return -E_TOOBIG;
+		i64 k = strncpy_from_user(strings + used, uarg, sizeof(strings) - used);
+		if (k < 0)
+			return k;
+		args[argc] = strings + used;
+		used += (u64)k + 1;
+	}
+	args[argc] = NULL;
+	return proc_spawn_path(kpath, argc, args);
+}
