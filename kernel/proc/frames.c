@@ -3,6 +3,7 @@
  * records, frame_alloc/free/map/unmap/protect/query, selfpage regions and
  * spawn_grant. Every refusal is checked before anything changes.
  */
+#include <cpu.h>
 #include <layout.h>
 #include <paging.h>
 #include <panic.h>
@@ -16,15 +17,20 @@
 #include <vmm.h>
 
 #define LARGE_FRAMES (LARGE_PAGE_SIZE / PAGE_SIZE)
-/* The record pool: demand-zero kernel heap, so its pages are taken as records are. */
-#define POOL_BASE (HEAP_BASE + PML4_SLOT_SIZE / 8 * 7)
+/*
+ * The record pool: demand-zero kernel heap, so its pages are taken as
+ * records are, and all given back when the last record goes. Its first page
+ * is where a new frame is zeroed (there is no direct map to do it through):
+ * sharing the pool's page table, it does not make and free one per frame.
+ */
+#define SCRATCH_VA (HEAP_BASE + PML4_SLOT_SIZE / 8 * 7)
+#define POOL_BASE (SCRATCH_VA + PAGE_SIZE)
 #define POOL_MAX (1u << 20)
-/* One page of the heap where a new frame is zeroed (no direct map to do it through). */
-#define SCRATCH_VA (HEAP_BASE + PML4_SLOT_SIZE / 16 * 13)
 #define BUCKETS 4096
 /* Frames frame_alloc(FRAME_2M) takes off the PMM looking for an aligned run. */
 #define CONTIG_WINDOW 4096
 #define GRANTS_MAX 16
+#define CR4_SMAP (1ULL << 21) /* SDM Vol. 3A §2.5 */
 
 /* One frame (4 KiB, or a 2 MiB run) held by one process. */
 struct holding {
@@ -34,6 +40,7 @@ struct holding {
 	u32 maps;    /* 4 KiB pages of it the holder has mapped */
 	bool huge;
 	bool writable;
+	bool zeroed; /* the frame's old contents are gone (shared by every holder's record) */
 };
 
 static struct holding *const pool = (struct holding *)POOL_BASE;
@@ -90,7 +97,7 @@ static struct holding *covering(int pid, u64 frame)
 }
 
 /* A new record: 0, or -E_NOSPC with the pool full. */
-static int hold_add(int pid, u64 frame, bool huge, bool writable)
+static int hold_add(int pid, u64 frame, bool huge, bool writable, bool zeroed)
 {
 	u32 idx;
 	if (pool_free_head) {
@@ -102,7 +109,7 @@ static int hold_add(int pid, u64 frame, bool huge, bool writable)
 		return -E_NOSPC;
 	}
 	u32 b = bucket_of(frame);
-	pool[idx - 1] = (struct holding){frame, buckets[b], pid, 0, huge, writable};
+	pool[idx - 1] = (struct holding){frame, buckets[b], pid, 0, huge, writable, zeroed};
 	buckets[b] = idx;
 	in_use++;
 	return 0;
@@ -132,6 +139,13 @@ static void hold_remove(struct holding *h)
 	in_use--;
 	if (!other_holder(pid, frame, huge))
 		frames_free(frame, huge);
+	if (!in_use) {
+		/* Nothing held: the pool's pages (and their tables) go back too. */
+		u64 pages = ALIGN_UP((u64)pool_top * sizeof(*pool), PAGE_SIZE) / PAGE_SIZE;
+		ASSERT(unmap_region(POOL_BASE, pages, VMM_FREE_FRAMES) == 0);
+		pool_top = 0;
+		pool_free_head = 0;
+	}
 }
 
 /* True when frame is one of the current space's page tables (its PML4 or a user-half table). */
@@ -172,6 +186,14 @@ static int refusal(int pid, u64 frame)
 	if (is_own_table(frame))
 		return -E_FRAME_PT;
 	return -E_NOTHELD;
+}
+
+/* Every holder's record of (frame, huge): the frame is zeroed now. */
+static void mark_zeroed(u64 frame, bool huge)
+{
+	for (u32 i = buckets[bucket_of(frame)]; i; i = pool[i - 1].next)
+		if (pool[i - 1].frame == frame && pool[i - 1].huge == huge)
+			pool[i - 1].zeroed = true;
 }
 
 /* Zero a frame through the scratch page. */
@@ -234,10 +256,15 @@ i64 sys_frame_alloc(int flags)
 	int err = huge ? alloc_run(&frame) : pmm_alloc(&frame);
 	if (err)
 		return err;
-	for (u64 i = 0; i < (huge ? LARGE_FRAMES : 1) && !err; i++)
+	/*
+	 * A 4 KiB frame is zeroed where it is first mapped (no scratch mapping
+	 * to make and tear down); a 2 MiB run now, since its pages may be mapped
+	 * one by one.
+	 */
+	for (u64 i = 0; huge && i < LARGE_FRAMES && !err; i++)
 		err = zero_frame(frame + i * PAGE_SIZE);
 	if (!err)
-		err = hold_add(sched_current()->pid, frame, huge, true);
+		err = hold_add(sched_current()->pid, frame, huge, true, huge);
 	if (err) {
 		frames_free(frame, huge);
 		return err;
@@ -334,8 +361,34 @@ i64 sys_frame_map(u64 addr, u64 frame, int prot, int flags)
 		return -E_ALIGN;
 	if ((err = may_map(pid, frame, n, prot)) != 0)
 		return err;
-	if ((err = map_region(addr, frame, 1, vflags | (huge ? VMM_LARGE : 0))) != 0)
+	struct holding *h = covering(pid, frame);
+	for (u64 i = 0; huge && i < n; i++) {
+		/* 4 KiB frames of ours under a 2 MiB page: zeroed first, through the scratch page. */
+		u64 sub = frame + i * PAGE_SIZE;
+		if (!covering(pid, sub)->zeroed) {
+			if ((err = zero_frame(sub)) != 0)
+				return err;
+			mark_zeroed(sub, false);
+		}
+	}
+	if (!huge && !h->zeroed) {
+		/*
+		 * First mapping of a new 4 KiB frame: zeroed through it before the
+		 * process runs again. Writable for the kernel while it is zeroed;
+		 * kernel-only too when SMAP would refuse the kernel a user page (the
+		 * flag change then costs about 390 instructions more).
+		 */
+		bool smap = read_cr4() & CR4_SMAP;
+		u32 first = smap ? VMM_WRITE : vflags | VMM_WRITE;
+		if ((err = map_region(addr, frame, 1, first)) != 0)
+			return err;
+		vmm_zero_page((void *)addr);
+		mark_zeroed(frame, false);
+		if (first != vflags)
+			ASSERT(set_page_flags(addr, 1, vflags) == 0);
+	} else if ((err = map_region(addr, frame, 1, vflags | (huge ? VMM_LARGE : 0))) != 0) {
 		return err;
+	}
 	count_maps(pid, frame, n, 1);
 	return 0;
 }
@@ -536,7 +589,8 @@ i64 sys_spawn_grant(u64 path, u64 argv, u64 grants, int count)
 	for (int i = 0; i < count; i++) {
 		const struct holding *h = exact(pid, g[i][0], false);
 		bool huge = !h;
-		if (hold_add((int)child, g[i][0], huge, g[i][1] & PROT_WRITE) != 0) {
+		const struct holding *mine = huge ? exact(pid, g[i][0], true) : h;
+		if (hold_add((int)child, g[i][0], huge, g[i][1] & PROT_WRITE, mine->zeroed) != 0) {
 			/* Out of records: the child must not run with half its grants. */
 			ASSERT(proc_kill(proc_by_pid((int)child), "out of holding records") == 0);
 			return -E_NOSPC;

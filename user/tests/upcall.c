@@ -84,6 +84,13 @@ static void test_handler(void)
 	*p = 7;
 	TAP_EQ(calls, before + 1);
 	TAP_EQ(*p, 7);
+	/* The same access faulting again after each fix is no retry: not killed. */
+	before = calls;
+	for (unsigned long i = 0; i < 10; i++) {
+		sys_frame_protect((void *)(region + 3 * PAGE), PAGE, PROT_READ);
+		*p = i;
+	}
+	TAP_EQ(calls, before + 10);
 }
 
 /* A child in a mode of bin/spchild: killed by #PF (status WAIT_KILLED | 14). */
@@ -101,7 +108,7 @@ int main(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	tap_plan(17);
+	tap_plan(18);
 	long r = sys_selfpage(NULL, 8 * PAGE, 0);
 	if (!tap_ok(r > 0, "a self-paged region"))
 		return tap_done();

@@ -57,21 +57,15 @@ __asm__(".pushsection .text\n"
 	"	movq %rsp, %rdi\n"
 	"	xorl %ebp, %ebp\n" /* the backtrace ends here */
 	"	call syscall_dispatch\n"
-	"	testl %eax, %eax\n" /* pops keep the flags: nonzero means iretq */
 	"	popq %r15\n popq %r14\n popq %r13\n popq %r12\n popq %r11\n popq %r10\n"
 	"	popq %r9\n popq %r8\n popq %rbp\n popq %rdi\n popq %rsi\n popq %rdx\n"
 	"	popq %rcx\n popq %rbx\n popq %rax\n"
-	"	jnz 1f\n"
 	"	addq $16, %rsp\n" /* vector, error code */
 	"	movq (%rsp), %rcx\n"   /* rip: checked by syscall_return_check */
 	"	movq 16(%rsp), %r11\n" /* rflags */
 	"	movq 24(%rsp), %rsp\n" /* the user stack */
 	"	swapgs\n"
 	"	sysretq\n"
-	/* A frame whose rcx/r11 are not rip/rflags (fault_resume's): iretq restores all. */
-	"1:	addq $16, %rsp\n"
-	"	swapgs\n"
-	"	iretq\n"
 	".size syscall_entry, . - syscall_entry\n"
 	".popsection\n");
 extern const u8 syscall_entry[];
@@ -101,14 +95,12 @@ static inline void syscall_return_check(struct trap_frame *f)
 				  f->rip);
 }
 
-u32 syscall_dispatch(struct trap_frame *f);
-/* Nonzero when the return must be iretq: sysret would clobber the frame's rcx and r11. */
-u32 syscall_dispatch(struct trap_frame *f)
+void syscall_dispatch(struct trap_frame *f);
+void syscall_dispatch(struct trap_frame *f)
 {
 	u64 nr = f->rax;
 	syscall_fn fn = nr < SYSCALL_TABLE_SIZE ? syscall_table[nr] : NULL;
 	f->rax = fn ? (u64)fn(f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9) : (u64)-E_NOSYS;
 	proc_return_to_user(f);
 	syscall_return_check(f);
-	return f->rcx != f->rip || f->r11 != f->rflags;
 }
