@@ -30,7 +30,10 @@
 /* Frames frame_alloc(FRAME_2M) takes off the PMM looking for an aligned run. */
 #define CONTIG_WINDOW 4096
 #define GRANTS_MAX 16
-#define CR4_SMAP (1ULL << 21) /* SDM Vol. 3A §2.5 */
+#ifndef CR4_SMAP
+/* SDM Vol. 3A §2.5; the copy-on-write branch's smap.h defines it too: one of them goes at merge. */
+#define CR4_SMAP (1ULL << 21)
+#endif
 
 /* One frame (4 KiB, or a 2 MiB run) held by one process. */
 struct holding {
@@ -119,7 +122,7 @@ static int hold_add(int pid, u64 frame, bool huge, bool writable, bool zeroed)
 static void frames_free(u64 frame, bool huge)
 {
 	for (u64 i = 0; i < (huge ? LARGE_FRAMES : 1); i++)
-		ASSERT(pmm_free(frame + i * PAGE_SIZE) == 0);
+		MUST(pmm_free(frame + i * PAGE_SIZE) == 0);
 }
 
 /* Drop a record (not mapped); the frame goes back to the PMM with its last holder. */
@@ -142,7 +145,7 @@ static void hold_remove(struct holding *h)
 	if (!in_use) {
 		/* Nothing held: the pool's pages (and their tables) go back too. */
 		u64 pages = ALIGN_UP((u64)pool_top * sizeof(*pool), PAGE_SIZE) / PAGE_SIZE;
-		ASSERT(unmap_region(POOL_BASE, pages, VMM_FREE_FRAMES) == 0);
+		MUST(unmap_region(POOL_BASE, pages, VMM_FREE_FRAMES) == 0);
 		pool_top = 0;
 		pool_free_head = 0;
 	}
@@ -203,7 +206,7 @@ static int zero_frame(u64 frame)
 	if (err)
 		return err;
 	vmm_zero_page((void *)SCRATCH_VA);
-	ASSERT(unmap_region(SCRATCH_VA, 1, 0) == 0);
+	MUST(unmap_region(SCRATCH_VA, 1, 0) == 0);
 	return 0;
 }
 
@@ -240,7 +243,7 @@ static int alloc_run(u64 *out)
 	}
 	for (u64 i = 0; i < n; i++)
 		if (i < start || i >= start + LARGE_FRAMES || start == n)
-			ASSERT(pmm_free(contig[i]) == 0);
+			MUST(pmm_free(contig[i]) == 0);
 	if (start == n)
 		return n < LARGE_FRAMES ? -E_NOMEM : -E_NOCONTIG;
 	*out = contig[start];
@@ -385,7 +388,7 @@ i64 sys_frame_map(u64 addr, u64 frame, int prot, int flags)
 		vmm_zero_page((void *)addr);
 		mark_zeroed(frame, false);
 		if (first != vflags)
-			ASSERT(set_page_flags(addr, 1, vflags) == 0);
+			MUST(set_page_flags(addr, 1, vflags) == 0);
 	} else if ((err = map_region(addr, frame, 1, vflags | (huge ? VMM_LARGE : 0))) != 0) {
 		return err;
 	}
@@ -431,7 +434,7 @@ static void unmap_held(int pid, u64 addr, u64 end)
 			continue;
 		}
 		u64 base = ALIGN_DOWN(va, size);
-		ASSERT(unmap_region(base, size / PAGE_SIZE, 0) == 0);
+		MUST(unmap_region(base, size / PAGE_SIZE, 0) == 0);
 		count_maps(pid, frame, size / PAGE_SIZE, -1);
 		va = base + size;
 	}
@@ -475,7 +478,7 @@ i64 sys_frame_protect(u64 addr, u64 len, int prot)
 			size = PAGE_SIZE;
 			continue;
 		}
-		ASSERT(set_page_flags(va, size / PAGE_SIZE, vflags) == 0);
+		MUST(set_page_flags(va, size / PAGE_SIZE, vflags) == 0);
 	}
 	return 0;
 }
@@ -592,7 +595,7 @@ i64 sys_spawn_grant(u64 path, u64 argv, u64 grants, int count)
 		const struct holding *mine = huge ? exact(pid, g[i][0], true) : h;
 		if (hold_add((int)child, g[i][0], huge, g[i][1] & PROT_WRITE, mine->zeroed) != 0) {
 			/* Out of records: the child must not run with half its grants. */
-			ASSERT(proc_kill(proc_by_pid((int)child), "out of holding records") == 0);
+			MUST(proc_kill(proc_by_pid((int)child), "out of holding records") == 0);
 			return -E_NOSPC;
 		}
 	}
