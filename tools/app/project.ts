@@ -20,7 +20,7 @@
  *   (addresses as strings such as `"0xffffffff80000000"`, since JSON numbers
  *   cannot hold them); omitted: the toolchain's layout (linker/layout.ts);
  * - `configs`: a JSON array of {@link MachineConfig}s that replaces the
- *   toolchain's table (runner/configs.ts); omitted: that table.
+ *   toolchain's table (run/configs.ts); omitted: that table.
  *
  * Source file names in diagnostics and reports are relative to the project
  * root: the file's directory, or, when the kernel sources lie outside it,

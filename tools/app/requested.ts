@@ -13,7 +13,7 @@ import { BOOT_PATH_CONFIGS, BOOT_PATHS_GROUP } from "../run/configs.ts";
 /** The environment variable that asks for the boot-path tests by hand. */
 export const BOOT_PATHS_ENV = "OUROBOROS_BOOT_PATHS";
 
-/** The report's field this reads (runner/record.ts's KernelReport). */
+/** The report's field this reads (core/record.ts's KernelReport). */
 interface ReportSelection {
   selection?: { configs?: string[] };
 }

@@ -30,7 +30,7 @@ export function describeExit(status: number | undefined): { ok: boolean; text: s
 
 /**
  * Boot `elf` with `cmdline` on a named configuration of `table`
- * (runner/configs.ts), serial on the terminal; resolves to an exit code.
+ * (run/configs.ts), serial on the terminal; resolves to an exit code.
  */
 export async function startInteractive(
   elf: string,
@@ -42,7 +42,7 @@ export async function startInteractive(
   console.error(
     `start: ${target.description} (${target.accel.reason}); Ctrl-C stops QEMU`,
   );
-  // A boot path first makes its image or tree (tools/targets/boot_path.ts).
+  // A boot path first makes its image or tree (machines/boot_path.ts).
   if (target instanceof BootPathTarget) await target.prepare({ kernel: elf, cmdline });
   const args = target.args({ kernel: elf, cmdline });
   const r = await execa(DEFAULT_QEMU, args, { stdio: "inherit", reject: false });

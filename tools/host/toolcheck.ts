@@ -334,7 +334,7 @@ export function packagesOf(groups: readonly string[]): string[] {
   return [...new Set(tools.map((t) => t.debianPackage))].sort();
 }
 
-// `deno run tools/toolcheck.ts packages GROUP...`: the packages, one line (ci/install-packages.sh).
+// `deno run tools/host/toolcheck.ts packages GROUP...`: the packages, one line (ci/install-packages.sh).
 if (import.meta.main && process.argv[2] === "packages") {
   console.log(packagesOf(process.argv.slice(3)).join(" "));
 }

@@ -113,7 +113,7 @@ export function chooseAccel(probe: AccelProbe = systemProbe): AccelChoice {
 export interface QemuOptions {
   /**
    * The kernel ELF, loaded with `-kernel`; undefined when firmware boots
-   * the machine from its disks or network (tools/targets/boot_path.ts).
+   * the machine from its disks or network (machines/boot_path.ts).
    */
   kernel?: string;
   /** Kernel command line (`-append`); omitted when undefined or empty. */

@@ -9,7 +9,11 @@
  * - run: the whole run.
  * When one passes the machine is stopped (politely, then by force) and the
  * run is a hang naming the running test, or a boot failure if no TAP came.
- * All three are wall-clock time.
+ * All three are wall-clock time. Guest time (QEMU's -icount) would not
+ * depend on the host's load, but no configuration runs with icount, and a
+ * QEMU stalled on the host stops guest time too: a wall-clock deadline would
+ * still be needed behind it. Instead, a kernel prints progress lines during
+ * long work, and the defaults leave a wide margin (options.ts says how wide).
  */
 
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
@@ -51,6 +55,11 @@ export interface WatchOptions {
   onEvent?: (event: TapEvent) => void;
   /** Called with every serial line, firmware noise included. */
   onSerialLine?: (line: string) => void;
+  /**
+   * Keep the whole serial output in {@link RunResult.serial} (default true);
+   * false keeps its first kilobytes only, for logs of any size.
+   */
+  keepSerial?: boolean;
 }
 
 /** What to run and how to watch it, on QEMU (the options of {@link runKernel}). */
@@ -134,8 +143,9 @@ export function resolveDeadlines(d: Partial<Deadlines> = {}): Deadlines {
 /**
  * True once the stream's top level is done: its plan is met by top-level
  * results, or the kernel bailed out. Read from the lines themselves, not
- * from tap-parser, which holds a result back until the next line arrives:
- * a machine that stays silent after its last line would never end the run.
+ * from the reader (tap.ts), which holds a result back until the next line
+ * arrives (a YAML block may follow it): a machine that stays silent after
+ * its last line would never end the run.
  * (KTAP and TAP 14 both put the top level at column 0.)
  */
 export class TapEndWatch {
@@ -158,7 +168,7 @@ export class TapEndWatch {
 
 /**
  * Boot `request` on `target` and classify the run. The serial output is
- * written to the log, split into lines and fed to tap-parser as it arrives.
+ * written to the log, split into lines and read (tap.ts) as it arrives.
  * When a deadline passes the machine is stopped and the run is a hang (or a
  * boot failure). A target that reports no exit is stopped once the TAP
  * stream is complete. The machine is never left running: if a callback
@@ -216,7 +226,7 @@ export async function runOnTarget(
       endWatch.line(line);
       if (!target.reportsExit && endWatch.ended) stop();
     },
-  });
+  }, options.keepSerial ?? true);
   const started = performance.now();
   const onSerial = (chunk: Uint8Array): void => {
     if (state.failure !== null) return;
