@@ -71,6 +71,16 @@ export const DENO_FRONT: FrontEnd = {
     start: async (p) => {
       const config = stringOption(p, "config");
       if (config !== undefined) getConfig(config); // an unknown name fails before the build
+      const { startImage, startImageOf } = await import("./app/start.ts");
+      const image = startImageOf({
+        image: stringOption(p, "image"),
+        append: stringOption(p, "append"),
+        initrd: stringOption(p, "initrd"),
+      }, [...p.words, ...p.passed]);
+      if (image !== null) {
+        await ensureTools();
+        return await startImage(image, config);
+      }
       await ensureTools();
       const elf = await buildKernel();
       const { startInteractive } = await import("./app/start.ts");

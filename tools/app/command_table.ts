@@ -124,6 +124,11 @@ export const RUNNER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
       "infrastructure, boot, crash, hang, assertion)",
   },
   json: { type: "string", value: "FILE", help: "write the kernel runs' report as JSON" },
+  html: {
+    type: "string",
+    value: "FILE",
+    help: "also write the HTML report there (always: build/reports/index.html)",
+  },
   "kernel-only": {
     type: "boolean",
     help: "run only the kernel tests, not the toolchain's deno tests",
@@ -134,6 +139,19 @@ export const RUNNER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
     help: "run the kernel tests on the lab machine FILE describes (PXE boot,\n" +
       "power command, serial console; machines/lab/machine.ts), not QEMU",
   },
+  image: {
+    type: "string",
+    value: "FILE",
+    help: "run this kernel image instead of building ours: a Linux bzImage,\n" +
+      "a PVH ELF, a multiboot1 or multiboot2 kernel (read from the image);\n" +
+      "judged by its TAP/KTAP alone",
+  },
+  append: {
+    type: "string",
+    value: "ARGS",
+    help: "the image's kernel command line (e.g. 'console=ttyS0 kunit.filter_glob=list*')",
+  },
+  initrd: { type: "string", value: "FILE", help: "the image's initial RAM disk" },
 };
 
 /** Every command. */
@@ -174,6 +192,14 @@ export const COMMANDS: readonly CommandSpec[] = [
       "KERNEL ARGS become the kernel command line (e.g. ktest.filter='layout.*')",
     options: {
       config: { type: "string", value: "NAME", help: "the machine configuration to boot" },
+      image: {
+        type: "string",
+        value: "FILE",
+        help: "boot this kernel image instead of building ours (KERNEL ARGS, or\n" +
+          "--append, are its command line)",
+      },
+      append: { type: "string", value: "ARGS", help: "the image's kernel command line" },
+      initrd: { type: "string", value: "FILE", help: "the image's initial RAM disk" },
     },
     words: "any",
     fronts: BOTH,

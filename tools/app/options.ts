@@ -33,10 +33,18 @@ export interface RunnerArgs {
   jobs: number | null;
   junit: string | null;
   json: string | null;
+  /** Also write the HTML report here (build/reports/index.html is always written). */
+  html: string | null;
   kernelOnly: boolean;
   help: boolean;
   /** A lab machine file (machines/lab/machine.ts) to run on instead of QEMU; null if none. */
   machine: string | null;
+  /** A prebuilt kernel image to run instead of building ours; null if none. */
+  image: string | null;
+  /** The image's kernel command line; null if not given. */
+  append: string | null;
+  /** The image's initial RAM disk; null if not given. */
+  initrd: string | null;
 }
 
 /**
@@ -114,6 +122,18 @@ export function parseRunnerArgs(
   if (get("--machine") !== undefined && get("--config") !== undefined) {
     throw new UsageError("--machine and --config exclude each other (the file names the machine)");
   }
+  const image = get("--image") === undefined ? null : userPath(get("--image")!);
+  if (image !== null) {
+    if (get("--filter") !== undefined) {
+      throw new UsageError(
+        "--filter selects our kernel's tests (ktest.filter); with --image, give the kernel's " +
+          "own filter in --append (e.g. kunit.filter_glob=list*)",
+      );
+    }
+    if (flag("--list")) {
+      throw new UsageError("--list asks our kernel for its tests (ktest.list); not with --image");
+    }
+  }
   const filter = get("--filter")?.trim() || null;
   if (filter !== null && /\s/.test(filter)) {
     throw new UsageError("--filter cannot contain blanks (the kernel command line splits on them)");
@@ -133,9 +153,13 @@ export function parseRunnerArgs(
       jobs: get("--jobs") === undefined ? null : count("--jobs", get("--jobs")!, 1),
       junit: get("--junit") === undefined ? null : userPath(get("--junit")!),
       json: get("--json") === undefined ? null : userPath(get("--json")!),
+      html: get("--html") === undefined ? null : userPath(get("--html")!),
       kernelOnly: flag("--kernel-only"),
       help: parsed.help,
       machine: get("--machine") === undefined ? null : userPath(get("--machine")!),
+      image,
+      append: get("--append") ?? null,
+      initrd: get("--initrd") === undefined ? null : userPath(get("--initrd")!),
     },
     rest,
   };

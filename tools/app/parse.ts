@@ -6,7 +6,8 @@
  * failed). A log that stops short of its plan is a crash, never a pass.
  * With `--elf`, crash addresses are symbolized against that kernel.
  */
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import { BootImageError, describeBootImage, describeOffer } from "../core/boot_image.ts";
 import process from "node:process";
 import { ROOT } from "../paths.ts";
 import { ConsoleReporter } from "./console.ts";
@@ -115,6 +116,36 @@ export async function main(
 }
 
 /** The parse command, its command line read; resolves to the exit status. */
+/**
+ * `--elf FILE`: any kernel image may be named; a missing file is an error
+ * (exit 1), and an image without symbols (a bzImage, a flat multiboot
+ * image) is said before the crash shows up unsymbolized.
+ */
+async function checkSymbolFile(path: string): Promise<number | null> {
+  let head: Uint8Array;
+  try {
+    head = await readFile(path);
+  } catch (e) {
+    console.error(`error: --elf ${path}: ${(e as Error).message}`);
+    return 1;
+  }
+  const isElf = head.length >= 4 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c &&
+    head[3] === 0x46;
+  if (isElf) return null;
+  let what = "no kernel image";
+  try {
+    const image = describeBootImage(head);
+    what = describeOffer(image.qemuKernel ?? image.offers[0]);
+  } catch (e) {
+    if (!(e instanceof BootImageError)) throw e;
+  }
+  console.error(
+    `note: --elf ${path} is ${what}, not an ELF: it has no symbols, crash addresses are not ` +
+      "symbolized (name the ELF it came from, e.g. Linux's vmlinux)",
+  );
+  return null;
+}
+
 export async function parseCommandRun(
   p: ParsedCommand,
   { command = "deno task parse", root = ROOT }: { command?: string; root?: string } = {},
@@ -130,11 +161,14 @@ export async function parseCommandRun(
     "--junit": stringOption(p, "junit"),
     "--elf": stringOption(p, "elf"),
   };
+  const elf = opts["--elf"] ? userPath(opts["--elf"]) : null;
+  const stop = elf === null ? null : await checkSymbolFile(elf);
+  if (stop !== null) return stop;
   const source: LogSource = file === "-" ? () => process.stdin : fileSource(userPath(file));
   let report: KernelReport;
   try {
     report = await parseLog(source, file === "-" ? "stdin" : file, {
-      elf: opts["--elf"] ? userPath(opts["--elf"]) : null,
+      elf,
       observer: new ConsoleReporter(),
       root,
     });

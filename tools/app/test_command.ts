@@ -13,12 +13,21 @@
  */
 import { join } from "node:path";
 import { BUILD_DIR, ROOT } from "../paths.ts";
-import { kernelTestOptions, listCommand, prepareTestRun } from "./commands.ts";
+import {
+  checkForeign,
+  foreignSourceOf,
+  kernelTestOptions,
+  listCommand,
+  prepareTestRun,
+} from "./commands.ts";
+import { loadProject, type ProjectImage } from "./project.ts";
 import { ConsoleReporter } from "./console.ts";
 import { FLAKY_MARK, notRunCount } from "./deno_steps.ts";
 import { toJunit } from "../core/junit.ts";
+import { ensureToolGroups } from "../host/toolcheck.ts";
+import { writeReportHtml } from "../report/html.ts";
 import { runKernelTests } from "../run/matrix.ts";
-import { parseRunnerArgs, type RunnerArgs, TEST_SILENCE_MS } from "./options.ts";
+import { parseRunnerArgs, type RunnerArgs, TEST_SILENCE_MS, userPath } from "./options.ts";
 import { type Counts, type KernelReport, summaryLine } from "../core/record.ts";
 
 export { summaryLine, TEST_SILENCE_MS };
@@ -87,24 +96,37 @@ function dirs(): { root: string; outDir?: string; reportDir: string; logDir: str
 }
 
 /**
- * True if the `deno test` arguments leave tests/kernel_test.ts in: no files
- * named, or one of them is it or a directory holding it.
+ * True if the `deno test` arguments leave `file` in: no files named, or one
+ * of them is it or a directory holding it.
  */
-export function selectsKernelTests(denoArgs: readonly string[]): boolean {
+export function selectsTestFile(denoArgs: readonly string[], file: string): boolean {
   const files = denoArgs.filter((a) => !a.startsWith("-"));
   if (files.length === 0) return true;
   return files.some((f) => {
     const p = f.replace(/^\.\//, "").replace(/\/$/, "");
-    return p === "" || p === "." || p === "tests" || p === "tests/kernel_test.ts";
+    return p === "" || p === "." || p === "tests" || p === file;
   });
 }
 
-async function writeReports(report: KernelReport, args: RunnerArgs, handoff: string) {
+/** True if the `deno test` arguments leave tests/kernel_test.ts in. */
+export function selectsKernelTests(denoArgs: readonly string[]): boolean {
+  return selectsTestFile(denoArgs, "tests/kernel_test.ts");
+}
+
+async function writeReports(
+  report: KernelReport,
+  args: RunnerArgs,
+  handoff: string,
+  root: string,
+) {
   const json = JSON.stringify(report, null, 2) + "\n";
   await Deno.writeTextFile(handoff, json);
   await Deno.copyFile(handoff, join(handoff, "..", "kernel.json"));
   if (args.json !== null) await Deno.writeTextFile(args.json, json);
   if (args.junit !== null) await Deno.writeTextFile(args.junit, toJunit(report));
+  const index = join(handoff, "..", "index.html");
+  await writeReportHtml(report, root, args.html === null ? [index] : [index, args.html]);
+  console.log(`report: ${args.html ?? index}`);
 }
 
 async function denoTest(rest: string[], reportDir: string, handoff: string | null) {
@@ -129,11 +151,25 @@ async function denoTest(rest: string[], reportDir: string, handoff: string | nul
 }
 
 /**
+ * The image of the project OUROBOROS_PROJECT names, if it names one with an
+ * image (a kernel built by a build of its own); this repository's kernel
+ * otherwise.
+ */
+async function projectImage(): Promise<ProjectImage | null> {
+  const file = Deno.env.get("OUROBOROS_PROJECT");
+  if (file === undefined || file === "") return null;
+  return (await loadProject(userPath(file))).image;
+}
+
+/**
  * `deno task test`: its command line is read with the command table (a
  * usage error is thrown); resolves to the exit status.
  */
 export async function testMain(argv: readonly string[]): Promise<number> {
   const { args, rest } = parseRunnerArgs(argv);
+  const foreign = foreignSourceOf(args, await projectImage());
+  const stop = await checkForeign(foreign, args.configs);
+  if (stop !== null) return stop;
   const prepared = await prepareTestRun(args);
   if (typeof prepared === "number") return prepared;
   const lab = prepared.lab;
@@ -143,16 +179,29 @@ export async function testMain(argv: readonly string[]): Promise<number> {
   await Deno.mkdir(reportDir, { recursive: true });
   let handoff: string | null = null;
   let report: KernelReport | null = null;
+  if (args.html !== null && !args.kernelOnly && !selectsKernelTests(rest)) {
+    console.error(
+      "error: --html needs the kernel tests, and these deno test arguments leave them out",
+    );
+    return 2;
+  }
   if (args.kernelOnly || selectsKernelTests(rest)) {
     report = await runKernelTests(
-      kernelTestOptions({ root, outDir, logDir }, args, lab, new ConsoleReporter()),
+      kernelTestOptions({ root, outDir, logDir, foreign }, args, lab, new ConsoleReporter()),
     );
     handoff = join(reportDir, `kernel-${Deno.pid}.json`);
-    await writeReports(report, args, handoff);
+    await writeReports(report, args, handoff, root);
   }
   if (args.kernelOnly) {
     console.log(summaryLine(report!.summary));
     return report!.summary.ok ? 0 : 1;
+  }
+  if (selectsTestFile(rest, "tests/report_html_test.ts")) {
+    // That test opens the HTML report in Chromium: install it here, once, rather than from
+    // inside parallel tests (one apt-get at a time). If it cannot be, the test fails saying why.
+    await ensureToolGroups(["browser"]).catch((e) =>
+      console.error(`warning: ${e instanceof Error ? e.message : e}`)
+    );
   }
   try {
     const { code, counts } = await denoTest(rest, reportDir, handoff);

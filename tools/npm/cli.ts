@@ -32,7 +32,8 @@ import {
   stringOption,
   UsageError,
 } from "../app/command_table.ts";
-import { startInteractive } from "../app/start.ts";
+import { startImage, startImageOf, startInteractive } from "../app/start.ts";
+import { prepareForeign } from "../run/foreign.ts";
 import { ensureTools, MissingToolsError } from "../host/toolcheck.ts";
 import { testCommand } from "./test.ts";
 
@@ -107,6 +108,38 @@ async function start(project: Project, p: ParsedCommand): Promise<number> {
   const config = named !== undefined
     ? configIn(project.configs, named)
     : defaultConfig(project.configs);
+  const image = startImageOf({
+    image: stringOption(p, "image"),
+    append: stringOption(p, "append"),
+    initrd: stringOption(p, "initrd"),
+  }, [...p.words, ...p.passed]);
+  if (image !== null) {
+    await ensureTools();
+    return await startImage(image, config.name, project.configs);
+  }
+  if (project.image !== null) {
+    // The project's own kernel: its build command first, then its image.
+    const { image: made, build } = await prepareForeign({
+      image: project.image.image,
+      build: project.image.buildCommand === null
+        ? undefined
+        : { command: project.image.buildCommand, cwd: project.image.cwd },
+    }, (l) => console.error(l));
+    if (made === null) {
+      console.error(`error: ${build!.message}\n${build!.details.join("\n")}`);
+      return EXIT.failed;
+    }
+    const words = [...p.words, ...p.passed];
+    return await startImage(
+      {
+        image: made.path,
+        append: words.length > 0 ? words.join(" ") : project.image.append,
+        initrd: project.image.initrd ?? undefined,
+      },
+      config.name,
+      project.configs,
+    );
+  }
   await ensureTools();
   const elf = await buildKernel(project);
   const cmdline = [...p.words, ...p.passed].join(" ");
@@ -135,13 +168,18 @@ function npmFront(file: string | null): FrontEnd {
         await buildKernel(await openProject(file));
         return EXIT.ok;
       },
-      test: async (_p, argv) => await testCommand(argv, await openProject(file)),
+      // With --image there need be no kernel sources.
+      test: async (_p, argv) =>
+        await testCommand(
+          argv,
+          await openProject(file, !argv.some((a) => a === "--image" || a.startsWith("--image="))),
+        ),
       parse: async (p) =>
         await parseCommandRun(p, {
           command: `${COMMAND} parse`,
           root: (await openProject(file, false)).root,
         }),
-      start: async (p) => await start(await openProject(file), p),
+      start: async (p) => await start(await openProject(file, !stringOption(p, "image")), p),
       iso: async (p) => {
         const project = await openProject(file);
         const { isoMain } = await import("../app/image.ts");

@@ -13,9 +13,16 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import type { Project } from "../app/project.ts";
-import { kernelTestOptions, listCommand, prepareTestRun } from "../app/commands.ts";
+import {
+  checkForeign,
+  foreignSourceOf,
+  kernelTestOptions,
+  listCommand,
+  prepareTestRun,
+} from "../app/commands.ts";
 import { ConsoleReporter } from "../app/console.ts";
 import { toJunit } from "../core/junit.ts";
+import { writeReportHtml } from "../report/html.ts";
 import { runKernelTests } from "../run/matrix.ts";
 import { parseRunnerArgs } from "../app/options.ts";
 import { summaryLine } from "../core/record.ts";
@@ -36,6 +43,9 @@ export async function testCommand(
 ): Promise<number> {
   // Read with the command table; a usage error is thrown (the CLI prints it, exit 2).
   const args = parseRunnerArgs(argv, project.configs, "npm").args;
+  const foreign = foreignSourceOf(args, project.image);
+  const stop = await checkForeign(foreign, args.configs);
+  if (stop !== null) return stop;
   const prepared = await prepareTestRun(args);
   if (typeof prepared === "number") return prepared;
   const lab = prepared.lab;
@@ -46,6 +56,7 @@ export async function testCommand(
     logDir,
     source: project,
     table: project.configs,
+    foreign,
   };
   if (args.list) return await listCommand(place, args);
   const report = await runKernelTests(
@@ -56,6 +67,8 @@ export async function testCommand(
   await writeFile(join(reportDir, "kernel.json"), json);
   if (args.json !== null) await writeFile(args.json, json);
   if (args.junit !== null) await writeFile(args.junit, toJunit(report));
+  const index = join(reportDir, "index.html");
+  await writeReportHtml(report, project.root, args.html === null ? [index] : [index, args.html]);
   console.log(summaryLine(report.summary));
   return report.summary.ok ? 0 : 1;
 }
