@@ -42,6 +42,10 @@ export const BENCH_OPS = [
   "yield_switch",
   "spawn_exit_wait",
   "user_fault_zero",
+  "trap_kernel",
+  "trap_upcall",
+  "prot1_trap_unprot",
+  "prot100_trap_unprot",
 ] as const;
 /** One of {@link BENCH_OPS}. */
 export type BenchOp = typeof BENCH_OPS[number];

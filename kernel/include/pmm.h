@@ -41,6 +41,9 @@ MUST_CHECK int pmm_alloc(u64 *frame);
  */
 MUST_CHECK int pmm_free(u64 frame);
 
+/* True when frame is RAM the allocator manages (not the kernel's image or boot data). */
+bool pmm_manages(u64 frame);
+
 /* Current counters. */
 void pmm_get_stats(struct pmm_stats *out);
 

@@ -402,6 +402,11 @@ int pmm_free(u64 frame)
 	return 0;
 }
 
+bool pmm_manages(u64 frame)
+{
+	return IS_ALIGNED(frame, PAGE_SIZE) && range_of(frame);
+}
+
 void pmm_get_stats(struct pmm_stats *out)
 {
 	out->total = total;
