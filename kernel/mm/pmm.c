@@ -263,12 +263,38 @@ static u64 pop(void)
 	return frame;
 }
 
+/* Frames set aside by pmm_reserve: pmm_alloc leaves them, pmm_alloc_reserved takes them. */
+static u64 reserved;
+
 int pmm_alloc(u64 *frame)
 {
-	if (pages == 0)
+	if (depth + pages <= reserved)
 		return -E_NOMEM;
 	*frame = pop();
 	return 0;
+}
+
+int pmm_reserve(u64 n)
+{
+	if (n > depth + pages - reserved)
+		return -E_NOMEM;
+	reserved += n;
+	return 0;
+}
+
+void pmm_unreserve(u64 n)
+{
+	if (n > reserved)
+		panic("pmm: unreserve %llu frames, %llu reserved", n, reserved);
+	reserved -= n;
+}
+
+u64 pmm_alloc_reserved(void)
+{
+	if (!reserved || depth + pages < reserved)
+		panic("pmm: a reserved frame is missing (%llu reserved)", reserved);
+	reserved--;
+	return pop();
 }
 
 int pmm_free(u64 frame)
@@ -291,6 +317,7 @@ void pmm_get_stats(struct pmm_stats *out)
 	out->total = total;
 	out->free = depth + pages;
 	out->used = total - out->free;
+	out->reserved = reserved;
 }
 
 void pmm_get_stack_info(struct pmm_stack_info *out)

@@ -4,6 +4,7 @@
  * one place (proc_exit): its address space with every frame and table
  * (drop_page_map), then its kernel stack once another thread runs (sched.c).
  */
+#include <cow.h>
 #include <cpu.h>
 #include <elf.h>
 #include <gdt.h>
@@ -135,6 +136,9 @@ const char *proc_page_fault(u64 cr2, u64 err)
 	const char *why = access_refusal(r, err);
 	if (why)
 		return why;
+	/* A write the region allows to a present page: a page fork shares. */
+	if ((err & (PF_ERR_P | PF_ERR_W | PF_ERR_I)) == (PF_ERR_P | PF_ERR_W))
+		return cow_write_fault(cr2);
 	if (err & PF_ERR_P)
 		return "protection violation: the page does not allow this access";
 	if (map_zeroed(ALIGN_DOWN(cr2, PAGE_SIZE), r->rights) != 0)
@@ -339,6 +343,36 @@ int proc_spawn_elf(const void *image, u64 size, const char *name, int argc,
 	set_user_frame(p, plan.entry, l.rsp, (u64)argc, l.argv_va);
 	sched_wakeup(p);
 	return p->pid;
+}
+
+int proc_exec_elf(const void *image, u64 size, const char *name, int argc,
+		  const char *const *argv)
+{
+	static struct elf_plan plan;
+	static struct proc next; /* the new image's space and regions until it is complete */
+	struct proc *cur = sched_current();
+	if (!cur->user)
+		return -E_INVAL;
+	int err = elf_parse(image, size, &plan);
+	if (err)
+		return err;
+	memset(&next, 0, sizeof(next));
+	if ((err = new_page_map(&next.space)) != 0)
+		return err;
+	struct elf_load l = {image, &plan, argc, argv, 0, 0};
+	if ((err = in_space(&next, load_elf, &l)) != 0) {
+		ASSERT(drop_page_map(next.space, VMM_FREE_FRAMES) == 0);
+		return err;
+	}
+	/* Loaded: only now does the old program go. */
+	pml4_t old = cur->space;
+	cur->space = next.space;
+	switch_page_map(cur->space);
+	ASSERT(drop_page_map(old, VMM_FREE_FRAMES) == 0);
+	memcpy(cur->regions, next.regions, sizeof(cur->regions));
+	strlcpy(cur->name, name, sizeof(cur->name));
+	set_user_frame(cur, plan.entry, l.rsp, (u64)argc, l.argv_va);
+	return 0;
 }
 
 /* Give the current process's children to nobody; zombies among them are freed now. */
