@@ -4,6 +4,7 @@
  * exception handlers first, so everything after can report failures, then
  * reads the boot information and runs the in-kernel tests (or a selftest).
  */
+#include <smap.h>
 #include <bench.h>
 #include <bootinfo.h>
 #include <cmdline.h>
@@ -45,6 +46,7 @@ NORETURN void kmain(u32 protocol, u32 boot_info_phys)
 			kernel_options.selftest);
 	pmm_init();
 	vmm_init();
+	smap_init();
 	sched_init();
 	timer_init();
 	if (kernel_options.selftest)

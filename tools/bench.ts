@@ -30,6 +30,8 @@ export const BENCH_OPS = [
   "yield_switch",
   "spawn_exit_wait",
   "user_fault_zero",
+  "fork",
+  "cow_fault",
 ] as const;
 /** One of {@link BENCH_OPS}. */
 export type BenchOp = typeof BENCH_OPS[number];

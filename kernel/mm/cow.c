@@ -11,8 +11,9 @@
  * pages are mapped in a window of the kernel heap's slot, alternating
  * between two halves of the window as it is rebuilt.
  *
- * Copies go through one scratch kernel page whose page tables exist from the
- * first fork on, so a write fault needs no frame but the one reserved for it.
+ * Copies go through two scratch kernel pages whose page table exists from
+ * the first fork on, so a write fault needs no frame but the one reserved
+ * for it.
  */
 #include "vmm_internal.h"
 #include <cow.h>
@@ -32,8 +33,12 @@
 /* The table's window: two halves of 1/16 of the heap's slot, from 1/8 of it (tests use 1/4 up). */
 #define COW_WINDOW (HEAP_BASE + PML4_SLOT_SIZE / 8)
 #define COW_HALF (PML4_SLOT_SIZE / 16)
-/* The page a copy is written through (just below the window). */
+/*
+ * The kernel pages a copy is read and written through (just below the
+ * window, in one PT): the kernel never touches the user page itself (SMAP).
+ */
 #define COW_SCRATCH (COW_WINDOW - PAGE_SIZE)
+#define COW_SCRATCH_SRC (COW_WINDOW - 2 * PAGE_SIZE)
 /* Slots of the smallest table: one page. */
 #define MIN_CAP (PAGE_SIZE / sizeof(u64))
 /* The count's bits in a slot (a frame address has them clear). */
@@ -342,9 +347,11 @@ const char *cow_write_fault(u64 va)
 	/* The reservation made at fork pays for the copy. */
 	u64 copy = pmm_alloc_reserved();
 	drop_one(s);
+	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH_SRC, frame | PTE_P | vmm_nx_bit()));
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH,
 				 copy | PTE_P | PTE_W | vmm_nx_bit()));
-	copy_page((void *)COW_SCRATCH, (const void *)page);
+	copy_page((void *)COW_SCRATCH, (const void *)COW_SCRATCH_SRC);
+	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH_SRC, 0));
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH, 0));
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, page, copy | flags));
 	stats.copies++;

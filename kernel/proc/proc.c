@@ -16,6 +16,7 @@
 #include <printf.h>
 #include <proc.h>
 #include <sched.h>
+#include <smap.h>
 #include <string.h>
 #include <trap.h>
 #include <vmm.h>
@@ -80,18 +81,15 @@ int proc_region_add(struct proc *p, u64 start, u64 end, u32 rights, const char *
 	return 0;
 }
 
-/* Map a zeroed frame at page (current space) with the rights' flags: 0 or -E_NOMEM. */
-static int map_zeroed(u64 page, u32 rights)
+/*
+ * Map a zeroed frame at page (current space) with the flags `first` (the
+ * kernel zeroes it through them), then `flags`: 0 or -E_NOMEM.
+ */
+static int map_zeroed_as(u64 page, u32 first, u32 flags)
 {
 	u64 frame;
 	if (pmm_alloc(&frame) != 0)
 		return -E_NOMEM;
-	/*
-	 * A writable region's page is mapped as it will stay and zeroed through
-	 * that mapping (the process cannot run meanwhile); any other one is
-	 * writable and not executable while it is zeroed, then gets its rights.
-	 */
-	u32 flags = region_vmm_flags(rights), first = (flags & VMM_WRITE) ? flags : VMM_WRITE;
 	if (map_region(page, frame, 1, first) != 0) {
 		ASSERT(pmm_free(frame) == 0);
 		return -E_NOMEM;
@@ -100,6 +98,20 @@ static int map_zeroed(u64 page, u32 rights)
 	if (first != flags)
 		ASSERT(set_page_flags(page, 1, flags) == 0);
 	return 0;
+}
+
+/* Map a zeroed frame at page (current space) with the rights' flags: 0 or -E_NOMEM. */
+static int map_zeroed(u64 page, u32 rights)
+{
+	/*
+	 * A writable region's page is mapped as it will stay and zeroed through
+	 * that mapping (the process cannot run meanwhile), unless SMAP forbids
+	 * the kernel that store; any other one is kernel-only, writable and not
+	 * executable while it is zeroed, then gets its rights.
+	 */
+	u32 flags = region_vmm_flags(rights);
+	u32 first = (flags & VMM_WRITE) && !smap_on() ? flags : VMM_WRITE;
+	return map_zeroed_as(page, first, flags);
 }
 
 /* What the region's rights say about an access with #PF error code err, or NULL if allowed. */
@@ -284,7 +296,8 @@ static int build_stack(struct elf_load *l)
 	u64 words = 1 + (u64)l->argc + 1 + 1 + 2;
 	if (l->argc < 0 || strings + words * sizeof(u64) + 16 > PAGE_SIZE)
 		return -E_TOOBIG;
-	int err = map_zeroed(page, REGION_READ | REGION_WRITE);
+	/* Kernel-only while it is written (SMAP), then the stack's rights (below). */
+	int err = map_zeroed_as(page, VMM_WRITE, VMM_WRITE);
 	if (err)
 		return err;
 	u64 str = top - strings;
@@ -303,6 +316,7 @@ static int build_stack(struct elf_load *l)
 	*w++ = 0; /* AT_NULL */
 	*w++ = 0;
 	l->rsp = sp;
+	ASSERT(set_page_flags(page, 1, region_vmm_flags(REGION_READ | REGION_WRITE)) == 0);
 	return 0;
 }
 
