@@ -151,8 +151,10 @@ KTEST(cow, fork_without_frames_fails_with_enomem_and_changes_nothing)
 					  USER_PROGRAM_BASE, USER_STACK_TOP, STACK_PAGES, "forker");
 		KASSERT(pid > 0);
 		/* Its stack page and tables come with its first store: let it reach its sleep. */
-		while (proc_by_pid(pid)->state != PROC_SLEEPING)
+		struct proc *p = proc_by_pid(pid);
+		while (p->state == PROC_RUNNABLE || p->state == PROC_RUNNING)
 			sched_yield();
+		KASSERT_EQ(p->state, PROC_SLEEPING);
 		struct pmm_stats s;
 		pmm_get_stats(&s);
 		u64 take = s.free - s.reserved > (u64)left ? s.free - s.reserved - (u64)left : 0;
