@@ -45,7 +45,11 @@ Deno.test("user build: the system cpio lists the initrd and extracts the program
     for (const p of built.user!.programs) assert.ok(listed.includes(p.name), p.name);
     await execa("cpio", ["-i", "-d", "--quiet"], { inputFile: built.user!.initrd, cwd: dir });
     for (const p of built.user!.programs) {
-      assert.deepEqual(await Deno.readFile(join(dir, p.name)), await Deno.readFile(p.elf), p.name);
+      assert.deepEqual(
+        await Deno.readFile(join(dir, p.name)),
+        await Deno.readFile(p.packed),
+        p.name,
+      );
     }
   } finally {
     await cleanup();
@@ -75,7 +79,12 @@ Deno.test("user build: incremental; a changed program rebuilds itself and the in
     assert.deepEqual(again.compiled, []);
     await writeFile(join(dir, "user/bin/one.c"), ONE.replace("return argc", "return argc + 1"));
     const third = await build({ root: dir });
-    assert.deepEqual(third.compiled.sort(), ["initrd", "link user/bin/one", "user/bin/one.c"]);
+    assert.deepEqual(third.compiled.sort(), [
+      "initrd",
+      "link user/bin/one",
+      "strip user/bin/one",
+      "user/bin/one.c",
+    ]);
   } finally {
     await cleanup();
   }

@@ -275,8 +275,9 @@ KTEST(proc, kill_in_every_state)
 	/* Sleeping: it sleeps 20 ms; the kernel yields until it is asleep. */
 	int b = spawn(blob_sleep, blob_sleep_end, "sleeper");
 	KASSERT(b > 0);
-	while (proc_by_pid(b)->state != PROC_SLEEPING)
+	while (proc_by_pid(b)->state == PROC_RUNNABLE || proc_by_pid(b)->state == PROC_RUNNING)
 		sched_yield();
+	KASSERT_EQ(proc_by_pid(b)->state, PROC_SLEEPING);
 	KASSERT_EQ(proc_kill(proc_by_pid(b), "while asleep"), 0);
 	KASSERT_EQ(proc_wait(b, &x), b);
 	KASSERT(x.killed);
@@ -415,4 +416,41 @@ KTEST(proc, spawn_refuses_broken_programs_without_leaking)
 	KASSERT_EQ(proc_spawn_path("bin/no-such-program", 0, NULL), -E_NOENT);
 	KASSERT_EQ(frames(), free0);
 	KASSERT_EQ(proc_count(), 1);
+}
+
+KTEST(proc, kill_while_waiting_for_a_child)
+{
+	const char *argv[] = {"crash", "wait-child"};
+	u64 free0 = frames();
+	int pid = proc_spawn_path("bin/crash", 2, argv);
+	if (pid == -E_NOENT)
+		KTEST_SKIP("no initrd with bin/crash");
+	KASSERT(pid > 0);
+	/* It spawns a sleeping child and waits for it. */
+	struct proc *p = proc_by_pid(pid);
+	while (p->state == PROC_RUNNABLE || p->state == PROC_RUNNING)
+		sched_yield();
+	if (p->state != PROC_WAITING) {
+		struct exit_info early;
+		KASSERT_EQ(proc_wait(pid, &early), pid);
+		ktest_log("bin/crash wait-child ended early: status %d, %s", early.status,
+			  early.killed ? early.reason : "not killed");
+		KASSERT_EQ(p->state, PROC_WAITING); /* fails, with the log above */
+	}
+	KASSERT_EQ(proc_kill(p, "while waiting"), 0);
+	struct exit_info x;
+	KASSERT_EQ(proc_wait(pid, &x), pid);
+	KASSERT(x.killed);
+	KASSERT_STREQ(x.reason, "while waiting");
+	/*
+	 * Its child, orphaned (asleep, or not yet run), is killed too and reaped
+	 * by itself. Sleep, not yield: a yield with nobody runnable returns at
+	 * once, with interrupts off, and the sleeper's wakeup needs the timer.
+	 */
+	for (int i = 1; i < NPROC; i++)
+		if (proc_table[i].state != PROC_UNUSED && proc_table[i].state != PROC_ZOMBIE)
+			KASSERT_EQ(proc_kill(&proc_table[i], "orphan"), 0);
+	while (proc_count() > 1)
+		sched_sleep_ns(NS_PER_SEC / TIMER_HZ);
+	KASSERT_EQ(frames(), free0);
 }

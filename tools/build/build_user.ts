@@ -85,7 +85,10 @@ const USER_LD_FLAGS = [
 /** One user program: its archive name ("bin/hello") and its linked ELF. */
 export interface UserProgram {
   name: string;
+  /** The linked program, with debug information (what the symbolizer reads). */
   elf: string;
+  /** Its stripped copy: what the initrd holds. */
+  packed: string;
 }
 
 /** What the user build made. */
@@ -192,7 +195,7 @@ export async function buildUser(ctx: UserBuildContext): Promise<UserBuildResult 
   const links: Step[] = mains.map((src, i) => {
     const name = relative(udir, src).replace(/\.c$/, "");
     const elf = join(ctx.out, "user", name + ".elf");
-    programs.push({ name, elf });
+    programs.push({ name, elf, packed: elf.replace(/\.elf$/, ".stripped.elf") });
     const objects = [...crt0.map((s) => s.output), progs[i].output, ...rest];
     return {
       output: elf,
@@ -203,8 +206,18 @@ export async function buildUser(ctx: UserBuildContext): Promise<UserBuildResult 
     };
   });
   ran.push(...await runAll(links, ctx.root, cores, (l) => ctx.log(`build ${l}`)));
+  // The initrd carries stripped copies (a third of the size: boot paths fetch it over TFTP);
+  // the ELFs with debug information stay beside them for the runner's symbolizer.
+  const strips: Step[] = programs.map((p) => ({
+    output: p.packed,
+    command: ["strip", "--strip-all", "-o", p.packed, p.elf],
+    inputs: [p.elf],
+    label: `strip user/${p.name}`,
+    toolId: ctx.ldId, // strip comes with ld in binutils
+  }));
+  ran.push(...await runAll(strips, ctx.root, cores, (l) => ctx.log(`build ${l}`)));
   const files = await Promise.all(
-    programs.map(async (p) => ({ name: p.name, data: await readFile(p.elf) })),
+    programs.map(async (p) => ({ name: p.name, data: await readFile(p.packed) })),
   );
   const initrd = initrdPath(ctx.out);
   const archive = writeCpio(files);

@@ -65,7 +65,14 @@ int main(int argc, char **argv)
 		((void (*)(void))(void *)heap_code)();
 	} else if (!strcmp(m, "stack-overflow"))
 		return deep(0);
-	else if (!strcmp(m, "unmapped"))
+	else if (!strcmp(m, "sleep")) /* not a crash: a child for wait-child */
+		return (int)sys_sleep(10UL * 1000 * 1000 * 1000);
+	else if (!strcmp(m, "wait-child")) { /* blocks in wait until killed (kernel test) */
+		const char *child[] = {"crash", "sleep", NULL};
+		long pid = sys_spawn("bin/crash", child);
+		int status;
+		return pid < 0 ? 4 : (int)sys_wait((int)pid, &status);
+	} else if (!strcmp(m, "unmapped"))
 		return *(volatile int *)(USER_MMAP_BASE + 12345 * PAGE_SIZE);
 	else
 		return 3;
