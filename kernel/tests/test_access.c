@@ -25,8 +25,10 @@
 #include <cpu.h>
 #include <ktest.h>
 #include <layout.h>
+#include <oracle.h>
 #include <paging.h>
 #include <pmm.h>
+#include <printf.h>
 #include <smap.h>
 #include <timer.h>
 #include <trap.h>
@@ -405,4 +407,34 @@ KTEST(access, matrix_size)
 		  "(EFER.NXE off)",
 		  combos_run, (last_ns - first_ns) / 1000000, combos_not_run);
 	KASSERT(combos_run > 0);
+}
+
+/*
+ * The second oracle: for a sample of the combinations (entries written
+ * directly, each level, six bit patterns), QEMU's own view over QMP (`info
+ * tlb`, `gva2gpa`, by the runner) must equal the kernel's dump and
+ * virt_to_phys. Runs only when booted with `oracle` (tests/oracle_test.ts).
+ */
+KTEST(access, qmp_oracle_sample)
+{
+	static const u32 sample[] = {B_P | B_W | B_U, B_P | B_U, B_P | B_W, B_P | B_W | B_U | B_NX,
+				     B_P, 0};
+	static const char *const level_name[] = {"", "pt", "pd", "pdpt", "pml4"};
+	if (!oracle_enabled())
+		KTEST_SKIP("needs the runner's QEMU oracle (boot with oracle)");
+	KASSERT(setup());
+	const u64 probes[] = {TVA, TVA + DATA_OFF};
+	for (int level = LEVEL_PT; level <= LEVEL_PML4; level++) {
+		for (size_t i = 0; i < sizeof(sample) / sizeof(sample[0]); i++) {
+			struct combo c = {level, sample[i], ACC_READ, true, true, false, false};
+			char name[48];
+			ksnprintf(name, sizeof(name), "access-%s-%c%c%c%c", level_name[level],
+				  (c.bits & B_P) ? 'p' : '-', (c.bits & B_W) ? 'w' : '-',
+				  (c.bits & B_U) ? 'u' : '-', (c.bits & B_NX) ? 'x' : '-');
+			write_path(&c);
+			oracle_checkpoint(name, probes, 2);
+		}
+	}
+	write_path(&(struct combo){LEVEL_PT, B_P | B_W | B_U, ACC_READ, 1, 1, 0, 0});
+	teardown();
 }
