@@ -34,13 +34,13 @@ void pmm_init(void);
  * Take one frame: 0 and *frame set, or -E_NOMEM with the allocator unchanged
  * (also when only reserved frames are left).
  */
-int pmm_alloc(u64 *frame);
+MUST_CHECK int pmm_alloc(u64 *frame);
 
 /*
  * Set n free frames aside for later pmm_alloc_reserved calls (copy-on-write
  * faults must not fail): 0, or -E_NOMEM with nothing reserved.
  */
-int pmm_reserve(u64 n);
+MUST_CHECK int pmm_reserve(u64 n);
 
 /* Give n reserved frames back to the common pool (panics if fewer are reserved). */
 void pmm_unreserve(u64 n);
@@ -51,9 +51,11 @@ u64 pmm_alloc_reserved(void);
 /*
  * Give a frame back: 0, or -E_INVAL for a frame that is misaligned, outside
  * managed RAM or part of the kernel/boot data (nothing changes then), or
- * -E_DOUBLE (debug builds) for a frame already free.
+ * -E_DOUBLE for a frame already free: in every build when every frame is
+ * free already, and with PMM_DEBUG (all builds but the benchmark's) for any
+ * frame found free (pmm.c says how, and its limits).
  */
-int pmm_free(u64 frame);
+MUST_CHECK int pmm_free(u64 frame);
 
 /* Current counters. */
 void pmm_get_stats(struct pmm_stats *out);

@@ -20,15 +20,8 @@
 #include <layout.h>
 #include <panic.h>
 #include <pmm.h>
+#include <pte.h>
 
-/* main's panic.h has MUST; until this branch has it, the same definition. */
-#ifndef MUST
-#define MUST(expr)                                                                    \
-	do {                                                                          \
-		if (!(expr))                                                          \
-			panic("operation failed: %s at %s:%d", #expr, __FILE__, __LINE__); \
-	} while (0)
-#endif
 
 /* The table's window: two halves of 1/16 of the heap's slot, from 1/8 of it (tests use 1/4 up). */
 #define COW_WINDOW (HEAP_BASE + PML4_SLOT_SIZE / 8)
@@ -203,7 +196,7 @@ static void drop_one(volatile u64 *s)
 static void maybe_shrink(void)
 {
 	if (!used)
-		ASSERT(resize(0) == 0);
+		MUST(resize(0) == 0);
 	else if (cap > MIN_CAP && used * 8 < cap)
 		(void)resize(cap / 2); /* stays large when no frame is there for the copy */
 }
@@ -227,7 +220,7 @@ u32 cow_page_flags(u64 frame, u32 flags)
 }
 
 /* Call fn on every PT run of the current space's user half: 0, or -E_INVAL at a large page. */
-static int walk_user(void (*fn)(volatile u64 *pte, u64 va, u64 n, u64 *acc), u64 *acc)
+static int walk_user(void (*fn)(const struct pte_run *r, u64 n, u64 *acc), u64 *acc)
 {
 	u64 va = 0;
 	while (va < USER_END) {
@@ -235,7 +228,8 @@ static int walk_user(void (*fn)(volatile u64 *pte, u64 va, u64 n, u64 *acc), u64
 		range_step_at(WINDOW_SELF, va, &s);
 		u64 step = range_step_pt_bytes(&s, va, USER_END - va);
 		if (step) {
-			fn(window_entry(WINDOW_SELF, LEVEL_PT, va), va, step / PAGE_SIZE, acc);
+			struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, va);
+			fn(&r, step / PAGE_SIZE, acc);
 		} else {
 			if (s.entry)
 				return -E_INVAL;
@@ -247,45 +241,40 @@ static int walk_user(void (*fn)(volatile u64 *pte, u64 va, u64 n, u64 *acc), u64
 	return 0;
 }
 
-static void count_run(volatile u64 *pte, u64 va, u64 n, u64 *acc)
+static void count_run(const struct pte_run *r, u64 n, u64 *acc)
 {
-	(void)va;
 	for (u64 i = 0; i < n; i++)
-		*acc += pte[i] & PTE_P;
+		*acc += pte_run_get(r, i) & PTE_P;
 }
 
 /* Share every present page of the run: read-only (PTE_COW if it was writable), counted. */
-static void share_run(volatile u64 *pte, u64 va, u64 n, u64 *acc)
+static void share_run(const struct pte_run *r, u64 n, u64 *acc)
 {
 	(void)acc;
 	for (u64 i = 0; i < n; i++) {
-		u64 e = pte[i];
+		u64 e = pte_run_get(r, i);
 		if (!(e & PTE_P))
 			continue;
-		if (e & PTE_W) {
-			pte[i] = (e & ~PTE_W) | PTE_COW;
-			pte_changed(WINDOW_SELF, va + i * PAGE_SIZE);
-		}
+		if (e & PTE_W)
+			pte_run_change(r, i, (e & ~PTE_W) | PTE_COW);
 		share(pte_frame(e));
 	}
 }
 
 /* Undo share_run (a fork that failed): uncount, and give W back to what is no longer shared. */
-static void unshare_run(volatile u64 *pte, u64 va, u64 n, u64 *acc)
+static void unshare_run(const struct pte_run *r, u64 n, u64 *acc)
 {
 	(void)acc;
 	for (u64 i = 0; i < n; i++) {
-		u64 e = pte[i];
+		u64 e = pte_run_get(r, i);
 		if (!(e & PTE_P))
 			continue;
 		volatile u64 *s = lookup(pte_frame(e));
 		ASSERT(s);
 		drop_one(s);
 		pmm_unreserve(1);
-		if ((e & PTE_COW) && cow_count(pte_frame(e)) == 1) {
-			pte[i] = (e | PTE_W) & ~PTE_COW;
-			pte_changed(WINDOW_SELF, va + i * PAGE_SIZE);
-		}
+		if ((e & PTE_COW) && cow_count(pte_frame(e)) == 1)
+			pte_run_change(r, i, (e | PTE_W) & ~PTE_COW);
 	}
 }
 
@@ -294,7 +283,8 @@ int cow_init(void)
 {
 	if (scratch_ready)
 		return 0;
-	if (!vmm_entry_store(window_entry(WINDOW_SELF, LEVEL_PT, COW_SCRATCH), 0))
+	struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, COW_SCRATCH);
+	if (!pte_run_install_new(&r, 0, 0))
 		return -E_NOMEM;
 	scratch_ready = true;
 	return 0;
@@ -347,9 +337,9 @@ const char *cow_write_fault(u64 va)
 	/* The reservation made at fork pays for the copy. */
 	u64 copy = pmm_alloc_reserved();
 	drop_one(s);
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH_SRC, frame | PTE_P | vmm_nx_bit()));
+	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH_SRC, frame | PTE_P | paging_nx_bit()));
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH,
-				 copy | PTE_P | PTE_W | vmm_nx_bit()));
+				 copy | PTE_P | PTE_W | paging_nx_bit()));
 	copy_page((void *)COW_SCRATCH, (const void *)COW_SCRATCH_SRC);
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH_SRC, 0));
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH, 0));

@@ -116,7 +116,7 @@ int proc_munmap(u64 addr, u64 len)
 	split_at(p, end);
 	for (struct region *r; (r = overlapping(p, addr, end));)
 		*r = (struct region){0};
-	ASSERT(unmap_region(addr, (end - addr) / PAGE_SIZE, VMM_FREE_FRAMES) == 0);
+	MUST(unmap_region(addr, (end - addr) / PAGE_SIZE, VMM_FREE_FRAMES) == 0);
 	return 0;
 }
 
@@ -128,7 +128,7 @@ static void reprotect_pages(u64 start, u64 end, u32 rights)
 		u64 pa;
 		/* A page fork shares stays read-only until its write fault copies it. */
 		if (virt_to_phys(va, &pa) == 0)
-			ASSERT(set_page_flags(va, 1, cow_page_flags(pa, flags)) == 0);
+			MUST(set_page_flags(va, 1, cow_page_flags(pa, flags)) == 0);
 	}
 }
 

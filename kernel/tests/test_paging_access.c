@@ -27,6 +27,7 @@
 #include <layout.h>
 #include <oracle.h>
 #include <paging.h>
+#include <panic.h>
 #include <pmm.h>
 #include <printf.h>
 #include <smap.h>
@@ -168,22 +169,26 @@ static bool setup(void)
 
 static void teardown(void)
 {
-	(void)unmap_region(TVA, 2, 0);
-	(void)unmap_region(UCODE, 1, 0);
-	(void)pmm_free(frame);
-	(void)pmm_free(code_frame);
+	/* Pages never mapped are skipped; a frame never taken is 0, which the PMM refuses. */
+	MUST(unmap_region(TVA, 2, 0) == 0);
+	MUST(unmap_region(UCODE, 1, 0) == 0);
+	if (frame)
+		MUST(pmm_free(frame) == 0);
+	if (code_frame)
+		MUST(pmm_free(code_frame) == 0);
+	frame = code_frame = 0;
 }
 
 /* Write the path for c: all present top-down, then bottom-up with the final values (A/D clean). */
 static void write_path(const struct combo *c)
 {
 	for (int l = LEVEL_PML4; l >= LEVEL_PT; l--)
-		(void)pte_write_flush(WINDOW_SELF, l, TVA, base[l]);
+		MUST(pte_write_flush(WINDOW_SELF, l, TVA, base[l]));
 	for (int l = LEVEL_PT; l <= LEVEL_PML4; l++) {
 		u64 v = base[l];
 		if (l == c->level)
 			v = (v & ~(PTE_P | PTE_W | PTE_U | PTE_NX)) | entry_bits(c->bits);
-		(void)pte_write_flush(WINDOW_SELF, l, TVA, v);
+		MUST(pte_write_flush(WINDOW_SELF, l, TVA, v));
 	}
 }
 
@@ -289,14 +294,14 @@ static void print_combo(const char *how, const struct combo *c, const struct out
 /* The leaf through the API for c: unmapped (P=0), or mapped fresh with flags (A/D clear). */
 static void api_leaf(const struct combo *c)
 {
-	(void)unmap_region(TVA, 1, 0);
+	MUST(unmap_region(TVA, 1, 0) == 0);
 	if (!(c->bits & B_P))
 		return;
 	u32 flags = ((c->bits & B_W) ? VMM_WRITE : 0) | ((c->bits & B_U) ? VMM_USER : 0) |
 		    ((c->bits & B_NX) ? 0 : VMM_EXEC);
 	/* map, then set_page_flags to the same flags: both calls are on the path. */
-	if (map_region(TVA, frame, 1, flags ^ VMM_WRITE) == 0)
-		(void)set_page_flags(TVA, 1, flags);
+	MUST(map_region(TVA, frame, 1, flags ^ VMM_WRITE) == 0);
+	MUST(set_page_flags(TVA, 1, flags) == 0);
 }
 
 static u64 combos_run, combos_not_run;
