@@ -7,6 +7,7 @@
 #include <bench.h>
 #include <bootinfo.h>
 #include <cmdline.h>
+#include <cow.h>
 #include <gdt.h>
 #include <initrd.h>
 #include <ktest.h>
@@ -17,6 +18,7 @@
 #include <printf.h>
 #include <sched.h>
 #include <serial.h>
+#include <smap.h>
 #include <timer.h>
 #include <trap.h>
 #include <vmm.h>
@@ -44,7 +46,8 @@ static void boot_windows(void)
 	sched_init();
 	timer_init();
 	(void)initrd_get(&initrd, &initrd_len); /* -E_NOENT without a boot module: nothing mapped */
-	kprintf("# boot: the LAPIC and initrd windows took %llu frames\n",
+	(void)cow_init(); /* -E_NOMEM: the first fork tries again */
+	kprintf("# boot: the LAPIC, initrd and copy-on-write windows took %llu frames\n",
 		before - free_frame_count());
 }
 
@@ -71,6 +74,7 @@ NORETURN void kmain(u32 protocol, u32 boot_info_phys)
 			kernel_options.selftest);
 	pmm_init();
 	vmm_init();
+	smap_init();
 	boot_windows();
 	if (kernel_options.pmm_fail && pmm_inject_parse(kernel_options.pmm_fail) != 0)
 		kprintf("# warning: pmm.fail='%s' is not nth:N, budget:N or random:SEED:PERMILLE "

@@ -44,6 +44,7 @@ export const PTE_BITS = {
   D: 6, // dirty (leaf only)
   PS: 7, // page size (PDPT/PD: leaf is a 1 GiB/2 MiB page)
   G: 8, // global (leaf only; never on the self-map entry)
+  COW: 9, // software (ignored by the CPU): a shared page fork made read-only from writable
   NX: 63, // no-execute (needs EFER.NXE)
 } as const;
 

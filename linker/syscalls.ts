@@ -116,6 +116,20 @@ export const SYSCALLS: readonly Syscall[] = [
     returns: "i64",
     doc: "monotonic clock: nanoseconds since boot",
   },
+  {
+    name: "fork",
+    nr: 12,
+    args: [],
+    returns: "i64",
+    doc: "a child sharing the caller's memory copy-on-write: its pid (the child gets 0)",
+  },
+  {
+    name: "exec",
+    nr: 13,
+    args: [ptr("path", "const char *"), ptr("argv", "const char *const *")],
+    returns: "i64",
+    doc: "replace the caller's program by the initrd program path with argv; returns only on error",
+  },
   // Self-paging (issue 14): numbers 20..39.
   {
     name: "frame_alloc",
@@ -194,11 +208,8 @@ export const SYSCALLS: readonly Syscall[] = [
   },
 ];
 
-/** Numbers kept for later calls (copy-on-write fork, exec). */
-export const RESERVED_SYSCALLS: readonly ReservedSyscall[] = [
-  { name: "fork", nr: 12 },
-  { name: "exec", nr: 13 },
-];
+/** Numbers kept for later calls (none now: fork and exec, once kept here, exist). */
+export const RESERVED_SYSCALLS: readonly ReservedSyscall[] = [];
 
 /** Constants the calls' arguments use. */
 export const SYSCALL_CONSTANTS: readonly { name: string; value: number; doc: string }[] = [

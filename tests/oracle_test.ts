@@ -44,3 +44,13 @@ Deno.test("oracle: a kernel whose dump disagrees with QEMU fails the comparison"
   assert.equal(run.classification.kind, "pass", "the kernel was let go on after the checkpoint");
   assert.match(checkpoints[0].problems.join("\n"), /the kernel's dump has .*; QEMU does not/);
 });
+
+Deno.test("oracle: QEMU agrees with the kernel on a sample of the access matrix's combinations", async () => {
+  const { run, checkpoints } = await oracleRun("oracle ktest.filter=access.qmp_oracle_sample");
+  assert.equal(run.classification.kind, "pass", run.classification.message);
+  // Four levels x six bit patterns, each a checkpoint QEMU answered.
+  assert.equal(checkpoints.length, 24);
+  assert.ok(checkpoints.every((c) => c.name.startsWith("access-")));
+  for (const c of checkpoints) assert.deepEqual(c.problems, [], `checkpoint ${c.name}`);
+  assert.equal(run.report.counts.skip, 0, "the sample ran, not skipped");
+});

@@ -133,6 +133,13 @@ runs.set(
 runs.set("no-boot", run("no-boot", { target: { extraArgs: ["-S"] } }, { bootMs: SHORT_MS }));
 runs.set("no-qemu", run("no-qemu", { target: { qemu: "/nonexistent/qemu-system-x86_64" } }));
 const get = (name: string) => runs.get(name)!;
+/**
+ * SMEP and SMAP selftests on QEMU's `max` CPU (it has both under TCG), booted
+ * when their test runs: not beside the deadline tests above, whose short
+ * deadlines the extra boots would crowd.
+ */
+const onMax = (name: string) =>
+  run(`selftest-${name}`, { extraCmdline: `selftest=${name}`, configs: [getConfig("max")] });
 
 /** The symbolized function of a frame (innermost location). */
 function functionsOf(r: RunRecord): string[] {
@@ -243,6 +250,25 @@ Deno.test("selftest: a kernel thread's stack overflow hits its own guard page", 
   assert.equal(r.kind, "panic", r.message);
   assert.match(r.crash?.reason ?? "", /kernel stack overflow/);
   assert.ok(functionsOf(r).includes("recurse"), functionsOf(r).join(" "));
+});
+
+Deno.test("selftest: the kernel executing a user page is stopped by SMEP, named", async () => {
+  const r = await onMax("smep");
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(r.crash?.reason ?? "", /SMEP: the kernel executed a user page/);
+  // The faulting rip is the user page itself (no symbol); the selftest runner called it.
+  assert.match(r.message ?? "", /rip 0x0000100000000000/);
+  assert.ok(functionsOf(r).includes("selftest_run"), functionsOf(r).join(" "));
+});
+
+Deno.test("selftest: the kernel reading a user page outside the copy routines is stopped by SMAP", async () => {
+  const r = await onMax("smap");
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(
+    r.crash?.reason ?? "",
+    /SMAP: the kernel accessed a user page outside the user-copy/,
+  );
+  assert.ok(functionsOf(r).includes("st_smap"), functionsOf(r).join(" "));
 });
 
 Deno.test("selftest: a failed assertion carries expected, actual and file:line", async () => {

@@ -42,6 +42,8 @@ export const BENCH_OPS = [
   "yield_switch",
   "spawn_exit_wait",
   "user_fault_zero",
+  "fork",
+  "cow_fault",
   "trap_kernel",
   "trap_upcall",
   "prot1_trap_unprot",

@@ -24,13 +24,29 @@ struct pmm_stats {
 	u64 total; /* RAM frames the allocator manages (stack pages included) */
 	u64 free;  /* frames on the stack, plus the stack pages themselves */
 	u64 used;  /* frames handed out and not yet freed */
+	u64 reserved; /* free frames set aside by pmm_reserve (included in free) */
 };
 
 /* Build the allocator from the sanitized firmware memory map in boot_info. Panics only on a broken invariant. */
 void pmm_init(void);
 
-/* Take one frame: 0 and *frame set, or -E_NOMEM with the allocator unchanged. */
+/*
+ * Take one frame: 0 and *frame set, or -E_NOMEM with the allocator unchanged
+ * (also when only reserved frames are left).
+ */
 MUST_CHECK int pmm_alloc(u64 *frame);
+
+/*
+ * Set n free frames aside for later pmm_alloc_reserved calls (copy-on-write
+ * faults must not fail): 0, or -E_NOMEM with nothing reserved.
+ */
+MUST_CHECK int pmm_reserve(u64 n);
+
+/* Give n reserved frames back to the common pool (panics if fewer are reserved). */
+void pmm_unreserve(u64 n);
+
+/* Take one of the reserved frames (panics if none is reserved: a broken invariant). */
+u64 pmm_alloc_reserved(void);
 
 /*
  * Give a frame back: 0, or -E_INVAL for a frame that is misaligned, outside

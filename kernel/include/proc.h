@@ -98,6 +98,29 @@ extern struct proc proc_table[NPROC];
 int proc_spawn_elf(const void *image, u64 size, const char *name, int argc,
 		   const char *const *argv);
 
+/*
+ * Replace the current (user) process's program by an ELF image, as exec
+ * does: the new image is loaded into a new space first; only when it is
+ * complete does the old space go (its frames freed or unshared) and the
+ * process continue at the new entry with argc/argv. 0 (the trap frame now
+ * starts the new program), or the ELF's error / -E_NOMEM with the process
+ * unchanged; -E_INVAL for a kernel thread.
+ */
+int proc_exec_elf(const void *image, u64 size, const char *name, int argc,
+		  const char *const *argv);
+
+/* proc_exec_elf for the initrd's file `path`. */
+int proc_exec_path(const char *path, int argc, const char *const *argv);
+
+/*
+ * fork: a child of the current user process with a copy-on-write copy of
+ * its user half, its regions and its registers (the child's fork returns
+ * 0). The child's pid, or -E_NOMEM (frames for the copy or the reservation
+ * of its copies missing), -E_NOSPC (no process slot), -E_INVAL (a kernel
+ * thread), with nothing changed.
+ */
+int proc_fork(void);
+
 /* proc_spawn_elf for the initrd's file `path` (the process is named by its last part). */
 int proc_spawn_path(const char *path, int argc, const char *const *argv);
 

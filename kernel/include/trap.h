@@ -118,4 +118,12 @@ struct trap_record trap_expect_end(void);
 	"2:\n\t"
 #define TRAP_FIXUP_CLOBBERS "r11", "memory"
 
+/*
+ * Ring-3 probes (kernel/tests/test_paging_access.c): while user_probe_active, an
+ * exception from user mode is handed to user_probe_catch, which records it
+ * and resumes the kernel test that entered user mode (it never returns).
+ */
+extern bool user_probe_active;
+void user_probe_catch(struct trap_frame *f, u64 cr2);
+
 #endif

@@ -17,6 +17,8 @@
 #include <proc.h>
 #include <sched.h>
 #include <serial.h>
+#include <smap.h>
+#include <pmm.h>
 #include <string.h>
 
 /* Bytes of garbage for `selftest=garbage`: a few hundred, as the runner expects. */
@@ -121,6 +123,42 @@ static void st_oracle_lie(void)
 	oracle_end("oracle-lie");
 }
 
+/*
+ * A user page in the kernel's own space at UNMAPPED_ADDRESS holding `ret`,
+ * written while it is still kernel-only (SMAP would refuse the store), then
+ * made a user page with the flags given.
+ */
+static void *user_page_with_ret(u32 flags)
+{
+	u64 frame;
+	if (pmm_alloc(&frame) != 0 || map_region(UNMAPPED_ADDRESS, frame, 1, VMM_WRITE) != 0)
+		panic("selftest: no frame for a user page");
+	*(volatile u8 *)UNMAPPED_ADDRESS = 0xc3; /* ret */
+	if (set_page_flags(UNMAPPED_ADDRESS, 1, flags) != 0)
+		panic("selftest: set_page_flags refused a user page");
+	return (void *)UNMAPPED_ADDRESS;
+}
+
+/* The kernel calls into a user page: SMEP must fault it. */
+static void st_smep(void)
+{
+	if (!smep_on())
+		panic("selftest: this CPU has no SMEP (run it on -cpu max)");
+	void (*fn)(void) = (void (*)(void))user_page_with_ret(VMM_USER | VMM_EXEC);
+	fn();
+	panic("selftest: the kernel executed a user page without a fault");
+}
+
+/* The kernel reads a user page outside the copy routines: SMAP must fault it. */
+static void st_smap(void)
+{
+	if (!smap_on())
+		panic("selftest: this CPU has no SMAP (run it on -cpu max)");
+	volatile const u8 *p = user_page_with_ret(VMM_USER);
+	u8 v = *p;
+	panic("selftest: the kernel read 0x%x from a user page without a fault", v);
+}
+
 /* Take a frame, map a page in an empty slot (a PDPT, a PD and a PT), give none of it back. */
 static void st_leak(void)
 {
@@ -143,6 +181,8 @@ static const struct ktest selftests[] = {
 	SELFTEST("stack-overflow", st_stack_overflow),
 	SELFTEST("kstack-overflow", st_kstack_overflow),
 	SELFTEST("oracle-lie", st_oracle_lie),
+	SELFTEST("smep", st_smep),
+	SELFTEST("smap", st_smap),
 	SELFTEST("leak", st_leak),
 	SELFTEST_SUITE(KTEST_KEEPS_MEMORY, "selftest: it keeps what it takes, and says so"),
 	SELFTEST("leak-kept", st_leak),

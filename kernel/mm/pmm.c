@@ -259,6 +259,9 @@ static u64 pop(void)
 	return frame;
 }
 
+/* Frames set aside by pmm_reserve: pmm_alloc leaves them, pmm_alloc_reserved takes them. */
+static u64 reserved;
+
 /*
  * Fault injection. The mode is checked before the stack, so an injected
  * failure touches nothing but these counters, exactly like running out.
@@ -381,10 +384,33 @@ int pmm_alloc(u64 *frame)
 		inject.failures++;
 		return -E_NOMEM;
 	}
-	if (pages == 0)
+	if (depth + pages <= reserved)
 		return -E_NOMEM;
 	*frame = pop();
 	return 0;
+}
+
+int pmm_reserve(u64 n)
+{
+	if (n > depth + pages - reserved)
+		return -E_NOMEM;
+	reserved += n;
+	return 0;
+}
+
+void pmm_unreserve(u64 n)
+{
+	if (n > reserved)
+		panic("pmm: unreserve %llu frames, %llu reserved", n, reserved);
+	reserved -= n;
+}
+
+u64 pmm_alloc_reserved(void)
+{
+	if (!reserved || depth + pages < reserved)
+		panic("pmm: a reserved frame is missing (%llu reserved)", reserved);
+	reserved--;
+	return pop();
 }
 
 int pmm_free(u64 frame)
@@ -412,6 +438,7 @@ void pmm_get_stats(struct pmm_stats *out)
 	out->total = total;
 	out->free = depth + pages;
 	out->used = total - out->free;
+	out->reserved = reserved;
 }
 
 u64 pmm_nr_free(void)

@@ -9,6 +9,7 @@
  * bottom-up (the thesis's release of unused tables).
  */
 #include "vmm_internal.h"
+#include <cow.h>
 #include <cpu.h>
 #include <image.h>
 #include <panic.h>
@@ -126,6 +127,9 @@ void release_empty_tables(enum pt_window w, u64 va)
 static void free_frames(u64 frame, u64 count, int *err)
 {
 	for (u64 i = 0; i < count; i++) {
+		/* A frame that fork shared stays while another space maps it. */
+		if (cow_release(frame + i * PAGE_SIZE))
+			continue;
 		int r = pmm_free(frame + i * PAGE_SIZE);
 		if (r && !*err)
 			*err = r;

@@ -25,6 +25,7 @@
 #include <pmm.h>
 #include <proc.h>
 #include <sched.h>
+#include <smap.h>
 #include <trap.h>
 
 /* Demand-zero regions the handler knows (the heap and a few for tests). */
@@ -51,6 +52,8 @@ __asm__(".pushsection .text\n"
 	".size vmm_entry_store, . - vmm_entry_store\n"
 	".popsection\n");
 extern const u8 vmm_entry_store_insn[], vmm_entry_store_fixup[];
+/* The user-copy instruction (kernel/proc/uaccess.c). */
+extern const u8 uaccess_copy_insn[];
 
 struct demand_zero_region {
 	u64 base, size; /* [base, base + size): size, not end, since the end may be 2^64 */
@@ -171,8 +174,8 @@ static const char *demand_zero_fault(u64 err, u64 cr2, const struct demand_zero_
 	u64 frame, page = ALIGN_DOWN(cr2, PAGE_SIZE);
 	if (pmm_alloc(&frame) != 0)
 		return "out of physical frames for a demand-zero page";
-	/* Writable and not executable while it is zeroed, then the region's own rights. */
-	u32 first = VMM_WRITE | (r->flags & VMM_USER);
+	/* Kernel-only, writable and not executable while it is zeroed (SMAP), then its rights. */
+	u32 first = VMM_WRITE;
 	if (map_region(page, frame, 1, first) != 0) {
 		MUST(pmm_free(frame) == 0);
 		return "out of physical frames for a demand-zero page's tables";
@@ -182,6 +185,21 @@ static const char *demand_zero_fault(u64 err, u64 cr2, const struct demand_zero_
 		MUST(set_page_flags(page, 1, r->flags) == 0);
 	vmm_stats.demand_zero_faults++;
 	return NULL;
+}
+
+/* A kernel access to a present user page that SMEP or SMAP refused: which, else NULL. */
+static const char *kernel_user_access(const struct trap_frame *f, u64 cr2)
+{
+	u64 err = f->error_code;
+	int level;
+	if ((err & (PF_ERR_U | PF_ERR_P)) != PF_ERR_P || !(paging_walk(cr2, &level) & PTE_U))
+		return NULL;
+	if (err & PF_ERR_I)
+		return smep_on() ? "SMEP: the kernel executed a user page" : NULL;
+	/* The copy routines' own faults (a shared page written, a bad pointer) are theirs. */
+	if (!smap_on() || f->rip == (u64)uaccess_copy_insn)
+		return NULL;
+	return "SMAP: the kernel accessed a user page outside the user-copy routines";
 }
 
 const char *vmm_page_fault(struct trap_frame *f, u64 cr2)
@@ -200,8 +218,10 @@ const char *vmm_page_fault(struct trap_frame *f, u64 cr2)
 	if (r)
 		return demand_zero_fault(f->error_code, cr2, r);
 	/* The user half: the regions of the process whose space this is. */
-	if (cr2 < USER_END)
-		return proc_page_fault(cr2, f->error_code);
+	if (cr2 < USER_END) {
+		const char *why = kernel_user_access(f, cr2);
+		return why ? why : proc_page_fault(cr2, f->error_code);
+	}
 	if (f->error_code & PF_ERR_P)
 		return "protection violation: the page does not allow this access";
 	return "no mapping and no demand-zero region at this address";

@@ -11,6 +11,7 @@
 #include <proc.h>
 #include <sched.h>
 #include <selfpage.h>
+#include <smap.h>
 #include <string.h>
 #include <syscalls.h>
 #include <uaccess.h>
@@ -30,10 +31,6 @@
 /* Frames frame_alloc(FRAME_2M) takes off the PMM looking for an aligned run. */
 #define CONTIG_WINDOW 4096
 #define GRANTS_MAX 16
-#ifndef CR4_SMAP
-/* SDM Vol. 3A §2.5; the copy-on-write branch's smap.h defines it too: one of them goes at merge. */
-#define CR4_SMAP (1ULL << 21)
-#endif
 
 /* One frame (4 KiB, or a 2 MiB run) held by one process. */
 struct holding {
@@ -381,7 +378,7 @@ i64 sys_frame_map(u64 addr, u64 frame, int prot, int flags)
 		 * kernel-only too when SMAP would refuse the kernel a user page (the
 		 * flag change then costs about 390 instructions more).
 		 */
-		bool smap = read_cr4() & CR4_SMAP;
+		bool smap = smap_on();
 		u32 first = smap ? VMM_WRITE : vflags | VMM_WRITE;
 		if ((err = map_region(addr, frame, 1, first)) != 0)
 			return err;

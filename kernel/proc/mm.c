@@ -3,6 +3,7 @@
  * demand-zero (proc_page_fault maps them), unmapped with their frames, and
  * given new rights both in the region list and in the pages already there.
  */
+#include <cow.h>
 #include <layout.h>
 #include <paging.h>
 #include <panic.h>
@@ -125,8 +126,9 @@ static void reprotect_pages(u64 start, u64 end, u32 rights)
 	u32 flags = region_vmm_flags(rights);
 	for (u64 va = start; va < end; va += PAGE_SIZE) {
 		u64 pa;
+		/* A page fork shares stays read-only until its write fault copies it. */
 		if (virt_to_phys(va, &pa) == 0)
-			MUST(set_page_flags(va, 1, flags) == 0);
+			MUST(set_page_flags(va, 1, cow_page_flags(pa, flags)) == 0);
 	}
 }
 

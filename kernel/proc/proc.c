@@ -4,6 +4,7 @@
  * one place (proc_exit): its address space with every frame and table
  * (drop_page_map), then its kernel stack once another thread runs (sched.c).
  */
+#include <cow.h>
 #include <cpu.h>
 #include <elf.h>
 #include <gdt.h>
@@ -16,6 +17,7 @@
 #include <proc.h>
 #include <sched.h>
 #include <selfpage.h>
+#include <smap.h>
 #include <string.h>
 #include <trap.h>
 #include <vmm.h>
@@ -80,18 +82,15 @@ int proc_region_add(struct proc *p, u64 start, u64 end, u32 rights, const char *
 	return 0;
 }
 
-/* Map a zeroed frame at page (current space) with the rights' flags: 0 or -E_NOMEM. */
-static int map_zeroed(u64 page, u32 rights)
+/*
+ * Map a zeroed frame at page (current space) with the flags `first` (the
+ * kernel zeroes it through them), then `flags`: 0 or -E_NOMEM.
+ */
+static int map_zeroed_as(u64 page, u32 first, u32 flags)
 {
 	u64 frame;
 	if (pmm_alloc(&frame) != 0)
 		return -E_NOMEM;
-	/*
-	 * A writable region's page is mapped as it will stay and zeroed through
-	 * that mapping (the process cannot run meanwhile); any other one is
-	 * writable and not executable while it is zeroed, then gets its rights.
-	 */
-	u32 flags = region_vmm_flags(rights), first = (flags & VMM_WRITE) ? flags : VMM_WRITE;
 	if (map_region(page, frame, 1, first) != 0) {
 		MUST(pmm_free(frame) == 0);
 		return -E_NOMEM;
@@ -100,6 +99,20 @@ static int map_zeroed(u64 page, u32 rights)
 	if (first != flags)
 		MUST(set_page_flags(page, 1, flags) == 0);
 	return 0;
+}
+
+/* Map a zeroed frame at page (current space) with the rights' flags: 0 or -E_NOMEM. */
+static int map_zeroed(u64 page, u32 rights)
+{
+	/*
+	 * A writable region's page is mapped as it will stay and zeroed through
+	 * that mapping (the process cannot run meanwhile), unless SMAP forbids
+	 * the kernel that store; any other one is kernel-only, writable and not
+	 * executable while it is zeroed, then gets its rights.
+	 */
+	u32 flags = region_vmm_flags(rights);
+	u32 first = (flags & VMM_WRITE) && !smap_on() ? flags : VMM_WRITE;
+	return map_zeroed_as(page, first, flags);
 }
 
 /* What the region's rights say about an access with #PF error code err, or NULL if allowed. */
@@ -138,6 +151,9 @@ const char *proc_page_fault(u64 cr2, u64 err)
 	const char *why = access_refusal(r, err);
 	if (why)
 		return why;
+	/* A write the region allows to a present page: a page fork shares. */
+	if ((err & (PF_ERR_P | PF_ERR_W | PF_ERR_I)) == (PF_ERR_P | PF_ERR_W))
+		return cow_write_fault(cr2);
 	if (err & PF_ERR_P)
 		return "protection violation: the page does not allow this access";
 	if (map_zeroed(ALIGN_DOWN(cr2, PAGE_SIZE), r->rights) != 0)
@@ -276,7 +292,8 @@ static int build_stack(struct elf_load *l)
 	u64 words = 1 + (u64)l->argc + 1 + 1 + 2;
 	if (l->argc < 0 || strings + words * sizeof(u64) + 16 > PAGE_SIZE)
 		return -E_TOOBIG;
-	int err = map_zeroed(page, REGION_READ | REGION_WRITE);
+	/* Kernel-only while it is written (SMAP), then the stack's rights (below). */
+	int err = map_zeroed_as(page, VMM_WRITE, VMM_WRITE);
 	if (err)
 		return err;
 	u64 str = top - strings;
@@ -295,6 +312,7 @@ static int build_stack(struct elf_load *l)
 	*w++ = 0; /* AT_NULL */
 	*w++ = 0;
 	l->rsp = sp;
+	MUST(set_page_flags(page, 1, region_vmm_flags(REGION_READ | REGION_WRITE)) == 0);
 	return 0;
 }
 
@@ -335,6 +353,36 @@ int proc_spawn_elf(const void *image, u64 size, const char *name, int argc,
 	set_user_frame(p, plan.entry, l.rsp, (u64)argc, l.argv_va);
 	sched_wakeup(p);
 	return p->pid;
+}
+
+int proc_exec_elf(const void *image, u64 size, const char *name, int argc,
+		  const char *const *argv)
+{
+	static struct elf_plan plan;
+	static struct proc next; /* the new image's space and regions until it is complete */
+	struct proc *cur = sched_current();
+	if (!cur->user)
+		return -E_INVAL;
+	int err = elf_parse(image, size, &plan);
+	if (err)
+		return err;
+	memset(&next, 0, sizeof(next));
+	if ((err = new_page_map(&next.space)) != 0)
+		return err;
+	struct elf_load l = {image, &plan, argc, argv, 0, 0};
+	if ((err = in_space(&next, load_elf, &l)) != 0) {
+		MUST(drop_page_map(next.space, VMM_FREE_FRAMES) == 0);
+		return err;
+	}
+	/* Loaded: only now does the old program go. */
+	pml4_t old = cur->space;
+	cur->space = next.space;
+	switch_page_map(cur->space);
+	MUST(drop_page_map(old, VMM_FREE_FRAMES) == 0);
+	memcpy(cur->regions, next.regions, sizeof(cur->regions));
+	strlcpy(cur->name, name, sizeof(cur->name));
+	set_user_frame(cur, plan.entry, l.rsp, (u64)argc, l.argv_va);
+	return 0;
 }
 
 /* Give the current process's children to nobody; zombies among them are freed now. */

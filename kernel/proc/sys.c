@@ -117,29 +117,50 @@ i64 sys_mprotect(u64 addr, u64 len, int prot)
 	return proc_mprotect(addr, len, (u32)rights);
 }
 
-int proc_spawn_path(const char *path, int argc, const char *const *argv)
+/* The initrd's regular file path: 0 and *f set, or -E_x. */
+static int find_program(const char *path, struct cpio_file *f)
 {
 	const void *archive;
 	u64 len;
 	int err = initrd_get(&archive, &len);
 	if (err)
 		return err;
-	struct cpio_file f;
-	if ((err = cpio_find(archive, len, path, &f)) != 0)
+	if ((err = cpio_find(archive, len, path, f)) != 0)
 		return err;
-	if ((f.mode & CPIO_MODE_TYPE) != CPIO_MODE_FILE)
-		return -E_NOENT;
-	const char *base = strrchr(path, '/');
-	return proc_spawn_elf(f.data, f.size, base ? base + 1 : path, argc, argv);
+	return (f->mode & CPIO_MODE_TYPE) == CPIO_MODE_FILE ? 0 : -E_NOENT;
 }
 
-i64 sys_spawn(u64 path, u64 argv)
+/* A program's name: the last part of its path. */
+static const char *base_name(const char *path)
 {
-	static char kpath[SPAWN_PATH_MAX], strings[SPAWN_STRINGS_MAX];
-	static const char *args[SPAWN_ARGS_MAX + 1];
+	const char *base = strrchr(path, '/');
+	return base ? base + 1 : path;
+}
+
+int proc_spawn_path(const char *path, int argc, const char *const *argv)
+{
+	struct cpio_file f;
+	int err = find_program(path, &f);
+	return err ? err : proc_spawn_elf(f.data, f.size, base_name(path), argc, argv);
+}
+
+int proc_exec_path(const char *path, int argc, const char *const *argv)
+{
+	struct cpio_file f;
+	int err = find_program(path, &f);
+	return err ? err : proc_exec_elf(f.data, f.size, base_name(path), argc, argv);
+}
+
+/* A path and an argv from user space, copied (the kernel is not preempted: static buffers). */
+static char kpath[SPAWN_PATH_MAX], strings[SPAWN_STRINGS_MAX];
+static const char *args[SPAWN_ARGS_MAX + 1];
+
+/* Copy path and argv in: argc, or -E_FAULT, -E_TOOBIG. */
+static int copy_program_args(u64 path, u64 argv)
+{
 	i64 n = strncpy_from_user(kpath, path, sizeof(kpath));
 	if (n < 0)
-		return n;
+		return (int)n;
 	int argc = 0;
 	u64 used = 0;
 	for (;; argc++) {
@@ -152,10 +173,27 @@ i64 sys_spawn(u64 path, u64 argv)
 			return -E_TOOBIG;
 		i64 k = strncpy_from_user(strings + used, uarg, sizeof(strings) - used);
 		if (k < 0)
-			return k;
+			return (int)k;
 		args[argc] = strings + used;
 		used += (u64)k + 1;
 	}
 	args[argc] = NULL;
-	return proc_spawn_path(kpath, argc, args);
+	return argc;
+}
+
+i64 sys_spawn(u64 path, u64 argv)
+{
+	int argc = copy_program_args(path, argv);
+	return argc < 0 ? argc : proc_spawn_path(kpath, argc, args);
+}
+
+i64 sys_exec(u64 path, u64 argv)
+{
+	int argc = copy_program_args(path, argv);
+	return argc < 0 ? argc : proc_exec_path(kpath, argc, args);
+}
+
+i64 sys_fork(void)
+{
+	return proc_fork();
 }

@@ -9,22 +9,31 @@
 /*
  * u64 uaccess_copy(void *dst, const void *src, u64 len): rep movsb at
  * uaccess_copy_insn; a fault there resumes at uaccess_copy_fixup, which
- * returns the bytes left (rcx: the CPU updates it as the copy goes).
+ * returns the bytes left (rcx: the CPU updates it as the copy goes). With
+ * SMAP on, stac before the copy and clac after it (on both ways out) are
+ * the only places the kernel opens user pages (smap.h).
  */
 __asm__(".pushsection .text\n"
 	".globl uaccess_copy\n"
 	".type uaccess_copy, @function\n"
 	"uaccess_copy:\n"
 	"	movq %rdx, %rcx\n"
+	"	cmpb $0, smap_enabled(%rip)\n"
+	"	je 1f\n"
+	"	stac\n" /* user pages open for the one copy instruction */
+	"1:\n"
 	".globl uaccess_copy_insn\n"
 	"uaccess_copy_insn:\n"
 	"	rep movsb\n"
 	"	xorl %eax, %eax\n"
-	"	ret\n"
+	"	jmp 2f\n"
 	".globl uaccess_copy_fixup\n"
 	"uaccess_copy_fixup:\n"
 	"	movq %rcx, %rax\n"
-	"	ret\n"
+	"2:	cmpb $0, smap_enabled(%rip)\n"
+	"	je 3f\n"
+	"	clac\n"
+	"3:	ret\n"
 	".size uaccess_copy, . - uaccess_copy\n"
 	".popsection\n");
 u64 uaccess_copy(void *dst, const void *src, u64 len);

@@ -6,6 +6,12 @@
  *   spawn_exit_wait  spawn of bin/true, its exit, the parent's wait
  *   user_fault_zero  the first write to a page of an mmap'd region: the #PF from
  *                    user mode, the region lookup, a frame, its mapping, the zeroing
+ *   fork             one fork of this process with an mmap'd region of 2 MiB or
+ *                    64 MiB all touched, per 4 KiB page of the region (the program's
+ *                    own few pages ride along); the child exits at once
+ *   cow_fault        the first write to each page of a 2 MiB region shared with a
+ *                    sleeping child: the #PF, the count lookup, the copy into the
+ *                    frame reserved at fork, the remapping
  * Appel and Li's primitives (self-paging, issue 14), per page:
  *   trap_kernel      first write to a page of an mmap'd region: the kernel's
  *                    demand-zero path (a zeroed frame mapped by the kernel)
@@ -95,6 +101,54 @@ static int bench_fault(void)
 	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
 }
 
+/* fork with `bytes` of touched anonymous memory, timed in the parent. */
+static int bench_fork(unsigned long bytes)
+{
+	long r = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
+	if (r < 0)
+		return 1;
+	volatile unsigned char *p = (volatile unsigned char *)r;
+	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
+		p[i] = 1;
+	unsigned long t0 = tsc();
+	long pid = sys_fork();
+	if (pid == 0)
+		sys_exit(0);
+	unsigned long t = tsc() - t0;
+	int status;
+	if (pid < 0 || sys_wait((int)pid, &status) != pid || status != 0)
+		return 1;
+	report("fork", bytes, bytes / PAGE_SIZE, t);
+	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
+}
+
+/* Write every page of a 2 MiB region while a sleeping child still shares it. */
+static int bench_cow_fault(void)
+{
+	unsigned long bytes = 2UL << 20;
+	long r = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
+	if (r < 0)
+		return 1;
+	volatile unsigned char *p = (volatile unsigned char *)r;
+	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
+		p[i] = 1;
+	long pid = sys_fork();
+	if (pid == 0) {
+		sys_sleep(100UL * 1000 * 1000); /* shares every page until the parent is done */
+		sys_exit(p[0] == 1 && p[bytes - PAGE_SIZE] == 1 ? 0 : 1);
+	}
+	if (pid < 0)
+		return 1;
+	unsigned long t0 = tsc();
+	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
+		p[i] = 2;
+	report("cow_fault", bytes, bytes / PAGE_SIZE, tsc() - t0);
+	int status;
+	if (sys_wait((int)pid, &status) != pid || status != 0)
+		return 1;
+	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
+}
+
 #define SP_PAGES 2048
 #define PROT1_OPS 2000
 #define PROTN_PAGES 100
@@ -181,5 +235,6 @@ int main(int argc, char **argv)
 			sys_yield();
 		return 0;
 	}
-	return bench_getpid() | bench_yield() | bench_spawn() | bench_fault() | bench_appel_li();
+	return bench_getpid() | bench_yield() | bench_spawn() | bench_fault() |
+	       bench_fork(2UL << 20) | bench_fork(64UL << 20) | bench_cow_fault() | bench_appel_li();
 }

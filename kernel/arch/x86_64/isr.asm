@@ -7,6 +7,7 @@
 ; swaps it back; trap_return is also how a new process enters user mode.
 
 extern trap_dispatch
+extern smap_enabled
 
 ; Vectors for which the CPU pushes an error code (SDM Vol. 3A Table 6-1).
 %define HAS_ERROR_CODE(v) ((v) == 8 || (v) == 10 || (v) == 11 || (v) == 12 || (v) == 13 || (v) == 14 || (v) == 17 || (v) == 21 || (v) == 29 || (v) == 30)
@@ -47,6 +48,12 @@ isr_common:
     jz .from_kernel
     swapgs
 .from_kernel:
+    ; No handler runs with user pages open (RFLAGS.AC): iretq restores the
+    ; interrupted AC (a fault inside a user copy resumes with it set).
+    cmp byte [rel smap_enabled], 0
+    je .ac_clear
+    clac
+.ac_clear:
     push rax
     push rbx
     push rcx

@@ -233,6 +233,9 @@ void trap_dispatch(struct trap_frame *f)
 		return;
 	}
 	if (trap_from_user(f)) {
+		/* A kernel test's single ring-3 access ends here (it does not return then). */
+		if (user_probe_active)
+			user_probe_catch(f, cr2);
 		user_exception(f, cr2);
 		proc_return_to_user(f);
 		return;

@@ -1,0 +1,76 @@
+/*
+ * Copy-on-write sharing of user frames (kernel/mm/cow.c).
+ *
+ * A frame mapped by more than one PTE (after fork) has a count: the number
+ * of PTEs mapping it. Frames mapped once have no entry at all, so the
+ * bookkeeping costs memory only for what is shared: an open-addressing hash
+ * table (frame -> count) whose pages come from the PMM as it grows and go
+ * back as it empties; lookups, inserts and removals are O(1) amortized.
+ *
+ * Out of memory: every share reserves one PMM frame (pmm_reserve), so
+ * Sum(count - 1) frames stay reserved, one for each copy a write fault may
+ * still have to make. A write fault therefore never fails for lack of a
+ * frame; the last mapping of a frame takes it over without copying.
+ *
+ * Shared PTEs are read-only in every space; one that was writable carries
+ * PTE_COW (an available bit) so that a failed fork can give W back.
+ */
+#ifndef OUROBOROS_COW_H
+#define OUROBOROS_COW_H
+
+#include <types.h>
+#include <vmm.h>
+
+/* What copy-on-write has done since boot (for tests and diagnostics). */
+struct cow_stats {
+	u64 shared;     /* frames with a count now (entries in the table) */
+	u64 capacity;   /* table slots (0: no table, no pages) */
+	u64 table_pages; /* frames the table holds */
+	u64 copies;     /* write faults that copied a page */
+	u64 takeovers;  /* write faults that found the frame no longer shared */
+	u64 reserved;   /* frames reserved for future copies: Sum(count - 1) */
+};
+
+void cow_get_stats(struct cow_stats *out);
+
+/*
+ * Make the page tables of the scratch pages copies go through (at boot, so
+ * they are not counted against a later test; the first fork retries): 0 or
+ * -E_NOMEM.
+ */
+int cow_init(void);
+
+/* The number of PTEs mapping frame: its count, or 1 when it is not shared. */
+u64 cow_count(u64 frame);
+
+/*
+ * A copy-on-write copy of the current space's user half into a new space:
+ * every present user page is shared (read-only in both, counted, one frame
+ * reserved for it). 0 and *out set, or -E_NOMEM (frames for the
+ * reservation, the table or the new tables are missing) or -E_INVAL (a
+ * 2 MiB/1 GiB page in the user half: the user half uses 4 KiB pages only),
+ * with the current space and the PMM's free and reserved counts as before.
+ */
+int cow_fork_space(pml4_t *out);
+
+/*
+ * A mapping of frame goes away (unmap, drop of a space): true when other
+ * mappings remain (the frame must not be freed; its count and one reserved
+ * frame go), false when it was the last (the caller frees it).
+ */
+bool cow_release(u64 frame);
+
+/*
+ * Resolve a write fault on the present, read-only PTE of va (current space)
+ * in a region that allows writes: copy the page into a reserved frame while
+ * it is shared, else take the frame over. NULL when done, else why not.
+ */
+const char *cow_write_fault(u64 va);
+
+/*
+ * The flags set_page_flags should give a present page of a writable region:
+ * VMM_WRITE is dropped while its frame is shared (mprotect keeps COW).
+ */
+u32 cow_page_flags(u64 frame, u32 flags);
+
+#endif

@@ -1,0 +1,179 @@
+/*
+ * fork and copy-on-write from the kernel's side, with assembly programs that
+ * touch only the pages they mean to (test_proc.c's way): copies and
+ * takeovers counted by cow_get_stats, -E_NOMEM with nothing changed at every
+ * point a fork can run out of frames, and no leak after 1,000 cycles.
+ */
+#include <cow.h>
+#include <ktest.h>
+#include <layout.h>
+#include <pmm.h>
+#include <proc.h>
+#include <sched.h>
+#include <syscalls.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define STACK_PAGES 4
+
+#define BLOB(name, body)                                              \
+	__asm__(".pushsection .rodata\n"                              \
+		".globl " #name "\n" #name ":\n" body "\n"            \
+		".globl " #name "_end\n" #name "_end:\n"              \
+		".popsection\n");                                     \
+	extern const u8 name[], name##_end[]
+
+#define SYSCALL(nr) "mov $" STR(nr) ", %eax\n syscall\n"
+#define EXIT_WITH(code) "mov $" #code ", %edi\n" SYSCALL(SYS_exit)
+
+/*
+ * The stack word at -8(%rsp) is 1; fork; the child exits at once (it writes
+ * nothing); the parent waits for it, then writes 2 there: the frame is its
+ * own again, so that write takes it over. Exit 0 when the word reads 2.
+ */
+BLOB(blob_takeover, "movq $1, -8(%rsp)\n" SYSCALL(SYS_fork)
+     "test %rax, %rax\n jnz 1f\n" EXIT_WITH(0)
+     "1: mov %rax, %rdi\n xor %esi, %esi\n" SYSCALL(SYS_wait)
+     "movq $2, -8(%rsp)\n cmpq $2, -8(%rsp)\n jne 9f\n" EXIT_WITH(0) "9:" EXIT_WITH(1));
+
+/*
+ * The same, but the parent writes while the child still shares the page (the
+ * child sleeps, then checks it still reads 1): one copy. Exit 0 when both
+ * saw their own value.
+ */
+BLOB(blob_copy, "movq $1, -8(%rsp)\n" SYSCALL(SYS_fork)
+     "test %rax, %rax\n jnz 1f\n"
+     "mov $20000000, %edi\n" SYSCALL(SYS_sleep)
+     "cmpq $1, -8(%rsp)\n jne 9f\n" EXIT_WITH(0)
+     "1: movq $2, -8(%rsp)\n mov %rax, %rdi\n lea -16(%rsp), %rsi\n" SYSCALL(SYS_wait)
+     "cmpl $0, -16(%rsp)\n jne 9f\n cmpq $2, -8(%rsp)\n jne 9f\n" EXIT_WITH(0)
+     "9:" EXIT_WITH(1));
+
+/* 1,000 times: fork, the child exits 0, the parent waits. Exit 0, or 1 at a failure. */
+BLOB(blob_fork_cycles, "movq $1, -8(%rsp)\n mov $1000, %ebx\n"
+     "1:" SYSCALL(SYS_fork)
+     "test %rax, %rax\n jnz 2f\n" EXIT_WITH(0)
+     "2: js 9f\n mov %rax, %rdi\n xor %esi, %esi\n" SYSCALL(SYS_wait)
+     "test %rax, %rax\n js 9f\n dec %ebx\n jnz 1b\n" EXIT_WITH(0) "9:" EXIT_WITH(1));
+
+/*
+ * Touch a stack page, sleep 20 ms (the test takes frames away meanwhile),
+ * fork: the child exits 0, the parent waits and exits 100; a failed fork
+ * exits with -error after checking its stack word is intact.
+ */
+BLOB(blob_sleep_fork, "movq $7, -8(%rsp)\n mov $20000000, %edi\n" SYSCALL(SYS_sleep)
+     SYSCALL(SYS_fork)
+     "test %rax, %rax\n jnz 1f\n" EXIT_WITH(0)
+     "1: js 2f\n mov %rax, %rdi\n xor %esi, %esi\n" SYSCALL(SYS_wait) EXIT_WITH(100)
+     "2: cmpq $7, -8(%rsp)\n jne 9f\n movq $8, -8(%rsp)\n neg %rax\n mov %eax, %edi\n"
+     SYSCALL(SYS_exit) "9:" EXIT_WITH(99));
+
+static u64 frames(void)
+{
+	struct pmm_stats s;
+	pmm_get_stats(&s);
+	return s.free;
+}
+
+/* Spawn blob [b, e) and wait: 0 and its exit info, or an error. */
+static int run(const u8 *b, const u8 *e, struct exit_info *x)
+{
+	int pid = proc_spawn_blob(b, (u64)(e - b), USER_PROGRAM_BASE, USER_STACK_TOP, STACK_PAGES,
+				  "forker");
+	if (pid < 0)
+		return pid;
+	return proc_wait(pid, x) == pid ? 0 : -E_CHILD;
+}
+
+/* Nothing shared, nothing reserved: what every test ends with. */
+static bool cow_idle(void)
+{
+	struct cow_stats s;
+	cow_get_stats(&s);
+	return s.shared == 0 && s.reserved == 0 && s.table_pages == 0;
+}
+
+KTEST(cow, write_after_the_other_side_exited_takes_the_page_over)
+{
+	struct exit_info x;
+	KASSERT_EQ(run(blob_takeover, blob_takeover_end, &x), 0); /* once: the scratch tables */
+	struct cow_stats a, b;
+	cow_get_stats(&a);
+	u64 free0 = frames();
+	KASSERT_EQ(run(blob_takeover, blob_takeover_end, &x), 0);
+	cow_get_stats(&b);
+	KASSERT(!x.killed);
+	KASSERT_EQ(x.status, 0);
+	KASSERT_EQ(b.copies - a.copies, 0);
+	KASSERT_EQ(b.takeovers - a.takeovers, 1);
+	KASSERT_EQ(frames(), free0);
+	KASSERT(cow_idle());
+}
+
+KTEST(cow, write_while_shared_copies_once)
+{
+	struct exit_info x;
+	struct cow_stats a, b;
+	cow_get_stats(&a);
+	u64 free0 = frames();
+	KASSERT_EQ(run(blob_copy, blob_copy_end, &x), 0);
+	cow_get_stats(&b);
+	KASSERT(!x.killed);
+	KASSERT_EQ(x.status, 0);
+	KASSERT_EQ(b.copies - a.copies, 1);
+	KASSERT_EQ(b.takeovers - a.takeovers, 0);
+	KASSERT_EQ(frames(), free0);
+	KASSERT(cow_idle());
+}
+
+KTEST(cow, no_leak_after_1000_fork_exit_wait)
+{
+	struct exit_info x;
+	KASSERT_EQ(run(blob_takeover, blob_takeover_end, &x), 0);
+	u64 free0 = frames();
+	KASSERT_EQ(run(blob_fork_cycles, blob_fork_cycles_end, &x), 0);
+	KASSERT(!x.killed);
+	KASSERT_EQ(x.status, 0);
+	KASSERT_EQ(frames(), free0);
+	KASSERT(cow_idle());
+	KASSERT_EQ(proc_count(), 1);
+}
+
+KTEST(cow, fork_without_frames_fails_with_enomem_and_changes_nothing)
+{
+	struct exit_info x;
+	KASSERT_EQ(run(blob_takeover, blob_takeover_end, &x), 0);
+	u64 free0 = frames();
+	int failures = 0, left;
+	/* Leave 0, 1, 2... frames when fork runs, until it succeeds: every way it can run out. */
+	for (left = 0; left < 64; left++) {
+		int pid = proc_spawn_blob(blob_sleep_fork, (u64)(blob_sleep_fork_end - blob_sleep_fork),
+					  USER_PROGRAM_BASE, USER_STACK_TOP, STACK_PAGES, "forker");
+		KASSERT(pid > 0);
+		/* Its stack page and tables come with its first store: let it reach its sleep. */
+		struct proc *p = proc_by_pid(pid);
+		while (p->state == PROC_RUNNABLE || p->state == PROC_RUNNING)
+			sched_yield();
+		KASSERT_EQ(p->state, PROC_SLEEPING);
+		struct pmm_stats s;
+		pmm_get_stats(&s);
+		u64 take = s.free - s.reserved > (u64)left ? s.free - s.reserved - (u64)left : 0;
+		KASSERT_EQ(pmm_reserve(take), 0);
+		int got = proc_wait(pid, &x);
+		pmm_unreserve(take);
+		KASSERT_EQ(got, pid);
+		if (x.killed)
+			ktest_log("with %d frames left: killed: %s", left, x.reason);
+		KASSERT(!x.killed);
+		KASSERT_EQ(frames(), free0);
+		KASSERT(cow_idle());
+		if (x.status == 100)
+			break;
+		KASSERT_EQ(x.status, E_NOMEM);
+		failures++;
+	}
+	ktest_log("fork failed with -E_NOMEM with 0..%d frames left, succeeded with %d", left - 1,
+		  left);
+	KASSERT(failures > 0);
+	KASSERT(left < 64);
+}
