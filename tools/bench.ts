@@ -15,6 +15,7 @@ import { build } from "./build/build.ts";
 import { BUILD_DIR, LOG_DIR, ROOT } from "./paths.ts";
 import { runKernel } from "./run/run.ts";
 import { ensureTools } from "./host/toolcheck.ts";
+import { finishLinux, startLinux } from "./bench/vs_linux.ts";
 
 /** The operations the kernel measures. */
 export const BENCH_OPS = [
@@ -32,6 +33,9 @@ export const BENCH_OPS = [
   "user_fault_zero",
   "fork",
   "cow_fault",
+  "user_populate",
+  "user_protect",
+  "user_unmap",
 ] as const;
 /** One of {@link BENCH_OPS}. */
 export type BenchOp = typeof BENCH_OPS[number];
@@ -145,22 +149,35 @@ async function benchRun(elf: string, icount: boolean): Promise<BenchSample[]> {
   return parseBench(lines);
 }
 
-async function main(): Promise<number> {
+async function main(args: string[]): Promise<number> {
+  const vsLinux = args.includes("--vs-linux");
+  const unknown = args.filter((a) => a !== "--vs-linux");
+  if (unknown.length > 0) {
+    console.error(`bench: unknown option ${unknown[0]} (known: --vs-linux)`);
+    return 2;
+  }
   await ensureTools();
+  const start = performance.now();
   const outDir = join(BUILD_DIR, "bench");
   const { elf } = await build({ root: ROOT, outDir, extraCFlags: ["-DOUROBOROS_BENCH"] });
   // One after the other: the plain run's cycles are host time under TCG, and a second QEMU
-  // on the same cores makes them swing several-fold.
+  // on the same cores makes them swing several-fold. Linux's run counts instructions only,
+  // so it goes alongside our icount run.
   const cycles = await benchRun(elf, false);
+  const linux = vsLinux ? startLinux(join(outDir, "linux")) : null;
   const instructions = await benchRun(elf, true);
   const results = combine(cycles, instructions);
   console.log(formatTable(results));
   const file = join(outDir, "results.json");
-  await Deno.writeTextFile(file, JSON.stringify(results, null, 2) + "\n");
+  if (linux) {
+    const side = await finishLinux(await linux, results);
+    await Deno.writeTextFile(file, JSON.stringify({ ours: results, ...side }, null, 2) + "\n");
+  } else await Deno.writeTextFile(file, JSON.stringify(results, null, 2) + "\n");
+  console.log(`bench: ${((performance.now() - start) / 1000).toFixed(0)} s wall time`);
   console.log(
     `\nwritten: ${file} (instructions under -icount shift=0: exact and repeatable; cycles: guest TSC under TCG)`,
   );
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -12,6 +12,14 @@
  *   cow_fault        the first write to each page of a 2 MiB region shared with a
  *                    sleeping child: the #PF, the count lookup, the copy into the
  *                    frame reserved at fork, the remapping
+ *   user_populate    mmap of a region and the first write to each of its pages, timed
+ *                    together: frames allocated, zeroed and mapped (our mmap has no
+ *                    populate flag, so the touching loop is the populate path; the
+ *                    pair of Linux's mmap(MAP_POPULATE))
+ *   user_protect     mprotect(PROT_READ) of that region, every page present
+ *   user_unmap       munmap of that region: every frame freed
+ * user_fault_zero, user_populate, user_protect and user_unmap also run over the
+ * regions of `deno task bench --vs-linux` (4 KiB to 64 MiB), fork and cow_fault too.
  * Lines: "# BENCH op=OP page_size=4096 region_bytes=B pages=N ticks=T" (N: operations).
  * `bench yield-partner N` is the other side of yield_switch.
  */
@@ -112,10 +120,9 @@ static int bench_fork(unsigned long bytes)
 	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
 }
 
-/* Write every page of a 2 MiB region while a sleeping child still shares it. */
-static int bench_cow_fault(void)
+/* Write every page of a region while a sleeping child still shares it. */
+static int bench_cow_fault(unsigned long bytes)
 {
-	unsigned long bytes = 2UL << 20;
 	long r = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
 	if (r < 0)
 		return 1;
@@ -139,6 +146,57 @@ static int bench_cow_fault(void)
 	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
 }
 
+/* The regions bench/linux/bench.c measures too. */
+static const unsigned long regions[] = {4096UL, 65536UL, 1UL << 20, 16UL << 20, 64UL << 20};
+#define NREGIONS (sizeof(regions) / sizeof(regions[0]))
+
+/* First touch of each page of a fresh region (demand-zero faults), per region size. */
+static int bench_fault_region(unsigned long bytes)
+{
+	long r = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
+	if (r < 0)
+		return 1;
+	volatile unsigned char *p = (volatile unsigned char *)r;
+	unsigned long t0 = tsc();
+	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
+		p[i] = 1;
+	report("user_fault_zero", bytes, bytes / PAGE_SIZE, tsc() - t0);
+	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
+}
+
+/* mmap + touching (populate), mprotect, munmap with frames freed. */
+static int bench_region(unsigned long bytes)
+{
+	unsigned long n = bytes / PAGE_SIZE;
+	unsigned long t0 = tsc();
+	long r = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
+	if (r < 0)
+		return 1;
+	volatile unsigned char *p = (volatile unsigned char *)r;
+	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
+		p[i] = 1;
+	report("user_populate", bytes, n, tsc() - t0);
+	t0 = tsc();
+	if (sys_mprotect((void *)r, bytes, PROT_READ) != 0)
+		return 1;
+	report("user_protect", bytes, n, tsc() - t0);
+	t0 = tsc();
+	if (sys_munmap((void *)r, bytes) != 0)
+		return 1;
+	report("user_unmap", bytes, n, tsc() - t0);
+	return 0;
+}
+
+static int bench_regions(void)
+{
+	int err = 0;
+	for (unsigned i = 0; i < NREGIONS; i++)
+		err |= bench_fault_region(regions[i]) | bench_region(regions[i]);
+	for (unsigned i = 0; i < NREGIONS; i++)
+		err |= bench_fork(regions[i]) | bench_cow_fault(regions[i]);
+	return err;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "yield-partner")) {
@@ -150,5 +208,5 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	return bench_getpid() | bench_yield() | bench_spawn() | bench_fault() |
-	       bench_fork(2UL << 20) | bench_fork(64UL << 20) | bench_cow_fault();
+	       bench_fork(2UL << 20) | bench_cow_fault(2UL << 20) | bench_regions();
 }
