@@ -78,6 +78,7 @@ Deno.test("bench vs Linux: ratios per page, per operation for getpid and spawn; 
   assert.deepEqual(row("fault_zero"), {
     op: "fault_zero",
     ours_op: "user_fault_zero",
+    page_size: 4096,
     region_bytes: 4096,
     ours: 729.5,
     linux: 7295,

@@ -105,7 +105,13 @@ Deno.test("workflows: the matrix job's shards are 1..N of N, over every configur
 Deno.test("workflows: artifacts are the JUnit reports and serial logs; caches for Deno and apt", () => {
   const uploads = workflow.match(/uses: actions\/upload-artifact@v\d+/g) ?? [];
   const jobs = workflow.slice(workflow.indexOf("\njobs:\n")).match(/^ {2}[\w-]+:$/gm) ?? [];
-  assert.deepEqual(jobs.map((j) => j.trim()), ["test:", "matrix:", "boot-paths:", "lab:"]);
+  assert.deepEqual(jobs.map((j) => j.trim()), [
+    "test:",
+    "matrix:",
+    "boot-paths:",
+    "vs-linux:",
+    "lab:",
+  ]);
   assert.equal(uploads.length, jobs.length, "one upload per job");
   assert.equal((workflow.match(/build\/reports\/\n\s+build\/logs\//g) ?? []).length, jobs.length);
   assert.match(workflow, /path: \|\n\s+~\/\.npm\n\s+~\/\.cache\/deno/);

@@ -123,6 +123,7 @@ export interface OurFigure {
 export interface CompareRow {
   op: LinuxOp;
   ours_op: string;
+  page_size: number;
   region_bytes: number;
   /** Instructions per page (per operation for getpid and spawn); null: not available on our side. */
   ours: number | null;
@@ -149,6 +150,7 @@ export function compare(ours: readonly OurFigure[], linux: readonly LinuxSample[
     return {
       op: l.op,
       ours_op: pair.ours,
+      page_size: l.page_size,
       region_bytes: l.region_bytes,
       ours: oursPer,
       linux: linuxPer,

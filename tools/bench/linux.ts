@@ -4,7 +4,7 @@
  * outside the repository), bench/linux/bench.c built static with the system
  * gcc and packed as /init with /true into a cpio newc initramfs
  * (tools/core/cpio.ts), booted in the same QEMU as our bench: microvm, 2 GiB,
- * TCG, `-icount shift=0`, `console=ttyS0 quiet`. The program powers the
+ * TCG, `-icount shift=0`, `console=ttyS0 quiet transparent_hugepage=never`. The program powers the
  * machine off with reboot(RB_POWER_OFF); its serial log is parsed by
  * compare.ts.
  */
@@ -111,7 +111,9 @@ export async function runLinuxBench(
   const args = buildQemuArgs({
     kernel: kernel.vmlinuz,
     initrd,
-    append: "console=ttyS0 quiet",
+    // 4 KiB pages as ours: Debian's kernel puts THP "always", which would map the large
+    // regions with 2 MiB pages and make the pairs measure different work.
+    append: "console=ttyS0 quiet transparent_hugepage=never",
     memory: "2G",
     accel: "tcg",
     extraArgs: ["-icount", "shift=0"],

@@ -13,9 +13,27 @@ import {
 } from "./compare.ts";
 import { type LinuxKernel, runLinuxBench } from "./linux.ts";
 
+/**
+ * Linux's figures as rows of the same shape as ours (results.json's `ours`),
+ * named by the op of ours they pair with, so a chart or a ratio keyed by
+ * op, page size and region finds both sides; `linux_op` keeps Linux's name.
+ */
+export interface LinuxFigure {
+  op: string;
+  linux_op: string;
+  page_size: number;
+  region_bytes: number;
+  instructions_per_page: number;
+}
+
 /** What results.json holds besides our rows. */
 export interface LinuxSide {
-  linux: { version: string; calibration: LinuxRun["calibration"]; samples: LinuxRun["samples"] };
+  linux: LinuxFigure[];
+  linux_kernel: {
+    version: string;
+    calibration: LinuxRun["calibration"];
+    samples: LinuxRun["samples"];
+  };
   comparison: CompareRow[];
 }
 
@@ -44,7 +62,14 @@ export function finishLinux(
         : ""),
   );
   return {
-    linux: {
+    linux: rows.map((r) => ({
+      op: r.ours_op,
+      linux_op: r.op,
+      page_size: r.page_size,
+      region_bytes: r.region_bytes,
+      instructions_per_page: r.linux,
+    })),
+    linux_kernel: {
       version: l.kernel.version,
       calibration: l.run.calibration,
       samples: l.run.samples,
