@@ -14,6 +14,7 @@ import {
   LINUX_OPS,
   PAIRS,
   parseLinux,
+  parseOurCalibration,
 } from "../tools/bench/compare.ts";
 import { kernelPackage, runLinuxBench } from "../tools/bench/linux.ts";
 import { BENCH_OPS } from "../tools/bench.ts";
@@ -56,6 +57,13 @@ Deno.test("bench vs Linux: a failed, truncated or unknown Linux run is an error"
 Deno.test("bench vs Linux: a clock that does not follow icount is refused", () => {
   const good = parseLinux(fixture("small.log")).calibration;
   assert.match(checkCalibration(good), /2000000 instructions reads 2018328 rdtsc ticks/);
+  const ours = parseOurCalibration([
+    "# bench: a TSC read pair costs 2 ticks (subtracted)",
+    "# bench: calibration loop_instructions=2000000 tsc_ticks=2000003",
+  ]);
+  assert.deepEqual(ours, { loop_instructions: 2000000, tsc_ticks: 2000003 });
+  assert.equal(parseOurCalibration(["# BENCH done"]), null);
+  assert.match(checkCalibration({ ...ours!, monotonic_ns: 0 }, 0.02, "ours"), /under ours$/);
   const bad = parseLinux(fixture("no-icount.log")).calibration;
   assert.throws(() => checkCalibration(bad), /rdtsc does not count instructions/);
 });

@@ -170,7 +170,9 @@ async function main(args: string[]): Promise<number> {
   console.log(formatTable(results));
   const file = join(outDir, "results.json");
   if (linux) {
-    const side = await finishLinux(await linux, results);
+    // Our calibration line is in the icount run's serial log (bin/bench prints it).
+    const ourLog = (await Deno.readTextFile(join(LOG_DIR, "bench-icount.log"))).split("\n");
+    const side = finishLinux(await linux, results, ourLog);
     await Deno.writeTextFile(file, JSON.stringify({ ours: results, ...side }, null, 2) + "\n");
   } else await Deno.writeTextFile(file, JSON.stringify(results, null, 2) + "\n");
   console.log(`bench: ${((performance.now() - start) / 1000).toFixed(0)} s wall time`);

@@ -90,14 +90,28 @@ export function parseLinux(lines: readonly string[]): LinuxRun {
  * `slack` (the loop plus the clock reads around it); a tsc that does not follow
  * icount would make every Linux figure meaningless, so this throws.
  */
-export function checkCalibration(c: Calibration, slack = 0.02): string {
+export function checkCalibration(c: Calibration, slack = 0.02, side = "Linux"): string {
   const ratio = c.tsc_ticks / c.loop_instructions;
   if (Math.abs(ratio - 1) > slack) {
     throw new Error(
-      `rdtsc does not count instructions under Linux: ${c.tsc_ticks} ticks for a loop of ${c.loop_instructions} instructions`,
+      `rdtsc does not count instructions under ${side}: ${c.tsc_ticks} ticks for a loop of ${c.loop_instructions} instructions`,
     );
   }
-  return `calibration: a loop of ${c.loop_instructions} instructions reads ${c.tsc_ticks} rdtsc ticks and ${c.monotonic_ns} ns of CLOCK_MONOTONIC under Linux`;
+  const mono = side === "Linux" ? ` and ${c.monotonic_ns} ns of CLOCK_MONOTONIC` : "";
+  return `calibration: a loop of ${c.loop_instructions} instructions reads ${c.tsc_ticks} rdtsc ticks${mono} under ${side}`;
+}
+
+const OUR_CALIB = /^\s*# bench: calibration loop_instructions=(\d+) tsc_ticks=(\d+)\s*$/;
+
+/** Our bench's calibration line (bin/bench, under icount), or null if the log has none. */
+export function parseOurCalibration(
+  lines: readonly string[],
+): { loop_instructions: number; tsc_ticks: number } | null {
+  for (const line of lines) {
+    const m = OUR_CALIB.exec(line.replace(/\r$/, ""));
+    if (m) return { loop_instructions: Number(m[1]), tsc_ticks: Number(m[2]) };
+  }
+  return null;
 }
 
 /** Which of our rows measures the same work as a Linux row. */

@@ -9,6 +9,7 @@ import {
   type CompareRow,
   formatCompare,
   type LinuxRun,
+  parseOurCalibration,
   TARGET_RATIO,
 } from "./compare.ts";
 import { type LinuxKernel, runLinuxBench } from "./linux.ts";
@@ -48,9 +49,13 @@ export function startLinux(
 export function finishLinux(
   l: { kernel: LinuxKernel; run: LinuxRun; log: string },
   ours: readonly { op: string; region_bytes: number; instructions_per_page: number }[],
+  ourLog: readonly string[],
 ): LinuxSide {
   console.log(`\nLinux ${l.kernel.version} (${l.kernel.vmlinuz}), serial log ${l.log}`);
   console.log(checkCalibration(l.run.calibration));
+  const mine = parseOurCalibration(ourLog);
+  if (mine === null) throw new Error("our bench printed no calibration line (bin/bench)");
+  console.log(checkCalibration({ ...mine, monotonic_ns: 0 }, 0.02, "ours"));
   const rows = compare(ours, l.run.samples);
   console.log(formatCompare(rows));
   const measured = rows.filter((r) => r.ratio !== null);

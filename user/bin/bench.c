@@ -26,6 +26,7 @@
 #include "ulib.h"
 
 #define GETPID_OPS 20000
+#define CALIB_LOOPS 1000000UL
 #define YIELD_OPS 5000
 #define SPAWN_OPS 200
 #define FAULT_PAGES 8192
@@ -197,6 +198,20 @@ static int bench_regions(void)
 	return err;
 }
 
+/*
+ * A loop of exactly 2 instructions per turn (dec; jnz), counted by the TSC: under
+ * -icount shift=0 it must read about 2 * CALIB_LOOPS (bench/linux/bench.c does the same
+ * under Linux; tools/bench/vs_linux.ts checks both).
+ */
+static void calibrate(void)
+{
+	unsigned long n = CALIB_LOOPS;
+	unsigned long t0 = tsc();
+	__asm__ volatile("1: dec %0\n\tjnz 1b" : "+r"(n));
+	unsigned long t = tsc() - t0;
+	printf("# bench: calibration loop_instructions=%lu tsc_ticks=%lu\n", 2 * CALIB_LOOPS, t);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "yield-partner")) {
@@ -207,6 +222,7 @@ int main(int argc, char **argv)
 			sys_yield();
 		return 0;
 	}
+	calibrate();
 	return bench_getpid() | bench_yield() | bench_spawn() | bench_fault() |
 	       bench_fork(2UL << 20) | bench_cow_fault(2UL << 20) | bench_regions();
 }
