@@ -18,7 +18,7 @@ import {
 } from "../tools/bench/compare.ts";
 import { kernelPackage, runLinuxBench } from "../tools/bench/linux.ts";
 import { BENCH_OPS } from "../tools/bench.ts";
-import { BUILD_DIR, ROOT } from "../tools/paths.ts";
+import { BUILD_DIR, LOG_DIR, ROOT } from "../tools/paths.ts";
 
 const FIXTURES = join(ROOT, "tests", "fixtures", "bench-linux");
 const fixture = (name: string) => Deno.readTextFileSync(join(FIXTURES, name)).split("\n");
@@ -118,7 +118,9 @@ Deno.test({
   name: requested ? e2e : `${e2e} [skipped: downloads a kernel; runs with OUROBOROS_VS_LINUX=1]`,
   ignore: !requested,
   fn: async () => {
-    const r = await runLinuxBench({ outDir: join(BUILD_DIR, "bench-test", "linux"), small: true });
+    const outDir = join(BUILD_DIR, "bench-test", "linux");
+    const logFile = join(LOG_DIR, "bench-linux-test.log");
+    const r = await runLinuxBench({ outDir, logFile, small: true });
     assert.match(r.kernel.version, /^\d+\.\d+\.\d+-\d+-amd64$/);
     checkCalibration(r.run.calibration);
     assert.deepEqual(r.run.samples.map((s) => s.op), [...LINUX_OPS]);

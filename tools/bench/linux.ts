@@ -4,12 +4,12 @@
  * outside the repository), bench/linux/bench.c built static with the system
  * gcc and packed as /init with /true into a cpio newc initramfs
  * (tools/core/cpio.ts), booted in the same QEMU as our bench: microvm, 2 GiB,
- * TCG, `-icount shift=0`, `console=ttyS0 quiet transparent_hugepage=never`. The program powers the
- * machine off with reboot(RB_POWER_OFF); its serial log is parsed by
- * compare.ts.
+ * TCG, `-icount shift=0`, `console=ttyS0 quiet transparent_hugepage=never panic=-1`.
+ * The program powers the machine off with reboot(RB_POWER_OFF); its serial
+ * log is parsed by compare.ts.
  */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { writeCpio } from "../core/cpio.ts";
 import { buildQemuArgs } from "../machines/qemu.ts";
 import { LOG_DIR, ROOT } from "../paths.ts";
@@ -98,6 +98,8 @@ export interface LinuxBenchOptions {
   outDir: string;
   /** Only the smallest region (the pipeline's test). */
   small?: boolean;
+  /** The serial log; default build/logs/bench-linux.log. */
+  logFile?: string;
   /** Give up after this long; default 20 minutes. */
   timeoutMs?: number;
 }
@@ -113,7 +115,9 @@ export async function runLinuxBench(
     initrd,
     // 4 KiB pages as ours: Debian's kernel puts THP "always", which would map the large
     // regions with 2 MiB pages and make the pairs measure different work.
-    append: "console=ttyS0 quiet transparent_hugepage=never",
+    // panic=-1: a kernel panic (no /init, a crash) reboots at once, which -no-reboot turns
+    // into QEMU's exit, instead of a hang until the timeout.
+    append: "console=ttyS0 quiet transparent_hugepage=never panic=-1",
     memory: "2G",
     accel: "tcg",
     extraArgs: ["-icount", "shift=0"],
@@ -129,8 +133,8 @@ export async function runLinuxBench(
     clearTimeout(timer)
   );
   const text = new TextDecoder().decode(out.stdout);
-  await Deno.mkdir(LOG_DIR, { recursive: true });
-  const log = join(LOG_DIR, "bench-linux.log");
+  const log = o.logFile ?? join(LOG_DIR, "bench-linux.log");
+  await Deno.mkdir(dirname(log), { recursive: true });
   await Deno.writeTextFile(log, text);
   if (!status.success && !text.includes("# LINUX done")) {
     throw new Error(
