@@ -16,7 +16,7 @@ import {
   parseLinux,
   parseOurCalibration,
 } from "../tools/bench/compare.ts";
-import { kernelPackage, runLinuxBench } from "../tools/bench/linux.ts";
+import { kernelPackage, runLinuxBench } from "../tools/bench/linux/run.ts";
 import { BENCH_OPS } from "../tools/bench.ts";
 import { BUILD_DIR, LOG_DIR, ROOT } from "../tools/paths.ts";
 

@@ -20,7 +20,9 @@ export const LAYERS: readonly { layer: number; folders: readonly string[]; what:
   { layer: 3, folders: ["tools/build", "tools/image"], what: "the kernel build; boot images" },
   { layer: 4, folders: ["tools/machines"], what: "the target interface and every target" },
   { layer: 5, folders: ["tools/run"], what: "one run, the matrix, configurations" },
-  { layer: 6, folders: ["tools/app", "tools/bench"], what: "commands, console; bench vs Linux" },
+  { layer: 3, folders: ["tools/bench"], what: "the bench's pure parts (compare.ts)" },
+  { layer: 6, folders: ["tools/app"], what: "commands, command table, console" },
+  { layer: 6, folders: ["tools/bench/linux"], what: "bench vs Linux: kernel, initramfs, boot" },
   { layer: 7, folders: ["tools/npm", "tools"], what: "entries: tools/*.ts, the npm package" },
 ];
 

@@ -15,7 +15,7 @@ import { build } from "./build/build.ts";
 import { BUILD_DIR, LOG_DIR, ROOT } from "./paths.ts";
 import { runKernel } from "./run/run.ts";
 import { ensureTools } from "./host/toolcheck.ts";
-import { finishLinux, startLinux } from "./bench/vs_linux.ts";
+import { finishLinux, startLinux } from "./bench/linux/hooks.ts";
 
 /** The operations the kernel measures. */
 export const BENCH_OPS = [

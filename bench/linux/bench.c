@@ -7,7 +7,7 @@
  *   # LINUX op=OP page_size=4096 region_bytes=B pages=N ticks=T
  * then "# LINUX done", and the machine powers off (reboot(RB_POWER_OFF)).
  * The README's "Side by side with Linux" table says what each row does.
- * Built static with the system gcc by tools/bench/linux.ts.
+ * Built static with the system gcc by tools/bench/linux/run.ts.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>

@@ -10,10 +10,10 @@
  */
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { writeCpio } from "../core/cpio.ts";
-import { buildQemuArgs } from "../machines/qemu.ts";
-import { LOG_DIR, ROOT } from "../paths.ts";
-import { type LinuxRun, parseLinux } from "./compare.ts";
+import { writeCpio } from "../../core/cpio.ts";
+import { buildQemuArgs } from "../../machines/qemu.ts";
+import { LOG_DIR, ROOT } from "../../paths.ts";
+import { type LinuxRun, parseLinux } from "../compare.ts";
 
 /** The metapackage whose dependency names the kernel. */
 export const METAPACKAGE = "linux-image-amd64";

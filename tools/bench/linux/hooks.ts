@@ -1,6 +1,6 @@
 /**
  * `deno task bench --vs-linux`'s hooks in tools/bench.ts: start Linux's run
- * (linux.ts), then pair its figures with ours (compare.ts), print the
+ * (run.ts), then pair its figures with ours (compare.ts), print the
  * side-by-side table and give what results.json adds.
  */
 import {
@@ -11,8 +11,8 @@ import {
   type LinuxRun,
   parseOurCalibration,
   TARGET_RATIO,
-} from "./compare.ts";
-import { type LinuxKernel, runLinuxBench } from "./linux.ts";
+} from "../compare.ts";
+import { type LinuxKernel, runLinuxBench } from "./run.ts";
 
 /**
  * Linux's figures as rows of the same shape as ours (results.json's `ours`),
