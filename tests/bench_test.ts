@@ -56,10 +56,14 @@ Deno.test("bench: cycles and instructions are joined per measurement", () => {
   assert.match(formatTable(r), /map\s+4 KiB\s+2 MiB\s+40\.0\s+40\.0/);
 });
 
-Deno.test("bench: options (--membench, --membench-only); --machine and unknown ones are refused by name", () => {
-  assert.deepEqual(parseBenchArgs([]), { membench: "no" });
-  assert.deepEqual(parseBenchArgs(["--membench"]), { membench: "also" });
-  assert.deepEqual(parseBenchArgs(["--membench-only"]), { membench: "only" });
+Deno.test("bench: options (--vs-linux, --membench, --membench-only); --machine and unknown ones are refused by name", () => {
+  assert.deepEqual(parseBenchArgs([]), { membench: "no", vsLinux: false });
+  assert.deepEqual(parseBenchArgs(["--membench"]), { membench: "also", vsLinux: false });
+  assert.deepEqual(parseBenchArgs(["--membench-only"]), { membench: "only", vsLinux: false });
+  assert.deepEqual(parseBenchArgs(["--vs-linux", "--membench"]), {
+    membench: "also",
+    vsLinux: true,
+  });
   assert.match(
     parseBenchArgs(["--machine", "lab.json"]) as string,
     /--machine: the bench runs under QEMU only/,

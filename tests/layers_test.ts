@@ -24,7 +24,9 @@ export const LAYERS: readonly { layer: number; folders: readonly string[]; what:
   },
   { layer: 4, folders: ["tools/machines"], what: "the target interface and every target" },
   { layer: 5, folders: ["tools/run"], what: "one run, the matrix, configurations" },
+  { layer: 3, folders: ["tools/bench"], what: "the bench's pure parts (compare.ts)" },
   { layer: 6, folders: ["tools/app"], what: "commands, command table, console" },
+  { layer: 6, folders: ["tools/bench/linux"], what: "bench vs Linux: kernel, initramfs, boot" },
   { layer: 7, folders: ["tools/npm", "tools"], what: "entries: tools/*.ts, the npm package" },
 ];
 

@@ -118,6 +118,7 @@ Deno.test("workflows: artifacts are the JUnit reports and serial logs; caches fo
     "matrix:",
     "boot-paths:",
     "linux-kunit:",
+    "vs-linux:",
     "lab:",
   ]);
   assert.equal(uploads.length, jobs.length, "one upload per job");

@@ -27,6 +27,7 @@ import { build } from "./build/build.ts";
 import { BUILD_DIR, LOG_DIR, ROOT } from "./paths.ts";
 import { runKernel } from "./run/run.ts";
 import { ensureTools } from "./host/toolcheck.ts";
+import { finishLinux, type LinuxSide, startLinux } from "./bench/linux/hooks.ts";
 
 /** The operations the kernel measures. */
 export const BENCH_OPS = [
@@ -48,6 +49,9 @@ export const BENCH_OPS = [
   "trap_upcall",
   "prot1_trap_unprot",
   "prot100_trap_unprot",
+  "user_populate",
+  "user_protect",
+  "user_unmap",
 ] as const;
 /** One of {@link BENCH_OPS}. */
 export type BenchOp = typeof BENCH_OPS[number];
@@ -201,19 +205,23 @@ async function membench(): Promise<MembenchResults> {
 interface BenchArgs {
   /** Run the membench too (`--membench`), or only it (`--membench-only`). */
   membench: "no" | "also" | "only";
+  /** Also boot Debian's Linux on the same workloads and compare (`--vs-linux`). */
+  vsLinux: boolean;
 }
 
-const BENCH_USAGE = `usage: deno task bench [--membench | --membench-only]
+const BENCH_USAGE = `usage: deno task bench [--vs-linux] [--membench | --membench-only]
   (no option)       the memory-manager benchmark: table, build/bench/results.json, charts
+  --vs-linux        the same workloads on Debian's Linux in the same QEMU: both counts and ratios
   --membench        also the membench: cycles per access over ranges and strides, cache sizes
                     and TLB reach inferred (not under TCG), build/bench/membench.{json,svg}
   --membench-only   only the membench
 The bench runs under QEMU on this host; lab machines (--machine) are not supported yet.`;
 
 export function parseBenchArgs(argv: readonly string[]): BenchArgs | string {
-  const args: BenchArgs = { membench: "no" };
+  const args: BenchArgs = { membench: "no", vsLinux: false };
   for (const a of argv) {
-    if (a === "--membench") args.membench = "also";
+    if (a === "--vs-linux") args.vsLinux = true;
+    else if (a === "--membench") args.membench = "also";
     else if (a === "--membench-only") args.membench = "only";
     else if (a === "--machine" || a.startsWith("--machine=")) {
       return "--machine: the bench runs under QEMU only for now (see README, Benchmarks)";
@@ -230,6 +238,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   await ensureTools();
+  const start = performance.now();
   const outDir = join(BUILD_DIR, "bench");
   await Deno.mkdir(outDir, { recursive: true });
   let mem: MembenchResults | null = null;
@@ -250,13 +259,22 @@ async function main(argv: string[]): Promise<number> {
   }
   const { elf } = await build({ root: ROOT, outDir, extraCFlags: ["-DOUROBOROS_BENCH"] });
   // One after the other: the plain run's cycles are host time under TCG, and a second QEMU
-  // on the same cores makes them swing several-fold.
+  // on the same cores makes them swing several-fold. Linux's run counts instructions only,
+  // so it goes alongside our icount run.
   const cycles = await benchRun(elf, false);
+  const linux = args.vsLinux ? startLinux(join(outDir, "linux")) : null;
   const instructions = await benchRun(elf, true);
   const results = combine(cycles, instructions);
   console.log(formatTable(results));
   const file = join(outDir, "results.json");
-  await Deno.writeTextFile(file, JSON.stringify(results, null, 2) + "\n");
+  let side: LinuxSide | null = null;
+  if (linux) {
+    // Our calibration line is in the icount run's serial log (bin/bench prints it).
+    const ourLog = (await Deno.readTextFile(join(LOG_DIR, "bench-icount.log"))).split("\n");
+    side = finishLinux(await linux, results, ourLog);
+    await Deno.writeTextFile(file, JSON.stringify({ ours: results, ...side }, null, 2) + "\n");
+  } else await Deno.writeTextFile(file, JSON.stringify(results, null, 2) + "\n");
+  console.log(`bench: ${((performance.now() - start) / 1000).toFixed(0)} s wall time`);
   console.log(
     `\nwritten: ${file} (instructions under -icount shift=0: exact and repeatable; cycles: guest TSC under TCG)`,
   );
@@ -265,7 +283,11 @@ async function main(argv: string[]): Promise<number> {
     svg: await membenchSvg(mem.run, mem.inference),
     text: `${formatInference(mem.inference)}\n\n${formatMemTable(mem.run.points)}`,
   }];
-  const charts = await writeBenchCharts(outDir, { ours: results }, extra);
+  const charts = await writeBenchCharts(
+    outDir,
+    { ours: results, linux: side?.linux },
+    extra,
+  );
   console.log(`charts: ${charts.map((f) => relative(ROOT, f)).join(", ")}`);
   console.log(`bench wall time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return 0;

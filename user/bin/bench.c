@@ -12,6 +12,14 @@
  *   cow_fault        the first write to each page of a 2 MiB region shared with a
  *                    sleeping child: the #PF, the count lookup, the copy into the
  *                    frame reserved at fork, the remapping
+ *   user_populate    mmap of a region and the first write to each of its pages, timed
+ *                    together: frames allocated, zeroed and mapped (our mmap has no
+ *                    populate flag, so the touching loop is the populate path; the
+ *                    pair of Linux's mmap(MAP_POPULATE))
+ *   user_protect     mprotect(PROT_READ) of that region, every page present
+ *   user_unmap       munmap of that region: every frame freed
+ * user_fault_zero, user_populate, user_protect and user_unmap also run over the
+ * regions of `deno task bench --vs-linux` (4 KiB to 64 MiB), fork and cow_fault too.
  * Appel and Li's primitives (self-paging, issue 14), per page:
  *   trap_kernel      first write to a page of an mmap'd region: the kernel's
  *                    demand-zero path (a zeroed frame mapped by the kernel)
@@ -28,6 +36,7 @@
 #include "ulib.h"
 
 #define GETPID_OPS 20000
+#define CALIB_LOOPS 1000000UL
 #define YIELD_OPS 5000
 #define SPAWN_OPS 200
 #define FAULT_PAGES 8192
@@ -122,10 +131,9 @@ static int bench_fork(unsigned long bytes)
 	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
 }
 
-/* Write every page of a 2 MiB region while a sleeping child still shares it. */
-static int bench_cow_fault(void)
+/* Write every page of a region while a sleeping child still shares it. */
+static int bench_cow_fault(unsigned long bytes)
 {
-	unsigned long bytes = 2UL << 20;
 	long r = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
 	if (r < 0)
 		return 1;
@@ -225,6 +233,71 @@ static int bench_appel_li(void)
 	return sys_fault_handler(NULL, NULL) == 0 ? 0 : 1;
 }
 
+/* The regions bench/linux/bench.c measures too. */
+static const unsigned long regions[] = {4096UL, 65536UL, 1UL << 20, 16UL << 20, 64UL << 20};
+#define NREGIONS (sizeof(regions) / sizeof(regions[0]))
+
+/* First touch of each page of a fresh region (demand-zero faults), per region size. */
+static int bench_fault_region(unsigned long bytes)
+{
+	long r = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
+	if (r < 0)
+		return 1;
+	volatile unsigned char *p = (volatile unsigned char *)r;
+	unsigned long t0 = tsc();
+	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
+		p[i] = 1;
+	report("user_fault_zero", bytes, bytes / PAGE_SIZE, tsc() - t0);
+	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
+}
+
+/* mmap + touching (populate), mprotect, munmap with frames freed. */
+static int bench_region(unsigned long bytes)
+{
+	unsigned long n = bytes / PAGE_SIZE;
+	unsigned long t0 = tsc();
+	long r = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
+	if (r < 0)
+		return 1;
+	volatile unsigned char *p = (volatile unsigned char *)r;
+	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
+		p[i] = 1;
+	report("user_populate", bytes, n, tsc() - t0);
+	t0 = tsc();
+	if (sys_mprotect((void *)r, bytes, PROT_READ) != 0)
+		return 1;
+	report("user_protect", bytes, n, tsc() - t0);
+	t0 = tsc();
+	if (sys_munmap((void *)r, bytes) != 0)
+		return 1;
+	report("user_unmap", bytes, n, tsc() - t0);
+	return 0;
+}
+
+static int bench_regions(void)
+{
+	int err = 0;
+	for (unsigned i = 0; i < NREGIONS; i++)
+		err |= bench_fault_region(regions[i]) | bench_region(regions[i]);
+	for (unsigned i = 0; i < NREGIONS; i++)
+		err |= bench_fork(regions[i]) | bench_cow_fault(regions[i]);
+	return err;
+}
+
+/*
+ * A loop of exactly 2 instructions per turn (dec; jnz), counted by the TSC: under
+ * -icount shift=0 it must read about 2 * CALIB_LOOPS (bench/linux/bench.c does the same
+ * under Linux; tools/bench/vs_linux.ts checks both).
+ */
+static void calibrate(void)
+{
+	unsigned long n = CALIB_LOOPS;
+	unsigned long t0 = tsc();
+	__asm__ volatile("1: dec %0\n\tjnz 1b" : "+r"(n));
+	unsigned long t = tsc() - t0;
+	printf("# bench: calibration loop_instructions=%lu tsc_ticks=%lu\n", 2 * CALIB_LOOPS, t);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "yield-partner")) {
@@ -235,6 +308,8 @@ int main(int argc, char **argv)
 			sys_yield();
 		return 0;
 	}
+	calibrate();
 	return bench_getpid() | bench_yield() | bench_spawn() | bench_fault() |
-	       bench_fork(2UL << 20) | bench_fork(64UL << 20) | bench_cow_fault() | bench_appel_li();
+	       bench_fork(2UL << 20) | bench_cow_fault(2UL << 20) | bench_regions() |
+	       bench_appel_li();
 }
