@@ -17,6 +17,7 @@
 #include <printf.h>
 #include <sched.h>
 #include <serial.h>
+#include <smp.h>
 #include <timer.h>
 #include <trap.h>
 #include <vmm.h>
@@ -43,8 +44,9 @@ static void boot_windows(void)
 	u64 initrd_len;
 	sched_init();
 	timer_init();
+	smp_init();
 	(void)initrd_get(&initrd, &initrd_len); /* -E_NOENT without a boot module: nothing mapped */
-	kprintf("# boot: the LAPIC and initrd windows took %llu frames\n",
+	kprintf("# boot: the LAPIC and initrd windows and the CPUs' stacks took %llu frames\n",
 		before - free_frame_count());
 }
 

@@ -14,6 +14,7 @@
 #include <proc.h>
 #include <sched.h>
 #include <timer.h>
+#include <smp.h>
 #include <trap.h>
 #include <uaccess.h>
 #include <vmm.h>
@@ -189,6 +190,8 @@ static void irq_dispatch(struct trap_frame *f)
 {
 	if (f->vector == VEC_TIMER)
 		timer_interrupt(f);
+	else if (f->vector == VEC_IPI_CALL)
+		smp_ipi_call(); /* sends its own EOI */
 	else if (f->vector != VEC_SPURIOUS)
 		lapic_eoi();
 }
