@@ -1,12 +1,14 @@
-# Shared by the ci/ scripts (sourced, not run). One place for the pinned Deno.
+# Shared by the ci/ scripts (sourced, not run).
 # shellcheck shell=bash
 set -euo pipefail
 
-# Deno, from the npm package `deno`, exactly as README.md's commands run it.
-DENO_VERSION=2.9.6
-
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
+
+# Deno, from the npm package `deno`, exactly as README.md's commands run it. The
+# pinned version is written in ci/deno-version only (tests/deno_version_test.ts
+# checks README.md and .ci/run against it).
+DENO_VERSION="$(<"$REPO/ci/deno-version")"
 
 # Where apt keeps downloaded packages, so the workflow can cache them.
 APT_ARCHIVES="${APT_ARCHIVES:-$HOME/.cache/apt-archives}"

@@ -124,11 +124,11 @@ export function renderBootTables(tables: BootTable[]): string {
   const out = [
     "; generated from linker/layout.ts by tools/build: do not edit",
     "bits 64",
-    "section .pagetables progbits alloc write noexec align=4096",
+    `section .pagetables progbits alloc write noexec align=${PAGE_SIZE}`,
     "",
   ];
   for (const t of tables) {
-    out.push(`global ${t.name}`, "align 4096", `${t.name}:`);
+    out.push(`global ${t.name}`, `align ${PAGE_SIZE}`, `${t.name}:`);
     let zeros = 0;
     const flush = () => {
       if (zeros) out.push(`    times ${zeros} dq 0`);

@@ -3,6 +3,7 @@
  * constants into the kernel. Output is deterministic: the same layout gives
  * byte-identical files.
  */
+import { ARCH_CONSTANTS } from "./arch.ts";
 import {
   BOOT_PROTOCOL,
   bootPageTableCount,
@@ -11,6 +12,7 @@ import {
   EARLY_WINDOW_SIZE,
   HUGE_PAGE_SIZE,
   INDEX_BITS,
+  KERNEL_FIRST_SLOT,
   LARGE_PAGE_SIZE,
   type Layout,
   LEVELS,
@@ -24,6 +26,7 @@ import {
   pteFlag,
   TABLE_ENTRIES,
   USER_END,
+  VA_BITS,
 } from "./layout.ts";
 
 /** One named constant, with the comment that explains it. */
@@ -51,6 +54,7 @@ export function layoutConstants(layout: Layout): Constant[] {
     c("TABLE_ENTRIES", TABLE_ENTRIES, "entries per paging structure"),
     c("INDEX_BITS", INDEX_BITS, "address bits per table index"),
     c("PAGING_LEVELS", LEVELS, "PML4, PDPT, PD, PT"),
+    c("VA_BITS", VA_BITS, "linear-address width under 4-level paging"),
     c("PTE_ADDR_MASK", PTE_ADDR_MASK, "physical-address bits of an entry"),
     ...flags,
     c("KERNEL_PHYS_BASE", layout.kernelPhysBase, "physical load address"),
@@ -80,6 +84,7 @@ export function layoutConstants(layout: Layout): Constant[] {
     c("PML4_SLOT_SIZE", PML4_SLOT_SIZE, "bytes one PML4 slot covers"),
     c("USER_END", USER_END, "first address above the user half"),
     c("KERNEL_HALF_START", canonical(USER_END), "first kernel-half address"),
+    c("KERNEL_FIRST_SLOT", KERNEL_FIRST_SLOT, "first kernel-half PML4 slot"),
     c("PMM_STACK_SLOT", layout.pmmStackSlot, "PML4 slot of the PMM free-frame stack"),
     c("PMM_STACK_BASE", layout.pmmStackBase, "PMM free-frame stack region"),
     c("HEAP_SLOT", layout.heapSlot, "PML4 slot of the kernel heap"),
@@ -98,6 +103,7 @@ export function layoutConstants(layout: Layout): Constant[] {
     c("DEBUG_EXIT_PASS", DEBUG_EXIT.pass, "exit code: all tests passed"),
     c("DEBUG_EXIT_FAIL", DEBUG_EXIT.fail, "exit code: a test failed"),
     c("DEBUG_EXIT_PANIC", DEBUG_EXIT.panic, "exit code: panic or exception"),
+    ...ARCH_CONSTANTS,
   ];
 }
 

@@ -10,18 +10,28 @@
 export const PAGE_SHIFT = 12;
 /** Base page size: 4 KiB. */
 export const PAGE_SIZE = 1n << BigInt(PAGE_SHIFT);
-/** A 2 MiB page, mapped by a PD entry with PS set. */
-export const LARGE_PAGE_SIZE = 1n << 21n;
-/** A 1 GiB page, mapped by a PDPT entry with PS set (only if CPUID says so). */
-export const HUGE_PAGE_SIZE = 1n << 30n;
 /** Entries in every paging structure (each is one 4 KiB page of 8-byte entries). */
 export const TABLE_ENTRIES = 512;
 /** Bits of a virtual address consumed by each level's index. */
 export const INDEX_BITS = 9;
 /** Paging levels: PML4 (4) down to PT (1). */
 export const LEVELS = 4;
-/** The physical-address field of an entry: bits 12..51. */
-export const PTE_ADDR_MASK = 0x000f_ffff_ffff_f000n;
+/** Linear-address width: the page offset and one index per level (48). */
+export const VA_BITS = PAGE_SHIFT + INDEX_BITS * LEVELS;
+
+/** Bits of an address below the index of `level` (1 = PT: 12, 2: 21, 3: 30, 4 = PML4: 39). */
+export function levelShift(level: number): bigint {
+  return BigInt(PAGE_SHIFT + INDEX_BITS * (level - 1));
+}
+
+/** A 2 MiB page, mapped by a PD entry with PS set. */
+export const LARGE_PAGE_SIZE = 1n << levelShift(2);
+/** A 1 GiB page, mapped by a PDPT entry with PS set (only if CPUID says so). */
+export const HUGE_PAGE_SIZE = 1n << levelShift(3);
+/** The widest physical address an entry can hold (MAXPHYADDR is at most 52, SDM Vol. 3A §4.1.4). */
+export const PHYS_ADDR_BITS = 52;
+/** The physical-address field of an entry: bits PAGE_SHIFT..PHYS_ADDR_BITS-1 (12..51). */
+export const PTE_ADDR_MASK = ((1n << BigInt(PHYS_ADDR_BITS)) - 1n) & ~(PAGE_SIZE - 1n);
 
 /** Bit positions of the flags of a paging-structure entry. */
 export const PTE_BITS = {
@@ -77,10 +87,13 @@ export const BOOT_PROTOCOL = { pvh: 1, multiboot2: 2, multiboot1: 3 } as const;
 export const EARLY_WINDOW_SIZE = LARGE_PAGE_SIZE;
 
 /** Bytes one PML4 slot covers (512 GiB). */
-export const PML4_SLOT_SIZE = 1n << 39n;
+export const PML4_SLOT_SIZE = 1n << levelShift(4);
 
-/** First address above the user half (canonical lower half ends below it). */
-export const USER_END = 0x0000_8000_0000_0000n;
+/** First address above the user half (canonical lower half ends below it): bit VA_BITS - 1. */
+export const USER_END = 1n << BigInt(VA_BITS - 1);
+
+/** First PML4 slot of the kernel half (256): the slots at and above it are shared by every space. */
+export const KERNEL_FIRST_SLOT = TABLE_ENTRIES / 2;
 
 // ---------------------------------------------------------------------------
 // The user half and the initrd window (issue 12). Kept as one block: the
@@ -272,21 +285,23 @@ export class LayoutError extends Error {
 
 const U64 = (1n << 64n) - 1n;
 
-/** Sign-extend a 48-bit virtual address to its canonical 64-bit form. */
+/** The bits of an address the paging structures translate. */
+const VA_MASK = (1n << BigInt(VA_BITS)) - 1n;
+
+/** Sign-extend a VA_BITS-wide virtual address to its canonical 64-bit form. */
 export function canonical(addr: bigint): bigint {
-  const low = addr & ((1n << 48n) - 1n);
-  return (low & (1n << 47n)) ? (low | (U64 ^ ((1n << 48n) - 1n))) : low;
+  const low = addr & VA_MASK;
+  return (low & USER_END) ? (low | (U64 ^ VA_MASK)) : low;
 }
 
-/** True when bits 63..47 of the address are all equal. */
+/** True when bits 63..VA_BITS-1 of the address are all equal. */
 export function isCanonical(addr: bigint): boolean {
   return canonical(addr) === (addr & U64);
 }
 
 /** The PML4 (level 4) .. PT (level 1) index of a virtual address. */
 export function tableIndex(addr: bigint, level: number): number {
-  const shift = BigInt(PAGE_SHIFT + INDEX_BITS * (level - 1));
-  return Number((addr >> shift) & BigInt(TABLE_ENTRIES - 1));
+  return Number((addr >> levelShift(level)) & BigInt(TABLE_ENTRIES - 1));
 }
 
 /** The virtual address built from four table indices and a page offset. */
@@ -297,8 +312,8 @@ export function addressOf(
   pt: number,
   offset = 0n,
 ): bigint {
-  const raw = (BigInt(pml4) << 39n) | (BigInt(pdpt) << 30n) |
-    (BigInt(pd) << 21n) | (BigInt(pt) << 12n) | offset;
+  const raw = (BigInt(pml4) << levelShift(4)) | (BigInt(pdpt) << levelShift(3)) |
+    (BigInt(pd) << levelShift(2)) | (BigInt(pt) << levelShift(1)) | offset;
   return canonical(raw);
 }
 
@@ -341,7 +356,7 @@ export function deriveLayout(
         "table window overflows to 0; it also takes the slot of the -2 GiB kernel",
     );
   }
-  if (slot < TABLE_ENTRIES / 2) {
+  if (slot < KERNEL_FIRST_SLOT) {
     throw new LayoutError(
       `recursive slot ${slot} is in the user half: the self-map must live in ` +
         "the kernel half (256..510) so every address space shares it and user code cannot reach it",
@@ -382,7 +397,7 @@ export function deriveLayout(
     ["the device window", c.mmioSlot],
   ];
   for (const [name, s] of regions) {
-    if (!Number.isInteger(s) || s < TABLE_ENTRIES / 2 || s >= TABLE_ENTRIES) {
+    if (!Number.isInteger(s) || s < KERNEL_FIRST_SLOT || s >= TABLE_ENTRIES) {
       throw new LayoutError(`${name} slot ${s} is not a kernel-half PML4 slot (256..511)`);
     }
     if (s === slot || s === kernelPml4Slot) {
@@ -413,7 +428,7 @@ export function deriveLayout(
     ...c,
     ...user,
     selfMapBase,
-    selfMapEnd: (selfMapBase + (1n << 39n)) & U64,
+    selfMapEnd: (selfMapBase + PML4_SLOT_SIZE) & U64,
     tableBase: {
       1: selfMapBase,
       2: addressOf(slot, slot, 0, 0),

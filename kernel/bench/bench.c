@@ -21,6 +21,7 @@
  * Small regions are repeated so every figure covers at least TARGET_PAGES pages.
  */
 #include <bench.h>
+#include <cpu.h>
 #include <initrd.h>
 #include <layout.h>
 #include <paging.h>
@@ -51,20 +52,12 @@
 /* Ticks two back-to-back TSC reads cost: subtracted from every measurement. */
 static u64 tsc_overhead;
 
-/* The TSC (one tick per instruction under -icount shift=0). */
-static inline u64 tsc(void)
-{
-	u32 lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
-	return ((u64)hi << 32) | lo;
-}
-
 /* The call's ticks, after checking it returned 0. */
 #define TIMED(call)                                     \
 	({                                              \
-		u64 t0_ = tsc();                        \
+		u64 t0_ = rdtsc();                        \
 		int r_ = (call);                        \
-		u64 t_ = tsc() - t0_;                   \
+		u64 t_ = rdtsc() - t0_;                   \
 		must(r_, #call);                        \
 		t_ - tsc_overhead;                      \
 	})
@@ -81,7 +74,7 @@ static void measure_overhead(void)
 {
 	tsc_overhead = ~0ULL;
 	for (int i = 0; i < 16; i++) {
-		u64 t0 = tsc(), t = tsc() - t0;
+		u64 t0 = rdtsc(), t = rdtsc() - t0;
 		if (t < tsc_overhead)
 			tsc_overhead = t;
 	}
@@ -119,15 +112,15 @@ static void bench_pmm(void)
 	u64 *frames = (u64 *)STORE_VA;
 	prefault(STORE_VA, ALIGN_UP(PMM_OPS * sizeof(u64), PAGE_SIZE));
 	int err = 0;
-	u64 t0 = tsc();
+	u64 t0 = rdtsc();
 	for (u64 i = 0; i < PMM_OPS; i++)
 		err |= pmm_alloc(&frames[i]);
-	u64 t_alloc = tsc() - t0 - tsc_overhead;
+	u64 t_alloc = rdtsc() - t0 - tsc_overhead;
 	must(err, "pmm_alloc");
-	t0 = tsc();
+	t0 = rdtsc();
 	for (u64 i = PMM_OPS; i-- > 0;)
 		err |= pmm_free(frames[i]);
-	u64 t_free = tsc() - t0 - tsc_overhead;
+	u64 t_free = rdtsc() - t0 - tsc_overhead;
 	must(err, "pmm_free");
 	report("pmm_alloc", PAGE_SIZE, PAGE_SIZE, PMM_OPS, t_alloc);
 	report("pmm_free", PAGE_SIZE, PAGE_SIZE, PMM_OPS, t_free);
@@ -154,19 +147,19 @@ static void bench_fault_zero(void)
 {
 	struct vmm_stats before, after;
 	vmm_get_stats(&before);
-	u64 t0 = tsc();
+	u64 t0 = rdtsc();
 	for (u64 i = 0; i < FAULT_PAGES; i++)
 		*(volatile u8 *)(FAULT_VA + i * PAGE_SIZE) = 1;
-	u64 t = tsc() - t0 - tsc_overhead;
+	u64 t = rdtsc() - t0 - tsc_overhead;
 	vmm_get_stats(&after);
 	if (after.demand_zero_faults - before.demand_zero_faults != FAULT_PAGES)
 		panic("bench: %llu demand-zero faults for %llu pages",
 		      after.demand_zero_faults - before.demand_zero_faults, FAULT_PAGES);
 	report("fault_zero", PAGE_SIZE, FAULT_PAGES * PAGE_SIZE, FAULT_PAGES, t);
-	t0 = tsc();
+	t0 = rdtsc();
 	for (u64 i = 0; i < ZERO_REPS; i++)
 		vmm_zero_page((void *)FAULT_VA);
-	t = tsc() - t0 - tsc_overhead;
+	t = rdtsc() - t0 - tsc_overhead;
 	kprintf("# bench: zeroing one 4 KiB page as the #PF handler does: %llu ticks (included in "
 		"fault_zero)\n", t / ZERO_REPS);
 	must(unmap_region(FAULT_VA, FAULT_PAGES, VMM_FREE_FRAMES), "unmap of the faulted pages");

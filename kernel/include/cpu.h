@@ -2,11 +2,8 @@
 #ifndef OUROBOROS_CPU_H
 #define OUROBOROS_CPU_H
 
+#include <layout.h> /* MSR_EFER, EFER_*, CPUID_*: generated from linker/arch.ts */
 #include <types.h>
-
-/* Architectural MSRs and bits (Intel SDM Vol. 3A §2.2.1, Vol. 4 Table 2-2). */
-#define MSR_EFER 0xC0000080u
-#define EFER_NXE (1ULL << 11) /* no-execute bit in page entries is honoured */
 
 /* RFLAGS.IF (SDM Vol. 1 §3.4.3). */
 #define RFLAGS_IF (1ULL << 9)
@@ -46,6 +43,15 @@ static inline u64 read_rflags(void)
 	return v;
 }
 
+/*
+ * Load CR3: switch to the address space whose PML4 is at `value`, dropping
+ * every non-global TLB entry (SDM Vol. 3A §4.10.4.1).
+ */
+static inline void load_cr3(u64 value)
+{
+	__asm__ volatile("mov %0, %%cr3" : : "r"(value) : "memory");
+}
+
 /* Drop any TLB entry for the page holding va (SDM Vol. 3A §4.10.4.1). */
 static inline void invlpg(u64 va)
 {
@@ -75,6 +81,52 @@ static inline u64 rdmsr(u32 msr)
 static inline void wrmsr(u32 msr, u64 value)
 {
 	__asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)value), "d"((u32)(value >> 32)));
+}
+
+/*
+ * The time-stamp counter (SDM Vol. 3B §18.17); under QEMU's -icount shift=0
+ * it advances one tick per instruction. The memory clobber keeps the code it
+ * times from moving across it.
+ */
+static inline u64 rdtsc(void)
+{
+	u32 lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
+	return ((u64)hi << 32) | lo;
+}
+
+/* The operand of lgdt/lidt and what sgdt/sidt store (SDM Vol. 3A §2.4). */
+struct descriptor_pointer {
+	u16 limit;
+	u64 base;
+} PACKED;
+
+/* Load the IDT register. */
+static inline void lidt(const struct descriptor_pointer *p)
+{
+	__asm__ volatile("lidt %0" : : "m"(*p) : "memory");
+}
+
+/* The GDT register. */
+static inline struct descriptor_pointer sgdt(void)
+{
+	struct descriptor_pointer p;
+	__asm__ volatile("sgdt %0" : "=m"(p));
+	return p;
+}
+
+/* The IDT register. */
+static inline struct descriptor_pointer sidt(void)
+{
+	struct descriptor_pointer p;
+	__asm__ volatile("sidt %0" : "=m"(p));
+	return p;
+}
+
+/* Spin-wait hint (SDM Vol. 2B, PAUSE). */
+static inline void cpu_pause(void)
+{
+	__asm__ volatile("pause");
 }
 
 static inline void cli(void)

@@ -13,7 +13,7 @@
  * pages of the window. Returns the virtual address of phys, or NULL when the
  * window has no run of free pages that long.
  */
-const void *early_map(u64 phys, size_t len);
+MUST_CHECK const void *early_map(u64 phys, size_t len);
 
 /* Unmap a range returned by early_map (same len). */
 void early_unmap(const void *va, size_t len);

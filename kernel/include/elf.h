@@ -9,6 +9,7 @@
 #ifndef OUROBOROS_ELF_H
 #define OUROBOROS_ELF_H
 
+#include <syscalls.h> /* PROT_READ, PROT_WRITE, PROT_EXEC: a segment's rights */
 #include <types.h>
 
 /* e_ident */
@@ -64,18 +65,13 @@ struct elf64_phdr {
 #define ELF_MAX_PHDRS 64
 #define ELF_MAX_SEGMENTS 16
 
-/* Rights of a segment (from p_flags). */
-#define ELF_PROT_R (1u << 0)
-#define ELF_PROT_W (1u << 1)
-#define ELF_PROT_X (1u << 2)
-
 /* One loadable segment: memsz bytes at vaddr, the first filesz from the file at offset. */
 struct elf_segment {
 	u64 vaddr;
 	u64 memsz;
 	u64 filesz;
 	u64 offset;
-	u32 prot; /* ELF_PROT_* */
+	u32 prot; /* PROT_READ | PROT_WRITE | PROT_EXEC, as mmap and mprotect take them */
 };
 
 /* What the loader does: segments in address order, all inside the user program area. */

@@ -8,17 +8,8 @@
 
 #include <types.h>
 
-#define LAPIC_ID 0x20
-#define LAPIC_ID_SHIFT 24
-#define LAPIC_ICR_LO 0x300
-#define LAPIC_ICR_HI 0x310
-#define ICR_DEST_SHIFT 24            /* destination APIC ID in ICR_HI */
-#define ICR_DELIVERY_FIXED (0u << 8)
-#define ICR_DELIVERY_INIT (5u << 8)
-#define ICR_DELIVERY_STARTUP (6u << 8)
-#define ICR_DELIVERY_PENDING (1u << 12) /* send pending: read-only */
-#define ICR_LEVEL_ASSERT (1u << 14)
-#define ICR_TRIGGER_LEVEL (1u << 15)
+/* Register offsets and ICR bits: layout.h (generated from linker/arch.ts). */
+#include <layout.h>
 
 u32 lapic_read(u32 reg);
 void lapic_write(u32 reg, u32 value);

@@ -12,8 +12,6 @@
 #include <layout.h>
 #include <types.h>
 
-/* Linear-address width under 4-level paging (SDM Vol. 3A §4.5). */
-#define VA_BITS 48
 /* The bits of a linear address that index the paging structures. */
 #define VA_INDEX_MASK ((1ULL << VA_BITS) - 1)
 
@@ -79,7 +77,7 @@ _Static_assert(INDICES_VA(RECURSIVE_SLOT, RECURSIVE_SLOT, RECURSIVE_SLOT, 0) == 
 	       "PDPT window");
 _Static_assert(INDICES_VA(RECURSIVE_SLOT, RECURSIVE_SLOT, RECURSIVE_SLOT, RECURSIVE_SLOT) ==
 		       SELFMAP_PML4, "PML4 page");
-_Static_assert(OTHER_SLOT >= TABLE_ENTRIES / 2 && OTHER_SLOT != KERNEL_PML4_SLOT &&
+_Static_assert(OTHER_SLOT >= KERNEL_FIRST_SLOT && OTHER_SLOT != KERNEL_PML4_SLOT &&
 		       OTHER_SLOT != PMM_STACK_SLOT && OTHER_SLOT != HEAP_SLOT,
 	       "the other slot must be a free kernel-half PML4 slot");
 
@@ -96,11 +94,20 @@ static inline u64 window_base(enum pt_window w, int level)
 	return base[w][level];
 }
 
-/* The entry translating va at `level` in the space `w` shows (its tables above must be present). */
-static inline volatile u64 *window_entry(enum pt_window w, int level, u64 va)
+/* Address of the entry translating va at `level` in the space `w` shows. */
+static inline u64 window_entry_addr(enum pt_window w, int level, u64 va)
 {
-	return (volatile u64 *)(window_base(w, level) +
-				((va & VA_INDEX_MASK) >> va_shift(level)) * sizeof(u64));
+	return window_base(w, level) + ((va & VA_INDEX_MASK) >> va_shift(level)) * sizeof(u64);
+}
+
+/*
+ * The entry translating va at `level` in the space `w` shows (its tables
+ * above must be present), to read: entries are written only through pte.h,
+ * which applies the TLB rule with every store.
+ */
+static inline volatile const u64 *window_entry(enum pt_window w, int level, u64 va)
+{
+	return (volatile const u64 *)window_entry_addr(w, level, va);
 }
 
 /* True when va lies in the self-map window (all of the current space's tables). */
@@ -127,13 +134,13 @@ static inline u64 va_index(u64 va, int level)
 }
 
 /* The entry translating va at `level`, through the self-map (the tables above must be present). */
-static inline volatile u64 *selfmap_entry(int level, u64 va)
+static inline volatile const u64 *selfmap_entry(int level, u64 va)
 {
 	return window_entry(WINDOW_SELF, level, va);
 }
 
 /* The PTE of va (its PT must exist: check the levels above first). */
-static inline volatile u64 *selfmap_pte(u64 va)
+static inline volatile const u64 *selfmap_pte(u64 va)
 {
 	return selfmap_entry(LEVEL_PT, va);
 }
@@ -145,10 +152,64 @@ static inline u64 pte_frame(u64 entry)
 }
 
 /*
- * Walk va through the self-map. Returns the leaf entry (PTE, or a PS entry
- * of a large page) and its level through *level, or 0 with the level where
- * the walk met a non-present entry.
+ * True when the present entry e at `level` maps a page rather than a table:
+ * a PTE, or a PS entry of a PD (2 MiB) or PDPT (1 GiB). (PS is reserved in
+ * a PML4 entry.)
  */
-u64 paging_walk(u64 va, int *level);
+static inline bool pte_is_leaf(u64 e, int level)
+{
+	return level == LEVEL_PT || ((level == LEVEL_PD || level == LEVEL_PDPT) && (e & PTE_PS));
+}
+
+/*
+ * Walk va in window w. Returns the leaf entry (PTE, or a PS entry of a
+ * large page) and its level through *level, or 0 with the level where the
+ * walk met a non-present entry.
+ */
+u64 window_walk(enum pt_window w, u64 va, int *level);
+
+/* window_walk of the current space. */
+static inline u64 paging_walk(u64 va, int *level)
+{
+	return window_walk(WINDOW_SELF, va, level);
+}
+
+/* What the CPU's paging offers, read once (paging.c); use the accessors below. */
+struct paging_caps {
+	bool known;
+	bool huge;      /* 1 GiB pages */
+	u64 nx;         /* PTE_NX or 0 */
+	u64 phys_limit; /* 1 << MAXPHYADDR */
+};
+extern struct paging_caps paging_caps;
+
+/* Fill paging_caps from CPUID and EFER (they never change after boot). */
+void paging_caps_init(void);
+
+/* paging_caps, filled on first use (inline: map_region and the #PF handler read them each call). */
+static inline const struct paging_caps *paging_caps_get(void)
+{
+	if (!paging_caps.known)
+		paging_caps_init();
+	return &paging_caps;
+}
+
+/* PTE_NX when EFER.NXE is on (boot.asm sets it where CPUID has NX), else 0: bit 63 is reserved then. */
+static inline u64 paging_nx_bit(void)
+{
+	return paging_caps_get()->nx;
+}
+
+/* The physical-address limit, 1 << MAXPHYADDR: no entry may map a frame at or above it. */
+static inline u64 paging_phys_limit(void)
+{
+	return paging_caps_get()->phys_limit;
+}
+
+/* True when the CPU has 1 GiB pages (CPUID.80000001H:EDX.Page1GB[bit 26]). */
+static inline bool paging_has_huge_pages(void)
+{
+	return paging_caps_get()->huge;
+}
 
 #endif

@@ -16,11 +16,33 @@ void backtrace_print(u64 rip, u64 rbp);
 /* Write `code` to QEMU's isa-debug-exit port, then halt forever. */
 NORETURN void debug_exit(u8 code);
 
-/* Check an invariant that must hold whatever the input: panic naming it if not. */
+/*
+ * Check an invariant that must hold whatever the input: panic naming it if
+ * not. The condition must only read: with -DOUROBOROS_NO_ASSERT the check is
+ * compiled out and the condition is never evaluated (only type-checked), so
+ * an operation inside it would vanish. An operation whose result must hold
+ * goes in MUST instead.
+ */
+#ifdef OUROBOROS_NO_ASSERT
+#define ASSERT(cond) ((void)sizeof(!(cond)))
+#else
 #define ASSERT(cond)                                                                  \
 	do {                                                                          \
 		if (!(cond))                                                          \
 			panic("assertion failed: %s at %s:%d", #cond, __FILE__, \
+			      __LINE__);                                   \
+	} while (0)
+#endif
+
+/*
+ * Do `expr`, an operation that cannot fail unless an invariant is broken,
+ * and panic naming it if it yields false (for a call returning 0 on
+ * success: MUST(f() == 0)). Always evaluated, in every build.
+ */
+#define MUST(expr)                                                                    \
+	do {                                                                          \
+		if (!(expr))                                                          \
+			panic("operation failed: %s at %s:%d", #expr, __FILE__, \
 			      __LINE__);                                   \
 	} while (0)
 

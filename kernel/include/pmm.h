@@ -30,14 +30,16 @@ struct pmm_stats {
 void pmm_init(void);
 
 /* Take one frame: 0 and *frame set, or -E_NOMEM with the allocator unchanged. */
-int pmm_alloc(u64 *frame);
+MUST_CHECK int pmm_alloc(u64 *frame);
 
 /*
  * Give a frame back: 0, or -E_INVAL for a frame that is misaligned, outside
  * managed RAM or part of the kernel/boot data (nothing changes then), or
- * -E_DOUBLE (debug builds) for a frame already free.
+ * -E_DOUBLE for a frame already free: in every build when every frame is
+ * free already, and with PMM_DEBUG (all builds but the benchmark's) for any
+ * frame found free (pmm.c says how, and its limits).
  */
-int pmm_free(u64 frame);
+MUST_CHECK int pmm_free(u64 frame);
 
 /* Current counters. */
 void pmm_get_stats(struct pmm_stats *out);

@@ -16,6 +16,7 @@
 
 #include <percpu.h>
 #include <sched.h>
+#include <syscalls.h>
 #include <types.h>
 #include <vmm.h>
 
@@ -24,10 +25,15 @@
 #define PROC_NAME_MAX 32
 #define KILL_REASON_MAX 192
 
-/* Region rights (what the process may do; the PTEs say the same, U always set). */
-#define REGION_READ (1u << 0)
-#define REGION_WRITE (1u << 1)
-#define REGION_EXEC (1u << 2)
+/*
+ * Region rights (what the process may do; the PTEs say the same, U set unless
+ * no right at all): the ABI's PROT_* bits, as mmap, mprotect and ELF segments
+ * give them.
+ */
+#define REGION_READ PROT_READ
+#define REGION_WRITE PROT_WRITE
+#define REGION_EXEC PROT_EXEC
+#define REGION_RIGHTS (REGION_READ | REGION_WRITE | REGION_EXEC)
 
 enum proc_state {
 	PROC_UNUSED,

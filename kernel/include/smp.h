@@ -14,8 +14,8 @@
 
 /* How long the BSP waits for an AP to reach ap_entry after its SIPIs. */
 #define SMP_START_TIMEOUT_MS 2000
-/* Physical page of the trampoline: below 1 MiB, its SIPI vector is its page number. */
-#define TRAMPOLINE_PHYS 0x8000ULL
+/* TRAMPOLINE_PHYS (layout.h): below 1 MiB, its SIPI vector is its page number. */
+#include <layout.h>
 
 /* Find the CPUs and start the APs; prints "# smp: ..." lines. After timer_init. */
 void smp_init(void);

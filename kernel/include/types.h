@@ -27,6 +27,13 @@ typedef unsigned long uintptr_t;
 #define NORETURN __attribute__((noreturn))
 #define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
 #define PACKED __attribute__((packed))
+/*
+ * A result that must not be dropped (an error, or whether a store happened):
+ * ignoring it is a compile error in every kernel file, whatever the build's
+ * flags. A cast to void does not silence it; check it, or MUST(...) it.
+ */
+#define MUST_CHECK __attribute__((warn_unused_result))
+#pragma GCC diagnostic error "-Wunused-result"
 
 /*
  * Negative error codes returned by kernel functions (0 or positive = success):

@@ -3,7 +3,8 @@
  * self-map: there is no direct map of physical memory. A PTE is written at
  * its self-map address directly; if its page table does not exist yet, the
  * write faults and the #PF handler creates the table (bottom-up, nested at
- * most three deep). Every unmap and flag change invalidates the TLB entry.
+ * most three deep). Every unmap and flag change invalidates the TLB entry:
+ * entries are written only through the page-table write API (pte.h).
  *
  * Address spaces that are not current are reached through a second,
  * temporary recursive entry (PML4[OTHER_SLOT], paging.h), as MetalSVM does:
@@ -54,7 +55,7 @@ typedef u64 pml4_t;
  * call) the pages this call mapped are unmapped again and the tables it
  * created are released, so the PMM's free count is what it was before.
  */
-int map_region(u64 vaddr, u64 paddr, u64 npages, u32 flags);
+MUST_CHECK int map_region(u64 vaddr, u64 paddr, u64 npages, u32 flags);
 
 /*
  * Unmap the npages 4 KiB pages from vaddr; pages not mapped are skipped. A
@@ -67,7 +68,7 @@ int map_region(u64 vaddr, u64 paddr, u64 npages, u32 flags);
  * frame the PMM refuses makes the call return its error (after the whole
  * range is unmapped).
  */
-int unmap_region(u64 vaddr, u64 npages, u32 options);
+MUST_CHECK int unmap_region(u64 vaddr, u64 npages, u32 options);
 
 /*
  * Give the npages 4 KiB pages from vaddr the flags (VMM_WRITE, VMM_USER,
@@ -75,10 +76,10 @@ int unmap_region(u64 vaddr, u64 npages, u32 options);
  * mapped, -E_HUGE if a large page is only partly in the range: nothing
  * changes then. Frames and accessed/dirty bits are kept.
  */
-int set_page_flags(u64 vaddr, u64 npages, u32 flags);
+MUST_CHECK int set_page_flags(u64 vaddr, u64 npages, u32 flags);
 
 /* Physical address vaddr maps to: 0 and *paddr set, or -E_CANON, -E_NOTMAPPED. */
-int virt_to_phys(u64 vaddr, u64 *paddr);
+MUST_CHECK int virt_to_phys(u64 vaddr, u64 *paddr);
 
 /*
  * A new address space, copied from the current one: kernel half shared (PML4
@@ -86,7 +87,7 @@ int virt_to_phys(u64 vaddr, u64 *paddr);
  * half copied (new tables, same frames, same flags). 0 and *out set, or
  * -E_NOMEM with nothing leaked.
  */
-int copy_page_map(pml4_t *out);
+MUST_CHECK int copy_page_map(pml4_t *out);
 
 /* A new address space with the kernel half shared and an empty user half: 0 or -E_NOMEM. */
 int new_page_map(pml4_t *out);
@@ -96,7 +97,7 @@ int new_page_map(pml4_t *out);
  * the mapped user frames too with VMM_FREE_FRAMES, and its PML4. 0, or
  * -E_INVAL (the current space, a misaligned or zero frame, bad options).
  */
-int drop_page_map(pml4_t space, u32 options);
+MUST_CHECK int drop_page_map(pml4_t space, u32 options);
 
 /* Switch to an address space (loads CR3; the kernel half is the same in all). */
 void switch_page_map(pml4_t space);
@@ -110,10 +111,10 @@ pml4_t current_page_map(void);
  * -E_CANON, -E_SELFMAP, -E_INVAL (zero size, bad flags), -E_EXIST (overlaps
  * a region), -E_NOSPC (no room in the region table).
  */
-int vmm_register_demand_zero(u64 base, u64 size, u32 flags);
+MUST_CHECK int vmm_register_demand_zero(u64 base, u64 size, u32 flags);
 
 /* Forget the demand-zero region starting at base (its pages stay mapped): 0 or -E_NOENT. */
-int vmm_unregister_demand_zero(u64 base);
+MUST_CHECK int vmm_unregister_demand_zero(u64 base);
 
 /*
  * Set up the kernel's own mapping: verify the image W^X from the linker
@@ -151,7 +152,7 @@ void vmm_format_range(const struct vmm_range *r, char *buf, size_t size);
  * pages (a 2 MiB page counts 512) have A set, and D set. 0, or -E_ALIGN,
  * -E_CANON, -E_SELFMAP, -E_INVAL (zero size).
  */
-int vmm_ad_stats(u64 base, u64 size, u64 *accessed, u64 *dirty);
+MUST_CHECK int vmm_ad_stats(u64 base, u64 size, u64 *accessed, u64 *dirty);
 
 /* What the VMM has done since boot (for tests and diagnostics). */
 struct vmm_stats {

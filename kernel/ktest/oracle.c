@@ -1,14 +1,11 @@
 /* Page-table checkpoints answered by the runner's QEMU oracle (see oracle.h). */
 #include <cmdline.h>
+#include <cpu.h>
 #include <io.h>
 #include <layout.h>
 #include <oracle.h>
 #include <printf.h>
 #include <vmm.h>
-
-/* 16550 UART: line status register and its data-ready bit (PC16550D datasheet). */
-#define UART_LSR 5
-#define LSR_DATA_READY (1u << 0)
 
 /* Dumps are printed inside a TAP subtest. */
 #define INDENT "    "
@@ -21,9 +18,9 @@ bool oracle_enabled(void)
 /* Spin until the runner writes a byte to the oracle UART, and consume it. */
 static void wait_for_runner(void)
 {
-	while (!(inb(ORACLE_UART_PORT + UART_LSR) & LSR_DATA_READY))
-		__asm__ volatile("pause");
-	(void)inb(ORACLE_UART_PORT);
+	while (!(inb(ORACLE_UART_PORT + UART_LSR) & UART_LSR_DATA_READY))
+		cpu_pause();
+	(void)inb(ORACLE_UART_PORT + UART_RBR);
 }
 
 void oracle_begin(const char *name)

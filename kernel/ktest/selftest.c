@@ -27,11 +27,9 @@
 static void st_triple_fault(void)
 {
 	/* With an empty IDT, int3 cannot be delivered, nor can the #GP or #DF that follow. */
-	struct {
-		u16 limit;
-		u64 base;
-	} PACKED empty_idt = {0, 0};
-	__asm__ volatile("lidt %0\n\tint3" : : "m"(empty_idt) : "memory");
+	struct descriptor_pointer empty_idt = {0, 0};
+	lidt(&empty_idt);
+	__asm__ volatile("int3");
 	panic("selftest: survived int3 with an empty IDT");
 }
 

@@ -44,6 +44,7 @@
 #include <paging.h>
 #include <panic.h>
 #include <pmm.h>
+#include <pte.h>
 #include <printf.h>
 #include <string.h>
 
@@ -51,8 +52,6 @@
 #define STACK_PAGE0 (PMM_STACK_BASE + PAGE_SIZE)
 /* Pages of the region (one PML4 slot). */
 #define REGION_PAGES (PML4_SLOT_SIZE / PAGE_SIZE)
-/* Frames beyond what a PTE can address (52-bit physical addresses, SDM Vol. 3A §4.5) are not usable. */
-#define PHYS_LIMIT (PTE_ADDR_MASK + PAGE_SIZE)
 
 #ifdef PMM_DEBUG
 #define MARK_WORDS 2
@@ -98,17 +97,14 @@ static u64 page_va(u64 k)
 /* Map frame at va of the region (its PT exists since init). */
 static void region_map(u64 va, u64 frame)
 {
-	*selfmap_pte(va) = frame | leaf_flags;
-	invlpg(va);
+	pte_set(WINDOW_SELF, LEVEL_PT, va, frame | leaf_flags);
 }
 
 /* Unmap va of the region; returns the frame it mapped. */
 static u64 region_unmap(u64 va)
 {
-	volatile u64 *pte = selfmap_pte(va);
-	u64 frame = pte_frame(*pte);
-	*pte = 0;
-	invlpg(va);
+	u64 frame = pte_frame(*selfmap_pte(va));
+	pte_set(WINDOW_SELF, LEVEL_PT, va, 0);
 	return frame;
 }
 
@@ -303,13 +299,16 @@ const struct memmap *pmm_memmap(void)
 	return &boot_map;
 }
 
-/* The RAM entries of the map, below PHYS_LIMIT, become the ranges; returns their frames. */
+/*
+ * The RAM entries of the map, below the physical-address limit (no entry
+ * can map a frame above it), become the ranges; returns their frames.
+ */
 static u64 collect_ranges(void)
 {
-	u64 frames = 0;
+	u64 frames = 0, limit = paging_phys_limit();
 	for (u32 i = 0; i < boot_map.count; i++) {
 		const struct memmap_entry *e = &boot_map.entry[i];
-		u64 end = e->base + e->size < PHYS_LIMIT ? e->base + e->size : PHYS_LIMIT;
+		u64 end = e->base + e->size < limit ? e->base + e->size : limit;
 		if (e->type != E820_RAM || e->base >= end)
 			continue;
 		ranges[nranges++] = (struct range){e->base, end, 0};
@@ -335,17 +334,17 @@ static u64 bump_take(void)
 /* Make sure the table at `level` translating va exists: a bump frame, installed, then zeroed. */
 static void ensure_table(int level, u64 va)
 {
-	volatile u64 *parent = selfmap_entry(level + 1, va);
-	if (*parent & PTE_P) {
-		ASSERT(!(*parent & PTE_PS));
+	u64 parent = *selfmap_entry(level + 1, va);
+	if (parent & PTE_P) {
+		ASSERT(!pte_is_leaf(parent, level + 1));
 		return;
 	}
 	/* Not NX: an upper-level NX would cover anything later placed under it. */
-	*parent = bump_take() | PTE_P | PTE_W;
-	/* The new table appears at its self-map address; nothing stale may be cached there. */
+	pte_set(WINDOW_SELF, level + 1, va, bump_take() | PTE_P | PTE_W);
+	/* The new table appears at its self-map address: zero it there. */
 	u64 table = ALIGN_DOWN((u64)selfmap_entry(level, va), PAGE_SIZE);
-	invlpg(table);
 	memset((void *)table, 0, PAGE_SIZE);
+	pte_table_ready(table);
 }
 
 /* Create the PDPT, PDs and PTs that [start, end) needs, top-down so each parent exists. */
@@ -417,13 +416,6 @@ static void push_all(void)
 	ASSERT(pages == init_pages && depth == total - init_pages);
 }
 
-static inline u64 rdtsc(void)
-{
-	u32 lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((u64)hi << 32) | lo;
-}
-
 void pmm_init(void)
 {
 	memmap_from_boot(&boot_map);
@@ -431,7 +423,7 @@ void pmm_init(void)
 	u64 frames = collect_ranges();
 	if (frames == 0)
 		panic("pmm: the memory map has no usable RAM");
-	leaf_flags = PTE_P | PTE_W | (cpu_nx_enabled() ? PTE_NX : 0);
+	leaf_flags = PTE_P | PTE_W | paging_nx_bit();
 	/* Free frames F = entries + pages and pages <= entries / PER_PAGE + 1: this covers any F <= frames. */
 	max_pages = frames / PER_PAGE + 2;
 	if (1 + max_pages > REGION_PAGES)

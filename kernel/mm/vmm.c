@@ -2,11 +2,11 @@
  * The paging API on the current address space, through the self-map only:
  * map_region, unmap_region, set_page_flags, virt_to_phys. Entries are
  * written at their self-map address; a missing table makes the write fault
- * and the #PF handler (vmm_fault.c) creates it. A single entry is written
- * by pte_write_flush, which invalidates the TLB; a run of PTEs in a table
- * that exists is written in a row after one walk, with an invlpg for every
- * present entry changed (vmm_internal.h). Tables that become empty are
- * released bottom-up (the thesis's release of unused tables).
+ * and the #PF handler (vmm_fault.c) creates it. Every store goes through
+ * the page-table write API (pte.h), which applies the TLB rule: a single
+ * entry through pte_write_flush, a run of PTEs in a table that exists in a
+ * row after one walk (pte_run_*). Tables that become empty are released
+ * bottom-up (the thesis's release of unused tables).
  */
 #include "vmm_internal.h"
 #include <cpu.h>
@@ -14,54 +14,11 @@
 #include <panic.h>
 #include <pmm.h>
 
-/* CPUID leaves and bits (Intel SDM Vol. 2A, CPUID). */
-#define CPUID_EXT_MAX 0x80000000u        /* EAX: highest extended leaf */
-#define CPUID_EXT_FEATURES 0x80000001u
-#define CPUID_EDX_PAGE1GB (1u << 26)      /* 1 GiB pages */
-#define CPUID_EXT_ADDR_SIZES 0x80000008u  /* EAX[7:0]: MAXPHYADDR */
-#define MAXPHYADDR_DEFAULT 36             /* when leaf 80000008H is missing (SDM §4.1.4) */
-
 struct vmm_stats vmm_stats;
-
-/* What the CPU offers, read on first use (it never changes after boot). */
-static struct {
-	bool known;
-	bool huge;      /* 1 GiB pages */
-	u64 nx;         /* PTE_NX or 0 */
-	u64 phys_limit; /* 1 << MAXPHYADDR */
-} caps;
-
-/* Fill caps from CPUID and EFER once. */
-static void caps_init(void)
-{
-	if (caps.known)
-		return;
-	u32 max = cpuid(CPUID_EXT_MAX, 0).eax;
-	caps.huge = max >= CPUID_EXT_FEATURES &&
-		    (cpuid(CPUID_EXT_FEATURES, 0).edx & CPUID_EDX_PAGE1GB);
-	u32 bits = max >= CPUID_EXT_ADDR_SIZES ? (cpuid(CPUID_EXT_ADDR_SIZES, 0).eax & 0xff)
-					       : MAXPHYADDR_DEFAULT;
-	caps.phys_limit = 1ULL << bits;
-	caps.nx = cpu_nx_enabled() ? PTE_NX : 0;
-	caps.known = true;
-}
 
 bool vmm_has_huge_pages(void)
 {
-	caps_init();
-	return caps.huge;
-}
-
-u64 vmm_nx_bit(void)
-{
-	caps_init();
-	return caps.nx;
-}
-
-u64 vmm_phys_limit(void)
-{
-	caps_init();
-	return caps.phys_limit;
+	return paging_has_huge_pages();
 }
 
 void vmm_get_stats(struct vmm_stats *out)
@@ -82,31 +39,12 @@ bool kernel_slot_may_grow(u64 slot)
 
 bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value)
 {
-	volatile u64 *entry = window_entry(w, level, va);
 	/* G only on leaves: a table entry is also the PTE of a self-map page, which must not be global. */
-	ASSERT(!(value & PTE_G) || level == LEVEL_PT || (value & PTE_PS));
-	if (!vmm_entry_store(entry, value))
+	ASSERT(!(value & PTE_G) || pte_is_leaf(value, level));
+	if (!vmm_entry_store(pte_slot(w, level, va), value))
 		return false;
-	/* The page this entry maps as a PTE: va itself for a PTE, the child's window page otherwise. */
-	if (in_selfmap((u64)entry))
-		invlpg(selfmap_leaf_va(entry));
-	/* A large page of the current space is cached under its own address. */
-	if (w == WINDOW_SELF && level > LEVEL_PT)
-		invlpg(va);
+	pte_flush(w, level, va);
 	return true;
-}
-
-u64 window_walk(enum pt_window w, u64 va, int *level)
-{
-	for (int l = LEVEL_PML4; l >= LEVEL_PT; l--) {
-		u64 e = *window_entry(w, l, va);
-		*level = l;
-		if (!(e & PTE_P))
-			return 0;
-		if (l == LEVEL_PT || (l <= LEVEL_PDPT && (e & PTE_PS)))
-			return e;
-	}
-	return 0; /* not reached: level 1 always returns */
 }
 
 void range_step_at(enum pt_window w, u64 va, struct range_step *s)
@@ -163,7 +101,7 @@ static int lowest_table(enum pt_window w, u64 va)
 {
 	for (int l = LEVEL_PML4; l > LEVEL_PT; l--) {
 		u64 e = *window_entry(w, l, va);
-		if (!(e & PTE_P) || (e & PTE_PS))
+		if (!(e & PTE_P) || pte_is_leaf(e, l))
 			return l;
 	}
 	return LEVEL_PT;
@@ -176,11 +114,11 @@ void release_empty_tables(enum pt_window w, u64 va)
 			return;
 		u64 frame = pte_frame(*window_entry(w, l + 1, va));
 		/* Clearing an existing entry cannot fault: its table is there. */
-		ASSERT(pte_write_flush(w, l + 1, va, 0));
+		MUST(pte_write_flush(w, l + 1, va, 0));
 		vmm_stats.tables_released++;
 		/* Boot tables live in the image: unlinked, but not the PMM's to take. */
 		if (!frame_in_image(frame))
-			ASSERT(pmm_free(frame) == 0);
+			MUST(pmm_free(frame) == 0);
 	}
 }
 
@@ -194,16 +132,19 @@ static void free_frames(u64 frame, u64 count, int *err)
 	}
 }
 
-/* Clear the present PTEs among the n from va's (its PT exists); VMM_FREE_FRAMES frees frames. */
-static void clear_ptes(enum pt_window w, u64 va, u64 n, u32 options, int *err)
+/*
+ * Clear the present PTEs among the n from va's (its PT exists); VMM_FREE_FRAMES frees frames.
+ * Inlined for each window, so the loop knows which it is (and whether to invlpg) beforehand.
+ */
+static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u64 va, u64 n,
+							     u32 options, int *err)
 {
-	volatile u64 *pte = window_entry(w, LEVEL_PT, va);
-	for (u64 i = 0; i < n; i++, va += PAGE_SIZE) {
-		u64 e = pte[i];
+	struct pte_run run = pte_run_at(w, LEVEL_PT, va);
+	for (u64 i = 0; i < n; i++) {
+		u64 e = pte_run_get(&run, i);
 		if (!(e & PTE_P))
 			continue;
-		pte[i] = 0;
-		pte_changed(w, va);
+		pte_run_change(&run, i, 0);
 		if (options & VMM_FREE_FRAMES)
 			free_frames(pte_frame(e), 1, err);
 	}
@@ -223,14 +164,17 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options)
 		range_step_at(w, va, &s);
 		u64 step = range_step_pt_bytes(&s, va, bytes);
 		if (step) {
-			clear_ptes(w, va, step / PAGE_SIZE, options, &err);
+			if (w == WINDOW_SELF)
+				clear_ptes(WINDOW_SELF, va, step / PAGE_SIZE, options, &err);
+			else
+				clear_ptes(WINDOW_OTHER, va, step / PAGE_SIZE, options, &err);
 		} else {
 			if (!s.entry)
 				range_step_skip_holes(w, &s, va, bytes);
 			step = range_step_left(&s, va);
 			if (s.entry) {
 				ASSERT(s.start == va && step <= bytes); /* callers check large pages */
-				ASSERT(pte_write_flush(w, s.level, va, 0));
+				MUST(pte_write_flush(w, s.level, va, 0));
 				if (options & VMM_FREE_FRAMES)
 					free_frames(pte_frame(s.entry) & ~(s.size - 1),
 						    s.size / PAGE_SIZE, &err);
@@ -245,22 +189,6 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options)
 		bytes -= step;
 	}
 	return err;
-}
-
-/* -E_ALIGN, -E_CANON or -E_SELFMAP for [va, va + n*size), else 0 (n > 0). */
-static int check_range(u64 va, u64 n, u64 size)
-{
-	if (!IS_ALIGNED(va, size))
-		return -E_ALIGN;
-	/* No range may be larger than a half of the address space. */
-	if (!va_is_canonical(va) || n > USER_END / size)
-		return -E_CANON;
-	u64 last = va + n * size - 1;
-	if (last < va || (va < USER_END && last >= USER_END))
-		return -E_CANON;
-	bool hits_self = va <= SELFMAP_END - 1 && last >= SELFMAP_BASE;
-	bool hits_other = va <= OTHER_PT_END - 1 && last >= OTHER_PT_BASE;
-	return hits_self || hits_other ? -E_SELFMAP : 0;
 }
 
 /* -E_INVAL unless every kernel-half PML4 slot of [va, last] is one the kernel shares. */
@@ -288,7 +216,7 @@ static u64 leaf_bits(u32 flags, int level)
 	if (flags & VMM_GLOBAL)
 		bits |= PTE_G;
 	if (!(flags & VMM_EXEC))
-		bits |= vmm_nx_bit();
+		bits |= paging_nx_bit();
 	if (level > LEVEL_PT)
 		bits |= PTE_PS;
 	return bits;
@@ -323,12 +251,12 @@ static int check_map_args(u64 vaddr, u64 paddr, u64 npages, u32 flags, int level
 	u64 size = level_span(level);
 	if (!IS_ALIGNED(paddr, size))
 		return -E_ALIGN;
-	int err = check_range(vaddr, npages, size);
+	int err = vmm_check_range(vaddr, npages, size);
 	if (err)
 		return err;
 	if ((err = check_half(vaddr, flags)) || (err = check_kernel_slots(vaddr, vaddr + npages * size - 1)))
 		return err;
-	if (npages > vmm_phys_limit() / size || paddr > vmm_phys_limit() - npages * size)
+	if (npages > paging_phys_limit() / size || paddr > paging_phys_limit() - npages * size)
 		return -E_INVAL;
 	return 0;
 }
@@ -346,7 +274,7 @@ static int probe_free(u64 va, int level, u64 *free)
 			*free = ALIGN_DOWN(va, level_span(l)) + level_span(l) - va;
 			return 0;
 		}
-		if (e & PTE_PS)
+		if (pte_is_leaf(e, l))
 			return -E_HUGE;
 	}
 	*free = level_span(level);
@@ -368,11 +296,11 @@ static u64 fill_leaves(u64 va, u64 pa, u64 n, int level, u64 bits)
 		u64 run = table_left(va, level) / size;
 		if (run > n - done)
 			run = n - done;
-		volatile u64 *e = selfmap_entry(level, va);
-		if (!vmm_entry_store(e, pa | bits))
+		struct pte_run leaves = pte_run_at(WINDOW_SELF, level, va);
+		if (!pte_run_install_new(&leaves, 0, pa | bits))
 			return done;
 		for (u64 i = 1; i < run; i++)
-			e[i] = (pa + i * size) | bits;
+			pte_run_install(&leaves, i, (pa + i * size) | bits);
 		done += run;
 		va += run * size;
 		pa += run * size;
@@ -408,7 +336,7 @@ int map_region(u64 vaddr, u64 paddr, u64 npages, u32 flags)
 		return 0;
 	/* Out of frames for a table: undo this call, and the tables it left half-built. */
 	if (done)
-		clear_range(WINDOW_SELF, vaddr, done * size, 0);
+		MUST(clear_range(WINDOW_SELF, vaddr, done * size, 0) == 0); /* frees no frame: no error */
 	release_empty_tables(WINDOW_SELF, vaddr + done * size);
 	return -E_NOMEM;
 }
@@ -426,11 +354,9 @@ static bool ptes_present(u64 va, u64 n)
 /* Give the n present PTEs from va's the flag bits, keeping the bits in `keep`. */
 static void protect_ptes(u64 va, u64 n, u64 keep, u64 bits)
 {
-	volatile u64 *pte = selfmap_pte(va);
-	for (u64 i = 0; i < n; i++, va += PAGE_SIZE) {
-		pte[i] = (pte[i] & keep) | bits;
-		pte_changed(WINDOW_SELF, va);
-	}
+	struct pte_run run = pte_run_at(WINDOW_SELF, LEVEL_PT, va);
+	for (u64 i = 0; i < n; i++)
+		pte_run_change(&run, i, (pte_run_get(&run, i) & keep) | bits);
 }
 
 /*
@@ -472,7 +398,7 @@ int unmap_region(u64 vaddr, u64 npages, u32 options)
 {
 	if ((options & ~VMM_FREE_FRAMES) || !npages)
 		return -E_INVAL;
-	int err = check_range(vaddr, npages, PAGE_SIZE);
+	int err = vmm_check_range(vaddr, npages, PAGE_SIZE);
 	if (err || (err = check_leaves(vaddr, npages * PAGE_SIZE, false)))
 		return err;
 	return clear_range(WINDOW_SELF, vaddr, npages * PAGE_SIZE, options);
@@ -482,7 +408,7 @@ int set_page_flags(u64 vaddr, u64 npages, u32 flags)
 {
 	if ((flags & ~VMM_PROT_FLAGS) || !npages)
 		return -E_INVAL;
-	int err = check_range(vaddr, npages, PAGE_SIZE);
+	int err = vmm_check_range(vaddr, npages, PAGE_SIZE);
 	if (err || (err = check_half(vaddr, flags)))
 		return err;
 	u64 bytes = npages * PAGE_SIZE, va = vaddr;
@@ -499,7 +425,7 @@ int set_page_flags(u64 vaddr, u64 npages, u32 flags)
 		} else {
 			step = range_step_left(&s, va);
 			u64 value = (s.entry & keep) | (leaf_bits(flags, s.level) & ~PTE_PS);
-			ASSERT(pte_write_flush(WINDOW_SELF, s.level, va, value));
+			MUST(pte_write_flush(WINDOW_SELF, s.level, va, value));
 		}
 		if (step >= bytes)
 			break;

@@ -49,8 +49,8 @@ static void walk_table(volatile const u64 *table, int level, u64 base, bool user
 			continue;
 		u64 va = CANONICAL_VA(base + (i << va_shift(level)));
 		bool u = user && (e & PTE_U), w = write && (e & PTE_W);
-		bool x_off = nx || (vmm_nx_bit() && (e & PTE_NX));
-		if (level == LEVEL_PT || (level <= LEVEL_PDPT && (e & PTE_PS)))
+		bool x_off = nx || (paging_nx_bit() && (e & PTE_NX));
+		if (pte_is_leaf(e, level))
 			merger_add(m, va, level_span(level), u, w, x_off);
 		else
 			walk_table((volatile const u64 *)selfmap_leaf_va(&table[i]), level - 1, va, u,
@@ -89,13 +89,11 @@ int vmm_ad_stats(u64 base, u64 size, u64 *accessed, u64 *dirty)
 {
 	if (!size)
 		return -E_INVAL;
-	if (!IS_ALIGNED(base, PAGE_SIZE) || !IS_ALIGNED(size, PAGE_SIZE))
+	if (!IS_ALIGNED(size, PAGE_SIZE))
 		return -E_ALIGN;
-	u64 last = base + size - 1;
-	if (!va_is_canonical(base) || last < base || (base < USER_END) != (last < USER_END))
-		return -E_CANON;
-	if (base <= SELFMAP_END - 1 && last >= SELFMAP_BASE)
-		return -E_SELFMAP;
+	int err = vmm_check_range(base, size / PAGE_SIZE, PAGE_SIZE);
+	if (err)
+		return err;
 	*accessed = *dirty = 0;
 	for (u64 va = base, left = size; left;) {
 		struct range_step s;

@@ -9,7 +9,8 @@
  * then zeroes the new table through its window address and returns, so the
  * faulting store runs again.
  *
- * Out of frames: every entry store goes through vmm_entry_store below, an
+ * Out of frames: every entry store that may meet a missing table goes
+ * through vmm_entry_store below (pte_write_flush, pte_run_install_new), an
  * instruction with a fixup. When the handler finds no frame and the fault
  * was raised by that instruction, it resumes at the fixup instead, which
  * makes vmm_entry_store return false; a nested handler that sees its own
@@ -137,15 +138,14 @@ static const char *table_fault(struct trap_frame *f, u64 cr2, enum pt_window w, 
 	} else if (!pte_write_flush(w, level + 1, va,
 				    frame | PTE_P | PTE_W | (va < USER_END ? PTE_U : 0))) {
 		/* The level above had no frame either: this store fails with it. */
-		ASSERT(pmm_free(frame) == 0);
+		MUST(pmm_free(frame) == 0);
 		if (!skip_failed_store(f))
 			why = "out of physical frames for a page table";
 	} else {
 		/* Installed and its window page invalidated: now it can be zeroed in place. */
 		void *table = (void *)ALIGN_DOWN(cr2, PAGE_SIZE);
 		vmm_zero_page(table);
-		/* Drop paging-structure caches a walk may have filled from the old contents. */
-		invlpg((u64)table);
+		pte_table_ready((u64)table);
 		vmm_stats.table_faults++;
 	}
 	table_fault_depth--;
@@ -174,12 +174,12 @@ static const char *demand_zero_fault(u64 err, u64 cr2, const struct demand_zero_
 	/* Writable and not executable while it is zeroed, then the region's own rights. */
 	u32 first = VMM_WRITE | (r->flags & VMM_USER);
 	if (map_region(page, frame, 1, first) != 0) {
-		ASSERT(pmm_free(frame) == 0);
+		MUST(pmm_free(frame) == 0);
 		return "out of physical frames for a demand-zero page's tables";
 	}
 	vmm_zero_page((void *)page);
 	if (r->flags != first)
-		ASSERT(set_page_flags(page, 1, r->flags) == 0);
+		MUST(set_page_flags(page, 1, r->flags) == 0);
 	vmm_stats.demand_zero_faults++;
 	return NULL;
 }
@@ -211,17 +211,14 @@ int vmm_register_demand_zero(u64 base, u64 size, u32 flags)
 {
 	if ((flags & ~(VMM_WRITE | VMM_USER | VMM_EXEC)) || !size)
 		return -E_INVAL;
-	if (!IS_ALIGNED(base, PAGE_SIZE) || !IS_ALIGNED(size, PAGE_SIZE))
+	if (!IS_ALIGNED(size, PAGE_SIZE))
 		return -E_ALIGN;
-	u64 last = base + size - 1;
-	if (!va_is_canonical(base) || last < base || !va_is_canonical(last) ||
-	    (base < USER_END) != (last < USER_END))
-		return -E_CANON;
-	if ((base <= SELFMAP_END - 1 && last >= SELFMAP_BASE) ||
-	    (base <= OTHER_PT_END - 1 && last >= OTHER_PT_BASE))
-		return -E_SELFMAP;
+	int err = vmm_check_range(base, size / PAGE_SIZE, PAGE_SIZE);
+	if (err)
+		return err;
 	if ((flags & VMM_USER) && base >= USER_END)
 		return -E_INVAL;
+	u64 last = base + size - 1;
 	struct demand_zero_region *free = NULL;
 	for (int i = 0; i < DEMAND_ZERO_REGIONS; i++) {
 		if (!regions[i].used)

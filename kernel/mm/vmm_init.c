@@ -22,7 +22,7 @@ static u64 image_pte(u64 va)
 	if (va >= (u64)__data_start)
 		pte |= PTE_W;
 	if (va >= (u64)__text_end)
-		pte |= vmm_nx_bit();
+		pte |= paging_nx_bit();
 	return pte;
 }
 
@@ -45,27 +45,14 @@ static void image_wx(void)
 	}
 }
 
-/* Base of the descriptor table sgdt (is_idt false) or sidt stores. */
-static u64 descriptor_table_base(bool is_idt)
-{
-	struct {
-		u16 limit;
-		u64 base;
-	} PACKED r;
-	if (is_idt)
-		__asm__ volatile("sidt %0" : "=m"(r));
-	else
-		__asm__ volatile("sgdt %0" : "=m"(r));
-	return r.base;
-}
-
 /* Unmap the boot code's identity map; its boot tables are unlinked as they empty. */
 static void remove_identity_map(void)
 {
 	u64 start = (u64)__boot_start, pages = ((u64)__boot_end - start) / PAGE_SIZE;
-	ASSERT(descriptor_table_base(false) >= KERNEL_HALF_START);
-	ASSERT(descriptor_table_base(true) >= KERNEL_HALF_START);
-	ASSERT(start < USER_END && unmap_region(start, pages, 0) == 0);
+	ASSERT(sgdt().base >= KERNEL_HALF_START);
+	ASSERT(sidt().base >= KERNEL_HALF_START);
+	ASSERT(start < USER_END);
+	MUST(unmap_region(start, pages, 0) == 0);
 	ASSERT(!(*selfmap_entry(LEVEL_PML4, start) & PTE_P));
 }
 

@@ -4,6 +4,7 @@
 
 #include <cpu.h>
 #include <paging.h>
+#include <pte.h>
 #include <vmm.h>
 
 /* Deepest nesting of table-creating faults: a missing PT, PD and PDPT (the PML4 always exists). */
@@ -17,32 +18,28 @@ extern struct vmm_stats vmm_stats;
 /*
  * Store value at entry (vmm_fault.c, in assembly): true, or false when the
  * store faulted for a missing page table, the #PF handler found no frame for
- * it and skipped the store through the fixup.
+ * it and skipped the store through the fixup. Only pte_write_flush and
+ * pte_run_install_new call it.
  */
-bool vmm_entry_store(volatile u64 *entry, u64 value);
+MUST_CHECK bool vmm_entry_store(volatile u64 *entry, u64 value);
 
 /*
- * The way a single paging entry is written: store the entry of `level` for
- * va in window w, then invalidate what it mapped (invlpg of the page the
- * entry maps as a PTE, and of va itself for a large-page entry of the
- * current space). false when the store was skipped for want of a frame.
- * The bulk paths (map_region's leaves, and the PT runs of unmap, set-flags
- * and copy) write the other entries of a table that exists directly, with
- * the same invalidation: pte_changed for each present PTE they change, none
- * for a not-present entry made present (SDM Vol. 3A §4.10.4.3: nothing is
- * cached from a not-present entry).
+ * The page-table write API's (pte.h) writers whose table may be missing:
+ * the store faults it into existence through the #PF handler. false when
+ * the store was skipped for want of a frame (nothing changed then).
+ *
+ * pte_write_flush: set the entry of `level` for va in window w, then
+ * pte_flush (the entry may have been present).
  */
-bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value);
+MUST_CHECK bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value);
 
 /*
- * After a present PTE of va in window w was changed or cleared: drop va's
- * TLB entry. Only the current space has any; those of a space seen through
- * the other window go with the CR3 reload that detaches it.
+ * pte_run_install_new: pte_run_install (entry i, known not present, made
+ * present: nothing to drop) where the run's table may be missing yet.
  */
-static inline void pte_changed(enum pt_window w, u64 va)
+static inline MUST_CHECK bool pte_run_install_new(const struct pte_run *r, u64 i, u64 value)
 {
-	if (w == WINDOW_SELF)
-		invlpg(va);
+	return vmm_entry_store(&r->entry[i], value);
 }
 
 /* Bytes from va to the end of the table at `level` that holds va's entry. */
@@ -51,9 +48,6 @@ static inline u64 table_left(u64 va, int level)
 	u64 span = level_span(level + 1);
 	return ALIGN_DOWN(va, span) + span - va;
 }
-
-/* The leaf entry of va in w and its level, or 0 and the level of the missing entry. */
-u64 window_walk(enum pt_window w, u64 va, int *level);
 
 /* One step of a range walk: the leaf at va (entry != 0), or the hole around it. */
 struct range_step {
@@ -97,7 +91,7 @@ static inline u64 range_step_pt_bytes(const struct range_step *s, u64 va, u64 by
  * releasing tables that empty; with VMM_FREE_FRAMES give the frames back.
  * Returns 0 or the first pmm_free error.
  */
-int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options);
+MUST_CHECK int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options);
 
 /* Release the tables on va's path in w that are empty, bottom-up. */
 void release_empty_tables(enum pt_window w, u64 va);
@@ -108,11 +102,26 @@ bool frame_in_image(u64 frame);
 /* True when a new PDPT may be created for kernel-half PML4 slot `slot`. */
 bool kernel_slot_may_grow(u64 slot);
 
-/* PTE_NX when EFER.NXE is on, else 0 (bit 63 is reserved then). */
-u64 vmm_nx_bit(void);
-
-/* The physical-address limit (1 << MAXPHYADDR). */
-u64 vmm_phys_limit(void);
+/*
+ * The one address-range check of the API: -E_ALIGN (va not aligned to
+ * size), -E_CANON (non-canonical, wrapping, larger than a half or leaving
+ * its half) or -E_SELFMAP (touches a page-table window: the self-map or the
+ * other-space window) for [va, va + n*size), else 0 (n > 0).
+ */
+static inline int vmm_check_range(u64 va, u64 n, u64 size)
+{
+	if (!IS_ALIGNED(va, size))
+		return -E_ALIGN;
+	/* No range may be larger than a half of the address space. */
+	if (!va_is_canonical(va) || n > USER_END / size)
+		return -E_CANON;
+	u64 last = va + n * size - 1;
+	if (last < va || (va < USER_END && last >= USER_END))
+		return -E_CANON;
+	bool hits_self = va <= SELFMAP_END - 1 && last >= SELFMAP_BASE;
+	bool hits_other = va <= OTHER_PT_END - 1 && last >= OTHER_PT_BASE;
+	return hits_self || hits_other ? -E_SELFMAP : 0;
+}
 
 /* Zero the 4 KiB page at `page` (mapped, writable): new tables and demand-zero frames. */
 void vmm_zero_page(void *page);

@@ -15,9 +15,6 @@
 #include <panic.h>
 #include <pmm.h>
 
-/* First kernel-half PML4 slot. */
-#define KERNEL_FIRST_SLOT (TABLE_ENTRIES / 2)
-
 static bool other_attached;
 
 bool vmm_other_attached(void)
@@ -25,19 +22,13 @@ bool vmm_other_attached(void)
 	return other_attached;
 }
 
-/* Load CR3 (flushes every non-global TLB entry). */
-static void load_cr3(u64 value)
-{
-	__asm__ volatile("mov %0, %%cr3" : : "r"(value) : "memory");
-}
-
 /* Show space's tables in the other window. */
 static void other_attach(pml4_t space)
 {
 	ASSERT(!other_attached);
 	/* Tables are data: P|W, NX where the CPU has it, never G. */
-	ASSERT(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE,
-			       space | PTE_P | PTE_W | vmm_nx_bit()));
+	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE,
+			     space | PTE_P | PTE_W | paging_nx_bit()));
 	other_attached = true;
 }
 
@@ -45,7 +36,7 @@ static void other_attach(pml4_t space)
 static void other_detach(void)
 {
 	ASSERT(other_attached);
-	ASSERT(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE, 0));
+	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE, 0));
 	load_cr3(read_cr3());
 	other_attached = false;
 }
@@ -57,10 +48,10 @@ static void other_init_kernel_half(pml4_t space)
 		u64 va = INDICES_VA(slot, 0, 0, 0);
 		u64 value = *selfmap_entry(LEVEL_PML4, va);
 		if (slot == RECURSIVE_SLOT)
-			value = space | PTE_P | PTE_W | vmm_nx_bit();
+			value = space | PTE_P | PTE_W | paging_nx_bit();
 		else if (slot == OTHER_SLOT)
 			value = 0; /* this very entry: it belongs to the current space only */
-		ASSERT(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, va, value));
+		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, va, value));
 	}
 }
 
@@ -73,15 +64,15 @@ static void other_init_kernel_half(pml4_t space)
 static bool copy_ptes(u64 va, u64 n)
 {
 	volatile const u64 *from = window_entry(WINDOW_SELF, LEVEL_PT, va);
-	volatile u64 *to = window_entry(WINDOW_OTHER, LEVEL_PT, va);
+	struct pte_run to = pte_run_at(WINDOW_OTHER, LEVEL_PT, va);
 	bool table = false;
 	for (u64 i = 0; i < n; i++) {
 		u64 e = from[i];
 		if (!(e & PTE_P))
 			continue;
 		if (table)
-			to[i] = e;
-		else if (!(table = pte_write_flush(WINDOW_OTHER, LEVEL_PT, va + i * PAGE_SIZE, e)))
+			pte_run_install(&to, i, e);
+		else if (!(table = pte_run_install_new(&to, i, e)))
 			return false;
 	}
 	return true;
@@ -119,14 +110,14 @@ static int make_page_map(pml4_t *out, bool copy_user)
 	other_attach(space);
 	/* The frame holds whatever it held: clear the user half before anything reads it. */
 	for (u64 slot = 0; slot < KERNEL_FIRST_SLOT; slot++)
-		ASSERT(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, INDICES_VA(slot, 0, 0, 0), 0));
+		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, INDICES_VA(slot, 0, 0, 0), 0));
 	other_init_kernel_half(space);
 	int err = copy_user ? copy_user_half() : 0;
 	if (err)
-		clear_range(WINDOW_OTHER, 0, USER_END, 0);
+		MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0) == 0); /* frees no frame: no error */
 	other_detach();
 	if (err) {
-		ASSERT(pmm_free(space) == 0);
+		MUST(pmm_free(space) == 0);
 		return err;
 	}
 	*out = space;
@@ -146,7 +137,7 @@ int new_page_map(pml4_t *out)
 int drop_page_map(pml4_t space, u32 options)
 {
 	if ((options & ~VMM_FREE_FRAMES) || !space || !IS_ALIGNED(space, PAGE_SIZE) ||
-	    space >= vmm_phys_limit() || space == current_page_map())
+	    space >= paging_phys_limit() || space == current_page_map())
 		return -E_INVAL;
 	other_attach(space);
 	/* A PML4 of ours points at itself: anything else is not an address space. */

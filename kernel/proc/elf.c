@@ -76,8 +76,8 @@ static int check_load(const struct elf64_phdr *ph, u64 len, struct elf_segment *
 		.memsz = ph->p_memsz,
 		.filesz = ph->p_filesz,
 		.offset = ph->p_offset,
-		.prot = (ph->p_flags & PF_R ? ELF_PROT_R : 0) | (ph->p_flags & PF_W ? ELF_PROT_W : 0) |
-			(ph->p_flags & PF_X ? ELF_PROT_X : 0),
+		.prot = (ph->p_flags & PF_R ? PROT_READ : 0) | (ph->p_flags & PF_W ? PROT_WRITE : 0) |
+			(ph->p_flags & PF_X ? PROT_EXEC : 0),
 	};
 	return 0;
 }
@@ -116,7 +116,7 @@ static bool entry_ok(const struct elf_plan *plan, u64 entry)
 {
 	for (u32 i = 0; i < plan->nsegments; i++) {
 		const struct elf_segment *s = &plan->segments[i];
-		if ((s->prot & ELF_PROT_X) && entry >= s->vaddr && entry - s->vaddr < s->filesz)
+		if ((s->prot & PROT_EXEC) && entry >= s->vaddr && entry - s->vaddr < s->filesz)
 			return true;
 	}
 	return false;

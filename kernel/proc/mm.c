@@ -115,7 +115,7 @@ int proc_munmap(u64 addr, u64 len)
 	split_at(p, end);
 	for (struct region *r; (r = overlapping(p, addr, end));)
 		*r = (struct region){0};
-	ASSERT(unmap_region(addr, (end - addr) / PAGE_SIZE, VMM_FREE_FRAMES) == 0);
+	MUST(unmap_region(addr, (end - addr) / PAGE_SIZE, VMM_FREE_FRAMES) == 0);
 	return 0;
 }
 
@@ -126,7 +126,7 @@ static void reprotect_pages(u64 start, u64 end, u32 rights)
 	for (u64 va = start; va < end; va += PAGE_SIZE) {
 		u64 pa;
 		if (virt_to_phys(va, &pa) == 0)
-			ASSERT(set_page_flags(va, 1, flags) == 0);
+			MUST(set_page_flags(va, 1, flags) == 0);
 	}
 }
 

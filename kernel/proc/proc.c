@@ -92,12 +92,12 @@ static int map_zeroed(u64 page, u32 rights)
 	 */
 	u32 flags = region_vmm_flags(rights), first = (flags & VMM_WRITE) ? flags : VMM_WRITE;
 	if (map_region(page, frame, 1, first) != 0) {
-		ASSERT(pmm_free(frame) == 0);
+		MUST(pmm_free(frame) == 0);
 		return -E_NOMEM;
 	}
 	vmm_zero_page((void *)page);
 	if (first != flags)
-		ASSERT(set_page_flags(page, 1, flags) == 0);
+		MUST(set_page_flags(page, 1, flags) == 0);
 	return 0;
 }
 
@@ -154,14 +154,14 @@ static int load_bytes(u64 va, const u8 *src, u64 size, u32 rights)
 		if (pmm_alloc(&frame) != 0)
 			return -E_NOMEM;
 		if (map_region(page, frame, 1, VMM_WRITE) != 0) {
-			ASSERT(pmm_free(frame) == 0);
+			MUST(pmm_free(frame) == 0);
 			return -E_NOMEM;
 		}
 		vmm_zero_page((void *)page);
 		u64 from = page < va ? va : page;
 		u64 to = page + PAGE_SIZE < va + size ? page + PAGE_SIZE : va + size;
 		memcpy((void *)from, src + (from - va), to - from);
-		ASSERT(set_page_flags(page, 1, region_vmm_flags(rights)) == 0);
+		MUST(set_page_flags(page, 1, region_vmm_flags(rights)) == 0);
 	}
 	return 0;
 }
@@ -184,7 +184,7 @@ static struct proc *user_proc_new(const char *name, int *err)
 /* Undo user_proc_new after a failed load (the space is not current). */
 static void user_proc_abort(struct proc *p)
 {
-	ASSERT(drop_page_map(p->space, VMM_FREE_FRAMES) == 0);
+	MUST(drop_page_map(p->space, VMM_FREE_FRAMES) == 0);
 	kstack_unmap(p);
 	p->state = PROC_UNUSED;
 }
@@ -251,13 +251,6 @@ int proc_spawn_blob(const void *code, u64 size, u64 code_va, u64 stack_top, u64 
 	return p->pid;
 }
 
-/* REGION_* rights of an ELF segment's ELF_PROT_* bits. */
-static u32 segment_rights(u32 prot)
-{
-	return ((prot & ELF_PROT_R) ? REGION_READ : 0) | ((prot & ELF_PROT_W) ? REGION_WRITE : 0) |
-	       ((prot & ELF_PROT_X) ? REGION_EXEC : 0);
-}
-
 struct elf_load {
 	const u8 *image;
 	const struct elf_plan *plan;
@@ -307,7 +300,7 @@ static int load_elf(struct proc *p, const void *ctx)
 	struct elf_load *l = (struct elf_load *)ctx;
 	for (u32 i = 0; i < l->plan->nsegments; i++) {
 		const struct elf_segment *s = &l->plan->segments[i];
-		u32 rights = segment_rights(s->prot);
+		u32 rights = s->prot; /* PROT_* bits: region rights as they are */
 		u64 start = ALIGN_DOWN(s->vaddr, PAGE_SIZE), end = ALIGN_UP(s->vaddr + s->memsz, PAGE_SIZE);
 		int err = proc_region_add(p, start, end, rights, (rights & REGION_EXEC) ? "text" :
 							       (rights & REGION_WRITE) ? "data" : "rodata");
@@ -367,7 +360,7 @@ NORETURN void proc_exit(int status)
 		pml4_t space = cur->space;
 		cur->space = proc_table[0].space;
 		switch_page_map(cur->space);
-		ASSERT(drop_page_map(space, VMM_FREE_FRAMES) == 0);
+		MUST(drop_page_map(space, VMM_FREE_FRAMES) == 0);
 		memset(cur->regions, 0, sizeof(cur->regions));
 		cur->user = false;
 	}
@@ -401,7 +394,7 @@ static NORETURN void vkill_current(u64 vector, const char *fmt, va_list ap)
 	struct proc *cur = sched_current();
 	char reason[KILL_REASON_MAX];
 	kvsnprintf(reason, sizeof(reason), fmt, ap);
-	ASSERT(proc_kill(cur, reason) == 0);
+	MUST(proc_kill(cur, reason) == 0);
 	cur->exit.vector = vector;
 	proc_exit(-1);
 }

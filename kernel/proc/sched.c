@@ -82,7 +82,7 @@ static void release_dead_thread(void)
 		return;
 	dead_thread = NULL;
 	u64 base = p->kstack_top - KERNEL_STACK_SIZE;
-	ASSERT(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
+	MUST(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
 	p->kstack_top = 0;
 	/* Nobody will wait for an orphan: its slot goes now. */
 	if (!p->parent)
@@ -186,21 +186,21 @@ static int kstack_map(int i, u64 *top)
 		if (pmm_alloc(&frame) != 0)
 			goto fail;
 		if (map_region(base + k * PAGE_SIZE, frame, 1, VMM_WRITE) != 0) {
-			ASSERT(pmm_free(frame) == 0);
+			MUST(pmm_free(frame) == 0);
 			goto fail;
 		}
 	}
 	*top = base + KERNEL_STACK_SIZE;
 	return 0;
 fail:
-	ASSERT(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
+	MUST(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
 	return -E_NOMEM;
 }
 
 /* Give back the kernel stack of a thread that never ran. */
 void kstack_unmap(struct proc *p)
 {
-	ASSERT(unmap_region(p->kstack_top - KERNEL_STACK_SIZE, KERNEL_STACK_PAGES,
+	MUST(unmap_region(p->kstack_top - KERNEL_STACK_SIZE, KERNEL_STACK_PAGES,
 			    VMM_FREE_FRAMES) == 0);
 	p->kstack_top = 0;
 }

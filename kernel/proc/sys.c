@@ -83,13 +83,10 @@ i64 sys_wait(int pid, u64 status)
 	return got;
 }
 
-/* REGION_* rights for PROT_* bits: -1 for unknown bits. */
+/* The rights of PROT_* bits (they are the same bits), or -1 for unknown bits. */
 static int prot_rights(int prot)
 {
-	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
-		return -1;
-	return ((prot & PROT_READ) ? REGION_READ : 0) | ((prot & PROT_WRITE) ? REGION_WRITE : 0) |
-	       ((prot & PROT_EXEC) ? REGION_EXEC : 0);
+	return (prot & ~REGION_RIGHTS) ? -1 : prot;
 }
 
 i64 sys_mmap(u64 addr, u64 len, int prot, int flags)

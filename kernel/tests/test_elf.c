@@ -81,13 +81,13 @@ KTEST(elf, valid_program_gives_its_plan)
 	KASSERT_EQ(plan.entry, TEXT_VA + 0x10);
 	KASSERT_EQ(plan.nsegments, 3);
 	KASSERT_EQ(plan.segments[0].vaddr, TEXT_VA);
-	KASSERT_EQ(plan.segments[0].prot, ELF_PROT_R | ELF_PROT_X);
+	KASSERT_EQ(plan.segments[0].prot, PROT_READ | PROT_EXEC);
 	KASSERT_EQ(plan.segments[0].offset, PAGE_SIZE);
 	KASSERT_EQ(plan.segments[0].filesz, 0x40);
 	KASSERT_EQ(plan.segments[1].vaddr, RODATA_VA);
-	KASSERT_EQ(plan.segments[1].prot, ELF_PROT_R);
+	KASSERT_EQ(plan.segments[1].prot, PROT_READ);
 	KASSERT_EQ(plan.segments[2].vaddr, DATA_VA);
-	KASSERT_EQ(plan.segments[2].prot, ELF_PROT_R | ELF_PROT_W);
+	KASSERT_EQ(plan.segments[2].prot, PROT_READ | PROT_WRITE);
 	KASSERT_EQ(plan.segments[2].filesz, 0x10);
 	KASSERT_EQ(plan.segments[2].memsz, 3 * PAGE_SIZE);
 }

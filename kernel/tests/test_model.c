@@ -17,7 +17,9 @@
  */
 #include "test_vmm_util.h"
 #include <cmdline.h>
+#include <cpu.h>
 #include <ktest.h>
+#include <panic.h>
 #include <printf.h>
 #include <vmm.h>
 
@@ -322,7 +324,7 @@ static void op_huge(struct op *o)
 		o->want = m.huge ? -E_HUGE : 0;
 		o->got = map_region(HUGE_VA + PAGE_SIZE, FAKE_BASE, 1, 0);
 		if (o->got == 0)
-			unmap_region(HUGE_VA + PAGE_SIZE, 1, 0);
+			MUST(unmap_region(HUGE_VA + PAGE_SIZE, 1, 0) == 0);
 	} else if (m.huge) {
 		o->want = 0;
 		o->got = unmap_region(HUGE_VA, HUGE_PAGE_SIZE / PAGE_SIZE, 0);
@@ -386,8 +388,8 @@ static const char *copy_check_drop(u64 free_before)
 static void clear_window(void)
 {
 	for (int c = 0; c < CLUSTERS; c++)
-		unmap_region(cluster_va[c], CLUSTER_PAGES, 0);
-	unmap_region(HUGE_VA, HUGE_PAGE_SIZE / PAGE_SIZE, 0);
+		MUST(unmap_region(cluster_va[c], CLUSTER_PAGES, 0) == 0);
+	MUST(unmap_region(HUGE_VA, HUGE_PAGE_SIZE / PAGE_SIZE, 0) == 0);
 	for (int s = 0; s < SLOTS; s++) {
 		m.large[s] = 0;
 		m.mapped[s] = 0;
@@ -395,13 +397,6 @@ static void clear_window(void)
 			m.pte[s][i] = 0;
 	}
 	m.huge = 0;
-}
-
-static u64 rdtsc(void)
-{
-	u32 lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((u64)hi << 32) | lo;
 }
 
 /* Run `ops` steps; NULL, or what went wrong (with *at the op). */

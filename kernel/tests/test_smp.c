@@ -12,8 +12,6 @@
 #include <timer.h>
 #include <vmm.h>
 
-#define MSR_GS_BASE_ 0xC0000101u
-
 /* What a CPU reports about itself when asked through smp_call. */
 struct cpu_report {
 	u32 cpu_id, apic_id, lapic_id;
@@ -22,26 +20,19 @@ struct cpu_report {
 	bool interrupts_were_off;
 };
 
-struct PACKED table_register {
-	u16 limit;
-	u64 base;
-};
-
 static void report_self(void *arg)
 {
 	struct cpu_report *r = arg;
-	struct table_register gdtr, idtr;
+	struct descriptor_pointer gdtr = sgdt(), idtr = sidt();
 	u64 rsp;
 	u16 tr;
-	__asm__ volatile("sgdt %0" : "=m"(gdtr));
-	__asm__ volatile("sidt %0" : "=m"(idtr));
 	__asm__ volatile("str %0" : "=r"(tr));
 	__asm__ volatile("mov %%rsp, %0" : "=r"(rsp));
 	r->cpu_id = this_cpu()->cpu_id;
 	r->apic_id = this_cpu()->apic_id;
 	r->lapic_id = lapic_id();
 	r->self = (u64)this_cpu();
-	r->gs_base = rdmsr(MSR_GS_BASE_);
+	r->gs_base = rdmsr(MSR_GS_BASE);
 	r->rsp = rsp;
 	r->gdt_base = gdtr.base;
 	r->idt_base = idtr.base;

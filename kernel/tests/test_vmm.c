@@ -23,8 +23,6 @@
 #define FAKE_PHYS 0x800000000ULL
 /* x86 `ret`: executed where execution must fault. */
 #define OPCODE_RET 0xc3
-/* CPUID leaf with MAXPHYADDR in EAX[7:0] (SDM Vol. 2A, CPUID). */
-#define CPUID_ADDR_SIZES 0x80000008u
 
 static const u64 BASE = INDICES_VA(TSLOT_VMM, 0, 0, 0);
 /* A 1 GiB-aligned address of the tests' second slot. */
@@ -35,7 +33,7 @@ static const u64 KBASE = HEAP_BASE + PML4_SLOT_SIZE / 2;
 /* 1 << MAXPHYADDR, straight from CPUID. */
 static u64 phys_limit(void)
 {
-	return 1ULL << (cpuid(CPUID_ADDR_SIZES, 0).eax & 0xff);
+	return 1ULL << (cpuid(CPUID_EXT_ADDR_SIZES, 0).eax & 0xff);
 }
 
 /* Write a byte at va expecting a #PF; returns the record. */
@@ -285,7 +283,7 @@ KTEST(vmm, large_page_reads_memory)
 KTEST(vmm, huge_page_when_cpuid_says_so)
 {
 	u64 free0 = free_frames();
-	bool cpuid_1g = cpuid(0x80000001u, 0).edx & (1u << 26);
+	bool cpuid_1g = cpuid(CPUID_EXT_FEATURES, 0).edx & CPUID_EDX_PAGE1GB;
 	KASSERT_EQ(vmm_has_huge_pages(), cpuid_1g);
 	if (!cpuid_1g) {
 		/* TCG would walk a 1 GiB entry anyway: the refusal comes from CPUID alone. */
@@ -350,7 +348,7 @@ KTEST(vmm, tlb_invalidated_on_remap)
 	KASSERT_EQ(map_region(BASE, b, 1, 0), 0);
 	KASSERT_EQ(p[1], 0xbbbb ^ 1); /* a stale entry would still give a's content */
 	/* The control: the same remap without invlpg reads the old frame here. */
-	*selfmap_pte(BASE) = a | PTE_P | nx_bit();
+	*(volatile u64 *)selfmap_pte(BASE) = a | PTE_P | nx_bit(); /* outside pte.h on purpose */
 	u64 stale = p[1];
 	invlpg(BASE);
 	u64 fresh = p[1];
@@ -393,12 +391,7 @@ KTEST(vmm, kernel_is_wx)
 /* Base of the TSS from its GDT descriptor (SDM Vol. 3A §7.2.3). */
 static u64 tss_base(void)
 {
-	struct {
-		u16 limit;
-		u64 base;
-	} PACKED gdtr;
-	__asm__ volatile("sgdt %0" : "=m"(gdtr));
-	const u64 *d = (const u64 *)(gdtr.base + GDT_TSS);
+	const u64 *d = (const u64 *)(sgdt().base + GDT_TSS);
 	return ((d[0] >> 16) & 0xffffff) | (((d[0] >> 56) & 0xff) << 24) | (d[1] << 32);
 }
 
@@ -408,13 +401,8 @@ KTEST(vmm, boot_identity_map_removed)
 	KASSERT_EQ(virt_to_phys((u64)__boot_start, &pa), -E_NOTMAPPED);
 	KASSERT(!pml4_present(va_index((u64)__boot_start, LEVEL_PML4)));
 	/* Nothing the CPU uses lies there. */
-	struct {
-		u16 limit;
-		u64 base;
-	} PACKED gdtr, idtr;
-	__asm__ volatile("sgdt %0\n\tsidt %1" : "=m"(gdtr), "=m"(idtr));
-	KASSERT(gdtr.base >= KERNEL_HALF_START);
-	KASSERT(idtr.base >= KERNEL_HALF_START);
+	KASSERT(sgdt().base >= KERNEL_HALF_START);
+	KASSERT(sidt().base >= KERNEL_HALF_START);
 	KASSERT(tss_base() >= KERNEL_HALF_START);
 }
 
@@ -497,6 +485,7 @@ KTEST(vmm, accessed_dirty_stats)
 	KASSERT_EQ(vmm_ad_stats(BASE + 1, PAGE_SIZE, &accessed, &dirty), -E_ALIGN);
 	KASSERT_EQ(vmm_ad_stats(USER_END, PAGE_SIZE, &accessed, &dirty), -E_CANON);
 	KASSERT_EQ(vmm_ad_stats(SELFMAP_BASE, PAGE_SIZE, &accessed, &dirty), -E_SELFMAP);
+	KASSERT_EQ(vmm_ad_stats(OTHER_PT_BASE, PAGE_SIZE, &accessed, &dirty), -E_SELFMAP);
 	KASSERT_EQ(unmap_region(BASE, 2, 0), 0);
 	KASSERT_EQ(pmm_free(frame), 0);
 	KASSERT_EQ(free_frames(), free0);

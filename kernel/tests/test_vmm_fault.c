@@ -96,7 +96,7 @@ KTEST(vmm_fault, release_bottom_up)
 /* Map across two PTs of a fresh slot (needs a PDPT, a PD and two PTs) with `left` frames free. */
 static int map_with_frames_left(struct frame_hold *h, u64 left, u64 *free_before)
 {
-	ASSERT(hold_release(h, left) == left);
+	MUST(hold_release(h, left) == left);
 	*free_before = free_frames();
 	/* Pages of the first PT, then of the second: the second PT's fault is the fourth. */
 	return map_region(BASE + LARGE_PAGE_SIZE - 8 * PAGE_SIZE, FAKE_PHYS, 16, 0);
@@ -121,7 +121,7 @@ KTEST(vmm_fault, oom_in_map_region_rolls_back)
 			any_mapped |= virt_to_phys(BASE + LARGE_PAGE_SIZE + (i - 8) * PAGE_SIZE, &pa) == 0;
 		if (left == 4) {
 			if (r == 0)
-				unmap_region(BASE + LARGE_PAGE_SIZE - 8 * PAGE_SIZE, 16, 0);
+				KASSERT_EQ(unmap_region(BASE + LARGE_PAGE_SIZE - 8 * PAGE_SIZE, 16, 0), 0);
 			KASSERT_EQ(r, 0);
 			KASSERT_EQ(after, 0);
 			KASSERT(any_mapped);
@@ -202,6 +202,7 @@ KTEST(vmm_fault, demand_zero_registration_errors)
 	KASSERT_EQ(vmm_register_demand_zero(BASE, 8, 0), -E_ALIGN);
 	KASSERT_EQ(vmm_register_demand_zero(USER_END - PAGE_SIZE, 2 * PAGE_SIZE, 0), -E_CANON);
 	KASSERT_EQ(vmm_register_demand_zero(SELFMAP_BASE, PAGE_SIZE, 0), -E_SELFMAP);
+	KASSERT_EQ(vmm_register_demand_zero(OTHER_PT_BASE, PAGE_SIZE, 0), -E_SELFMAP);
 	KASSERT_EQ(vmm_register_demand_zero(HEAP_BASE + PAGE_SIZE, PAGE_SIZE, 0), -E_EXIST);
 	/* The table fills up. */
 	int registered = 0, r;

@@ -161,7 +161,7 @@ KTEST(vmm_space, copy_out_of_frames)
 		int r = copy_page_map(&space);
 		u64 after = free_frames();
 		if (r == 0)
-			drop_page_map(space, 0);
+			KASSERT_EQ(drop_page_map(space, 0), 0);
 		KASSERT_EQ(r, left == 4 ? 0 : -E_NOMEM);
 		KASSERT_EQ(after, left == 4 ? 0 : left); /* nothing leaked on failure */
 		KASSERT(!pml4_present(OTHER_SLOT));

@@ -59,7 +59,7 @@ int hold_all(struct frame_hold *h)
 	while (pmm_alloc(&frame) == 0) {
 		int err = hold_push(h, frame);
 		if (err) {
-			ASSERT(pmm_free(frame) == 0);
+			MUST(pmm_free(frame) == 0);
 			return err;
 		}
 	}
@@ -70,14 +70,14 @@ u64 hold_release(struct frame_hold *h, u64 n)
 {
 	u64 done = 0;
 	if (n && h->spare) {
-		ASSERT(pmm_free(h->spare) == 0);
+		MUST(pmm_free(h->spare) == 0);
 		h->spare = 0;
 		done++;
 	}
 	for (; done < n && h->count; done++) {
 		h->count--;
 		u64 frame = hold_page(h->count / HOLD_PER_PAGE)[h->count % HOLD_PER_PAGE];
-		ASSERT(pmm_free(frame) == 0);
+		MUST(pmm_free(frame) == 0);
 	}
 	return done;
 }
@@ -86,7 +86,7 @@ u64 hold_take(struct frame_hold *h, u64 n)
 {
 	u64 done = 0, frame;
 	for (; done < n && pmm_alloc(&frame) == 0; done++)
-		ASSERT(hold_push(h, frame) == 0);
+		MUST(hold_push(h, frame) == 0);
 	return done;
 }
 
@@ -94,17 +94,17 @@ void hold_release_all(struct frame_hold *h)
 {
 	hold_release(h, h->count + 1);
 	if (h->pages)
-		ASSERT(unmap_region(HOLD_VA, h->pages, VMM_FREE_FRAMES) == 0);
+		MUST(unmap_region(HOLD_VA, h->pages, VMM_FREE_FRAMES) == 0);
 	h->pages = 0;
 }
 
 u64 frame_with_pattern(u64 va, u64 pattern)
 {
 	u64 frame;
-	ASSERT(pmm_alloc(&frame) == 0);
-	ASSERT(map_region(va, frame, 1, VMM_WRITE) == 0);
+	MUST(pmm_alloc(&frame) == 0);
+	MUST(map_region(va, frame, 1, VMM_WRITE) == 0);
 	for (u64 i = 0; i < PAGE_SIZE / sizeof(u64); i++)
 		((volatile u64 *)va)[i] = pattern ^ i;
-	ASSERT(unmap_region(va, 1, 0) == 0);
+	MUST(unmap_region(va, 1, 0) == 0);
 	return frame;
 }

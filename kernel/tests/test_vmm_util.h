@@ -28,7 +28,10 @@ static inline u64 tslot(u64 slot)
 	return INDICES_VA(slot, 0, 0, 0);
 }
 
-/* The NX bit map_region puts on a page without VMM_EXEC. */
+/*
+ * The NX bit map_region puts on a page without VMM_EXEC, read from EFER
+ * here on purpose: the tests check paging_nx_bit against it, not with it.
+ */
 static inline u64 nx_bit(void)
 {
 	return cpu_nx_enabled() ? PTE_NX : 0;

@@ -16,8 +16,8 @@ import {
   placeholderBootTables,
   renderBootTables,
 } from "../../linker/boot_tables.ts";
-import { renderCHeader, renderNasmInclude } from "../../linker/constants.ts";
-import { deriveLayout, type Layout, type LayoutConfig } from "../../linker/layout.ts";
+import { hex, renderCHeader, renderNasmInclude } from "../../linker/constants.ts";
+import { deriveLayout, type Layout, type LayoutConfig, PAGE_SIZE } from "../../linker/layout.ts";
 import { renderLinkerScript, SECTION_SYMBOLS } from "../../linker/linker_script.ts";
 import { buildUser, type UserBuildResult, writeAbiFiles } from "./build_user.ts";
 import { parseElf, symbolValue } from "../core/elf.ts";
@@ -95,7 +95,8 @@ const LD_FLAGS = [
   "-nostdlib",
   "-static",
   "-z",
-  "max-page-size=0x1000",
+  // Segments aligned to the layout's page size, not ld's default 2 MiB.
+  `max-page-size=${hex(PAGE_SIZE)}`,
   "-z",
   "noexecstack",
   "--build-id=none",

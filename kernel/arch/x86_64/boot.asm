@@ -19,24 +19,13 @@
 ; PVH (Xen public/elfnote.h): the 32-bit physical entry point
 %define XEN_ELFNOTE_PHYS32_ENTRY 18
 
-; Architectural registers and bits (Intel SDM Vol. 3A §2.5, §4.1)
-%define MSR_EFER            0xC0000080
-%define EFER_LME            (1 << 8)
-%define EFER_NXE            (1 << 11)
+; Architectural registers and bits (Intel SDM Vol. 3A §2.5, §4.1). MSR_EFER,
+; EFER_*, CPUID_* and COM1's UART come from layout.inc (linker/arch.ts).
 %define CR0_PE              (1 << 0)
 %define CR0_WP              (1 << 16)
 %define CR0_PG              (1 << 31)
 %define CR4_PAE             (1 << 5)
-%define CPUID_EXT_MAX       0x80000000
-%define CPUID_EXT_FEATURES  0x80000001
-%define CPUID_EDX_NX        (1 << 20)
-%define CPUID_EDX_LM        (1 << 29)
-%define PTE_NX_HIGH_DWORD   (1 << 31)   ; PTE_NX, seen in an entry's upper half
-
-; COM1, used only to say why booting stopped
-%define COM1_DATA           0x3F8
-%define COM1_LSR            0x3FD
-%define LSR_THR_EMPTY       (1 << 5)
+%define PTE_NX_HIGH_DWORD   (PTE_NX >> 32)  ; PTE_NX, seen in an entry's upper half
 
 ; Selectors of boot_gdt
 %define BOOT_CS64           0x08
@@ -174,20 +163,21 @@ boot_common:
     mov esi, msg_no_long_mode
     ; fall through
 
-; Print the NUL-terminated string at esi on COM1, then leave QEMU (or halt).
+; Print the NUL-terminated string at esi on COM1 (only to say why booting
+; stopped), then leave QEMU (or halt).
 boot_fail:
 .next:
     lodsb
     test al, al
     jz .done
     mov bl, al
-    mov dx, COM1_LSR
+    mov dx, COM1_PORT + UART_LSR
 .wait:
     in al, dx
-    test al, LSR_THR_EMPTY
+    test al, UART_LSR_THR_EMPTY
     jz .wait
     mov al, bl
-    mov dx, COM1_DATA
+    mov dx, COM1_PORT + UART_THR
     out dx, al
     jmp .next
 .done:

@@ -1,7 +1,7 @@
 /*
  * The early window (EARLY_WINDOW_BASE, EARLY_WINDOW_SIZE): its page table is
- * in the boot tables but empty. Pages are mapped by writing its PTEs through
- * the self-map. The PTEs themselves are the allocation state: a slot is free
+ * in the boot tables but empty. Pages are mapped by writing its PTEs with
+ * pte_set (pte.h), through the self-map. The PTEs themselves are the allocation state: a slot is free
  * exactly when its PTE is not present, so there is nothing to get out of sync.
  */
 #include <cpu.h>
@@ -9,10 +9,9 @@
 #include <layout.h>
 #include <paging.h>
 #include <panic.h>
+#include <pte.h>
 
 #define WINDOW_PAGES (EARLY_WINDOW_SIZE / PAGE_SIZE)
-/* Highest physical address a PTE can hold (MAXPHYADDR is at most 52 bits). */
-#define PHYS_LIMIT (PTE_ADDR_MASK + PAGE_SIZE)
 
 static u64 slot_va(size_t slot)
 {
@@ -20,7 +19,7 @@ static u64 slot_va(size_t slot)
 }
 
 /* The PTE of window slot `slot`, through the self-map. */
-static volatile u64 *slot_pte(size_t slot)
+static volatile const u64 *slot_pte(size_t slot)
 {
 	return selfmap_pte(slot_va(slot));
 }
@@ -39,19 +38,17 @@ static i64 find_free_run(size_t pages)
 
 const void *early_map(u64 phys, size_t len)
 {
-	ASSERT(len > 0 && phys + len > phys && phys + len <= PHYS_LIMIT);
+	ASSERT(len > 0 && phys + len > phys && phys + len <= paging_phys_limit());
 	u64 first = ALIGN_DOWN(phys, PAGE_SIZE);
 	size_t pages = (ALIGN_UP(phys + len, PAGE_SIZE) - first) / PAGE_SIZE;
 	i64 start = find_free_run(pages);
 	if (start < 0)
 		return NULL;
 	/* Read-only: boot information is only read; NX only where the CPU honours it. */
-	u64 flags = PTE_P | (cpu_nx_enabled() ? PTE_NX : 0);
+	u64 flags = PTE_P | paging_nx_bit();
 	for (size_t i = 0; i < pages; i++) {
-		size_t slot = (size_t)start + i;
-		*slot_pte(slot) = (first + i * PAGE_SIZE) | flags;
-		/* Not strictly needed for a not-present entry, but cheap and always correct. */
-		invlpg(slot_va(slot));
+		/* pte_set drops a TLB entry there is none of: cheap, and always correct. */
+		pte_set(WINDOW_SELF, LEVEL_PT, slot_va((size_t)start + i), (first + i * PAGE_SIZE) | flags);
 	}
 	return (const void *)(slot_va((size_t)start) + (phys - first));
 }
@@ -65,8 +62,7 @@ void early_unmap(const void *va, size_t len)
 	for (size_t slot = first; slot < end; slot++) {
 		if (!(*slot_pte(slot) & PTE_P))
 			panic("early_unmap: page 0x%llx of the window is not mapped", slot_va(slot));
-		*slot_pte(slot) = 0;
-		invlpg(slot_va(slot));
+		pte_set(WINDOW_SELF, LEVEL_PT, slot_va(slot), 0);
 	}
 }
 

@@ -3,6 +3,7 @@
  * stub. #DF, NMI and #MC run on their own IST stacks (gdt.c) because they
  * can arrive when the current stack is unusable.
  */
+#include <cpu.h>
 #include <gdt.h>
 #include <panic.h>
 #include <trap.h>
@@ -23,11 +24,6 @@ struct idt_gate {
 } PACKED;
 
 _Static_assert(sizeof(struct idt_gate) == 16, "a long-mode gate is 16 bytes");
-
-struct idt_pointer {
-	u16 limit;
-	u64 base;
-} PACKED;
 
 extern const u64 isr_stub_table[EXCEPTION_VECTORS];
 extern const u64 irq_stub_table[IRQ_VECTORS];
@@ -77,6 +73,6 @@ void idt_init(void)
 
 void idt_load(void)
 {
-	struct idt_pointer idtr = {sizeof(idt) - 1, (u64)idt};
-	__asm__ volatile("lidt %0" : : "m"(idtr) : "memory");
+	struct descriptor_pointer idtr = {sizeof(idt) - 1, (u64)idt};
+	lidt(&idtr);
 }

@@ -22,7 +22,6 @@
 #include <vmm.h>
 
 #define CR4_PCIDE (1ULL << 17) /* may only be set in long mode */
-#define EFER_LME (1ULL << 8)
 /* The INIT-SIPI-SIPI waits of the MP specification (SDM Vol. 3A §9.4.4.1). */
 #define INIT_WAIT_NS 10000000ULL /* 10 ms after INIT */
 #define SIPI_WAIT_NS 200000ULL   /* 200 us between the SIPIs */
@@ -88,13 +87,13 @@ static int ap_stack_map(u32 cpu)
 		if (pmm_alloc(&frame) != 0)
 			goto fail;
 		if (map_region(base + k * PAGE_SIZE, frame, 1, VMM_WRITE) != 0) {
-			ASSERT(pmm_free(frame) == 0);
+			MUST(pmm_free(frame) == 0);
 			goto fail;
 		}
 	}
 	return 0;
 fail:
-	ASSERT(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
+	MUST(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
 	return -E_NOMEM;
 }
 
@@ -182,7 +181,7 @@ static int start_cpu(u32 apic_id, u64 timeout_ms)
 		 * another CPU, nor touch the stack given back here.
 		 */
 		send_ipi(apic_id, ICR_DELIVERY_INIT | ICR_LEVEL_ASSERT);
-		ASSERT(unmap_region(ap_stack_base(cpu), KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
+		MUST(unmap_region(ap_stack_base(cpu), KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
 		return -E_TIMEDOUT;
 	}
 	cpus_up++;
@@ -203,7 +202,7 @@ static int trampoline_map(void)
 
 static void trampoline_unmap(void)
 {
-	ASSERT(unmap_region(TRAMPOLINE_PHYS, 1, 0) == 0);
+	MUST(unmap_region(TRAMPOLINE_PHYS, 1, 0) == 0);
 }
 
 int smp_start_cpu(u32 apic_id, u64 timeout_ms)

@@ -25,7 +25,6 @@
 #define MSR_STAR 0xC0000081u
 #define MSR_LSTAR 0xC0000082u
 #define MSR_SFMASK 0xC0000084u
-#define EFER_SCE (1ULL << 0)
 #define STAR_KERNEL_SHIFT 32
 #define STAR_USER_SHIFT 48
 /* RFLAGS bits syscall clears: IF, TF, DF, AC (SDM Vol. 1 §3.4.3). */

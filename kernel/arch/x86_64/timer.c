@@ -58,13 +58,6 @@ static u64 lapic_hz, tsc_hz, tsc_start;
 /* ns = tsc * ns_mult >> 32 (tsc_hz >= 2^32 / 2^30 keeps it in range: see clock_ns). */
 static u64 ns_mult;
 
-static inline u64 rdtsc(void)
-{
-	u32 lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((u64)hi << 32) | lo;
-}
-
 u32 lapic_read(u32 reg)
 {
 	return lapic[reg / sizeof(u32)];

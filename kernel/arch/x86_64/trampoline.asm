@@ -8,9 +8,9 @@
 ; jumps in 64-bit mode to ap_entry(cpu) on the CPU's own kernel stack.
 ; Nothing here is linked to run in place: it is data the kernel copies.
 
-%define TRAMPOLINE_PHYS 0x8000
+%include "layout.inc"            ; TRAMPOLINE_PHYS, MSR_EFER
+
 %define T(x) (TRAMPOLINE_PHYS + (x) - trampoline_start)
-%define MSR_EFER 0xC0000080
 %define CR0_PE (1 << 0)
 ; Selectors of tr_gdt
 %define TR_CS32 0x08

@@ -1,0 +1,95 @@
+/*
+ * The page-table write API: every store to a paging-structure entry goes
+ * through here, and the TLB rule goes with it (Intel SDM Vol. 3A §4.10.4):
+ *
+ *  - An entry that may have been present and is changed or cleared: drop
+ *    what the CPU may have cached from it (pte_flush). That is the page it
+ *    maps when used as a PTE (through the self-map a table entry is also
+ *    the PTE of its child table's window page), and for the current space
+ *    the page at va itself (a PTE, or a 2 MiB / 1 GiB page).
+ *  - A not-present entry made present: nothing is cached from a
+ *    not-present entry, so nothing to drop (pte_run_install).
+ *  - A space seen through the other window has no TLB entries of its own;
+ *    the window pages it shows are dropped here, the rest goes with the CR3
+ *    reload that detaches it (vmm_space.c).
+ *  - A new table is zeroed in place, then pte_table_ready drops whatever a
+ *    walk cached from its old contents.
+ *
+ * paging.h gives entries only to read. Writers: pte_set for one entry whose
+ * table exists (pmm.c, early_map.c, vmm), the pte_run_* functions for a run
+ * of entries of one table after one walk (the VMM's bulk paths), and, in the
+ * VMM only, pte_write_flush / pte_run_install_new, whose store may fault a missing
+ * table into existence (vmm_internal.h).
+ */
+#ifndef OUROBOROS_PTE_H
+#define OUROBOROS_PTE_H
+
+#include <cpu.h>
+#include <paging.h>
+#include <types.h>
+
+/* The entry of `level` for va in window w, to write: for this API's writers only. */
+static inline volatile u64 *pte_slot(enum pt_window w, int level, u64 va)
+{
+	return (volatile u64 *)window_entry_addr(w, level, va);
+}
+
+/* After the entry of `level` for va in w changed from a present value: drop what it cached. */
+static inline void pte_flush(enum pt_window w, int level, u64 va)
+{
+	u64 entry = window_entry_addr(w, level, va);
+	/* A table entry through the self-map is the PTE of its child's window page. */
+	if (level > LEVEL_PT && in_selfmap(entry))
+		invlpg(selfmap_leaf_va((volatile const u64 *)entry));
+	/* The current space's page at va: a PTE's page, or a large page (cached under any of its addresses). */
+	if (w == WINDOW_SELF)
+		invlpg(va);
+}
+
+/* Set the entry of `level` for va in w (its table exists) to value, then pte_flush. */
+static inline void pte_set(enum pt_window w, int level, u64 va, u64 value)
+{
+	*pte_slot(w, level, va) = value;
+	pte_flush(w, level, va);
+}
+
+/* The entries of one table from va's, after one walk: written without walking again. */
+struct pte_run {
+	volatile u64 *entry; /* the entry of `level` for va */
+	enum pt_window w;
+	int level;
+	u64 va;
+};
+
+/* The run of entries of `level` from va's in w (their table exists). */
+static inline struct pte_run pte_run_at(enum pt_window w, int level, u64 va)
+{
+	return (struct pte_run){pte_slot(w, level, va), w, level, va};
+}
+
+/* Entry i of the run (the one for va + i pages of its level). */
+static inline u64 pte_run_get(const struct pte_run *r, u64 i)
+{
+	return r->entry[i];
+}
+
+/* Entry i, known not present, made present: nothing cached, nothing to drop. */
+static inline void pte_run_install(const struct pte_run *r, u64 i, u64 value)
+{
+	r->entry[i] = value;
+}
+
+/* Entry i, present, changed or cleared: store, then pte_flush. */
+static inline void pte_run_change(const struct pte_run *r, u64 i, u64 value)
+{
+	r->entry[i] = value;
+	pte_flush(r->w, r->level, r->va + i * level_span(r->level));
+}
+
+/* A table just created at window address `table` and zeroed: drop what a walk cached from its old contents. */
+static inline void pte_table_ready(u64 table)
+{
+	invlpg(table);
+}
+
+#endif

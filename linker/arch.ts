@@ -1,0 +1,74 @@
+/**
+ * x86-64 facts both the C and the NASM side of the kernel use: the EFER MSR,
+ * the CPUID leaves and bits, and COM1's 16550 UART. Generated into layout.h
+ * and layout.inc with the layout's constants, so neither side defines them.
+ */
+
+/** A named constant with the comment that explains it. */
+export interface ArchConstant {
+  name: string;
+  value: bigint;
+  doc: string;
+}
+
+const k = (name: string, value: bigint | number, doc: string): ArchConstant => ({
+  name,
+  value: BigInt(value),
+  doc,
+});
+const bit = (n: number) => 1n << BigInt(n);
+
+/** The EFER MSR and its bits (Intel SDM Vol. 4, Table 2-2; Vol. 3A §2.2.1). */
+export const EFER: readonly ArchConstant[] = [
+  k("MSR_EFER", 0xc000_0080, "extended feature enable register (MSR)"),
+  k("EFER_SCE", bit(0), "EFER: syscall/sysret enable"),
+  k("EFER_LME", bit(8), "EFER: long mode enable"),
+  k("EFER_NXE", bit(11), "EFER: the NX bit of page entries is honoured"),
+];
+
+/** CPUID leaves and feature bits (Intel SDM Vol. 2A, CPUID). */
+export const CPUID: readonly ArchConstant[] = [
+  k("CPUID_EXT_MAX", 0x8000_0000, "CPUID leaf: EAX = highest extended leaf"),
+  k("CPUID_EXT_FEATURES", 0x8000_0001, "CPUID leaf: extended features (EDX bits below)"),
+  k("CPUID_EDX_NX", bit(20), "CPUID 80000001H EDX: no-execute pages"),
+  k("CPUID_EDX_PAGE1GB", bit(26), "CPUID 80000001H EDX: 1 GiB pages"),
+  k("CPUID_EDX_LM", bit(29), "CPUID 80000001H EDX: long mode"),
+  k("CPUID_EXT_ADDR_SIZES", 0x8000_0008, "CPUID leaf: EAX[7:0] = MAXPHYADDR"),
+];
+
+/** COM1, a 16550 UART: the kernel's console (PC16550D datasheet, Table II). */
+export const UART: readonly ArchConstant[] = [
+  k("COM1_PORT", 0x3f8, "COM1's I/O base: the console"),
+  k("UART_THR", 0, "UART register: transmit holding (write, DLAB = 0)"),
+  k("UART_RBR", 0, "UART register: receive buffer (read, DLAB = 0)"),
+  k("UART_DLL", 0, "UART register: divisor latch low (DLAB = 1)"),
+  k("UART_IER", 1, "UART register: interrupt enable (DLAB = 0)"),
+  k("UART_DLM", 1, "UART register: divisor latch high (DLAB = 1)"),
+  k("UART_FCR", 2, "UART register: FIFO control (write)"),
+  k("UART_LCR", 3, "UART register: line control"),
+  k("UART_MCR", 4, "UART register: modem control"),
+  k("UART_LSR", 5, "UART register: line status"),
+  k("UART_LSR_DATA_READY", bit(0), "LSR: a received byte is waiting"),
+  k("UART_LSR_THR_EMPTY", bit(5), "LSR: the transmitter can take a byte"),
+];
+
+/**
+ * Local APIC registers and interrupt-command bits SMP uses (Intel SDM Vol. 3A
+ * §11.4.1 Table 11-1, §11.6.1 Figure 11-12), and the AP trampoline's page.
+ */
+export const APIC: readonly ArchConstant[] = [
+  k("LAPIC_ID", 0x20, "LAPIC register: the APIC ID in bits 31..24"),
+  k("LAPIC_ID_SHIFT", 24, "LAPIC ID register: shift of the ID"),
+  k("LAPIC_ICR_LO", 0x300, "LAPIC register: interrupt command, low word (writing sends)"),
+  k("LAPIC_ICR_HI", 0x310, "LAPIC register: interrupt command, destination in bits 31..24"),
+  k("ICR_DEST_SHIFT", 24, "ICR high word: shift of the destination APIC ID"),
+  k("ICR_DELIVERY_FIXED", 0, "ICR: fixed delivery of the vector"),
+  k("ICR_DELIVERY_INIT", 5 << 8, "ICR: INIT"),
+  k("ICR_DELIVERY_STARTUP", 6 << 8, "ICR: start-up IPI (vector = page number of the code)"),
+  k("ICR_DELIVERY_PENDING", bit(12), "ICR: send pending (read-only)"),
+  k("ICR_LEVEL_ASSERT", bit(14), "ICR: level assert"),
+  k("TRAMPOLINE_PHYS", 0x8000, "physical page the APs start in (below 1 MiB, RAM everywhere)"),
+];
+
+/** Every architectural constant, in a fixed order. */
+export const ARCH_CONSTANTS: readonly ArchConstant[] = [...EFER, ...CPUID, ...UART, ...APIC];
