@@ -51,6 +51,8 @@ for (
     "garbage",
     "stack-overflow",
     "kstack-overflow",
+    "lock-order",
+    "lock-switch",
   ]
 ) {
   runs.set(name, selftest(name));
@@ -173,6 +175,21 @@ Deno.test("selftest: a kernel thread's stack overflow hits its own guard page", 
   assert.equal(r.kind, "panic", r.message);
   assert.match(r.crash?.reason ?? "", /kernel stack overflow/);
   assert.ok(functionsOf(r).includes("recurse"), functionsOf(r).join(" "));
+});
+
+Deno.test("selftest: locks taken against their order are caught, naming both", async () => {
+  const r = await get("lock-order");
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(
+    r.crash?.reason ?? "",
+    /lock order violation on CPU 0: taking 'selftest-low' \(order 1\) while holding 'selftest-high' \(order 30\)/,
+  );
+});
+
+Deno.test("selftest: a lock held across a context switch is caught, naming it", async () => {
+  const r = await get("lock-switch");
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(r.crash?.reason ?? "", /lock 'selftest-held' held across a context switch/);
 });
 
 Deno.test("selftest: a failed assertion carries expected, actual and file:line", async () => {

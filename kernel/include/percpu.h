@@ -9,6 +9,7 @@
 #ifndef OUROBOROS_PERCPU_H
 #define OUROBOROS_PERCPU_H
 
+#include <spinlock.h>
 #include <types.h>
 
 /* CPUs the kernel has room for. */
@@ -22,6 +23,7 @@
 #define PERCPU_CURRENT_STR "24"
 
 struct proc;
+struct spinlock;
 
 struct percpu {
 	struct percpu *self; /* gs:0: the area's own address */
@@ -32,6 +34,10 @@ struct percpu {
 	bool need_resched;   /* the timer asks for a switch before returning to user mode */
 	u32 apic_id;         /* its local APIC's ID (smp.c) */
 	u64 ticks;           /* timer interrupts this CPU took */
+	/* Locks this CPU holds, in the order taken (spinlock.c). */
+	u32 nheld;
+	bool irq_was_on; /* interrupts were on before the outermost lock */
+	struct spinlock *held[LOCK_HELD_MAX];
 };
 
 /* The area of CPU `cpu` (any CPU's, for the SMP code and its tests). */

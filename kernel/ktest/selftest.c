@@ -15,6 +15,7 @@
 #include <proc.h>
 #include <sched.h>
 #include <serial.h>
+#include <spinlock.h>
 #include <string.h>
 
 /* Bytes of garbage for `selftest=garbage`: a few hundred, as the runner expects. */
@@ -115,6 +116,25 @@ static void st_oracle_lie(void)
 	oracle_end("oracle-lie");
 }
 
+/* Take two locks against their documented order: the check must panic naming both. */
+static void st_lock_order(void)
+{
+	static struct spinlock high = SPINLOCK_INIT("selftest-high", LOCK_ORDER_PMM);
+	static struct spinlock low = SPINLOCK_INIT("selftest-low", LOCK_ORDER_TEST);
+	spin_lock(&high);
+	spin_lock(&low);
+	panic("selftest: taking locks out of order went unnoticed");
+}
+
+/* Hold a lock into a context switch: the scheduler's check must panic naming it. */
+static void st_lock_switch(void)
+{
+	static struct spinlock held = SPINLOCK_INIT("selftest-held", LOCK_ORDER_TEST);
+	spin_lock(&held);
+	sched_yield();
+	panic("selftest: a lock held across a context switch went unnoticed");
+}
+
 #define SELFTEST(n, f) {KTEST_MAGIC, "selftest", n, f, NULL, __FILE__, __LINE__}
 
 static const struct ktest selftests[] = {
@@ -126,6 +146,8 @@ static const struct ktest selftests[] = {
 	SELFTEST("stack-overflow", st_stack_overflow),
 	SELFTEST("kstack-overflow", st_kstack_overflow),
 	SELFTEST("oracle-lie", st_oracle_lie),
+	SELFTEST("lock-order", st_lock_order),
+	SELFTEST("lock-switch", st_lock_switch),
 };
 
 bool selftest_prints_tap(const char *name)

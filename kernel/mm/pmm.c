@@ -44,6 +44,7 @@
 #include <paging.h>
 #include <panic.h>
 #include <pmm.h>
+#include <spinlock.h>
 #include <pte.h>
 #include <printf.h>
 #include <string.h>
@@ -87,6 +88,13 @@ static u64 clean_entries; /* entries [0, clean_entries) hold init's frames */
 static u64 clean_pages;   /* pages [0, clean_pages) are init's frames */
 static u64 mark_salt;     /* per boot: a mark left by an earlier boot does not count */
 #endif
+
+/*
+ * Every CPU may allocate and free: one lock over the stack (spinlock.h's
+ * order). Not enough alone: a stack page unmapped here may still be in
+ * another CPU's TLB until the kernel-half shootdown exists (issue 16).
+ */
+static struct spinlock pmm_lock = SPINLOCK_INIT("pmm", LOCK_ORDER_PMM);
 
 /* Virtual address of stack page k. */
 static u64 page_va(u64 k)
@@ -261,13 +269,18 @@ static u64 pop(void)
 
 int pmm_alloc(u64 *frame)
 {
-	if (pages == 0)
-		return -E_NOMEM;
-	*frame = pop();
-	return 0;
+	spin_lock(&pmm_lock);
+	int err = -E_NOMEM;
+	if (pages != 0) {
+		*frame = pop();
+		err = 0;
+	}
+	spin_unlock(&pmm_lock);
+	return err;
 }
 
-int pmm_free(u64 frame)
+/* pmm_free with the lock held. */
+static int free_locked(u64 frame)
 {
 	if (!IS_ALIGNED(frame, PAGE_SIZE) || !range_of(frame))
 		return -E_INVAL; /* the kernel's and the loader's frames are not in any range */
@@ -282,11 +295,21 @@ int pmm_free(u64 frame)
 	return 0;
 }
 
+int pmm_free(u64 frame)
+{
+	spin_lock(&pmm_lock);
+	int err = free_locked(frame);
+	spin_unlock(&pmm_lock);
+	return err;
+}
+
 void pmm_get_stats(struct pmm_stats *out)
 {
+	spin_lock(&pmm_lock);
 	out->total = total;
 	out->free = depth + pages;
 	out->used = total - out->free;
+	spin_unlock(&pmm_lock);
 }
 
 void pmm_get_stack_info(struct pmm_stack_info *out)
