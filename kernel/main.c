@@ -74,6 +74,12 @@ NORETURN void kmain(u32 protocol, u32 boot_info_phys)
 	pmm_init();
 	vmm_init();
 	boot_windows();
+	if (kernel_options.pmm_fail && pmm_inject_parse(kernel_options.pmm_fail) != 0)
+		kprintf("# warning: pmm.fail='%s' is not nth:N, budget:N or random:SEED:PERMILLE "
+			"(PERMILLE <= 1000); no failures injected\n", kernel_options.pmm_fail);
+	else if (kernel_options.pmm_fail)
+		kprintf("# pmm: injecting allocation failures: pmm.fail=%s\n",
+			kernel_options.pmm_fail);
 	if (kernel_options.selftest)
 		selftest_run(kernel_options.selftest);
 	if (kernel_options.bench)

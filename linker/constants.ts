@@ -135,6 +135,14 @@ export function renderUserLayoutHeader(layout: Layout): string {
     { name: "USER_END", value: USER_END, doc: "first address above the user half" },
     { name: "KERNEL_HALF_START", value: canonical(USER_END), doc: "first kernel-half address" },
     ...userLayoutConstants(layout).filter((k) => k.name.startsWith("USER_")),
+    // What self-paging tests aim their refusals at (a kernel frame, the self-map).
+    {
+      name: "KERNEL_PHYS_BASE",
+      value: layout.kernelPhysBase,
+      doc: "the kernel image's first frame",
+    },
+    { name: "SELFMAP_BASE", value: layout.selfMapBase, doc: "start of the self-map window" },
+    { name: "LARGE_PAGE_SIZE", value: LARGE_PAGE_SIZE, doc: "2 MiB page size" },
   ];
   return [
     `/* ${BANNER} */`,

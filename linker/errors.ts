@@ -59,6 +59,18 @@ export const ERRORS: readonly ErrorCode[] = [
   { name: "ELF_ENTRY", nr: 42, doc: "the entry point is outside every executable segment" },
   { name: "ELF_SIZE", nr: 43, doc: "an absurd size (overflow, wrap, bad header size)" },
   { name: "ELF_PHNUM", nr: 44, doc: "no loadable segment, or too many segments" },
+  // Self-paging (kernel/proc/frames.c, upcall.c): one error per refusal of the frame calls.
+  { name: "NOTHELD", nr: 80, doc: "the caller holds no such frame" },
+  { name: "FRAME_OTHER", nr: 81, doc: "the frame is held by another process" },
+  { name: "FRAME_KERNEL", nr: 82, doc: "the frame is the kernel's (image, boot data, not RAM)" },
+  { name: "FRAME_PT", nr: 83, doc: "the frame is a page table" },
+  { name: "KERNADDR", nr: 84, doc: "the address lies in the kernel half" },
+  { name: "READONLY", nr: 85, doc: "a writable mapping of a frame held read-only" },
+  { name: "WRAP", nr: 86, doc: "the range wraps around the end of the address space" },
+  { name: "NOCONTIG", nr: 87, doc: "no physically contiguous, aligned 2 MiB run was found" },
+  { name: "NOTSELFPAGED", nr: 88, doc: "the address is not in a self-paged region" },
+  { name: "MAPPED", nr: 89, doc: "the frame is still mapped by its holder" },
+  { name: "NOFAULT", nr: 90, doc: "resume with no fault being handled" },
   // cpio newc archives (kernel/lib/cpio.c).
   { name: "CPIO_MAGIC", nr: 48, doc: "not a cpio newc header (bad magic)" },
   { name: "CPIO_FIELD", nr: 49, doc: "a cpio header field is not hexadecimal" },

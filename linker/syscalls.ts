@@ -116,6 +116,82 @@ export const SYSCALLS: readonly Syscall[] = [
     returns: "i64",
     doc: "monotonic clock: nanoseconds since boot",
   },
+  // Self-paging (issue 14): numbers 20..39.
+  {
+    name: "frame_alloc",
+    nr: 20,
+    args: [int("flags")],
+    returns: "i64",
+    doc: "take a zeroed frame (FRAME_2M: a 2 MiB run), held read-write: its physical address",
+  },
+  {
+    name: "frame_free",
+    nr: 21,
+    args: [u64("frame")],
+    returns: "i64",
+    doc: "give a held frame back (it must not be mapped by the caller)",
+  },
+  {
+    name: "frame_map",
+    nr: 22,
+    args: [ptr("addr", "void *"), u64("frame"), int("prot"), int("flags")],
+    returns: "i64",
+    doc: "map a held frame at addr in a self-paged region with prot (FRAME_2M: a 2 MiB page)",
+  },
+  {
+    name: "frame_unmap",
+    nr: 23,
+    args: [ptr("addr", "void *"), u64("len")],
+    returns: "i64",
+    doc: "unmap the held frames in [addr, addr+len) of a self-paged region (they stay held)",
+  },
+  {
+    name: "frame_protect",
+    nr: 24,
+    args: [ptr("addr", "void *"), u64("len"), int("prot")],
+    returns: "i64",
+    doc: "give the mapped pages of [addr, addr+len) in a self-paged region the protection prot",
+  },
+  {
+    name: "selfpage",
+    nr: 25,
+    args: [ptr("addr", "void *"), u64("len"), int("flags")],
+    returns: "i64",
+    doc: "declare len bytes (at addr with MAP_FIXED) self-paged: faults go to the handler",
+  },
+  {
+    name: "fault_handler",
+    nr: 26,
+    args: [ptr("entry", "void *"), ptr("stack_top", "void *")],
+    returns: "i64",
+    doc: "faults in self-paged regions enter entry on stack_top (NULL entry: none)",
+  },
+  {
+    name: "fault_resume",
+    nr: 27,
+    args: [],
+    returns: "i64",
+    doc: "from the fault handler: resume the interrupted code exactly where it was",
+  },
+  {
+    name: "frame_query",
+    nr: 28,
+    args: [ptr("addr", "void *"), int("level")],
+    returns: "i64",
+    doc: "physical address of the frame at addr (level 0) or of its page table (levels 1-4)",
+  },
+  {
+    name: "spawn_grant",
+    nr: 29,
+    args: [
+      ptr("path", "const char *"),
+      ptr("argv", "const char *const *"),
+      ptr("grants", "const unsigned long *"),
+      int("count"),
+    ],
+    returns: "i64",
+    doc: "spawn, giving the child count held frames: grants = {frame, PROT_*} pairs",
+  },
 ];
 
 /** Numbers kept for later calls (copy-on-write fork, exec). */
@@ -134,6 +210,8 @@ export const SYSCALL_CONSTANTS: readonly { name: string; value: number; doc: str
   { name: "PROT_EXEC", value: 4, doc: "mmap/mprotect: executable" },
   { name: "MAP_FIXED", value: 1, doc: "mmap: exactly at addr (else addr is ignored)" },
   { name: "WAIT_ANY", value: -1, doc: "wait: any child" },
+  { name: "FRAME_2M", value: 1, doc: "frame_alloc, frame_map: a 2 MiB frame or page" },
+  { name: "FAULT_RETRY_LIMIT", value: 3, doc: "faults at one place a handler may leave unfixed" },
   {
     name: "WAIT_KILLED",
     value: 0x100,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { combine, formatTable, parseBench } from "../tools/bench.ts";
+import { combine, formatTable, parseBench, parseBenchArgs } from "../tools/bench.ts";
 
 const RUN = [
   "TAP version 14",
@@ -54,4 +54,15 @@ Deno.test("bench: cycles and instructions are joined per measurement", () => {
   });
   assert.throws(() => combine(cycles, instr.slice(1)), /no icount sample for pmm_alloc/);
   assert.match(formatTable(r), /map\s+4 KiB\s+2 MiB\s+40\.0\s+40\.0/);
+});
+
+Deno.test("bench: options (--membench, --membench-only); --machine and unknown ones are refused by name", () => {
+  assert.deepEqual(parseBenchArgs([]), { membench: "no" });
+  assert.deepEqual(parseBenchArgs(["--membench"]), { membench: "also" });
+  assert.deepEqual(parseBenchArgs(["--membench-only"]), { membench: "only" });
+  assert.match(
+    parseBenchArgs(["--machine", "lab.json"]) as string,
+    /--machine: the bench runs under QEMU only/,
+  );
+  assert.equal(parseBenchArgs(["--fast"]), "unknown option '--fast'");
 });

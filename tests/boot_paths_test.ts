@@ -225,7 +225,7 @@ Deno.test("loader configs: grub.cfg and the iPXE script carry the command line w
   // The initrd, when there is one, is the first module of both.
   assert.doesNotMatch(cfg, /module2/);
   assert.match(
-    grubConfig("/k", "", "/boot/initrd.cpio"),
+    grubConfig("/k", "", { initrd: "/boot/initrd.cpio" }),
     /^\s+multiboot2 \/k\n\s+module2 \/boot\/initrd\.cpio initrd\n\s+boot$/m,
   );
   assert.match(
@@ -360,7 +360,7 @@ Deno.test({
       await readIsoFile(iso, ISO_GRUB_CFG, join(dir, "grub.cfg"));
       assert.equal(
         await Deno.readTextFile(join(dir, "grub.cfg")),
-        grubConfig(ISO_KERNEL, "ktest.filter=pmm.*", ISO_INITRD),
+        grubConfig(ISO_KERNEL, "ktest.filter=pmm.*", { initrd: ISO_INITRD }),
       );
       assert.ok(info.files.includes(ISO_INITRD));
       await readIsoFile(iso, ISO_KERNEL, join(dir, "kernel.elf"));
@@ -387,7 +387,7 @@ Deno.test({
       assert.ok((await Deno.stat(join(dir, "grub/x86_64-efi/multiboot2.mod"))).isFile);
       assert.equal(
         await Deno.readTextFile(join(dir, PXE_FILES.grubCfg)),
-        grubConfig("/kernel.elf", "a=1", "/initrd.cpio"),
+        grubConfig("/kernel.elf", "a=1", { initrd: "/initrd.cpio" }),
       );
       assert.deepEqual(await Deno.readFile(join(dir, PXE_FILES.kernel)), elfBytes);
     } finally {

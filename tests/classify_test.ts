@@ -114,16 +114,29 @@ Deno.test("classify: fewer results than the plan is never a pass", () => {
     const c = classify(fixture("crash-mid-suite.tap", { exit: status }));
     assert.equal(c.kind, "incomplete", `status ${status}`);
     assert.equal(c.test, "layout.selfmap");
-    assert.match(c.message, /0 of 2 suites finished; layout: 1 results, plan 3/);
+    assert.match(
+      c.message,
+      /suite layout reported 1 test, 2 not run \(2-3 of 3\) and has no result line; 1 planned suite never started \(plan 1\.\.2\)/,
+    );
   }
   const c = classify(fixture("crash-mid-suite.tap", { exit: PASS }));
   assert.match(c.message, /the kernel reported pass, but results are missing/);
 });
 
-Deno.test("classify: a missing plan is incomplete, not a pass", () => {
-  const c = classify(fixture("missing-plan.tap", { exit: PASS }));
+Deno.test("classify: without a top-level plan, a clean end decides", () => {
+  // The kernel chose its exit status and every suite it started is complete.
+  assert.equal(classify(fixture("missing-plan.tap", { exit: PASS })).kind, "pass");
+  // A saved log: nothing says more suites were not due, unless the kernel said it ended.
+  const c = classify(fixture("missing-plan.tap", { exit: { kind: "none" } }));
   assert.equal(c.kind, "incomplete");
-  assert.match(c.message, /no top-level plan/);
+  assert.match(c.message, /no top-level plan \(1\.\.N\) and no end line from the kernel/);
+  const text = Deno.readTextFileSync(new URL("missing-plan.tap", FIXTURES));
+  for (const end of ["reboot: System halted", "reboot: Power down"]) {
+    assert.equal(classify(input(`${text}${end}\n`, { exit: { kind: "none" } })).kind, "pass");
+  }
+  // Not when a suite is still open, whatever the end.
+  const open = text.replace("ok 1 - layout\n", "");
+  assert.equal(classify(input(`${open}reboot: Power down\n`, { exit: PASS })).kind, "incomplete");
 });
 
 Deno.test("classify: silence deadline → hang naming the deadline and the running test", () => {

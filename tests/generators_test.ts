@@ -4,11 +4,10 @@ import { join } from "node:path";
 import { layoutConstants, renderCHeader, renderNasmInclude } from "../linker/constants.ts";
 import { DEFAULT_LAYOUT_CONFIG, deriveLayout } from "../linker/layout.ts";
 import { renderLinkerScript } from "../linker/linker_script.ts";
-import { build } from "../tools/build/build.ts";
 import { parseElf, PT_LOAD, PT_NOTE, symbolValue } from "../tools/core/elf.ts";
 import { LOG_DIR, ROOT } from "../tools/paths.ts";
 import { runKernel } from "../tools/run/run.ts";
-import { builtKernel, tempDir } from "./support.ts";
+import { builtKernel, cachedBuild, tempDir } from "./support.ts";
 
 const layout = deriveLayout();
 
@@ -115,43 +114,36 @@ Deno.test("generators: the linked image follows the linker script", async () => 
   assert.equal(image.entry, sym("boot_entry_mb2"));
 });
 
+// The clean builds are made once per content of the tree (support.ts cachedBuild).
 Deno.test("generators: a clean build is byte-identical to the incremental one", async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
-    const ra = await builtKernel();
-    const rb = await build({ root: ROOT, outDir: dir });
-    // Debug info records output paths: compare what is loaded.
-    const ia = parseElf(await Deno.readFile(ra.elf));
-    const ib = parseElf(await Deno.readFile(rb.elf));
-    assert.deepEqual(ia.segments, ib.segments);
-    for (const s of ia.segments) {
-      const end = s.offset + s.filesz;
-      assert.deepEqual(ia.bytes.subarray(s.offset, end), ib.bytes.subarray(s.offset, end));
-    }
-    assert.equal(
-      await Deno.readTextFile(join(ROOT, "build", "gen", "boot_tables.asm")),
-      await Deno.readTextFile(join(dir, "gen", "boot_tables.asm")),
-    );
-  } finally {
-    await cleanup();
+  const ra = await builtKernel();
+  const rb = await cachedBuild("clean-build");
+  const dir = rb.dir;
+  // Debug info records output paths: compare what is loaded.
+  const ia = parseElf(await Deno.readFile(ra.elf));
+  const ib = parseElf(await Deno.readFile(rb.elf));
+  assert.deepEqual(ia.segments, ib.segments);
+  for (const s of ia.segments) {
+    const end = s.offset + s.filesz;
+    assert.deepEqual(ia.bytes.subarray(s.offset, end), ib.bytes.subarray(s.offset, end));
   }
+  assert.equal(
+    await Deno.readTextFile(join(ROOT, "build", "gen", "boot_tables.asm")),
+    await Deno.readTextFile(join(dir, "gen", "boot_tables.asm")),
+  );
 });
 
 Deno.test("generators: with another recursive slot the tables check out and the kernel passes", async () => {
   const { checkBootTables } = await import("../tools/core/image_check.ts");
-  const [dir, cleanup] = await tempDir();
-  try {
-    const config = { ...DEFAULT_LAYOUT_CONFIG, recursiveSlot: 300 };
-    const r = await build({ root: ROOT, outDir: dir, layout: config });
-    const image = parseElf(await Deno.readFile(r.elf));
-    assert.deepEqual(checkBootTables(image, deriveLayout(config)), []);
-    const header = await Deno.readTextFile(join(dir, "gen", "layout.h"));
-    assert.match(header, /#define RECURSIVE_SLOT 0x12cULL/);
-    // The kernel takes every self-map address from the header: it must pass as it is.
-    const run = await runKernel({ kernel: r.elf, logFile: join(LOG_DIR, "kernel-slot300.log") });
-    assert.equal(run.classification.kind, "pass", run.classification.message);
-    assert.ok(run.report.counts.pass > 0);
-  } finally {
-    await cleanup();
-  }
+  const config = { ...DEFAULT_LAYOUT_CONFIG, recursiveSlot: 300 };
+  const r = await cachedBuild("slot300", { layout: config });
+  const dir = r.dir;
+  const image = parseElf(await Deno.readFile(r.elf));
+  assert.deepEqual(checkBootTables(image, deriveLayout(config)), []);
+  const header = await Deno.readTextFile(join(dir, "gen", "layout.h"));
+  assert.match(header, /#define RECURSIVE_SLOT 0x12cULL/);
+  // The kernel takes every self-map address from the header: it must pass as it is.
+  const run = await runKernel({ kernel: r.elf, logFile: join(LOG_DIR, "kernel-slot300.log") });
+  assert.equal(run.classification.kind, "pass", run.classification.message);
+  assert.ok(run.report.counts.pass > 0);
 });

@@ -26,7 +26,7 @@ const REPORT = `<?xml version="1.0" encoding="UTF-8"?>
 </testsuites>`;
 
 Deno.test("junit: steps are counted, their container is not", () => {
-  assert.deepEqual(countJunit(REPORT), { passed: 2, failed: 2, skipped: 1, flaky: 0 });
+  assert.deepEqual(countJunit(REPORT), { passed: 2, failed: 2, skipped: 1, flaky: 0, notRun: 0 });
 });
 
 Deno.test("junit: an empty report counts nothing", () => {
@@ -35,6 +35,7 @@ Deno.test("junit: an empty report counts nothing", () => {
     failed: 0,
     skipped: 0,
     flaky: 0,
+    notRun: 0,
   });
 });
 
@@ -48,9 +49,29 @@ Deno.test("junit: the closing line has the required form", () => {
     summaryLine({ passed: 3, failed: 0, skipped: 2, flaky: 1 }),
     "tests: 3 passed, 0 failed, 2 skipped, 1 flaky",
   );
+  // Planned tests that never reported come last, when there are any.
+  assert.equal(
+    summaryLine({ passed: 3, failed: 1, skipped: 0, flaky: 0, notRun: 2 }),
+    "tests: 3 passed, 1 failed, 0 skipped, 2 not run",
+  );
+  assert.equal(
+    summaryLine({ passed: 3, failed: 1, skipped: 0, flaky: 0, notRun: 0 }),
+    "tests: 3 passed, 1 failed, 0 skipped",
+  );
+});
+
+Deno.test("junit: an ignored step marked not run counts the tests it stands for", () => {
+  const xml = REPORT.replace(
+    "suite a &gt; one",
+    "suite a &gt; 3 not run: 4-6 of 6 [not run]",
+  ).replace(
+    /(<testcase name="suite a &gt; 3 not run[^>]*>)[\s\S]*?<\/testcase>/,
+    "$1<skipped/></testcase>",
+  );
+  assert.equal(countJunit(xml).notRun, 3);
 });
 
 Deno.test("junit: a passing step marked flaky is counted as flaky", () => {
   const xml = REPORT.replace("suite a &gt; one", "suite a &gt; one [flaky]");
-  assert.deepEqual(countJunit(xml), { passed: 1, failed: 2, skipped: 1, flaky: 1 });
+  assert.deepEqual(countJunit(xml), { passed: 1, failed: 2, skipped: 1, flaky: 1, notRun: 0 });
 });

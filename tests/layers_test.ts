@@ -17,7 +17,11 @@ export const LAYERS: readonly { layer: number; folders: readonly string[]; what:
   { layer: 0, folders: ["linker", "tools/paths.ts"], what: "layout, generators, repository paths" },
   { layer: 1, folders: ["tools/core"], what: "pure: TAP/KTAP, classification, records, ELF" },
   { layer: 2, folders: ["tools/host"], what: "the host: tools, firmware, locks, addr2line" },
-  { layer: 3, folders: ["tools/build", "tools/image"], what: "the kernel build; boot images" },
+  {
+    layer: 3,
+    folders: ["tools/build", "tools/image", "tools/report", "tools/bench"],
+    what: "the kernel build; boot images; the HTML report and the bench's charts",
+  },
   { layer: 4, folders: ["tools/machines"], what: "the target interface and every target" },
   { layer: 5, folders: ["tools/run"], what: "one run, the matrix, configurations" },
   { layer: 6, folders: ["tools/app"], what: "commands, command table, console" },

@@ -100,7 +100,8 @@ async function boot(c: MemoryConfig): Promise<RunResult> {
     kernel: elf,
     machine: c.machine,
     memory: `${c.mib}M`,
-    append: "ktest.filter=pmm.*,memmap.*",
+    // pmm.exhaust: the exhaustion test runs at every size here, not only on small machines.
+    append: "ktest.filter=pmm.*,memmap.* pmm.exhaust",
     logFile: join(LOG_DIR, `memory-${c.machine}-${c.mib}M.log`),
     silenceTimeoutMs: SILENCE_MS,
   });

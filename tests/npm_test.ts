@@ -1,7 +1,8 @@
 /**
  * The npm package (tools/npm/), as a Node user gets it: built, packed with
  * `npm pack`, installed from the tarball into a fresh directory (its
- * dependencies from the npm registry), and run there with `npx` under Node.
+ * dependencies from the npm registry; all that made once per content of the
+ * toolchain), and run with `npx` under Node in a fresh project directory.
  * That directory is a kernel repository of its own as far as the package
  * knows: its project file points at this repository's kernel sources, with
  * a layout file (another recursive slot) and a machine table of its own, and
@@ -20,7 +21,7 @@ import {
   rewriteSpecifiers,
 } from "../tools/npm/build.ts";
 import { BUILD_DIR, ROOT } from "../tools/paths.ts";
-import { tempDir } from "./support.ts";
+import { cachedDir, tempDir } from "./support.ts";
 
 const PACKAGE = "ouroboros-toolchain";
 
@@ -48,6 +49,58 @@ function readmeExample(readme: string): string {
   const m = /## The library[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme);
   assert.ok(m, "README.md has no library example");
   return m[1];
+}
+
+/** The package as built, packed and installed by {@link packedPackage}. */
+interface Packed {
+  /** Holds `package/` (the package directory) and `app/node_modules` (it, installed). */
+  dir: string;
+  /** Its package.json, as written. */
+  manifest: Record<string, unknown>;
+  /** The files in the tarball. */
+  shipped: string[];
+}
+
+/**
+ * The package built, packed with `npm pack` and installed from the tarball
+ * (its dependencies from the npm registry) into a fresh directory: made once
+ * per content of the toolchain, deno.json, deno.lock and the versions of
+ * Deno, Node and npm (support.ts cachedDir), as it takes seconds.
+ */
+async function packedPackage(): Promise<Packed> {
+  const versions = await Promise.all(
+    [["node", "--version"], ["npm", "--version"]].map(async ([cmd, flag]) =>
+      (await execa(cmd, [flag])).stdout
+    ),
+  );
+  const dir = await cachedDir(
+    "npm-package",
+    { paths: ["tools", "deno.json", "deno.lock"], values: [Deno.version.deno, versions] },
+    async (out) => {
+      const pkg = await buildPackage(join(out, "package"));
+      const packed = await execa("npm", ["pack", "--json", "--pack-destination", out], {
+        cwd: pkg.dir,
+      });
+      const [info] = JSON.parse(packed.stdout);
+      const shipped = info.files.map((f: { path: string }) => f.path);
+      const app = join(out, "app");
+      await Deno.mkdir(app);
+      await Deno.writeTextFile(join(app, "package.json"), JSON.stringify({ private: true }) + "\n");
+      const install = ["--no-audit", "--no-fund", "--prefer-offline", "--ignore-scripts"];
+      await execa("npm", ["install", ...install, join(out, info.filename)], { cwd: app });
+      const record = { manifest: pkg.manifest, shipped };
+      await Deno.writeTextFile(join(out, "packed.json"), JSON.stringify(record, null, 2) + "\n");
+    },
+  );
+  // The TypeScript the types step uses is installed by the package build: if build/npm-tsc
+  // went away since the cached build, a build elsewhere puts it back.
+  const tsc = join(TSC_DIR, "node_modules/typescript/package.json");
+  if (!await Deno.stat(tsc).then(() => true, () => false)) {
+    const [scratch, cleanup] = await tempDir("ouroboros-npm-tsc-");
+    await buildPackage(join(scratch, "package")).finally(cleanup);
+  }
+  const record = JSON.parse(await Deno.readTextFile(join(dir, "packed.json")));
+  return { dir, ...record };
 }
 
 Deno.test("npm: the bundle's package imports are found, and only pinned ones are dependencies", () => {
@@ -87,25 +140,22 @@ Deno.test("npm: the packed package builds, tests and parses under Node like the 
   try {
     let packageDir = "";
     await t.step("built and packed, with the manifest the issue asks for", async () => {
-      const pkg = await buildPackage(join(dir, "package"));
-      packageDir = pkg.dir;
+      const packed = await packedPackage();
+      packageDir = join(packed.dir, "package");
       const denoJson = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
-      const m = pkg.manifest as Record<string, Record<string, string>>;
+      const m = packed.manifest as Record<string, Record<string, string>>;
       assert.equal(m.name, PACKAGE);
       assert.equal(m.version, denoJson.version);
       assert.ok(m.bin[PACKAGE] && m.exports["."] && m.engines.node && m.license);
       assert.deepEqual(Object.keys(m.dependencies).sort(), ["execa", "tap-parser"]);
-      const packed = await execa("npm", ["pack", "--json", "--pack-destination", dir], {
-        cwd: pkg.dir,
-      });
-      const [info] = JSON.parse(packed.stdout);
-      const shipped = info.files.map((f: { path: string }) => f.path);
       for (const f of ["package.json", "README.md", "dist/bin.js", "dist/lib.js"]) {
-        assert.ok(shipped.includes(f), `the tarball misses ${f}`);
+        assert.ok(packed.shipped.includes(f), `the tarball misses ${f}`);
       }
 
-      // A repository of its own: project file, layout file, machine table.
+      // A repository of its own: project file, layout file, machine table; the package as
+      // installed from its tarball.
       await Deno.mkdir(app);
+      await Deno.symlink(join(packed.dir, "app", "node_modules"), join(app, "node_modules"));
       await write("package.json", { private: true, type: "module" });
       await write("ouroboros.config.json", {
         kernel: join(ROOT, "kernel"),
@@ -118,9 +168,6 @@ Deno.test("npm: the packed package builds, tests and parses under Node like the 
         { name: "small", description: "microvm with 64 MiB", machine: "microvm", memory: "64M" },
         { name: "broken", description: "no such machine", machine: "no-such", memory: "64M" },
       ]);
-      const tarball = join(dir, info.filename);
-      const install = ["--no-audit", "--no-fund", "--prefer-offline", "--ignore-scripts"];
-      await execa("npm", ["install", ...install, tarball], { cwd: app });
     });
 
     await t.step("test: the project's kernel, layout and machine, under Node", async () => {

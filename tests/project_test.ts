@@ -1,5 +1,5 @@
 /**
- * The project file (tools/project.ts) and how the npm CLI finds it
+ * The project file (tools/app/project.ts) and how the npm CLI finds it
  * (tools/npm/cli.ts): keys, the layout and machine files, the project
  * root, the search upwards from a subdirectory.
  */

@@ -11,13 +11,8 @@ import { execa } from "execa";
 import { join } from "node:path";
 import { BOOT_FILE, PXE_FILES } from "../tools/image/pxe.ts";
 import { ROOT } from "../tools/paths.ts";
-import {
-  dnsmasqArgs,
-  isIpv4,
-  networkOf,
-  parseServeArgs,
-  ServeUsageError,
-} from "../tools/machines/pxe_serve.ts";
+import { dnsmasqArgs, isIpv4, networkOf, ServeUsageError } from "../tools/machines/pxe_serve.ts";
+import { parseServeArgs } from "../tools/app/image.ts";
 import { runOnTarget } from "../tools/run/run.ts";
 import { namespaceSupport } from "../tools/machines/netns.ts";
 import { LanPxeTarget, type ServerCommand } from "../tools/machines/pxe_lan.ts";

@@ -1,7 +1,8 @@
 /**
  * KTAP v1 read through the same pipeline as the kernel's TAP 14: prefix
- * stripping (serial.ts), rewriting (ktap.ts), tap-parser (tap.ts), then the
- * verdict without an exit status (classify.ts). Fixtures are hand-written
+ * stripping (serial.ts), the reader (tap.ts), then the verdict without an
+ * exit status (classify.ts); and the KTAP → TAP 14 rewriter (ktap.ts) the
+ * npm library offers. Fixtures are hand-written
  * in the shapes of Documentation/dev-tools/ktap.rst and kunit's output.
  */
 import assert from "node:assert/strict";
@@ -57,7 +58,15 @@ Deno.test("ktap: printk timestamps before the version line are stripped from eve
     ["example_skip_test", "skip", "this test should be skipped"],
     ["example_mark_skipped_test", "skip", "this test should be skipped"],
   ]);
-  assert.deepEqual(report.counts, { suites: 2, tests: 5, pass: 3, fail: 0, skip: 2, todo: 0 });
+  assert.deepEqual(report.counts, {
+    suites: 2,
+    tests: 5,
+    pass: 3,
+    fail: 0,
+    skip: 2,
+    todo: 0,
+    notRun: 0,
+  });
   assert.equal(verdict("kunit-pass.ktap").kind, "pass");
 });
 
@@ -75,15 +84,29 @@ Deno.test("ktap: nesting by version lines at 2 spaces, subtests named by their c
   const { report } = fixture("spec-nested.ktap");
   assert.equal(report.planComplete, true);
   assert.deepEqual(report.suites.map((s) => [s.name, s.planComplete]), [["main_test", true]]);
-  // Levels below the second are folded into their parent's result.
-  assert.deepEqual(report.suites[0].tests.map((t) => [t.fullName, t.ok]), [
-    ["main_test.example_test_1", true],
-    ["main_test.example_test_2", true],
-    ["main_test.example_test_3", false],
+  // The leaves are the tests, at every depth (as kunit_tool counts them).
+  assert.deepEqual(report.suites[0].tests.map((t) => [t.fullName, testStatus(t)]), [
+    ["main_test.example_test_1.test_1", "pass"],
+    ["main_test.example_test_2.test_1", "skip"],
+    ["main_test.example_test_2.test_2", "pass"],
+    ["main_test.example_test_3.test_1", "pass"],
+    ["main_test.example_test_3.test_2", "fail"],
+    ["main_test.example_test_3.test_3", "skip"],
   ]);
+  assert.deepEqual(report.counts, {
+    suites: 1,
+    tests: 6,
+    pass: 3,
+    fail: 1,
+    skip: 2,
+    todo: 0,
+    notRun: 0,
+  });
+  // The failure keeps what was printed before it.
+  assert.deepEqual(report.failures[0].log, ["# test_2: FAIL"]);
   const c = verdict("spec-nested.ktap");
   assert.equal(c.kind, "assertion-failure");
-  assert.equal(c.test, "main_test.example_test_3");
+  assert.equal(c.test, "main_test.example_test_3.test_2");
 });
 
 Deno.test("ktap: the rewrite gives TAP 14: headers at the parent's level, 4 spaces a level", () => {
@@ -148,16 +171,20 @@ Deno.test("ktap: XFAIL, TIMEOUT, ERROR, TODO, SKIP and diagnostic data", () => {
   const status = (n: string) => testStatus(byName.get(n)!);
   assert.equal(status("plain"), "pass");
   assert.equal(status("skipped"), "skip");
-  assert.equal(status("known_broken"), "todo");
-  assert.equal(status("expected_failure"), "xfail");
-  assert.equal(byName.get("expected_failure")!.note, "errata 123");
+  // In KTAP, as kunit_tool reads it, a not ok stays a failure whatever TODO or XFAIL says.
+  assert.equal(status("known_broken"), "fail");
+  assert.equal(byName.get("known_broken")!.note, "TODO fix the allocator first");
+  assert.equal(status("expected_failure"), "fail");
+  assert.equal(byName.get("expected_failure")!.note, "XFAIL errata 123");
   assert.equal(status("too_slow"), "timeout");
   assert.equal(byName.get("too_slow")!.note, "30 seconds");
   assert.equal(status("broken_setup"), "error");
   assert.equal(status("check_return_code"), "pass");
   assert.equal(byName.get("check_return_code")!.note, "rcode=0");
-  // XFAIL and TODO do not fail; TIMEOUT and ERROR do.
+  // not ok TODO and not ok XFAIL fail in KTAP; TIMEOUT and ERROR fail even on ok.
   assert.deepEqual(report.failures.map((f) => f.fullName), [
+    "directives.known_broken",
+    "directives.expected_failure",
     "directives.too_slow",
     "directives.broken_setup",
     "directives",
@@ -165,7 +192,7 @@ Deno.test("ktap: XFAIL, TIMEOUT, ERROR, TODO, SKIP and diagnostic data", () => {
   const c = verdict("directives.ktap");
   assert.equal(c.kind, "assertion-failure");
   assert.equal(c.category, "crash", "an ERROR is a crash, worse than a TIMEOUT's hang");
-  assert.match(c.message, /directives\.too_slow \(TIMEOUT 30 seconds\)/);
+  assert.match(c.message, /^4 failed: directives\.known_broken/);
 });
 
 Deno.test("ktap: a TIMEOUT alone makes the run a hang", () => {
@@ -196,15 +223,39 @@ Deno.test("ktap: YAML blocks keep their place under their test point", () => {
   assert.equal(failed.diagnostic?.at, "kernel/tests/test_pmm.c:88");
 });
 
-Deno.test("ktap: a log that stops mid-suite is a crash, never a pass", () => {
+Deno.test("ktap: a kernel panic mid-suite is a panic after the last result, with its oops", () => {
   const { report } = fixture("crash-mid-suite.ktap");
   assert.equal(report.planComplete, false);
   assert.equal(report.lastResult, "second.second_a");
   assert.deepEqual(report.failures, []);
+  assert.equal(report.suites[1].notRun, 2);
+  assert.deepEqual(report.suites[1].notRunRanges, ["2-3 of 3"]);
   const c = verdict("crash-mid-suite.ktap");
+  assert.equal(c.kind, "panic");
+  assert.equal(c.category, "crash");
+  assert.match(c.message, /panic after second\.second_a: Kernel panic - not syncing: Fatal/);
+  assert.match(c.details[0], /BUG: kernel NULL pointer dereference/);
+});
+
+Deno.test("ktap: a log that stops mid-suite is a crash, never a pass, in a developer's words", () => {
+  const text = Deno.readTextFileSync(new URL("crash-mid-suite.ktap", KTAP));
+  const { report, tapSeen, raw } = ingest(text.slice(0, text.indexOf("[    1.000020]")));
+  const c = classify({
+    exit: { kind: "none" },
+    stderr: "",
+    report,
+    tapSeen,
+    serialBytes: raw.length,
+    firstBytes: "",
+    timeout: null,
+  });
   assert.equal(c.kind, "incomplete");
   assert.equal(c.category, "crash");
-  assert.match(c.message, /crash: the log ends after second\.second_a; 1 of 2 suites finished/);
+  assert.equal(
+    c.message,
+    "crash: the log ends after second.second_a; suite second reported 1 test, " +
+      "2 not run (2-3 of 3) and has no result line",
+  );
 });
 
 Deno.test("ktap: a subtest whose closing line never comes is still reported, unnamed", () => {

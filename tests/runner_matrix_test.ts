@@ -139,7 +139,7 @@ Deno.test("timer: a test's time runs from its start event to its result", () => 
   timer.event({ type: "test-start", suite: "s", name: "t", fullName: "s.t" }, 100);
   timer.event({
     type: "test-result",
-    result: { ...result, directive: null, note: null, diagnostic: null },
+    result: { ...result, directive: null, note: null, diagnostic: null, log: [] },
   }, 142.25);
   assert.deepEqual(timer.durations, { "s.t": 42.3 });
 });

@@ -1,7 +1,10 @@
 /** Shared helpers for the toolchain's tests. */
-import { build, type BuildResult } from "../tools/build/build.ts";
-import { join } from "node:path";
-import { ROOT } from "../tools/paths.ts";
+import { createHash } from "node:crypto";
+import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { build, type BuildOptions, type BuildResult, toolIdentity } from "../tools/build/build.ts";
+import { join, relative } from "node:path";
+import { acquireLock } from "../tools/host/lockfile.ts";
+import { BUILD_DIR, ROOT } from "../tools/paths.ts";
 
 let built: Promise<BuildResult> | undefined;
 
@@ -35,4 +38,114 @@ export async function smallKernel(
     join(dir, "kernel/arch/x86_64/boot.asm"),
   );
   await Deno.writeTextFile(join(dir, "kernel/main.c"), mainC);
+}
+
+/** Where {@link cachedDir} keeps its directories (under build/: a clean clone makes them once). */
+export const TEST_CACHE_DIR = join(BUILD_DIR, "test-cache");
+
+/**
+ * What a build reads, relative to the repository root: the kernel and user
+ * sources, the layout and its generators, the toolchain that runs them, and
+ * the pinned versions. Conservative: any change to the toolchain counts.
+ */
+export const BUILD_INPUTS = ["kernel", "user", "linker", "tools", "deno.json", "deno.lock"];
+
+/** What a cached directory's content is made from. */
+export interface CacheInputs {
+  /** Files and directories (all files under them), relative to the repository root. */
+  paths: readonly string[];
+  /** Anything else it depends on (options, tool versions), as JSON. */
+  values?: readonly unknown[];
+}
+
+async function hashPath(hash: ReturnType<typeof createHash>, path: string): Promise<void> {
+  const info = await stat(path).catch(() => null);
+  if (info === null) {
+    hash.update(`missing ${relative(ROOT, path)}\0`);
+  } else if (info.isDirectory()) {
+    const names = (await readdir(path)).sort();
+    for (const name of names) await hashPath(hash, join(path, name));
+  } else if (info.isFile()) {
+    const data = await readFile(path);
+    hash.update(`file ${relative(ROOT, path)} ${data.length}\0`);
+    hash.update(data);
+  }
+}
+
+/** A SHA-256 over the inputs' names and contents and the values, in hex. */
+export async function contentHash(inputs: CacheInputs): Promise<string> {
+  const hash = createHash("sha256");
+  for (const p of [...inputs.paths].sort()) await hashPath(hash, join(ROOT, p));
+  hash.update(JSON.stringify(inputs.values ?? [], bigints));
+  return hash.digest("hex");
+}
+
+/**
+ * A directory that `make` fills, made again only when its inputs change:
+ * `build/test-cache/<name>-<hash of the inputs>`. What a test would rebuild
+ * or repack on every run is made once per content, so a cached directory is
+ * exactly what `make` makes from these inputs (a test that needs a fresh
+ * result, say a clean build, still gets one: a clean build of the same
+ * inputs). One process makes it at a time (a lock file); a directory whose
+ * `make` failed or was interrupted is never used (it has no completion mark)
+ * and the next call starts it again from empty. Directories of the same name
+ * for other inputs are removed.
+ */
+export async function cachedDir(
+  name: string,
+  inputs: CacheInputs,
+  make: (dir: string) => Promise<void>,
+): Promise<string> {
+  const key = (await contentHash(inputs)).slice(0, 16);
+  const dir = join(TEST_CACHE_DIR, `${name}-${key}`);
+  const done = join(dir, ".complete");
+  await Deno.mkdir(TEST_CACHE_DIR, { recursive: true });
+  const lock = await acquireLock(join(TEST_CACHE_DIR, `${name}.lock.pid`));
+  try {
+    if (await stat(done).then(() => true, () => false)) return dir;
+    for (const e of await readdir(TEST_CACHE_DIR)) {
+      if (e.startsWith(`${name}-`)) await rm(join(TEST_CACHE_DIR, e), { recursive: true });
+    }
+    await Deno.mkdir(dir, { recursive: true });
+    await make(dir);
+    await writeFile(done, "");
+    return dir;
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * The kernel built from nothing with `options` into a directory of its own,
+ * once per content of {@link BUILD_INPUTS}, the options and the tools
+ * (compiler, assembler, linker versions): what a clean build of the tree as
+ * it is makes, without making it again on every test run.
+ */
+export async function cachedBuild(
+  name: string,
+  options: Omit<BuildOptions, "root" | "outDir" | "log"> = {},
+): Promise<BuildResult & { dir: string }> {
+  const tools = await Promise.all([
+    toolIdentity(options.cc ?? Deno.env.get("CC") ?? "gcc"),
+    toolIdentity("nasm", "-v"),
+    toolIdentity("ld"),
+  ]);
+  const dir = await cachedDir(
+    name,
+    { paths: BUILD_INPUTS, values: [options, tools] },
+    async (out) => {
+      const r = await build({ ...options, root: ROOT, outDir: out });
+      await writeFile(join(out, "result.json"), JSON.stringify(r, bigints));
+    },
+  );
+  const result: BuildResult = JSON.parse(
+    await readFile(join(dir, "result.json"), "utf8"),
+    (_k, v) => typeof v === "object" && v !== null && "bigint" in v ? BigInt(v.bigint) : v,
+  );
+  return { ...result, dir };
+}
+
+/** JSON of a bigint (the layout's addresses), read back by cachedBuild. */
+function bigints(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? { bigint: value.toString() } : value;
 }

@@ -88,6 +88,14 @@ Deno.test("workflows: the test job runs README's test command with the pinned De
   assert.match(test, /command=\(npx -y "deno@\$\{DENO_VERSION\}" task test "\$@"\)/);
   assert.match(workflow, /^\s+run: ci\/test\.sh$/m, "the default run, without arguments");
   assert.match(workflow, /run: ci\/test\.sh --config boot-paths/);
+  // The opt-in Linux KUnit configuration: its own job, in Debian (linux-source-6.1).
+  assert.match(workflow, /linux-kunit:\n(?:.*\n){2}\s+container: debian:bookworm/);
+  assert.match(workflow, /run: ci\/install-packages\.sh linux-kunit/);
+  assert.match(workflow, /run: ci\/linux-kunit\.sh/);
+  const kunit = await Deno.readTextFile(join(ROOT, "ci/linux-kunit.sh"));
+  assert.match(kunit, /OUROBOROS_LINUX_KUNIT=1/);
+  assert.match(kunit, /ci\/test\.sh" tests\/linux_kunit_test\.ts/);
+  assert.ok(packagesOf(["linux-kunit"]).includes("linux-source-6.1"));
 });
 
 Deno.test("workflows: the matrix job's shards are 1..N of N, over every configuration", () => {
@@ -105,7 +113,13 @@ Deno.test("workflows: the matrix job's shards are 1..N of N, over every configur
 Deno.test("workflows: artifacts are the JUnit reports and serial logs; caches for Deno and apt", () => {
   const uploads = workflow.match(/uses: actions\/upload-artifact@v\d+/g) ?? [];
   const jobs = workflow.slice(workflow.indexOf("\njobs:\n")).match(/^ {2}[\w-]+:$/gm) ?? [];
-  assert.deepEqual(jobs.map((j) => j.trim()), ["test:", "matrix:", "boot-paths:", "lab:"]);
+  assert.deepEqual(jobs.map((j) => j.trim()), [
+    "test:",
+    "matrix:",
+    "boot-paths:",
+    "linux-kunit:",
+    "lab:",
+  ]);
   assert.equal(uploads.length, jobs.length, "one upload per job");
   assert.equal((workflow.match(/build\/reports\/\n\s+build\/logs\//g) ?? []).length, jobs.length);
   assert.match(workflow, /path: \|\n\s+~\/\.npm\n\s+~\/\.cache\/deno/);
@@ -116,6 +130,7 @@ Deno.test("workflows: artifacts are the JUnit reports and serial logs; caches fo
 Deno.test("workflows: the package groups CI installs cover the boot paths", () => {
   assert.deepEqual(packagesOf(["default"]), [
     "binutils",
+    "chromium",
     "cpio",
     "gcc",
     "nasm",

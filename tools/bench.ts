@@ -3,14 +3,26 @@
  * (guest TSC cycles) and once under `-icount shift=0`, where QEMU advances
  * the guest TSC by exactly one tick per instruction, so instruction counts
  * repeat exactly from run to run. Prints a table and writes
- * build/bench/results.json.
+ * build/bench/results.json, and charts of it (build/bench/report.html and
+ * SVG files, bench/charts.ts).
  *
  * The kernel (command line `bench`) prints one line per measurement:
  * `# BENCH op=OP page_size=BYTES region_bytes=BYTES pages=N ticks=T`
  * then `# BENCH leak-check ok` (every frame back in the PMM; anything else
  * after `leak-check` is a failure) and `# BENCH done` at the end.
  */
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { writeBenchCharts } from "./bench/charts.ts";
+import {
+  formatInference,
+  formatMemTable,
+  inferMemory,
+  membenchSvg,
+  type MemInference,
+  type MemRun,
+  parseMembench,
+} from "./bench/membench.ts";
+import { chooseAccel } from "./machines/qemu.ts";
 import { build } from "./build/build.ts";
 import { BUILD_DIR, LOG_DIR, ROOT } from "./paths.ts";
 import { runKernel } from "./run/run.ts";
@@ -30,6 +42,10 @@ export const BENCH_OPS = [
   "yield_switch",
   "spawn_exit_wait",
   "user_fault_zero",
+  "trap_kernel",
+  "trap_upcall",
+  "prot1_trap_unprot",
+  "prot100_trap_unprot",
 ] as const;
 /** One of {@link BENCH_OPS}. */
 export type BenchOp = typeof BENCH_OPS[number];
@@ -143,9 +159,93 @@ async function benchRun(elf: string, icount: boolean): Promise<BenchSample[]> {
   return parseBench(lines);
 }
 
-async function main(): Promise<number> {
+/** The membench's results, as build/bench/membench.json holds them. */
+export interface MembenchResults {
+  /** The accelerator QEMU used. */
+  accel: string;
+  run: MemRun;
+  inference: MemInference;
+}
+
+/**
+ * The membench (kernel/bench/membench.c): its own kernel build (the bench
+ * kernel with -DOUROBOROS_MEMBENCH), booted once with KVM when the host has
+ * it (real caches), else TCG (the report then says nothing can be inferred).
+ */
+async function membench(): Promise<MembenchResults> {
+  const outDir = join(BUILD_DIR, "membench");
+  const { elf } = await build({
+    root: ROOT,
+    outDir,
+    extraCFlags: ["-DOUROBOROS_BENCH", "-DOUROBOROS_MEMBENCH"],
+  });
+  const accel = chooseAccel();
+  const lines: string[] = [];
+  const r = await runKernel({
+    kernel: elf,
+    append: "bench",
+    memory: "2G",
+    accel: accel.accel,
+    logFile: join(LOG_DIR, "membench.log"),
+    silenceTimeoutMs: 120_000,
+    onSerialLine: (l) => lines.push(l),
+  });
+  if (!r.classification.ok) throw new Error(`membench run failed: ${r.classification.message}`);
+  const run = parseMembench(lines);
+  return { accel: accel.accel, run, inference: inferMemory(run, accel.accel) };
+}
+
+/** What `deno task bench` was asked. */
+interface BenchArgs {
+  /** Run the membench too (`--membench`), or only it (`--membench-only`). */
+  membench: "no" | "also" | "only";
+}
+
+const BENCH_USAGE = `usage: deno task bench [--membench | --membench-only]
+  (no option)       the memory-manager benchmark: table, build/bench/results.json, charts
+  --membench        also the membench: cycles per access over ranges and strides, cache sizes
+                    and TLB reach inferred (not under TCG), build/bench/membench.{json,svg}
+  --membench-only   only the membench
+The bench runs under QEMU on this host; lab machines (--machine) are not supported yet.`;
+
+export function parseBenchArgs(argv: readonly string[]): BenchArgs | string {
+  const args: BenchArgs = { membench: "no" };
+  for (const a of argv) {
+    if (a === "--membench") args.membench = "also";
+    else if (a === "--membench-only") args.membench = "only";
+    else if (a === "--machine" || a.startsWith("--machine=")) {
+      return "--machine: the bench runs under QEMU only for now (see README, Benchmarks)";
+    } else return `unknown option '${a}'`;
+  }
+  return args;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const started = performance.now();
+  const args = parseBenchArgs(argv);
+  if (typeof args === "string") {
+    console.error(`error: ${args}\n\n${BENCH_USAGE}`);
+    return 2;
+  }
   await ensureTools();
   const outDir = join(BUILD_DIR, "bench");
+  await Deno.mkdir(outDir, { recursive: true });
+  let mem: MembenchResults | null = null;
+  if (args.membench !== "no") {
+    mem = await membench();
+    console.log(formatMemTable(mem.run.points));
+    console.log(`\n${formatInference(mem.inference)}`);
+    await Deno.writeTextFile(join(outDir, "membench.json"), JSON.stringify(mem, null, 2) + "\n");
+    await Deno.writeTextFile(
+      join(outDir, "membench.svg"),
+      await membenchSvg(mem.run, mem.inference),
+    );
+    console.log(`written: build/bench/membench.json, build/bench/membench.svg`);
+    if (args.membench === "only") {
+      console.log(`bench wall time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      return 0;
+    }
+  }
   const { elf } = await build({ root: ROOT, outDir, extraCFlags: ["-DOUROBOROS_BENCH"] });
   // One after the other: the plain run's cycles are host time under TCG, and a second QEMU
   // on the same cores makes them swing several-fold.
@@ -158,7 +258,15 @@ async function main(): Promise<number> {
   console.log(
     `\nwritten: ${file} (instructions under -icount shift=0: exact and repeatable; cycles: guest TSC under TCG)`,
   );
+  const extra = mem === null ? [] : [{
+    title: "Membench",
+    svg: await membenchSvg(mem.run, mem.inference),
+    text: `${formatInference(mem.inference)}\n\n${formatMemTable(mem.run.points)}`,
+  }];
+  const charts = await writeBenchCharts(outDir, { ours: results }, extra);
+  console.log(`charts: ${charts.map((f) => relative(ROOT, f)).join(", ")}`);
+  console.log(`bench wall time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) Deno.exit(await main(Deno.args));

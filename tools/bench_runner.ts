@@ -3,7 +3,7 @@
  * synthetic serial log of N results (default 100,000) shaped like the
  * kernel's (suites of 100 tests, `# RUN` lines, one failure in 1,000 with a
  * YAML diagnostic), in TAP 14 and in KTAP v1 with printk timestamps. Times
- * the parse (serial splitting, KTAP rewriting, tap-parser, classification,
+ * the parse (serial splitting, the TAP/KTAP reader, classification,
  * the live console's progress line) and the report (merging into the
  * record, the summary count, JSON, JUnit, the console's verdict)
  * separately, and prints microseconds per test. A benchmark, not a test: it

@@ -31,6 +31,7 @@
 #include <printf.h>
 #include <vmm.h>
 #include "../mm/vmm_internal.h"
+#include "membench.h"
 
 /* A user-half PML4 slot nothing else uses while the bench runs (the tests do not run). */
 #define BENCH_VA INDICES_VA(1, 0, 0, 0)
@@ -216,6 +217,9 @@ static bool leak_check(u64 free0)
 
 void bench_run(void)
 {
+#ifdef OUROBOROS_MEMBENCH
+	membench_run(); /* the membench kernel (tools/bench.ts --membench) runs only that */
+#endif
 	static const u64 regions[] = {4 * KIB, 64 * KIB, 2 * MIB, 64 * MIB, GIB};
 	static const u64 large_regions[] = {64 * MIB, GIB};
 	static const u64 spaces[] = {2 * MIB, 64 * MIB};

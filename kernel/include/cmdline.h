@@ -6,6 +6,12 @@
  *   ktest.list                       list the selected tests (as skipped TAP results), run none
  *   selftest=<name>                  run one failure-class selftest instead
  *   model.seed=<n>, model.ops=<n>    seed and length of the VMM's randomized model test
+ *   pmm.fail=nth:N|budget:N|random:SEED:PERMILLE
+ *                                    inject frame-allocation failures (pmm.h) once the
+ *                                    memory manager is up: the N-th allocation, every one
+ *                                    after N, or PERMILLE in 1000 from a seeded sequence
+ *   pmm.exhaust                      exhaust RAM for real at any size (pmm's exhaustion test;
+ *                                    without it, only with at most 64 MiB: slow under TCG)
  *   oracle                           stop at page-table checkpoints for the runner's QEMU oracle
  *   bench                            run the memory-manager benchmark (bench.h) instead of the tests
  * Unknown keys are kept and reported as TAP warnings, never silently ignored.
@@ -24,9 +30,11 @@ struct kernel_options {
 	const char *selftest;     /* NULL: run the tests */
 	const char *model_seed;   /* NULL: the model test's fixed default seed */
 	const char *model_ops;    /* NULL: the model test's default length */
+	const char *pmm_fail;     /* NULL: no injected allocation failures */
 	bool ktest_list;          /* list the selected tests instead of running them */
 	bool oracle;              /* a runner with QMP answers checkpoints (see oracle.h) */
 	bool bench;               /* run the benchmark instead of the tests */
+	bool pmm_exhaust;         /* the exhaustion test runs whatever the RAM size */
 	/* Problems found, as messages for "# warning: ..." lines. */
 	char warnings[CMDLINE_MAX_WARNINGS][96];
 	int nwarnings;

@@ -9,6 +9,13 @@
  *
  * A failed assertion records its diagnostic and returns from the test
  * function, so assertions belong in the test body itself (not in helpers).
+ *
+ * Every suite is checked for leaks: the PMM's free frames and the page-table
+ * frames of the current space are counted before and after it, and any
+ * difference fails the suite, naming how many frames were lost or gained.
+ * A suite that keeps memory on purpose declares it (anywhere in its files):
+ *
+ *   KTEST_SUITE(heap, KTEST_KEEPS_MEMORY, "the heap keeps the pages it grew into");
  */
 #ifndef OUROBOROS_KTEST_H
 #define OUROBOROS_KTEST_H
@@ -18,14 +25,20 @@
 /* Marks a registry entry; a mismatch means the section is not an array of struct ktest. */
 #define KTEST_MAGIC 0x6b74657374303031ULL /* "ktest001" */
 
+/* Suite flags (KTEST_SUITE). */
+#define KTEST_KEEPS_MEMORY (1u << 0) /* frames it takes and keeps are no leak */
+
+/* A test, or (name and fn NULL) the declaration of a suite's flags. */
 struct ktest {
 	u64 magic;
 	const char *suite;
-	const char *name;
+	const char *name; /* NULL: a suite declaration */
 	void (*fn)(void);
 	const char *todo; /* non-NULL: a TODO test, with the reason */
 	const char *file;
 	u64 line;
+	u32 flags;          /* suite declarations: KTEST_KEEPS_MEMORY... */
+	const char *reason; /* suite declarations: why the flags are needed */
 };
 
 /* The registry, bounded by the linker script. */
@@ -36,7 +49,7 @@ extern const struct ktest __ktest_start[], __ktest_end[];
 	static const struct ktest ktest_entry_##suite##_##name                          \
 		__attribute__((used, no_reorder, section(".ktest"), aligned(8))) = {    \
 			KTEST_MAGIC, #suite, #name, ktest_fn_##suite##_##name, todo,    \
-			__FILE__, __LINE__,                                             \
+			__FILE__, __LINE__, 0, NULL,                                    \
 	};                                                                              \
 	static void ktest_fn_##suite##_##name(void)
 
@@ -48,6 +61,14 @@ extern const struct ktest __ktest_start[], __ktest_end[];
 #define KTEST(suite, name) KTEST_REGISTER_(suite, name, NULL)
 /* A test that is known to fail: reported "# TODO reason"; its failure does not fail the run. */
 #define KTEST_TODO(suite, name, reason) KTEST_REGISTER_(suite, name, reason)
+
+/* Declare flags of `suite` (KTEST_KEEPS_MEMORY), with the reason; at most once per suite. */
+#define KTEST_SUITE(suite, suite_flags, why)                                             \
+	static const struct ktest ktest_suite_##suite                                    \
+		__attribute__((used, no_reorder, section(".ktest"), aligned(8))) = {     \
+			KTEST_MAGIC, #suite, NULL, NULL, NULL, __FILE__, __LINE__,       \
+			suite_flags, why,                                                \
+	}
 
 /* Record a failure of the running test (used by the macros below). */
 void ktest_fail_(const char *file, int line, const char *message, const char *expected,
@@ -130,6 +151,15 @@ u8 ktest_run_set(const struct ktest *begin, const struct ktest *end, const char 
  * (always terminated). Returns the full escaped length (>= size: truncated).
  */
 size_t ktest_yaml_escape(char *dst, size_t size, const char *src);
+
+/* What the leak check counts (ktest_memory_now). */
+struct ktest_memory {
+	u64 free;   /* frames free in the PMM */
+	u64 tables; /* page-table frames of the current space (PML4 and below, self-map excluded) */
+};
+
+/* Count free frames and the current space's page tables (walked top-down, read-only). */
+void ktest_memory_now(struct ktest_memory *out);
 
 /* Run the failure-class selftest `name` instead of the tests (never returns). */
 NORETURN void selftest_run(const char *name);

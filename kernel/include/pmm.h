@@ -41,8 +41,38 @@ MUST_CHECK int pmm_alloc(u64 *frame);
  */
 MUST_CHECK int pmm_free(u64 frame);
 
+/* True when frame is RAM the allocator manages (not the kernel's image or boot data). */
+bool pmm_manages(u64 frame);
+
 /* Current counters. */
 void pmm_get_stats(struct pmm_stats *out);
+
+/* Free frames now (pmm_get_stats' free, for leak checks: compare before and after). */
+u64 pmm_nr_free(void);
+
+/*
+ * Fault injection (Linux's fail_page_alloc): make pmm_alloc return -E_NOMEM,
+ * changing nothing, as if memory had run out, so out-of-memory paths can be
+ * tested at every allocation site without exhausting RAM. One mode at a
+ * time; setting one replaces the last. Every pmm_alloc call counts, whether
+ * or not a real frame was left. The kernel command line sets one at boot
+ * (after the memory manager is up) with pmm.fail=nth:N, budget:N or
+ * random:SEED:PERMILLE.
+ */
+/* The n-th pmm_alloc from now (1: the next one) fails, once; then injection is off. n == 0: off. */
+void pmm_inject_fail_nth(u64 n);
+/* The next n pmm_allocs behave normally; every one after fails until pmm_inject_off. */
+void pmm_inject_budget(u64 n);
+/* Each pmm_alloc fails with probability permille/1000, the same sequence for the same seed. */
+void pmm_inject_random(u64 seed, u32 permille);
+/* No more injected failures. */
+void pmm_inject_off(void);
+/* True while a mode is set (a fired fail_nth is off again). */
+bool pmm_inject_active(void);
+/* Failures injected since boot: an operation reached the failing allocation iff this grew. */
+u64 pmm_inject_failures(void);
+/* Set a mode from a pmm.fail= value (nth:N, budget:N, random:SEED:PERMILLE): 0 or -E_INVAL. */
+int pmm_inject_parse(const char *spec);
 
 /* The shape of the free-frame stack (for tests and diagnostics). */
 struct pmm_stack_info {

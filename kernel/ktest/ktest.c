@@ -8,12 +8,19 @@
  * With `ktest.list` on the command line the same TAP is printed without
  * running anything: every selected test is "ok N - name # SKIP listed", so a
  * runner reads the list with its TAP parser and the plans prove it complete.
+ *
+ * Each suite is checked for leaks (xv6's usertests count free pages the
+ * same way): free frames and page-table frames are counted before and after
+ * it (leak.c), and a difference fails the suite's own test point, with the
+ * counts and the first test that changed the free count. A suite declared
+ * KTEST_KEEPS_MEMORY only has the difference printed as a comment.
  */
 #include <cmdline.h>
 #include <early_map.h>
 #include <ktest.h>
 #include <layout.h>
 #include <panic.h>
+#include <pmm.h>
 #include <printf.h>
 #include <string.h>
 #include <trap.h>
@@ -30,6 +37,8 @@
 /* Indentation of subtest lines and of their YAML blocks (TAP 14 §Subtests). */
 #define SUBTEST_INDENT "    "
 #define YAML_INDENT "      "
+/* Indentation of a suite's own YAML block (its test point is at the top level). */
+#define SUITE_YAML_INDENT "  "
 
 enum outcome { OUTCOME_PASS, OUTCOME_FAIL, OUTCOME_SKIP };
 
@@ -147,12 +156,18 @@ size_t ktest_yaml_escape(char *dst, size_t size, const char *src)
 	return len;
 }
 
-/* Print `key: "value"` as a YAML line of the diagnostic block. */
-static void yaml_field(const char *key, const char *value)
+/* Print `key: "value"` as a YAML line of a diagnostic block indented by `indent`. */
+static void yaml_field_at(const char *indent, const char *key, const char *value)
 {
 	static char escaped[DIAG_ESCAPED_MAX];
 	ktest_yaml_escape(escaped, sizeof(escaped), value);
-	kprintf(YAML_INDENT "%s: \"%s\"\n", key, escaped);
+	kprintf("%s%s: \"%s\"\n", indent, key, escaped);
+}
+
+/* Print `key: "value"` as a YAML line of a test's diagnostic block. */
+static void yaml_field(const char *key, const char *value)
+{
+	yaml_field_at(YAML_INDENT, key, value);
 }
 
 /* Print the diagnostic block of a failed test. */
@@ -177,8 +192,11 @@ static void full_name(const struct ktest *t, char *buf, size_t size)
 		panic("ktest: test name %s.%s is too long", t->suite, t->name);
 }
 
+/* True for a test (not a suite declaration) that filter (NULL: all) selects. */
 static bool selected(const struct ktest *t, const char *filter)
 {
+	if (!t->name)
+		return false;
 	char name[FULL_NAME_MAX];
 	full_name(t, name, sizeof(name));
 	return !filter || glob_match_list(filter, name);
@@ -193,17 +211,22 @@ static void list_one(const struct ktest *t, int n)
 	kprintf(SUBTEST_INDENT "ok %d - %s # SKIP " LISTED_REASON "\n", n, t->name);
 }
 
-/* Run t as test number n of its subtest; returns false if it failed (TODO excepted). */
-static bool run_one(const struct ktest *t, int n)
+/*
+ * Run t as test number n of its subtest; returns false if it failed (TODO
+ * excepted). *free_delta: how much it changed the free count.
+ */
+static bool run_one(const struct ktest *t, int n, i64 *free_delta)
 {
 	char name[FULL_NAME_MAX];
 	full_name(t, name, sizeof(name));
 	kprintf(SUBTEST_INDENT "# RUN %s\n", name);
 	memset(&result, 0, sizeof(result));
 	size_t early_pages = early_map_pages_in_use();
+	u64 free_before = pmm_nr_free();
 	running = t;
 	t->fn();
 	running = NULL;
+	*free_delta = (i64)(pmm_nr_free() - free_before);
 	trap_expect_end(); /* an armed expectation must not outlive its test */
 	size_t leaked = early_map_pages_in_use() - early_pages;
 	if (leaked && result.outcome != OUTCOME_FAIL) {
@@ -242,25 +265,116 @@ static int count_suite(const struct ktest *begin, const struct ktest *end, const
 	return n;
 }
 
-/* Run (or list) the selected tests of one suite as subtest n; returns false if any failed. */
+/* The declaration of suite in [begin, end), or NULL. */
+static const struct ktest *suite_declaration(const struct ktest *begin, const struct ktest *end,
+					     const char *suite)
+{
+	for (const struct ktest *t = begin; t < end; t++)
+		if (!t->name && strcmp(t->suite, suite) == 0)
+			return t;
+	return NULL;
+}
+
+/* What a suite did to memory: the counts around it, the first test that changed the free count. */
+struct suite_memory {
+	struct ktest_memory before, after;
+	const struct ktest *first; /* NULL: no single test changed the free count */
+	i64 first_delta;
+};
+
+/* "lost 3 frames (2 of them page tables)", "gained 1 frame": the change from before to after. */
+static void describe_change(const struct suite_memory *m, char *buf, size_t size)
+{
+	i64 frames = (i64)(m->before.free - m->after.free);
+	i64 tables = (i64)(m->after.tables - m->before.tables);
+	u64 abs_frames = (u64)(frames < 0 ? -frames : frames);
+	int len = ksnprintf(buf, size, "%s %llu frame%s", frames < 0 ? "gained" : "lost",
+			    abs_frames, abs_frames == 1 ? "" : "s");
+	if (tables != 0 && len >= 0 && (size_t)len < size)
+		ksnprintf(buf + len, size - (size_t)len, " (page-table frames %s%lld)",
+			  tables > 0 ? "+" : "", (long long)tables);
+}
+
+/*
+ * Report the leak check of a suite whose counts differ: a YAML block (it
+ * fails), or a comment (kept on purpose, or a test already failed).
+ */
+static void report_leak(const char *suite, const struct ktest *decl, const struct suite_memory *m,
+			bool failed)
+{
+	char change[DIAG_MAX], msg[DIAG_MAX], expected[DIAG_MAX], actual[DIAG_MAX], at[DIAG_MAX];
+	describe_change(m, change, sizeof(change));
+	if (decl && (decl->flags & KTEST_KEEPS_MEMORY)) {
+		kprintf(SUBTEST_INDENT "# leak check: suite %s %s, kept on purpose: %s\n", suite,
+			change, decl->reason ? decl->reason : "");
+		return;
+	}
+	if (failed) {
+		kprintf(SUBTEST_INDENT "# leak check: suite %s %s "
+				       "(a test failed, its cleanup may not have run)\n",
+			suite, change);
+		return;
+	}
+	ksnprintf(msg, sizeof(msg), "leak check: suite %s %s", suite, change);
+	ksnprintf(expected, sizeof(expected), "%llu free frames, %llu page-table frames",
+		  m->before.free, m->before.tables);
+	ksnprintf(actual, sizeof(actual), "%llu free frames, %llu page-table frames", m->after.free,
+		  m->after.tables);
+	kprintf(SUITE_YAML_INDENT "---\n");
+	yaml_field_at(SUITE_YAML_INDENT, "message", msg);
+	yaml_field_at(SUITE_YAML_INDENT, "expected", expected);
+	yaml_field_at(SUITE_YAML_INDENT, "actual", actual);
+	if (m->first) {
+		char name[FULL_NAME_MAX];
+		full_name(m->first, name, sizeof(name));
+		ksnprintf(msg, sizeof(msg), "%s changed the free count by %lld", name,
+			  (long long)m->first_delta);
+		yaml_field_at(SUITE_YAML_INDENT, "first_test", msg);
+		ksnprintf(at, sizeof(at), "%s:%llu", m->first->file, m->first->line);
+		yaml_field_at(SUITE_YAML_INDENT, "at", at);
+	}
+	kprintf(SUITE_YAML_INDENT "...\n");
+}
+
+/* Run (or list) the selected tests of one suite as subtest n; false if any failed or it leaked. */
 static bool run_suite(const struct ktest *begin, const struct ktest *end, const char *suite,
 		      const char *filter, int n, bool list)
 {
 	kprintf("# Subtest: %s\n", suite);
 	kprintf(SUBTEST_INDENT "1..%d\n", count_suite(begin, end, suite, filter));
+	const struct ktest *decl = suite_declaration(begin, end, suite);
+	struct suite_memory m = {0};
+	if (!list)
+		ktest_memory_now(&m.before);
 	bool ok = true;
 	int i = 0;
 	for (const struct ktest *t = begin; t < end; t++) {
 		if (strcmp(t->suite, suite) != 0 || !selected(t, filter))
 			continue;
+		i64 delta = 0;
 		if (list)
 			list_one(t, ++i);
 		else
-			ok &= run_one(t, ++i);
+			ok &= run_one(t, ++i, &delta);
+		if (delta && !m.first) {
+			m.first = t;
+			m.first_delta = delta;
+		}
 	}
-	kprintf("%s %d - %s%s\n", ok ? "ok" : "not ok", n, suite,
-		list ? " # SKIP " LISTED_REASON : "");
-	return ok;
+	if (list) {
+		kprintf("ok %d - %s # SKIP " LISTED_REASON "\n", n, suite);
+		return true;
+	}
+	ktest_memory_now(&m.after);
+	bool changed = m.after.free != m.before.free || m.after.tables != m.before.tables;
+	bool kept = decl && (decl->flags & KTEST_KEEPS_MEMORY);
+	if (changed && (kept || !ok))
+		report_leak(suite, decl, &m, !ok);
+	bool leaked = changed && ok && !kept;
+	kprintf("%s %d - %s\n", ok && !leaked ? "ok" : "not ok", n, suite);
+	if (leaked)
+		report_leak(suite, decl, &m, false);
+	return ok && !leaked;
 }
 
 /* Panic unless [begin, end) is a well-formed registry with unique names. */
@@ -272,9 +386,22 @@ static void check_registry(const struct ktest *begin, const struct ktest *end)
 		if (t->magic != KTEST_MAGIC)
 			panic("ktest: registry entry %ld has a bad magic", (long)(t - begin));
 		for (const struct ktest *u = begin; u < t; u++)
-			if (strcmp(u->suite, t->suite) == 0 && strcmp(u->name, t->name) == 0)
-				panic("ktest: test %s.%s is registered twice", t->suite, t->name);
+			if (strcmp(u->suite, t->suite) == 0 && ktest_str_equal_(u->name, t->name))
+				panic("ktest: %s%s%s is registered twice", t->suite,
+				      t->name ? "." : " (suite declaration)",
+				      t->name ? t->name : "");
+		if (!t->name && t->fn)
+			panic("ktest: suite declaration %s has a test function", t->suite);
 	}
+}
+
+/* Tests in [begin, end) (suite declarations are not). */
+static int count_tests(const struct ktest *begin, const struct ktest *end)
+{
+	int n = 0;
+	for (const struct ktest *t = begin; t < end; t++)
+		n += t->name != NULL;
+	return n;
 }
 
 /* Run (or list) the tests of [begin, end) that filter selects as TAP; returns the exit code. */
@@ -297,8 +424,8 @@ static u8 run_set(const struct ktest *begin, const struct ktest *end, const char
 	else if (tests == 0)
 		kprintf("# no tests registered\n");
 	else if (filter)
-		kprintf("# ktest.filter '%s' selected %d of %ld tests\n", filter, tests,
-			(long)(end - begin));
+		kprintf("# ktest.filter '%s' selected %d of %d tests\n", filter, tests,
+			count_tests(begin, end));
 	if (list)
 		kprintf("# ktest.list: listing %d tests, running none\n", tests);
 	bool ok = true;

@@ -3,7 +3,8 @@
  * the tests, as suite "selftest" with a single test <name>, so the toolchain
  * can prove it detects each way a run can go wrong. Each one fails on
  * purpose, for real (no simulation): a triple fault, a hang, a panic, a page
- * fault, a failed assertion, garbage instead of TAP, a stack overflow.
+ * fault, a failed assertion, garbage instead of TAP, a stack overflow, a
+ * suite that leaks frames and page tables (and one that keeps them, declared).
  */
 #include <cpu.h>
 #include <ktest.h>
@@ -11,6 +12,7 @@
 #include <vmm.h>
 #include <layout.h>
 #include <panic.h>
+#include <pmm.h>
 #include <printf.h>
 #include <proc.h>
 #include <sched.h>
@@ -23,7 +25,11 @@
 /* An address nothing maps: in the user half, where the kernel has no mappings at all. */
 #define UNMAPPED_ADDRESS 0x0000100000000000ULL
 /* Room for the names of all selftests, for the unknown-name message. */
-#define SELFTEST_NAMES_MAX 128
+#define SELFTEST_NAMES_MAX 160
+/* Where the leak selftests map a page: a user-half slot nothing else uses (its tables are new). */
+#define LEAK_ADDRESS 0x0000140000000000ULL
+/* Any frame address will do for a mapping nothing reads. */
+#define LEAK_FAKE_PHYS 0x100000000ULL
 
 static void st_triple_fault(void)
 {
@@ -135,7 +141,18 @@ static void st_lock_switch(void)
 	panic("selftest: a lock held across a context switch went unnoticed");
 }
 
-#define SELFTEST(n, f) {KTEST_MAGIC, "selftest", n, f, NULL, __FILE__, __LINE__}
+/* Take a frame, map a page in an empty slot (a PDPT, a PD and a PT), give none of it back. */
+static void st_leak(void)
+{
+	u64 frame;
+	KASSERT_EQ(pmm_alloc(&frame), 0);
+	KASSERT_EQ(map_region(LEAK_ADDRESS, LEAK_FAKE_PHYS, 1, 0), 0);
+}
+
+#define SELFTEST(n, f) {KTEST_MAGIC, "selftest", n, f, NULL, __FILE__, __LINE__, 0, NULL}
+/* Declares the suite of the selftest right after it (selftest_run includes it). */
+#define SELFTEST_SUITE(flags, why) \
+	{KTEST_MAGIC, "selftest", NULL, NULL, NULL, __FILE__, __LINE__, flags, why}
 
 static const struct ktest selftests[] = {
 	SELFTEST("triple-fault", st_triple_fault),
@@ -148,6 +165,9 @@ static const struct ktest selftests[] = {
 	SELFTEST("oracle-lie", st_oracle_lie),
 	SELFTEST("lock-order", st_lock_order),
 	SELFTEST("lock-switch", st_lock_switch),
+	SELFTEST("leak", st_leak),
+	SELFTEST_SUITE(KTEST_KEEPS_MEMORY, "selftest: it keeps what it takes, and says so"),
+	SELFTEST("leak-kept", st_leak),
 };
 
 bool selftest_prints_tap(const char *name)
@@ -159,13 +179,18 @@ NORETURN void selftest_run(const char *name)
 {
 	if (!selftest_prints_tap(name))
 		garbage();
-	for (size_t i = 0; i < ARRAY_SIZE(selftests); i++)
-		if (strcmp(selftests[i].name, name) == 0)
-			debug_exit(ktest_run_set(&selftests[i], &selftests[i + 1], NULL));
+	for (size_t i = 0; i < ARRAY_SIZE(selftests); i++) {
+		if (!selftests[i].name || strcmp(selftests[i].name, name) != 0)
+			continue;
+		/* A suite declaration just before the test goes with it. */
+		size_t first = i > 0 && !selftests[i - 1].name ? i - 1 : i;
+		debug_exit(ktest_run_set(&selftests[first], &selftests[i + 1], NULL));
+	}
 	char known[SELFTEST_NAMES_MAX] = "garbage";
 	for (size_t i = 0; i < ARRAY_SIZE(selftests); i++)
-		ksnprintf(known + strlen(known), sizeof(known) - strlen(known), " %s",
-			  selftests[i].name);
+		if (selftests[i].name)
+			ksnprintf(known + strlen(known), sizeof(known) - strlen(known), " %s",
+				  selftests[i].name);
 	ktest_print_version();
 	panic("unknown selftest '%s' (known: %s)", name, known);
 }

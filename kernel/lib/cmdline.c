@@ -21,6 +21,7 @@ static const struct option options[] = {
 	{"selftest", offsetof(struct kernel_options, selftest)},
 	{"model.seed", offsetof(struct kernel_options, model_seed)},
 	{"model.ops", offsetof(struct kernel_options, model_ops)},
+	{"pmm.fail", offsetof(struct kernel_options, pmm_fail)},
 };
 
 /* An option without a value: its presence sets a bool in kernel_options. */
@@ -33,6 +34,7 @@ static const struct flag flags[] = {
 	{"ktest.list", offsetof(struct kernel_options, ktest_list)},
 	{"oracle", offsetof(struct kernel_options, oracle)},
 	{"bench", offsetof(struct kernel_options, bench)},
+	{"pmm.exhaust", offsetof(struct kernel_options, pmm_exhaust)},
 };
 
 static bool is_space(char c)

@@ -267,11 +267,129 @@ static u64 pop(void)
 	return frame;
 }
 
+/*
+ * Fault injection. The mode is checked before the stack, so an injected
+ * failure touches nothing but these counters, exactly like running out.
+ */
+enum inject_mode { INJECT_OFF, INJECT_NTH, INJECT_BUDGET, INJECT_RANDOM };
+
+static struct {
+	enum inject_mode mode;
+	u64 count;    /* NTH: calls until the failing one (1: the next); BUDGET: successes left */
+	u64 rng;      /* RANDOM: xorshift64 state, never 0 */
+	u32 permille; /* RANDOM: failures per 1000 calls */
+	u64 failures; /* injected since boot */
+} inject;
+
+/* Whether this pmm_alloc call is to fail (mode != OFF); advances the mode's state. */
+static bool inject_this_call(void)
+{
+	switch (inject.mode) {
+	case INJECT_NTH:
+		if (--inject.count > 0)
+			return false;
+		inject.mode = INJECT_OFF; /* fired once: off again */
+		return true;
+	case INJECT_BUDGET:
+		if (inject.count == 0)
+			return true;
+		inject.count--;
+		return false;
+	case INJECT_RANDOM:
+		inject.rng ^= inject.rng << 13;
+		inject.rng ^= inject.rng >> 7;
+		inject.rng ^= inject.rng << 17;
+		return inject.rng % 1000 < inject.permille;
+	case INJECT_OFF:
+		break;
+	}
+	return false;
+}
+
+void pmm_inject_fail_nth(u64 n)
+{
+	inject.mode = n ? INJECT_NTH : INJECT_OFF;
+	inject.count = n;
+}
+
+void pmm_inject_budget(u64 n)
+{
+	inject.mode = INJECT_BUDGET;
+	inject.count = n;
+}
+
+void pmm_inject_random(u64 seed, u32 permille)
+{
+	inject.mode = INJECT_RANDOM;
+	/* Spread the seed (0 and small seeds too) into a nonzero xorshift state. */
+	inject.rng = (seed + 1) * 0x9e3779b97f4a7c15ULL;
+	if (inject.rng == 0)
+		inject.rng = 1;
+	inject.permille = permille > 1000 ? 1000 : permille;
+}
+
+void pmm_inject_off(void)
+{
+	inject.mode = INJECT_OFF;
+}
+
+bool pmm_inject_active(void)
+{
+	return inject.mode != INJECT_OFF;
+}
+
+u64 pmm_inject_failures(void)
+{
+	return inject.failures;
+}
+
+/* The decimal number at s into *out; where it ends, or NULL without a digit or on overflow. */
+static const char *parse_number(const char *s, u64 *out)
+{
+	const char *p = s;
+	u64 v = 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (~0ULL - 9) / 10)
+			return NULL;
+		v = v * 10 + (u64)(*p - '0');
+	}
+	*out = v;
+	return p == s ? NULL : p;
+}
+
+int pmm_inject_parse(const char *spec)
+{
+	u64 a = 0, b = 0;
+	const char *p;
+	if (!spec)
+		return -E_INVAL;
+	if (strncmp(spec, "nth:", 4) == 0) {
+		if (!(p = parse_number(spec + 4, &a)) || *p || a == 0)
+			return -E_INVAL;
+		pmm_inject_fail_nth(a);
+	} else if (strncmp(spec, "budget:", 7) == 0) {
+		if (!(p = parse_number(spec + 7, &a)) || *p)
+			return -E_INVAL;
+		pmm_inject_budget(a);
+	} else if (strncmp(spec, "random:", 7) == 0) {
+		if (!(p = parse_number(spec + 7, &a)) || *p != ':')
+			return -E_INVAL;
+		if (!(p = parse_number(p + 1, &b)) || *p || b > 1000)
+			return -E_INVAL;
+		pmm_inject_random(a, (u32)b);
+	} else {
+		return -E_INVAL;
+	}
+	return 0;
+}
+
 int pmm_alloc(u64 *frame)
 {
 	spin_lock(&pmm_lock);
 	int err = -E_NOMEM;
-	if (pages != 0) {
+	if (inject.mode != INJECT_OFF && inject_this_call())
+		inject.failures++;
+	else if (pages != 0) {
 		*frame = pop();
 		err = 0;
 	}
@@ -303,6 +421,11 @@ int pmm_free(u64 frame)
 	return err;
 }
 
+bool pmm_manages(u64 frame)
+{
+	return IS_ALIGNED(frame, PAGE_SIZE) && range_of(frame);
+}
+
 void pmm_get_stats(struct pmm_stats *out)
 {
 	spin_lock(&pmm_lock);
@@ -310,6 +433,11 @@ void pmm_get_stats(struct pmm_stats *out)
 	out->free = depth + pages;
 	out->used = total - out->free;
 	spin_unlock(&pmm_lock);
+}
+
+u64 pmm_nr_free(void)
+{
+	return __atomic_load_n(&depth, __ATOMIC_RELAXED) + __atomic_load_n(&pages, __ATOMIC_RELAXED);
 }
 
 void pmm_get_stack_info(struct pmm_stack_info *out)

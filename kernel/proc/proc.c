@@ -15,6 +15,7 @@
 #include <printf.h>
 #include <proc.h>
 #include <sched.h>
+#include <selfpage.h>
 #include <string.h>
 #include <trap.h>
 #include <vmm.h>
@@ -132,6 +133,8 @@ const char *proc_page_fault(u64 cr2, u64 err)
 	const struct region *r = proc_region_of(p, cr2);
 	if (!r)
 		return no_region_refusal(p, cr2);
+	if (selfpage_region(r))
+		return "self-paged region: the process maps its pages itself";
 	const char *why = access_refusal(r, err);
 	if (why)
 		return why;
@@ -357,6 +360,7 @@ NORETURN void proc_exit(int status)
 		cur->exit.reason[0] = '\0';
 	}
 	if (cur->user) {
+		selfpage_exit(cur);
 		pml4_t space = cur->space;
 		cur->space = proc_table[0].space;
 		switch_page_map(cur->space);

@@ -9,6 +9,7 @@
 #include <paging.h>
 #include <proc.h>
 #include <sched.h>
+#include <selfpage.h>
 #include <serial.h>
 #include <string.h>
 #include <syscalls.h>
@@ -99,6 +100,9 @@ i64 sys_mmap(u64 addr, u64 len, int prot, int flags)
 
 i64 sys_munmap(u64 addr, u64 len)
 {
+	/* Held frames in self-paged parts are unmapped, not freed: they stay held. */
+	if (IS_ALIGNED(addr, PAGE_SIZE) && len && selfpage_overlaps(addr, len))
+		selfpage_unmap_range(addr, len);
 	return proc_munmap(addr, len);
 }
 
@@ -107,6 +111,9 @@ i64 sys_mprotect(u64 addr, u64 len, int prot)
 	int rights = prot_rights(prot);
 	if (rights < 0)
 		return -E_INVAL;
+	/* Self-paged pages change rights by frame_protect, which checks the holdings. */
+	if (selfpage_overlaps(addr, len))
+		return -E_PERM;
 	return proc_mprotect(addr, len, (u32)rights);
 }
 

@@ -9,17 +9,26 @@
  *
  * The seed is printed (`# model seed=N`) and can be set with `model.seed=N`
  * on the kernel command line to replay a failure; `model.ops=N` sets the
- * number of operations. The default, 100,000 operations, takes about 0.4 s
- * of guest time under TCG: far more than the ~100 ms a kernel test should
- * take, because a randomized model needs that many steps to reach the rare
- * states (a table emptying as a large page is refused, a copy of a window
- * with large pages) often enough.
+ * number of operations (and a tenth of it for the injection run below).
+ * The default, 100,000 operations, takes about 0.4 s of guest time under
+ * TCG: far more than the ~100 ms a kernel test should take, because a
+ * randomized model needs that many steps to reach the rare states (a table
+ * emptying as a large page is refused, a copy of a window with large pages)
+ * often enough.
+ *
+ * A second run replays the start of the same sequence with the PMM's fault
+ * injection (pmm.h): each operation (and each copy) is first run with its
+ * first allocation failing, then its second, and so on, until it runs
+ * without reaching the failing one. Every failed attempt must return
+ * -E_NOMEM with the model's entries unchanged and not one frame more or
+ * less; the last attempt is the step as the plain run makes it.
  */
 #include "test_vmm_util.h"
 #include <cmdline.h>
 #include <cpu.h>
 #include <ktest.h>
 #include <panic.h>
+#include <pmm.h>
 #include <printf.h>
 #include <vmm.h>
 
@@ -39,7 +48,13 @@
 #define COPY_ONE_IN 2000
 /* A full check of the window every this many ops. */
 #define SWEEP_EVERY 4096
-#define PROGRESS_EVERY 25000
+#define PROGRESS_EVERY 10000
+/* The injection run: operations (a fraction of model.ops), copies, progress lines. */
+#define INJECT_OPS_DIVISOR 10
+#define INJECT_COPY_ONE_IN 1000
+#define INJECT_PROGRESS_EVERY 1000
+/* More allocations than any one operation makes: a bound on each campaign. */
+#define MAX_SITES 64
 
 /* Cluster bases: two share a PD, one has its own PD, one its own PDPT (PML4 entry). */
 static const u64 cluster_va[CLUSTERS] = {
@@ -58,6 +73,40 @@ static struct {
 	u64 mapped[SLOTS];          /* 4 KiB leaves present in each slot (its PT exists iff > 0) */
 	u64 huge;                   /* the 1 GiB leaf, 0 when not */
 } m;
+
+/*
+ * The model's changes during one step (the injection run), oldest first,
+ * to undo when an injected failure undoes the step: each word written and
+ * what it held. An unmap of a whole cluster writes the most: 3 per page.
+ */
+#define UNDO_MAX (3 * CLUSTER_PAGES + 8)
+static struct {
+	u64 *word[UNDO_MAX];
+	u64 old[UNDO_MAX];
+	u64 n;
+	bool on;
+} undo;
+
+/* Write v into a word of the model, remembering what it held while undo is on. */
+static void model_set(u64 *word, u64 v)
+{
+	if (undo.on) {
+		if (undo.n == UNDO_MAX)
+			panic("model: a step changed more than %llu model words", (u64)UNDO_MAX);
+		undo.word[undo.n] = word;
+		undo.old[undo.n++] = *word;
+	}
+	*word = v;
+}
+
+/* Put back every word the step changed, newest first, and start an empty log. */
+static void model_undo(void)
+{
+	while (undo.n > 0) {
+		undo.n--;
+		*undo.word[undo.n] = undo.old[undo.n];
+	}
+}
 
 static u64 rng_state;
 
@@ -166,9 +215,9 @@ static int model_map4k(u64 p, u64 n, u32 flags, u64 phys)
 			return -E_EXIST;
 	}
 	for (u64 i = 0; i < n; i++) {
-		m.pte[(p + i) / SLOT_PAGES][(p + i) % SLOT_PAGES] =
-			(phys + i * PAGE_SIZE) | model_bits(flags, false);
-		m.mapped[(p + i) / SLOT_PAGES]++;
+		model_set(&m.pte[(p + i) / SLOT_PAGES][(p + i) % SLOT_PAGES],
+			  (phys + i * PAGE_SIZE) | model_bits(flags, false));
+		model_set(&m.mapped[(p + i) / SLOT_PAGES], m.mapped[(p + i) / SLOT_PAGES] + 1);
 	}
 	return 0;
 }
@@ -180,7 +229,8 @@ static int model_map2m(int s, int n, u32 flags, u64 phys)
 		if (m.large[i] || m.mapped[i])
 			return -E_EXIST; /* a large page, or a PT, is there */
 	for (int i = s; i < s + n; i++)
-		m.large[i] = (phys + (u64)(i - s) * LARGE_PAGE_SIZE) | model_bits(flags, true);
+		model_set(&m.large[i],
+			  (phys + (u64)(i - s) * LARGE_PAGE_SIZE) | model_bits(flags, true));
 	return 0;
 }
 
@@ -212,9 +262,9 @@ static int model_unmap(u64 p, u64 n)
 		return err;
 	for (u64 i = 0; i < n; i++) {
 		u64 slot = (p + i) / SLOT_PAGES, *e = &m.pte[slot][(p + i) % SLOT_PAGES];
-		m.large[slot] = 0;
-		m.mapped[slot] -= *e != 0;
-		*e = 0;
+		model_set(&m.large[slot], 0);
+		model_set(&m.mapped[slot], m.mapped[slot] - (*e != 0));
+		model_set(e, 0);
 	}
 	return 0;
 }
@@ -227,7 +277,7 @@ static int model_set_flags(u64 p, u64 n, u32 flags)
 	for (u64 i = 0; i < n; i++) {
 		u64 slot = (p + i) / SLOT_PAGES;
 		u64 *e = m.large[slot] ? &m.large[slot] : &m.pte[slot][(p + i) % SLOT_PAGES];
-		*e = pte_frame(*e) | model_bits(flags, m.large[slot] != 0);
+		model_set(e, pte_frame(*e) | model_bits(flags, m.large[slot] != 0));
 	}
 	return 0;
 }
@@ -328,10 +378,10 @@ static void op_huge(struct op *o)
 	} else if (m.huge) {
 		o->want = 0;
 		o->got = unmap_region(HUGE_VA, HUGE_PAGE_SIZE / PAGE_SIZE, 0);
-		m.huge = 0;
+		model_set(&m.huge, 0);
 	} else {
 		o->want = 0;
-		m.huge = FAKE_BASE | model_bits(o->flags, true);
+		model_set(&m.huge, FAKE_BASE | model_bits(o->flags, true));
 		o->got = map_region(HUGE_VA, FAKE_BASE, 1, o->flags | VMM_HUGE);
 	}
 }
@@ -399,12 +449,83 @@ static void clear_window(void)
 	m.huge = 0;
 }
 
-/* Run `ops` steps; NULL, or what went wrong (with *at the op). */
-static const char *run_model(u64 ops, u64 free0, u64 *at, struct op *o)
+/* How a run goes: plain, or with each step's allocations failed in turn. */
+struct run {
+	u64 ops;
+	bool inject;
+	u64 copy_one_in, progress_every;
+	u64 sites; /* injection: allocations failed (each one attempt undone) */
+	u64 copies;
+};
+
+/*
+ * One step with its allocations failed in turn, then once without a
+ * failure (the step as a plain run makes it: same random choices). NULL,
+ * or what went wrong with an attempt that failed.
+ */
+static const char *step_failing_each_alloc(struct run *run, struct op *o, u64 free0)
 {
-	for (u64 i = 0; i < ops; i++) {
-		*at = i;
+	u64 rng0 = rng_state;
+	for (u64 nth = 1; nth <= MAX_SITES; nth++) {
+		u64 injected0 = pmm_inject_failures();
+		rng_state = rng0;
+		undo.n = 0;
+		undo.on = true;
+		pmm_inject_fail_nth(nth);
 		step(o);
+		pmm_inject_off();
+		undo.on = false;
+		if (pmm_inject_failures() == injected0)
+			return NULL; /* fewer than nth allocations: it completed */
+		run->sites++;
+		model_undo(); /* the step must have changed nothing */
+		if (o->got != -E_NOMEM)
+			return "an allocation failed and the operation did not return -E_NOMEM";
+		if (check_range(o->page, o->count) >= 0)
+			return "an operation whose allocation failed changed an entry";
+		if (free0 - free_frames() != expected_tables())
+			return "an operation whose allocation failed lost or freed frames";
+	}
+	return "an operation made more allocations than MAX_SITES";
+}
+
+/* Copies with each allocation failed in turn: NULL, or what went wrong with one that failed. */
+static const char *copy_failing_each_alloc(struct run *run)
+{
+	for (u64 nth = 1; nth <= MAX_SITES; nth++) {
+		u64 injected0 = pmm_inject_failures(), free_before = free_frames();
+		pml4_t space = 0;
+		pmm_inject_fail_nth(nth);
+		int r = copy_page_map(&space);
+		pmm_inject_off();
+		if (pmm_inject_failures() == injected0) {
+			if (r != 0)
+				return "copy_page_map failed with no allocation failing";
+			return drop_page_map(space, 0) == 0 ? NULL : "drop_page_map failed";
+		}
+		run->sites++;
+		if (r != -E_NOMEM)
+			return "an allocation failed and copy_page_map did not return -E_NOMEM";
+		if (free_frames() != free_before)
+			return "a copy whose allocation failed lost frames";
+		if (pml4_present(OTHER_SLOT))
+			return "a copy whose allocation failed left the other space attached";
+	}
+	return "a copy made more allocations than MAX_SITES";
+}
+
+/* Run the steps; NULL, or what went wrong (with *at the op). */
+static const char *run_model(struct run *run, u64 free0, u64 *at, struct op *o)
+{
+	for (u64 i = 0; i < run->ops; i++) {
+		*at = i;
+		if (!run->inject) {
+			step(o);
+		} else {
+			const char *why = step_failing_each_alloc(run, o, free0);
+			if (why)
+				return why;
+		}
 		if (o->got != o->want)
 			return "the return value differs from the model";
 		if (check_range(o->page, o->count) >= 0)
@@ -413,16 +534,38 @@ static const char *run_model(u64 ops, u64 free0, u64 *at, struct op *o)
 			return "the PMM's free count is not the start minus the model's tables";
 		if (i % SWEEP_EVERY == SWEEP_EVERY - 1 && sweep() >= 0)
 			return "the window differs from the model (sweep)";
-		if (rnd_below(COPY_ONE_IN) == 0) {
+		if (rnd_below(run->copy_one_in) == 0) {
 			o->kind = "copy";
-			const char *why = copy_check_drop(free_frames());
+			run->copies++;
+			const char *why = run->inject ? copy_failing_each_alloc(run) : NULL;
+			if (!why)
+				why = copy_check_drop(free_frames());
 			if (why)
 				return why;
 		}
-		if (i % PROGRESS_EVERY == PROGRESS_EVERY - 1)
+		if (i % run->progress_every == run->progress_every - 1)
 			ktest_log("model: %llu ops done", i + 1);
 	}
 	return sweep() >= 0 ? "the window differs from the model at the end" : NULL;
+}
+
+/* Run the model as *run says from the seed; NULL or what went wrong (logged with the op). */
+static const char *model_run(struct run *run, u64 seed)
+{
+	rng_state = seed ? seed : DEFAULT_SEED; /* xorshift never leaves 0 */
+	clear_window();
+	u64 free0 = free_frames(), at = 0, t0 = rdtsc();
+	struct op o = {0};
+	const char *why = run_model(run, free0, &at, &o);
+	u64 cycles = rdtsc() - t0;
+	if (why)
+		ktest_log("model: op %llu (%s page %llu count %llu flags %u): %s (want %d, got %d)",
+			  at, o.kind, o.page, o.count, o.flags, why, o.want, o.got);
+	else
+		ktest_log("model: %llu ops, %llu copies in %llu Mcycles (TSC)", run->ops,
+			  run->copies, cycles / 1000000);
+	clear_window();
+	return why;
 }
 
 KTEST(model, random_ops_against_reference)
@@ -431,19 +574,27 @@ KTEST(model, random_ops_against_reference)
 	u64 ops = parse_u64(kernel_options.model_ops, DEFAULT_OPS);
 	ktest_log("model seed=%llu ops=%llu (replay: model.seed=%llu model.ops=%llu)", seed, ops,
 		  seed, ops);
-	rng_state = seed ? seed : DEFAULT_SEED; /* xorshift never leaves 0 */
-	clear_window();
-	u64 free0 = free_frames(), at = 0, t0 = rdtsc();
-	struct op o = {0};
-	const char *why = run_model(ops, free0, &at, &o);
-	u64 cycles = rdtsc() - t0;
-	if (why)
-		ktest_log("model: op %llu (%s page %llu count %llu flags %u): %s (want %d, got %d)",
-			  at, o.kind, o.page, o.count, o.flags, why, o.want, o.got);
-	else
-		ktest_log("model: %llu ops in %llu Mcycles (TSC)", ops, cycles / 1000000);
-	clear_window();
+	u64 free0 = free_frames();
+	struct run run = {.ops = ops, .copy_one_in = COPY_ONE_IN, .progress_every = PROGRESS_EVERY};
+	const char *why = model_run(&run, seed);
 	KASSERT_STREQ(why, NULL);
+	for (u64 slot = TSLOT_MODEL; slot <= TSLOT_MODEL + 2; slot++)
+		KASSERT(!pml4_present(slot));
+	KASSERT_EQ(free_frames(), free0);
+}
+
+KTEST(model, random_ops_with_each_allocation_failing)
+{
+	u64 seed = parse_u64(kernel_options.model_seed, DEFAULT_SEED);
+	u64 ops = parse_u64(kernel_options.model_ops, DEFAULT_OPS) / INJECT_OPS_DIVISOR;
+	ktest_log("model seed=%llu ops=%llu, each allocation failing in turn", seed, ops);
+	u64 free0 = free_frames();
+	struct run run = {.ops = ops, .inject = true, .copy_one_in = INJECT_COPY_ONE_IN,
+			  .progress_every = INJECT_PROGRESS_EVERY};
+	const char *why = model_run(&run, seed);
+	ktest_log("model: %llu allocations failed, each undone", run.sites);
+	KASSERT_STREQ(why, NULL);
+	KASSERT(ops == 0 || run.sites > 0); /* the campaign reached allocations at all */
 	for (u64 slot = TSLOT_MODEL; slot <= TSLOT_MODEL + 2; slot++)
 		KASSERT(!pml4_present(slot));
 	KASSERT_EQ(free_frames(), free0);

@@ -1,9 +1,9 @@
 /*
  * The #PF handler: page tables created by faults (counted, nested three
- * deep), released bottom-up when they empty, out-of-frames turned into
- * -E_NOMEM with everything rolled back, demand-zero pages, and the faults
- * it must refuse (guard page, unregistered addresses, reads of missing
- * tables).
+ * deep), released bottom-up when they empty, out-of-frames (injected at
+ * each allocation in turn) turned into -E_NOMEM with everything rolled
+ * back, demand-zero pages, and the faults it must refuse (guard page,
+ * unregistered addresses, reads of missing tables).
  */
 #include "test_vmm_util.h"
 #include <image.h>
@@ -93,50 +93,85 @@ KTEST(vmm_fault, release_bottom_up)
 	KASSERT_EQ(free_frames(), free0);
 }
 
-/* Map across two PTs of a fresh slot (needs a PDPT, a PD and two PTs) with `left` frames free. */
-static int map_with_frames_left(struct frame_hold *h, u64 left, u64 *free_before)
+/* 16 pages across two PTs of a fresh slot: a PDPT, a PD and two PTs, so four allocations. */
+#define OOM_VA (BASE + LARGE_PAGE_SIZE - 8 * PAGE_SIZE)
+#define OOM_PAGES 16
+/* More allocation sites than any operation here has: the campaigns stop long before. */
+#define MAX_SITES 64
+
+/* True when any page of [OOM_VA, +OOM_PAGES) is mapped. */
+static bool oom_range_mapped(void)
 {
-	MUST(hold_release(h, left) == left);
-	*free_before = free_frames();
-	/* Pages of the first PT, then of the second: the second PT's fault is the fourth. */
-	return map_region(BASE + LARGE_PAGE_SIZE - 8 * PAGE_SIZE, FAKE_PHYS, 16, 0);
+	u64 pa;
+	bool any = false;
+	for (u64 i = 0; i < OOM_PAGES; i++)
+		any |= virt_to_phys(OOM_VA + i * PAGE_SIZE, &pa) == 0;
+	return any;
 }
 
+/*
+ * Fail each allocation of the map in turn (fault injection, pmm.h): the
+ * PDPT, PD and PT made by nested faults, then the second PT after the
+ * first PT's pages were written. Each failure must leave nothing mapped and
+ * no table behind; the run without a failure maps everything.
+ */
 KTEST(vmm_fault, oom_in_map_region_rolls_back)
 {
-	u64 free0 = free_frames();
+	u64 free0 = free_frames(), sites = 0;
 	struct vmm_stats s0, s1;
 	vmm_get_stats(&s0);
-	struct frame_hold h;
-	KASSERT_EQ(hold_all(&h), 0);
-	KASSERT_EQ(free_frames(), 0);
-	/* 0..3 frames: out of frames at the PT, PD, PDPT (nested), then at the second PT. */
-	for (u64 left = 0; left <= 4; left++) {
-		u64 before;
-		int r = map_with_frames_left(&h, left, &before);
-		u64 after = free_frames();
-		u64 pa;
-		bool any_mapped = false;
-		for (u64 i = 0; i < 16; i++)
-			any_mapped |= virt_to_phys(BASE + LARGE_PAGE_SIZE + (i - 8) * PAGE_SIZE, &pa) == 0;
-		if (left == 4) {
+	bool completed = false;
+	for (u64 nth = 1; nth <= MAX_SITES && !completed; nth++) {
+		u64 injected0 = pmm_inject_failures();
+		pmm_inject_fail_nth(nth);
+		int r = map_region(OOM_VA, FAKE_PHYS, OOM_PAGES, 0);
+		pmm_inject_off();
+		/* Fewer than nth allocations: it completed. */
+		completed = pmm_inject_failures() == injected0;
+		bool mapped = oom_range_mapped();
+		if (completed) {
 			if (r == 0)
-				KASSERT_EQ(unmap_region(BASE + LARGE_PAGE_SIZE - 8 * PAGE_SIZE, 16, 0), 0);
+				KASSERT_EQ(unmap_region(OOM_VA, OOM_PAGES, 0), 0);
 			KASSERT_EQ(r, 0);
-			KASSERT_EQ(after, 0);
-			KASSERT(any_mapped);
-		} else {
-			KASSERT_EQ(r, -E_NOMEM);
-			KASSERT_EQ(after, before); /* every table made on the way was given back */
-			KASSERT(!any_mapped);      /* and the first PT's pages were unmapped again */
+			KASSERT(mapped);
+			KASSERT_EQ(free_frames(), free0);
+			break;
 		}
+		sites++;
+		KASSERT_EQ(r, -E_NOMEM);
+		KASSERT(!mapped);                    /* the first PT's pages were unmapped again */
+		/* Every table made on the way was given back. */
 		KASSERT(!pml4_present(TSLOT_FAULT));
-		KASSERT_EQ(free_frames(), left);
-		KASSERT_EQ(hold_take(&h, left), left);
+		KASSERT_EQ(free_frames(), free0);
 	}
-	hold_release_all(&h);
+	KASSERT(completed);
+	KASSERT_EQ(sites, 4);
 	vmm_get_stats(&s1);
 	KASSERT_EQ(s1.oom_fixups - s0.oom_fixups, 4);
+	KASSERT(!pml4_present(TSLOT_FAULT));
+}
+
+/* Unmap, flag changes and dropping a space only give frames back: with none left, all complete. */
+KTEST(vmm_fault, unmap_flags_and_drop_need_no_frames)
+{
+	u64 free0 = free_frames();
+	KASSERT_EQ(map_region(OOM_VA, FAKE_PHYS, OOM_PAGES, VMM_WRITE), 0);
+	KASSERT_EQ(map_region(BASE + HUGE_PAGE_SIZE, FAKE_PHYS, 1, 0), 0);
+	pml4_t space = 0;
+	KASSERT_EQ(copy_page_map(&space), 0);
+	u64 injected0 = pmm_inject_failures();
+	pmm_inject_budget(0);
+	int flags = set_page_flags(OOM_VA, OOM_PAGES, 0);
+	int unmapped = unmap_region(OOM_VA, OOM_PAGES, 0);
+	int dropped = drop_page_map(space, 0);
+	int unmapped2 = unmap_region(BASE + HUGE_PAGE_SIZE, 1, 0);
+	pmm_inject_off();
+	KASSERT_EQ(flags, 0);
+	KASSERT_EQ(unmapped, 0);
+	KASSERT_EQ(dropped, 0);
+	KASSERT_EQ(unmapped2, 0);
+	KASSERT_EQ(pmm_inject_failures(), injected0); /* not one allocation was tried */
+	KASSERT(!pml4_present(TSLOT_FAULT));
 	KASSERT_EQ(free_frames(), free0);
 }
 
@@ -255,4 +290,40 @@ KTEST(vmm_fault, guard_page_faults_and_stays_unmapped)
 	KASSERT(r.hit);
 	KASSERT_EQ(r.cr2, addr);
 	KASSERT_EQ(leaf_of(addr, NULL), 0);
+}
+
+/*
+ * A demand-zero fault needs a frame for the page and maybe tables for it:
+ * fail each allocation in turn. The handler must then refuse the fault
+ * (a real access would panic with that reason) and leave nothing behind.
+ */
+KTEST(vmm_fault, demand_zero_out_of_frames_changes_nothing)
+{
+	/* A heap page far from others: its PD and PT do not exist yet. */
+	u64 page = HEAP_BASE + PML4_SLOT_SIZE / 2 + 5 * HUGE_PAGE_SIZE + 7 * PAGE_SIZE;
+	u64 free0 = free_frames(), sites = 0;
+	bool completed = false;
+	KASSERT_EQ(leaf_of(page, NULL), 0);
+	for (u64 nth = 1; nth <= MAX_SITES && !completed; nth++) {
+		u64 injected0 = pmm_inject_failures();
+		pmm_inject_fail_nth(nth);
+		const char *why = fault_verdict(page + 16, PF_ERR_W);
+		pmm_inject_off();
+		completed = pmm_inject_failures() == injected0;
+		u64 leaf = leaf_of(page, NULL);
+		if (completed) {
+			if (leaf)
+				KASSERT_EQ(unmap_region(page, 1, VMM_FREE_FRAMES), 0);
+			KASSERT_STREQ(why, NULL);
+			KASSERT(leaf & PTE_P);
+			break;
+		}
+		sites++;
+		KASSERT(why && strncmp(why, "out of physical frames", 22) == 0);
+		KASSERT_EQ(leaf, 0);
+		KASSERT_EQ(free_frames(), free0);
+	}
+	KASSERT(completed);
+	KASSERT_EQ(sites, 3); /* the page, its PD, its PT */
+	KASSERT_EQ(free_frames(), free0);
 }

@@ -15,12 +15,6 @@
 #define TSLOT_FAULT 80  /* test_vmm_fault.c: slots 80..87 */
 #define TSLOT_SPACE 96  /* test_vmm_space.c: slots 96..99 */
 #define TSLOT_MODEL 112 /* test_model.c: slots 112..115 */
-/*
- * The frame hold of the OOM tests: in the kernel half (the heap's slot, far
- * above what a heap hands out), so a copied address space shares it instead
- * of copying it.
- */
-#define HOLD_VA (HEAP_BASE + PML4_SLOT_SIZE / 4 * 3)
 
 /* The first address of user-half PML4 slot `slot`. */
 static inline u64 tslot(u64 slot)
@@ -55,30 +49,6 @@ u64 leaf_of(u64 va, int *level);
 
 /* True when PML4 entry `slot` of the current space is present. */
 bool pml4_present(u64 slot);
-
-/*
- * A hold on free frames, to run the PMM dry on purpose: the frames taken
- * are listed in holder pages mapped at HOLD_VA, each of which is itself a
- * taken frame. When the last free frame arrives just as a holder page needs
- * a new page table, it is kept aside as the spare.
- */
-struct frame_hold {
-	u64 count; /* frames listed */
-	u64 pages; /* holder pages mapped */
-	u64 spare; /* a frame held outside the list, or 0 */
-};
-
-/* Take every free frame. 0, or a negative error if the hold could not be set up. */
-int hold_all(struct frame_hold *h);
-
-/* Give back up to n held frames (holder pages last); returns how many. */
-u64 hold_release(struct frame_hold *h, u64 n);
-
-/* Take up to n free frames back into the hold; returns how many. */
-u64 hold_take(struct frame_hold *h, u64 n);
-
-/* Give back every frame and holder page. */
-void hold_release_all(struct frame_hold *h);
 
 /* Allocate a frame and fill it with `pattern` (through a temporary mapping at va). */
 u64 frame_with_pattern(u64 va, u64 pattern);

@@ -4,6 +4,7 @@
  * needs, the runs it makes (on QEMU, or on a lab machine), its deadlines,
  * and `--list`.
  */
+import { stat } from "node:fs/promises";
 import { MachineFileError } from "../machines/lab/machine.ts";
 import { type LabSelection, labSelection, layerDeadlines } from "../run/lab_selection.ts";
 import { toolGroupsForConfigs } from "../machines/boot_path.ts";
@@ -17,7 +18,10 @@ import {
   listKernelTests,
   prepareKernel,
 } from "../run/matrix.ts";
-import { type RunnerArgs, TEST_SILENCE_MS } from "./options.ts";
+import { type RunnerArgs, TEST_SILENCE_MS, UsageError } from "./options.ts";
+import { cannotBoot, type ForeignSource, readForeignImage } from "../run/foreign.ts";
+import { BootImageError } from "../core/boot_image.ts";
+import type { ProjectImage } from "./project.ts";
 import { shardOf } from "../run/plan.ts";
 import { summaryLine } from "../core/record.ts";
 import type { Deadlines } from "../run/run.ts";
@@ -78,6 +82,85 @@ export interface KernelPlace {
   source?: KernelSource;
   /** The configuration table (the kernel lists its tests on its default); default configs.ts's. */
   table?: readonly MachineConfig[];
+  /** A kernel image that is not ours, run instead of our build (run/foreign.ts). */
+  foreign?: ForeignSource;
+}
+
+/**
+ * The foreign image a test command runs: `--image` (with `--append`,
+ * `--initrd`), else the project's own image and build command, whose
+ * command line and initrd `--append` and `--initrd` replace. Undefined for
+ * our kernel; a UsageError for `--append`/`--initrd` with nothing to apply to.
+ */
+export function foreignSourceOf(
+  args: Pick<RunnerArgs, "image" | "append" | "initrd" | "filter" | "list">,
+  project: ProjectImage | null = null,
+): ForeignSource | undefined {
+  if (args.image === null && project === null) {
+    const stray = args.append !== null ? "--append" : args.initrd !== null ? "--initrd" : null;
+    if (stray !== null) {
+      throw new UsageError(
+        `${stray} applies to a kernel image (--image FILE, or a project's image)`,
+      );
+    }
+    return undefined;
+  }
+  if (args.image === null && (args.filter !== null || args.list)) {
+    throw new UsageError(
+      `${args.list ? "--list" : "--filter"} is for our kernel (ktest.*); the project's image ` +
+        `${project!.image} takes its own filter in --append`,
+    );
+  }
+  if (args.image !== null) {
+    return { image: args.image, append: args.append ?? "", initrd: args.initrd };
+  }
+  const p = project!;
+  return {
+    image: p.image,
+    append: args.append ?? p.append,
+    initrd: args.initrd ?? p.initrd,
+    build: p.buildCommand === null ? undefined : { command: p.buildCommand, cwd: p.cwd },
+  };
+}
+
+/**
+ * Before a run, a prebuilt image (no build command) is checked: a missing
+ * or unbootable file is an error (exit 1), a configuration that cannot boot
+ * it a usage error (exit 2). Resolves to the exit status to stop with, or null.
+ */
+export async function checkForeign(
+  source: ForeignSource | undefined,
+  configs: readonly MachineConfig[],
+): Promise<number | null> {
+  if (source === undefined || source.build !== undefined) return null;
+  try {
+    const boot = await readForeignImage(source.image);
+    for (const c of configs) {
+      const why = cannotBoot(c, {
+        path: source.image,
+        append: source.append ?? "",
+        initrd: null,
+        boot,
+      });
+      if (why !== null) {
+        console.error(`error: ${why}`);
+        return 2;
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof BootImageError)) throw e;
+    const unread = e.reasons.length === 1 && e.reasons[0].startsWith("cannot read");
+    console.error(`error: --image ${source.image}: ${unread ? e.reasons[0] : e.message}`);
+    return 1;
+  }
+  if (source.initrd) {
+    const ok = await stat(source.initrd).then((s) => s.isFile(), () => false);
+    if (!ok) {
+      console.error(`error: --initrd ${source.initrd}: no such file`);
+      return 1;
+    }
+  }
+  return null;
 }
 
 /**
@@ -132,5 +215,7 @@ export function kernelTestOptions(
     jobs: args.jobs ?? undefined,
     logDir: place.logDir,
     observer,
+    foreign: place.foreign,
+    log: place.foreign ? (line) => console.error(line) : undefined,
   };
 }

@@ -54,13 +54,18 @@ function testCounts(run: RunRecord): string {
   const failed = n((t) => ["fail", "timeout", "error"].includes(t.status));
   const skipped = n((t) => ["skip", "todo", "xfail"].includes(t.status));
   const flaky = n((t) => t.status === "flaky");
+  const notRun = run.suites.reduce((sum, s) => sum + (s.notRun ?? 0), run.suitesNotRun ?? 0);
   if (failed) parts.push(`${failed} failed`);
   if (skipped) parts.push(`${skipped} skipped`);
   if (flaky) parts.push(`${flaky} flaky`);
+  if (notRun) parts.push(`${notRun} not run`);
   return parts.join(", ");
 }
 
-/** The lines a failed test contributes: its name, then its diagnostic. */
+/**
+ * The lines a failed test contributes: its name, its diagnostic, then what
+ * the kernel printed before its result line (KUnit's failure message).
+ */
 function failedTestLines(t: TestRecord): string[] {
   const d = t.diagnostic;
   const directive = t.status === "fail" ? "" : t.status.toUpperCase();
@@ -70,6 +75,20 @@ function failedTestLines(t: TestRecord): string[] {
   if (d?.expected !== undefined) lines.push(`  expected: ${d.expected}`);
   if (d?.actual !== undefined) lines.push(`  actual:   ${d.actual}`);
   if (d?.at) lines.push(`  at:       ${d.at}`);
+  for (const l of t.log ?? []) lines.push(`  | ${l}`);
+  return lines;
+}
+
+/** A line per suite with tests that never reported, and one for suites never started. */
+function notRunLines(run: RunRecord): string[] {
+  const lines = run.suites.filter((s) => (s.notRun ?? 0) > 0).map((s) =>
+    `not run: ${s.name === "" ? "(unnamed suite)" : s.name}: ${s.notRun} (${
+      (s.notRunRanges ?? []).join(", ")
+    })`
+  );
+  if ((run.suitesNotRun ?? 0) > 0) {
+    lines.push(`not run: ${run.suitesNotRun} planned suites never started`);
+  }
   return lines;
 }
 
@@ -80,6 +99,7 @@ export function runFailureLines(run: RunRecord): string[] {
     ["fail", "timeout", "error"].includes(t.status)
   );
   for (const t of failed) lines.push(...failedTestLines(t));
+  lines.push(...notRunLines(run));
   if (run.kind !== "assertion-failure" || failed.length === 0) lines.push(...run.details);
   if (run.log !== null) lines.push(`serial log: ${run.log}`);
   return lines;

@@ -22,10 +22,9 @@ import { DEFAULT_CONFIG, getConfig } from "../run/configs.ts";
 import { targetFor } from "../run/targets.ts";
 import { parseElf } from "../core/elf.ts";
 import { listKernelTests, prepareKernel } from "../run/matrix.ts";
-import { UsageError } from "./options.ts";
+import { commandSpec, parseCommand, stringOption, UsageError, usageLine } from "./command_table.ts";
 
-const USAGE =
-  "usage: deno task debug [--filter GLOB[,GLOB...]] [--config NAME] [--port N] [--print]";
+const USAGE = usageLine(commandSpec("deno", "debug")!, "deno task");
 
 /** How long QEMU may take to open its gdb stub. */
 const STUB_WAIT_MS = 10_000;
@@ -95,22 +94,19 @@ interface DebugArgs {
   print: boolean;
 }
 
-function parseArgs(argv: string[]): DebugArgs {
-  const out: DebugArgs = { filter: null, config: DEFAULT_CONFIG, port: null, print: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--filter") out.filter = value();
-    else if (a === "--config") out.config = value();
-    else if (a === "--port") out.port = Number(value());
-    else if (a === "--print") out.print = true;
-    else throw new UsageError(`unexpected argument '${a}'`);
+/** `debug`'s arguments, read with the command table. */
+function debugArgs(argv: readonly string[]): DebugArgs {
+  const p = parseCommand(commandSpec("deno", "debug")!, argv);
+  const port = stringOption(p, "port");
+  if (port !== undefined && !/^\d+$/.test(port)) {
+    throw new UsageError(`--port takes a TCP port number, not '${port}'`);
   }
-  return out;
+  return {
+    filter: stringOption(p, "filter") ?? null,
+    config: stringOption(p, "config") ?? DEFAULT_CONFIG,
+    port: port === undefined ? null : Number(port),
+    print: p.values.print === true,
+  };
 }
 
 async function hasGdb(): Promise<boolean> {
@@ -121,7 +117,7 @@ async function hasGdb(): Promise<boolean> {
 export async function main(argv: string[]): Promise<number> {
   let args: DebugArgs;
   try {
-    args = parseArgs(argv);
+    args = debugArgs(argv);
   } catch (e) {
     console.error(`error: ${e instanceof Error ? e.message : e}\n${USAGE}`);
     return 2;

@@ -8,7 +8,7 @@
  * are tests of their own.
  *
  * Counting is the same as {@link countReport}'s: a flaky test is a passing
- * step whose name ends in {@link FLAKY_MARK} (tools/test.ts counts those as
+ * step whose name ends in {@link FLAKY_MARK} (app/test_command.ts counts those as
  * flaky, not passed).
  */
 import { runFailureLines } from "./console.ts";
@@ -22,6 +22,19 @@ import {
 
 /** Appended to the name of a test that passed only on a retry. */
 export const FLAKY_MARK = " [flaky]";
+/**
+ * Ends the name of an ignored test or step that stands for planned tests
+ * that never reported; their number comes before `not run: `
+ * (`2 not run: 4-5 of 5 [not run]`).
+ */
+export const NOT_RUN_MARK = " [not run]";
+
+/** How many tests a not-run test or step stands for (0 if `name` is not one). */
+export function notRunCount(name: string): number {
+  if (!name.endsWith(NOT_RUN_MARK)) return 0;
+  const m = /(\d+) not run: /.exec(name.slice(Math.max(0, name.lastIndexOf(" not run: ") - 24)));
+  return m === null ? 0 : Number(m[1]);
+}
 
 /** The failure text of a kernel test: its YAML diagnostic, readably. */
 export function describeFailure(t: TestRecord): string {
@@ -32,6 +45,8 @@ export function describeFailure(t: TestRecord): string {
   if (d?.expected !== undefined) lines.push(`  expected: ${d.expected}`);
   if (d?.actual !== undefined) lines.push(`  actual:   ${d.actual}`);
   if (d?.at) lines.push(`  at:       ${d.at}`);
+  const log = t.log ?? [];
+  if (log.length > 0) lines.push("  log:", ...log.map((l) => `    ${l}`));
   return lines.join("\n");
 }
 
@@ -60,13 +75,27 @@ function registerRun(run: RunRecord): void {
           },
         });
       }
-      if (!suite.complete) {
+      if (suite.notRun > 0) {
+        await t.step({
+          name: `${suite.notRun} not run: ${suite.notRunRanges.join(", ")}${NOT_RUN_MARK}`,
+          ignore: true,
+          fn: () => {},
+        });
+      } else if (!suite.complete) {
         throw kernelError(
           `suite ${suite.name}: ${suite.tests.length} of ${
             suite.planned ?? "?"
           } planned results (${run.message})`,
         );
       }
+    });
+  }
+  if ((run.suitesNotRun ?? 0) > 0) {
+    Deno.test({
+      name:
+        `${run.label}: ${run.suitesNotRun} not run: planned suites never started${NOT_RUN_MARK}`,
+      ignore: true,
+      fn: () => {},
     });
   }
   const entry = runEntry(run);

@@ -1,5 +1,5 @@
 /**
- * `deno task iso` and `deno task pxe [serve]` (called from tools/cli.ts).
+ * `iso`, `pxe` and `pxe serve` of both front-ends (tools/cli.ts, tools/npm/cli.ts).
  * Each checks (and installs) the tools it needs, builds the kernel, then
  * writes the image or tree with the rest of the command line as the kernel
  * command line.
@@ -9,9 +9,9 @@ import process from "node:process";
 import { BUILD_DIR } from "../paths.ts";
 import {
   dhcpModeOf,
-  parseServeArgs,
+  isIpv4,
   serve,
-  SERVE_USAGE,
+  type ServeArgs,
   ServeUsageError,
 } from "../machines/pxe_serve.ts";
 import { ensureToolGroups } from "../host/toolcheck.ts";
@@ -25,47 +25,64 @@ import {
   PXE_FILES,
   writeProxyUefiImage,
 } from "../image/pxe.ts";
+import {
+  commandSpec,
+  parseCommand,
+  type ParsedCommand,
+  stringOption,
+  UsageError,
+} from "./command_table.ts";
 
 /** Builds the kernel and returns the ELF's path (tools/cli.ts's build, with its messages). */
 export type KernelBuilder = () => Promise<string>;
-
-export const ISO_USAGE = `usage: deno task iso [--out FILE] [KERNEL ARGS...]
-  writes a hybrid GRUB ISO (default build/ouroboros.iso) that boots the kernel with multiboot2
-  from BIOS and UEFI, as a CD or as a USB disk; KERNEL ARGS become its command line`;
-
-export const PXE_USAGE = `usage: deno task pxe [--out DIR] [KERNEL ARGS...]
-  writes the TFTP tree (default build/pxe): BIOS through iPXE (${PXE_FILES.ipxeScript}, ` +
-  `${PXE_FILES.mb1Image}),
-  UEFI through GRUB (${PXE_FILES.uefiBootFile}, ${PXE_FILES.grubCfg}); KERNEL ARGS become the ` +
-  `command line
-${SERVE_USAGE}`;
 
 /** A path given by the user, against the directory the task was started in. */
 function userPath(path: string): string {
   return resolve(process.env.INIT_CWD ?? process.cwd(), path);
 }
 
-/** `--out VALUE` (anywhere) and the remaining words. */
-function splitOut(argv: readonly string[]): { out: string | null; words: string[]; help: boolean } {
-  const words: string[] = [];
-  let out: string | null = null;
-  let help = false;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--out") {
-      out = argv[++i] ?? null;
-      if (out === null) throw new ServeUsageError("--out needs a value");
-    } else if (argv[i] === "--help" || argv[i] === "-h") help = true;
-    else words.push(argv[i]);
+/**
+ * `pxe serve`'s arguments (after `serve`), read with the command table;
+ * a {@link ServeUsageError} says what is wrong.
+ */
+export function parseServeArgs(argv: readonly string[]): ServeArgs {
+  let p: ParsedCommand;
+  try {
+    p = parseCommand(commandSpec("deno", "pxe serve")!, argv);
+  } catch (e) {
+    throw e instanceof UsageError && !(e instanceof ServeUsageError)
+      ? new ServeUsageError(e.message)
+      : e;
   }
-  return { out, words, help };
+  return serveArgsOf(p);
 }
 
-/** Print an error this module expects and return the exit code; rethrow others. */
-function failure(e: unknown, usage: string): number {
-  if (e instanceof ServeUsageError) {
-    console.error(`error: ${e.message}\n\n${usage}`);
-    return 2;
+/** `pxe serve`'s arguments from its parsed command line. */
+function serveArgsOf(p: ParsedCommand): ServeArgs {
+  const out: ServeArgs = {
+    interface: stringOption(p, "interface") ?? "",
+    root: stringOption(p, "root") ?? null,
+    range: null,
+    proxy: p.values.proxy === true,
+    cmdline: [...p.words, ...p.passed].join(" "),
+  };
+  const range = stringOption(p, "dhcp-range");
+  if (range !== undefined) {
+    const [first, last, ...more] = range.split(",");
+    if (more.length > 0 || !isIpv4(first ?? "") || !isIpv4(last ?? "")) {
+      throw new ServeUsageError("--dhcp-range takes FIRST,LAST (two IPv4 addresses)");
+    }
+    out.range = { first, last };
   }
+  if (out.interface === "") throw new ServeUsageError("--interface is required");
+  if ((out.range === null) === !out.proxy) {
+    throw new ServeUsageError("choose one of --dhcp-range FIRST,LAST (full DHCP) and --proxy");
+  }
+  return out;
+}
+
+/** Print an image error and return the exit code; rethrow others (usage errors too). */
+function failure(e: unknown): number {
   if (e instanceof ImageError || e instanceof Mb1ImageError || e instanceof CmdlineError) {
     console.error(`error: ${e.message}`);
     return 1;
@@ -75,16 +92,13 @@ function failure(e: unknown, usage: string): number {
 
 /** `deno task iso`; the default image goes under `buildDir` (a project's, for the npm CLI). */
 export async function isoMain(
-  argv: readonly string[],
+  p: ParsedCommand,
   buildKernel: KernelBuilder,
   buildDir = BUILD_DIR,
 ) {
   try {
-    const { out, words, help } = splitOut(argv);
-    if (help) {
-      console.log(ISO_USAGE);
-      return 0;
-    }
+    const out = stringOption(p, "out") ?? null;
+    const words = [...p.words, ...p.passed];
     const iso = out === null ? defaultIsoPath(buildDir) : userPath(out);
     await ensureToolGroups(["iso"]);
     const kernel = await buildKernel();
@@ -94,17 +108,17 @@ export async function isoMain(
     console.error(`  try: qemu-system-x86_64 -serial stdio -display none -cdrom ${iso}`);
     return 0;
   } catch (e) {
-    return failure(e, ISO_USAGE);
+    return failure(e);
   }
 }
 
 /** `deno task pxe serve`. */
-async function serveMain(
-  argv: readonly string[],
+export async function serveMain(
+  p: ParsedCommand,
   buildKernel: KernelBuilder,
-  buildDir: string,
+  buildDir = BUILD_DIR,
 ): Promise<number> {
-  const args = parseServeArgs(argv);
+  const args = serveArgsOf(p);
   await ensureToolGroups(args.root === null ? ["serve", "pxe-tree", "undionly"] : ["serve"]);
   let root = args.root === null ? null : userPath(args.root);
   if (root === null) {
@@ -121,19 +135,15 @@ async function serveMain(
   return await serve({ interface: args.interface, root, mode });
 }
 
-/** `deno task pxe [serve]`; the default tree goes under `buildDir` (a project's, for the npm CLI). */
+/** `pxe`; the default tree goes under `buildDir` (a project's, for the npm CLI). */
 export async function pxeMain(
-  argv: readonly string[],
+  p: ParsedCommand,
   buildKernel: KernelBuilder,
   buildDir = BUILD_DIR,
 ) {
   try {
-    if (argv[0] === "serve") return await serveMain(argv.slice(1), buildKernel, buildDir);
-    const { out, words, help } = splitOut(argv);
-    if (help) {
-      console.log(PXE_USAGE);
-      return 0;
-    }
+    const out = stringOption(p, "out") ?? null;
+    const words = [...p.words, ...p.passed];
     const root = out === null ? defaultPxeRoot(buildDir) : userPath(out);
     await ensureToolGroups(["pxe-tree", "undionly"]);
     const kernel = await buildKernel();
@@ -150,6 +160,6 @@ export async function pxeMain(
     );
     return 0;
   } catch (e) {
-    return failure(e, argv[0] === "serve" ? SERVE_USAGE : PXE_USAGE);
+    return failure(e);
   }
 }

@@ -1,14 +1,26 @@
 /**
- * The runner's command-line options (`deno task test`, `parse`, `debug`).
- * Everything the runner does not know is left for `deno test`, as is
- * everything after `--`.
+ * The runner's command-line options (`test` in both front-ends), read
+ * with the command table (command_table.ts). Test files before `--` and
+ * everything after it are left for `deno test`; an option the runner does
+ * not know is refused.
  */
 import { isAbsolute, resolve } from "node:path";
+import { UsageError } from "../core/usage.ts";
 import process from "node:process";
 import { CONFIGS, type MachineConfig, selectConfigs } from "../run/configs.ts";
 import { parseDuration as parseDurationMs } from "../core/duration.ts";
 import { parseShard, type Shard } from "../run/plan.ts";
 import type { Deadlines } from "../run/run.ts";
+import {
+  commandSpec,
+  type Front,
+  optionLines,
+  parseCommand,
+  RUNNER_OPTIONS,
+  stringOption,
+} from "./command_table.ts";
+
+export { UsageError };
 
 /** What the runner was asked. */
 export interface RunnerArgs {
@@ -21,44 +33,35 @@ export interface RunnerArgs {
   jobs: number | null;
   junit: string | null;
   json: string | null;
+  /** Also write the HTML report here (build/reports/index.html is always written). */
+  html: string | null;
   kernelOnly: boolean;
   help: boolean;
-  /** A lab machine file (tools/lab/machine.ts) to run on instead of QEMU; null if none. */
+  /** A lab machine file (machines/lab/machine.ts) to run on instead of QEMU; null if none. */
   machine: string | null;
+  /** A prebuilt kernel image to run instead of building ours; null if none. */
+  image: string | null;
+  /** The image's kernel command line; null if not given. */
+  append: string | null;
+  /** The image's initial RAM disk; null if not given. */
+  initrd: string | null;
 }
 
-/** Thrown for a malformed command line; the message says what is wrong. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
-
-/** The silence deadline of test runs unless given: kernel tests are short. */
+/**
+ * The silence deadline of test runs unless given: kernel tests are short,
+ * and a long one prints progress lines. Measured on the 2-core TCG host with
+ * two more `--config all` running at once: the longest silence of any
+ * configuration was 2.3 s (inside the model test, between its progress
+ * lines every 10,000 operations), the slowest boot 5.6 s (against the 30 s
+ * boot deadline) and the slowest run 26.5 s (against 10 min): margins of
+ * 4x, 5x and 20x.
+ */
 export const TEST_SILENCE_MS = 10_000;
 
-/** The option list, for `--help`. */
+/** The runner's options (the command table's), for `--help`. */
 export const RUNNER_USAGE =
-  `kernel runner options (anything else goes to deno test; so does all after --):
-  --config NAME[,NAME...]|all  machine configurations to run on (tools/runner/configs.ts);
-                               default: microvm
-  --filter GLOB[,GLOB...]      run only kernel tests whose suite.test matches (* and ?);
-                               passed on the kernel command line, no rebuild
-  --list                       print the kernel tests that would run (asks the kernel), run none
-  --shard I/N                  run the I-th of N balanced, stable parts of the work
-  --retries N                  re-run a failed configuration up to N times; a test that passes
-                               only on a retry is reported flaky
-  --boot-timeout T             deadline from start to the first TAP line (default 30s)
-  --silence-timeout T          deadline between two TAP lines (default 10s)
-  --run-timeout T              deadline for a whole run (default 10m)
-                               (T: 500ms, 20s, 2m; a bare number is seconds)
-  --jobs N                     runs at once (default: the number of CPUs)
-  --junit FILE, --json FILE    write the kernel runs' report (categories: build, infrastructure,
-                               boot, crash, hang, assertion)
-  --kernel-only                run only the kernel tests, not the toolchain's deno tests
-  --machine FILE               run the kernel tests on the lab machine FILE describes (PXE boot,
-                               power command, serial console; tools/lab/machine.ts), not QEMU`;
+  `kernel runner options (test files may come before --, deno test's own options after it):
+${optionLines(RUNNER_OPTIONS)}`;
 
 /** `500ms`, `20s`, `2m`, or a bare number of seconds → milliseconds; a UsageError if not. */
 export function parseDuration(text: string): number {
@@ -82,51 +85,25 @@ export function userPath(path: string): string {
   return resolve(process.env.INIT_CWD ?? process.cwd(), path);
 }
 
-const WITH_VALUE = new Set([
-  "--config",
-  "--filter",
-  "--shard",
-  "--retries",
-  "--boot-timeout",
-  "--silence-timeout",
-  "--run-timeout",
-  "--jobs",
-  "--junit",
-  "--json",
-  "--machine",
-]);
-const FLAGS = new Set(["--list", "--kernel-only", "--help", "-h"]);
-
 /**
  * Split a command line into the runner's options and `deno test`'s
- * arguments. `--config` names come from `table` (default: configs.ts's).
+ * arguments (test files before `--`, anything after it), strictly: an
+ * unknown option is a {@link UsageError} naming the closest known one.
+ * `--config` names come from `table` (default: configs.ts's); `front` says
+ * which front-end's `test` is parsed (npm's takes no words).
  */
 export function parseRunnerArgs(
   argv: readonly string[],
   table: readonly MachineConfig[] = CONFIGS,
+  front: Front = "deno",
 ): { args: RunnerArgs; rest: string[] } {
-  const values = new Map<string, string>();
-  const flags = new Set<string>();
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--") {
-      rest.push(...argv.slice(i + 1));
-      break;
-    }
-    const eq = a.indexOf("=");
-    const name = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
-    if (WITH_VALUE.has(name)) {
-      const value = eq > 0 && a.startsWith("--") ? a.slice(eq + 1) : argv[++i];
-      if (value === undefined) throw new UsageError(`${name} needs a value`);
-      values.set(name, value);
-    } else if (FLAGS.has(a)) {
-      flags.add(a);
-    } else {
-      rest.push(a);
-    }
+  const parsed = parseCommand(commandSpec(front, "test")!, argv);
+  const rest = [...parsed.words, ...parsed.passed];
+  if (front === "npm" && rest.length > 0) {
+    throw new UsageError(`unexpected argument '${rest[0]}' (there is no deno test here)`);
   }
-  const get = (n: string) => values.get(n);
+  const get = (n: string) => stringOption(parsed, n.slice(2));
+  const flag = (n: string) => parsed.values[n.slice(2)] === true;
   const deadline = (n: string) => (get(n) === undefined ? undefined : parseDuration(get(n)!));
   let configs: MachineConfig[];
   try {
@@ -145,6 +122,18 @@ export function parseRunnerArgs(
   if (get("--machine") !== undefined && get("--config") !== undefined) {
     throw new UsageError("--machine and --config exclude each other (the file names the machine)");
   }
+  const image = get("--image") === undefined ? null : userPath(get("--image")!);
+  if (image !== null) {
+    if (get("--filter") !== undefined) {
+      throw new UsageError(
+        "--filter selects our kernel's tests (ktest.filter); with --image, give the kernel's " +
+          "own filter in --append (e.g. kunit.filter_glob=list*)",
+      );
+    }
+    if (flag("--list")) {
+      throw new UsageError("--list asks our kernel for its tests (ktest.list); not with --image");
+    }
+  }
   const filter = get("--filter")?.trim() || null;
   if (filter !== null && /\s/.test(filter)) {
     throw new UsageError("--filter cannot contain blanks (the kernel command line splits on them)");
@@ -153,7 +142,7 @@ export function parseRunnerArgs(
     args: {
       configs,
       filter,
-      list: flags.has("--list"),
+      list: flag("--list"),
       shard,
       retries: get("--retries") === undefined ? 0 : count("--retries", get("--retries")!, 0),
       deadlines: {
@@ -164,9 +153,13 @@ export function parseRunnerArgs(
       jobs: get("--jobs") === undefined ? null : count("--jobs", get("--jobs")!, 1),
       junit: get("--junit") === undefined ? null : userPath(get("--junit")!),
       json: get("--json") === undefined ? null : userPath(get("--json")!),
-      kernelOnly: flags.has("--kernel-only"),
-      help: flags.has("--help") || flags.has("-h"),
+      html: get("--html") === undefined ? null : userPath(get("--html")!),
+      kernelOnly: flag("--kernel-only"),
+      help: parsed.help,
       machine: get("--machine") === undefined ? null : userPath(get("--machine")!),
+      image,
+      append: get("--append") ?? null,
+      initrd: get("--initrd") === undefined ? null : userPath(get("--initrd")!),
     },
     rest,
   };

@@ -20,7 +20,22 @@
  *   (addresses as strings such as `"0xffffffff80000000"`, since JSON numbers
  *   cannot hold them); omitted: the toolchain's layout (linker/layout.ts);
  * - `configs`: a JSON array of {@link MachineConfig}s that replaces the
- *   toolchain's table (runner/configs.ts); omitted: that table.
+ *   toolchain's table (run/configs.ts); omitted: that table.
+ *
+ * A kernel built by a build of its own (make, cargo, anything) names that
+ * instead of `kernel` and `layout`:
+ *
+ * ```json
+ * { "buildCommand": "make", "image": "build/kernel.elf", "append": "quiet", "initrd": "x.cpio" }
+ * ```
+ *
+ * - `buildCommand`: run with `sh -c` in the file's directory before each
+ *   test run; its output is shown as a build failure when it fails;
+ * - `image`: the kernel image it makes (or a prebuilt one, without
+ *   `buildCommand`): a Linux bzImage, a PVH ELF, a multiboot1 or multiboot2
+ *   kernel (tools/core/boot_image.ts reads which);
+ * - `append`, `initrd`: its command line and initial RAM disk (the command
+ *   line's `--append` and `--initrd` take precedence).
  *
  * Source file names in diagnostics and reports are relative to the project
  * root: the file's directory, or, when the kernel sources lie outside it,
@@ -45,6 +60,27 @@ export interface ProjectFile {
   layout?: string;
   /** A file of machine configurations (JSON array); default: the toolchain's table. */
   configs?: string;
+  /** A build command of the project's own (instead of our build). */
+  buildCommand?: string;
+  /** The kernel image it makes, or a prebuilt one. */
+  image?: string;
+  /** The image's kernel command line. */
+  append?: string;
+  /** The image's initial RAM disk. */
+  initrd?: string;
+}
+
+/** A kernel image of the project's own: what {@link ProjectFile}'s image keys say, resolved. */
+export interface ProjectImage {
+  /** The image (absolute). */
+  image: string;
+  /** The command that makes it (run in {@link cwd}), or null for a prebuilt image. */
+  buildCommand: string | null;
+  /** The file's directory: where the command runs. */
+  cwd: string;
+  append: string;
+  /** The initrd (absolute), or null. */
+  initrd: string | null;
 }
 
 /** A project, every path resolved. */
@@ -65,6 +101,8 @@ export interface Project {
   configs: readonly MachineConfig[];
   /** The file they came from, or null for the toolchain's table. */
   configsFile: string | null;
+  /** A kernel image of the project's own instead of our build, or null. */
+  image: ProjectImage | null;
 }
 
 /** A config, layout or configurations file that cannot be used; the message says why. */
@@ -75,7 +113,9 @@ export class ProjectError extends Error {
   }
 }
 
-const FILE_KEYS = ["kernel", "build", "layout", "configs"] as const;
+const FILE_KEYS = ["kernel", "build", "layout", "configs", "image", "initrd"] as const;
+/** Keys whose value is text, not a path: `append` may be empty. */
+const TEXT_KEYS = ["buildCommand", "append"] as const;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -100,13 +140,35 @@ export function parseProjectFile(data: unknown, name = PROJECT_FILE): ProjectFil
   if (!isRecord(data)) throw new ProjectError(`${name}: expected a JSON object`);
   const out: ProjectFile = {};
   for (const [k, v] of Object.entries(data)) {
+    if ((TEXT_KEYS as readonly string[]).includes(k)) {
+      if (typeof v !== "string" || (k === "buildCommand" && v.trim() === "")) {
+        throw new ProjectError(
+          `${name}: '${k}' must be ${k === "append" ? "a" : "a non-empty"} string`,
+        );
+      }
+      out[k as keyof ProjectFile] = v;
+      continue;
+    }
     if (!(FILE_KEYS as readonly string[]).includes(k)) {
-      throw new ProjectError(`${name}: unknown key '${k}' (known: ${FILE_KEYS.join(", ")})`);
+      const known = [...FILE_KEYS, ...TEXT_KEYS].join(", ");
+      throw new ProjectError(`${name}: unknown key '${k}' (known: ${known})`);
     }
     if (typeof v !== "string" || v === "") {
       throw new ProjectError(`${name}: '${k}' must be a path (a non-empty string)`);
     }
     out[k as keyof ProjectFile] = v;
+  }
+  const image = ["buildCommand", "append", "initrd"].find((k) => k in out);
+  if (image !== undefined && out.image === undefined) {
+    throw new ProjectError(`${name}: '${image}' needs 'image' (the kernel image to run)`);
+  }
+  if (out.image !== undefined) {
+    const ours = ["kernel", "layout"].find((k) => k in out);
+    if (ours !== undefined) {
+      throw new ProjectError(
+        `${name}: '${ours}' is for a kernel built by our build; 'image' names one built otherwise`,
+      );
+    }
   }
   return out;
 }
@@ -215,11 +277,19 @@ export async function loadProject(file: string | null, dir = process.cwd()): Pro
       ? CONFIGS
       : parseConfigsJson(await readJson(configsFile, "configurations file"), configsFile),
     configsFile,
+    image: spec.image === undefined ? null : {
+      image: at(spec.image),
+      buildCommand: spec.buildCommand ?? null,
+      cwd: base,
+      append: spec.append ?? "",
+      initrd: spec.initrd === undefined ? null : at(spec.initrd),
+    },
   };
 }
 
 /** Throws a ProjectError unless the project's kernel sources are a directory. */
 export async function checkKernelSources(project: Project): Promise<void> {
+  if (project.image !== null) return; // built by a build of its own
   const kernel = join(project.root, project.kernelDir);
   if (await stat(kernel).then((s) => s.isDirectory(), () => false)) return;
   const why = project.file === null

@@ -13,7 +13,7 @@ import { BOOT_PATH_CONFIGS, BOOT_PATHS_GROUP } from "../run/configs.ts";
 /** The environment variable that asks for the boot-path tests by hand. */
 export const BOOT_PATHS_ENV = "OUROBOROS_BOOT_PATHS";
 
-/** The report's field this reads (runner/record.ts's KernelReport). */
+/** The report's field this reads (core/record.ts's KernelReport). */
 interface ReportSelection {
   selection?: { configs?: string[] };
 }
@@ -35,3 +35,17 @@ export function bootPathsRequested(env: Record<string, string | undefined> = pro
 /** Why a boot-path test is skipped when not requested. */
 export const NOT_REQUESTED =
   `slow boot path: runs with deno task test --config ${BOOT_PATHS_GROUP} (or ${BOOT_PATHS_ENV}=1)`;
+
+/** The environment variable that asks for the Linux KUnit test (a Linux build: minutes). */
+export const LINUX_KUNIT_ENV = "OUROBOROS_LINUX_KUNIT";
+
+/** True if the Linux KUnit test (tests/linux_kunit_test.ts) should run: it builds Linux. */
+export function linuxKunitRequested(
+  env: Record<string, string | undefined> = process.env,
+): boolean {
+  return env[LINUX_KUNIT_ENV] === "1";
+}
+
+/** Why the Linux KUnit test is skipped when not requested. */
+export const LINUX_KUNIT_NOT_REQUESTED =
+  `builds Linux (minutes): runs with ${LINUX_KUNIT_ENV}=1 (CI's linux-kunit job)`;

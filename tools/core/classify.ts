@@ -5,11 +5,13 @@
  *
  * Every verdict has a kind (what happened) and a category (whose problem it
  * is, for reports): build, infrastructure (QEMU could not run), boot (no TAP
- * ever came), crash (panic, triple fault, results missing), hang (a deadline
- * passed with the kernel running), assertion (a test said not ok).
+ * ever came, or no test in it), crash (panic, triple fault, results missing,
+ * a stream that breaks the protocol), hang (a deadline passed with the
+ * kernel running), assertion (a test said not ok).
  */
 
 import { DEBUG_EXIT, qemuExitStatus } from "../../linker/layout.ts";
+import { printable } from "./printable.ts";
 import {
   type BailOut,
   type Diagnostic,
@@ -28,6 +30,8 @@ export type ClassificationKind =
   | "boot-timeout"
   | "no-tap"
   | "incomplete"
+  | "malformed"
+  | "no-tests"
   | "qemu-failed"
   | "build-failure";
 
@@ -130,10 +134,12 @@ export function categoryOf(kind: ClassificationKind): Category {
       return "infrastructure";
     case "no-tap":
     case "boot-timeout":
+    case "no-tests":
       return "boot";
     case "panic":
     case "triple-fault":
     case "incomplete":
+    case "malformed":
       return "crash";
     case "hang":
       return "hang";
@@ -196,18 +202,77 @@ function where(report: TapReport): string {
   return "before any test started";
 }
 
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** What is missing, in the stream's own terms: suites, tests, result lines. */
 function progress(report: TapReport): string {
-  const plan = report.plan;
-  if (plan === null) return "no top-level plan was seen";
-  const closed = report.suites.filter((s) => s.result !== null).length;
-  const parts = [`${closed} of ${plan.count} suites finished`];
+  const parts: string[] = [];
   for (const s of report.suites) {
-    if (s.hasSubtest && !s.planComplete) {
-      const promised = s.plan === null ? "no plan" : `plan ${s.plan.count}`;
-      parts.push(`${s.name}: ${s.tests.length} results, ${promised}`);
-    }
+    if (!s.hasSubtest || s.planComplete) continue;
+    const name = s.name === "" ? "an unnamed suite" : `suite ${s.name}`;
+    const reported = plural(s.tests.length, "test");
+    const missing = s.notRun > 0 ? `, ${s.notRun} not run (${s.notRunRanges.join(", ")})` : "";
+    const end = s.result === null ? " and has no result line" : "";
+    parts.push(`${name} reported ${reported}${missing}${end}`);
   }
-  return parts.join("; ");
+  if (report.suitesNotRun > 0) {
+    parts.push(
+      `${plural(report.suitesNotRun, "planned suite")} never started (plan 1..${report.plan!.end})`,
+    );
+  }
+  if (report.plan === null) {
+    parts.push(
+      report.kernelEnd === null
+        ? "no top-level plan (1..N) and no end line from the kernel, so more suites may have been due"
+        : `no top-level plan (1..N), and the kernel ended with "${report.kernelEnd.line}"`,
+    );
+  }
+  return parts.length > 0 ? parts.join("; ") : "results are missing";
+}
+
+/**
+ * Every result the stream promised is in: its top-level plan is met or,
+ * without one, every suite it started is complete and the kernel ended
+ * cleanly (`kernelEnded`: an exit status of its own, or a shutdown line).
+ */
+function streamComplete(report: TapReport, kernelEnded: boolean): boolean {
+  if (report.planComplete) return true;
+  return report.plan === null && report.startedComplete && report.suites.length > 0 &&
+    (kernelEnded || report.kernelEnd?.clean === true);
+}
+
+/**
+ * A stream that tested nothing: a version line and nothing, `1..0`, empty
+ * suites, or every test skipped (kunit_tool fails that too).
+ */
+function noTests(report: TapReport): boolean {
+  const c = report.counts;
+  if ((c.tests > 0 && c.skip < c.tests) || report.bailOut !== null) return false;
+  return report.plan === null ? report.suites.every((s) => s.result !== null) : report.planComplete;
+}
+
+function noTestsVerdict(report: TapReport, suffix: string, details: string[]): Classification {
+  const what = report.counts.tests > 0
+    ? `every test was skipped (${report.counts.tests}): nothing was tested`
+    : report.plan !== null && report.plan.count === 0
+    ? `the plan is ${report.plan.start}..${report.plan.end}: no test at all`
+    : report.suites.length === 0
+    ? `no test at all: the ${report.ktap ? "KTAP" : "TAP"} version line came, then ${
+      report.plan === null ? "no plan and " : ""
+    }no result`
+    : `no test at all: ${plural(report.suites.length, "suite")} reported, none with a test in it`;
+  return make("no-tests", `${what}${suffix}`, { details });
+}
+
+function malformedVerdict(report: TapReport, suffix: string, details: string[]): Classification {
+  const [first] = report.problems;
+  const more = report.problems.length > 1 ? ` (and ${report.problems.length - 1} more)` : "";
+  return make("malformed", `broken TAP: ${first}${more}${suffix}`, {
+    test: report.running,
+    details: [...report.problems, ...details],
+  });
 }
 
 function diagnosticLines(d: Diagnostic | null): string[] {
@@ -230,7 +295,8 @@ function describeFailure(t: TestResult): string {
 }
 
 function firstBytesText(input: ClassifyInput): string {
-  return JSON.stringify(input.firstBytes);
+  // JSON escapes C0 controls; printable() the C1 ones (an 8-bit CSI is one).
+  return printable(JSON.stringify(input.firstBytes));
 }
 
 /** "the silence deadline (10000 ms without a TAP line)". */
@@ -290,12 +356,16 @@ function classifyWithoutExit(input: ClassifyInput, stderrLines: string[]): Class
       }`;
     return make("no-tap", what, { details: stderrLines });
   }
-  if (!report.planComplete) {
+  if (noTests(report) && report.problems.length === 0) {
+    return noTestsVerdict(report, "", stderrLines);
+  }
+  if (!streamComplete(report, false)) {
     return make("incomplete", `crash: the log ends ${where(report)}; ${progress(report)}`, {
       test: report.running,
-      details: stderrLines,
+      details: [...report.problems, ...stderrLines],
     });
   }
+  if (report.problems.length > 0) return malformedVerdict(report, "", stderrLines);
   if (report.failures.length > 0) return assertionFailure(report, "");
   return make("pass", passMessage(report));
 }
@@ -413,7 +483,13 @@ export function classify(input: ClassifyInput): Classification {
     });
   }
 
-  if (!report.planComplete) {
+  const exited = ` (QEMU exited ${statusName(status)})`;
+  if (noTests(report) && report.problems.length === 0) {
+    return noTestsVerdict(report, exited, stderrLines);
+  }
+  // The kernel chose its exit status: it ended on purpose, which a plan-less stream needs.
+  const chosen = status === PASS_STATUS || status === FAIL_STATUS;
+  if (!streamComplete(report, chosen)) {
     let message = `incomplete: ${progress(report)}; stopped ${where(report)} (QEMU exited ${
       statusName(status)
     })`;
@@ -422,9 +498,11 @@ export function classify(input: ClassifyInput): Classification {
     }
     return make("incomplete", message, {
       test: running,
-      details: stderrLines,
+      details: [...report.problems, ...stderrLines],
     });
   }
+
+  if (report.problems.length > 0) return malformedVerdict(report, exited, stderrLines);
 
   if (report.failures.length > 0) {
     const suffix = status !== FAIL_STATUS

@@ -7,10 +7,18 @@
  * hang), which a run adds as a test case named after the verdict. A flaky
  * test passes with a `<flakyFailure>` per failed attempt (the Maven
  * Surefire convention that Jenkins and GitLab read) and a `status=flaky`
- * property.
+ * property. A failure's body holds its diagnostic and what the kernel
+ * printed before its result line. Planned tests that never reported are one
+ * skipped case per suite, named by their numbers (`2 not run: 4-5 of 5`).
  */
 import type { Category } from "./classify.ts";
-import { type KernelReport, runEntry, type RunRecord, type TestRecord } from "./record.ts";
+import {
+  type KernelReport,
+  runEntry,
+  type RunRecord,
+  type SuiteRecord,
+  type TestRecord,
+} from "./record.ts";
 
 /** Escape text for XML attributes and content (and drop characters XML cannot hold). */
 export function xmlEscape(text: string): string {
@@ -49,12 +57,32 @@ function element(
   }</${tag}>`;
 }
 
+/** A failed test's diagnostic fields, then what the kernel printed before its result. */
 function diagnosticLines(t: TestRecord): string[] {
   const d = t.diagnostic;
-  if (d === null) return [];
-  return Object.entries(d.fields).map(([k, v]) =>
-    `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`
-  );
+  const fields = d === null
+    ? []
+    : Object.entries(d.fields).map(([k, v]) =>
+      `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`
+    );
+  const log = t.log ?? [];
+  return log.length > 0 ? [...fields, ...(fields.length > 0 ? [""] : []), ...log] : fields;
+}
+
+/** Planned tests of a suite that never reported: one skipped case naming them. */
+function notRunCase(run: RunRecord, s: SuiteRecord): Case[] {
+  if ((s.notRun ?? 0) === 0) return [];
+  const which = (s.notRunRanges ?? []).join(", ");
+  return [{
+    name: `${s.notRun} not run: ${which}`,
+    classname: `${run.label}.${s.name}`,
+    body: `<skipped message="${
+      xmlEscape(`not run: the kernel never reported tests ${which} (${run.message})`)
+    }"/>`,
+    failed: false,
+    error: false,
+    skipped: true,
+  }];
 }
 
 function testCase(run: RunRecord, t: TestRecord): Case {
@@ -195,7 +223,12 @@ export function toJunit(report: KernelReport): string {
     ];
     for (const s of run.suites) {
       suites.push(
-        suiteXml(`${run.label}/${s.name}`, s.tests.map((t) => testCase(run, t)), 0, props),
+        suiteXml(
+          `${run.label}/${s.name}`,
+          [...s.tests.map((t) => testCase(run, t)), ...notRunCase(run, s)],
+          0,
+          props,
+        ),
       );
     }
     const extra = runCase(run);
@@ -205,7 +238,7 @@ export function toJunit(report: KernelReport): string {
   }
   const s = report.summary;
   return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="ouroboros kernel tests" tests="${
-    s.passed + s.failed + s.skipped + s.flaky
+    s.passed + s.failed + s.skipped + s.flaky + (s.notRun ?? 0)
   }" failures="${s.failed}" time="${seconds(report.durationMs)}">\n${
     suites.join("\n")
   }\n</testsuites>\n`;

@@ -1,6 +1,7 @@
 /**
- * KTAP v1 (Linux's Kernel TAP) turned into TAP 14, line by line, so that
- * tap-parser reads both and there is one parser, not two.
+ * KTAP v1 (Linux's Kernel TAP) turned into TAP 14, line by line, for tools
+ * that read TAP 14 only (the npm library exports it). The runner does not
+ * use it: tap.ts reads KTAP and TAP 14 itself.
  *
  * What differs in KTAP (Documentation/dev-tools/ktap.rst):
  * - every nesting level starts with its own `KTAP version 1` line, indented

@@ -33,8 +33,14 @@ export interface TestRecord {
   status: FinalStatus;
   /** The SKIP/TODO/XFAIL/TIMEOUT/ERROR reason or KTAP note, if any. */
   reason: string | null;
-  /** The YAML diagnostic of the last failed attempt. */
+  /** The YAML diagnostic of the last failed attempt (or what its KUnit message says). */
   diagnostic: Diagnostic | null;
+  /**
+   * What the kernel printed before the result line (KUnit's `EXPECTATION
+   * FAILED at …`, `Expected …`), for a failure of the last failed attempt;
+   * empty otherwise.
+   */
+  log: string[];
   /** The status in each attempt that reached the test, in order. */
   attempts: AttemptStatus[];
   /**
@@ -52,6 +58,10 @@ export interface SuiteRecord {
   /** All promised results arrived. */
   complete: boolean;
   tests: TestRecord[];
+  /** Tests its plans promised that never reported (kunit_tool counts them as crashed). */
+  notRun: number;
+  /** Which, by number: `4-6 of 6`, `param_test: 3 of 3`. */
+  notRunRanges: string[];
 }
 
 /** A crash in source terms. */
@@ -110,6 +120,8 @@ export interface RunRecord {
   durationMs: number;
   attempts: AttemptRecord[];
   suites: SuiteRecord[];
+  /** Suites the top-level plan promised that never started (last attempt). */
+  suitesNotRun: number;
 }
 
 /**
@@ -132,6 +144,8 @@ export interface Counts {
   skipped: number;
   /** Passed only on a retry: not counted as passed. */
   flaky: number;
+  /** Planned tests (and planned suites) that never reported (absent: none). */
+  notRun?: number;
 }
 
 /** What was asked for. */
@@ -165,7 +179,16 @@ export interface KernelReport {
 /** An attempt's verdict and results, as the merge needs them. */
 export interface AttemptInput {
   classification: Classification;
-  suites: { name: string; planned: number | null; complete: boolean; tests: TestResult[] }[];
+  suites: {
+    name: string;
+    planned: number | null;
+    complete: boolean;
+    tests: TestResult[];
+    notRun?: number;
+    notRunRanges?: string[];
+  }[];
+  /** Suites the top-level plan promised that never started. */
+  suitesNotRun?: number;
   crash: CrashRecord | null;
   deadline: TimeoutInfo | null;
   exit: ExitInfo;
@@ -238,6 +261,8 @@ export function mergeAttempts(
     name: s.name,
     planned: s.planned,
     complete: s.complete,
+    notRun: s.notRun ?? 0,
+    notRunRanges: s.notRunRanges ?? [],
     tests: s.tests.map((t): TestRecord => {
       const final = testStatus(t);
       const before = earlier.map(({ a, index }) => ({
@@ -248,6 +273,7 @@ export function mergeAttempts(
         b.status === "crash" || b.status === "hang" || isFailure(b.status as TestStatus)
       );
       const flaky = !isFailure(final) && failedBefore.length > 0;
+      const lastFailed = isFailure(final) ? t : failedBefore.findLast((b) => b.result)?.result;
       anyFlaky ||= flaky;
       return {
         suite: t.suite,
@@ -257,6 +283,7 @@ export function mergeAttempts(
         reason: reasonOf(t),
         diagnostic: t.diagnostic ?? failedBefore.findLast((b) => b.result)?.result?.diagnostic ??
           null,
+        log: lastFailed?.log ?? [],
         attempts: [...before.map((b) => b.status!), final],
         durationMs: last.testDurations?.[t.fullName] ?? null,
       };
@@ -277,6 +304,7 @@ export function mergeAttempts(
     durationMs: inputs.reduce((sum, a) => sum + a.durationMs, 0),
     attempts,
     suites,
+    suitesNotRun: last.suitesNotRun ?? 0,
   };
 }
 
@@ -302,19 +330,26 @@ export function runEntry(run: RunRecord): "failed" | "flaky" | null {
 
 /**
  * Count a report the way the Deno tests that present it count (deno_steps.ts):
- * each kernel test once; a suite short of its plan once more as failed; a
+ * each kernel test once; the tests a suite's plans promised that never
+ * reported as not run (planned suites that never started: one each); a
+ * suite otherwise incomplete (no result line, more results than planned)
+ * once more as failed; a
  * run that failed without a failed test to show for it (a crash, a hang, no
  * boot) once more as failed; a build failure or a failed check once.
  */
 export function countReport(report: Omit<KernelReport, "summary">): Counts {
-  const c: Counts = { passed: 0, failed: 0, skipped: 0, flaky: 0 };
+  const c: Counts = { passed: 0, failed: 0, skipped: 0, flaky: 0, notRun: 0 };
   if (report.build !== null) c.failed++;
   for (const check of report.checks) c[check.ok ? "passed" : "failed"]++;
   for (const run of report.runs) {
     for (const suite of run.suites) {
       for (const t of suite.tests) c[bucketOf(t.status)]++;
-      if (!suite.complete) c.failed++;
+      // Short of its plan: the tests that never reported; otherwise (no result line, extra
+      // results) the suite fails once.
+      if (suite.notRun > 0) c.notRun = (c.notRun ?? 0) + suite.notRun;
+      else if (!suite.complete) c.failed++;
     }
+    c.notRun = (c.notRun ?? 0) + (run.suitesNotRun ?? 0);
     const extra = runEntry(run);
     if (extra !== null) c[extra]++;
   }
@@ -331,8 +366,12 @@ export function summarize(report: Omit<KernelReport, "summary">): KernelReport {
   return { ...report, summary: { ...counts, categories, ok } };
 }
 
-/** The closing line: `tests: N passed, N failed, N skipped` (`, N flaky` when there are any). */
+/**
+ * The closing line: `tests: N passed, N failed, N skipped`, then `, N flaky`
+ * and `, N not run` when there are any.
+ */
 export function summaryLine(c: Counts): string {
   const flaky = c.flaky > 0 ? `, ${c.flaky} flaky` : "";
-  return `tests: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped${flaky}`;
+  const notRun = (c.notRun ?? 0) > 0 ? `, ${c.notRun} not run` : "";
+  return `tests: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped${flaky}${notRun}`;
 }

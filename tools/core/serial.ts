@@ -9,6 +9,13 @@
 /** Where the kernel's TAP stream starts: the first `TAP version` or `KTAP version`. */
 export const TAP_START = /K?TAP version/;
 
+import { cutLine, MAX_LINE_CHARS } from "./printable.ts";
+
+/** Lines before the TAP stream kept for messages. */
+const MAX_PREAMBLE_LINES = 100;
+/** Characters of the raw serial output kept when the whole log is not wanted. */
+const RAW_HEAD_CHARS = 4096;
+
 /** A line handler. */
 export type LineHandler = (line: string) => void;
 
@@ -18,11 +25,15 @@ export type LineHandler = (line: string) => void;
  * `\n`, `\r\n` and a lone `\r` each end one line; a `\r\n` pair split across
  * two chunks still ends only one line. Bytes are decoded as UTF-8, also when a
  * multi-byte sequence is split across chunks (invalid bytes become U+FFFD).
+ * A line longer than {@link MAX_LINE_CHARS} is cut there (and says so), so a
+ * line of megabytes costs no more memory than that.
  */
 export class LineSplitter {
   readonly #onLine: LineHandler;
   readonly #decoder = new TextDecoder("utf-8");
   #partial = "";
+  /** Length of the line being read, including what was cut. */
+  #partialLength = 0;
   #pendingCr = false;
   #ended = false;
 
@@ -46,11 +57,23 @@ export class LineSplitter {
     this.#feed(this.#decoder.decode());
     this.#ended = true;
     this.#pendingCr = false;
-    if (this.#partial !== "") {
-      const last = this.#partial;
-      this.#partial = "";
-      this.#onLine(last);
+    if (this.#partialLength > 0) this.#emitPartial();
+  }
+
+  #append(text: string): void {
+    if (this.#partial.length < MAX_LINE_CHARS) {
+      this.#partial += text.slice(0, MAX_LINE_CHARS - this.#partial.length);
     }
+    this.#partialLength += text.length;
+  }
+
+  #emitPartial(): void {
+    const line = this.#partialLength > this.#partial.length
+      ? cutLine(this.#partial, this.#partialLength)
+      : this.#partial;
+    this.#partial = "";
+    this.#partialLength = 0;
+    this.#onLine(line);
   }
 
   #feed(text: string): void {
@@ -63,9 +86,12 @@ export class LineSplitter {
     }
     const parts = text.split(/\r\n|\r|\n/);
     this.#pendingCr = text.endsWith("\r");
-    parts[0] = this.#partial + parts[0];
-    this.#partial = parts.pop() ?? "";
-    for (const line of parts) this.#onLine(line);
+    const last = parts.pop() ?? "";
+    for (const line of parts) {
+      this.#append(line);
+      this.#emitPartial();
+    }
+    this.#append(last);
   }
 }
 
@@ -117,6 +143,12 @@ export class TapStartFilter {
     return this.#preamble;
   }
 
+  /** Keep a line of the preamble: the first ones and the last one. */
+  #keep(line: string): void {
+    if (this.#preamble.length >= MAX_PREAMBLE_LINES) this.#preamble.pop();
+    this.#preamble.push(line);
+  }
+
   /** Feed one complete line. */
   push(line: string): void {
     if (this.#started) {
@@ -125,14 +157,16 @@ export class TapStartFilter {
     }
     const match = TAP_START.exec(line);
     if (match === null) {
-      this.#preamble.push(line);
+      this.#keep(line);
       return;
     }
     if (match.index > 0) {
       const prefix = line.slice(0, match.index);
-      this.#preamble.push(prefix);
-      // Only a prefix with some structure is a per-line prefix, not noise.
-      if (/[\d\[\]<>:]/.test(prefix)) this.#prefix = prefixPattern(prefix);
+      this.#keep(prefix);
+      // Only a prefix with some structure (or blanks alone) is a per-line prefix, not noise.
+      if (/[\d\[\]<>:]/.test(prefix) || /^\s+$/.test(prefix)) {
+        this.#prefix = prefixPattern(prefix);
+      }
     }
     this.#started = true;
     this.#onLine(line.slice(match.index));
@@ -158,9 +192,16 @@ export class SerialStream {
   #raw = "";
   #bytes = 0;
 
-  /** Create a stream calling `handlers` as lines complete. */
-  constructor(handlers: SerialStreamHandlers = {}) {
+  readonly #keepRaw: boolean;
+
+  /**
+   * Create a stream calling `handlers` as lines complete. With `keepRaw`
+   * false only the first characters of the raw output are kept (a saved log
+   * of any size is read in constant memory).
+   */
+  constructor(handlers: SerialStreamHandlers = {}, keepRaw = true) {
     const { onLine, onTapLine } = handlers;
+    this.#keepRaw = keepRaw;
     this.#filter = new TapStartFilter((line) => onTapLine?.(line));
     this.#splitter = new LineSplitter((line) => {
       onLine?.(line);
@@ -170,12 +211,16 @@ export class SerialStream {
 
   /** Feed a chunk as it arrives. */
   push(chunk: Uint8Array | string): void {
+    const keep = this.#keepRaw || this.#raw.length < RAW_HEAD_CHARS;
     if (typeof chunk === "string") {
-      this.#raw += this.#rawDecoder.decode() + chunk;
+      if (keep) this.#raw += this.#rawDecoder.decode() + chunk;
       this.#bytes += new TextEncoder().encode(chunk).byteLength;
     } else {
-      this.#raw += this.#rawDecoder.decode(chunk, { stream: true });
+      if (keep) this.#raw += this.#rawDecoder.decode(chunk, { stream: true });
       this.#bytes += chunk.byteLength;
+    }
+    if (!this.#keepRaw && this.#raw.length > RAW_HEAD_CHARS) {
+      this.#raw = this.#raw.slice(0, RAW_HEAD_CHARS);
     }
     this.#splitter.push(chunk);
   }
@@ -186,7 +231,7 @@ export class SerialStream {
     this.#splitter.end();
   }
 
-  /** Everything received so far, decoded, with its original `\r`s. */
+  /** Everything received so far (or its start, without `keepRaw`), decoded, with its `\r`s. */
   get raw(): string {
     return this.#raw;
   }

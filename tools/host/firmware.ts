@@ -1,7 +1,7 @@
 /**
  * Where Debian (and Ubuntu) install the boot pieces the images and the
  * boot-path targets use: GRUB's platform directories, OVMF, iPXE. One place
- * for these paths; tools/toolcheck.ts names the packages that provide them.
+ * for these paths; host/toolcheck.ts names the packages that provide them.
  */
 import { existsSync } from "node:fs";
 

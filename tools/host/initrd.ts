@@ -18,7 +18,13 @@ export function initrdBeside(kernel: string): string | undefined {
   return existsSync(path) ? path : undefined;
 }
 
-/** The initrd a boot request asks for: its own, else the one beside its kernel. */
-export function requestInitrd(request: { kernel: string; initrd?: string }): string | undefined {
-  return request.initrd ?? (request.kernel ? initrdBeside(request.kernel) : undefined);
+/**
+ * The initrd a boot request asks for: its own, else (for our own kernel only,
+ * never for a foreign `image`) the one beside its kernel.
+ */
+export function requestInitrd(
+  request: { kernel: string; initrd?: string; image?: unknown },
+): string | undefined {
+  if (request.initrd !== undefined || request.image !== undefined) return request.initrd;
+  return request.kernel ? initrdBeside(request.kernel) : undefined;
 }

@@ -65,9 +65,21 @@ export function requiredTools(cc = process.env.CC): Tool[] {
  * - `pxe-qemu`: iPXE option ROMs for QEMU's NICs (QEMU's PXE boots);
  * - `serve`: dnsmasq and ip (deno task pxe serve, the network-namespace test);
  * - `cpio`: the system cpio, the independent reader the initrd writer is tested against
- *   (tools/cpio.ts makes the archive itself; CI installs it with the default packages).
+ *   (tools/core/cpio.ts makes the archive itself; CI installs it with the default packages);
+ * - `linux-kunit`: Debian's Linux source and what building it takes (the
+ *   opt-in Linux KUnit test, tools/build/linux_kunit.ts);
+ * - `browser`: headless Chromium (the HTML report's test looks at the page in it).
  */
-export type ToolGroup = "iso" | "pxe-tree" | "undionly" | "uefi" | "pxe-qemu" | "serve" | "cpio";
+export type ToolGroup =
+  | "iso"
+  | "pxe-tree"
+  | "undionly"
+  | "uefi"
+  | "pxe-qemu"
+  | "serve"
+  | "cpio"
+  | "linux-kunit"
+  | "browser";
 
 /** The tools of a group (see {@link ToolGroup}). */
 export function extraTools(group: ToolGroup): Tool[] {
@@ -127,6 +139,40 @@ export function extraTools(group: ToolGroup): Tool[] {
       ];
     case "cpio":
       return [{ commands: ["cpio"], debianPackage: "cpio", purpose: "lists initrd archives" }];
+    case "linux-kunit":
+      return [
+        {
+          commands: [],
+          files: ["/usr/src/linux-source-6.1.tar.xz"],
+          debianPackage: "linux-source-6.1",
+          purpose: "Linux's source, for the KUnit test",
+        },
+        { commands: ["make"], debianPackage: "make", purpose: "builds Linux" },
+        { commands: ["bc"], debianPackage: "bc", purpose: "builds Linux (timeconst)" },
+        { commands: ["flex"], debianPackage: "flex", purpose: "builds Linux's Kconfig" },
+        { commands: ["bison"], debianPackage: "bison", purpose: "builds Linux's Kconfig" },
+        { commands: ["python3"], debianPackage: "python3", purpose: "runs kunit.py" },
+        { commands: ["patch"], debianPackage: "patch", purpose: "makes one KUnit test fail" },
+        { commands: ["xz"], debianPackage: "xz-utils", purpose: "unpacks Linux's source" },
+        {
+          commands: [],
+          files: ["/usr/include/libelf.h"],
+          debianPackage: "libelf-dev",
+          purpose: "builds Linux's objtool",
+        },
+        {
+          commands: [],
+          files: ["/usr/include/openssl/ssl.h"],
+          debianPackage: "libssl-dev",
+          purpose: "builds Linux's signing tools",
+        },
+      ];
+    case "browser":
+      return [{
+        commands: ["chromium"],
+        debianPackage: "chromium",
+        purpose: "a real browser for the HTML test report's test",
+      }];
   }
 }
 
@@ -313,13 +359,17 @@ export function ensureToolGroups(
   return run;
 }
 
-/** Package groups for CI's installs: the default run, and everything the boot paths need. */
+/**
+ * Package groups for CI's installs: the default run (which opens the HTML
+ * report in Chromium), and everything the boot paths need.
+ */
 export const PACKAGE_GROUPS: Readonly<Record<string, () => Tool[]>> = {
-  default: () => [...requiredTools(), ...toolsOf(["cpio"])],
+  default: () => [...requiredTools(), ...toolsOf(["cpio", "browser"])],
   "boot-paths": () => [
     ...requiredTools(),
-    ...toolsOf(["iso", "pxe-tree", "undionly", "uefi", "pxe-qemu", "serve", "cpio"]),
+    ...toolsOf(["iso", "pxe-tree", "undionly", "uefi", "pxe-qemu", "serve", "cpio", "browser"]),
   ],
+  "linux-kunit": () => [...requiredTools(), ...toolsOf(["linux-kunit"])],
 };
 
 /** The Debian packages of package groups, sorted, each once. */
@@ -334,7 +384,7 @@ export function packagesOf(groups: readonly string[]): string[] {
   return [...new Set(tools.map((t) => t.debianPackage))].sort();
 }
 
-// `deno run tools/toolcheck.ts packages GROUP...`: the packages, one line (ci/install-packages.sh).
+// `deno run tools/host/toolcheck.ts packages GROUP...`: the packages, one line (ci/install-packages.sh).
 if (import.meta.main && process.argv[2] === "packages") {
   console.log(packagesOf(process.argv.slice(3)).join(" "));
 }

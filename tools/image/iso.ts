@@ -5,7 +5,6 @@
  * grub-mkrescue from a staged tree:
  *
  *   boot/kernel.elf       the kernel, as built
- *   boot/initrd.cpio      the user programs, when the build made them (module2)
  *   boot/grub/grub.cfg    boots it at once with the kernel command line
  *
  * grub-mkrescue quietly leaves out a GRUB platform that is not installed,
@@ -16,13 +15,12 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { GRUB_PLATFORMS, grubPlatformMarker } from "../host/firmware.ts";
-import { grubConfig } from "./loader_config.ts";
+import { grubConfig, type LoaderLoad } from "./loader_config.ts";
+import { type BootImage as KernelImage, loaderProtocol } from "../core/boot_image.ts";
 import { INITRD_NAME, initrdBeside } from "../host/initrd.ts";
 
 /** Where the kernel lies inside the ISO (GRUB's path). */
 export const ISO_KERNEL = "/boot/kernel.elf";
-/** Where the initrd lies inside the ISO (when there is one). */
-export const ISO_INITRD = `/boot/${INITRD_NAME}`;
 /** Where grub.cfg lies inside the ISO. */
 export const ISO_GRUB_CFG = "/boot/grub/grub.cfg";
 
@@ -44,27 +42,50 @@ export interface IsoOptions {
   out: string;
   /** Where the tree is staged (default: next to `out`, `<out>.tree`); replaced. */
   stageDir?: string;
-  /** The boot module (default: the build's initrd beside the kernel, if any). */
+  /** A kernel image that is not ours: GRUB boots it by its protocol (default: our multiboot2). */
+  image?: KernelImage;
+  /** An initrd (a module for multiboot kernels). */
   initrd?: string;
+}
+
+/** Where an initrd lies inside the ISO. */
+export const ISO_INITRD = `/boot/${INITRD_NAME}`;
+
+/** GRUB's way to load an image (ours: multiboot2); an ImageError if GRUB cannot boot it. */
+export function grubLoad(image: KernelImage | undefined, initrd: string | undefined): LoaderLoad {
+  const load: LoaderLoad = { initrd };
+  if (image === undefined) return load;
+  const how = loaderProtocol(image, "grub");
+  if ("why" in how) throw new ImageError(how.why);
+  return { ...load, protocol: how.protocol as LoaderLoad["protocol"] };
 }
 
 /**
  * Write the ISO's tree into `dir` (replacing it); returns the files, relative
- * to `dir`. The initrd (default: the one beside the kernel) becomes module2.
+ * to `dir`. The initrd (default for our own kernel: the build's, beside it)
+ * becomes the first module.
  */
 export async function stageIso(
   kernel: string,
   cmdline: string,
   dir: string,
-  initrd = initrdBeside(kernel),
+  given: { image?: KernelImage; initrd?: string } = {},
 ): Promise<string[]> {
-  const cfg = grubConfig(ISO_KERNEL, cmdline, initrd === undefined ? undefined : ISO_INITRD);
+  const from = {
+    ...given,
+    initrd: given.initrd ?? (given.image ? undefined : initrdBeside(kernel)),
+  };
+  const load = grubLoad(from.image, from.initrd === undefined ? undefined : ISO_INITRD);
+  const cfg = grubConfig(ISO_KERNEL, cmdline, load);
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, dirname(ISO_GRUB_CFG)), { recursive: true });
   await copyFile(kernel, join(dir, ISO_KERNEL));
-  if (initrd !== undefined) await copyFile(initrd, join(dir, ISO_INITRD));
   await writeFile(join(dir, ISO_GRUB_CFG), cfg);
-  const files = [ISO_KERNEL, ISO_GRUB_CFG, ...(initrd === undefined ? [] : [ISO_INITRD])];
+  const files = [ISO_KERNEL, ISO_GRUB_CFG];
+  if (from.initrd !== undefined) {
+    await copyFile(from.initrd, join(dir, ISO_INITRD));
+    files.push(ISO_INITRD);
+  }
   return files.map((p) => p.slice(1));
 }
 
@@ -87,12 +108,7 @@ export async function buildIso(options: IsoOptions): Promise<{ iso: string; file
     );
   }
   const stage = options.stageDir ?? `${options.out}.tree`;
-  const files = await stageIso(
-    options.kernel,
-    options.cmdline,
-    stage,
-    options.initrd ?? initrdBeside(options.kernel),
-  );
+  const files = await stageIso(options.kernel, options.cmdline, stage, options);
   await mkdir(dirname(options.out), { recursive: true });
   const r = await execa(
     "grub-mkrescue",

@@ -8,18 +8,19 @@
  *   grub/x86_64-efi/core.efi   UEFI: GRUB's netboot image (grub-mknetdir) and its modules
  *   grub/grub.cfg              loads kernel.elf with multiboot2
  *   kernel.elf                 the kernel, as built
- *   initrd.cpio                the user programs, when the build made them (both loaders' module)
  *
  * Only these names are written: the tree may be a TFTP root that holds
  * other files. The kernel command line goes into boot.ipxe and grub.cfg.
  */
 import { execa } from "execa";
 import { existsSync } from "node:fs";
-import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import type { BootImage } from "../core/boot_image.ts";
 import { dirname, join } from "node:path";
 import { parseElf } from "../core/elf.ts";
 import { GRUB_LIB, grubPlatformMarker, UNDIONLY_KPXE } from "../host/firmware.ts";
-import { ImageError } from "./iso.ts";
+import { grubLoad, ImageError } from "./iso.ts";
+import { loaderProtocol } from "../core/boot_image.ts";
 import { grubConfig, ipxeScript } from "./loader_config.ts";
 import { buildMultiboot1Image } from "./multiboot1.ts";
 import { INITRD_NAME, initrdBeside } from "../host/initrd.ts";
@@ -59,7 +60,13 @@ export interface PxeTreeOptions {
   out: string;
   /** Which firmware kinds to serve (default: both). */
   firmware?: readonly Firmware[];
-  /** The boot module (default: the build's initrd beside the kernel, if any). */
+  /**
+   * A kernel image that is not ours: served as it is and loaded by its
+   * protocol (iPXE: Linux or multiboot1; GRUB: Linux, multiboot2 or
+   * multiboot1); default: our ELF, made into the multiboot1 image for iPXE.
+   */
+  image?: BootImage;
+  /** An initrd (a module for multiboot kernels); default for our kernel: the build's, beside it. */
   initrd?: string;
 }
 
@@ -81,10 +88,18 @@ async function put(root: string, name: string, data: string | Uint8Array): Promi
 
 /** The BIOS part: iPXE's script and the multiboot1 image; undionly.kpxe if installed. */
 async function writeBios(o: PxeTreeOptions, files: string[]): Promise<boolean> {
-  const { image } = buildMultiboot1Image(parseElf(await readFile(o.kernel)));
-  await put(o.out, PXE_FILES.mb1Image, image);
-  const module = o.initrd === undefined ? undefined : PXE_FILES.initrd;
-  await put(o.out, PXE_FILES.ipxeScript, ipxeScript(PXE_FILES.mb1Image, o.cmdline, module));
+  let linux = false;
+  if (o.image !== undefined) {
+    const how = loaderProtocol(o.image, "ipxe");
+    if ("why" in how) throw new ImageError(how.why);
+    linux = how.protocol === "linux";
+    await copyFile(o.kernel, join(o.out, PXE_FILES.mb1Image));
+  } else {
+    const { image } = buildMultiboot1Image(parseElf(await readFile(o.kernel)));
+    await put(o.out, PXE_FILES.mb1Image, image);
+  }
+  const initrd = await putInitrd(o, files);
+  await put(o.out, PXE_FILES.ipxeScript, ipxeScript(PXE_FILES.mb1Image, o.cmdline, initrd, linux));
   files.push(PXE_FILES.mb1Image, PXE_FILES.ipxeScript);
   if (!existsSync(UNDIONLY_KPXE)) return false;
   await copyFile(UNDIONLY_KPXE, join(o.out, PXE_FILES.undionly));
@@ -93,6 +108,16 @@ async function writeBios(o: PxeTreeOptions, files: string[]): Promise<boolean> {
 }
 
 /** The UEFI part: GRUB's netboot directory, its grub.cfg, the kernel. */
+/** The initrd copied into the tree (once); its name there, or undefined without one. */
+async function putInitrd(o: PxeTreeOptions, files: string[]): Promise<string | undefined> {
+  if (o.initrd === undefined) return undefined;
+  if (!files.includes(PXE_FILES.initrd)) {
+    await copyFile(o.initrd, join(o.out, PXE_FILES.initrd));
+    files.push(PXE_FILES.initrd);
+  }
+  return PXE_FILES.initrd;
+}
+
 async function writeUefi(o: PxeTreeOptions, files: string[]): Promise<void> {
   if (!existsSync(grubPlatformMarker("x86_64-efi"))) {
     throw new ImageError("GRUB for x86_64-efi is not installed (grub-efi-amd64-bin)");
@@ -108,23 +133,23 @@ async function writeUefi(o: PxeTreeOptions, files: string[]): Promise<void> {
   if (r.exitCode !== 0) {
     throw new ImageError(`grub-mknetdir failed (exit ${r.exitCode ?? r.signal}): ${r.all}`);
   }
-  const module = o.initrd === undefined ? undefined : `/${PXE_FILES.initrd}`;
-  await put(o.out, PXE_FILES.grubCfg, grubConfig(`/${PXE_FILES.kernel}`, o.cmdline, module));
+  const initrd = await putInitrd(o, files);
+  const load = grubLoad(o.image, initrd === undefined ? undefined : `/${initrd}`);
+  await put(o.out, PXE_FILES.grubCfg, grubConfig(`/${PXE_FILES.kernel}`, o.cmdline, load));
   await copyFile(o.kernel, join(o.out, PXE_FILES.kernel));
   files.push(PXE_FILES.uefiBootFile, PXE_FILES.grubCfg, PXE_FILES.kernel);
 }
 
 /** Write the tree. Throws ImageError (or Mb1ImageError) if a part cannot be made. */
 export async function buildPxeTree(given: PxeTreeOptions): Promise<PxeTree> {
-  const options = { ...given, initrd: given.initrd ?? initrdBeside(given.kernel) };
+  // Our own kernel's default module: the build's initrd beside it, if any.
+  const options = {
+    ...given,
+    initrd: given.initrd ?? (given.image ? undefined : initrdBeside(given.kernel)),
+  };
   const firmware = [...(options.firmware ?? FIRMWARES)];
   await mkdir(options.out, { recursive: true, mode: 0o755 });
   const files: string[] = [];
-  if (options.initrd !== undefined) {
-    await copyFile(options.initrd, join(options.out, PXE_FILES.initrd));
-    await chmod(join(options.out, PXE_FILES.initrd), 0o644);
-    files.push(PXE_FILES.initrd);
-  }
   let undionly = false;
   if (firmware.includes("bios")) undionly = await writeBios(options, files);
   if (firmware.includes("uefi")) await writeUefi(options, files);

@@ -23,11 +23,11 @@ import { findOvmf, OVMF_PAIRS, PXE_NIC, PXE_NIC_ROM } from "../host/firmware.ts"
 import { buildIso } from "../image/iso.ts";
 import { buildMultiboot1Image } from "../image/multiboot1.ts";
 import { BOOT_FILE, buildPxeTree, type Firmware } from "../image/pxe.ts";
-import { requestInitrd } from "../host/initrd.ts";
 import { BUILD_DIR } from "../paths.ts";
 import { buildQemuArgs, DEFAULT_QEMU, type QemuMachineOptions, QemuTarget } from "./qemu.ts";
 import type { BootRequest, Machine } from "./target.ts";
 import { ensureToolGroups, type ToolGroup } from "../host/toolcheck.ts";
+import { requestInitrd } from "../host/initrd.ts";
 import { deferredMachine } from "./deferred.ts";
 
 /** How the kernel reaches the machine. */
@@ -160,7 +160,8 @@ export class BootPathTarget extends QemuTarget {
       cpu: o.cpu,
       smp: o.smp,
       accel: this.accel.accel,
-      kernel: mb1 ? join(dir, WORK_FILES.mb1Image) : undefined,
+      // A foreign multiboot1 image goes to QEMU's loader as it is.
+      kernel: mb1 ? (request.image ? request.kernel : join(dir, WORK_FILES.mb1Image)) : undefined,
       append: mb1 ? request.cmdline : undefined,
       initrd: mb1 ? requestInitrd(request) : undefined,
       gdbPort: request.gdbPort,
@@ -184,6 +185,7 @@ export class BootPathTarget extends QemuTarget {
     }
     switch (this.path.via) {
       case "multiboot1": {
+        if (request.image !== undefined) return; // booted as it is (args())
         const { image } = buildMultiboot1Image(parseElf(await readFile(request.kernel)));
         await writeFile(join(dir, WORK_FILES.mb1Image), image);
         return;
@@ -194,6 +196,7 @@ export class BootPathTarget extends QemuTarget {
           cmdline: request.cmdline,
           out: join(dir, WORK_FILES.iso),
           stageDir: join(dir, WORK_FILES.isoTree),
+          image: request.image,
           initrd: requestInitrd(request),
         });
         return;
@@ -203,6 +206,7 @@ export class BootPathTarget extends QemuTarget {
           cmdline: request.cmdline,
           out: join(dir, WORK_FILES.tftp),
           firmware: [this.path.firmware],
+          image: request.image,
           initrd: requestInitrd(request),
         });
         return;

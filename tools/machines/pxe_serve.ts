@@ -22,6 +22,7 @@
 import { execa } from "execa";
 import process from "node:process";
 import { BOOT_FILE, PXE_FILES } from "../image/pxe.ts";
+import { UsageError } from "../core/usage.ts";
 
 /** How dnsmasq hands out addresses. */
 export type DhcpMode =
@@ -124,53 +125,11 @@ export interface ServeArgs {
 }
 
 /** A malformed `pxe serve` command line. */
-export class ServeUsageError extends Error {
+export class ServeUsageError extends UsageError {
   constructor(message: string) {
     super(message);
     this.name = "ServeUsageError";
   }
-}
-
-/** How to call `pxe serve`. */
-export const SERVE_USAGE =
-  `usage: deno task pxe serve --interface IF (--dhcp-range FIRST,LAST | --proxy)
-                           [--root DIR] [KERNEL ARGS...]
-  --interface IF          serve DHCP and TFTP on IF only (it needs an IPv4 address)
-  --dhcp-range FIRST,LAST full DHCP: hand out these addresses (no other DHCP server on IF's network!)
-  --proxy                 proxy DHCP: the network's DHCP server hands out addresses, dnsmasq
-                          only the boot files
-  --root DIR              serve this PXE tree as it is (default: build the kernel and write
-                          build/pxe with KERNEL ARGS as the command line)`;
-
-/** Parse `pxe serve`'s arguments (after `serve`). */
-export function parseServeArgs(argv: readonly string[]): ServeArgs {
-  const out: ServeArgs = { interface: "", root: null, range: null, proxy: false, cmdline: "" };
-  const words: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new ServeUsageError(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--interface") out.interface = value();
-    else if (a === "--root") out.root = value();
-    else if (a === "--proxy") out.proxy = true;
-    else if (a === "--dhcp-range") {
-      const [first, last, ...more] = value().split(",");
-      if (more.length > 0 || !isIpv4(first ?? "") || !isIpv4(last ?? "")) {
-        throw new ServeUsageError("--dhcp-range takes FIRST,LAST (two IPv4 addresses)");
-      }
-      out.range = { first, last };
-    } else if (a.startsWith("--")) throw new ServeUsageError(`unknown option ${a}`);
-    else words.push(a);
-  }
-  if (out.interface === "") throw new ServeUsageError("--interface is required");
-  if ((out.range === null) === !out.proxy) {
-    throw new ServeUsageError("choose one of --dhcp-range FIRST,LAST (full DHCP) and --proxy");
-  }
-  out.cmdline = words.join(" ");
-  return out;
 }
 
 /** The DHCP mode for parsed arguments (proxy: the interface's own network). */

@@ -19,8 +19,8 @@ import { execa } from "execa";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { DEBUG_EXIT } from "../../linker/layout.ts";
-import { requestInitrd } from "../host/initrd.ts";
 import type { ExitInfo } from "../core/classify.ts";
+import { requestInitrd } from "../host/initrd.ts";
 import type { BootRequest, Machine, MachineEnd, Target } from "./target.ts";
 
 /** An accelerator QEMU can use. */
@@ -113,12 +113,12 @@ export function chooseAccel(probe: AccelProbe = systemProbe): AccelChoice {
 export interface QemuOptions {
   /**
    * The kernel ELF, loaded with `-kernel`; undefined when firmware boots
-   * the machine from its disks or network (tools/targets/boot_path.ts).
+   * the machine from its disks or network (machines/boot_path.ts).
    */
   kernel?: string;
   /** Kernel command line (`-append`); omitted when undefined or empty. */
   append?: string;
-  /** The boot module (`-initrd`: PVH's module list, multiboot1's modules); omitted when undefined. */
+  /** An initial RAM disk (`-initrd`); omitted when undefined. */
   initrd?: string;
   /** `-machine` value; default {@link DEFAULT_MACHINE}. */
   machine?: string;

@@ -15,6 +15,7 @@
  *   says `reportsExit: false` and the runner ends the run itself when the
  *   TAP stream is complete (or bails out).
  */
+import type { BootImage } from "../core/boot_image.ts";
 import type { ExitInfo } from "../core/classify.ts";
 import type { AccelChoice } from "./qemu.ts";
 
@@ -34,11 +35,14 @@ export interface BootRequest {
   kernel: string;
   /** The kernel command line. */
   cmdline: string;
-  /**
-   * The first boot module (QEMU -initrd, GRUB module2, iPXE module); default:
-   * the build's initrd.cpio beside the kernel, if there is one (tools/initrd.ts).
-   */
+  /** An initial RAM disk (QEMU `-initrd`; a loader's module), if any. */
   initrd?: string;
+  /**
+   * What a kernel image that is not ours offers (core/boot_image.ts); absent
+   * for our own kernel. Targets boot it by its protocol, and its end is
+   * judged by its TAP alone: it need not know isa-debug-exit.
+   */
+  image?: BootImage;
   /** Start halted with a gdb stub on this TCP port (targets that can). */
   gdbPort?: number;
 }

@@ -1,7 +1,7 @@
 /**
  * The npm package's command line (`npx ouroboros-toolchain <command>`): the
  * toolchain for a kernel repository of one's own, under Node. Paths come
- * from the project (tools/project.ts): the nearest `ouroboros.config.json`,
+ * from the project (tools/app/project.ts): the nearest `ouroboros.config.json`,
  * or `--project FILE`, or OUROBOROS_PROJECT.
  *
  * `test` runs the kernel tests only (there is no `deno test` under Node):
@@ -13,7 +13,7 @@ import { resolve } from "node:path";
 import process from "node:process";
 import { LayoutError } from "../../linker/layout.ts";
 import { build, BuildError } from "../build/build.ts";
-import { main as parseMain } from "../app/parse.ts";
+import { parseCommandRun } from "../app/parse.ts";
 import {
   checkKernelSources,
   findProject,
@@ -23,33 +23,25 @@ import {
   ProjectError,
 } from "../app/project.ts";
 import { configIn, defaultConfig, UnknownConfigError } from "../run/configs.ts";
-import { UsageError } from "../app/options.ts";
-import { startInteractive } from "../app/start.ts";
+import {
+  EXIT,
+  type FrontEnd,
+  frontEndUsage,
+  type ParsedCommand,
+  runCommandLine,
+  stringOption,
+  UsageError,
+} from "../app/command_table.ts";
+import { startImage, startImageOf, startInteractive } from "../app/start.ts";
+import { prepareForeign } from "../run/foreign.ts";
 import { ensureTools, MissingToolsError } from "../host/toolcheck.ts";
 import { testCommand } from "./test.ts";
 
 /** The command name users type. */
 export const COMMAND = "ouroboros-toolchain";
 
-const USAGE = `usage: ${COMMAND} [--project FILE] <command> [arguments]
-  build            build the kernel (incremental) into the project's build directory
-  test [options]   build, check and run the kernel tests; ends with
-                   'tests: N passed, N failed, N skipped' (test --help: the options)
-  parse FILE|- [--json FILE] [--junit FILE] [--elf KERNEL]
-                   report a saved serial log (TAP 14 or KTAP) like a live run
-  start [--config NAME] [ARGS...]
-                   build, then boot the kernel with its serial console on this terminal;
-                   ARGS become the kernel command line
-  iso [--out FILE] [ARGS...]
-                   hybrid GRUB ISO (BIOS and UEFI, multiboot2) booting the kernel with ARGS
-  pxe [--out DIR] [ARGS...]
-                   TFTP tree: BIOS through iPXE (multiboot1), UEFI through GRUB (multiboot2)
-  pxe serve --interface IF (--dhcp-range FIRST,LAST | --proxy) [--root DIR] [ARGS...]
-                   serve the tree with dnsmasq (full or proxy DHCP, TFTP) on IF
-  doctor           check (and install) the system tools
-  version          print the package's version
-
-The project is the nearest ${PROJECT_FILE} in the current directory or above
+const HEAD = `usage: ${COMMAND} [--project FILE] <command> [options] [arguments]`;
+const TAIL = `The project is the nearest ${PROJECT_FILE} in the current directory or above
 (or --project FILE, or OUROBOROS_PROJECT=FILE); without one, the current directory with
 kernel sources in kernel/ and the build in build/.`;
 
@@ -110,16 +102,47 @@ async function buildKernel(project: Project): Promise<string> {
   return r.elf;
 }
 
-async function start(project: Project, args: string[]): Promise<number> {
-  const named = args[0] === "--config" ? args[1] : undefined;
-  if (args[0] === "--config" && named === undefined) throw new UsageError("--config needs a name");
+async function start(project: Project, p: ParsedCommand): Promise<number> {
+  const named = stringOption(p, "config");
   // An unknown name fails before the build.
   const config = named !== undefined
     ? configIn(project.configs, named)
     : defaultConfig(project.configs);
+  const image = startImageOf({
+    image: stringOption(p, "image"),
+    append: stringOption(p, "append"),
+    initrd: stringOption(p, "initrd"),
+  }, [...p.words, ...p.passed]);
+  if (image !== null) {
+    await ensureTools();
+    return await startImage(image, config.name, project.configs);
+  }
+  if (project.image !== null) {
+    // The project's own kernel: its build command first, then its image.
+    const { image: made, build } = await prepareForeign({
+      image: project.image.image,
+      build: project.image.buildCommand === null
+        ? undefined
+        : { command: project.image.buildCommand, cwd: project.image.cwd },
+    }, (l) => console.error(l));
+    if (made === null) {
+      console.error(`error: ${build!.message}\n${build!.details.join("\n")}`);
+      return EXIT.failed;
+    }
+    const words = [...p.words, ...p.passed];
+    return await startImage(
+      {
+        image: made.path,
+        append: words.length > 0 ? words.join(" ") : project.image.append,
+        initrd: project.image.initrd ?? undefined,
+      },
+      config.name,
+      project.configs,
+    );
+  }
   await ensureTools();
   const elf = await buildKernel(project);
-  const cmdline = args.slice(named !== undefined ? 2 : 0).join(" ");
+  const cmdline = [...p.words, ...p.passed].join(" ");
   return await startInteractive(elf, cmdline, config.name, project.configs);
 }
 
@@ -129,69 +152,86 @@ async function version(): Promise<string> {
   return JSON.parse(await readFile(pkg, "utf8")).version;
 }
 
-async function dispatch(command: string | undefined, args: string[], file: string | null) {
-  switch (command) {
-    case "build":
-      await ensureTools();
-      await buildKernel(await openProject(file));
-      return 0;
-    case "test":
-      return await testCommand(args, await openProject(file), `${COMMAND} test`);
-    case "parse":
-      return await parseMain(args, {
-        command: `${COMMAND} parse`,
-        root: (await openProject(file, false)).root,
-      });
-    case "start":
-      return await start(await openProject(file), args);
-    case "iso":
-    case "pxe": {
-      const project = await openProject(file);
-      const { isoMain, pxeMain } = await import("../app/image.ts");
-      const builder = async () => {
+/** The npm front-end over the command table, for the project named by `file` (or found). */
+function npmFront(file: string | null): FrontEnd {
+  const builder = (project: Project) => async () => {
+    await ensureTools();
+    return await buildKernel(project);
+  };
+  return {
+    front: "npm",
+    head: HEAD,
+    tail: TAIL,
+    handlers: {
+      build: async () => {
         await ensureTools();
-        return await buildKernel(project);
-      };
-      const run = command === "iso" ? isoMain : pxeMain;
-      return await run(args, builder, project.buildDir);
-    }
-    case "doctor":
-      await ensureTools();
-      console.error("doctor: all system tools are present");
-      return 0;
-    case "version":
-    case "--version":
-      console.log(await version());
-      return 0;
-    default:
-      console.error(USAGE);
-      return command === undefined || command === "help" || command === "--help" ? 0 : 2;
-  }
+        await buildKernel(await openProject(file));
+        return EXIT.ok;
+      },
+      // With --image there need be no kernel sources.
+      test: async (_p, argv) =>
+        await testCommand(
+          argv,
+          await openProject(file, !argv.some((a) => a === "--image" || a.startsWith("--image="))),
+        ),
+      parse: async (p) =>
+        await parseCommandRun(p, {
+          command: `${COMMAND} parse`,
+          root: (await openProject(file, false)).root,
+        }),
+      start: async (p) => await start(await openProject(file, !stringOption(p, "image")), p),
+      iso: async (p) => {
+        const project = await openProject(file);
+        const { isoMain } = await import("../app/image.ts");
+        return await isoMain(p, builder(project), project.buildDir);
+      },
+      pxe: async (p) => {
+        const project = await openProject(file);
+        const { pxeMain } = await import("../app/image.ts");
+        return await pxeMain(p, builder(project), project.buildDir);
+      },
+      "pxe serve": async (p) => {
+        const project = await openProject(file);
+        const { serveMain } = await import("../app/image.ts");
+        return await serveMain(p, builder(project), project.buildDir);
+      },
+      doctor: async () => {
+        await ensureTools();
+        console.error("doctor: all system tools are present");
+        return EXIT.ok;
+      },
+      version: async () => {
+        console.log(await version());
+        return EXIT.ok;
+      },
+    },
+    failure(e) {
+      if (e instanceof BuildError) {
+        console.error(e.output);
+        console.error(`error: build failed in ${e.file}`);
+        return EXIT.failed;
+      }
+      if (
+        e instanceof MissingToolsError || e instanceof LayoutError ||
+        e instanceof UnknownConfigError || e instanceof ProjectError
+      ) {
+        console.error(`error: ${e.message}`);
+        return EXIT.failed;
+      }
+      return undefined;
+    },
+  };
 }
 
 /** Run the CLI with `argv` (the arguments after the command name); resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  let split: { file: string | null; rest: string[] };
   try {
-    const { file, rest } = splitProjectOption(argv);
-    const [command, ...args] = rest;
-    return await dispatch(command, args, file);
+    split = splitProjectOption(argv);
   } catch (e) {
-    if (e instanceof BuildError) {
-      console.error(e.output);
-      console.error(`error: build failed in ${e.file}`);
-      return 1;
-    }
-    if (e instanceof UsageError) {
-      console.error(`error: ${e.message}\n\n${USAGE}`);
-      return 2;
-    }
-    if (
-      e instanceof MissingToolsError || e instanceof LayoutError ||
-      e instanceof UnknownConfigError || e instanceof ProjectError
-    ) {
-      console.error(`error: ${e.message}`);
-      return 1;
-    }
-    throw e;
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`error: ${e.message}\n\n${frontEndUsage(npmFront(null))}`);
+    return EXIT.usage;
   }
+  return await runCommandLine(npmFront(split.file), split.rest);
 }

@@ -1,10 +1,10 @@
 /**
  * `test` of the npm CLI: the kernel half of `deno task test`, for a
- * project (tools/project.ts). Same runner options (runner/options.ts), same
+ * project (app/project.ts). Same runner options (the command table's), same
  * console reporter, the same `--json`/`--junit` reports and
  * `<build>/reports/kernel.json`, the same closing line and exit status as
- * `deno task test --kernel-only`. There is no `deno test` under Node, so an
- * argument the runner does not know is an error rather than passed on.
+ * `deno task test --kernel-only`. There is no `deno test` under Node: the
+ * npm `test` takes no test files and nothing after `--`.
  *
  * OUROBOROS_REPORT_DIR and OUROBOROS_LOG_DIR move the reports and serial
  * logs, as they do for `deno task test`.
@@ -13,11 +13,18 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import type { Project } from "../app/project.ts";
-import { kernelTestOptions, listCommand, prepareTestRun } from "../app/commands.ts";
+import {
+  checkForeign,
+  foreignSourceOf,
+  kernelTestOptions,
+  listCommand,
+  prepareTestRun,
+} from "../app/commands.ts";
 import { ConsoleReporter } from "../app/console.ts";
 import { toJunit } from "../core/junit.ts";
+import { writeReportHtml } from "../report/html.ts";
 import { runKernelTests } from "../run/matrix.ts";
-import { parseRunnerArgs, RUNNER_USAGE, type RunnerArgs, UsageError } from "../app/options.ts";
+import { parseRunnerArgs } from "../app/options.ts";
 import { summaryLine } from "../core/record.ts";
 
 function dirs(project: Project): { reportDir: string; logDir: string } {
@@ -28,35 +35,17 @@ function dirs(project: Project): { reportDir: string; logDir: string } {
 }
 
 /**
- * Run the project's kernel tests as `command` (for messages) with the
- * runner options in `argv`; resolves to the exit status.
+ * Run the project's kernel tests with the runner options in `argv`; resolves to the exit status.
  */
 export async function testCommand(
   argv: readonly string[],
   project: Project,
-  command: string,
 ): Promise<number> {
-  // The runner's option list, without its first line about deno test.
-  const usage = `usage: ${command} [options]\n\noptions:\n${RUNNER_USAGE.replace(/^.*\n/, "")}`;
-  let args: RunnerArgs;
-  try {
-    const parsed = parseRunnerArgs(argv, project.configs);
-    if (parsed.rest.length > 0) {
-      throw new UsageError(`unknown argument '${parsed.rest[0]}' (there is no deno test here)`);
-    }
-    args = parsed.args;
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    console.error(`error: ${e.message}\n\n${usage}`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(
-      `${usage}\n\nOnly kernel tests run here (as with --kernel-only); ` +
-        "configurations are the project's.",
-    );
-    return 0;
-  }
+  // Read with the command table; a usage error is thrown (the CLI prints it, exit 2).
+  const args = parseRunnerArgs(argv, project.configs, "npm").args;
+  const foreign = foreignSourceOf(args, project.image);
+  const stop = await checkForeign(foreign, args.configs);
+  if (stop !== null) return stop;
   const prepared = await prepareTestRun(args);
   if (typeof prepared === "number") return prepared;
   const lab = prepared.lab;
@@ -67,6 +56,7 @@ export async function testCommand(
     logDir,
     source: project,
     table: project.configs,
+    foreign,
   };
   if (args.list) return await listCommand(place, args);
   const report = await runKernelTests(
@@ -77,6 +67,8 @@ export async function testCommand(
   await writeFile(join(reportDir, "kernel.json"), json);
   if (args.json !== null) await writeFile(args.json, json);
   if (args.junit !== null) await writeFile(args.junit, toJunit(report));
+  const index = join(reportDir, "index.html");
+  await writeReportHtml(report, project.root, args.html === null ? [index] : [index, args.html]);
   console.log(summaryLine(report.summary));
   return report.summary.ok ? 0 : 1;
 }

@@ -43,6 +43,13 @@ import {
 } from "../host/symbolize.ts";
 import type { TapEvent } from "../core/tap.ts";
 import type { Target } from "../machines/target.ts";
+import {
+  cannotBoot,
+  describeForeign,
+  type ForeignImage,
+  type ForeignSource,
+  prepareForeign,
+} from "./foreign.ts";
 
 /** The kernel, built and checked, or why not. */
 export interface PreparedKernel {
@@ -88,7 +95,14 @@ export async function prepareKernel(
 
 /** What to run. */
 export interface MatrixOptions {
+  /** The kernel: our ELF, or the image of {@link image}. */
   elf: string;
+  /**
+   * A kernel image that is not ours (foreign.ts): booted by its protocol with
+   * its own command line and initrd, judged by its TAP alone, never sent
+   * `ktest.*` words; `--shard` splits the configurations.
+   */
+  image?: ForeignImage;
   /** Repository root: file names in symbolized crashes are relative to it. */
   root: string;
   /** The kernel sources, relative to root (for its command-line size); default `kernel`. */
@@ -149,7 +163,8 @@ export async function listKernelTests(
     { kernel: elf, cmdline: join2("ktest.list", filter ? `ktest.filter=${filter}` : null) },
     { deadlines: options.deadlines, logFile: join(options.logDir, "kernel-list.log") },
   );
-  if (!run.classification.ok) {
+  // Listed tests are skipped ones, and a filter may select none: neither is a failed listing.
+  if (!run.classification.ok && run.classification.kind !== "no-tests") {
     throw new Error(`listing the kernel's tests failed: ${run.classification.message}`);
   }
   return { tests: listedTests(run.report), run };
@@ -164,11 +179,15 @@ async function planJobs(options: MatrixOptions): Promise<Job[]> {
       label: labelFor(config, options.configs),
       description: target.description,
       config,
-      cmdline: join2(filter ? `ktest.filter=${filter}` : null, options.extraCmdline),
+      cmdline: options.image
+        ? options.image.append
+        : join2(filter ? `ktest.filter=${filter}` : null, options.extraCmdline),
       target,
     };
   };
   if (options.shard === null) return options.configs.map((c) => job(c, options.filter, null));
+  // A foreign kernel's tests cannot be listed: a shard is a share of the configurations.
+  if (options.image) return shardOf(options.configs, options.shard).map((c) => job(c, null, null));
 
   const { tests } = await listKernelTests(options.elf, options.filter, {
     logDir: options.logDir,
@@ -239,6 +258,8 @@ export async function attemptInput(
     planned: s.hasSubtest ? s.plan?.count ?? null : null,
     complete: s.planComplete,
     tests: s.hasSubtest ? s.tests : (s.result ? [s.result] : []),
+    notRun: s.notRun,
+    notRunRanges: s.notRunRanges,
   }));
   // A killed user test program: its rip in its own source (build/user/tests/X.elf).
   if (elf !== null) {
@@ -249,6 +270,7 @@ export async function attemptInput(
   return {
     classification: c,
     suites,
+    suitesNotRun: r.report.suitesNotRun,
     crash,
     deadline: r.timeout,
     exit: r.exit,
@@ -269,7 +291,15 @@ async function runJob(job: Job, options: MatrixOptions, observer: RunObserver): 
   for (let attempt = 1; attempt <= attempts; attempt++) {
     observer.attemptStart(job, attempt);
     const timer = new TestTimer();
-    last = await runOnTarget(job.target, { kernel: options.elf, cmdline: job.cmdline }, {
+    const request = options.image
+      ? {
+        kernel: options.image.path,
+        cmdline: job.cmdline,
+        initrd: options.image.initrd ?? undefined,
+        image: options.image.boot,
+      }
+      : { kernel: options.elf, cmdline: job.cmdline };
+    last = await runOnTarget(job.target, request, {
       deadlines: options.deadlines,
       logFile: join(options.logDir, logName(options.logPrefix ?? "kernel", job, attempt)),
       onEvent: (e) => {
@@ -278,7 +308,8 @@ async function runJob(job: Job, options: MatrixOptions, observer: RunObserver): 
       },
     });
     const c = last.classification;
-    const input = await attemptInput(last, options.elf, options.root);
+    // Crash dumps are read and symbolized in our kernel's format only.
+    const input = await attemptInput(last, options.image ? null : options.elf, options.root);
     input.testDurations = timer.durations;
     inputs.push(input);
     const retry = !c.ok && attempt < attempts;
@@ -382,7 +413,8 @@ export function filterCheck(
   const selected = listed !== null
     ? listed.length
     : runs.reduce((n, r) => n + r.suites.reduce((m, s) => m + s.tests.length, 0), 0);
-  const ranOk = runs.every((r) => r.status !== "fail");
+  // A kernel that ran no test (`1..0`) did what the filter asked: the check names the cause.
+  const ranOk = runs.every((r) => r.status !== "fail" || r.kind === "no-tests");
   return {
     name: `--filter '${filter}' selects kernel tests`,
     // A failed run may have crashed before its first result: that is its own failure.
@@ -407,13 +439,39 @@ export interface KernelTestOptions
    * default: the last one, `reports/kernel.json` of the build directory.
    */
   history?: string;
+  /** Run this image instead of building ours (foreign.ts); `filter` must then be null. */
+  foreign?: ForeignSource;
+  /** Build progress lines (a foreign build command). */
+  log?: (line: string) => void;
+}
+
+/** The kernel a test run boots: ours, built and checked, or a foreign image (maybe built). */
+async function prepareAny(
+  options: KernelTestOptions,
+): Promise<PreparedKernel & { image: ForeignImage | null }> {
+  if (options.foreign === undefined) {
+    return { ...await prepareKernel(options.root, options.outDir, options), image: null };
+  }
+  const { image, build } = await prepareForeign(options.foreign, options.log);
+  if (image === null) return { elf: null, build, checks: [], image: null };
+  options.log?.(`image: ${describeForeign(image)}`);
+  const checks: CheckRecord[] = options.configs.flatMap((c) => {
+    const why = cannotBoot(c, image);
+    return why === null ? [] : [{
+      name: `kernel[${c.name}] can boot ${image.path}`,
+      ok: false,
+      category: "boot",
+      details: [why],
+    }];
+  });
+  return { elf: image.path, build: null, checks, image };
 }
 
 /** Build, check, run, summarize: the whole report. */
 export async function runKernelTests(options: KernelTestOptions): Promise<KernelReport> {
   const started = performance.now();
   const buildDir = options.outDir ?? join(options.root, "build");
-  const prepared = await prepareKernel(options.root, options.outDir, options);
+  const prepared = await prepareAny(options);
   const deadlines = resolveDeadlines(options.deadlines);
   const selection: Selection = {
     configs: options.configs.map((c) => c.name),
@@ -428,6 +486,7 @@ export async function runKernelTests(options: KernelTestOptions): Promise<Kernel
     ? await runMatrix({
       ...options,
       elf: prepared.elf!,
+      image: prepared.image ?? undefined,
       deadlines,
       logDir: options.logDir ?? join(buildDir, "logs"),
       estimates: options.estimates ??

@@ -9,7 +9,11 @@
  * - run: the whole run.
  * When one passes the machine is stopped (politely, then by force) and the
  * run is a hang naming the running test, or a boot failure if no TAP came.
- * All three are wall-clock time.
+ * All three are wall-clock time. Guest time (QEMU's -icount) would not
+ * depend on the host's load, but no configuration runs with icount, and a
+ * QEMU stalled on the host stops guest time too: a wall-clock deadline would
+ * still be needed behind it. Instead, a kernel prints progress lines during
+ * long work, and the defaults leave a wide margin (options.ts says how wide).
  */
 
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
@@ -51,6 +55,11 @@ export interface WatchOptions {
   onEvent?: (event: TapEvent) => void;
   /** Called with every serial line, firmware noise included. */
   onSerialLine?: (line: string) => void;
+  /**
+   * Keep the whole serial output in {@link RunResult.serial} (default true);
+   * false keeps its first kilobytes only, for logs of any size.
+   */
+  keepSerial?: boolean;
 }
 
 /** What to run and how to watch it, on QEMU (the options of {@link runKernel}). */
@@ -134,8 +143,9 @@ export function resolveDeadlines(d: Partial<Deadlines> = {}): Deadlines {
 /**
  * True once the stream's top level is done: its plan is met by top-level
  * results, or the kernel bailed out. Read from the lines themselves, not
- * from tap-parser, which holds a result back until the next line arrives:
- * a machine that stays silent after its last line would never end the run.
+ * from the reader (tap.ts), which holds a result back until the next line
+ * arrives (a YAML block may follow it): a machine that stays silent after
+ * its last line would never end the run.
  * (KTAP and TAP 14 both put the top level at column 0.)
  */
 export class TapEndWatch {
@@ -157,11 +167,38 @@ export class TapEndWatch {
 }
 
 /**
+ * The exit a run is judged by. A target that reports none, or a kernel
+ * that is not ours (it need not know isa-debug-exit: Linux's
+ * `kunit_shutdown=reboot` under -no-reboot exits 0, as does a power-off or a
+ * triple fault), is judged by its TAP alone: `none`. Kept even then: a
+ * machine that could not start, one killed by someone else, and QEMU
+ * failing before the kernel printed anything.
+ */
+export function judgedExit(
+  end: MachineEnd,
+  how: { exitless: boolean; reportsExit: boolean; stoppedAtEnd: boolean; serialBytes: number },
+): ExitInfo {
+  const exit = end.exit;
+  if (exit.kind === "spawn-error") return exit;
+  if (!how.reportsExit) return { kind: "none" };
+  if (!how.exitless) return exit;
+  if (how.stoppedAtEnd) return { kind: "none" };
+  if (exit.kind === "signaled") return exit;
+  if (exit.kind === "exited") {
+    const qemuFailed = exit.status !== 0 && how.serialBytes === 0 && end.stderr.trim() !== "";
+    const killed = exit.status === 0 && /terminating on signal/.test(end.stderr);
+    if (qemuFailed || killed) return exit;
+  }
+  return { kind: "none" };
+}
+
+/**
  * Boot `request` on `target` and classify the run. The serial output is
- * written to the log, split into lines and fed to tap-parser as it arrives.
+ * written to the log, split into lines and read (tap.ts) as it arrives.
  * When a deadline passes the machine is stopped and the run is a hang (or a
- * boot failure). A target that reports no exit is stopped once the TAP
- * stream is complete. The machine is never left running: if a callback
+ * boot failure). A target that reports no exit, or a kernel image that is
+ * not ours (`request.image`), is stopped once the TAP stream is complete and
+ * judged by its TAP alone (see {@link judgedExit}). The machine is never left running: if a callback
  * throws, it is killed and the error rethrown.
  */
 export async function runOnTarget(
@@ -177,7 +214,9 @@ export async function runOnTarget(
     timeout: TimeoutInfo | null;
     failure: { error: unknown } | null;
     stopping: boolean;
-  } = { timeout: null, failure: null, stopping: false };
+    stoppedAtEnd: boolean;
+  } = { timeout: null, failure: null, stopping: false, stoppedAtEnd: false };
+  const exitless = !target.reportsExit || request.image !== undefined;
   let machine: Machine | undefined;
   let silenceTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -214,9 +253,12 @@ export async function runOnTarget(
       armSilence();
       tap.push(line);
       endWatch.line(line);
-      if (!target.reportsExit && endWatch.ended) stop();
+      if (exitless && endWatch.ended && !state.stopping) {
+        state.stoppedAtEnd = true;
+        stop();
+      }
     },
-  });
+  }, options.keepSerial ?? true);
   const started = performance.now();
   const onSerial = (chunk: Uint8Array): void => {
     if (state.failure !== null) return;
@@ -244,10 +286,15 @@ export async function runOnTarget(
     if (state.failure !== null) throw state.failure.error;
     serial.end();
     const report = tap.end();
-    // A target without an exit status: the run ended when the TAP stream did (or a deadline).
-    const exit: ExitInfo = target.reportsExit ? end.exit : { kind: "none" };
+    // Without a meaningful exit status the run ended when the TAP stream did (or a deadline).
+    const exit = judgedExit(end, {
+      exitless,
+      reportsExit: target.reportsExit,
+      stoppedAtEnd: state.stoppedAtEnd,
+      serialBytes: serial.byteCount,
+    });
     const classification = classify({
-      exit: end.exit.kind === "spawn-error" ? end.exit : exit,
+      exit,
       stderr: end.stderr,
       report,
       tapSeen: serial.tapStarted,

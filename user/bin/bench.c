@@ -6,6 +6,16 @@
  *   spawn_exit_wait  spawn of bin/true, its exit, the parent's wait
  *   user_fault_zero  the first write to a page of an mmap'd region: the #PF from
  *                    user mode, the region lookup, a frame, its mapping, the zeroing
+ * Appel and Li's primitives (self-paging, issue 14), per page:
+ *   trap_kernel      first write to a page of an mmap'd region: the kernel's
+ *                    demand-zero path (a zeroed frame mapped by the kernel)
+ *   trap_upcall      first write to a page of a self-paged region: the fault
+ *                    delivered to our handler, which takes a zeroed frame
+ *                    (frame_alloc), maps it (frame_map) and resumes
+ *   prot1_trap_unprot    frame_protect one page read-only, write it: the
+ *                    handler makes it writable again and resumes
+ *   prot100_trap_unprot  frame_protect 100 pages read-only at once, write each:
+ *                    the handler unprotects each page it is called for
  * Lines: "# BENCH op=OP page_size=4096 region_bytes=B pages=N ticks=T" (N: operations).
  * `bench yield-partner N` is the other side of yield_switch.
  */
@@ -85,6 +95,82 @@ static int bench_fault(void)
 	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
 }
 
+#define SP_PAGES 2048
+#define PROT1_OPS 2000
+#define PROTN_PAGES 100
+#define PROTN_OPS 20
+
+static unsigned char sp_stack[4 * PAGE_SIZE] __attribute__((aligned(16)));
+
+/* The benchmark's fault handler: unprotect a present page, else map a new zeroed frame. */
+static void sp_handler(unsigned long *info)
+{
+	unsigned long page = info[0] & ~(PAGE_SIZE - 1), err = info[1];
+	if (err & 1) {
+		if (sys_frame_protect((void *)page, PAGE_SIZE, PROT_READ | PROT_WRITE) < 0)
+			sys_exit(80);
+	} else {
+		long f = sys_frame_alloc(0);
+		if (f < 0 || sys_frame_map((void *)page, (unsigned long)f, PROT_READ | PROT_WRITE, 0))
+			sys_exit(81);
+	}
+	sys_fault_resume();
+	sys_exit(82);
+}
+
+/* Unmap [p, p+n pages) of a self-paged region and give its frames back. */
+static int sp_release(unsigned char *p, unsigned long n)
+{
+	for (unsigned long i = 0; i < n; i++) {
+		long f = sys_frame_query(p + i * PAGE_SIZE, 0);
+		if (f < 0 || sys_frame_unmap(p + i * PAGE_SIZE, PAGE_SIZE) ||
+		    sys_frame_free((unsigned long)f))
+			return 1;
+	}
+	return 0;
+}
+
+static int bench_appel_li(void)
+{
+	unsigned long bytes = (unsigned long)SP_PAGES * PAGE_SIZE;
+	/* The kernel's path for the same access: demand-zero in an mmap'd region. */
+	long k = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
+	if (k < 0)
+		return 1;
+	volatile unsigned char *kp = (volatile unsigned char *)k;
+	unsigned long t0 = tsc();
+	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
+		kp[i] = 1;
+	report("trap_kernel", bytes, SP_PAGES, tsc() - t0);
+	if (sys_munmap((void *)k, bytes))
+		return 1;
+	long r = sys_selfpage(NULL, bytes, 0);
+	if (r < 0 || sys_fault_handler((void *)sp_handler, sp_stack + sizeof(sp_stack)))
+		return 1;
+	volatile unsigned char *p = (volatile unsigned char *)r;
+	t0 = tsc();
+	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
+		p[i] = 1;
+	report("trap_upcall", bytes, SP_PAGES, tsc() - t0);
+	t0 = tsc();
+	for (int i = 0; i < PROT1_OPS; i++) {
+		sys_frame_protect((void *)p, PAGE_SIZE, PROT_READ);
+		p[0] = 2;
+	}
+	report("prot1_trap_unprot", PAGE_SIZE, PROT1_OPS, tsc() - t0);
+	t0 = tsc();
+	for (int i = 0; i < PROTN_OPS; i++) {
+		sys_frame_protect((void *)p, PROTN_PAGES * PAGE_SIZE, PROT_READ);
+		for (unsigned long j = 0; j < PROTN_PAGES; j++)
+			p[j * PAGE_SIZE] = 3;
+	}
+	report("prot100_trap_unprot", PROTN_PAGES * PAGE_SIZE, PROTN_OPS * PROTN_PAGES,
+	       tsc() - t0);
+	if (sp_release((unsigned char *)r, SP_PAGES) || sys_munmap((void *)r, bytes))
+		return 1;
+	return sys_fault_handler(NULL, NULL) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "yield-partner")) {
@@ -95,5 +181,5 @@ int main(int argc, char **argv)
 			sys_yield();
 		return 0;
 	}
-	return bench_getpid() | bench_yield() | bench_spawn() | bench_fault();
+	return bench_getpid() | bench_yield() | bench_spawn() | bench_fault() | bench_appel_li();
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <proc.h>
 #include <sched.h>
+#include <selfpage.h>
 #include <timer.h>
 #include <smp.h>
 #include <trap.h>
@@ -203,7 +204,10 @@ static void user_exception(struct trap_frame *f, u64 cr2)
 		/*
 		 * Straight to the process's regions: user mode never creates page
 		 * tables (the windows are supervisor-only) and owns no kernel region.
+		 * Self-paged regions go to the process's own handler.
 		 */
+		if (cr2 < USER_END && selfpage_fault(f, cr2))
+			return;
 		const char *why = cr2 < USER_END ? proc_page_fault(cr2, f->error_code)
 						 : vmm_page_fault(f, cr2);
 		if (!why)

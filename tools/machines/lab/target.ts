@@ -18,9 +18,9 @@
 import { execa } from "execa";
 import process from "node:process";
 import { buildPxeTree } from "../../image/pxe.ts";
-import { requestInitrd } from "../../host/initrd.ts";
 import type { BootRequest, Machine, MachineEnd, Target } from "../target.ts";
 import { ensureToolGroups } from "../../host/toolcheck.ts";
+import { requestInitrd } from "../../host/initrd.ts";
 import type { LabMachine } from "./machine.ts";
 import {
   describeSerial,
@@ -90,6 +90,7 @@ export class LabTarget implements Target {
       cmdline: request.cmdline,
       out: m.tftpRoot,
       firmware: [m.boot.firmware],
+      image: request.image,
       initrd: requestInitrd(request),
     });
     let session: SerialSession | null = null;

@@ -1,0 +1,215 @@
+/**
+ * `deno task test [runner options] [test files] [-- deno test options]`: checks the
+ * system tools, runs the kernel tests (run/matrix.ts: every selected
+ * configuration, in parallel, with a live console), writes the kernel report,
+ * then runs every Deno test with `deno test` (the toolchain's tests, and
+ * tests/kernel_test.ts, which presents the kernel report as Deno tests), and
+ * ends with one line: `tests: N passed, N failed, N skipped`, counted from
+ * deno test's JUnit report.
+ *
+ * Runner options are in the command table (command_table.ts; `--help`). With
+ * `--kernel-only` no Deno test runs and the line is counted from the kernel
+ * report, the same way.
+ */
+import { join } from "node:path";
+import { BUILD_DIR, ROOT } from "../paths.ts";
+import {
+  checkForeign,
+  foreignSourceOf,
+  kernelTestOptions,
+  listCommand,
+  prepareTestRun,
+} from "./commands.ts";
+import { loadProject, type ProjectImage } from "./project.ts";
+import { ConsoleReporter } from "./console.ts";
+import { FLAKY_MARK, notRunCount } from "./deno_steps.ts";
+import { toJunit } from "../core/junit.ts";
+import { ensureToolGroups } from "../host/toolcheck.ts";
+import { writeReportHtml } from "../report/html.ts";
+import { runKernelTests } from "../run/matrix.ts";
+import { parseRunnerArgs, type RunnerArgs, TEST_SILENCE_MS, userPath } from "./options.ts";
+import { type Counts, type KernelReport, summaryLine } from "../core/record.ts";
+
+export { summaryLine, TEST_SILENCE_MS };
+export type { Counts };
+
+interface Case {
+  name: string;
+  classname: string;
+  failure?: string;
+  skipped: boolean;
+}
+
+const STEP_FAILED = /^\d+ test steps? failed/;
+
+/**
+ * Count a Deno JUnit report. Deno lists a test with steps as a test case of
+ * its own next to one case per step ("parent > step"): such a parent is only
+ * a container and is counted only if it failed for a reason of its own. A
+ * passing case whose name ends in the flaky mark counts as flaky.
+ */
+export function countJunit(xml: string): Counts {
+  const cases: Case[] = [];
+  const re =
+    /<testcase\s+name="([^"]*)"\s+classname="([^"]*)"[^>]*?(?:\/>|>([\s\S]*?)<\/testcase>)/g;
+  for (const m of xml.matchAll(re)) {
+    const body = m[3] ?? "";
+    const failure = /<failure\s+message="([^"]*)"/.exec(body)?.[1] ??
+      (/<(failure|error)\b/.test(body) ? "" : undefined);
+    cases.push({ name: m[1], classname: m[2], failure, skipped: /<skipped\b/.test(body) });
+  }
+  const counts: Counts = { passed: 0, failed: 0, skipped: 0, flaky: 0, notRun: 0 };
+  const parents = new Set<string>();
+  for (const c of cases) {
+    const i = c.name.lastIndexOf(" &gt; ");
+    if (i > 0) parents.add(`${c.classname}\n${c.name.slice(0, i)}`);
+  }
+  for (const c of cases) {
+    const isParent = parents.has(`${c.classname}\n${c.name}`);
+    if (isParent && (c.failure === undefined || STEP_FAILED.test(c.failure))) continue;
+    if (c.failure !== undefined) counts.failed++;
+    else if (c.skipped && notRunCount(c.name) > 0) {
+      counts.notRun = (counts.notRun ?? 0) + notRunCount(c.name);
+    } else if (c.skipped) counts.skipped++;
+    else if (c.name.endsWith(FLAKY_MARK)) counts.flaky++;
+    else counts.passed++;
+  }
+  return counts;
+}
+
+/**
+ * The directories in use: the kernel tree and its build (OUROBOROS_ROOT,
+ * OUROBOROS_BUILD_DIR: the e2e tests point them at broken kernels), reports
+ * and serial logs (OUROBOROS_REPORT_DIR, OUROBOROS_LOG_DIR: tests that run
+ * this command keep the real run's files intact).
+ */
+function dirs(): { root: string; outDir?: string; reportDir: string; logDir: string } {
+  const root = Deno.env.get("OUROBOROS_ROOT") ?? ROOT;
+  const outDir = Deno.env.get("OUROBOROS_BUILD_DIR");
+  const buildDir = outDir ?? (root === ROOT ? BUILD_DIR : join(root, "build"));
+  return {
+    root,
+    outDir,
+    reportDir: Deno.env.get("OUROBOROS_REPORT_DIR") ?? join(buildDir, "reports"),
+    logDir: Deno.env.get("OUROBOROS_LOG_DIR") ?? join(buildDir, "logs"),
+  };
+}
+
+/**
+ * True if the `deno test` arguments leave `file` in: no files named, or one
+ * of them is it or a directory holding it.
+ */
+export function selectsTestFile(denoArgs: readonly string[], file: string): boolean {
+  const files = denoArgs.filter((a) => !a.startsWith("-"));
+  if (files.length === 0) return true;
+  return files.some((f) => {
+    const p = f.replace(/^\.\//, "").replace(/\/$/, "");
+    return p === "" || p === "." || p === "tests" || p === file;
+  });
+}
+
+/** True if the `deno test` arguments leave tests/kernel_test.ts in. */
+export function selectsKernelTests(denoArgs: readonly string[]): boolean {
+  return selectsTestFile(denoArgs, "tests/kernel_test.ts");
+}
+
+async function writeReports(
+  report: KernelReport,
+  args: RunnerArgs,
+  handoff: string,
+  root: string,
+) {
+  const json = JSON.stringify(report, null, 2) + "\n";
+  await Deno.writeTextFile(handoff, json);
+  await Deno.copyFile(handoff, join(handoff, "..", "kernel.json"));
+  if (args.json !== null) await Deno.writeTextFile(args.json, json);
+  if (args.junit !== null) await Deno.writeTextFile(args.junit, toJunit(report));
+  const index = join(handoff, "..", "index.html");
+  await writeReportHtml(report, root, args.html === null ? [index] : [index, args.html]);
+  console.log(`report: ${args.html ?? index}`);
+}
+
+async function denoTest(rest: string[], reportDir: string, handoff: string | null) {
+  const junit = join(reportDir, `deno-test-${Deno.pid}.xml`);
+  const env: Record<string, string> = {};
+  if (handoff !== null) env.OUROBOROS_KERNEL_REPORT = handoff;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--parallel", `--junit-path=${junit}`, ...rest],
+    cwd: ROOT,
+    stdin: "null",
+    env,
+  }).spawn();
+  const { code } = await child.status;
+  try {
+    const xml = await Deno.readTextFile(junit);
+    await Deno.rename(junit, join(reportDir, "deno-test.xml"));
+    return { code, counts: countJunit(xml) };
+  } catch {
+    console.error(`error: deno test exited with ${code} and wrote no report`);
+    return { code: code || 1, counts: null };
+  }
+}
+
+/**
+ * The image of the project OUROBOROS_PROJECT names, if it names one with an
+ * image (a kernel built by a build of its own); this repository's kernel
+ * otherwise.
+ */
+async function projectImage(): Promise<ProjectImage | null> {
+  const file = Deno.env.get("OUROBOROS_PROJECT");
+  if (file === undefined || file === "") return null;
+  return (await loadProject(userPath(file))).image;
+}
+
+/**
+ * `deno task test`: its command line is read with the command table (a
+ * usage error is thrown); resolves to the exit status.
+ */
+export async function testMain(argv: readonly string[]): Promise<number> {
+  const { args, rest } = parseRunnerArgs(argv);
+  const foreign = foreignSourceOf(args, await projectImage());
+  const stop = await checkForeign(foreign, args.configs);
+  if (stop !== null) return stop;
+  const prepared = await prepareTestRun(args);
+  if (typeof prepared === "number") return prepared;
+  const lab = prepared.lab;
+  if (args.list) return await listCommand(dirs(), args);
+
+  const { root, outDir, reportDir, logDir } = dirs();
+  await Deno.mkdir(reportDir, { recursive: true });
+  let handoff: string | null = null;
+  let report: KernelReport | null = null;
+  if (args.html !== null && !args.kernelOnly && !selectsKernelTests(rest)) {
+    console.error(
+      "error: --html needs the kernel tests, and these deno test arguments leave them out",
+    );
+    return 2;
+  }
+  if (args.kernelOnly || selectsKernelTests(rest)) {
+    report = await runKernelTests(
+      kernelTestOptions({ root, outDir, logDir, foreign }, args, lab, new ConsoleReporter()),
+    );
+    handoff = join(reportDir, `kernel-${Deno.pid}.json`);
+    await writeReports(report, args, handoff, root);
+  }
+  if (args.kernelOnly) {
+    console.log(summaryLine(report!.summary));
+    return report!.summary.ok ? 0 : 1;
+  }
+  if (selectsTestFile(rest, "tests/report_html_test.ts")) {
+    // That test opens the HTML report in Chromium: install it here, once, rather than from
+    // inside parallel tests (one apt-get at a time). If it cannot be, the test fails saying why.
+    await ensureToolGroups(["browser"]).catch((e) =>
+      console.error(`warning: ${e instanceof Error ? e.message : e}`)
+    );
+  }
+  try {
+    const { code, counts } = await denoTest(rest, reportDir, handoff);
+    console.log(summaryLine(counts ?? { passed: 0, failed: 1, skipped: 0, flaky: 0 }));
+    if (counts === null) return code;
+    // A run that counted a failure fails, even if deno test said otherwise.
+    return code !== 0 ? code : counts.failed > 0 ? 1 : 0;
+  } finally {
+    if (handoff !== null) await Deno.remove(handoff).catch(() => {});
+  }
+}

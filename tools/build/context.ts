@@ -1,0 +1,23 @@
+/**
+ * What every phase of a build shares: where it reads and writes, the
+ * layout, and the tools (each with its identity, part of every key).
+ */
+import type { Layout } from "../../linker/layout.ts";
+
+export interface BuildContext {
+  /** Repository root: commands run here, labels are relative to it. */
+  root: string;
+  /** Kernel sources (`<root>/kernel` unless the project says otherwise). */
+  kernelDir: string;
+  /** Output directory; generated files in `gen`, objects in `obj`. */
+  out: string;
+  gen: string;
+  obj: string;
+  layout: Layout;
+  cc: string;
+  /** Extra C flags of this build. */
+  extraCFlags: readonly string[];
+  /** `tool: version line` of the C compiler, NASM and ld. */
+  ids: { cc: string; nasm: string; ld: string };
+  log: (line: string) => void;
+}

@@ -1,0 +1,144 @@
+/**
+ * The build's engine: keyed steps. Every output carries a key: the SHA-256
+ * of the tool's identity, the command, the flags and the contents of every
+ * input (sources and the headers the compiler reported as dependencies). An
+ * output whose key is unchanged is not rebuilt, so a second build with
+ * nothing changed runs nothing.
+ */
+import { execa } from "execa";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+
+/** A compiler, assembler or linker failure, with the tool's own output. */
+export class BuildError extends Error {
+  constructor(
+    /** The failing file (a source, or the image for link errors). */
+    readonly file: string,
+    /** The tool's output, unchanged. */
+    readonly output: string,
+  ) {
+    super(`build failed: ${file}\n${output}`);
+    this.name = "BuildError";
+  }
+}
+
+export async function sha256(data: string | Uint8Array): Promise<string> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export async function readOrNull(path: string): Promise<Uint8Array | null> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+/** Write a file only if its content differs, so its consumers' keys stay put. */
+export async function writeIfChanged(path: string, content: string): Promise<void> {
+  const old = await readOrNull(path);
+  if (old && new TextDecoder().decode(old) === content) return;
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, content);
+}
+
+/** Files listed in a make-style dependency file, or [] if there is none. */
+async function depfileInputs(path: string, cwd: string): Promise<string[]> {
+  const raw = await readOrNull(path);
+  if (!raw) return [];
+  const text = new TextDecoder().decode(raw).replace(/\\\n/g, " ");
+  const rules = text.split("\n").filter((l) => l.includes(":"));
+  const deps = rules.flatMap((l) => l.slice(l.indexOf(":") + 1).trim().split(/\s+/));
+  // The compiler ran in cwd: relative dependencies are relative to it.
+  return [...new Set(deps.filter(Boolean).map((d) => resolve(cwd, d)))];
+}
+
+/** Key of a command over its inputs' contents; a missing input gives a fresh key. */
+export async function keyOf(command: string[], inputs: string[]): Promise<string> {
+  const parts = [command.join("\0")];
+  for (const f of [...inputs].sort()) {
+    const data = await readOrNull(f);
+    parts.push(f, data ? await sha256(data) : "missing");
+  }
+  return sha256(parts.join("\n"));
+}
+
+async function run(cmd: string[], cwd: string, file: string): Promise<void> {
+  const r = await execa(cmd[0], cmd.slice(1), { cwd, reject: false, all: true });
+  if (r.failed) {
+    const out = String(r.all || r.message);
+    throw new BuildError(file, out);
+  }
+}
+
+export interface Step {
+  /** The output file. */
+  output: string;
+  /** The command that makes it. */
+  command: string[];
+  /** Inputs besides those the depfile lists. */
+  inputs: string[];
+  /** Depfile the command writes, if any. */
+  depfile?: string;
+  /** Name for logs and errors. */
+  label: string;
+  /** Identity of the tool (its version line), so an upgrade rebuilds. */
+  toolId: string;
+}
+
+/** Run a step unless its key is unchanged; returns true if it ran. */
+export async function runStep(step: Step, cwd: string): Promise<boolean> {
+  const keyFile = step.output + ".key";
+  const deps = step.depfile ? await depfileInputs(step.depfile, cwd) : [];
+  const key = await keyOf([step.toolId, ...step.command], [...step.inputs, ...deps]);
+  const old = await readOrNull(keyFile);
+  const have = await readOrNull(step.output);
+  if (have && old && new TextDecoder().decode(old) === key) return false;
+  await mkdir(dirname(step.output), { recursive: true });
+  await rm(keyFile, { force: true });
+  await run(step.command, cwd, step.label);
+  // The key must cover the dependencies of the build that just ran.
+  const newDeps = step.depfile ? await depfileInputs(step.depfile, cwd) : [];
+  await writeFile(
+    keyFile,
+    await keyOf([step.toolId, ...step.command], [...step.inputs, ...newDeps]),
+  );
+  return true;
+}
+
+/** Run steps with at most `limit` at once; the first failure is rethrown. */
+export async function runAll(
+  steps: Step[],
+  cwd: string,
+  limit: number,
+  log: (l: string) => void,
+): Promise<string[]> {
+  const ran: string[] = [];
+  const queue = [...steps];
+  const errors: unknown[] = [];
+  const worker = async () => {
+    for (let s = queue.shift(); s; s = queue.shift()) {
+      try {
+        if (await runStep(s, cwd)) {
+          log(s.label);
+          ran.push(s.label);
+        }
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
+  if (errors.length) throw errors[0];
+  return ran.sort();
+}
+
+/** First line of `tool --version` (or -v), or a BuildError if the tool does not run. */
+export async function toolIdentity(tool: string, flag = "--version"): Promise<string> {
+  const r = await execa(tool, [flag], { reject: false });
+  if (r.failed) throw new BuildError(tool, `cannot run ${tool}: ${r.shortMessage ?? r.message}`);
+  return `${tool}: ${String(r.stdout).split("\n")[0]}`;
+}
