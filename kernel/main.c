@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <serial.h>
 #include <smap.h>
+#include <smp.h>
 #include <timer.h>
 #include <trap.h>
 #include <vmm.h>
@@ -45,9 +46,10 @@ static void boot_windows(void)
 	u64 initrd_len;
 	sched_init();
 	timer_init();
+	smp_init();
 	(void)initrd_get(&initrd, &initrd_len); /* -E_NOENT without a boot module: nothing mapped */
 	(void)cow_init(); /* -E_NOMEM: the first fork tries again */
-	kprintf("# boot: the LAPIC, initrd and copy-on-write windows took %llu frames\n",
+	kprintf("# boot: the LAPIC, initrd and copy-on-write windows and the CPUs' stacks took %llu frames\n",
 		before - free_frame_count());
 }
 

@@ -52,5 +52,23 @@ export const UART: readonly ArchConstant[] = [
   k("UART_LSR_THR_EMPTY", bit(5), "LSR: the transmitter can take a byte"),
 ];
 
+/**
+ * Local APIC registers and interrupt-command bits SMP uses (Intel SDM Vol. 3A
+ * §11.4.1 Table 11-1, §11.6.1 Figure 11-12), and the AP trampoline's page.
+ */
+export const APIC: readonly ArchConstant[] = [
+  k("LAPIC_ID", 0x20, "LAPIC register: the APIC ID in bits 31..24"),
+  k("LAPIC_ID_SHIFT", 24, "LAPIC ID register: shift of the ID"),
+  k("LAPIC_ICR_LO", 0x300, "LAPIC register: interrupt command, low word (writing sends)"),
+  k("LAPIC_ICR_HI", 0x310, "LAPIC register: interrupt command, destination in bits 31..24"),
+  k("ICR_DEST_SHIFT", 24, "ICR high word: shift of the destination APIC ID"),
+  k("ICR_DELIVERY_FIXED", 0, "ICR: fixed delivery of the vector"),
+  k("ICR_DELIVERY_INIT", 5 << 8, "ICR: INIT"),
+  k("ICR_DELIVERY_STARTUP", 6 << 8, "ICR: start-up IPI (vector = page number of the code)"),
+  k("ICR_DELIVERY_PENDING", bit(12), "ICR: send pending (read-only)"),
+  k("ICR_LEVEL_ASSERT", bit(14), "ICR: level assert"),
+  k("TRAMPOLINE_PHYS", 0x8000, "physical page the APs start in (below 1 MiB, RAM everywhere)"),
+];
+
 /** Every architectural constant, in a fixed order. */
-export const ARCH_CONSTANTS: readonly ArchConstant[] = [...EFER, ...CPUID, ...UART];
+export const ARCH_CONSTANTS: readonly ArchConstant[] = [...EFER, ...CPUID, ...UART, ...APIC];

@@ -77,6 +77,8 @@ export const ERRORS: readonly ErrorCode[] = [
   { name: "CPIO_BOUNDS", nr: 50, doc: "a cpio name or file runs past the archive's end" },
   { name: "CPIO_NAME", nr: 51, doc: "a cpio name is empty or not NUL-terminated" },
   { name: "CPIO_TRAILER", nr: 52, doc: "a cpio archive ends without its trailer" },
+  // SMP (kernel/arch/x86_64/smp.c).
+  { name: "TIMEDOUT", nr: 64, doc: "another CPU did not answer in time" },
 ];
 
 /** Highest error number plus one (the size of a table indexed by number). */

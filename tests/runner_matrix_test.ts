@@ -52,7 +52,9 @@ Deno.test("configs: one table, unique names, the default in it", () => {
   const names = CONFIGS.map((c) => c.name);
   assert.equal(new Set(names).size, names.length);
   assert.ok(names.includes(DEFAULT_CONFIG));
-  for (const want of ["pc", "q35", "qemu64", "max", "haswell", "smp2", "mem-32m", "mem-4g"]) {
+  for (
+    const want of ["pc", "q35", "qemu64", "max", "haswell", "smp2", "smp4", "mem-32m", "mem-4g"]
+  ) {
     assert.ok(names.includes(want), want);
   }
   assert.ok(CONFIGS.every((c) => c.description.length > 0));
@@ -73,6 +75,7 @@ Deno.test("configs: the QEMU arguments say what the configuration says", () => {
   assert.equal(argOf(args("mem-4g"), "-m"), "4G");
   assert.equal(argOf(args("mem-32m"), "-m"), "32M");
   assert.equal(argOf(args("smp2"), "-smp"), "2");
+  assert.equal(argOf(args("smp4"), "-smp"), "4");
   assert.equal(argOf(args("max"), "-cpu"), "max");
   assert.equal(argOf(args("microvm"), "-cpu"), undefined);
   // TCG does not emulate these four: they are turned off rather than warned about.

@@ -115,6 +115,8 @@ for (
     "leak",
     "leak-kept",
     "kstack-overflow",
+    "lock-order",
+    "lock-switch",
   ]
 ) {
   runs.set(name, selftest(name));
@@ -269,6 +271,21 @@ Deno.test("selftest: the kernel reading a user page outside the copy routines is
     /SMAP: the kernel accessed a user page outside the user-copy/,
   );
   assert.ok(functionsOf(r).includes("st_smap"), functionsOf(r).join(" "));
+});
+
+Deno.test("selftest: locks taken against their order are caught, naming both", async () => {
+  const r = await get("lock-order");
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(
+    r.crash?.reason ?? "",
+    /lock order violation on CPU 0: taking 'selftest-low' \(order 1\) while holding 'selftest-high' \(order 30\)/,
+  );
+});
+
+Deno.test("selftest: a lock held across a context switch is caught, naming it", async () => {
+  const r = await get("lock-switch");
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(r.crash?.reason ?? "", /lock 'selftest-held' held across a context switch/);
 });
 
 Deno.test("selftest: a failed assertion carries expected, actual and file:line", async () => {

@@ -29,6 +29,9 @@
 /* Load the kernel GDT and the TSS whose IST stacks catch #DF, NMI and #MC. */
 void gdt_init(void);
 
+/* The same for CPU `cpu` (its own GDT, TSS and IST stacks); gdt_init is gdt_init_cpu(0). */
+void gdt_init_cpu(u32 cpu);
+
 /*
  * The stack the CPU switches to when an interrupt or exception arrives in
  * user mode (TSS.RSP0): the top of the running thread's kernel stack.

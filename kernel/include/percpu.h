@@ -1,7 +1,7 @@
 /*
  * The per-CPU area, reached through GS in the kernel. Each CPU has its own
- * (cpus[] is indexed by CPU number; only CPU 0 runs today, the SMP work
- * starts the others with percpu_init(n)). In user mode GS belongs to the
+ * (cpus[] is indexed by CPU number, 0 the boot CPU; smp.c starts the
+ * others, each calling percpu_init(n) first). In user mode GS belongs to the
  * process: every entry from user mode (syscall, interrupt, exception) runs
  * swapgs first and every return to user mode runs it last, so the kernel's
  * GS base sits in IA32_KERNEL_GS_BASE while user code runs.
@@ -9,6 +9,7 @@
 #ifndef OUROBOROS_PERCPU_H
 #define OUROBOROS_PERCPU_H
 
+#include <spinlock.h>
 #include <types.h>
 
 /* CPUs the kernel has room for. */
@@ -22,6 +23,7 @@
 #define PERCPU_CURRENT_STR "24"
 
 struct proc;
+struct spinlock;
 
 struct percpu {
 	struct percpu *self; /* gs:0: the area's own address */
@@ -30,7 +32,16 @@ struct percpu {
 	struct proc *current; /* the thread this CPU runs */
 	u32 cpu_id;
 	bool need_resched;   /* the timer asks for a switch before returning to user mode */
+	u32 apic_id;         /* its local APIC's ID (smp.c) */
+	u64 ticks;           /* timer interrupts this CPU took */
+	/* Locks this CPU holds, in the order taken (spinlock.c). */
+	u32 nheld;
+	bool irq_was_on; /* interrupts were on before the outermost lock */
+	struct spinlock *held[LOCK_HELD_MAX];
 };
+
+/* The area of CPU `cpu` (any CPU's, for the SMP code and its tests). */
+struct percpu *percpu_of(u32 cpu);
 
 /* MSRs (SDM Vol. 4 Table 2-2). */
 #define MSR_GS_BASE 0xC0000101u

@@ -36,6 +36,7 @@
 #define IRQ_VECTOR_FIRST 32
 #define IRQ_VECTORS 16
 #define VEC_TIMER IRQ_VECTOR_FIRST /* the local APIC timer */
+#define VEC_IPI_CALL (IRQ_VECTOR_FIRST + 1) /* smp.c: run a function on another CPU */
 #define VEC_SPURIOUS 255           /* the local APIC's spurious vector (low 4 bits set) */
 /* Not a vector: marks a trap frame built by the syscall entry. */
 #define VEC_SYSCALL 0x100
@@ -58,6 +59,9 @@ static inline bool trap_from_user(const struct trap_frame *f)
 
 /* Build and load the IDT: every exception vector goes to trap_dispatch. */
 void idt_init(void);
+
+/* Load the (shared) IDT on this CPU: application processors after idt_init. */
+void idt_load(void);
 
 /* Called by isr.asm with the frame; returns to resume at frame->rip. */
 void trap_dispatch(struct trap_frame *frame);

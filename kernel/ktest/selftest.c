@@ -19,6 +19,7 @@
 #include <serial.h>
 #include <smap.h>
 #include <pmm.h>
+#include <spinlock.h>
 #include <string.h>
 
 /* Bytes of garbage for `selftest=garbage`: a few hundred, as the runner expects. */
@@ -159,6 +160,25 @@ static void st_smap(void)
 	panic("selftest: the kernel read 0x%x from a user page without a fault", v);
 }
 
+/* Take two locks against their documented order: the check must panic naming both. */
+static void st_lock_order(void)
+{
+	static struct spinlock high = SPINLOCK_INIT("selftest-high", LOCK_ORDER_PMM);
+	static struct spinlock low = SPINLOCK_INIT("selftest-low", LOCK_ORDER_TEST);
+	spin_lock(&high);
+	spin_lock(&low);
+	panic("selftest: taking locks out of order went unnoticed");
+}
+
+/* Hold a lock into a context switch: the scheduler's check must panic naming it. */
+static void st_lock_switch(void)
+{
+	static struct spinlock held = SPINLOCK_INIT("selftest-held", LOCK_ORDER_TEST);
+	spin_lock(&held);
+	sched_yield();
+	panic("selftest: a lock held across a context switch went unnoticed");
+}
+
 /* Take a frame, map a page in an empty slot (a PDPT, a PD and a PT), give none of it back. */
 static void st_leak(void)
 {
@@ -183,6 +203,8 @@ static const struct ktest selftests[] = {
 	SELFTEST("oracle-lie", st_oracle_lie),
 	SELFTEST("smep", st_smep),
 	SELFTEST("smap", st_smap),
+	SELFTEST("lock-order", st_lock_order),
+	SELFTEST("lock-switch", st_lock_switch),
 	SELFTEST("leak", st_leak),
 	SELFTEST_SUITE(KTEST_KEEPS_MEMORY, "selftest: it keeps what it takes, and says so"),
 	SELFTEST("leak-kept", st_leak),

@@ -44,6 +44,7 @@
 #include <paging.h>
 #include <panic.h>
 #include <pmm.h>
+#include <spinlock.h>
 #include <pte.h>
 #include <printf.h>
 #include <string.h>
@@ -87,6 +88,13 @@ static u64 clean_entries; /* entries [0, clean_entries) hold init's frames */
 static u64 clean_pages;   /* pages [0, clean_pages) are init's frames */
 static u64 mark_salt;     /* per boot: a mark left by an earlier boot does not count */
 #endif
+
+/*
+ * Every CPU may allocate and free: one lock over the stack (spinlock.h's
+ * order). Not enough alone: a stack page unmapped here may still be in
+ * another CPU's TLB until the kernel-half shootdown exists (issue 16).
+ */
+static struct spinlock pmm_lock = SPINLOCK_INIT("pmm", LOCK_ORDER_PMM);
 
 /* Virtual address of stack page k. */
 static u64 page_va(u64 k)
@@ -380,40 +388,50 @@ int pmm_inject_parse(const char *spec)
 
 int pmm_alloc(u64 *frame)
 {
-	if (inject.mode != INJECT_OFF && inject_this_call()) {
+	spin_lock(&pmm_lock);
+	int err = -E_NOMEM;
+	if (inject.mode != INJECT_OFF && inject_this_call())
 		inject.failures++;
-		return -E_NOMEM;
+	else if (depth + pages > reserved) { /* reserved frames are only for pmm_alloc_reserved */
+		*frame = pop();
+		err = 0;
 	}
-	if (depth + pages <= reserved)
-		return -E_NOMEM;
-	*frame = pop();
-	return 0;
+	spin_unlock(&pmm_lock);
+	return err;
 }
 
 int pmm_reserve(u64 n)
 {
-	if (n > depth + pages - reserved)
-		return -E_NOMEM;
-	reserved += n;
-	return 0;
+	spin_lock(&pmm_lock);
+	int err = n > depth + pages - reserved ? -E_NOMEM : 0;
+	if (err == 0)
+		reserved += n;
+	spin_unlock(&pmm_lock);
+	return err;
 }
 
 void pmm_unreserve(u64 n)
 {
+	spin_lock(&pmm_lock);
 	if (n > reserved)
 		panic("pmm: unreserve %llu frames, %llu reserved", n, reserved);
 	reserved -= n;
+	spin_unlock(&pmm_lock);
 }
 
 u64 pmm_alloc_reserved(void)
 {
+	spin_lock(&pmm_lock);
 	if (!reserved || depth + pages < reserved)
 		panic("pmm: a reserved frame is missing (%llu reserved)", reserved);
 	reserved--;
-	return pop();
+	u64 frame = pop();
+	spin_unlock(&pmm_lock);
+	return frame;
 }
 
-int pmm_free(u64 frame)
+/* pmm_free with the lock held. */
+static int free_locked(u64 frame)
 {
 	if (!IS_ALIGNED(frame, PAGE_SIZE) || !range_of(frame))
 		return -E_INVAL; /* the kernel's and the loader's frames are not in any range */
@@ -428,6 +446,14 @@ int pmm_free(u64 frame)
 	return 0;
 }
 
+int pmm_free(u64 frame)
+{
+	spin_lock(&pmm_lock);
+	int err = free_locked(frame);
+	spin_unlock(&pmm_lock);
+	return err;
+}
+
 bool pmm_manages(u64 frame)
 {
 	return IS_ALIGNED(frame, PAGE_SIZE) && range_of(frame);
@@ -435,15 +461,17 @@ bool pmm_manages(u64 frame)
 
 void pmm_get_stats(struct pmm_stats *out)
 {
+	spin_lock(&pmm_lock);
 	out->total = total;
 	out->free = depth + pages;
 	out->used = total - out->free;
 	out->reserved = reserved;
+	spin_unlock(&pmm_lock);
 }
 
 u64 pmm_nr_free(void)
 {
-	return depth + pages;
+	return __atomic_load_n(&depth, __ATOMIC_RELAXED) + __atomic_load_n(&pages, __ATOMIC_RELAXED);
 }
 
 void pmm_get_stack_info(struct pmm_stack_info *out)

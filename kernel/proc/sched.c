@@ -14,6 +14,7 @@
 #include <pmm.h>
 #include <proc.h>
 #include <sched.h>
+#include <spinlock.h>
 #include <string.h>
 #include <timer.h>
 #include <trap.h>
@@ -94,6 +95,7 @@ static void switch_to_next(void)
 {
 	struct percpu *cpu = this_cpu();
 	struct proc *prev = cpu->current, *next;
+	lock_check_switch("switch_to_next");
 	while (!(next = rq_pop())) {
 		/* Idle until an interrupt (the timer) makes someone runnable. */
 		__asm__ volatile("sti; hlt; cli" : : : "memory");
@@ -122,6 +124,7 @@ void sched_thread_begin(void)
 void sched_yield(void)
 {
 	struct proc *cur = sched_current();
+	lock_check_switch("sched_yield");
 	if (!run_head)
 		return;
 	cur->state = PROC_RUNNABLE;

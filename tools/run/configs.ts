@@ -102,10 +102,17 @@ export const CONFIGS: readonly MachineConfig[] = [
   },
   {
     name: "smp2",
-    description: "two CPUs (the kernel runs on the first; the second must not disturb it)",
+    description: "two CPUs (the MADT lists both; the kernel starts the second)",
     machine: DEFAULT_MACHINE,
     memory: DEFAULT_MEMORY,
     smp: 2,
+  },
+  {
+    name: "smp4",
+    description: "four CPUs (QEMU's multi-threaded TCG runs them on the host's cores)",
+    machine: DEFAULT_MACHINE,
+    memory: DEFAULT_MEMORY,
+    smp: 4,
   },
 ];
 

@@ -8,6 +8,7 @@
 #include <gdt.h>
 #include <layout.h>
 #include <panic.h>
+#include <percpu.h>
 #include <string.h>
 
 /* Segment-descriptor access byte (Intel SDM Vol. 3A §3.4.5). */
@@ -45,10 +46,14 @@ struct descriptor_pointer {
 	u64 base;
 } PACKED;
 
-/* Written by the CPU too: ltr sets the busy bit in the TSS descriptor. */
-static u64 gdt[GDT_ENTRIES] __attribute__((aligned(16)));
-static struct tss tss __attribute__((aligned(16)));
-static u8 ist_stacks[IST_COUNT][IST_STACK_SIZE] __attribute__((aligned(PAGE_SIZE)));
+/*
+ * One GDT, TSS and set of IST stacks per CPU: ltr marks a TSS descriptor
+ * busy (the CPU writes it), so two CPUs cannot share one, and each needs
+ * its own RSP0 and emergency stacks.
+ */
+static u64 gdts[MAX_CPUS][GDT_ENTRIES] __attribute__((aligned(16)));
+static struct tss tsss[MAX_CPUS] __attribute__((aligned(16)));
+static u8 ist_stacks[MAX_CPUS][IST_COUNT][IST_STACK_SIZE] __attribute__((aligned(PAGE_SIZE)));
 
 /* A flat code or data descriptor (base and limit are ignored in long mode). */
 static u64 segment_descriptor(u32 access, u32 flags)
@@ -67,9 +72,9 @@ static void tss_descriptor(u64 base, u32 limit, u64 *lo, u64 *hi)
 }
 
 /* Load gdt, reload CS with a far return and the data segments, then the TSS. */
-static void gdt_load(void)
+static void gdt_load(u64 *gdt)
 {
-	struct descriptor_pointer gdtr = {sizeof(gdt) - 1, (u64)gdt};
+	struct descriptor_pointer gdtr = {sizeof(gdts[0]) - 1, (u64)gdt};
 	__asm__ volatile("lgdt %0\n\t"
 			 "pushq %1\n\t"
 			 "leaq 1f(%%rip), %%rax\n\t"
@@ -87,6 +92,14 @@ static void gdt_load(void)
 
 void gdt_init(void)
 {
+	gdt_init_cpu(0);
+}
+
+void gdt_init_cpu(u32 cpu)
+{
+	ASSERT(cpu < MAX_CPUS);
+	u64 *gdt = gdts[cpu];
+	struct tss *tss = &tsss[cpu];
 	u32 code = SEG_PRESENT | SEG_CODE_DATA | SEG_EXEC | SEG_RW | SEG_ACCESSED;
 	u32 data = SEG_PRESENT | SEG_CODE_DATA | SEG_RW | SEG_ACCESSED;
 	gdt[GDT_NULL] = 0;
@@ -100,24 +113,24 @@ void gdt_init(void)
 	ASSERT(GDT_SYSRET_BASE + 8 == GDT_USER_DS_BASE && GDT_SYSRET_BASE + 16 == GDT_USER_CS_BASE);
 	ASSERT(GDT_TSS_LO * sizeof(u64) == GDT_TSS);
 
-	memset(&tss, 0, sizeof(tss));
+	memset(tss, 0, sizeof(*tss));
 	/* ist[] is 0-based in the structure, IST numbers are 1-based. */
 	for (int i = 0; i < IST_COUNT; i++)
-		tss.ist[i] = (u64)ist_stacks[i] + IST_STACK_SIZE;
-	tss.iomap_base = sizeof(tss); /* no I/O permission bitmap */
-	tss_descriptor((u64)&tss, sizeof(tss) - 1, &gdt[GDT_TSS_LO], &gdt[GDT_TSS_HI]);
-	gdt_load();
+		tss->ist[i] = (u64)ist_stacks[cpu][i] + IST_STACK_SIZE;
+	tss->iomap_base = sizeof(*tss); /* no I/O permission bitmap */
+	tss_descriptor((u64)tss, sizeof(*tss) - 1, &gdt[GDT_TSS_LO], &gdt[GDT_TSS_HI]);
+	gdt_load(gdt);
 }
 
 void tss_set_kernel_stack(u64 top)
 {
-	tss.rsp[0] = top;
+	tsss[this_cpu()->cpu_id].rsp[0] = top;
 }
 
 bool ist_stack_contains(u64 addr, u64 *lo, u64 *hi)
 {
-	for (int i = 0; i < IST_COUNT; i++) {
-		u64 base = (u64)ist_stacks[i];
+	for (int i = 0; i < MAX_CPUS * IST_COUNT; i++) {
+		u64 base = (u64)ist_stacks[i / IST_COUNT][i % IST_COUNT];
 		if (addr >= base && addr < base + IST_STACK_SIZE) {
 			*lo = base;
 			*hi = base + IST_STACK_SIZE;

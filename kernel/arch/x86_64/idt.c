@@ -68,6 +68,11 @@ void idt_init(void)
 	for (int i = 0; i < IRQ_VECTORS; i++)
 		idt_set_gate(IRQ_VECTOR_FIRST + i, irq_stub_table[i], 0);
 	idt_set_gate(VEC_SPURIOUS, spurious_stub, 0);
+	idt_load();
+}
+
+void idt_load(void)
+{
 	struct descriptor_pointer idtr = {sizeof(idt) - 1, (u64)idt};
 	lidt(&idtr);
 }

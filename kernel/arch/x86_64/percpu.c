@@ -22,6 +22,12 @@ void percpu_init(u32 cpu)
 	wrmsr(MSR_KERNEL_GS_BASE, 0);
 }
 
+struct percpu *percpu_of(u32 cpu)
+{
+	ASSERT(cpu < MAX_CPUS);
+	return &cpus[cpu];
+}
+
 void percpu_set_kernel_stack(u64 top)
 {
 	this_cpu()->kernel_rsp = top;

@@ -7,8 +7,10 @@
  */
 #include <cpu.h>
 #include <io.h>
+#include <lapic.h>
 #include <layout.h>
 #include <panic.h>
+#include <percpu.h>
 #include <printf.h>
 #include <sched.h>
 #include <timer.h>
@@ -56,12 +58,12 @@ static u64 lapic_hz, tsc_hz, tsc_start;
 /* ns = tsc * ns_mult >> 32 (tsc_hz >= 2^32 / 2^30 keeps it in range: see clock_ns). */
 static u64 ns_mult;
 
-static u32 lapic_read(u32 reg)
+u32 lapic_read(u32 reg)
 {
 	return lapic[reg / sizeof(u32)];
 }
 
-static void lapic_write(u32 reg, u32 value)
+void lapic_write(u32 reg, u32 value)
 {
 	lapic[reg / sizeof(u32)] = value;
 }
@@ -107,20 +109,26 @@ static void calibrate(void)
 		panic("timer: calibration failed (LAPIC %llu Hz, TSC %llu Hz)", lapic_hz, tsc_hz);
 }
 
+/* Enable this CPU's local APIC: LINT0/1 masked, spurious vector set. */
+static void lapic_enable(void)
+{
+	wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | APIC_BASE_ENABLE);
+	lapic_write(LAPIC_TPR, 0);
+	lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
+	lapic_write(LAPIC_LVT_LINT1, LVT_MASKED);
+	lapic_write(LAPIC_SVR, SVR_ENABLE | VEC_SPURIOUS);
+}
+
 void timer_init(void)
 {
 	u64 base = rdmsr(MSR_APIC_BASE);
-	wrmsr(MSR_APIC_BASE, base | APIC_BASE_ENABLE);
 	/* Device registers: never executable; QEMU and the MTRRs make the page uncached. */
 	if (map_region(MMIO_BASE, base & APIC_BASE_ADDR_MASK, 1, VMM_WRITE) != 0)
 		panic("timer: cannot map the local APIC");
 	lapic = (volatile u32 *)MMIO_BASE;
 	outb(PIC1_DATA, PIC_MASK_ALL);
 	outb(PIC2_DATA, PIC_MASK_ALL);
-	lapic_write(LAPIC_TPR, 0);
-	lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
-	lapic_write(LAPIC_LVT_LINT1, LVT_MASKED);
-	lapic_write(LAPIC_SVR, SVR_ENABLE | VEC_SPURIOUS);
+	lapic_enable();
 	calibrate();
 	/* 2^32 ns per tsc_hz: ns = tsc * 10^9 / tsc_hz without a 128-bit division. */
 	ns_mult = (NS_PER_SEC << 32) / tsc_hz;
@@ -129,6 +137,21 @@ void timer_init(void)
 	lapic_write(LAPIC_LVT_TIMER, LVT_TIMER_PERIODIC | VEC_TIMER);
 	kprintf("# timer: LAPIC timer %llu Hz (divided by 16), TSC %llu Hz, %d interrupts/s\n",
 		lapic_hz, tsc_hz, TIMER_HZ);
+}
+
+void timer_init_ap(void)
+{
+	/* Every CPU's LAPIC sits at the same physical address: the BSP's window serves all. */
+	ASSERT(lapic && lapic_hz);
+	lapic_enable();
+	lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
+	lapic_write(LAPIC_TIMER_INIT, (u32)(lapic_hz / TIMER_HZ));
+	lapic_write(LAPIC_LVT_TIMER, LVT_TIMER_PERIODIC | VEC_TIMER);
+}
+
+u32 lapic_id(void)
+{
+	return lapic_read(LAPIC_ID) >> LAPIC_ID_SHIFT;
 }
 
 u64 timer_ticks(void)
@@ -154,7 +177,12 @@ u64 clock_ns(void)
 
 void timer_interrupt(struct trap_frame *f)
 {
-	ticks++;
+	struct percpu *c = this_cpu();
+	c->ticks++;
 	lapic_eoi();
+	/* The clock and the scheduler run on the boot CPU; the others only count. */
+	if (c->cpu_id != 0)
+		return;
+	ticks++;
 	sched_tick(f);
 }

@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <selfpage.h>
 #include <timer.h>
+#include <smp.h>
 #include <trap.h>
 #include <uaccess.h>
 #include <vmm.h>
@@ -190,6 +191,8 @@ static void irq_dispatch(struct trap_frame *f)
 {
 	if (f->vector == VEC_TIMER)
 		timer_interrupt(f);
+	else if (f->vector == VEC_IPI_CALL)
+		smp_ipi_call(); /* sends its own EOI */
 	else if (f->vector != VEC_SPURIOUS)
 		lapic_eoi();
 }

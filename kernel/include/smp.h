@@ -1,0 +1,58 @@
+/*
+ * Symmetric multiprocessing: the application processors (APs) the firmware
+ * lists are started at boot (INIT, SIPI, SIPI through a real-mode
+ * trampoline), each with its own GDT, TSS, IST stacks, per-CPU area, kernel
+ * stack with a guard page and LAPIC timer. CPU numbers are dense: 0 is the
+ * boot CPU, then the APs that answered, in MADT order. A CPU that does not
+ * answer within SMP_START_TIMEOUT_MS is reported and left out.
+ */
+#ifndef OUROBOROS_SMP_H
+#define OUROBOROS_SMP_H
+
+#include <acpi.h>
+#include <types.h>
+
+/* How long the BSP waits for an AP to reach ap_entry after its SIPIs. */
+#define SMP_START_TIMEOUT_MS 2000
+/* TRAMPOLINE_PHYS (layout.h): below 1 MiB, its SIPI vector is its page number. */
+#include <layout.h>
+
+/* Find the CPUs and start the APs; prints "# smp: ..." lines. After timer_init. */
+void smp_init(void);
+
+/* CPUs running (the boot CPU included). */
+u32 smp_cpu_count(void);
+
+/* What the firmware listed (for tests). */
+const struct acpi_cpus *smp_firmware_cpus(void);
+
+/* CPUs listed that did not answer in time (left out). */
+u32 smp_cpus_left_out(void);
+
+/*
+ * Start the CPU with APIC ID apic_id as CPU number smp_cpu_count(), waiting
+ * timeout_ms for its answer (the trampoline is mapped and unmapped around
+ * it): 0 (it runs, idle, and is counted), -E_TIMEDOUT (it did not answer:
+ * it is sent INIT again, so it cannot wake later on a stale trampoline, and
+ * its stack is given back), -E_NOMEM, -E_NOSPC (MAX_CPUS reached), or a
+ * map_region error for the trampoline page.
+ */
+int smp_start_cpu(u32 apic_id, u64 timeout_ms);
+
+/*
+ * Run fn(arg) on CPU `cpu` in interrupt context (interrupts off) and wait
+ * until it has returned: 0, -E_INVAL (no such CPU), -E_TIMEDOUT. On the
+ * calling CPU it is a plain call.
+ */
+int smp_call(u32 cpu, void (*fn)(void *arg), void *arg);
+
+/* The IPI handler of VEC_IPI_CALL (trap.c). */
+void smp_ipi_call(void);
+
+/* Bounds of CPU cpu's kernel stack [lo, hi) and its guard page below lo (for tests, reports). */
+void smp_stack_bounds(u32 cpu, u64 *lo, u64 *hi);
+
+/* CPU number whose AP stack guard page holds va, or -1. */
+int smp_stack_guard_cpu(u64 va);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * Spinlocks with a fixed acquisition order and debug checks that cannot be
+ * turned off (they cost a compare or two).
+ *
+ * LOCK ORDER (take lower numbers first; never take a lock whose order is
+ * not above every lock this CPU already holds):
+ *   LOCK_ORDER_TEST      1  selftests and ktests' own locks
+ *   LOCK_ORDER_PMM      30  the frame allocator (pmm.c)
+ * (Planned: the paging operations and the scheduler below the PMM, the TLB
+ * shootdown above it, since a PMM stack page's unmap must be shot down.)
+ * A lock is never held across a context switch (sched.c checks on every
+ * switch). spin_lock disables interrupts and the outermost spin_unlock
+ * restores them.
+ * Violations panic naming the locks: "lock order violation" and
+ * "held across a context switch".
+ */
+#ifndef OUROBOROS_SPINLOCK_H
+#define OUROBOROS_SPINLOCK_H
+
+#include <types.h>
+
+#define LOCK_ORDER_TEST 1
+#define LOCK_ORDER_PMM 30
+/* Locks one CPU may hold at once. */
+#define LOCK_HELD_MAX 8
+#define LOCK_NO_CPU 0xFFFFFFFFu
+
+struct spinlock {
+	u32 locked;
+	u32 cpu; /* holder's CPU number, LOCK_NO_CPU when free */
+	u32 order;
+	const char *name;
+};
+
+#define SPINLOCK_INIT(name_, order_) {0, LOCK_NO_CPU, (order_), (name_)}
+
+/* Take l (interrupts off until the outermost unlock); panics on an order violation. */
+void spin_lock(struct spinlock *l);
+
+/* Release l, the last lock this CPU took (panics otherwise). */
+void spin_unlock(struct spinlock *l);
+
+/* True when this CPU holds l. */
+bool spin_held(const struct spinlock *l);
+
+/* Panic when this CPU holds any lock: called by the scheduler before every switch. */
+void lock_check_switch(const char *where);
+
+/* Locks this CPU holds. */
+u32 locks_held(void);
+
+#endif
