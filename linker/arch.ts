@@ -1,6 +1,6 @@
 /**
  * x86-64 facts both the C and the NASM side of the kernel use: the EFER MSR,
- * the CPUID leaves and bits, and COM1's 16550 UART. Generated into layout.h
+ * the CPUID leaves and bits, CR4's bits, and COM1's 16550 UART. Generated into layout.h
  * and layout.inc with the layout's constants, so neither side defines them.
  */
 
@@ -34,6 +34,20 @@ export const CPUID: readonly ArchConstant[] = [
   k("CPUID_EDX_PAGE1GB", bit(26), "CPUID 80000001H EDX: 1 GiB pages"),
   k("CPUID_EDX_LM", bit(29), "CPUID 80000001H EDX: long mode"),
   k("CPUID_EXT_ADDR_SIZES", 0x8000_0008, "CPUID leaf: EAX[7:0] = MAXPHYADDR"),
+  k("CPUID_FEATURES", 1, "CPUID leaf: basic features (ECX bits below)"),
+  k("CPUID_1_ECX_HYPERVISOR", bit(31), "CPUID 1 ECX: running under a hypervisor"),
+  k("CPUID_HYPERVISOR_LEAF", 0x4000_0000, "CPUID leaf: the hypervisor's vendor signature"),
+  k("CPUID_STRUCT_FEATURES", 7, "CPUID leaf (ECX = 0): structured extended features"),
+  k("CPUID_EBX_SMEP", bit(7), "CPUID 7 EBX: supervisor-mode execution prevention"),
+  k("CPUID_EBX_SMAP", bit(20), "CPUID 7 EBX: supervisor-mode access prevention"),
+];
+
+/** CR4 bits (Intel SDM Vol. 3A §2.5). */
+export const CR4: readonly ArchConstant[] = [
+  k("CR4_PAE", bit(5), "CR4: physical address extension (needed for long mode)"),
+  k("CR4_PCIDE", bit(17), "CR4: process-context identifiers (may only be set in long mode)"),
+  k("CR4_SMEP", bit(20), "CR4: supervisor-mode execution prevention"),
+  k("CR4_SMAP", bit(21), "CR4: supervisor-mode access prevention"),
 ];
 
 /** COM1, a 16550 UART: the kernel's console (PC16550D datasheet, Table II). */
@@ -71,4 +85,10 @@ export const APIC: readonly ArchConstant[] = [
 ];
 
 /** Every architectural constant, in a fixed order. */
-export const ARCH_CONSTANTS: readonly ArchConstant[] = [...EFER, ...CPUID, ...UART, ...APIC];
+export const ARCH_CONSTANTS: readonly ArchConstant[] = [
+  ...EFER,
+  ...CPUID,
+  ...CR4,
+  ...UART,
+  ...APIC,
+];

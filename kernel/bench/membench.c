@@ -27,10 +27,7 @@
 /* Every point makes at least this many timed accesses (small ranges repeat). */
 #define MIN_ACCESSES (1ULL << 17)
 
-/* CPUID leaf 1 ECX bit 31: running under a hypervisor (SDM Vol. 2A, CPUID; reserved on bare metal). */
-#define CPUID_1_ECX_HYPERVISOR (1u << 31)
-/* The hypervisor's vendor leaf (the de facto interface QEMU, KVM, Xen and Hyper-V share). */
-#define CPUID_HYPERVISOR_LEAF 0x40000000u
+/* CPUID_1_ECX_HYPERVISOR and CPUID_HYPERVISOR_LEAF come from layout.h (linker/arch.ts). */
 
 static inline u64 tsc(void)
 {
@@ -42,7 +39,7 @@ static inline u64 tsc(void)
 /* Print the hypervisor vendor (12 characters) or `none`, for the host's verdict on the figures. */
 static void print_hypervisor(void)
 {
-	if (!(cpuid(1, 0).ecx & CPUID_1_ECX_HYPERVISOR)) {
+	if (!(cpuid(CPUID_FEATURES, 0).ecx & CPUID_1_ECX_HYPERVISOR)) {
 		kprintf("# MEMBENCH cpu hypervisor=none\n");
 		return;
 	}

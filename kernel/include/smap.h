@@ -9,15 +9,8 @@
 #ifndef OUROBOROS_SMAP_H
 #define OUROBOROS_SMAP_H
 
+#include <layout.h> /* CPUID_STRUCT_FEATURES, CPUID_EBX_SMEP/SMAP, CR4_SMEP/SMAP (linker/arch.ts) */
 #include <types.h>
-
-/* CPUID.(EAX=07H,ECX=0):EBX feature bits (SDM Vol. 2A, CPUID). */
-#define CPUID_STRUCT_FEATURES 7u
-#define CPUID_EBX_SMEP (1u << 7)
-#define CPUID_EBX_SMAP (1u << 20)
-/* CR4 bits (SDM Vol. 3A §2.5). */
-#define CR4_SMEP (1ULL << 20)
-#define CR4_SMAP (1ULL << 21)
 
 /* 1 when CR4.SMAP is on: the entry code and the copy routines test it before clac/stac. */
 extern u8 smap_enabled;

@@ -20,11 +20,10 @@
 %define XEN_ELFNOTE_PHYS32_ENTRY 18
 
 ; Architectural registers and bits (Intel SDM Vol. 3A §2.5, §4.1). MSR_EFER,
-; EFER_*, CPUID_* and COM1's UART come from layout.inc (linker/arch.ts).
+; EFER_*, CPUID_*, CR4_* and COM1's UART come from layout.inc (linker/arch.ts).
 %define CR0_PE              (1 << 0)
 %define CR0_WP              (1 << 16)
 %define CR0_PG              (1 << 31)
-%define CR4_PAE             (1 << 5)
 %define PTE_NX_HIGH_DWORD   (PTE_NX >> 32)  ; PTE_NX, seen in an entry's upper half
 
 ; Selectors of boot_gdt

@@ -21,7 +21,6 @@
 #include <trap.h>
 #include <vmm.h>
 
-#define CR4_PCIDE (1ULL << 17) /* may only be set in long mode */
 /* The INIT-SIPI-SIPI waits of the MP specification (SDM Vol. 3A §9.4.4.1). */
 #define INIT_WAIT_NS 10000000ULL /* 10 ms after INIT */
 #define SIPI_WAIT_NS 200000ULL   /* 200 us between the SIPIs */
