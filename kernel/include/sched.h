@@ -47,6 +47,12 @@ void sched_thread_begin(void);
 /* The thread slot whose kernel stack's guard page holds va, or -1. */
 int kstack_guard_slot(u64 va);
 
+/*
+ * Map KERNEL_STACK_PAGES fresh frames at base (the guard page below stays
+ * unmapped): 0, or -E_NOMEM with nothing leaked.
+ */
+int kstack_map_at(u64 base);
+
 /* Context switches since boot (for tests). */
 u64 sched_switches(void);
 

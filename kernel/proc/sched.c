@@ -180,10 +180,8 @@ void sched_tick(struct trap_frame *f)
 		this_cpu()->need_resched = true;
 }
 
-/* Map the kernel stack of slot i (a guard page below stays unmapped): 0 or -E_NOMEM. */
-static int kstack_map(int i, u64 *top)
+int kstack_map_at(u64 base)
 {
-	u64 base = KSTACKS_BASE + (u64)i * (KERNEL_STACK_SIZE + PAGE_SIZE) + PAGE_SIZE;
 	for (u64 k = 0; k < KERNEL_STACK_PAGES; k++) {
 		u64 frame;
 		if (pmm_alloc(&frame) != 0)
@@ -193,11 +191,20 @@ static int kstack_map(int i, u64 *top)
 			goto fail;
 		}
 	}
-	*top = base + KERNEL_STACK_SIZE;
 	return 0;
 fail:
 	MUST(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
 	return -E_NOMEM;
+}
+
+/* Map the kernel stack of slot i (a guard page below stays unmapped): 0 or -E_NOMEM. */
+static int kstack_map(int i, u64 *top)
+{
+	u64 base = KSTACKS_BASE + (u64)i * (KERNEL_STACK_SIZE + PAGE_SIZE) + PAGE_SIZE;
+	int err = kstack_map_at(base);
+	if (err == 0)
+		*top = base + KERNEL_STACK_SIZE;
+	return err;
 }
 
 /* Give back the kernel stack of a thread that never ran. */

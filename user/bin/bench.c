@@ -96,20 +96,6 @@ static int bench_spawn(void)
 	return 0;
 }
 
-static int bench_fault(void)
-{
-	unsigned long bytes = (unsigned long)FAULT_PAGES * PAGE_SIZE;
-	long r = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
-	if (r < 0)
-		return 1;
-	volatile unsigned char *p = (volatile unsigned char *)r;
-	unsigned long t0 = tsc();
-	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
-		p[i] = 1;
-	report("user_fault_zero", bytes, FAULT_PAGES, tsc() - t0);
-	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
-}
-
 /* fork with `bytes` of touched anonymous memory, timed in the parent. */
 static int bench_fork(unsigned long bytes)
 {
@@ -309,7 +295,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	calibrate();
-	return bench_getpid() | bench_yield() | bench_spawn() | bench_fault() |
+	return bench_getpid() | bench_yield() | bench_spawn() |
+	       bench_fault_region((unsigned long)FAULT_PAGES * PAGE_SIZE) |
 	       bench_fork(2UL << 20) | bench_cow_fault(2UL << 20) | bench_regions() |
 	       bench_appel_li();
 }

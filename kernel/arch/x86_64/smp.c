@@ -15,6 +15,7 @@
 #include <percpu.h>
 #include <pmm.h>
 #include <printf.h>
+#include <sched.h>
 #include <smp.h>
 #include <string.h>
 #include <timer.h>
@@ -80,20 +81,7 @@ int smp_stack_guard_cpu(u64 va)
 /* Map CPU cpu's kernel stack (its guard page stays unmapped): 0 or -E_NOMEM, nothing leaked. */
 static int ap_stack_map(u32 cpu)
 {
-	u64 base = ap_stack_base(cpu);
-	for (u64 k = 0; k < KERNEL_STACK_PAGES; k++) {
-		u64 frame;
-		if (pmm_alloc(&frame) != 0)
-			goto fail;
-		if (map_region(base + k * PAGE_SIZE, frame, 1, VMM_WRITE) != 0) {
-			MUST(pmm_free(frame) == 0);
-			goto fail;
-		}
-	}
-	return 0;
-fail:
-	MUST(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
-	return -E_NOMEM;
+	return kstack_map_at(ap_stack_base(cpu));
 }
 
 /* Send an IPI (ICR low word `low`) to APIC ID dest and wait until the APIC has sent it. */
