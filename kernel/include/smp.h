@@ -20,8 +20,14 @@
 /* Find the CPUs and start the APs; prints "# smp: ..." lines. After timer_init. */
 void smp_init(void);
 
-/* CPUs running (the boot CPU included). */
-u32 smp_cpu_count(void);
+/* CPUs running (the boot CPU included); written only by smp_init. */
+extern u32 smp_cpus_up;
+
+/* CPUs running (the boot CPU included): inline, the PMM asks on every call. */
+static inline u32 smp_cpu_count(void)
+{
+	return __atomic_load_n(&smp_cpus_up, __ATOMIC_RELAXED);
+}
 
 /* What the firmware listed (for tests). */
 const struct acpi_cpus *smp_firmware_cpus(void);

@@ -44,6 +44,7 @@
 #include <paging.h>
 #include <panic.h>
 #include <pmm.h>
+#include <smp.h>
 #include <spinlock.h>
 #include <pte.h>
 #include <printf.h>
@@ -95,6 +96,25 @@ static u64 mark_salt;     /* per boot: a mark left by an earlier boot does not c
  * another CPU's TLB until the kernel-half shootdown exists (issue 16).
  */
 static struct spinlock pmm_lock = SPINLOCK_INIT("pmm", LOCK_ORDER_PMM);
+
+/*
+ * Take the PMM's lock once a second CPU is up; returns whether it was taken,
+ * for pmm_lock_drop. With one CPU nothing can race (the kernel runs with
+ * interrupts off), so the allocator's hot path keeps its single-CPU cost.
+ */
+static inline bool pmm_lock_take(void)
+{
+	if (smp_cpu_count() < 2)
+		return false;
+	spin_lock(&pmm_lock);
+	return true;
+}
+
+static inline void pmm_lock_drop(bool taken)
+{
+	if (taken)
+		spin_unlock(&pmm_lock);
+}
 
 /* Virtual address of stack page k. */
 static u64 page_va(u64 k)
@@ -388,7 +408,7 @@ int pmm_inject_parse(const char *spec)
 
 int pmm_alloc(u64 *frame)
 {
-	spin_lock(&pmm_lock);
+	bool locked = pmm_lock_take();
 	int err = -E_NOMEM;
 	if (inject.mode != INJECT_OFF && inject_this_call())
 		inject.failures++;
@@ -396,37 +416,37 @@ int pmm_alloc(u64 *frame)
 		*frame = pop();
 		err = 0;
 	}
-	spin_unlock(&pmm_lock);
+	pmm_lock_drop(locked);
 	return err;
 }
 
 int pmm_reserve(u64 n)
 {
-	spin_lock(&pmm_lock);
+	bool locked = pmm_lock_take();
 	int err = n > depth + pages - reserved ? -E_NOMEM : 0;
 	if (err == 0)
 		reserved += n;
-	spin_unlock(&pmm_lock);
+	pmm_lock_drop(locked);
 	return err;
 }
 
 void pmm_unreserve(u64 n)
 {
-	spin_lock(&pmm_lock);
+	bool locked = pmm_lock_take();
 	if (n > reserved)
 		panic("pmm: unreserve %llu frames, %llu reserved", n, reserved);
 	reserved -= n;
-	spin_unlock(&pmm_lock);
+	pmm_lock_drop(locked);
 }
 
 u64 pmm_alloc_reserved(void)
 {
-	spin_lock(&pmm_lock);
+	bool locked = pmm_lock_take();
 	if (!reserved || depth + pages < reserved)
 		panic("pmm: a reserved frame is missing (%llu reserved)", reserved);
 	reserved--;
 	u64 frame = pop();
-	spin_unlock(&pmm_lock);
+	pmm_lock_drop(locked);
 	return frame;
 }
 
@@ -448,9 +468,9 @@ static int free_locked(u64 frame)
 
 int pmm_free(u64 frame)
 {
-	spin_lock(&pmm_lock);
+	bool locked = pmm_lock_take();
 	int err = free_locked(frame);
-	spin_unlock(&pmm_lock);
+	pmm_lock_drop(locked);
 	return err;
 }
 
@@ -461,12 +481,12 @@ bool pmm_manages(u64 frame)
 
 void pmm_get_stats(struct pmm_stats *out)
 {
-	spin_lock(&pmm_lock);
+	bool locked = pmm_lock_take();
 	out->total = total;
 	out->free = depth + pages;
 	out->used = total - out->free;
 	out->reserved = reserved;
-	spin_unlock(&pmm_lock);
+	pmm_lock_drop(locked);
 }
 
 u64 pmm_nr_free(void)

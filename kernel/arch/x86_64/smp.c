@@ -45,7 +45,7 @@ struct trampoline_params {
 extern const u8 trampoline_start[], trampoline_end[], trampoline_params[];
 
 static struct acpi_cpus fw_cpus;
-static u32 cpus_up = 1;
+u32 smp_cpus_up = 1;
 static u32 left_out;
 /* The number of the last AP that reached ap_entry's end (written by that AP). */
 static volatile u32 ap_answered;
@@ -148,10 +148,10 @@ static void trampoline_setup(u32 cpu)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-/* Start apic_id as CPU cpus_up; the trampoline is mapped. 0, -E_NOMEM or -E_TIMEDOUT. */
+/* Start apic_id as CPU smp_cpus_up; the trampoline is mapped. 0, -E_NOMEM or -E_TIMEDOUT. */
 static int start_cpu(u32 apic_id, u64 timeout_ms)
 {
-	u32 cpu = cpus_up;
+	u32 cpu = smp_cpus_up;
 	if (ap_stack_map(cpu) != 0)
 		return -E_NOMEM;
 	trampoline_setup(cpu);
@@ -171,7 +171,7 @@ static int start_cpu(u32 apic_id, u64 timeout_ms)
 		MUST(unmap_region(ap_stack_base(cpu), KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
 		return -E_TIMEDOUT;
 	}
-	cpus_up++;
+	smp_cpus_up++;
 	return 0;
 }
 
@@ -194,7 +194,7 @@ static void trampoline_unmap(void)
 
 int smp_start_cpu(u32 apic_id, u64 timeout_ms)
 {
-	if (cpus_up >= MAX_CPUS)
+	if (smp_cpus_up >= MAX_CPUS)
 		return -E_NOSPC;
 	int err = trampoline_map();
 	if (err)
@@ -228,8 +228,8 @@ void smp_init(void)
 		u32 id = fw_cpus.apic_ids[i];
 		if (id == this_cpu()->apic_id)
 			continue;
-		u32 cpu = cpus_up;
-		err = cpus_up < MAX_CPUS ? start_cpu(id, SMP_START_TIMEOUT_MS) : -E_NOSPC;
+		u32 cpu = smp_cpus_up;
+		err = smp_cpus_up < MAX_CPUS ? start_cpu(id, SMP_START_TIMEOUT_MS) : -E_NOSPC;
 		if (err) {
 			left_out++;
 			kprintf("# smp: CPU with APIC ID %u did not %s (error %d): left out\n", id,
@@ -239,14 +239,10 @@ void smp_init(void)
 		}
 	}
 	trampoline_unmap();
-	kprintf("# smp: %u of %u CPUs up in %llu us\n", cpus_up, fw_cpus.count,
+	kprintf("# smp: %u of %u CPUs up in %llu us\n", smp_cpus_up, fw_cpus.count,
 		(clock_ns() - t0) / 1000);
 }
 
-u32 smp_cpu_count(void)
-{
-	return cpus_up;
-}
 
 const struct acpi_cpus *smp_firmware_cpus(void)
 {
@@ -272,7 +268,7 @@ void smp_ipi_call(void)
 
 int smp_call(u32 cpu, void (*fn)(void *arg), void *arg)
 {
-	if (cpu >= cpus_up)
+	if (cpu >= smp_cpus_up)
 		return -E_INVAL;
 	if (cpu == this_cpu()->cpu_id) {
 		fn(arg);
