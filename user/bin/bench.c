@@ -97,14 +97,23 @@ static int bench_spawn(void)
 }
 
 /* fork with `bytes` of touched anonymous memory, timed in the parent. */
-static int bench_fork(unsigned long bytes)
+/* A fresh anonymous region of `bytes` with every page written once; NULL if mmap failed. */
+static volatile unsigned char *touched_region(unsigned long bytes)
 {
 	long r = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
 	if (r < 0)
-		return 1;
+		return NULL;
 	volatile unsigned char *p = (volatile unsigned char *)r;
 	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
 		p[i] = 1;
+	return p;
+}
+
+static int bench_fork(unsigned long bytes)
+{
+	volatile unsigned char *p = touched_region(bytes);
+	if (p == NULL)
+		return 1;
 	unsigned long t0 = tsc();
 	long pid = sys_fork();
 	if (pid == 0)
@@ -114,18 +123,15 @@ static int bench_fork(unsigned long bytes)
 	if (pid < 0 || sys_wait((int)pid, &status) != pid || status != 0)
 		return 1;
 	report("fork", bytes, bytes / PAGE_SIZE, t);
-	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
+	return sys_munmap((void *)p, bytes) == 0 ? 0 : 1;
 }
 
 /* Write every page of a region while a sleeping child still shares it. */
 static int bench_cow_fault(unsigned long bytes)
 {
-	long r = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, 0);
-	if (r < 0)
+	volatile unsigned char *p = touched_region(bytes);
+	if (p == NULL)
 		return 1;
-	volatile unsigned char *p = (volatile unsigned char *)r;
-	for (unsigned long i = 0; i < bytes; i += PAGE_SIZE)
-		p[i] = 1;
 	long pid = sys_fork();
 	if (pid == 0) {
 		sys_sleep(100UL * 1000 * 1000); /* shares every page until the parent is done */
@@ -140,7 +146,7 @@ static int bench_cow_fault(unsigned long bytes)
 	int status;
 	if (sys_wait((int)pid, &status) != pid || status != 0)
 		return 1;
-	return sys_munmap((void *)r, bytes) == 0 ? 0 : 1;
+	return sys_munmap((void *)p, bytes) == 0 ? 0 : 1;
 }
 
 #define SP_PAGES 2048
