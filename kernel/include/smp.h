@@ -52,6 +52,21 @@ int smp_start_cpu(u32 apic_id, u64 timeout_ms);
  */
 int smp_call(u32 cpu, void (*fn)(void *arg), void *arg);
 
+/*
+ * Start fn(arg) on application processor `cpu` in its idle loop, with
+ * interrupts on (it takes IPIs, TLB shootdowns included, while fn runs), and
+ * return at once: 0, -E_INVAL (CPU 0, this CPU or no such CPU), -E_NOSPC
+ * (its previous work has not finished). For kernel work on several CPUs at
+ * once (the SMP tests); smp_run_wait waits for the end.
+ */
+int smp_run(u32 cpu, void (*fn)(void *arg), void *arg);
+
+/* Wait until the work smp_run gave `cpu` has returned: 0, -E_INVAL, -E_TIMEDOUT. */
+int smp_run_wait(u32 cpu, u64 timeout_ms);
+
+/* Send IPI `vector` to CPU `cpu` (fixed delivery), waiting until its APIC has it. */
+void smp_send_ipi(u32 cpu, u32 vector);
+
 /* The IPI handler of VEC_IPI_CALL (trap.c). */
 void smp_ipi_call(void);
 

@@ -3,14 +3,29 @@
  * turned off (they cost a compare or two).
  *
  * LOCK ORDER (take lower numbers first; never take a lock whose order is
- * not above every lock this CPU already holds):
+ * not above every lock this CPU already holds). The one list of the kernel's
+ * locks:
  *   LOCK_ORDER_TEST      1  selftests and ktests' own locks
- *   LOCK_ORDER_PMM      30  the frame allocator (pmm.c)
- * (Planned: the paging operations and the scheduler below the PMM, the TLB
- * shootdown above it, since a PMM stack page's unmap must be shot down.)
+ *   LOCK_ORDER_VMM      10  the paging operations (vmm.c "vmm"): map_region,
+ *                           unmap_region, set_page_flags, copy/new/drop_page_map
+ *                           and the other-space window, the #PF handler's table
+ *                           creation and demand-zero pages, the COW count table
+ *                           and its fork/write-fault paths (cow.c). It nests on
+ *                           its holder (vmm_lock_take): an operation may call
+ *                           another.
+ *   LOCK_ORDER_PMM      30  the frame allocator (pmm.c "pmm"), taken inside the
+ *                           paging operations (tables, frames)
+ * Both are taken only once a second CPU is up (one CPU: nothing can race, and
+ * the bench's figures stay those of the lock-free kernel).
+ * (Planned: the scheduler's run queues between TEST and VMM, or above PMM if
+ * the scheduler allocates under its lock.)
+ * The TLB shootdown takes no lock: it runs under whatever lock the operation
+ * holds, and waits with interrupts off; a CPU spinning here serves the
+ * shootdowns aimed at it while it waits (tlb_poll), so waiting for a lock
+ * never blocks another CPU's shootdown.
  * A lock is never held across a context switch (sched.c checks on every
- * switch). spin_lock disables interrupts and the outermost spin_unlock
- * restores them.
+ * switch), nor is a TLB batch left open there. spin_lock disables interrupts
+ * and the outermost spin_unlock restores them.
  * Violations panic naming the locks: "lock order violation" and
  * "held across a context switch".
  */
@@ -20,6 +35,7 @@
 #include <types.h>
 
 #define LOCK_ORDER_TEST 1
+#define LOCK_ORDER_VMM 10
 #define LOCK_ORDER_PMM 30
 /* Locks one CPU may hold at once. */
 #define LOCK_HELD_MAX 8

@@ -182,14 +182,17 @@ static void teardown(void)
 /* Write the path for c: all present top-down, then bottom-up with the final values (A/D clean). */
 static void write_path(const struct combo *c)
 {
+	struct tlb_batch b;
+	tlb_batch_begin(&b, current_page_map());
 	for (int l = LEVEL_PML4; l >= LEVEL_PT; l--)
-		MUST(pte_write_flush(WINDOW_SELF, l, TVA, base[l]));
+		MUST(pte_write_flush(WINDOW_SELF, l, TVA, base[l], &b));
 	for (int l = LEVEL_PT; l <= LEVEL_PML4; l++) {
 		u64 v = base[l];
 		if (l == c->level)
 			v = (v & ~(PTE_P | PTE_W | PTE_U | PTE_NX)) | entry_bits(c->bits);
-		MUST(pte_write_flush(WINDOW_SELF, l, TVA, v));
+		MUST(pte_write_flush(WINDOW_SELF, l, TVA, v, &b));
 	}
+	tlb_batch_finish(&b);
 }
 
 /* A user access through a ring-3 probe: fault and err (a fault elsewhere, or no #UD after, is flagged). */

@@ -19,6 +19,7 @@
 #include <smp.h>
 #include <string.h>
 #include <timer.h>
+#include <tlb.h>
 #include <trap.h>
 #include <vmm.h>
 
@@ -59,6 +60,14 @@ struct call_box {
 };
 static struct call_box call_boxes[MAX_CPUS];
 
+/* smp_run's work, one per AP: its idle loop runs fn with interrupts on. */
+struct run_box {
+	void (*fn)(void *arg);
+	void *arg;
+	volatile u32 done;
+};
+static struct run_box run_boxes[MAX_CPUS];
+
 static u64 ap_stack_base(u32 cpu)
 {
 	return AP_STACKS_BASE + (u64)cpu * AP_STACK_STRIDE + PAGE_SIZE;
@@ -84,15 +93,28 @@ static int ap_stack_map(u32 cpu)
 	return kstack_map_at(ap_stack_base(cpu));
 }
 
-/* Send an IPI (ICR low word `low`) to APIC ID dest and wait until the APIC has sent it. */
+/*
+ * Send an IPI (ICR low word `low`) to APIC ID dest and wait until the APIC
+ * has sent it. Interrupts off meanwhile: the two ICR writes must not be
+ * split by a handler sending an IPI of its own.
+ */
 static void send_ipi(u32 dest, u32 low)
 {
+	u64 flags = read_rflags();
+	cli();
 	while (lapic_read(LAPIC_ICR_LO) & ICR_DELIVERY_PENDING)
 		__builtin_ia32_pause();
 	lapic_write(LAPIC_ICR_HI, dest << ICR_DEST_SHIFT);
 	lapic_write(LAPIC_ICR_LO, low);
 	while (lapic_read(LAPIC_ICR_LO) & ICR_DELIVERY_PENDING)
 		__builtin_ia32_pause();
+	if (flags & RFLAGS_IF)
+		__asm__ volatile("sti" : : : "memory");
+}
+
+void smp_send_ipi(u32 cpu, u32 vector)
+{
+	send_ipi(percpu_of(cpu)->apic_id, ICR_DELIVERY_FIXED | vector);
 }
 
 static void delay_ns(u64 ns)
@@ -126,8 +148,19 @@ static NORETURN void ap_entry(u64 cpu)
 	this_cpu()->apic_id = lapic_id();
 	timer_init_ap();
 	__atomic_store_n(&ap_answered, (u32)cpu, __ATOMIC_RELEASE);
+	struct run_box *b = &run_boxes[cpu];
 	for (;;) {
-		__asm__ volatile("sti; hlt" : : : "memory");
+		/* Checked with interrupts off, so the wake-up IPI cannot slip in before the hlt. */
+		cli();
+		void (*fn)(void *) = __atomic_load_n(&b->fn, __ATOMIC_ACQUIRE);
+		if (!fn) {
+			__asm__ volatile("sti; hlt" : : : "memory");
+			continue;
+		}
+		__asm__ volatile("sti" : : : "memory");
+		fn(b->arg);
+		__atomic_store_n(&b->fn, NULL, __ATOMIC_RELAXED);
+		__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
 	}
 }
 
@@ -266,6 +299,36 @@ void smp_ipi_call(void)
 	lapic_eoi();
 }
 
+int smp_run(u32 cpu, void (*fn)(void *arg), void *arg)
+{
+	if (cpu == 0 || cpu >= smp_cpus_up || cpu == this_cpu()->cpu_id)
+		return -E_INVAL;
+	struct run_box *b = &run_boxes[cpu];
+	if (__atomic_load_n(&b->fn, __ATOMIC_ACQUIRE))
+		return -E_NOSPC;
+	b->arg = arg;
+	b->done = 0;
+	__atomic_store_n(&b->fn, fn, __ATOMIC_RELEASE);
+	/* Wake it from hlt: smp_ipi_call finds no call in its box and only acknowledges. */
+	send_ipi(percpu_of(cpu)->apic_id, ICR_DELIVERY_FIXED | VEC_IPI_CALL);
+	return 0;
+}
+
+int smp_run_wait(u32 cpu, u64 timeout_ms)
+{
+	if (cpu == 0 || cpu >= smp_cpus_up)
+		return -E_INVAL;
+	struct run_box *b = &run_boxes[cpu];
+	u64 deadline = clock_ns() + timeout_ms * NS_PER_MS;
+	while (!__atomic_load_n(&b->done, __ATOMIC_ACQUIRE)) {
+		if (clock_ns() >= deadline)
+			return -E_TIMEDOUT;
+		tlb_poll(); /* the caller may run with interrupts off: serve its shootdowns */
+		__builtin_ia32_pause();
+	}
+	return 0;
+}
+
 int smp_call(u32 cpu, void (*fn)(void *arg), void *arg)
 {
 	if (cpu >= smp_cpus_up)
@@ -288,6 +351,7 @@ int smp_call(u32 cpu, void (*fn)(void *arg), void *arg)
 			err = -E_TIMEDOUT;
 			break;
 		}
+		tlb_poll();
 		__builtin_ia32_pause();
 	}
 	__atomic_store_n(&b->busy, 0, __ATOMIC_RELEASE);
