@@ -46,9 +46,11 @@ static inline volatile u64 *pte_slot(enum pt_window w, int level, u64 va)
 /* After the entry of `level` for va in w changed from a present value: drop what it cached, here and (batch b) elsewhere. */
 static inline void pte_flush(enum pt_window w, int level, u64 va, struct tlb_batch *b)
 {
-	if (b->open != TLB_BATCH_OPEN)
-		tlb_batch_check(b);
-	tlb_batch_add(b, va, level_span(level));
+	/* Above a PTE: a table (paging-structure caches) or a page of 2 MiB and more: flush all. */
+	if (level > LEVEL_PT)
+		tlb_batch_flush_all(b);
+	else
+		tlb_batch_add(b, va, PAGE_SIZE);
 	u64 entry = window_entry_addr(w, level, va);
 	/* A table entry through the self-map is the PTE of its child's window page. */
 	if (level > LEVEL_PT && in_selfmap(entry))
@@ -63,6 +65,18 @@ static inline void pte_set(enum pt_window w, int level, u64 va, u64 value, struc
 {
 	*pte_slot(w, level, va) = value;
 	pte_flush(w, level, va, b);
+}
+
+/*
+ * Set the PTE of a kernel scratch page (its PT exists) and drop it on this
+ * CPU only. For a page mapped, used and unmapped by one CPU under one lock
+ * (the PMM's, the COW copy's): every user drops it before releasing the
+ * lock, so no other TLB can hold it and no shootdown is needed.
+ */
+static inline void pte_scratch_set(u64 va, u64 value)
+{
+	*pte_slot(WINDOW_SELF, LEVEL_PT, va) = value;
+	invlpg(va);
 }
 
 /* Make the entry of `level` for va in w (its table exists), known not present, value: nothing to drop. */
@@ -110,7 +124,7 @@ struct pte_change_run {
 static inline struct pte_change_run pte_run_change_at(enum pt_window w, int level, u64 va, u64 n,
 						      struct tlb_batch *b)
 {
-	if (b->open != TLB_BATCH_OPEN)
+	if (!tlb_batch_is_open(b))
 		tlb_batch_check(b);
 	tlb_batch_add(b, va, n * level_span(level));
 	return (struct pte_change_run){pte_run_at(w, level, va), n};

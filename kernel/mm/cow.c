@@ -319,11 +319,11 @@ static int fork_locked(pml4_t *out)
 	}
 	/* The parent's pages turn read-only: the CPUs that run its space must see it before the copy. */
 	struct tlb_batch b;
-	tlb_batch_begin(&b, current_page_map());
+	tlb_batch_begin(&b, TLB_CURRENT);
 	MUST((walk_user(share_run, NULL, &b)) == 0);
 	tlb_batch_finish(&b);
 	if ((err = copy_page_map(out))) {
-		tlb_batch_begin(&b, current_page_map());
+		tlb_batch_begin(&b, TLB_CURRENT);
 		MUST((walk_user(unshare_run, NULL, &b)) == 0);
 		tlb_batch_finish(&b);
 		if (cap != old_cap)
@@ -359,7 +359,7 @@ static const char *write_fault_locked(u64 va)
 	volatile u64 *s = used ? lookup(frame) : NULL;
 	/* The page's new rights (and frame) must reach every CPU that runs this space. */
 	struct tlb_batch b;
-	tlb_batch_begin(&b, current_page_map());
+	tlb_batch_begin(&b, TLB_CURRENT);
 	if (!s) {
 		/* The other mappings are gone: the frame is this one's alone. */
 		MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, page, frame | flags, &b));
@@ -371,16 +371,11 @@ static const char *write_fault_locked(u64 va)
 	u64 copy = pmm_alloc_reserved();
 	drop_one(s);
 	/* The scratch pages are used under the paging lock and dropped here before it is released. */
-	struct tlb_batch scratch;
-	tlb_batch_begin_local(&scratch);
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH_SRC, frame | PTE_P | paging_nx_bit(),
-			     &scratch));
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH,
-				 copy | PTE_P | PTE_W | paging_nx_bit(), &scratch));
+	pte_scratch_set(COW_SCRATCH_SRC, frame | PTE_P | paging_nx_bit());
+	pte_scratch_set(COW_SCRATCH, copy | PTE_P | PTE_W | paging_nx_bit());
 	copy_page((void *)COW_SCRATCH, (const void *)COW_SCRATCH_SRC);
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH_SRC, 0, &scratch));
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH, 0, &scratch));
-	tlb_batch_finish(&scratch);
+	pte_scratch_set(COW_SCRATCH_SRC, 0);
+	pte_scratch_set(COW_SCRATCH, 0);
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, page, copy | flags, &b));
 	tlb_batch_finish(&b);
 	stats.copies++;

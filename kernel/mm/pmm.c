@@ -140,7 +140,7 @@ static u64 region_unmap(u64 va, struct tlb_batch *b)
  * Unmap a stack page, and shoot it down on every other CPU: each one that
  * took the PMM lock may have it cached, and the frame leaves the PMM now.
  */
-static u64 stack_page_unmap(u64 va)
+static __attribute__((noinline)) u64 stack_page_unmap(u64 va)
 {
 	struct tlb_batch b;
 	tlb_batch_begin(&b, TLB_KERNEL);
@@ -153,10 +153,7 @@ static u64 stack_page_unmap(u64 va)
 /* Unmap the scratch page: mapped and unmapped under the PMM lock, no other CPU has it cached. */
 static void scratch_unmap(void)
 {
-	struct tlb_batch b;
-	tlb_batch_begin_local(&b);
-	(void)region_unmap(SCRATCH_VA, &b);
-	tlb_batch_finish(&b);
+	pte_scratch_set(SCRATCH_VA, 0);
 }
 #endif
 
@@ -291,7 +288,7 @@ static void debug_on_take_entry(u64 p, u64 frame)
 #endif
 
 /* Pop a frame (pages > 0): the top entry, or the top page itself once it holds none. */
-static u64 pop(void)
+static inline __attribute__((always_inline)) u64 pop(void)
 {
 	if (depth == top_floor) {
 		pages--;

@@ -30,7 +30,7 @@ bool tlb_test_skip_remote;
 
 void tlb_batch_check(const struct tlb_batch *b)
 {
-	if (b->open != TLB_BATCH_OPEN)
+	if (!tlb_batch_is_open(b))
 		panic("tlb: a page-table entry written with a TLB batch that is not open (CPU %u)",
 		      this_cpu()->cpu_id);
 }
@@ -98,15 +98,16 @@ void tlb_shootdown(const struct tlb_batch *b)
 	u32 me = this_cpu()->cpu_id;
 	/* The entry stores above before reading who holds the space (switch_page_map's side). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	u32 targets = (b->space == TLB_KERNEL ? all_cpus() : tlb_space_cpus(b->space)) & ~(1u << me);
+	u64 space = b->space == TLB_CURRENT ? this_cpu()->space : b->space;
+	u32 targets = (space == TLB_KERNEL ? all_cpus() : tlb_space_cpus(space)) & ~(1u << me);
 	if (!targets || tlb_test_skip_remote)
 		return;
 	struct tlb_request *r = &requests[me];
 	ASSERT(r->acked == 0 || r->acked == ~0u);
-	r->space = b->space;
+	r->space = space;
 	r->lo = b->lo;
 	r->hi = b->hi;
-	r->full = b->full;
+	r->full = (b->state & TLB_BATCH_FULL) != 0;
 	__atomic_store_n(&r->acked, 0, __ATOMIC_RELEASE);
 	for (u32 t = 0; t < MAX_CPUS; t++) {
 		if (!(targets & (1u << t)))
@@ -116,7 +117,7 @@ void tlb_shootdown(const struct tlb_batch *b)
 		__atomic_fetch_add(&stats.ipis, 1, __ATOMIC_RELAXED);
 	}
 	__atomic_fetch_add(&stats.shootdowns, 1, __ATOMIC_RELAXED);
-	if (b->full)
+	if (r->full)
 		__atomic_fetch_add(&stats.full, 1, __ATOMIC_RELAXED);
 	u64 deadline = clock_ns() + TLB_ACK_TIMEOUT_MS * 1000000ULL;
 	u32 acked;

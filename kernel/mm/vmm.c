@@ -23,10 +23,8 @@ static struct spinlock vmm_lock = SPINLOCK_INIT("vmm", LOCK_ORDER_VMM);
 /* Times the holder took vmm_lock again on top of the first (vmm_internal.h: it nests). */
 static u32 vmm_lock_nested;
 
-bool vmm_lock_take(void)
+bool vmm_lock_take_smp(void)
 {
-	if (smp_cpu_count() < 2)
-		return false;
 	if (spin_held(&vmm_lock))
 		vmm_lock_nested++;
 	else
@@ -34,10 +32,8 @@ bool vmm_lock_take(void)
 	return true;
 }
 
-void vmm_lock_drop(bool taken)
+void vmm_lock_drop_smp(void)
 {
-	if (!taken)
-		return;
 	if (vmm_lock_nested)
 		vmm_lock_nested--;
 	else
@@ -49,14 +45,6 @@ bool vmm_lock_held(void)
 	return smp_cpu_count() < 2 || spin_held(&vmm_lock);
 }
 
-u64 vmm_batch_space(enum pt_window w, u64 va)
-{
-	if (va >= KERNEL_HALF_START)
-		return TLB_KERNEL;
-	if (w == WINDOW_OTHER)
-		return pte_frame(*selfmap_entry(LEVEL_PML4, OTHER_PT_BASE));
-	return current_page_map();
-}
 
 bool vmm_has_huge_pages(void)
 {
@@ -83,6 +71,8 @@ bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value, struct tlb_
 {
 	/* G only on leaves: a table entry is also the PTE of a self-map page, which must not be global. */
 	ASSERT(!(value & PTE_G) || pte_is_leaf(value, level));
+	if (!tlb_batch_is_open(b))
+		tlb_batch_check(b);
 	if (!vmm_entry_store(pte_slot(w, level, va), value))
 		return false;
 	pte_flush(w, level, va, b);
@@ -370,7 +360,8 @@ static int probe_range(u64 vaddr, u64 npages, int level)
 }
 
 /* map_region under the paging lock. */
-static int map_locked(u64 vaddr, u64 paddr, u64 npages, u32 flags)
+static inline __attribute__((always_inline)) int map_locked(u64 vaddr, u64 paddr, u64 npages,
+							      u32 flags)
 {
 	int level = map_level(flags);
 	int err = check_map_args(vaddr, paddr, npages, flags, level);
@@ -383,7 +374,7 @@ static int map_locked(u64 vaddr, u64 paddr, u64 npages, u32 flags)
 		return 0; /* only not-present entries made present: nothing to shoot down */
 	/* Out of frames for a table: undo this call, and the tables it left half-built. */
 	struct tlb_batch b;
-	tlb_batch_begin(&b, vmm_batch_space(WINDOW_SELF, vaddr));
+	tlb_batch_begin(&b, vmm_batch_space(vaddr));
 	if (done)
 		MUST(clear_range(WINDOW_SELF, vaddr, done * size, 0, &b) == 0); /* frees no frame: no error */
 	release_empty_tables(WINDOW_SELF, vaddr + done * size, &b);
@@ -462,7 +453,7 @@ int unmap_region(u64 vaddr, u64 npages, u32 options)
 	bool locked = vmm_lock_take();
 	if (!(err = check_leaves(vaddr, npages * PAGE_SIZE, false))) {
 		struct tlb_batch b;
-		tlb_batch_begin(&b, vmm_batch_space(WINDOW_SELF, vaddr));
+		tlb_batch_begin(&b, vmm_batch_space(vaddr));
 		err = clear_range(WINDOW_SELF, vaddr, npages * PAGE_SIZE, options, &b);
 		tlb_batch_finish(&b);
 	}
@@ -470,7 +461,8 @@ int unmap_region(u64 vaddr, u64 npages, u32 options)
 	return err;
 }
 
-static int protect_locked(u64 vaddr, u64 npages, u32 flags);
+static inline __attribute__((always_inline)) int protect_locked(u64 vaddr, u64 npages,
+								  u32 flags);
 
 int set_page_flags(u64 vaddr, u64 npages, u32 flags)
 {
@@ -486,14 +478,15 @@ int set_page_flags(u64 vaddr, u64 npages, u32 flags)
 }
 
 /* set_page_flags after its argument checks, under the paging lock. */
-static int protect_locked(u64 vaddr, u64 npages, u32 flags)
+static inline __attribute__((always_inline)) int protect_locked(u64 vaddr, u64 npages,
+								  u32 flags)
 {
 	u64 bytes = npages * PAGE_SIZE, va = vaddr;
 	int err = check_leaves(va, bytes, true);
 	if (err)
 		return err;
 	struct tlb_batch b;
-	tlb_batch_begin(&b, vmm_batch_space(WINDOW_SELF, vaddr));
+	tlb_batch_begin(&b, vmm_batch_space(vaddr));
 	/* Keep the frame, the size (PS; PAT on a PTE), caching and accessed/dirty. */
 	const u64 keep = PTE_ADDR_MASK | PTE_PS | PTE_PWT | PTE_PCD | PTE_A | PTE_D;
 	while (bytes) {

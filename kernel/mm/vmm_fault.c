@@ -207,7 +207,8 @@ static const char *demand_zero_fault(u64 err, u64 cr2, const struct demand_zero_
 	bool locked = vmm_lock_take();
 	u64 pa;
 	/* Another CPU may have mapped it between this fault and the lock: then nothing to do. */
-	const char *why = virt_to_phys(ALIGN_DOWN(cr2, PAGE_SIZE), &pa) == 0 && !(err & PF_ERR_P)
+	const char *why = locked && virt_to_phys(ALIGN_DOWN(cr2, PAGE_SIZE), &pa) == 0 &&
+					  !(err & PF_ERR_P)
 				  ? NULL
 				  : demand_zero_locked(err, cr2, r);
 	vmm_lock_drop(locked);

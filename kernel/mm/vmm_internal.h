@@ -5,6 +5,7 @@
 #include <cpu.h>
 #include <paging.h>
 #include <pte.h>
+#include <smp.h>
 #include <vmm.h>
 
 /* Deepest nesting of table-creating faults: a missing PT, PD and PDPT (the PML4 always exists). */
@@ -108,14 +109,28 @@ void release_empty_tables(enum pt_window w, u64 va, struct tlb_batch *b);
  * grows with map_region). vmm_lock_take returns whether it took it, for
  * vmm_lock_drop.
  */
-bool vmm_lock_take(void);
-void vmm_lock_drop(bool taken);
+bool vmm_lock_take_smp(void);
+void vmm_lock_drop_smp(void);
+
+static inline bool vmm_lock_take(void)
+{
+	return __builtin_expect(smp_cpu_count() >= 2, 0) ? vmm_lock_take_smp() : false;
+}
+
+static inline void vmm_lock_drop(bool taken)
+{
+	if (__builtin_expect(taken, 0))
+		vmm_lock_drop_smp();
+}
 
 /* True when this CPU holds the paging lock (always true with one CPU up: nothing races then). */
 bool vmm_lock_held(void);
 
-/* The batch space for changes in window w at va: the kernel half, this space or the attached one. */
-u64 vmm_batch_space(enum pt_window w, u64 va);
+/* The batch space for changes of the current space at va: the kernel half, or this space's user half. */
+static inline u64 vmm_batch_space(u64 va)
+{
+	return va >= KERNEL_HALF_START ? TLB_KERNEL : TLB_CURRENT;
+}
 
 /* True for a frame of the kernel image (boot tables): never handed to the PMM. */
 bool frame_in_image(u64 frame);

@@ -47,17 +47,25 @@ static void other_detach(void)
 	ASSERT(vmm_other_attached());
 	struct tlb_batch b;
 	/* The slot is in the kernel half, but the entry is this space's own: its CPUs only. */
-	tlb_batch_begin(&b, current_page_map());
+	tlb_batch_begin(&b, TLB_CURRENT);
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE, 0, &b));
-	b.full = true;
+	tlb_batch_flush_all(&b);
 	load_cr3(read_cr3());
 	tlb_batch_finish(&b);
 	other_cpu = LOCK_NO_CPU;
 }
 
-/* Fill the attached, zeroed PML4 `space`: kernel half shared, its own self-map. */
-static void other_init_kernel_half(pml4_t space, struct tlb_batch *b)
+/*
+ * Fill the attached PML4 `space` (new: no CPU has it loaded, so nothing is
+ * cached from it anywhere and its entries are installed without a batch):
+ * the user half empty, the kernel half shared, its own self-map.
+ */
+static void other_init_pml4(pml4_t space)
 {
+	struct pte_run pml4 = pte_run_at(WINDOW_OTHER, LEVEL_PML4, 0);
+	/* The frame holds whatever it held: clear the user half before anything reads it. */
+	for (u64 slot = 0; slot < KERNEL_FIRST_SLOT; slot++)
+		pte_run_install(&pml4, slot, 0);
 	for (u64 slot = KERNEL_FIRST_SLOT; slot < TABLE_ENTRIES; slot++) {
 		u64 va = INDICES_VA(slot, 0, 0, 0);
 		u64 value = *selfmap_entry(LEVEL_PML4, va);
@@ -65,7 +73,7 @@ static void other_init_kernel_half(pml4_t space, struct tlb_batch *b)
 			value = space | PTE_P | PTE_W | paging_nx_bit();
 		else if (slot == OTHER_SLOT)
 			value = 0; /* this very entry: it belongs to the current space only */
-		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, va, value, b));
+		pte_run_install(&pml4, slot, value);
 	}
 }
 
@@ -122,16 +130,10 @@ static int make_page_map(pml4_t *out, bool copy_user)
 	if (pmm_alloc(&space) != 0)
 		return -E_NOMEM;
 	other_attach(space);
-	/*
-	 * A new space: no CPU has it loaded, so its batch reaches nobody (it
-	 * still records, like every writer of entries that may be present).
-	 */
+	other_init_pml4(space);
+	/* A new space: no CPU has it loaded, so its batch reaches nobody (an undo changes entries). */
 	struct tlb_batch b;
 	tlb_batch_begin(&b, space);
-	/* The frame holds whatever it held: clear the user half before anything reads it. */
-	for (u64 slot = 0; slot < KERNEL_FIRST_SLOT; slot++)
-		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, INDICES_VA(slot, 0, 0, 0), 0, &b));
-	other_init_kernel_half(space, &b);
 	int err = copy_user ? copy_user_half(&b) : 0;
 	if (err)
 		MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0, &b) == 0); /* frees no frame: no error */
@@ -200,18 +202,19 @@ int drop_page_map(pml4_t space, u32 options)
 /*
  * The CPU mask (tlb.h): name the new space before loading it, so a change
  * made from now on reaches this CPU; keep naming the old one (leaving) until
- * the load has dropped its entries. Both stores are sequentially consistent
- * against the fence tlb_shootdown takes between its entry stores and its
- * reading of the records.
+ * the load has dropped its entries. The CR3 load drains the stores before
+ * it; tlb_shootdown fences between its entry stores and its reading of the
+ * records.
  */
 void switch_page_map(pml4_t space)
 {
-	ASSERT(space && IS_ALIGNED(space, PAGE_SIZE) && !vmm_other_attached());
 	struct percpu *c = this_cpu();
-	__atomic_store_n(&c->leaving, c->space, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&c->space, space, __ATOMIC_SEQ_CST);
+	ASSERT(space && IS_ALIGNED(space, PAGE_SIZE) && other_cpu != c->cpu_id);
+	/* Plain stores: the CR3 load is serializing, so both are visible before any walk of space. */
+	__atomic_store_n(&c->leaving, c->space, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->space, space, __ATOMIC_RELAXED);
 	load_cr3(space);
-	__atomic_store_n(&c->leaving, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&c->leaving, 0, __ATOMIC_RELEASE);
 }
 
 pml4_t current_page_map(void)

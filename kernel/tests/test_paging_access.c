@@ -183,7 +183,7 @@ static void teardown(void)
 static void write_path(const struct combo *c)
 {
 	struct tlb_batch b;
-	tlb_batch_begin(&b, current_page_map());
+	tlb_batch_begin(&b, TLB_CURRENT);
 	for (int l = LEVEL_PML4; l >= LEVEL_PT; l--)
 		MUST(pte_write_flush(WINDOW_SELF, l, TVA, base[l], &b));
 	for (int l = LEVEL_PT; l <= LEVEL_PML4; l++) {
