@@ -49,8 +49,8 @@
 #define TLB_KERNEL 0ULL
 /* A batch's space for the user half of the space this CPU has loaded (no PML4 frame is 1). */
 #define TLB_CURRENT 1ULL
-/* A CPU that has not acknowledged a shootdown after this long is broken (TCG may be slow). */
-#define TLB_ACK_TIMEOUT_MS 10000ULL
+/* A CPU that has not acknowledged a shootdown after this long is broken (TCG on a loaded host is slow; the runner calls 10 s of silence a hang). */
+#define TLB_ACK_TIMEOUT_MS 5000ULL
 /* tlb_batch.state bits. */
 #define TLB_BATCH_OPEN 0x7eb00000u /* between tlb_batch_begin and tlb_batch_finish */
 #define TLB_BATCH_OPEN_MASK 0xffff0000u

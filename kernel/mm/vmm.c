@@ -514,7 +514,10 @@ int virt_to_phys(u64 vaddr, u64 *paddr)
 	if (!va_is_canonical(vaddr))
 		return -E_CANON;
 	int level;
+	/* Under the lock: a table another CPU releases must not vanish under the walk. */
+	bool locked = vmm_lock_take();
 	u64 e = window_walk(WINDOW_SELF, vaddr, &level);
+	vmm_lock_drop(locked);
 	if (!e)
 		return -E_NOTMAPPED;
 	u64 span = level_span(level);
