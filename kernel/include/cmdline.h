@@ -14,6 +14,7 @@
  *                                    without it, only with at most 64 MiB: slow under TCG)
  *   oracle                           stop at page-table checkpoints for the runner's QEMU oracle
  *   bench                            run the memory-manager benchmark (bench.h) instead of the tests
+ *   bench.smp                        run the SMP benchmark (shootdowns, boot time; bench.h) instead
  * Unknown keys are kept and reported as TAP warnings, never silently ignored.
  */
 #ifndef OUROBOROS_CMDLINE_H
@@ -34,6 +35,7 @@ struct kernel_options {
 	bool ktest_list;          /* list the selected tests instead of running them */
 	bool oracle;              /* a runner with QMP answers checkpoints (see oracle.h) */
 	bool bench;               /* run the benchmark instead of the tests */
+	bool bench_smp;           /* run the SMP benchmark instead of the tests */
 	bool pmm_exhaust;         /* the exhaustion test runs whatever the RAM size */
 	/* Problems found, as messages for "# warning: ..." lines. */
 	char warnings[CMDLINE_MAX_WARNINGS][96];

@@ -29,6 +29,9 @@ static inline u32 smp_cpu_count(void)
 	return __atomic_load_n(&smp_cpus_up, __ATOMIC_RELAXED);
 }
 
+/* Guest TSC ticks smp_init took, from its start until every CPU that answered was up. */
+u64 smp_boot_ticks(void);
+
 /* What the firmware listed (for tests). */
 const struct acpi_cpus *smp_firmware_cpus(void);
 

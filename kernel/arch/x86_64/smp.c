@@ -46,6 +46,7 @@ struct trampoline_params {
 extern const u8 trampoline_start[], trampoline_end[], trampoline_params[];
 
 static struct acpi_cpus fw_cpus;
+static u64 boot_ticks;
 u32 smp_cpus_up = 1;
 static u32 left_out;
 /* The number of the last AP that reached ap_entry's end (written by that AP). */
@@ -237,8 +238,14 @@ int smp_start_cpu(u32 apic_id, u64 timeout_ms)
 	return err;
 }
 
+u64 smp_boot_ticks(void)
+{
+	return boot_ticks;
+}
+
 void smp_init(void)
 {
+	u64 tsc0 = rdtsc();
 	u64 t0 = clock_ns();
 	this_cpu()->apic_id = lapic_id();
 	int err = acpi_find_cpus(&fw_cpus);
@@ -272,6 +279,7 @@ void smp_init(void)
 		}
 	}
 	trampoline_unmap();
+	boot_ticks = rdtsc() - tsc0;
 	kprintf("# smp: %u of %u CPUs up in %llu us\n", smp_cpus_up, fw_cpus.count,
 		(clock_ns() - t0) / 1000);
 }
