@@ -268,25 +268,31 @@ int vmm_register_demand_zero(u64 base, u64 size, u32 flags)
 		return -E_INVAL;
 	u64 last = base + size - 1;
 	struct demand_zero_region *free = NULL;
-	for (int i = 0; i < DEMAND_ZERO_REGIONS; i++) {
+	bool locked = vmm_lock_take();
+	for (int i = 0; i < DEMAND_ZERO_REGIONS && err == 0; i++) {
 		if (!regions[i].used)
 			free = free ? free : &regions[i];
 		else if (base <= regions[i].base + regions[i].size - 1 && last >= regions[i].base)
-			return -E_EXIST;
+			err = -E_EXIST;
 	}
-	if (!free)
-		return -E_NOSPC;
-	*free = (struct demand_zero_region){base, size, flags, true};
-	return 0;
+	if (!err && !free)
+		err = -E_NOSPC;
+	if (!err)
+		*free = (struct demand_zero_region){base, size, flags, true};
+	vmm_lock_drop(locked);
+	return err;
 }
 
 int vmm_unregister_demand_zero(u64 base)
 {
-	for (int i = 0; i < DEMAND_ZERO_REGIONS; i++) {
+	int err = -E_NOENT;
+	bool locked = vmm_lock_take();
+	for (int i = 0; i < DEMAND_ZERO_REGIONS && err; i++) {
 		if (regions[i].used && regions[i].base == base) {
 			regions[i].used = false;
-			return 0;
+			err = 0;
 		}
 	}
-	return -E_NOENT;
+	vmm_lock_drop(locked);
+	return err;
 }
