@@ -203,7 +203,7 @@ static int stale_run(struct stale *s, u64 *frame_out)
 	*again = NEW_WORD;
 	/* Give a reader that missed the shootdown time to read the new content. */
 	u64 before = __atomic_load_n(&s->reads, __ATOMIC_ACQUIRE);
-	end = clock_ns() + 2 * NS_PER_SEC;
+	end = clock_ns() + 5 * NS_PER_SEC; /* a vCPU thread may wait its turn on a loaded host */
 	while (__atomic_load_n(&s->reads, __ATOMIC_ACQUIRE) < before + 20000 && clock_ns() < end &&
 	       !s->fault.hit)
 		relax();
