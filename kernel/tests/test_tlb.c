@@ -678,6 +678,62 @@ KTEST(tlb, table_race_one_table_no_leak)
 	KASSERT_EQ(free_frames(), free0);
 }
 
+/* ---- address spaces made and destroyed on every CPU: the other-space window is shared ---- */
+
+#define SPACE_ROUNDS 40
+
+struct space_run {
+	pml4_t boot;
+	u32 start;
+};
+
+static struct space_run space_run;
+
+/* Each round: a new space, a page mapped in it, a copy of it (through the window), both dropped. */
+static void space_worker(u32 c, void *ctx)
+{
+	struct space_run *r = ctx;
+	u64 va = tslot(TSLOT_TLB) + (u64)c * PAGE_SIZE, pa;
+	barrier(&r->start, smp_cpu_count());
+	for (u32 i = 0; i < SPACE_ROUNDS && !failed.what; i++) {
+		pml4_t mine, copy;
+		int err = new_page_map(&mine);
+		if (err) {
+			fail(c, "new_page_map failed", i, (u64)err);
+			break;
+		}
+		switch_page_map(mine);
+		if ((err = map_region(va, model_phys(c, i), 1, VMM_WRITE | VMM_USER)) != 0)
+			fail(c, "map_region in a new space failed", i, (u64)err);
+		if ((err = copy_page_map(&copy)) != 0)
+			fail(c, "copy_page_map failed", i, (u64)err);
+		/* The copy, seen from inside: the page is there, with its frame. */
+		if (!err) {
+			switch_page_map(copy);
+			if (virt_to_phys(va, &pa) != 0 || pa != model_phys(c, i))
+				fail(c, "the copy lacks the page", i, pa);
+			switch_page_map(mine);
+		}
+		switch_page_map(r->boot);
+		if (!err && (err = drop_page_map(copy, 0)) != 0)
+			fail(c, "drop_page_map of the copy failed", i, (u64)err);
+		if ((err = drop_page_map(mine, 0)) != 0)
+			fail(c, "drop_page_map failed", i, (u64)err);
+	}
+}
+
+KTEST(tlb, spaces_made_and_dropped_on_every_cpu)
+{
+	NEED_CPUS(2);
+	u64 free0 = free_frames();
+	space_run = (struct space_run){.boot = current_page_map()};
+	KASSERT_EQ(run_on_all(space_worker, &space_run), 0);
+	KASSERT_NO_FAILURE();
+	for (u32 c = 0; c < smp_cpu_count(); c++)
+		KASSERT_EQ(percpu_of(c)->space, space_run.boot);
+	KASSERT_EQ(free_frames(), free0);
+}
+
 /* ---- the batch is part of the write API ---- */
 
 KTEST(tlb, operations_close_their_batches)
