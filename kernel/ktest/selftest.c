@@ -186,8 +186,8 @@ static void st_lock_switch(void)
 /* CPU 1 spins with interrupts off and never serves a shootdown (runs on smp2). */
 static void spin_deaf(void *arg)
 {
-	(void)arg;
 	cli();
+	__atomic_store_n((bool *)arg, true, __ATOMIC_RELEASE);
 	for (;;)
 		__builtin_ia32_pause();
 }
@@ -198,7 +198,11 @@ static void st_tlb_noack(void)
 	if (smp_cpu_count() < 2)
 		KTEST_SKIP("needs 2 CPUs (smp2)");
 	KASSERT_EQ(map_region(TLB_SELFTEST_VA, LEAK_FAKE_PHYS, 1, 0), 0);
-	KASSERT_EQ(smp_run(1, spin_deaf, NULL), 0);
+	static bool deaf;
+	KASSERT_EQ(smp_run(1, spin_deaf, &deaf), 0);
+	/* Only once it is deaf: an IPI that reached it before its cli would be served. */
+	while (!__atomic_load_n(&deaf, __ATOMIC_ACQUIRE))
+		__builtin_ia32_pause();
 	int err = unmap_region(TLB_SELFTEST_VA, 1, 0);
 	panic("selftest: unmap_region returned %d: a CPU that never acknowledged went unnoticed",
 	      err);

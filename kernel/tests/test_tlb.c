@@ -88,8 +88,15 @@ static void progress(u32 round)
 static void barrier(u32 *count, u32 n)
 {
 	__atomic_add_fetch(count, 1, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(count, __ATOMIC_SEQ_CST) < n)
+	bool cpu0 = this_cpu()->cpu_id == 0;
+	u64 next = clock_ns() + PROGRESS_NS;
+	while (__atomic_load_n(count, __ATOMIC_SEQ_CST) < n) {
 		relax();
+		if (cpu0 && clock_ns() >= next) {
+			ktest_log("CPU 0 waits for the others: %u of %u there", *count, n);
+			next += PROGRESS_NS;
+		}
+	}
 }
 
 struct job {
@@ -104,6 +111,29 @@ static void job_run(void *arg)
 	j->fn(j->cpu, j->ctx);
 }
 
+/* Wait for CPU c's smp_run work, up to JOIN_MS, with a line every 2 s for the runner. */
+static int join(u32 c)
+{
+	int err = -E_TIMEDOUT;
+	for (u64 waited = 0; err == -E_TIMEDOUT && waited < JOIN_MS; waited += PROGRESS_NS / 1000000) {
+		err = smp_run_wait(c, PROGRESS_NS / 1000000);
+		if (err == -E_TIMEDOUT)
+			ktest_log("CPU 0 waits for CPU %u to finish", c);
+	}
+	return err;
+}
+
+/* Join every AP: 0, or the first error. */
+static int join_all(void)
+{
+	int err = 0;
+	for (u32 c = 1; c < smp_cpu_count(); c++) {
+		int e = join(c);
+		err = err ? err : e;
+	}
+	return err;
+}
+
 /* Run fn(cpu, ctx) on every CPU up at once (CPU 0 here); 0, or the first join error. */
 static int run_on_all(void (*fn)(u32 cpu, void *ctx), void *ctx)
 {
@@ -116,12 +146,7 @@ static int run_on_all(void (*fn)(u32 cpu, void *ctx), void *ctx)
 			return err;
 	}
 	fn(0, ctx);
-	int err = 0;
-	for (u32 c = 1; c < n; c++) {
-		int e = smp_run_wait(c, JOIN_MS);
-		err = err ? err : e;
-	}
-	return err;
+	return join_all();
 }
 
 #define NEED_CPUS(n)                                                    \
@@ -149,7 +174,7 @@ static int run_on_all(void (*fn)(u32 cpu, void *ctx), void *ctx)
 struct stale {
 	volatile u64 *page;
 	u64 reads, new_seen, other_seen;
-	bool stop, started;
+	bool stop, stopped;
 	struct trap_record fault;
 };
 
@@ -173,6 +198,25 @@ static void stale_reader(void *arg)
 		__atomic_store_n(&s->reads, s->reads + 1, __ATOMIC_RELEASE);
 	}
 	s->fault = trap_expect_end();
+	__atomic_store_n(&s->stopped, true, __ATOMIC_RELEASE);
+}
+
+/*
+ * Wait until the reader has made `reads` reads or stopped (faulted), for at
+ * most 20 s: a vCPU thread may wait long for its turn on a loaded host. A
+ * line every 2 s, for the runner's silence deadline.
+ */
+static void wait_reads(struct stale *s, u64 reads)
+{
+	u64 start = clock_ns(), next = start + PROGRESS_NS;
+	while (__atomic_load_n(&s->reads, __ATOMIC_ACQUIRE) < reads &&
+	       !__atomic_load_n(&s->stopped, __ATOMIC_ACQUIRE) && clock_ns() - start < 20 * NS_PER_SEC) {
+		relax();
+		if (clock_ns() >= next) {
+			ktest_log("waiting for CPU 1: %llu reads", s->reads);
+			next += PROGRESS_NS;
+		}
+	}
 }
 
 /*
@@ -194,21 +238,15 @@ static int stale_run(struct stale *s, u64 *frame_out)
 	if ((err = smp_run(1, stale_reader, s)) != 0)
 		return err;
 	/* Let it read a while: its TLB holds the entry now. */
-	u64 end = clock_ns() + 5 * NS_PER_SEC;
-	while (__atomic_load_n(&s->reads, __ATOMIC_ACQUIRE) < 2000 && clock_ns() < end)
-		relax();
+	wait_reads(s, 2000);
 	MUST(unmap_region(KAREA, 1, 0) == 0);
 	/* The frame reused: new content through another mapping. */
 	MUST(map_region(KAREA + PAGE_SIZE, frame, 1, VMM_WRITE) == 0);
 	*again = NEW_WORD;
 	/* Give a reader that missed the shootdown time to read the new content. */
-	u64 before = __atomic_load_n(&s->reads, __ATOMIC_ACQUIRE);
-	end = clock_ns() + 5 * NS_PER_SEC; /* a vCPU thread may wait its turn on a loaded host */
-	while (__atomic_load_n(&s->reads, __ATOMIC_ACQUIRE) < before + 20000 && clock_ns() < end &&
-	       !s->fault.hit)
-		relax();
+	wait_reads(s, __atomic_load_n(&s->reads, __ATOMIC_ACQUIRE) + 20000);
 	__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
-	return smp_run_wait(1, JOIN_MS);
+	return join(1);
 }
 
 static void flush_here(void *arg)
@@ -345,7 +383,7 @@ KTEST(tlb, ipis_per_operation)
 	e2 = unmap_region(tslot(TSLOT_TLB), 1, 0);
 	tlb_get_stats(&s1);
 	__atomic_store_n(&v.leave, true, __ATOMIC_RELEASE);
-	int joined = smp_run_wait(1, JOIN_MS);
+	int joined = join(1);
 	switch_page_map(boot);
 	KASSERT_EQ(e1, 0);
 	KASSERT_EQ(e2, 0);
@@ -358,7 +396,7 @@ KTEST(tlb, ipis_per_operation)
 /* ---- concurrent map/unmap with a model ---- */
 
 #define MODEL_PAGES 256
-#define MODEL_ROUNDS 300 /* operations per CPU */
+#define MODEL_ROUNDS 200 /* operations per CPU */
 #define NOBODY 0xFFu
 
 struct model_run {
@@ -605,12 +643,7 @@ KTEST(tlb, pmm_stress_every_cpu)
 		KASSERT_EQ(smp_run(c, job_run, &jobs[c]), 0);
 	}
 	pmm_cpu0(&pmm_run, &dups);
-	int err = 0;
-	for (u32 c = 1; c < smp_cpu_count(); c++) {
-		int e = smp_run_wait(c, JOIN_MS);
-		err = err ? err : e;
-	}
-	KASSERT_EQ(err, 0);
+	KASSERT_EQ(join_all(), 0);
 	KASSERT_NO_FAILURE();
 	u64 total = 0;
 	for (u32 c = 0; c < smp_cpu_count(); c++)
