@@ -583,22 +583,18 @@ static void pmm_worker(u32 c, void *ctx)
 			fail(c, "pmm_free at the end", held[n], 0);
 }
 
-static int cmp_u64(u64 a, u64 b)
-{
-	return a < b ? -1 : a > b;
-}
-
-/* Duplicates among every CPU's held frames (insertion sort into scratch: small sets). */
+/* Duplicates among every CPU's held frames (gathered into all[cap], Shell-sorted). */
 static u64 pmm_duplicates(struct pmm_run *p, u64 *all, u64 cap)
 {
 	u64 n = 0, dups = 0;
 	for (u32 c = 0; c < smp_cpu_count(); c++)
-		for (u64 i = 0; i < p->count[c] && n < cap; i++) {
-			u64 f = p->held[c][i], j = n++;
-			while (j > 0 && cmp_u64(all[j - 1], f) > 0) {
-				all[j] = all[j - 1];
-				j--;
-			}
+		for (u64 i = 0; i < p->count[c] && n < cap; i++)
+			all[n++] = p->held[c][i];
+	for (u64 gap = n / 2; gap; gap /= 2)
+		for (u64 i = gap; i < n; i++) {
+			u64 f = all[i], j = i;
+			for (; j >= gap && all[j - gap] > f; j -= gap)
+				all[j] = all[j - gap];
 			all[j] = f;
 		}
 	for (u64 i = 1; i < n; i++)
