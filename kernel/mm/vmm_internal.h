@@ -129,4 +129,18 @@ void vmm_zero_page(void *page);
 /* True while PML4[OTHER_SLOT] shows another space (vmm_space.c). */
 bool vmm_other_attached(void);
 
+/*
+ * A new space with the kernel half shared and an empty user half, attached
+ * in the other window for its caller to fill (WINDOW_OTHER): 0 and *out,
+ * or -E_NOMEM. other_space_close must follow.
+ */
+MUST_CHECK int other_space_open(pml4_t *out);
+
+/*
+ * Detach the space other_space_open gave; when err is not 0 (the caller
+ * failed to fill it), first remove its user half's tables (not the frames
+ * they map) and free it. Returns err.
+ */
+int other_space_close(pml4_t space, int err);
+
 #endif

@@ -41,17 +41,31 @@ static void other_detach(void)
 	other_attached = false;
 }
 
-/* Fill the attached, zeroed PML4 `space`: kernel half shared, its own self-map. */
-static void other_init_kernel_half(pml4_t space)
+/*
+ * Make the attached PML4 `space` (whatever its frame held) empty but for the
+ * kernel half, shared, and its own self-map. Zeroed in place, it is then one
+ * run of not-present entries made present: no entry to flush one by one.
+ */
+static void other_init_pml4(pml4_t space)
 {
-	for (u64 slot = KERNEL_FIRST_SLOT; slot < TABLE_ENTRIES; slot++) {
-		u64 va = INDICES_VA(slot, 0, 0, 0);
-		u64 value = *selfmap_entry(LEVEL_PML4, va);
+	u64 pml4 = window_entry_addr(WINDOW_OTHER, LEVEL_PML4, 0);
+	vmm_zero_page((void *)pml4);
+	/*
+	 * Its old contents were live as the table that maps the other window's
+	 * PDPT pages: drop every window page a walk may have cached from them
+	 * (none is global).
+	 */
+	load_cr3(read_cr3());
+	volatile const u64 *from = window_entry(WINDOW_SELF, LEVEL_PML4, KERNEL_HALF_START);
+	struct pte_run to = pte_run_at(WINDOW_OTHER, LEVEL_PML4, KERNEL_HALF_START);
+	for (u64 i = 0; i < TABLE_ENTRIES - KERNEL_FIRST_SLOT; i++) {
+		u64 slot = KERNEL_FIRST_SLOT + i, value = from[i];
 		if (slot == RECURSIVE_SLOT)
 			value = space | PTE_P | PTE_W | paging_nx_bit();
 		else if (slot == OTHER_SLOT)
 			value = 0; /* this very entry: it belongs to the current space only */
-		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, va, value));
+		if (value)
+			pte_run_install(&to, i, value);
 	}
 }
 
@@ -101,27 +115,34 @@ static int copy_user_half(void)
 	return 0;
 }
 
-/* A new space with the kernel half shared; the user half copied when copy_user is set. */
-static int make_page_map(pml4_t *out, bool copy_user)
+int other_space_open(pml4_t *out)
 {
 	u64 space;
 	if (pmm_alloc(&space) != 0)
 		return -E_NOMEM;
 	other_attach(space);
-	/* The frame holds whatever it held: clear the user half before anything reads it. */
-	for (u64 slot = 0; slot < KERNEL_FIRST_SLOT; slot++)
-		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, INDICES_VA(slot, 0, 0, 0), 0));
-	other_init_kernel_half(space);
-	int err = copy_user ? copy_user_half() : 0;
+	other_init_pml4(space);
+	*out = space;
+	return 0;
+}
+
+int other_space_close(pml4_t space, int err)
+{
 	if (err)
 		MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0) == 0); /* frees no frame: no error */
 	other_detach();
-	if (err) {
+	if (err)
 		MUST(pmm_free(space) == 0);
+	return err;
+}
+
+/* A new space with the kernel half shared; the user half copied when copy_user is set. */
+static int make_page_map(pml4_t *out, bool copy_user)
+{
+	int err = other_space_open(out);
+	if (err)
 		return err;
-	}
-	*out = space;
-	return 0;
+	return other_space_close(*out, copy_user ? copy_user_half() : 0);
 }
 
 int copy_page_map(pml4_t *out)
