@@ -104,38 +104,33 @@ static inline void pte_run_change(const struct pte_run *r, u64 i, u64 value)
  * paging-structure cache entry, and user pages are never global (vmm.h).
  * Declare it with PTE_BATCH(name): the compiler ends it (pte_batch_end) when
  * name goes out of scope, on every return path, so the flush cannot be
- * forgotten. Until then this CPU may still use the old entries: the batch's
- * owner must not touch those pages meanwhile.
+ * forgotten; it flushes whether or not an entry changed (a store each
+ * change, nothing more). Until then this CPU may still use the old entries:
+ * the batch's owner must not touch those pages meanwhile.
  *
  * The flush is this CPU's only: a batch is for a space no other CPU has
  * loaded (fork write-protecting the parent's own space, current here).
  */
 struct pte_batch {
-	bool changed; /* an entry was changed: there is something to drop */
+	bool open; /* the batch has yet to drop what it changed */
 };
 
-#define PTE_BATCH(name) struct pte_batch name __attribute__((cleanup(pte_batch_end))) = {0}
+#define PTE_BATCH(name) \
+	struct pte_batch name __attribute__((cleanup(pte_batch_end))) = {true}
 
 /* Entry i of a run of the current space's user-half PTEs, present, changed to value (present). */
 static inline void pte_batch_change(struct pte_batch *b, const struct pte_run *r, u64 i, u64 value)
 {
+	(void)b; /* the batch's flush is owed from its declaration on */
 	r->entry[i] = value;
-	b->changed = true;
-}
-
-/* Hand what batch `from` has to drop over to batch `into` (an outer one): from ends with nothing. */
-static inline void pte_batch_merge(struct pte_batch *into, struct pte_batch *from)
-{
-	into->changed |= from->changed;
-	from->changed = false;
 }
 
 /* Drop what the batch's changed entries left in this CPU's TLB (PTE_BATCH calls it). */
 static inline void pte_batch_end(struct pte_batch *b)
 {
-	if (b->changed)
+	if (b->open)
 		load_cr3(read_cr3());
-	b->changed = false;
+	b->open = false;
 }
 
 /* A table just created at window address `table` and zeroed: drop what a walk cached from its old contents. */

@@ -44,13 +44,21 @@ struct leaf {
 };
 _Static_assert(sizeof(struct leaf) == PAGE_SIZE, "a leaf is one page");
 
-/* The leaf found last (NULL: none) and its first frame number (~0 with none). */
+/* A leaf found (NULL: none) and its first frame number (NO_FIRST with none). */
 struct leaf_cache {
 	struct leaf *leaf;
 	u64 first;
 };
 
-static struct leaf_cache cache = {NULL, ~0ULL};
+/* A first frame number no frame number is within LEAF_FRAMES above (frames are below 2^52). */
+#define NO_FIRST (1ULL << 63)
+#define NO_LEAF ((struct leaf_cache){NULL, NO_FIRST})
+/* Leaves found lately: fork's frames come from a few leaves in turn (the PMM's stack order). */
+#define RECENT_LEAVES 4
+
+static struct leaf_cache cache = NO_LEAF; /* the leaf found last */
+static struct leaf_cache recent[RECENT_LEAVES] = {NO_LEAF, NO_LEAF, NO_LEAF, NO_LEAF};
+static unsigned recent_next;
 static u64 total;  /* Sum of all counts' extra: frames reserved for copies */
 static u64 leaves; /* leaves mapped */
 static bool scratch_ready;
@@ -89,11 +97,18 @@ void cow_get_stats(struct cow_stats *out)
 /* The mapped leaf counting frame number pfn, or NULL; the cache points at it. */
 static struct leaf *leaf_find(u64 pfn)
 {
+	for (int j = 0; j < RECENT_LEAVES; j++) {
+		if (pfn - recent[j].first < LEAF_FRAMES) {
+			cache = recent[j];
+			return cache.leaf;
+		}
+	}
 	u64 k = pfn / LEAF_FRAMES, va = COUNT_BASE + k * PAGE_SIZE;
 	int level;
 	if (va >= COUNT_BASE + COUNT_WINDOW || !paging_walk(va, &level))
 		return NULL;
 	cache = (struct leaf_cache){(struct leaf *)va, k * LEAF_FRAMES};
+	recent[recent_next++ % RECENT_LEAVES] = cache;
 	return cache.leaf;
 }
 
@@ -121,7 +136,10 @@ static void leaf_put(struct leaf *l)
 {
 	ASSERT(l->sum == 0);
 	if (cache.leaf == l)
-		cache = (struct leaf_cache){NULL, ~0ULL};
+		cache = NO_LEAF;
+	for (int j = 0; j < RECENT_LEAVES; j++)
+		if (recent[j].leaf == l)
+			recent[j] = NO_LEAF;
 	leaves--;
 	/* Its frame's own count, if any is looked up meanwhile, is 0 (never shared). */
 	MUST(unmap_region((u64)l, 1, VMM_FREE_FRAMES) == 0);
@@ -262,6 +280,7 @@ static inline u64 pte_pfn(u64 e)
 	return (e << 12) >> 24;
 }
 
+
 /* A present PTE as both sides keep it: read-only, PTE_COW (bit 9) where it was writable (bit 1). */
 static inline u64 shared_pte(u64 e)
 {
@@ -269,10 +288,19 @@ static inline u64 shared_pte(u64 e)
 	return (e | (e & PTE_W) << 8) & ~PTE_W;
 }
 
-/* The leaf counting e's frame, for share_pt's loop (kept out of it): NULL when no frame is left. */
-static __attribute__((noinline)) struct leaf *leaf_switch(u64 e)
+/* share_pt's key for entry e counted in the leaf whose first frame number is first. */
+static inline u64 leaf_key(u64 e, u64 first)
 {
-	return leaf_get(pte_pfn(e));
+	return (e >> PAGE_SHIFT) - (pte_pfn(e) - first);
+}
+
+/* The leaf counting e's frame, for share_pt's loop (kept out of it): NULL when no frame is left. */
+static __attribute__((noinline)) struct leaf *leaf_switch(u64 e, u64 *key)
+{
+	struct leaf *l = leaf_get(pte_pfn(e));
+	if (l)
+		*key = leaf_key(e, cache.first);
+	return l;
 }
 
 static __attribute__((noinline, noreturn)) void count_overflow(u64 e)
@@ -295,45 +323,64 @@ static int share_pt(struct fork_pass *f, u64 va, u64 n)
 	if (i == n)
 		return 0;
 	u64 e = shared_pte(pte_run_get(&from, i));
-	/* The child's PT: a store of the empty entry faults it into existence. */
+	/*
+	 * The child's PT. One whose first and last entries are present is
+	 * taken as full: made without zeroing, every entry stored below (holes
+	 * too). Else a store of an empty entry faults it in, zeroed.
+	 */
+	bool full = n == TABLE_ENTRIES && i == 0 && (pte_run_get(&from, n - 1) & PTE_P);
 	struct leaf *l = leaf_get(pte_pfn(e));
-	if (!l || !pte_run_install_new(&to, i, 0)) {
+	if (!l || !(full ? other_pt_new_unzeroed(va) : pte_run_install_new(&to, i, 0))) {
 		if (l && !l->sum)
 			leaf_put(l); /* made for this page, it counts nothing */
 		f->stop = va + i * PAGE_SIZE;
 		return -E_NOMEM;
 	}
-	PTE_BATCH(batch);
 	pte_run_advance(&from, i);
 	pte_run_advance(&to, i);
-	/* Pages shared: entries passed, less the holes skipped; `counted` of them are in l's sum. */
-	u64 first = cache.first, holes = 0, counted = 0;
+	/*
+	 * Pages shared: entries passed, less the holes skipped; `counted` of
+	 * them are in l's sum. key: l's first frame number plus the entry's
+	 * bits above the frame (NX, 52..62) shifted alike, so that an entry's
+	 * index in l is (e >> PAGE_SHIFT) - key without masking them off; an
+	 * entry whose high bits differ falls to leaf_switch, which re-keys.
+	 */
+	u64 key = leaf_key(e, cache.first), holes = 0, counted = 0;
 	int err = 0;
 	for (;;) {
-		u64 d = pte_pfn(e) - first;
+		u64 d = (e >> PAGE_SHIFT) - key;
 		if (__builtin_expect(d >= LEAF_FRAMES, 0)) {
 			u64 pages = (u64)(from.entry - start) - i - holes;
 			l->sum += pages - counted;
 			counted = pages;
-			if (!(l = leaf_switch(e))) {
+			u64 k;
+			if (!(l = leaf_switch(e, &k))) {
 				err = -E_NOMEM;
 				break;
 			}
-			first = cache.first;
-			d = pte_pfn(e) - first;
+			key = k;
+			continue; /* e's index in the new leaf */
 		}
 		if (__builtin_expect(__builtin_add_overflow(l->extra[d], 1, &l->extra[d]), 0))
 			count_overflow(e);
-		pte_batch_change(&batch, &from, 0, e);
+		pte_batch_change(f->batch, &from, 0, e);
 		pte_run_install(&to, 0, e);
 		pte_run_advance(&from, 1);
 		pte_run_advance(&to, 1);
 		if (from.entry == end)
 			break;
 		e = pte_run_get(&from, 0);
-		if (__builtin_expect(!(e & PTE_P), 0)) {
+		/* Present and writable, the common case: one test for both. */
+		if (__builtin_expect((e & (PTE_P | PTE_W)) == (PTE_P | PTE_W), 1)) {
+			e = (e ^ PTE_W) | PTE_COW;
+			continue;
+		}
+		if (!(e & PTE_P)) {
 			u64 at = (u64)(from.entry - start), next = next_present(start, at + 1, n);
 			holes += next - at;
+			if (full)
+				for (u64 k = 0; k < next - at; k++)
+					pte_run_install(&to, k, 0);
 			pte_run_advance(&from, next - at);
 			pte_run_advance(&to, next - at);
 			if (next == n)
@@ -343,12 +390,14 @@ static int share_pt(struct fork_pass *f, u64 va, u64 n)
 		e = shared_pte(e);
 	}
 	u64 at = (u64)(from.entry - start), pages = at - i - holes;
+	if (full) /* stopped by a failure: the rest of the child's PT still holds what its frame held */
+		for (u64 k = 0; k < n - at; k++)
+			pte_run_install(&to, k, 0);
 	if (l)
 		l->sum += pages - counted;
 	if (err)
 		f->stop = va + at * PAGE_SIZE;
 	f->pages += pages;
-	pte_batch_merge(f->batch, &batch);
 	return err;
 }
 

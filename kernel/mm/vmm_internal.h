@@ -42,6 +42,12 @@ static inline MUST_CHECK bool pte_run_install_new(const struct pte_run *r, u64 i
 	return vmm_entry_store(&r->entry[i], value);
 }
 
+/* The entry linking the table in `frame` on va's path: P|W, U in the user half, never G or NX. */
+static inline u64 table_link(u64 frame, u64 va)
+{
+	return frame | PTE_P | PTE_W | (va < USER_END ? PTE_U : 0);
+}
+
 /* Bytes from va to the end of the table at `level` that holds va's entry. */
 static inline u64 table_left(u64 va, int level)
 {
@@ -142,5 +148,14 @@ MUST_CHECK int other_space_open(pml4_t *out);
  * they map) and free it. Returns err.
  */
 int other_space_close(pml4_t space, int err);
+
+/*
+ * Link a new PT for va into the attached other space (a missing PD is
+ * faulted in), NOT zeroed: the caller stores every one of its entries
+ * before anything walks it. Nothing does meanwhile: the other space is not
+ * loaded on any CPU, so to the CPU its PTs are data pages of the window.
+ * true, or false when no frame was left (nothing changed).
+ */
+MUST_CHECK bool other_pt_new_unzeroed(u64 va);
 
 #endif

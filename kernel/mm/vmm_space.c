@@ -136,6 +136,22 @@ int other_space_close(pml4_t space, int err)
 	return err;
 }
 
+bool other_pt_new_unzeroed(u64 va)
+{
+	ASSERT(other_attached && va < USER_END);
+	u64 frame;
+	if (pmm_alloc(&frame) != 0)
+		return false;
+	struct pte_run pd = pte_run_at(WINDOW_OTHER, LEVEL_PD, va);
+	if (!pte_run_install_new(&pd, 0, table_link(frame, va))) {
+		MUST(pmm_free(frame) == 0);
+		return false;
+	}
+	/* Its window page may be cached from an earlier table there. */
+	pte_table_ready(window_entry_addr(WINDOW_OTHER, LEVEL_PT, ALIGN_DOWN(va, level_span(LEVEL_PD))));
+	return true;
+}
+
 /* A new space with the kernel half shared; the user half copied when copy_user is set. */
 static int make_page_map(pml4_t *out, bool copy_user)
 {
