@@ -308,6 +308,13 @@ static __attribute__((noinline, noreturn)) void count_overflow(u64 e)
 	panic("cow: frame 0x%llx mapped more than %u times", pte_frame(e), EXTRA_MAX + 1);
 }
 
+/* One more mapping of the frame at index d of leaf l (e: its entry, for the panic). */
+static inline void count_one(struct leaf *l, u64 d, u64 e)
+{
+	if (__builtin_expect(__builtin_add_overflow(l->extra[d], 1, &l->extra[d]), 0))
+		count_overflow(e);
+}
+
 /*
  * Share the n PTEs from va's (its PT exists here) with the other space, in
  * one pass: write-protect each present one in the parent (batched), copy it
@@ -361,10 +368,21 @@ static int share_pt(struct fork_pass *f, u64 va, u64 n)
 			key = k;
 			continue; /* e's index in the new leaf */
 		}
-		if (__builtin_expect(__builtin_add_overflow(l->extra[d], 1, &l->extra[d]), 0))
-			count_overflow(e);
+		count_one(l, d, e);
 		pte_batch_change(f->batch, &from, 0, e);
 		pte_run_install(&to, 0, e);
+		/* Unrolled once: the next entry too when it is the common case (one loop round for two). */
+		if (from.entry + 1 != end) {
+			u64 e1 = pte_run_get(&from, 1), d1 = (e1 >> PAGE_SHIFT) - key;
+			if ((e1 & (PTE_P | PTE_W)) == (PTE_P | PTE_W) && d1 < LEAF_FRAMES) {
+				e1 = (e1 ^ PTE_W) | PTE_COW;
+				count_one(l, d1, e1);
+				pte_batch_change(f->batch, &from, 1, e1);
+				pte_run_install(&to, 1, e1);
+				pte_run_advance(&from, 1);
+				pte_run_advance(&to, 1);
+			}
+		}
 		pte_run_advance(&from, 1);
 		pte_run_advance(&to, 1);
 		if (from.entry == end)
