@@ -161,7 +161,7 @@ static u16 *extra_of(u64 frame, struct leaf **out)
 	return l->extra[d] ? &l->extra[d] : NULL;
 }
 
-/* One mapping fewer of the frame whose extra count is *x in leaf l (its reservation is not touched). */
+/* One mapping fewer of the frame whose extra count is *x in leaf l (its reservation stays). */
 static void drop_one(struct leaf *l, u16 *x)
 {
 	(*x)--;
@@ -216,25 +216,6 @@ struct fork_pass {
 	u64 stop;                /* where a failed walk stopped: the pages below are shared */
 };
 
-/*
- * The first index in [i, n) whose entry of t is present, else n. Runs of
- * holes go eight entries a test (about two instructions an entry).
- */
-static u64 next_present(volatile const u64 *t, u64 i, u64 n)
-{
-	for (; i < n && (i & 7); i++)
-		if (t[i] & PTE_P)
-			return i;
-	while (i + 8 <= n &&
-	       !((t[i] | t[i + 1] | t[i + 2] | t[i + 3] | t[i + 4] | t[i + 5] | t[i + 6] | t[i + 7]) &
-		 PTE_P))
-		i += 8;
-	for (; i < n; i++)
-		if (t[i] & PTE_P)
-			return i;
-	return n;
-}
-
 typedef int pt_fn(struct fork_pass *f, u64 va, u64 n);
 
 /*
@@ -248,7 +229,7 @@ static int walk_tables(int level, u64 va, u64 end, pt_fn *fn, struct fork_pass *
 	volatile const u64 *t = window_entry(WINDOW_SELF, level, va);
 	u64 span = level_span(level), left = (end - va + span - 1) / span;
 	u64 n = left < TABLE_ENTRIES ? left : TABLE_ENTRIES;
-	for (u64 i = next_present(t, 0, n); i < n; i = next_present(t, i + 1, n)) {
+	for (u64 i = table_next_present(t, 0, n); i < n; i = table_next_present(t, i + 1, n)) {
 		u64 at = va + i * span;
 		int err;
 		if (pte_is_leaf(t[i], level)) {
@@ -326,7 +307,7 @@ static int share_pt(struct fork_pass *f, u64 va, u64 n)
 	struct pte_run from = pte_run_at(WINDOW_SELF, LEVEL_PT, va);
 	struct pte_run to = pte_run_at(WINDOW_OTHER, LEVEL_PT, va);
 	volatile const u64 *start = from.entry, *end = from.entry + n;
-	u64 i = next_present(start, 0, n);
+	u64 i = table_next_present(start, 0, n);
 	if (i == n)
 		return 0;
 	u64 e = shared_pte(pte_run_get(&from, i));
@@ -371,7 +352,7 @@ static int share_pt(struct fork_pass *f, u64 va, u64 n)
 		count_one(l, d, e);
 		pte_batch_change(f->batch, &from, 0, e);
 		pte_run_install(&to, 0, e);
-		/* Unrolled once: the next entry too when it is the common case (one loop round for two). */
+		/* Unrolled once: the next entry too in the common case (one round for two). */
 		if (from.entry + 1 != end) {
 			u64 e1 = pte_run_get(&from, 1), d1 = (e1 >> PAGE_SHIFT) - key;
 			if ((e1 & (PTE_P | PTE_W)) == (PTE_P | PTE_W) && d1 < LEAF_FRAMES) {
@@ -394,7 +375,8 @@ static int share_pt(struct fork_pass *f, u64 va, u64 n)
 			continue;
 		}
 		if (!(e & PTE_P)) {
-			u64 at = (u64)(from.entry - start), next = next_present(start, at + 1, n);
+			u64 at = (u64)(from.entry - start);
+			u64 next = table_next_present(start, at + 1, n);
 			holes += next - at;
 			if (full)
 				for (u64 k = 0; k < next - at; k++)
@@ -408,7 +390,8 @@ static int share_pt(struct fork_pass *f, u64 va, u64 n)
 		e = shared_pte(e);
 	}
 	u64 at = (u64)(from.entry - start), pages = at - i - holes;
-	if (full) /* stopped by a failure: the rest of the child's PT still holds what its frame held */
+	/* Stopped by a failure: the rest of a full child's PT still holds what its frame held. */
+	if (full)
 		for (u64 k = 0; k < n - at; k++)
 			pte_run_install(&to, k, 0);
 	if (l)
@@ -423,7 +406,8 @@ static int share_pt(struct fork_pass *f, u64 va, u64 n)
 static int unshare_pt(struct fork_pass *f, u64 va, u64 n)
 {
 	struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, va);
-	for (u64 i = next_present(r.entry, 0, n); i < n; i = next_present(r.entry, i + 1, n)) {
+	for (u64 i = table_next_present(r.entry, 0, n); i < n;
+	     i = table_next_present(r.entry, i + 1, n)) {
 		u64 e = pte_run_get(&r, i);
 		struct leaf *l;
 		u16 *x = extra_of(pte_frame(e), &l);

@@ -55,6 +55,32 @@ static inline u64 table_left(u64 va, int level)
 	return ALIGN_DOWN(va, span) + span - va;
 }
 
+/*
+ * The first index in [i, n) whose entry of t is present, else n. Runs of
+ * zero entries (every hole this kernel leaves) go by `repe scasq`, one
+ * instruction an entry; a non-zero entry that is not present is passed over.
+ */
+static inline u64 table_next_present(volatile const u64 *t, u64 i, u64 n)
+{
+	while (i < n) {
+		volatile const u64 *p = t + i;
+		u64 left = n - i;
+		bool nonzero;
+		__asm__ volatile("repe scasq"
+				 : "+D"(p), "+c"(left), "=@ccnz"(nonzero)
+				 : "a"(0ULL)
+				 : "memory");
+		if (!nonzero)
+			return n;
+		/* scasq stopped past the first non-zero entry. */
+		i = (u64)(p - t) - 1;
+		if (t[i] & PTE_P)
+			return i;
+		i++;
+	}
+	return n;
+}
+
 /* One step of a range walk: the leaf at va (entry != 0), or the hole around it. */
 struct range_step {
 	u64 entry;  /* the leaf entry, 0 for a hole */

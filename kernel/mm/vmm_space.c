@@ -58,14 +58,15 @@ static void other_init_pml4(pml4_t space)
 	load_cr3(read_cr3());
 	volatile const u64 *from = window_entry(WINDOW_SELF, LEVEL_PML4, KERNEL_HALF_START);
 	struct pte_run to = pte_run_at(WINDOW_OTHER, LEVEL_PML4, KERNEL_HALF_START);
-	for (u64 i = 0; i < TABLE_ENTRIES - KERNEL_FIRST_SLOT; i++) {
+	u64 n = TABLE_ENTRIES - KERNEL_FIRST_SLOT;
+	for (u64 i = table_next_present(from, 0, n); i < n;
+	     i = table_next_present(from, i + 1, n)) {
 		u64 slot = KERNEL_FIRST_SLOT + i, value = from[i];
 		if (slot == RECURSIVE_SLOT)
 			value = space | PTE_P | PTE_W | paging_nx_bit();
 		else if (slot == OTHER_SLOT)
-			value = 0; /* this very entry: it belongs to the current space only */
-		if (value)
-			pte_run_install(&to, i, value);
+			continue; /* this very entry: it belongs to the current space only */
+		pte_run_install(&to, i, value);
 	}
 }
 
@@ -148,7 +149,8 @@ bool other_pt_new_unzeroed(u64 va)
 		return false;
 	}
 	/* Its window page may be cached from an earlier table there. */
-	pte_table_ready(window_entry_addr(WINDOW_OTHER, LEVEL_PT, ALIGN_DOWN(va, level_span(LEVEL_PD))));
+	u64 pt = ALIGN_DOWN(va, level_span(LEVEL_PD));
+	pte_table_ready(window_entry_addr(WINDOW_OTHER, LEVEL_PT, pt));
 	return true;
 }
 
