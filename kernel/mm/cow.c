@@ -53,12 +53,15 @@ struct leaf_cache {
 /* A first frame number no frame number is within LEAF_FRAMES above (frames are below 2^52). */
 #define NO_FIRST (1ULL << 63)
 #define NO_LEAF ((struct leaf_cache){NULL, NO_FIRST})
-/* Leaves found lately: fork's frames come from a few leaves in turn (the PMM's stack order). */
-#define RECENT_LEAVES 4
+/*
+ * Leaves found, by leaf number modulo FOUND_SLOTS: fork's frames come from
+ * a few leaves in turn (the PMM's stack order), each found again without a
+ * walk of the window's tables.
+ */
+#define FOUND_SLOTS 16
 
 static struct leaf_cache cache = NO_LEAF; /* the leaf found last */
-static struct leaf_cache recent[RECENT_LEAVES] = {NO_LEAF, NO_LEAF, NO_LEAF, NO_LEAF};
-static unsigned recent_next;
+static struct leaf_cache found[FOUND_SLOTS];
 static u64 total;  /* Sum of all counts' extra: frames reserved for copies */
 static u64 leaves; /* leaves mapped */
 static bool scratch_ready;
@@ -97,18 +100,16 @@ void cow_get_stats(struct cow_stats *out)
 /* The mapped leaf counting frame number pfn, or NULL; the cache points at it. */
 static struct leaf *leaf_find(u64 pfn)
 {
-	for (int j = 0; j < RECENT_LEAVES; j++) {
-		if (pfn - recent[j].first < LEAF_FRAMES) {
-			cache = recent[j];
-			return cache.leaf;
-		}
-	}
 	u64 k = pfn / LEAF_FRAMES, va = COUNT_BASE + k * PAGE_SIZE;
+	struct leaf_cache *slot = &found[k % FOUND_SLOTS];
+	if (slot->leaf && slot->first == k * LEAF_FRAMES) {
+		cache = *slot;
+		return cache.leaf;
+	}
 	int level;
 	if (va >= COUNT_BASE + COUNT_WINDOW || !paging_walk(va, &level))
 		return NULL;
-	cache = (struct leaf_cache){(struct leaf *)va, k * LEAF_FRAMES};
-	recent[recent_next++ % RECENT_LEAVES] = cache;
+	cache = *slot = (struct leaf_cache){(struct leaf *)va, k * LEAF_FRAMES};
 	return cache.leaf;
 }
 
@@ -137,9 +138,9 @@ static void leaf_put(struct leaf *l)
 	ASSERT(l->sum == 0);
 	if (cache.leaf == l)
 		cache = NO_LEAF;
-	for (int j = 0; j < RECENT_LEAVES; j++)
-		if (recent[j].leaf == l)
-			recent[j] = NO_LEAF;
+	struct leaf_cache *slot = &found[((u64)l - COUNT_BASE) / PAGE_SIZE % FOUND_SLOTS];
+	if (slot->leaf == l)
+		*slot = NO_LEAF;
 	leaves--;
 	/* Its frame's own count, if any is looked up meanwhile, is 0 (never shared). */
 	MUST(unmap_region((u64)l, 1, VMM_FREE_FRAMES) == 0);
@@ -314,11 +315,11 @@ static int share_pt(struct fork_pass *f, u64 va, u64 n)
 	/*
 	 * The child's PT. One whose first and last entries are present is
 	 * taken as full: made without zeroing, every entry stored below (holes
-	 * too). Else a store of an empty entry faults it in, zeroed.
+	 * too). Else it is zeroed and holes are skipped.
 	 */
 	bool full = n == TABLE_ENTRIES && i == 0 && (pte_run_get(&from, n - 1) & PTE_P);
 	struct leaf *l = leaf_get(pte_pfn(e));
-	if (!l || !(full ? other_pt_new_unzeroed(va) : pte_run_install_new(&to, i, 0))) {
+	if (!l || !other_pt_new(va, !full)) {
 		if (l && !l->sum)
 			leaf_put(l); /* made for this page, it counts nothing */
 		f->stop = va + i * PAGE_SIZE;

@@ -176,12 +176,14 @@ MUST_CHECK int other_space_open(pml4_t *out);
 int other_space_close(pml4_t space, int err);
 
 /*
- * Link a new PT for va into the attached other space (a missing PD is
- * faulted in), NOT zeroed: the caller stores every one of its entries
- * before anything walks it. Nothing does meanwhile: the other space is not
- * loaded on any CPU, so to the CPU its PTs are data pages of the window.
- * true, or false when no frame was left (nothing changed).
+ * Make the PT for va in the attached other space, which has none yet, with
+ * the PDPT and PD above it where they are missing (zeroed, as the #PF
+ * handler makes them, without the fault). With zero false the PT is NOT
+ * zeroed: the caller stores every one of its entries before anything walks
+ * it, and nothing does meanwhile (the other space is loaded on no CPU, so
+ * to the CPU its PTs are data pages of the window). true, or false when
+ * frames were missing (nothing changed).
  */
-MUST_CHECK bool other_pt_new_unzeroed(u64 va);
+MUST_CHECK bool other_pt_new(u64 va, bool zero);
 
 #endif

@@ -137,20 +137,32 @@ int other_space_close(pml4_t space, int err)
 	return err;
 }
 
-bool other_pt_new_unzeroed(u64 va)
+bool other_pt_new(u64 va, bool zero)
 {
 	ASSERT(other_attached && va < USER_END);
-	u64 frame;
-	if (pmm_alloc(&frame) != 0)
-		return false;
-	struct pte_run pd = pte_run_at(WINDOW_OTHER, LEVEL_PD, va);
-	if (!pte_run_install_new(&pd, 0, table_link(frame, va))) {
-		MUST(pmm_free(frame) == 0);
-		return false;
+	/* The highest missing table on va's path: read top-down, each table read exists. */
+	int top = LEVEL_PT;
+	for (int l = LEVEL_PML4; l > LEVEL_PT && top == LEVEL_PT; l--)
+		if (!(*window_entry(WINDOW_OTHER, l, va) & PTE_P))
+			top = l - 1;
+	ASSERT(top > LEVEL_PT || !(*window_entry(WINDOW_OTHER, LEVEL_PD, va) & PTE_P));
+	/* Every frame first, so that running out changes nothing. */
+	u64 frames[LEVEL_PML4 - 1];
+	for (int k = 0; k < top; k++) {
+		if (pmm_alloc(&frames[k]) != 0) {
+			while (k--)
+				MUST(pmm_free(frames[k]) == 0);
+			return false;
+		}
 	}
-	/* Its window page may be cached from an earlier table there. */
-	u64 pt = ALIGN_DOWN(va, level_span(LEVEL_PD));
-	pte_table_ready(window_entry_addr(WINDOW_OTHER, LEVEL_PT, pt));
+	for (int l = top, k = 0; l >= LEVEL_PT; l--, k++) {
+		struct pte_run link = pte_run_at(WINDOW_OTHER, l + 1, va);
+		pte_run_install(&link, 0, table_link(frames[k], va));
+		u64 table = window_entry_addr(WINDOW_OTHER, l, ALIGN_DOWN(va, level_span(l + 1)));
+		if (l > LEVEL_PT || zero)
+			vmm_zero_page((void *)table);
+		pte_table_ready(table);
+	}
 	return true;
 }
 
