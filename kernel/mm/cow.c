@@ -61,6 +61,13 @@ struct leaf_cache {
 #define FOUND_SLOTS 16
 
 static struct leaf_cache cache = NO_LEAF; /* the leaf found last */
+/*
+ * The leaf that emptied last, still mapped (NULL: none): it goes when
+ * another empties or nothing is shared any more, so that a write fault or
+ * an unmap that empties a leaf, often refilled soon by the next fork, does
+ * not pay for its unmapping; one page at most.
+ */
+static struct leaf *idle;
 static struct leaf_cache found[FOUND_SLOTS];
 static u64 total;  /* Sum of all counts' extra: frames reserved for copies */
 static u64 leaves; /* leaves mapped */
@@ -136,6 +143,8 @@ static struct leaf *leaf_get(u64 pfn)
 static void leaf_put(struct leaf *l)
 {
 	ASSERT(l->sum == 0);
+	if (idle == l)
+		idle = NULL;
 	if (cache.leaf == l)
 		cache = NO_LEAF;
 	struct leaf_cache *slot = &found[((u64)l - COUNT_BASE) / PAGE_SIZE % FOUND_SLOTS];
@@ -167,8 +176,15 @@ static void drop_one(struct leaf *l, u16 *x)
 {
 	(*x)--;
 	total--;
-	if (!--l->sum)
-		leaf_put(l);
+	if (!--l->sum) {
+		/* l waits as the idle leaf; the one before goes if it is still empty. */
+		struct leaf *before = idle;
+		idle = l;
+		if (before && before != l && !before->sum)
+			leaf_put(before);
+	}
+	if (!total && idle)
+		leaf_put(idle);
 }
 
 u64 cow_count(u64 frame)
