@@ -109,7 +109,9 @@ static inline void pte_run_change(const struct pte_run *r, u64 i, u64 value)
  * the batch's owner must not touch those pages meanwhile.
  *
  * The flush is this CPU's only: a batch is for a space no other CPU has
- * loaded (fork write-protecting the parent's own space, current here).
+ * loaded (fork write-protecting the parent's own space, current here and
+ * on no other CPU); a cross-CPU shootdown, where one is needed, belongs in
+ * pte_batch_end as in pte_flush.
  */
 struct pte_batch {
 	bool open; /* the batch has yet to drop what it changed */

@@ -6,12 +6,21 @@
  * kernel heap's slot. Leaf k, the page at COUNT_BASE + k pages, holds for
  * each of the LEAF_FRAMES frames from k * LEAF_FRAMES on how many mappings
  * it has beyond the first (0: not shared), and in its header their sum. A
- * leaf is mapped only while that sum is not zero: the page tables over the
- * window are the radix tree over physical memory, a leaf costs one page for
- * each 8 MiB of physical memory that holds a shared frame, free RAM and
- * unshared frames nothing. Finding a frame's count is a subtraction and a
- * compare against the leaf found last (fork walks frames that mostly lie
- * close together), else one walk of the window's tables: O(1).
+ * leaf is mapped only while that sum is not zero (but for the one that
+ * emptied last, kept until another empties or nothing is shared): the page
+ * tables over the window are the radix tree over physical memory, a leaf
+ * costs one page for each 8 MiB of physical memory that holds a shared
+ * frame, free RAM and unshared frames nothing. Finding a frame's count is a
+ * subtraction and a compare against the leaf found last (fork walks frames
+ * that mostly lie close together), else a look at a small table of leaves
+ * found, else one walk of the window's tables: O(1).
+ *
+ * fork (cow_fork_space) goes over the parent's page tables once: for each
+ * present PTE it write-protects the parent's entry, writes the child's and
+ * counts the frame, in one loop per PT; one CR3 reload drops the parent's
+ * stale entries at the end (pte_batch), and one pmm_reserve sets aside a
+ * frame per page shared. If anything is missing, a second walk up to where
+ * the first stopped undoes it.
  *
  * Copies go through two scratch kernel pages whose page table exists from
  * the first fork on, so a write fault needs no frame but the one reserved
@@ -445,9 +454,12 @@ int cow_fork_space(pml4_t *out)
 		return err;
 	/*
 	 * The parent's entries are write-protected without an invlpg each; the
-	 * batch drops them all from the TLB when this function returns. Only
-	 * this CPU can hold them: fork changes the current space, which no
-	 * other CPU has loaded, and nothing here writes a user page meanwhile.
+	 * batch drops them all from the TLB when this function returns (one CR3
+	 * reload). Only this CPU can hold them: fork changes the current space,
+	 * which only this CPU has loaded (a process runs on one CPU), and
+	 * nothing here writes a user page meanwhile. Were a space ever left
+	 * loaded on another CPU (lazy switching), pte_batch_end is where its
+	 * shootdown would go, as pte_flush's.
 	 */
 	PTE_BATCH(batch);
 	struct fork_pass f = {&batch, 0, USER_END};
