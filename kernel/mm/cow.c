@@ -318,8 +318,15 @@ static __attribute__((noinline, noreturn)) void count_overflow(u64 e)
 /* One more mapping of the frame at index d of leaf l (e: its entry, for the panic). */
 static inline void count_one(struct leaf *l, u64 d, u64 e)
 {
-	if (__builtin_expect(__builtin_add_overflow(l->extra[d], 1, &l->extra[d]), 0))
-		count_overflow(e);
+	/* An add to memory and a jump on its carry: 2 instructions (GCC's own form takes 4). */
+	__asm__ goto("addw $1, %0\n\tjc %l[overflow]"
+		     : "+m"(l->extra[d])
+		     :
+		     : "cc"
+		     : overflow);
+	return;
+overflow:
+	count_overflow(e);
 }
 
 /*
