@@ -22,6 +22,7 @@
 #include <smp.h>
 #include <spinlock.h>
 #include <string.h>
+#include <timer.h>
 #include <tlb.h>
 
 /* Bytes of garbage for `selftest=garbage`: a few hundred, as the runner expects. */
@@ -201,8 +202,15 @@ static void st_tlb_noack(void)
 	static bool deaf;
 	KASSERT_EQ(smp_run(1, spin_deaf, &deaf), 0);
 	/* Only once it is deaf: an IPI that reached it before its cli would be served. */
-	while (!__atomic_load_n(&deaf, __ATOMIC_ACQUIRE))
+	u64 next = clock_ns() + NS_PER_SEC;
+	while (!__atomic_load_n(&deaf, __ATOMIC_ACQUIRE)) {
 		__builtin_ia32_pause();
+		if (clock_ns() >= next) {
+			ktest_log("waiting for CPU 1 to turn its interrupts off");
+			next += NS_PER_SEC;
+		}
+	}
+	ktest_log("CPU 1 spins with interrupts off: a kernel page's unmap must wait for it");
 	int err = unmap_region(TLB_SELFTEST_VA, 1, 0);
 	panic("selftest: unmap_region returned %d: a CPU that never acknowledged went unnoticed",
 	      err);

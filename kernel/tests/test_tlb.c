@@ -68,9 +68,10 @@ static void relax(void)
 
 /*
  * CPU 0, every PROGRESS_NS inside a long run: a line for the runner, whose
- * silence deadline would take four vCPUs on two loaded host cores for a hang.
+ * silence deadline would take four vCPUs on two loaded host cores for a hang
+ * (and the guest clock, calibrated at boot, may run several times slow then).
  */
-#define PROGRESS_NS (2 * NS_PER_SEC)
+#define PROGRESS_NS NS_PER_SEC
 static u64 progress_at;
 
 static void progress(u32 round)
@@ -111,7 +112,7 @@ static void job_run(void *arg)
 	j->fn(j->cpu, j->ctx);
 }
 
-/* Wait for CPU c's smp_run work, up to JOIN_MS, with a line every 2 s for the runner. */
+/* Wait for CPU c's smp_run work, up to JOIN_MS, with a line every second for the runner. */
 static int join(u32 c)
 {
 	int err = -E_TIMEDOUT;
@@ -204,7 +205,7 @@ static void stale_reader(void *arg)
 /*
  * Wait until the reader has made `reads` reads or stopped (faulted), for at
  * most 20 s: a vCPU thread may wait long for its turn on a loaded host. A
- * line every 2 s, for the runner's silence deadline.
+ * line every second, for the runner's silence deadline.
  */
 static void wait_reads(struct stale *s, u64 reads)
 {
