@@ -584,8 +584,8 @@ static void pmm_worker(u32 c, void *ctx)
 			fail(c, "pmm_free at the end", held[n], 0);
 }
 
-/* Duplicates among every CPU's held frames (gathered into all[cap], Shell-sorted). */
-static u64 pmm_duplicates(struct pmm_run *p, u64 *all, u64 cap)
+/* Frames found twice among every CPU's held ones (gathered into all[cap], Shell-sorted). */
+static u64 frames_held_twice(struct pmm_run *p, u64 *all, u64 cap)
 {
 	u64 n = 0, dups = 0;
 	for (u32 c = 0; c < smp_cpu_count(); c++)
@@ -622,7 +622,7 @@ static void pmm_cpu0(struct pmm_run *p, u64 *dups)
 		n++;
 	p->count[0] = n;
 	barrier(&p->checked, smp_cpu_count());
-	*dups = pmm_duplicates(p, all, ARRAY_SIZE(all));
+	*dups = frames_held_twice(p, all, ARRAY_SIZE(all));
 	__atomic_store_n(&p->go_on, 1, __ATOMIC_RELEASE);
 	while (n)
 		if (pmm_free(held[--n]) != 0)
