@@ -57,6 +57,8 @@ struct exit_info {
 	bool killed;
 	u64 vector;  /* the fault that killed it, or KILL_NO_VECTOR */
 	char reason[KILL_REASON_MAX]; /* the kill reason, "" after exit */
+	u32 cpus_ran;    /* bit c: it ran on CPU c */
+	u64 migrations;  /* times it resumed on another CPU than the one it last ran on */
 };
 
 /* exit_info.vector of a process killed for something other than a CPU exception. */
@@ -82,6 +84,12 @@ struct proc {
 	u64 user_faults; /* demand-zero faults served */
 	u64 deadline_ns; /* killed when clock_ns() passes it (0: none) */
 	int session;     /* pid of the test program it descends from (inherited), or 0 */
+	/* SMP (sched.c; written under the scheduler's lock). */
+	u32 cpus_allowed; /* bit c: CPU c may run it (inherited by fork; sched_set_cpus) */
+	u32 cpus_ran;     /* bit c: it ran on CPU c */
+	u32 cpu;          /* the CPU it runs or last ran on */
+	bool on_cpu;      /* a CPU runs it (cleared by the next context after the switch) */
+	u64 migrations;   /* times it resumed on another CPU than it last ran on */
 };
 
 /* The slot of pid, or NULL. */
@@ -148,6 +156,9 @@ NORETURN void proc_exit(int status);
  */
 int proc_kill(struct proc *p, const char *reason);
 
+/* proc_kill with the scheduler's lock held (p not NULL). */
+int proc_kill_locked(struct proc *p, const char *reason);
+
 /* Kill the current process (printf-style reason) and run another. */
 NORETURN void proc_kill_current(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
@@ -195,5 +206,17 @@ const char *proc_page_fault(u64 cr2, u64 err);
 
 /* Processes in use (not unused), for leak checks. */
 int proc_count(void);
+
+/*
+ * Until the memory manager has locks of its own (issue 16, §2), the process
+ * side serializes its calls into it when several CPUs run: mm_enter takes
+ * one lock (LOCK_ORDER_MM_BIG) unless this CPU holds it already or only one
+ * CPU runs, and says whether it did; mm_leave(took) gives it back. Around
+ * fork, exit, exec, spawn, the demand-zero and copy-on-write faults, kernel
+ * stacks and the scheduler's switch_page_map. Self-paging calls are not
+ * covered: their processes stay on CPU 0 (sched.h, sched_spawn_cpus).
+ */
+bool mm_enter(void);
+void mm_leave(bool took);
 
 #endif

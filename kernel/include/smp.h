@@ -52,6 +52,12 @@ int smp_start_cpu(u32 apic_id, u64 timeout_ms);
  */
 int smp_call(u32 cpu, void (*fn)(void *arg), void *arg);
 
+/*
+ * Interrupt CPU cpu (VEC_IPI_CALL with an empty mailbox: only its hlt
+ * returns), so that its idle loop looks at the run queue (sched.c).
+ */
+void smp_kick(u32 cpu);
+
 /* The IPI handler of VEC_IPI_CALL (trap.c). */
 void smp_ipi_call(void);
 

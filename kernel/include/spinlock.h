@@ -5,12 +5,25 @@
  * LOCK ORDER (take lower numbers first; never take a lock whose order is
  * not above every lock this CPU already holds):
  *   LOCK_ORDER_TEST      1  selftests and ktests' own locks
+ *   LOCK_ORDER_SCHED    10  the scheduler: run queue, every proc's state,
+ *                           parent and slot (sched.c); the one lock held
+ *                           across a context switch (see below)
+ *   LOCK_ORDER_MM_BIG   20  the process side's serialization of the memory
+ *                           manager until it has its own locks (proc.c,
+ *                           mm_enter); taken inside the scheduler's lock
+ *                           only around switch_page_map
  *   LOCK_ORDER_PMM      30  the frame allocator (pmm.c)
- * (Planned: the paging operations and the scheduler below the PMM, the TLB
- * shootdown above it, since a PMM stack page's unmap must be shot down.)
- * A lock is never held across a context switch (sched.c checks on every
- * switch). spin_lock disables interrupts and the outermost spin_unlock
- * restores them.
+ *   LOCK_ORDER_CONSOLE  90  the console: one kprintf or write at a time
+ *                           (printf.c, sys.c); innermost, any lock may be
+ *                           held while printing
+ * (Planned: the paging operations below the PMM, the TLB shootdown above
+ * it, since a PMM stack page's unmap must be shot down.)
+ * No lock is held across a context switch but the scheduler's, by design
+ * (xv6's hand-over): the switching thread takes it, the thread switched to
+ * releases it on the same CPU, so no other CPU can pick the previous thread
+ * before its registers are saved. sched.c checks on every switch that it
+ * is the only one held (lock_check_switch_except). spin_lock disables
+ * interrupts and the outermost spin_unlock restores them.
  * Violations panic naming the locks: "lock order violation" and
  * "held across a context switch".
  */
@@ -20,7 +33,10 @@
 #include <types.h>
 
 #define LOCK_ORDER_TEST 1
+#define LOCK_ORDER_SCHED 10
+#define LOCK_ORDER_MM_BIG 20
 #define LOCK_ORDER_PMM 30
+#define LOCK_ORDER_CONSOLE 90
 /* Locks one CPU may hold at once. */
 #define LOCK_HELD_MAX 8
 #define LOCK_NO_CPU 0xFFFFFFFFu
@@ -45,6 +61,12 @@ bool spin_held(const struct spinlock *l);
 
 /* Panic when this CPU holds any lock: called by the scheduler before every switch. */
 void lock_check_switch(const char *where);
+
+/*
+ * Panic when this CPU holds any lock but `allowed` (the scheduler's, handed
+ * over across the switch), naming the first other one.
+ */
+void lock_check_switch_except(const char *where, const struct spinlock *allowed);
 
 /* Locks this CPU holds. */
 u32 locks_held(void);

@@ -35,6 +35,7 @@ static const struct flag flags[] = {
 	{"oracle", offsetof(struct kernel_options, oracle)},
 	{"bench", offsetof(struct kernel_options, bench)},
 	{"pmm.exhaust", offsetof(struct kernel_options, pmm_exhaust)},
+	{"sched.spread", offsetof(struct kernel_options, sched_spread)},
 };
 
 static bool is_space(char c)
