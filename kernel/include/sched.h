@@ -107,6 +107,9 @@ u64 sched_cpu_switches(u32 cpu);
  */
 int kthread_create(const char *name, int (*fn)(void *), void *arg);
 
+/* kthread_create on the CPUs of mask cpus (0: as kthread_create); -E_INVAL if none is up. */
+int kthread_create_cpus(const char *name, int (*fn)(void *), void *arg, u32 cpus);
+
 /* End the current kernel thread (what a thread function's return does). */
 NORETURN void kthread_exit(int status);
 

@@ -40,22 +40,6 @@ struct proc *proc_by_pid(int pid)
 	return NULL;
 }
 
-static struct spinlock mm_big = SPINLOCK_INIT("mm-big", LOCK_ORDER_MM_BIG);
-
-bool mm_enter(void)
-{
-	if (smp_cpu_count() < 2 || spin_held(&mm_big))
-		return false;
-	spin_lock(&mm_big);
-	return true;
-}
-
-void mm_leave(bool took)
-{
-	if (took)
-		spin_unlock(&mm_big);
-}
-
 int proc_count(void)
 {
 	int n = 0;

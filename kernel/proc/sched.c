@@ -57,13 +57,37 @@ static struct proc *dead_thread[MAX_CPUS];
 /*
  * Per CPU: a kernel stack it may still hold TLB entries for was unmapped
  * elsewhere; it reloads CR3 before it runs another thread (those entries
- * are not global). Until the memory manager shoots TLB entries down itself.
+ * are not global), and before its next call into the memory manager
+ * (mm_enter): the stack's pages and the tables freed with them. Until the
+ * memory manager shoots TLB entries down itself (issue 16 §3).
  */
 static bool flush_pending[MAX_CPUS];
 /* Per CPU: it waits in its idle loop (a wakeup sends it an IPI). */
 static bool cpu_idle[MAX_CPUS];
 /* The CPUs process 0's new children may run on. */
 static u32 spawn_cpus = 1;
+
+static struct spinlock mm_big = SPINLOCK_INIT("mm-big", LOCK_ORDER_MM_BIG);
+
+bool mm_enter(void)
+{
+	if (smp_cpu_count() < 2 || spin_held(&mm_big))
+		return false;
+	spin_lock(&mm_big);
+	/* A kernel stack (and maybe its tables) went on another CPU: no stale entry may be used. */
+	u32 id = this_cpu()->cpu_id;
+	if (__atomic_load_n(&flush_pending[id], __ATOMIC_ACQUIRE)) {
+		flush_pending[id] = false;
+		load_cr3(read_cr3());
+	}
+	return true;
+}
+
+void mm_leave(bool took)
+{
+	if (took)
+		spin_unlock(&mm_big);
+}
 
 /* One CPU needs no lock: the kernel is not preempted and interrupts are off in it. */
 static inline bool sched_locking(void)
@@ -174,9 +198,10 @@ static void release_dead_thread(struct proc *p)
 	MUST(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
 	mm_leave(took);
 	sched_lock_acquire();
+	/* Any CPU may hold entries for it: those it ran on, the one that set it up. */
 	u32 self = this_cpu()->cpu_id;
 	for (u32 c = 0; c < MAX_CPUS; c++)
-		if (c != self && (p->cpus_ran & (1u << c)))
+		if (c != self)
 			flush_pending[c] = true;
 	p->kstack_top = 0;
 	/* Nobody will wait for an orphan: its slot goes now. */
@@ -321,6 +346,8 @@ void sched_yield(void)
 	}
 	cur->state = PROC_RUNNABLE;
 	rq_push(cur);
+	if (sched_locking())
+		kick_idle_cpu(cur);
 	switch_to(cur, next);
 }
 
@@ -489,6 +516,7 @@ struct proc *proc_alloc(const char *name, const u8 *trampoline, u64 frame_bytes,
 		p->state = PROC_UNUSED;
 		return NULL;
 	}
+
 	strlcpy(p->name, name, sizeof(p->name));
 	p->kstack_top = top;
 	p->space = proc_table[0].space;
@@ -515,11 +543,20 @@ static void proc_set_entry(struct proc *p, int (*fn)(void *), void *arg)
 
 int kthread_create(const char *name, int (*fn)(void *), void *arg)
 {
+	return kthread_create_cpus(name, fn, arg, 0);
+}
+
+int kthread_create_cpus(const char *name, int (*fn)(void *), void *arg, u32 cpus)
+{
+	if (cpus && !(cpus & sched_all_cpus()))
+		return -E_INVAL;
 	int err;
 	struct proc *p = proc_alloc(name, kthread_trampoline, 0, &err);
 	if (!p)
 		return err;
 	proc_set_entry(p, fn, arg);
+	if (cpus)
+		p->cpus_allowed = cpus & sched_all_cpus();
 	sched_wakeup(p);
 	return p->pid;
 }
