@@ -179,6 +179,23 @@ static void st_lock_switch(void)
 	panic("selftest: a lock held across a context switch went unnoticed");
 }
 
+/*
+ * Block with the scheduler's lock held, as a sleeper does, and another lock
+ * too: the switch's own check, which lets the scheduler's lock through by
+ * design, must still panic naming the other one.
+ */
+static void st_lock_switch_block(void)
+{
+	static struct spinlock held = SPINLOCK_INIT("selftest-held", LOCK_ORDER_TEST);
+	spin_lock(&held);
+	sched_lock_acquire();
+	struct proc *cur = sched_current();
+	cur->wake_ns = ~0ULL;
+	cur->state = PROC_SLEEPING;
+	sched_block();
+	panic("selftest: a lock held into sched_block's switch went unnoticed");
+}
+
 /* Take a frame, map a page in an empty slot (a PDPT, a PD and a PT), give none of it back. */
 static void st_leak(void)
 {
@@ -205,6 +222,7 @@ static const struct ktest selftests[] = {
 	SELFTEST("smap", st_smap),
 	SELFTEST("lock-order", st_lock_order),
 	SELFTEST("lock-switch", st_lock_switch),
+	SELFTEST("lock-switch-block", st_lock_switch_block),
 	SELFTEST("leak", st_leak),
 	SELFTEST_SUITE(KTEST_KEEPS_MEMORY, "selftest: it keeps what it takes, and says so"),
 	SELFTEST("leak-kept", st_leak),
