@@ -219,4 +219,13 @@ int proc_count(void);
 bool mm_enter(void);
 void mm_leave(bool took);
 
+/*
+ * Program loading's static buffers (an ELF plan, a copied argv: too big
+ * for a kernel stack) are one CPU's at a time: load_enter takes their lock
+ * (LOCK_ORDER_LOAD) unless this CPU holds it or only one CPU runs, and says
+ * whether it did; load_leave(took) gives it back.
+ */
+bool load_enter(void);
+void load_leave(bool took);
+
 #endif

@@ -68,6 +68,14 @@ void sched_wakeup_locked(struct proc *p);
  */
 int sched_set_cpus(struct proc *p, u32 mask);
 
+/*
+ * Keep the current thread on CPU 0 from now on (moving it there first):
+ * what a self-paging system call does before it touches the self-paging
+ * state (frames.c, upcall.c), which has no lock of its own. Its children
+ * inherit the mask. No lock held.
+ */
+void sched_pin_boot_cpu(void);
+
 /* The mask process 0's new children get; returns the previous one (tests set it). */
 u32 sched_set_spawn_cpus(u32 mask);
 

@@ -5,6 +5,8 @@
  * LOCK ORDER (take lower numbers first; never take a lock whose order is
  * not above every lock this CPU already holds):
  *   LOCK_ORDER_TEST      1  selftests and ktests' own locks
+ *   LOCK_ORDER_LOAD      5  program loading's static buffers (spawn, exec:
+ *                           proc.c, sys.c); held while a process is made
  *   LOCK_ORDER_SCHED    10  the scheduler: run queue, every proc's state,
  *                           parent and slot (sched.c); the one lock held
  *                           across a context switch (see below)
@@ -33,6 +35,7 @@
 #include <types.h>
 
 #define LOCK_ORDER_TEST 1
+#define LOCK_ORDER_LOAD 5
 #define LOCK_ORDER_SCHED 10
 #define LOCK_ORDER_MM_BIG 20
 #define LOCK_ORDER_PMM 30

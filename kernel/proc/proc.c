@@ -40,6 +40,22 @@ struct proc *proc_by_pid(int pid)
 	return NULL;
 }
 
+static struct spinlock load_lock = SPINLOCK_INIT("program-load", LOCK_ORDER_LOAD);
+
+bool load_enter(void)
+{
+	if (smp_cpu_count() < 2 || spin_held(&load_lock))
+		return false;
+	spin_lock(&load_lock);
+	return true;
+}
+
+void load_leave(bool took)
+{
+	if (took)
+		spin_unlock(&load_lock);
+}
+
 int proc_count(void)
 {
 	int n = 0;
@@ -351,10 +367,10 @@ static int load_elf(struct proc *p, const void *ctx)
 	return err ? err : build_stack(l);
 }
 
-int proc_spawn_elf(const void *image, u64 size, const char *name, int argc,
-		   const char *const *argv)
+static int spawn_elf(const void *image, u64 size, const char *name, int argc,
+		     const char *const *argv)
 {
-	static struct elf_plan plan; /* big for a stack; the kernel is not preempted */
+	static struct elf_plan plan; /* big for a stack: under the load lock */
 	int err = elf_parse(image, size, &plan);
 	if (err)
 		return err;
@@ -371,10 +387,19 @@ int proc_spawn_elf(const void *image, u64 size, const char *name, int argc,
 	return p->pid;
 }
 
-int proc_exec_elf(const void *image, u64 size, const char *name, int argc,
-		  const char *const *argv)
+int proc_spawn_elf(const void *image, u64 size, const char *name, int argc,
+		   const char *const *argv)
 {
-	static struct elf_plan plan;
+	bool took = load_enter();
+	int err = spawn_elf(image, size, name, argc, argv);
+	load_leave(took);
+	return err;
+}
+
+static int exec_elf(const void *image, u64 size, const char *name, int argc,
+		    const char *const *argv)
+{
+	static struct elf_plan plan; /* under the load lock */
 	static struct proc next; /* the new image's space and regions until it is complete */
 	struct proc *cur = sched_current();
 	if (!cur->user)
@@ -404,6 +429,15 @@ int proc_exec_elf(const void *image, u64 size, const char *name, int argc,
 	strlcpy(cur->name, name, sizeof(cur->name));
 	set_user_frame(cur, plan.entry, l.rsp, (u64)argc, l.argv_va);
 	return 0;
+}
+
+int proc_exec_elf(const void *image, u64 size, const char *name, int argc,
+		  const char *const *argv)
+{
+	bool took = load_enter();
+	int err = exec_elf(image, size, name, argc, argv);
+	load_leave(took);
+	return err;
 }
 
 /* Give the current process's children to nobody; zombies among them are freed now (lock held). */

@@ -364,6 +364,25 @@ void sched_block(void)
 	switch_to_next(cur);
 }
 
+void sched_pin_boot_cpu(void)
+{
+	struct proc *cur = sched_current();
+	if (cur->cpus_allowed == 1u && this_cpu()->cpu_id == 0)
+		return;
+	lock_check_switch("sched_pin_boot_cpu");
+	sched_lock_acquire();
+	cur->cpus_allowed = 1u;
+	if (this_cpu()->cpu_id == 0) {
+		sched_lock_release();
+		return;
+	}
+	cur->state = PROC_RUNNABLE;
+	rq_push(cur);
+	kick_idle_cpu(cur);
+	switch_to_next(cur);
+	ASSERT(this_cpu()->cpu_id == 0);
+}
+
 void sched_wakeup_locked(struct proc *p)
 {
 	ASSERT(sched_lock_held());

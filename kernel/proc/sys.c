@@ -155,7 +155,7 @@ int proc_exec_path(const char *path, int argc, const char *const *argv)
 	return err ? err : proc_exec_elf(f.data, f.size, base_name(path), argc, argv);
 }
 
-/* A path and an argv from user space, copied (the kernel is not preempted: static buffers). */
+/* A path and an argv from user space, copied (static buffers: under the load lock). */
 static char kpath[SPAWN_PATH_MAX], strings[SPAWN_STRINGS_MAX];
 static const char *args[SPAWN_ARGS_MAX + 1];
 
@@ -187,14 +187,20 @@ static int copy_program_args(u64 path, u64 argv)
 
 i64 sys_spawn(u64 path, u64 argv)
 {
+	bool took = load_enter();
 	int argc = copy_program_args(path, argv);
-	return argc < 0 ? argc : proc_spawn_path(kpath, argc, args);
+	i64 ret = argc < 0 ? argc : proc_spawn_path(kpath, argc, args);
+	load_leave(took);
+	return ret;
 }
 
 i64 sys_exec(u64 path, u64 argv)
 {
+	bool took = load_enter();
 	int argc = copy_program_args(path, argv);
-	return argc < 0 ? argc : proc_exec_path(kpath, argc, args);
+	i64 ret = argc < 0 ? argc : proc_exec_path(kpath, argc, args);
+	load_leave(took);
+	return ret;
 }
 
 i64 sys_fork(void)
