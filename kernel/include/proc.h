@@ -16,6 +16,7 @@
 
 #include <percpu.h>
 #include <sched.h>
+#include <smp.h>
 #include <syscalls.h>
 #include <types.h>
 #include <vmm.h>
@@ -216,8 +217,19 @@ int proc_count(void);
  * stacks and the scheduler's switch_page_map. Self-paging calls are not
  * covered: their processes stay on CPU 0 (sched.h, sched_spawn_cpus).
  */
-bool mm_enter(void);
-void mm_leave(bool took);
+bool mm_enter_slow(void);
+void mm_leave_slow(void);
+
+static inline bool mm_enter(void)
+{
+	return smp_cpu_count() >= 2 && mm_enter_slow();
+}
+
+static inline void mm_leave(bool took)
+{
+	if (took)
+		mm_leave_slow();
+}
 
 /*
  * Program loading's static buffers (an ELF plan, a copied argv: too big

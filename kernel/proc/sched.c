@@ -69,9 +69,9 @@ static u32 spawn_cpus = 1;
 
 static struct spinlock mm_big = SPINLOCK_INIT("mm-big", LOCK_ORDER_MM_BIG);
 
-bool mm_enter(void)
+bool mm_enter_slow(void)
 {
-	if (smp_cpu_count() < 2 || spin_held(&mm_big))
+	if (spin_held(&mm_big))
 		return false;
 	spin_lock(&mm_big);
 	/* A kernel stack (and maybe its tables) went on another CPU: no stale entry may be used. */
@@ -83,10 +83,9 @@ bool mm_enter(void)
 	return true;
 }
 
-void mm_leave(bool took)
+void mm_leave_slow(void)
 {
-	if (took)
-		spin_unlock(&mm_big);
+	spin_unlock(&mm_big);
 }
 
 /* One CPU needs no lock: the kernel is not preempted and interrupts are off in it. */
@@ -95,16 +94,34 @@ static inline bool sched_locking(void)
 	return smp_cpu_count() >= 2;
 }
 
-void sched_lock_acquire(void)
+/* The scheduler's lock, inlined on the switch path (its cost on one CPU: one compare). */
+static inline void lock_take(void)
 {
 	if (sched_locking())
 		spin_lock(&sched_lock);
 }
 
-void sched_lock_release(void)
+static inline void lock_drop(void)
 {
 	if (sched_locking())
 		spin_unlock(&sched_lock);
+}
+
+void sched_lock_acquire(void)
+{
+	lock_take();
+}
+
+void sched_lock_release(void)
+{
+	lock_drop();
+}
+
+/* No lock held here (a switch may follow). */
+static inline void check_no_lock(const char *where)
+{
+	if (__builtin_expect(this_cpu()->nheld != 0, 0))
+		lock_check_switch(where);
 }
 
 static bool sched_lock_held(void)
@@ -134,6 +151,15 @@ static void rq_push(struct proc *p)
 static struct proc *rq_pop(u32 cpu)
 {
 	struct proc *prev = NULL, *p = run_head;
+	/* The common case first: the head may run here. */
+	if (p && (p->cpus_allowed & (1u << cpu))) {
+		int i = slot_of(p);
+		run_head = run_next[i];
+		if (!run_head)
+			run_tail = NULL;
+		queued[i] = false;
+		return p;
+	}
 	while (p && !(p->cpus_allowed & (1u << cpu))) {
 		prev = p;
 		p = run_next[slot_of(p)];
@@ -168,10 +194,10 @@ u32 sched_all_cpus(void)
 
 u32 sched_set_spawn_cpus(u32 mask)
 {
-	sched_lock_acquire();
+	lock_take();
 	u32 old = spawn_cpus;
 	spawn_cpus = mask;
-	sched_lock_release();
+	lock_drop();
 	return old;
 }
 
@@ -191,13 +217,13 @@ static void kick_idle_cpu(const struct proc *p)
  * Give the kernel stack of a thread that ended back (it is not running: we
  * are on another stack), then let its parent reap it. No lock held.
  */
-static void release_dead_thread(struct proc *p)
+static __attribute__((noinline)) void release_dead_thread(struct proc *p)
 {
 	u64 base = p->kstack_top - KERNEL_STACK_SIZE;
 	bool took = mm_enter();
 	MUST(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
 	mm_leave(took);
-	sched_lock_acquire();
+	lock_take();
 	/* Any CPU may hold entries for it: those it ran on, the one that set it up. */
 	u32 self = this_cpu()->cpu_id;
 	for (u32 c = 0; c < MAX_CPUS; c++)
@@ -209,7 +235,7 @@ static void release_dead_thread(struct proc *p)
 		p->state = PROC_UNUSED;
 	else if (p->parent->state == PROC_WAITING)
 		sched_wakeup_locked(p->parent); /* its wait saw the stack still there */
-	sched_lock_release();
+	lock_drop();
 }
 
 /*
@@ -217,14 +243,15 @@ static void release_dead_thread(struct proc *p)
  * over): the previous thread may now run elsewhere; release the lock, then
  * the stack of a thread that ended on this CPU.
  */
-static void finish_switch(void)
+static inline void finish_switch(bool smp)
 {
 	u32 id = this_cpu()->cpu_id;
 	struct proc *last = switched_from[id], *dead = dead_thread[id];
 	last->on_cpu = false;
 	dead_thread[id] = NULL;
-	sched_lock_release();
-	if (dead)
+	if (smp)
+		spin_unlock(&sched_lock);
+	if (__builtin_expect(dead != NULL, 0))
 		release_dead_thread(dead);
 }
 
@@ -233,8 +260,12 @@ static void switch_to(struct proc *prev, struct proc *next)
 {
 	struct percpu *cpu = this_cpu();
 	u32 id = cpu->cpu_id;
-	lock_check_switch_except("switch_to", &sched_lock);
-	ASSERT(sched_lock_held());
+	/* Only the scheduler's lock (none on one CPU), handed over across the switch. */
+	bool smp = sched_locking();
+	if (__builtin_expect(cpu->nheld != smp || (smp && cpu->held[0] != &sched_lock), 0)) {
+		lock_check_switch_except("switch_to", &sched_lock);
+		panic("sched: switch_to without the scheduler's lock on CPU %u", id);
+	}
 	if (next->on_cpu)
 		panic("sched: '%s' (pid %d) picked by CPU %u while it still runs on CPU %u",
 		      next->name, next->pid, id, next->cpu);
@@ -251,17 +282,17 @@ static void switch_to(struct proc *prev, struct proc *next)
 		load_cr3(read_cr3());
 	}
 	if (next->space != prev->space) {
-		bool took = mm_enter();
+		bool took = smp && mm_enter_slow();
 		switch_page_map(next->space);
 		mm_leave(took);
 	}
 	switches++;
-	if (next != &idle_procs[id])
+	if (next->pid >= 0) /* not an idle context */
 		cpu_switches[id]++;
 	switched_from[id] = prev;
 	context_switch(&prev->saved_rsp, next->saved_rsp);
 	/* prev runs again here, possibly much later and on another CPU. */
-	finish_switch();
+	finish_switch(smp);
 }
 
 /* Switch to the next thread this CPU may run, or to its idle context (lock held). */
@@ -282,13 +313,13 @@ static NORETURN void idle_loop(void)
 		if (next) {
 			cpu_idle[id] = false;
 			switch_to(idle, next);
-			sched_lock_acquire();
+			lock_take();
 			continue;
 		}
 		cpu_idle[id] = true;
-		sched_lock_release();
+		lock_drop();
 		__asm__ volatile("sti; hlt; cli" : : : "memory");
-		sched_lock_acquire();
+		lock_take();
 	}
 }
 
@@ -296,7 +327,7 @@ static NORETURN void idle_loop(void)
 static int idle_main(void *arg)
 {
 	(void)arg;
-	sched_lock_acquire();
+	lock_take();
 	idle_loop();
 }
 
@@ -322,13 +353,13 @@ NORETURN void sched_run_ap(u64 top)
 	idle->on_cpu = true;
 	idle->cpus_ran = 1u << id;
 	this_cpu()->current = idle;
-	sched_lock_acquire();
+	lock_take();
 	idle_loop();
 }
 
 void sched_thread_begin(void)
 {
-	finish_switch();
+	finish_switch(sched_locking());
 	/* Killed before it ever ran: it ends without running a single instruction of its own. */
 	if (sched_current()->killed)
 		proc_exit(-1);
@@ -336,17 +367,20 @@ void sched_thread_begin(void)
 
 void sched_yield(void)
 {
-	lock_check_switch("sched_yield");
-	sched_lock_acquire();
+	check_no_lock("sched_yield");
+	bool smp = sched_locking();
+	if (smp)
+		spin_lock(&sched_lock);
 	struct proc *cur = sched_current();
 	struct proc *next = rq_pop(this_cpu()->cpu_id);
 	if (!next) {
-		sched_lock_release();
+		if (smp)
+			spin_unlock(&sched_lock);
 		return;
 	}
 	cur->state = PROC_RUNNABLE;
 	rq_push(cur);
-	if (sched_locking())
+	if (smp)
 		kick_idle_cpu(cur);
 	switch_to(cur, next);
 }
@@ -370,10 +404,10 @@ void sched_pin_boot_cpu(void)
 	if (cur->cpus_allowed == 1u && this_cpu()->cpu_id == 0)
 		return;
 	lock_check_switch("sched_pin_boot_cpu");
-	sched_lock_acquire();
+	lock_take();
 	cur->cpus_allowed = 1u;
 	if (this_cpu()->cpu_id == 0) {
-		sched_lock_release();
+		lock_drop();
 		return;
 	}
 	cur->state = PROC_RUNNABLE;
@@ -396,9 +430,9 @@ void sched_wakeup_locked(struct proc *p)
 
 void sched_wakeup(struct proc *p)
 {
-	sched_lock_acquire();
+	lock_take();
 	sched_wakeup_locked(p);
-	sched_lock_release();
+	lock_drop();
 }
 
 int sched_set_cpus(struct proc *p, u32 mask)
@@ -406,13 +440,13 @@ int sched_set_cpus(struct proc *p, u32 mask)
 	mask &= sched_all_cpus();
 	if (!mask)
 		return -E_INVAL;
-	sched_lock_acquire();
+	lock_take();
 	p->cpus_allowed = mask;
 	if (p->state == PROC_RUNNING && !(mask & (1u << p->cpu)))
 		percpu_of(p->cpu)->need_resched = true;
 	else if (p->state == PROC_RUNNABLE)
 		kick_idle_cpu(p);
-	sched_lock_release();
+	lock_drop();
 	return 0;
 }
 
@@ -421,9 +455,9 @@ void sched_sleep_ns(u64 ns)
 	struct proc *cur = sched_current();
 	u64 wake = clock_ns() + ns;
 	for (;;) {
-		sched_lock_acquire();
+		lock_take();
 		if (clock_ns() >= wake || cur->killed) {
-			sched_lock_release();
+			lock_drop();
 			return;
 		}
 		cur->wake_ns = wake;
@@ -438,7 +472,7 @@ void sched_tick(struct trap_frame *f)
 	/* Sleepers and deadlines: CPU 0's clock only. */
 	if (cpu->cpu_id == 0) {
 		u64 now = clock_ns();
-		sched_lock_acquire();
+		lock_take();
 		for (int i = 0; i < NPROC; i++) {
 			struct proc *p = &proc_table[i];
 			if (p->state == PROC_SLEEPING && p->wake_ns <= now)
@@ -449,7 +483,7 @@ void sched_tick(struct trap_frame *f)
 				proc_kill_locked(p, "deadline passed: ran longer than its time limit");
 			}
 		}
-		sched_lock_release();
+		lock_drop();
 	}
 	if (trap_from_user(f))
 		cpu->need_resched = true;
@@ -511,7 +545,7 @@ static int next_pid = 1;
 struct proc *proc_alloc(const char *name, const u8 *trampoline, u64 frame_bytes, int *err)
 {
 	struct proc *p = NULL, *parent = sched_current();
-	sched_lock_acquire();
+	lock_take();
 	for (int i = 1; i < NPROC && !p; i++)
 		if (proc_table[i].state == PROC_UNUSED && !proc_table[i].kstack_top)
 			p = &proc_table[i];
@@ -522,7 +556,7 @@ struct proc *proc_alloc(const char *name, const u8 *trampoline, u64 frame_bytes,
 		p->pid = next_pid++;
 		p->cpus_allowed = parent == &proc_table[0] ? spawn_cpus : parent->cpus_allowed;
 	}
-	sched_lock_release();
+	lock_drop();
 	if (!p) {
 		*err = -E_NOSPC;
 		return NULL;
@@ -546,9 +580,9 @@ struct proc *proc_alloc(const char *name, const u8 *trampoline, u64 frame_bytes,
 		*--sp = 0;
 	p->saved_rsp = (u64)sp;
 	/* Not runnable until the caller is done with it; a child from now on. */
-	sched_lock_acquire();
+	lock_take();
 	p->parent = parent;
-	sched_lock_release();
+	lock_drop();
 	return p;
 }
 
