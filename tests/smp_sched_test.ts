@@ -19,7 +19,7 @@ const SILENCE_MS = 30_000;
 const CONSOLE_LINE =
   /^ {4}# console: thread (\d+) on CPU (\d+), line (\d+) of 20, padding to make the line long enough to be cut \.{11}$/;
 /** The lines of a subtest: indented results, plans, comments, YAML blocks. */
-const SUBTEST_LINE = /^ {4}((not )?ok \d+ - \S.*|1\.\.\d+|# .*|#|  ---|  \.\.\.|  \S.*)$/;
+const SUBTEST_LINE = /^ {4}((not )?ok \d+ - \S.*|1\.\.\d+|# .*|#| {2}---| {2}\.\.\.| {2}\S.*)$/;
 
 async function boot(cpus: number): Promise<RunResult> {
   const { elf } = await builtKernel();
