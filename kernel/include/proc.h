@@ -43,6 +43,7 @@ enum proc_state {
 	PROC_SLEEPING, /* until wake_ns */
 	PROC_WAITING,  /* for a child */
 	PROC_ZOMBIE,   /* ended; status kept for the parent */
+	PROC_EMBRYO,   /* a claimed slot being made (proc_alloc): not runnable, not woken */
 };
 
 /* A range of the user half with its rights: [start, end), page-aligned. */

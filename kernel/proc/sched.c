@@ -372,8 +372,10 @@ void sched_yield(void)
 	if (smp)
 		spin_lock(&sched_lock);
 	struct proc *cur = sched_current();
-	struct proc *next = rq_pop(this_cpu()->cpu_id);
-	if (!next) {
+	u32 id = this_cpu()->cpu_id;
+	struct proc *next = rq_pop(id);
+	/* Nothing else to run: go on, unless its mask no longer has this CPU (sched_set_cpus). */
+	if (!next && (cur->cpus_allowed & (1u << id))) {
 		if (smp)
 			spin_unlock(&sched_lock);
 		return;
@@ -382,7 +384,7 @@ void sched_yield(void)
 	rq_push(cur);
 	if (smp)
 		kick_idle_cpu(cur);
-	switch_to(cur, next);
+	switch_to(cur, next ? next : &idle_procs[id]);
 }
 
 void sched_block(void)
@@ -552,7 +554,7 @@ struct proc *proc_alloc(const char *name, const u8 *trampoline, u64 frame_bytes,
 	if (p) {
 		/* Claimed: not unused, not runnable, nobody's child yet. */
 		memset(p, 0, sizeof(*p));
-		p->state = PROC_WAITING;
+		p->state = PROC_EMBRYO;
 		p->pid = next_pid++;
 		p->cpus_allowed = parent == &proc_table[0] ? spawn_cpus : parent->cpus_allowed;
 	}
