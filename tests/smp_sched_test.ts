@@ -4,7 +4,8 @@
  * runs, one thread per CPU prints 20 long comment lines at once: each must
  * arrive whole (the console lock), every line of the subtest must be TAP
  * (a result, a plan, a comment or YAML), and the suite's figures (which CPUs
- * ran what, how many migrations) must be there for the report.
+ * ran what, how many migrations) must be there for the report. On QEMU's
+ * `max` model the AP must run with SMEP and SMAP on, as CPU 0 does.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -32,13 +33,27 @@ async function boot(cpus: number): Promise<RunResult> {
   });
 }
 
+/** Two CPUs of QEMU's `max` model (SMEP and SMAP): processes in ring 3 on the AP with both on. */
+async function bootMax(): Promise<RunResult> {
+  const { elf } = await builtKernel();
+  return runKernel({
+    kernel: elf,
+    smp: 2,
+    cpu: "max",
+    append: "ktest.filter=sched_smp.aps_have_smep_smap_as_cpu0,sched_smp.user_processes_*",
+    logFile: join(LOG_DIR, "smp-sched-2-max.log"),
+    silenceTimeoutMs: SILENCE_MS,
+  });
+}
+
 // One after the other: each QEMU runs its CPUs on the host's two cores.
 const runs = CPUS.reduce<Promise<RunResult>[]>((acc, n) => {
   const prev = acc.length ? acc[acc.length - 1].catch(() => null) : Promise.resolve(null);
   acc.push(prev.then(() => boot(n)));
   return acc;
 }, []);
-for (const r of runs) r.catch(() => {});
+const maxRun = runs[runs.length - 1].catch(() => null).then(bootMax);
+for (const r of [...runs, maxRun]) r.catch(() => {});
 
 /** The lines between "# Subtest: sched_smp" and the suite's result. */
 function subtestLines(raw: string): string[] {
@@ -83,4 +98,12 @@ CPUS.forEach((cpus, i) => {
     const perCpu = [...r.serial.raw.matchAll(/# CPU (\d+): (\d+) switches to a thread/g)];
     assert.equal(perCpu.length, cpus);
   });
+});
+
+Deno.test("smp sched: the AP runs with SMEP and SMAP on, as CPU 0 (-cpu max, 2 CPUs)", async () => {
+  const r = await maxRun;
+  assert.equal(r.classification.kind, "pass", r.classification.message);
+  assert.match(r.serial.raw, /# CPU 0: SMEP on, SMAP on/);
+  assert.match(r.serial.raw, /ok \d+ - aps_have_smep_smap_as_cpu0\n/);
+  assert.match(r.serial.raw, /ok \d+ - user_processes_migrate_intact\n/);
 });

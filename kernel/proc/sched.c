@@ -255,8 +255,11 @@ static inline void finish_switch(bool smp)
 		release_dead_thread(dead);
 }
 
-/* Switch from prev (current, lock held) to next; returns when prev runs again, lock released. */
-static void switch_to(struct proc *prev, struct proc *next)
+/*
+ * Switch from prev (current, lock held) to next; returns when prev runs
+ * again, lock released. Inlined: one call less on every switch.
+ */
+static inline __attribute__((always_inline)) void switch_to(struct proc *prev, struct proc *next)
 {
 	struct percpu *cpu = this_cpu();
 	u32 id = cpu->cpu_id;
