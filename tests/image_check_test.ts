@@ -1,7 +1,19 @@
 import assert from "node:assert/strict";
 import { deriveLayout, pteFlag, tableIndex } from "../linker/layout.ts";
-import { type ElfImage, parseElf, PT_LOAD, symbolValue } from "../tools/core/elf.ts";
+import {
+  type ElfImage,
+  parseElf,
+  physicalReader,
+  PT_LOAD,
+  symbolValue,
+} from "../tools/core/elf.ts";
 import { checkBootTables } from "../tools/core/image_check.ts";
+import {
+  enumerateMappings,
+  type PhysReader,
+  translate,
+  WalkError,
+} from "../tools/core/pagewalk.ts";
 import { builtKernel } from "./support.ts";
 
 const layout = deriveLayout();
@@ -37,6 +49,47 @@ const pathOf = (va: bigint) => [4, 3, 2, 1].map((l) => tableIndex(va, l));
 
 Deno.test("image check: the built kernel's boot tables are exactly as promised", async () => {
   assert.deepEqual(checkBootTables(await freshImage(), layout), []);
+});
+
+Deno.test("image check: without NX (bit 63 stripped as boot.asm does) every page maps, executable", async () => {
+  const image = await freshImage();
+  assert.deepEqual(checkBootTables(image, layout, { nxe: false }), []);
+  // Not stripped, the same tables fault with RSVD on a CPU without NX: the strip is needed.
+  const cr3 = symbolValue(image, "boot_pml4_phys");
+  assert.throws(
+    () => enumerateMappings(physicalReader(image), cr3, { nxe: false }),
+    /sets bit 63 \(NX\), a reserved bit with EFER.NXE off/,
+  );
+});
+
+Deno.test("page walker: bit 63 is NX with EFER.NXE on, a reserved bit with it off", () => {
+  // One 4 KiB page at VA 0: PML4 0x1000 -> PDPT 0x2000 -> PD 0x3000 -> PT 0x4000 -> 0x5000.
+  const P = pteFlag("P"), W = pteFlag("W"), NX = pteFlag("NX");
+  const entries = new Map<bigint, bigint>([
+    [0x1000n, 0x2000n | P | W],
+    [0x2000n, 0x3000n | P | W],
+    [0x3000n, 0x4000n | P | W],
+    [0x4000n, 0x5000n | P | W | NX],
+  ]);
+  const read: PhysReader = (paddr, length) => {
+    const out = new Uint8Array(length);
+    const v = new DataView(out.buffer);
+    for (let off = 0; off < length; off += 8) {
+      v.setBigUint64(off, entries.get(paddr + BigInt(off)) ?? 0n, true);
+    }
+    return out;
+  };
+  const [page] = enumerateMappings(read, 0x1000n);
+  assert.equal(page.pa, 0x5000n);
+  assert.equal(page.noExecute, true);
+  assert.equal(translate(read, 0x1000n, 0x123n)?.paddr, 0x5123n);
+  assert.throws(
+    () => enumerateMappings(read, 0x1000n, { nxe: false }),
+    /PT entry 0 sets bit 63 \(NX\), a reserved bit with EFER.NXE off/,
+  );
+  assert.throws(() => translate(read, 0x1000n, 0x123n, { nxe: false }), WalkError);
+  entries.set(0x4000n, 0x5000n | P | W);
+  assert.equal(enumerateMappings(read, 0x1000n, { nxe: false })[0].noExecute, false);
 });
 
 Deno.test("image check: a writable text page is caught", async () => {

@@ -53,7 +53,18 @@ Deno.test("configs: one table, unique names, the default in it", () => {
   assert.equal(new Set(names).size, names.length);
   assert.ok(names.includes(DEFAULT_CONFIG));
   for (
-    const want of ["pc", "q35", "qemu64", "max", "haswell", "smp2", "smp4", "mem-32m", "mem-4g"]
+    const want of [
+      "pc",
+      "q35",
+      "qemu64",
+      "max",
+      "no-nx",
+      "haswell",
+      "smp2",
+      "smp4",
+      "mem-32m",
+      "mem-4g",
+    ]
   ) {
     assert.ok(names.includes(want), want);
   }
@@ -77,6 +88,9 @@ Deno.test("configs: the QEMU arguments say what the configuration says", () => {
   assert.equal(argOf(args("smp2"), "-smp"), "2");
   assert.equal(argOf(args("smp4"), "-smp"), "4");
   assert.equal(argOf(args("max"), "-cpu"), "max");
+  // NX off in the model itself, so it is off under KVM too.
+  assert.equal(argOf(args("no-nx"), "-cpu"), "max,-nx");
+  assert.equal(cpuArgument(getConfig("no-nx"), "kvm"), "max,-nx");
   assert.equal(argOf(args("microvm"), "-cpu"), undefined);
   // TCG does not emulate these four: they are turned off rather than warned about.
   assert.equal(

@@ -5,8 +5,16 @@
  * layout and the linker symbols promise.
  */
 import { type ElfImage, physicalReader, symbolValue } from "./elf.ts";
-import { type Layout, PAGE_SIZE, selfMapTableAddress } from "../../linker/layout.ts";
-import { enumerateMappings, levelName, type Mapping, tableTree, translate } from "./pagewalk.ts";
+import { type Layout, PAGE_SIZE, pteFlag, selfMapTableAddress } from "../../linker/layout.ts";
+import {
+  enumerateMappings,
+  levelName,
+  type Mapping,
+  type PhysReader,
+  tableTree,
+  translate,
+  type WalkOptions,
+} from "./pagewalk.ts";
 
 const hex = (v: bigint) => "0x" + v.toString(16);
 
@@ -43,21 +51,54 @@ function expectedPages(image: ElfImage, layout: Layout): Map<bigint, Expect> {
 }
 
 /**
+ * The image's memory as the CPU sees it once boot.asm ran on a CPU without
+ * NX: bit 63 cleared in every 8-byte entry from boot_pml4_phys up to
+ * boot_tables_end_phys (its strip loop), the rest as loaded.
+ */
+function withoutNxReader(image: ElfImage): PhysReader {
+  const read = physicalReader(image);
+  const from = symbolValue(image, "boot_pml4_phys");
+  const to = symbolValue(image, "boot_tables_end_phys");
+  const nx = pteFlag("NX");
+  return (paddr, length) => {
+    const bytes = read(paddr, length);
+    if (!bytes) return undefined;
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let off = 0; off + 8 <= length; off += 8) {
+      const pa = paddr + BigInt(off);
+      if (pa >= from && pa < to && pa % 8n === 0n) {
+        v.setBigUint64(off, v.getBigUint64(off, true) & ~nx, true);
+      }
+    }
+    return bytes;
+  };
+}
+
+/**
  * Check the boot tables of an image. Returns the problems found; an empty
  * list means: every page of the image translates to its physical address
  * with the right rights, the guard page and everything else is unmapped, and
  * the self-map yields every table at its computed address.
+ *
+ * With `nxe: false`, the tables as boot.asm leaves them on a CPU without NX
+ * (EFER.NXE off): no entry may keep bit 63 (a reserved bit then), and every
+ * page is executable.
  */
-export function checkBootTables(image: ElfImage, layout: Layout): string[] {
+export function checkBootTables(
+  image: ElfImage,
+  layout: Layout,
+  options: WalkOptions = {},
+): string[] {
   const problems: string[] = [];
-  const read = physicalReader(image);
+  const nxe = options.nxe !== false;
+  const read = nxe ? physicalReader(image) : withoutNxReader(image);
   const cr3 = symbolValue(image, "boot_pml4_phys");
   const slot = layout.recursiveSlot;
   const inWindow = (va: bigint) => va >= layout.selfMapBase && va < layout.selfMapEnd;
 
   let leaves: Mapping[];
   try {
-    leaves = enumerateMappings(read, cr3);
+    leaves = enumerateMappings(read, cr3, options);
   } catch (e) {
     return [`walking the tables failed: ${(e as Error).message}`];
   }
@@ -82,7 +123,7 @@ export function checkBootTables(image: ElfImage, layout: Layout): string[] {
       if (m.writable !== want.writable) {
         problems.push(`${want.what} page ${hex(va)} is ${m.writable ? "" : "not "}writable`);
       }
-      if (m.noExecute === want.executable) {
+      if (m.noExecute === (want.executable || !nxe)) {
         problems.push(`${want.what} page ${hex(va)} is ${m.noExecute ? "not " : ""}executable`);
       }
       if (m.user) problems.push(`${want.what} page ${hex(va)} is user-accessible`);
@@ -92,24 +133,26 @@ export function checkBootTables(image: ElfImage, layout: Layout): string[] {
     if (!seen.has(va)) problems.push(`${want.what} page ${hex(va)} is not mapped`);
   }
   const guard = symbolValue(image, "__stack_guard");
-  if (translate(read, cr3, guard)) problems.push(`stack guard page ${hex(guard)} is mapped`);
+  if (translate(read, cr3, guard, options)) {
+    problems.push(`stack guard page ${hex(guard)} is mapped`);
+  }
 
-  // 2. The self-map entry itself.
-  const self = translate(read, cr3, layout.tableBase[4]);
+  // 2. The self-map entry itself (without NXE nothing can be non-executable).
+  const self = translate(read, cr3, layout.tableBase[4], options);
   if (!self || self.pa !== (cr3 & ~(PAGE_SIZE - 1n))) {
     problems.push(`the self-map does not yield the PML4 at ${hex(layout.tableBase[4])}`);
   } else {
     if (self.global) problems.push("the self-map entry has the G bit");
     if (!self.writable) problems.push("the self-map entry is not writable");
     if (self.user) problems.push("the self-map entry is user-accessible");
-    if (!self.noExecute) problems.push("the self-map entry is executable");
+    if (nxe && !self.noExecute) problems.push("the self-map entry is executable");
   }
 
   // 3. Every table at its computed self-map address, and nothing else in the window.
   const tables = tableTree(read, cr3, [slot]);
   for (const t of tables) {
     const va = selfMapTableAddress(slot, t.level, t.va);
-    const got = translate(read, cr3, va);
+    const got = translate(read, cr3, va, options);
     if (!got || got.pa !== t.phys) {
       problems.push(
         `${levelName(t.level)} for ${hex(t.va)} (frame ${

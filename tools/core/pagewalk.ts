@@ -73,6 +73,24 @@ function shiftOf(level: number): bigint {
   return BigInt(PAGE_SHIFT + 9 * (level - 1));
 }
 
+/** How the CPU walks. */
+export interface WalkOptions {
+  /**
+   * EFER.NXE (default on). Off, bit 63 of an entry is a reserved bit (SDM
+   * Vol. 3A §4.5.4): a walk meeting it throws, and nothing is non-executable.
+   */
+  nxe?: boolean;
+}
+
+/** Throw for a present entry the CPU would refuse with a reserved-bit fault. */
+function checkReserved(entry: bigint, level: number, index: number, options: WalkOptions): void {
+  if (options.nxe === false && (entry & NX) !== 0n) {
+    throw new WalkError(
+      `${levelName(level)} entry ${index} sets bit 63 (NX), a reserved bit with EFER.NXE off`,
+    );
+  }
+}
+
 function combine(r: Rights, entry: bigint, leaf: boolean): Rights {
   return {
     writable: r.writable && (entry & W) !== 0n,
@@ -87,7 +105,11 @@ function combine(r: Rights, entry: bigint, leaf: boolean): Rights {
  * needs no special case: a walk is always exactly four levels deep, so an
  * entry that points back at a table makes that table appear as a page.
  */
-export function enumerateMappings(read: PhysReader, cr3: bigint): Mapping[] {
+export function enumerateMappings(
+  read: PhysReader,
+  cr3: bigint,
+  options: WalkOptions = {},
+): Mapping[] {
   const out: Mapping[] = [];
   const all: Rights = { writable: true, user: true, noExecute: false, global: false };
   const visit = (phys: bigint, level: number, base: bigint, rights: Rights) => {
@@ -99,6 +121,7 @@ export function enumerateMappings(read: PhysReader, cr3: bigint): Mapping[] {
       if (level === 4 && (e & PS) !== 0n) {
         throw new WalkError(`PML4 entry ${i} has PS set (reserved)`);
       }
+      checkReserved(e, level, i, options);
       const r = combine(rights, e, leaf);
       if (leaf) {
         const size = 1n << shiftOf(level);
@@ -112,11 +135,12 @@ export function enumerateMappings(read: PhysReader, cr3: bigint): Mapping[] {
   return out;
 }
 
-/** Translate one virtual address; undefined when it is not mapped. */
+/** Translate one virtual address; undefined when it is not mapped (throws on a reserved bit). */
 export function translate(
   read: PhysReader,
   cr3: bigint,
   va: bigint,
+  options: WalkOptions = {},
 ): (Mapping & { paddr: bigint }) | undefined {
   let phys = cr3 & PTE_ADDR_MASK;
   let rights: Rights = { writable: true, user: true, noExecute: false, global: false };
@@ -124,6 +148,7 @@ export function translate(
     const index = Number((va >> shiftOf(level)) & BigInt(TABLE_ENTRIES - 1));
     const e = readTable(read, phys)[index];
     if ((e & P) === 0n) return undefined;
+    checkReserved(e, level, index, options);
     const leaf = level === 1 || (level <= 3 && (e & PS) !== 0n);
     rights = combine(rights, e, leaf);
     if (leaf) {

@@ -80,6 +80,15 @@ export const CONFIGS: readonly MachineConfig[] = [
     cpu: "max",
   },
   {
+    name: "no-nx",
+    description: "max without NX: EFER.NXE stays off, bit 63 of an entry is reserved",
+    machine: DEFAULT_MACHINE,
+    memory: DEFAULT_MEMORY,
+    // max keeps SMEP and SMAP, so the access matrix's NXE-off half runs with them on and off.
+    // In the model, not tcgWithout: under KVM too the guest must not see NX.
+    cpu: "max,-nx",
+  },
+  {
     name: "haswell",
     description: "a named Intel model (Haswell, without TSX)",
     machine: DEFAULT_MACHINE,

@@ -80,7 +80,12 @@ export async function prepareKernel(
     const details = e instanceof BuildError ? e.output.split("\n").filter((l) => l !== "") : [];
     return { elf: null, build: { message, details }, checks: [] };
   }
-  const problems = checkBootTables(parseElf(await readFile(built.elf)), built.layout);
+  const image = parseElf(await readFile(built.elf));
+  // As loaded, and as boot.asm leaves the tables on a CPU without NX (config no-nx).
+  const problems = [
+    ...checkBootTables(image, built.layout),
+    ...checkBootTables(image, built.layout, { nxe: false }).map((p) => `without NX: ${p}`),
+  ];
   return {
     elf: built.elf,
     build: null,
