@@ -88,5 +88,7 @@ NORETURN void kmain(u32 protocol, u32 boot_info_phys)
 		selftest_run(kernel_options.selftest);
 	if (kernel_options.bench)
 		bench_run();
+	if (kernel_options.bench_smp)
+		bench_smp_run();
 	debug_exit(ktest_run(kernel_options.ktest_filter));
 }

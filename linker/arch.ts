@@ -84,6 +84,17 @@ export const APIC: readonly ArchConstant[] = [
   k("TRAMPOLINE_PHYS", 0x8000, "physical page the APs start in (below 1 MiB, RAM everywhere)"),
 ];
 
+/**
+ * The TLB shootdown (kernel/mm/tlb.c): its IPI vector (after the timer, 32, and
+ * smp_call's, 33; below IRQ_VECTOR_FIRST + IRQ_VECTORS, the vectors isr.asm has
+ * stubs for) and the ceiling above which a range is flushed whole instead of page
+ * by page (Linux's tlb_single_page_flush_ceiling: 33 invlpg cost about one refill).
+ */
+export const TLB: readonly ArchConstant[] = [
+  k("VEC_IPI_TLB", 34, "IPI vector: invalidate TLB entries another CPU changed"),
+  k("TLB_FLUSH_CEILING", 33, "pages a shootdown invalidates one by one; more: a full flush"),
+];
+
 /** Every architectural constant, in a fixed order. */
 export const ARCH_CONSTANTS: readonly ArchConstant[] = [
   ...EFER,
@@ -91,4 +102,5 @@ export const ARCH_CONSTANTS: readonly ArchConstant[] = [
   ...CR4,
   ...UART,
   ...APIC,
+  ...TLB,
 ];

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { combine, formatTable, parseBench, parseBenchArgs } from "../tools/bench.ts";
+import {
+  combine,
+  formatIpis,
+  formatTable,
+  nameBootRow,
+  parseBench,
+  parseBenchArgs,
+  parseIpis,
+} from "../tools/bench.ts";
 
 const RUN = [
   "TAP version 14",
@@ -69,4 +77,47 @@ Deno.test("bench: options (--vs-linux, --membench, --membench-only); --machine a
     /--machine: the bench runs under QEMU only/,
   );
   assert.equal(parseBenchArgs(["--fast"]), "unknown option '--fast'");
+});
+
+Deno.test("bench: the SMP run's IPI lines are parsed; malformed or unknown ones are errors", () => {
+  const lines = [
+    "# BENCH op=unmap_notify3 page_size=4096 region_bytes=4096 pages=200 ticks=308600",
+    "# BENCH-IPIS op=unmap_notify3 ops=200 rounds=200 ipis=600 full=0",
+    "# BENCH-IPIS op=unmap64_notify3 ops=200 rounds=200 ipis=600 full=200",
+  ];
+  const r = parseIpis(lines);
+  assert.deepEqual(r[0], { op: "unmap_notify3", ops: 200, rounds: 200, ipis: 600, full: 0 });
+  assert.match(formatIpis(r), /unmap_notify3\s+1\.00\s+3\.00\s+0\.00/);
+  assert.match(formatIpis(r), /unmap64_notify3\s+1\.00\s+3\.00\s+1\.00/);
+  assert.throws(() => parseIpis(["# BENCH-IPIS op=unmap_notify3 ops=x"]), /malformed IPI line/);
+  assert.throws(
+    () => parseIpis(["# BENCH-IPIS op=warp ops=1 rounds=1 ipis=1 full=0"]),
+    /unknown bench op: warp/,
+  );
+  assert.throws(
+    () => parseIpis(["# BENCH-IPIS op=unmap_notify1 ops=0 rounds=0 ipis=0 full=0"]),
+    /no operations/,
+  );
+});
+
+Deno.test("bench: the SMP boot row is named for its machine, and only that row", () => {
+  const lines = nameBootRow([
+    "# BENCH op=smp_boot page_size=4096 region_bytes=4096 pages=1 ticks=60004245",
+    "# BENCH op=unmap_notify0 page_size=4096 region_bytes=4096 pages=200 ticks=155400",
+    "# BENCH leak-check ok",
+    "# BENCH done",
+  ], "q35");
+  const r = parseBench(lines);
+  assert.equal(r[0].op, "smp_boot_q35");
+  assert.equal(r[1].op, "unmap_notify0");
+  // Unnamed, the kernel's smp_boot is no op of the table.
+  assert.throws(
+    () =>
+      parseBench([
+        "# BENCH op=smp_boot page_size=4096 region_bytes=4096 pages=1 ticks=1",
+        "# BENCH leak-check ok",
+        "# BENCH done",
+      ]),
+    /unknown bench op: smp_boot/,
+  );
 });

@@ -139,6 +139,16 @@ runs.set(
     })
   ),
 );
+// Two CPUs: one of them is made deaf to shootdowns, or a batch is left open (counted on SMP only).
+for (const name of ["tlb-noack", "tlb-open"]) {
+  runs.set(
+    name,
+    run(`selftest-${name}`, {
+      extraCmdline: `selftest=${name}`,
+      configs: [getConfig("smp2")],
+    }),
+  );
+}
 // -S: QEMU starts with the CPU stopped, so not a byte ever comes.
 runs.set("no-boot", run("no-boot", { target: { extraArgs: ["-S"] } }, { bootMs: SHORT_MS }));
 runs.set("no-qemu", run("no-qemu", { target: { qemu: "/nonexistent/qemu-system-x86_64" } }));
@@ -303,6 +313,21 @@ Deno.test("selftest: the scheduler's own lock across a switch does not hide anot
     r.crash?.reason ?? "",
     /lock 'selftest-held' held across a context switch \(switch_to\) on CPU 0/,
   );
+});
+
+Deno.test("selftest: a CPU that never acknowledges a TLB shootdown is a panic naming it", async () => {
+  const r = await get("tlb-noack");
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(
+    r.crash?.reason ?? "",
+    /tlb: CPU 1 did not acknowledge a shootdown from CPU 0 within \d+ ms/,
+  );
+});
+
+Deno.test("selftest: a TLB batch left open across a context switch is caught", async () => {
+  const r = await get("tlb-open");
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(r.crash?.reason ?? "", /tlb: 1 batch\(es\) left open \(sched_yield\) on CPU 0/);
 });
 
 Deno.test("selftest: a failed assertion carries expected, actual and file:line", async () => {

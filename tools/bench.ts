@@ -52,6 +52,14 @@ export const BENCH_OPS = [
   "user_populate",
   "user_protect",
   "user_unmap",
+  // The SMP rows (`bench.smp`, SMP_BENCH_CPUS CPUs): an unmap of one user page whose
+  // shootdown reaches 0, 1 and 3 other CPUs, a 64-page one (per page), boot to all CPUs up.
+  "unmap_notify0",
+  "unmap_notify1",
+  "unmap_notify3",
+  "unmap64_notify3",
+  "smp_boot_microvm",
+  "smp_boot_q35",
 ] as const;
 /** One of {@link BENCH_OPS}. */
 export type BenchOp = typeof BENCH_OPS[number];
@@ -149,20 +157,118 @@ export function formatTable(results: BenchResult[]): string {
   return [fmt(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(fmt)].join("\n");
 }
 
-async function benchRun(elf: string, icount: boolean): Promise<BenchSample[]> {
+/** CPUs the SMP rows boot with: three others to notify. */
+export const SMP_BENCH_CPUS = 4;
+
+/** The machines the SMP boot time is measured on (the kernel's `smp_boot` row, renamed). */
+export const SMP_BOOT_MACHINES = ["microvm", "q35"] as const;
+
+/** A bench boot: the plain one, or an SMP one on a machine. */
+interface BenchBoot {
+  append: "bench" | "bench.smp";
+  machine?: (typeof SMP_BOOT_MACHINES)[number];
+  smp?: number;
+}
+
+/**
+ * The kernel's `smp_boot` row named for the machine it was measured on
+ * (`smp_boot_q35`), so the runs' rows stay apart.
+ */
+export function nameBootRow(lines: string[], machine: string): string[] {
+  return lines.map((l) => l.replace(/(# BENCH op=)smp_boot /, `$1smp_boot_${machine} `));
+}
+
+async function benchRun(elf: string, icount: boolean, boot: BenchBoot): Promise<string[]> {
   const lines: string[] = [];
+  const tag = boot.append === "bench" ? "bench" : `bench-smp-${boot.machine}`;
   const r = await runKernel({
     kernel: elf,
-    append: "bench",
+    append: boot.append,
     memory: "2G",
-    accel: "tcg", // icount needs TCG; the plain run uses it too, so both see the same CPU
+    machine: boot.machine,
+    smp: boot.smp,
+    // icount needs TCG, and makes it single-threaded (QEMU refuses MTTCG with icount): the
+    // vCPUs take turns, so the SMP rows repeat exactly. The plain run uses TCG too.
+    accel: "tcg",
     extraArgs: icount ? ["-icount", "shift=0"] : [],
-    logFile: join(LOG_DIR, `bench${icount ? "-icount" : ""}.log`),
+    logFile: join(LOG_DIR, `${tag}${icount ? "-icount" : ""}.log`),
     silenceTimeoutMs: 120_000,
     onSerialLine: (l) => lines.push(l),
   });
   if (!r.classification.ok) throw new Error(`bench run failed: ${r.classification.message}`);
-  return parseBench(lines);
+  return boot.machine ? nameBootRow(lines, boot.machine) : lines;
+}
+
+/** IPIs per operation, from the kernel's `# BENCH-IPIS` lines. */
+export interface IpiResult {
+  op: BenchOp;
+  /** Operations measured. */
+  ops: number;
+  /** Shootdown rounds (batches that needed other CPUs). */
+  rounds: number;
+  /** IPIs sent. */
+  ipis: number;
+  /** Rounds that flushed everything (more than 33 pages, or tables freed). */
+  full: number;
+}
+
+const IPI_LINE = /^\s*# BENCH-IPIS op=(\S+) ops=(\d+) rounds=(\d+) ipis=(\d+) full=(\d+)\s*$/;
+
+/** Parse the `# BENCH-IPIS` lines; throws on a malformed one or an unknown op. */
+export function parseIpis(lines: string[]): IpiResult[] {
+  const out: IpiResult[] = [];
+  for (const line of lines) {
+    if (!/^\s*# BENCH-IPIS /.test(line)) continue;
+    const m = IPI_LINE.exec(line);
+    if (!m) throw new Error(`malformed IPI line: ${line.trim()}`);
+    if (!(BENCH_OPS as readonly string[]).includes(m[1])) {
+      throw new Error(`unknown bench op: ${m[1]}`);
+    }
+    const [ops, rounds, ipis, full] = m.slice(2).map(Number);
+    if (ops <= 0) throw new Error(`IPI line with no operations: ${line.trim()}`);
+    out.push({ op: m[1] as BenchOp, ops, rounds, ipis, full });
+  }
+  return out;
+}
+
+/** The IPI table: per operation, rounds, IPIs and full flushes. */
+export function formatIpis(rows: IpiResult[]): string {
+  const head = ["op", "rounds/op", "IPIs/op", "full flushes/op"];
+  const cells = rows.map((r) => [
+    r.op,
+    (r.rounds / r.ops).toFixed(2),
+    (r.ipis / r.ops).toFixed(2),
+    (r.full / r.ops).toFixed(2),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i])));
+  return [
+    fmt(head).join("  "),
+    widths.map((w) => "-".repeat(w)).join("  "),
+    ...cells.map((c) => fmt(c).join("  ")),
+  ]
+    .join("\n");
+}
+
+/**
+ * The SMP rows: `bench.smp` on microvm (every row) and on q35 (its boot row
+ * only), SMP_BENCH_CPUS CPUs, plainly and under icount, one boot at a time.
+ */
+async function smpBench(elf: string): Promise<{ results: BenchResult[]; ipis: IpiResult[] }> {
+  const results: BenchResult[] = [];
+  let ipis: IpiResult[] = [];
+  for (const machine of SMP_BOOT_MACHINES) {
+    const boot: BenchBoot = { append: "bench.smp", machine, smp: SMP_BENCH_CPUS };
+    const plain = await benchRun(elf, false, boot);
+    const counted = await benchRun(elf, true, boot);
+    const rows = combine(parseBench(plain), parseBench(counted));
+    // q35 adds its boot time; the shootdown rows are microvm's.
+    results.push(
+      ...(machine === "microvm" ? rows : rows.filter((r) => r.op.startsWith("smp_boot"))),
+    );
+    if (machine === "microvm") ipis = parseIpis(counted);
+  }
+  return { results, ipis };
 }
 
 /** The membench's results, as build/bench/membench.json holds them. */
@@ -261,11 +367,18 @@ async function main(argv: string[]): Promise<number> {
   // One after the other: the plain run's cycles are host time under TCG, and a second QEMU
   // on the same cores makes them swing several-fold. Linux's run counts instructions only,
   // so it goes alongside our icount run.
-  const cycles = await benchRun(elf, false);
+  const plain: BenchBoot = { append: "bench" };
+  const cycles = parseBench(await benchRun(elf, false, plain));
   const linux = args.vsLinux ? startLinux(join(outDir, "linux")) : null;
-  const instructions = await benchRun(elf, true);
+  const instructions = parseBench(await benchRun(elf, true, plain));
   const results = combine(cycles, instructions);
+  const smp = await smpBench(elf);
+  results.push(...smp.results);
   console.log(formatTable(results));
+  console.log(
+    `\nIPIs per operation (${SMP_BENCH_CPUS} CPUs, the icount run):\n${formatIpis(smp.ipis)}`,
+  );
+  await Deno.writeTextFile(join(outDir, "ipis.json"), JSON.stringify(smp.ipis, null, 2) + "\n");
   const file = join(outDir, "results.json");
   let side: LinuxSide | null = null;
   if (linux) {
@@ -276,7 +389,9 @@ async function main(argv: string[]): Promise<number> {
   } else await Deno.writeTextFile(file, JSON.stringify(results, null, 2) + "\n");
   console.log(`bench: ${((performance.now() - start) / 1000).toFixed(0)} s wall time`);
   console.log(
-    `\nwritten: ${file} (instructions under -icount shift=0: exact and repeatable; cycles: guest TSC under TCG)`,
+    `\nwritten: ${file}, ${
+      join(outDir, "ipis.json")
+    } (instructions under -icount shift=0: exact and repeatable; cycles: guest TSC under TCG)`,
   );
   const extra = mem === null ? [] : [{
     title: "Membench",

@@ -29,6 +29,8 @@
 #include <pmm.h>
 #include <proc.h>
 #include <printf.h>
+#include <smp.h>
+#include <tlb.h>
 #include <vmm.h>
 #include "../mm/vmm_internal.h"
 #include "membench.h"
@@ -213,6 +215,103 @@ static bool leak_check(u64 free0)
 	kprintf("# BENCH leak-check ok\n");
 	kprintf("# bench: %llu frames free before and after\n", free1);
 	return true;
+}
+
+/* ---- the SMP benchmark (bench.smp) ---- */
+
+/* Unmaps timed per row (each after an untimed map). */
+#define SMP_REPS 200ULL
+
+/* An AP parks in `space` until told to leave (smp_run work: interrupts on, it takes the IPIs). */
+struct park {
+	pml4_t space, home;
+	u32 arrived;
+	bool leave;
+};
+
+static void park_in_space(void *arg)
+{
+	struct park *p = arg;
+	switch_page_map(p->space);
+	__atomic_add_fetch(&p->arrived, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&p->leave, __ATOMIC_ACQUIRE))
+		__builtin_ia32_pause();
+	switch_page_map(p->home);
+}
+
+/* Serve shootdowns while waiting (the bench runs with interrupts off). */
+static void bench_relax(void)
+{
+	tlb_poll();
+	__builtin_ia32_pause();
+}
+
+/*
+ * SMP_REPS unmaps of `pages` user pages of a new space that CPU 0 and
+ * `others` APs have loaded: the shootdown reaches exactly `others` CPUs.
+ * Prints the row `op` and its `# BENCH-IPIS` line.
+ */
+static void bench_unmap_notify(const char *op, u32 others, u64 pages)
+{
+	static struct park park;
+	pml4_t home = current_page_map(), space;
+	must(new_page_map(&space), "new_page_map for the SMP bench");
+	park = (struct park){.space = space, .home = home};
+	for (u32 c = 1; c <= others; c++)
+		must(smp_run(c, park_in_space, &park), "smp_run of an AP into the bench space");
+	while (__atomic_load_n(&park.arrived, __ATOMIC_ACQUIRE) < others)
+		bench_relax();
+	switch_page_map(space);
+	/* The tables stay between reps: a page beside the range keeps them. */
+	must(map_region(BENCH_VA + pages * PAGE_SIZE, FAKE_PHYS, 1, VMM_WRITE | VMM_USER),
+	     "map of the page that keeps the tables");
+	struct tlb_stats s0, s1;
+	u64 t = 0;
+	tlb_get_stats(&s0);
+	for (u64 r = 0; r < SMP_REPS; r++) {
+		must(map_region(BENCH_VA, FAKE_PHYS, pages, VMM_WRITE | VMM_USER), "map for unmap");
+		t += TIMED(unmap_region(BENCH_VA, pages, 0));
+	}
+	tlb_get_stats(&s1);
+	must(unmap_region(BENCH_VA + pages * PAGE_SIZE, 1, 0), "unmap of the table keeper");
+	switch_page_map(home);
+	__atomic_store_n(&park.leave, true, __ATOMIC_RELEASE);
+	for (u32 c = 1; c <= others; c++)
+		must(smp_run_wait(c, 60000), "an AP leaving the bench space");
+	must(drop_page_map(space, 0), "drop of the bench space");
+	report(op, PAGE_SIZE, pages * PAGE_SIZE, SMP_REPS * pages, t);
+	kprintf("# BENCH-IPIS op=%s ops=%llu rounds=%llu ipis=%llu full=%llu\n", op, SMP_REPS,
+		s1.shootdowns - s0.shootdowns, s1.ipis - s0.ipis, s1.full - s0.full);
+}
+
+void bench_smp_run(void)
+{
+	kprintf("1..1\n");
+	u64 free0 = free_frames();
+	measure_overhead();
+	u32 n = smp_cpu_count();
+	kprintf("# bench: %u CPUs up; a TSC read pair costs %llu ticks (subtracted)\n", n,
+		tsc_overhead);
+	/* Boot to all CPUs up: one sample, the whole of smp_init. */
+	report("smp_boot", PAGE_SIZE, PAGE_SIZE, 1, smp_boot_ticks());
+	if (n < 4) {
+		kprintf("# BENCH leak-check ok\n# BENCH done\nnot ok 1 - bench.smp # needs 4 CPUs, %u up\n", n);
+		debug_exit(DEBUG_EXIT_FAIL);
+	}
+	bench_unmap_notify("unmap_notify0", 0, 1);
+	bench_unmap_notify("unmap_notify1", 1, 1);
+	bench_unmap_notify("unmap_notify3", 3, 1);
+	bench_unmap_notify("unmap64_notify3", 3, 64);
+	u64 free1 = free_frames();
+	bool clean = free1 == free0;
+	if (clean)
+		kprintf("# BENCH leak-check ok\n");
+	else
+		kprintf("# BENCH leak-check failed: %llu frames free before, %llu after\n", free0,
+			free1);
+	kprintf("# BENCH done\n");
+	kprintf("%s 1 - bench.smp\n", clean ? "ok" : "not ok");
+	debug_exit(clean ? DEBUG_EXIT_PASS : DEBUG_EXIT_FAIL);
 }
 
 void bench_run(void)

@@ -13,4 +13,12 @@
 /* Run every benchmark, then leave QEMU (pass, or fail when frames leaked). Call after vmm_init. */
 NORETURN void bench_run(void);
 
+/*
+ * The SMP benchmark (`bench.smp`, booted with several CPUs): the cost of an
+ * unmap whose shootdown reaches 0, 1 and 3 other CPUs, of a 64-page unmap,
+ * the IPIs per operation (`# BENCH-IPIS` lines), and the boot time to all
+ * CPUs up (`smp_boot`); then leave QEMU like bench_run.
+ */
+NORETURN void bench_smp_run(void);
+
 #endif

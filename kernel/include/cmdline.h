@@ -17,6 +17,7 @@
  *   sched.spread                     every new process may run on every CPU (sched.h); without
  *                                    it only the SMP tests' own processes leave CPU 0, until the
  *                                    memory manager is safe on every CPU (issue 16)
+ *   bench.smp                        run the SMP benchmark (shootdowns, boot time; bench.h) instead
  * Unknown keys are kept and reported as TAP warnings, never silently ignored.
  */
 #ifndef OUROBOROS_CMDLINE_H
@@ -37,6 +38,7 @@ struct kernel_options {
 	bool ktest_list;          /* list the selected tests instead of running them */
 	bool oracle;              /* a runner with QMP answers checkpoints (see oracle.h) */
 	bool bench;               /* run the benchmark instead of the tests */
+	bool bench_smp;           /* run the SMP benchmark instead of the tests */
 	bool pmm_exhaust;         /* the exhaustion test runs whatever the RAM size */
 	bool sched_spread;        /* new processes run on every CPU (sched.h) */
 	/* Problems found, as messages for "# warning: ..." lines. */

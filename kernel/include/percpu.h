@@ -38,6 +38,15 @@ struct percpu {
 	u32 nheld;
 	bool irq_was_on; /* interrupts were on before the outermost lock */
 	struct spinlock *held[LOCK_HELD_MAX];
+	/*
+	 * The address space this CPU has loaded (its PML4 frame), and the one it
+	 * is switching away from while switch_page_map runs (else 0): the CPU
+	 * mask of a space is the CPUs naming it here (tlb.h). Written only by
+	 * switch_page_map and at bring-up; read by every CPU's shootdowns.
+	 */
+	u64 space;
+	u64 leaving;
+	u32 tlb_open; /* TLB batches open on this CPU (tlb.h) */
 };
 
 /* The area of CPU `cpu` (any CPU's, for the SMP code and its tests). */

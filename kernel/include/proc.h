@@ -210,13 +210,11 @@ const char *proc_page_fault(u64 cr2, u64 err);
 int proc_count(void);
 
 /*
- * Until the memory manager has locks of its own (issue 16, §2), the process
- * side serializes its calls into it when several CPUs run: mm_enter takes
- * one lock (LOCK_ORDER_MM_BIG) unless this CPU holds it already or only one
- * CPU runs, and says whether it did; mm_leave(took) gives it back. Around
- * fork, exit, exec, spawn, the demand-zero and copy-on-write faults, kernel
- * stacks and the scheduler's switch_page_map. Self-paging calls are not
- * covered: their processes stay on CPU 0 (sched.h, sched_spawn_cpus).
+ * mm_enter/mm_leave bracket the process side's calls into the memory
+ * manager. It locks itself now (LOCK_ORDER_VMM, tlb.h's shootdowns), so
+ * they take no lock: mm_enter only reloads CR3 when a kernel stack this CPU
+ * may hold entries for was freed elsewhere (sched.c). Self-paging calls pin
+ * their process to CPU 0 (sched.h, sched_pin_boot_cpu).
  */
 bool mm_enter_slow(void);
 void mm_leave_slow(void);

@@ -3,29 +3,38 @@
  * through here, and the TLB rule goes with it (Intel SDM Vol. 3A §4.10.4):
  *
  *  - An entry that may have been present and is changed or cleared: drop
- *    what the CPU may have cached from it (pte_flush). That is the page it
- *    maps when used as a PTE (through the self-map a table entry is also
- *    the PTE of its child table's window page), and for the current space
- *    the page at va itself (a PTE, or a 2 MiB / 1 GiB page).
+ *    what this CPU may have cached from it (pte_flush), and record it in
+ *    the operation's TLB batch (tlb.h), which the operation finishes with
+ *    one shootdown round to the other CPUs that may hold it. The writers
+ *    of present entries cannot be called without an open batch. What this
+ *    CPU drops: the page the entry maps when used as a PTE (through the
+ *    self-map a table entry is also the PTE of its child table's window
+ *    page), and for the current space the page at va itself (a PTE, or a
+ *    2 MiB / 1 GiB page). A table entry's change covers at least 2 MiB,
+ *    above TLB_FLUSH_CEILING pages: its batch flushes everything on the
+ *    other CPUs (their paging-structure caches too).
  *  - A not-present entry made present: nothing is cached from a
- *    not-present entry, so nothing to drop (pte_run_install).
+ *    not-present entry, so nothing to drop (pte_install, pte_run_install).
  *  - A space seen through the other window has no TLB entries of its own;
  *    the window pages it shows are dropped here, the rest goes with the CR3
  *    reload that detaches it (vmm_space.c).
  *  - A new table is zeroed in place, then pte_table_ready drops whatever a
  *    walk cached from its old contents.
  *
- * paging.h gives entries only to read. Writers: pte_set for one entry whose
- * table exists (pmm.c, early_map.c, vmm), the pte_run_* functions for a run
- * of entries of one table after one walk (the VMM's bulk paths), and, in the
- * VMM only, pte_write_flush / pte_run_install_new, whose store may fault a missing
- * table into existence (vmm_internal.h).
+ * paging.h gives entries only to read. Writers: pte_set / pte_install for
+ * one entry whose table exists (pmm.c, early_map.c, vmm), the pte_run_*
+ * functions for a run of entries of one table after one walk (the VMM's
+ * bulk paths; a run that changes present entries is a struct pte_change_run,
+ * which only exists with a batch), and, in the VMM only, pte_write_flush /
+ * pte_run_install_new, whose store may fault a missing table into existence
+ * (vmm_internal.h).
  */
 #ifndef OUROBOROS_PTE_H
 #define OUROBOROS_PTE_H
 
 #include <cpu.h>
 #include <paging.h>
+#include <tlb.h>
 #include <types.h>
 
 /* The entry of `level` for va in window w, to write: for this API's writers only. */
@@ -34,9 +43,14 @@ static inline volatile u64 *pte_slot(enum pt_window w, int level, u64 va)
 	return (volatile u64 *)window_entry_addr(w, level, va);
 }
 
-/* After the entry of `level` for va in w changed from a present value: drop what it cached. */
-static inline void pte_flush(enum pt_window w, int level, u64 va)
+/* After the entry of `level` for va in w changed from a present value: drop what it cached, here and (batch b) elsewhere. */
+static inline void pte_flush(enum pt_window w, int level, u64 va, struct tlb_batch *b)
 {
+	/* Above a PTE: a table (paging-structure caches) or a page of 2 MiB and more: flush all. */
+	if (level > LEVEL_PT)
+		tlb_batch_flush_all(b);
+	else
+		tlb_batch_add(b, va, PAGE_SIZE);
 	u64 entry = window_entry_addr(w, level, va);
 	/* A table entry through the self-map is the PTE of its child's window page. */
 	if (level > LEVEL_PT && in_selfmap(entry))
@@ -46,11 +60,29 @@ static inline void pte_flush(enum pt_window w, int level, u64 va)
 		invlpg(va);
 }
 
-/* Set the entry of `level` for va in w (its table exists) to value, then pte_flush. */
-static inline void pte_set(enum pt_window w, int level, u64 va, u64 value)
+/* Set the entry of `level` for va in w (its table exists) to value, then pte_flush into b. */
+static inline void pte_set(enum pt_window w, int level, u64 va, u64 value, struct tlb_batch *b)
 {
 	*pte_slot(w, level, va) = value;
-	pte_flush(w, level, va);
+	pte_flush(w, level, va, b);
+}
+
+/*
+ * Set the PTE of a kernel scratch page (its PT exists) and drop it on this
+ * CPU only. For a page mapped, used and unmapped by one CPU under one lock
+ * (the PMM's, the COW copy's): every user drops it before releasing the
+ * lock, so no other TLB can hold it and no shootdown is needed.
+ */
+static inline void pte_scratch_set(u64 va, u64 value)
+{
+	*pte_slot(WINDOW_SELF, LEVEL_PT, va) = value;
+	invlpg(va);
+}
+
+/* Make the entry of `level` for va in w (its table exists), known not present, value: nothing to drop. */
+static inline void pte_install(enum pt_window w, int level, u64 va, u64 value)
+{
+	*pte_slot(w, level, va) = value;
 }
 
 /* The entries of one table from va's, after one walk: written without walking again. */
@@ -79,11 +111,35 @@ static inline void pte_run_install(const struct pte_run *r, u64 i, u64 value)
 	r->entry[i] = value;
 }
 
-/* Entry i, present, changed or cleared: store, then pte_flush. */
-static inline void pte_run_change(const struct pte_run *r, u64 i, u64 value)
+/*
+ * A run whose present entries may change: n entries from va's, recorded in
+ * batch b when the run is made (one range for the run, nothing per entry).
+ */
+struct pte_change_run {
+	struct pte_run run;
+	u64 n;
+};
+
+/* The run of n entries of `level` from va's in w (their table exists), to change under batch b. */
+static inline struct pte_change_run pte_run_change_at(enum pt_window w, int level, u64 va, u64 n,
+						      struct tlb_batch *b)
 {
+	if (!tlb_batch_is_open(b))
+		tlb_batch_check(b);
+	tlb_batch_add(b, va, n * level_span(level));
+	return (struct pte_change_run){pte_run_at(w, level, va), n};
+}
+
+/* Entry i (< n) of a change run, present, changed or cleared: store, then drop it on this CPU. */
+static inline void pte_run_change(const struct pte_change_run *c, u64 i, u64 value)
+{
+	const struct pte_run *r = &c->run;
 	r->entry[i] = value;
-	pte_flush(r->w, r->level, r->va + i * level_span(r->level));
+	u64 va = r->va + i * level_span(r->level);
+	if (r->level > LEVEL_PT && in_selfmap((u64)&r->entry[i]))
+		invlpg(selfmap_leaf_va(&r->entry[i]));
+	if (r->w == WINDOW_SELF)
+		invlpg(va);
 }
 
 /* A table just created at window address `table` and zeroed: drop what a walk cached from its old contents. */

@@ -29,6 +29,9 @@ static inline u32 smp_cpu_count(void)
 	return __atomic_load_n(&smp_cpus_up, __ATOMIC_RELAXED);
 }
 
+/* Guest TSC ticks smp_init took, from its start until every CPU that answered was up. */
+u64 smp_boot_ticks(void);
+
 /* What the firmware listed (for tests). */
 const struct acpi_cpus *smp_firmware_cpus(void);
 
@@ -57,6 +60,27 @@ int smp_call(u32 cpu, void (*fn)(void *arg), void *arg);
  * returns), so that its idle loop looks at the run queue (sched.c).
  */
 void smp_kick(u32 cpu);
+
+/*
+ * Start fn(arg) on application processor `cpu` in its idle loop, with
+ * interrupts on (it takes IPIs, TLB shootdowns included, while fn runs), and
+ * return at once: 0, -E_INVAL (CPU 0, this CPU or no such CPU), -E_NOSPC
+ * (its previous work has not finished). For kernel work on several CPUs at
+ * once (the SMP tests); smp_run_wait waits for the end.
+ */
+int smp_run(u32 cpu, void (*fn)(void *arg), void *arg);
+
+/* Wait until the work smp_run gave `cpu` has returned: 0, -E_INVAL, -E_TIMEDOUT. */
+int smp_run_wait(u32 cpu, u64 timeout_ms);
+
+/* Send IPI `vector` to CPU `cpu` (fixed delivery), waiting until its APIC has it. */
+void smp_send_ipi(u32 cpu, u32 vector);
+
+/*
+ * In an AP's idle loop (sched.c, interrupts off, no lock held): run the work
+ * smp_run gave this CPU, with interrupts on; true if there was some.
+ */
+bool smp_run_poll(void);
 
 /* The IPI handler of VEC_IPI_CALL (trap.c). */
 void smp_ipi_call(void);

@@ -3,29 +3,39 @@
  * turned off (they cost a compare or two).
  *
  * LOCK ORDER (take lower numbers first; never take a lock whose order is
- * not above every lock this CPU already holds):
+ * not above every lock this CPU already holds). The one list of the kernel's
+ * locks:
  *   LOCK_ORDER_TEST      1  selftests and ktests' own locks
- *   LOCK_ORDER_LOAD      5  program loading's static buffers (spawn, exec:
+ *   LOCK_ORDER_LOAD      3  program loading's static buffers (spawn, exec:
  *                           proc.c, sys.c); held while a process is made
- *   LOCK_ORDER_SCHED    10  the scheduler: run queue, every proc's state,
+ *   LOCK_ORDER_SCHED     5  the scheduler: run queue, every proc's state,
  *                           parent and slot (sched.c); the one lock held
  *                           across a context switch (see below)
- *   LOCK_ORDER_MM_BIG   20  the process side's serialization of the memory
- *                           manager until it has its own locks (proc.c,
- *                           mm_enter); taken inside the scheduler's lock
- *                           only around switch_page_map
- *   LOCK_ORDER_PMM      30  the frame allocator (pmm.c)
+ *   LOCK_ORDER_VMM      10  the paging operations (vmm.c "vmm"): map_region,
+ *                           unmap_region, set_page_flags, copy/new/drop_page_map
+ *                           and the other-space window, the #PF handler's table
+ *                           creation and demand-zero pages, the COW count table
+ *                           and its fork/write-fault paths (cow.c). It nests on
+ *                           its holder (vmm_lock_take): an operation may call
+ *                           another.
+ *   LOCK_ORDER_PMM      30  the frame allocator (pmm.c "pmm"), taken inside the
+ *                           paging operations (tables, frames)
  *   LOCK_ORDER_CONSOLE  90  the console: one kprintf or write at a time
  *                           (printf.c, sys.c); innermost, any lock may be
  *                           held while printing
- * (Planned: the paging operations below the PMM, the TLB shootdown above
- * it, since a PMM stack page's unmap must be shot down.)
+ * All are taken only once a second CPU is up (one CPU: nothing can race, and
+ * the bench's figures stay those of the lock-free kernel).
+ * The TLB shootdown takes no lock: it runs under whatever lock the operation
+ * holds, and waits with interrupts off; a CPU spinning here serves the
+ * shootdowns aimed at it while it waits (tlb_poll), so waiting for a lock
+ * never blocks another CPU's shootdown.
  * No lock is held across a context switch but the scheduler's, by design
  * (xv6's hand-over): the switching thread takes it, the thread switched to
  * releases it on the same CPU, so no other CPU can pick the previous thread
  * before its registers are saved. sched.c checks on every switch that it
- * is the only one held (lock_check_switch_except). spin_lock disables
- * interrupts and the outermost spin_unlock restores them.
+ * is the only one held (lock_check_switch_except), and that no TLB batch is
+ * left open. spin_lock disables interrupts and the outermost spin_unlock
+ * restores them.
  * Violations panic naming the locks: "lock order violation" and
  * "held across a context switch".
  */
@@ -35,9 +45,9 @@
 #include <types.h>
 
 #define LOCK_ORDER_TEST 1
-#define LOCK_ORDER_LOAD 5
-#define LOCK_ORDER_SCHED 10
-#define LOCK_ORDER_MM_BIG 20
+#define LOCK_ORDER_LOAD 3
+#define LOCK_ORDER_SCHED 5
+#define LOCK_ORDER_VMM 10
 #define LOCK_ORDER_PMM 30
 #define LOCK_ORDER_CONSOLE 90
 /* Locks one CPU may hold at once. */

@@ -25,6 +25,13 @@
  * count, alignment, canonical, windows, then the half, slot and physical
  * range; then the pages in address order (the first page that cannot be
  * done decides); nothing has changed when any of these is returned.
+ *
+ * SMP: every operation may be called on any CPU at once. They run under the
+ * paging lock (spinlock.h's order, taken once a second CPU is up), and an
+ * unmap or a change of rights is invalidated on every other CPU that may
+ * have cached it before the call returns (tlb.h: the kernel half on every
+ * CPU up, a user half on the CPUs that have that space loaded, which
+ * switch_page_map keeps track of).
  */
 #ifndef OUROBOROS_VMM_H
 #define OUROBOROS_VMM_H
@@ -95,11 +102,17 @@ int new_page_map(pml4_t *out);
 /*
  * Destroy an address space that is not current: free its user-half tables,
  * the mapped user frames too with VMM_FREE_FRAMES, and its PML4. 0, or
- * -E_INVAL (the current space, a misaligned or zero frame, bad options).
+ * -E_INVAL (the current space or one another CPU has loaded, a misaligned
+ * or zero frame, bad options).
  */
 MUST_CHECK int drop_page_map(pml4_t space, u32 options);
 
-/* Switch to an address space (loads CR3; the kernel half is the same in all). */
+/*
+ * Switch this CPU to an address space (loads CR3; the kernel half is the
+ * same in all). The one way to change spaces: it keeps the space's CPU mask
+ * (tlb_space_cpus) that the TLB shootdown asks. Not with the other window
+ * attached on this CPU.
+ */
 void switch_page_map(pml4_t space);
 
 /* The current address space. */

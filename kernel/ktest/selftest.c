@@ -19,17 +19,21 @@
 #include <serial.h>
 #include <smap.h>
 #include <pmm.h>
+#include <smp.h>
 #include <spinlock.h>
 #include <string.h>
+#include <tlb.h>
 
 /* Bytes of garbage for `selftest=garbage`: a few hundred, as the runner expects. */
 #define GARBAGE_BYTES 400
 /* An address nothing maps: in the user half, where the kernel has no mappings at all. */
 #define UNMAPPED_ADDRESS 0x0000100000000000ULL
 /* Room for the names of all selftests, for the unknown-name message. */
-#define SELFTEST_NAMES_MAX 160
+#define SELFTEST_NAMES_MAX 256
 /* Where the leak selftests map a page: a user-half slot nothing else uses (its tables are new). */
 #define LEAK_ADDRESS 0x0000140000000000ULL
+/* Where tlb-noack maps a kernel page: the upper half of the device slot, unused. */
+#define TLB_SELFTEST_VA (MMIO_BASE + PML4_SLOT_SIZE / 2)
 /* Any frame address will do for a mapping nothing reads. */
 #define LEAK_FAKE_PHYS 0x100000000ULL
 
@@ -196,6 +200,38 @@ static void st_lock_switch_block(void)
 	panic("selftest: a lock held into sched_block's switch went unnoticed");
 }
 
+/* CPU 1 spins with interrupts off and never serves a shootdown (runs on smp2). */
+static void spin_deaf(void *arg)
+{
+	(void)arg;
+	cli();
+	for (;;)
+		__builtin_ia32_pause();
+}
+
+/* A kernel page unmapped while CPU 1 cannot acknowledge: the wait must panic naming CPU 1. */
+static void st_tlb_noack(void)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("needs 2 CPUs (smp2)");
+	KASSERT_EQ(map_region(TLB_SELFTEST_VA, LEAK_FAKE_PHYS, 1, 0), 0);
+	KASSERT_EQ(smp_run(1, spin_deaf, NULL), 0);
+	int err = unmap_region(TLB_SELFTEST_VA, 1, 0);
+	panic("selftest: unmap_region returned %d: a CPU that never acknowledged went unnoticed",
+	      err);
+}
+
+/* A TLB batch opened and never finished, then a context switch: the check must panic. */
+static void st_tlb_open(void)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("needs 2 CPUs (smp2): one CPU records no batch");
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_KERNEL);
+	sched_yield();
+	panic("selftest: a TLB batch left open across a context switch went unnoticed");
+}
+
 /* Take a frame, map a page in an empty slot (a PDPT, a PD and a PT), give none of it back. */
 static void st_leak(void)
 {
@@ -223,6 +259,8 @@ static const struct ktest selftests[] = {
 	SELFTEST("lock-order", st_lock_order),
 	SELFTEST("lock-switch", st_lock_switch),
 	SELFTEST("lock-switch-block", st_lock_switch_block),
+	SELFTEST("tlb-noack", st_tlb_noack),
+	SELFTEST("tlb-open", st_tlb_open),
 	SELFTEST("leak", st_leak),
 	SELFTEST_SUITE(KTEST_KEEPS_MEMORY, "selftest: it keeps what it takes, and says so"),
 	SELFTEST("leak-kept", st_leak),

@@ -34,6 +34,7 @@ static const struct flag flags[] = {
 	{"ktest.list", offsetof(struct kernel_options, ktest_list)},
 	{"oracle", offsetof(struct kernel_options, oracle)},
 	{"bench", offsetof(struct kernel_options, bench)},
+	{"bench.smp", offsetof(struct kernel_options, bench_smp)},
 	{"pmm.exhaust", offsetof(struct kernel_options, pmm_exhaust)},
 	{"sched.spread", offsetof(struct kernel_options, sched_spread)},
 };

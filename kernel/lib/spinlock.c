@@ -3,6 +3,7 @@
 #include <panic.h>
 #include <percpu.h>
 #include <spinlock.h>
+#include <tlb.h>
 
 void spin_lock(struct spinlock *l)
 {
@@ -20,8 +21,11 @@ void spin_lock(struct spinlock *l)
 	if (c->nheld == LOCK_HELD_MAX)
 		panic("lock '%s': CPU %u holds %d locks already", l->name, c->cpu_id, LOCK_HELD_MAX);
 	while (__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE)) {
-		while (__atomic_load_n(&l->locked, __ATOMIC_RELAXED))
+		while (__atomic_load_n(&l->locked, __ATOMIC_RELAXED)) {
+			/* The holder may be waiting for this CPU to invalidate (tlb.h). */
+			tlb_poll();
 			__builtin_ia32_pause();
+		}
 	}
 	__atomic_store_n(&l->cpu, c->cpu_id, __ATOMIC_RELAXED);
 	if (c->nheld == 0)
@@ -54,6 +58,7 @@ void lock_check_switch(const char *where)
 	if (c->nheld)
 		panic("lock '%s' held across a context switch (%s) on CPU %u",
 		      c->held[c->nheld - 1]->name, where, c->cpu_id);
+	tlb_check_closed(where);
 }
 
 void lock_check_switch_except(const char *where, const struct spinlock *allowed)

@@ -14,11 +14,16 @@
  * Copies go through two scratch kernel pages whose page table exists from
  * the first fork on, so a write fault needs no frame but the one reserved
  * for it.
+ *
+ * SMP: the table, the scratch pages and the statistics are guarded by the
+ * paging lock (vmm_internal.h): fork and the write fault take it, and
+ * cow_release runs inside the unmap paths that hold it already.
  */
 #include "vmm_internal.h"
 #include <cow.h>
 #include <layout.h>
 #include <panic.h>
+#include <percpu.h>
 #include <pmm.h>
 #include <pte.h>
 
@@ -163,10 +168,11 @@ static int make_room(u64 n)
 
 u64 cow_count(u64 frame)
 {
-	if (!used)
-		return 1;
-	volatile u64 *s = lookup(frame);
-	return s ? (*s & COUNT_MASK) : 1;
+	bool locked = vmm_lock_take();
+	volatile u64 *s = used ? lookup(frame) : NULL;
+	u64 n = s ? (*s & COUNT_MASK) : 1;
+	vmm_lock_drop(locked);
+	return n;
 }
 
 /* One more mapping of frame (room was made). */
@@ -205,6 +211,9 @@ bool cow_release(u64 frame)
 {
 	if (__builtin_expect(!used, 1))
 		return false;
+	/* Called by the unmap paths, which hold the paging lock: it guards the table. */
+	if (!vmm_lock_held())
+		panic("cow: count table changed without the paging lock (CPU %u)", this_cpu()->cpu_id);
 	volatile u64 *s = lookup(frame);
 	if (!s)
 		return false;
@@ -220,7 +229,8 @@ u32 cow_page_flags(u64 frame, u32 flags)
 }
 
 /* Call fn on every PT run of the current space's user half: 0, or -E_INVAL at a large page. */
-static int walk_user(void (*fn)(const struct pte_run *r, u64 n, u64 *acc), u64 *acc)
+static int walk_user(void (*fn)(const struct pte_run *r, u64 n, u64 *acc, struct tlb_batch *b),
+		     u64 *acc, struct tlb_batch *b)
 {
 	u64 va = 0;
 	while (va < USER_END) {
@@ -229,7 +239,7 @@ static int walk_user(void (*fn)(const struct pte_run *r, u64 n, u64 *acc), u64 *
 		u64 step = range_step_pt_bytes(&s, va, USER_END - va);
 		if (step) {
 			struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, va);
-			fn(&r, step / PAGE_SIZE, acc);
+			fn(&r, step / PAGE_SIZE, acc, b);
 		} else {
 			if (s.entry)
 				return -E_INVAL;
@@ -241,30 +251,33 @@ static int walk_user(void (*fn)(const struct pte_run *r, u64 n, u64 *acc), u64 *
 	return 0;
 }
 
-static void count_run(const struct pte_run *r, u64 n, u64 *acc)
+static void count_run(const struct pte_run *r, u64 n, u64 *acc, struct tlb_batch *b)
 {
+	(void)b;
 	for (u64 i = 0; i < n; i++)
 		*acc += pte_run_get(r, i) & PTE_P;
 }
 
 /* Share every present page of the run: read-only (PTE_COW if it was writable), counted. */
-static void share_run(const struct pte_run *r, u64 n, u64 *acc)
+static void share_run(const struct pte_run *r, u64 n, u64 *acc, struct tlb_batch *b)
 {
 	(void)acc;
+	struct pte_change_run c = pte_run_change_at(WINDOW_SELF, LEVEL_PT, r->va, n, b);
 	for (u64 i = 0; i < n; i++) {
 		u64 e = pte_run_get(r, i);
 		if (!(e & PTE_P))
 			continue;
 		if (e & PTE_W)
-			pte_run_change(r, i, (e & ~PTE_W) | PTE_COW);
+			pte_run_change(&c, i, (e & ~PTE_W) | PTE_COW);
 		share(pte_frame(e));
 	}
 }
 
 /* Undo share_run (a fork that failed): uncount, and give W back to what is no longer shared. */
-static void unshare_run(const struct pte_run *r, u64 n, u64 *acc)
+static void unshare_run(const struct pte_run *r, u64 n, u64 *acc, struct tlb_batch *b)
 {
 	(void)acc;
+	struct pte_change_run c = pte_run_change_at(WINDOW_SELF, LEVEL_PT, r->va, n, b);
 	for (u64 i = 0; i < n; i++) {
 		u64 e = pte_run_get(r, i);
 		if (!(e & PTE_P))
@@ -274,26 +287,27 @@ static void unshare_run(const struct pte_run *r, u64 n, u64 *acc)
 		drop_one(s);
 		pmm_unreserve(1);
 		if ((e & PTE_COW) && cow_count(pte_frame(e)) == 1)
-			pte_run_change(r, i, (e | PTE_W) & ~PTE_COW);
+			pte_run_change(&c, i, (e | PTE_W) & ~PTE_COW);
 	}
 }
 
 /* Create the scratch pages' tables (a store of an empty entry faults them in): 0 or -E_NOMEM. */
 int cow_init(void)
 {
-	if (scratch_ready)
-		return 0;
+	bool locked = vmm_lock_take();
+	int err = 0;
 	struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, COW_SCRATCH);
-	if (!pte_run_install_new(&r, 0, 0))
-		return -E_NOMEM;
-	scratch_ready = true;
-	return 0;
+	if (!scratch_ready && !(scratch_ready = pte_run_install_new(&r, 0, 0)))
+		err = -E_NOMEM;
+	vmm_lock_drop(locked);
+	return err;
 }
 
-int cow_fork_space(pml4_t *out)
+/* cow_fork_space under the paging lock. */
+static int fork_locked(pml4_t *out)
 {
 	u64 n = 0;
-	int err = walk_user(count_run, &n);
+	int err = walk_user(count_run, &n, NULL);
 	if (err)
 		return err;
 	if ((err = cow_init()) || (err = pmm_reserve(n)))
@@ -303,14 +317,28 @@ int cow_fork_space(pml4_t *out)
 		pmm_unreserve(n);
 		return err;
 	}
-	MUST((walk_user(share_run, NULL)) == 0);
+	/* The parent's pages turn read-only: the CPUs that run its space must see it before the copy. */
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_CURRENT);
+	MUST((walk_user(share_run, NULL, &b)) == 0);
+	tlb_batch_finish(&b);
 	if ((err = copy_page_map(out))) {
-		MUST((walk_user(unshare_run, NULL)) == 0);
+		tlb_batch_begin(&b, TLB_CURRENT);
+		MUST((walk_user(unshare_run, NULL, &b)) == 0);
+		tlb_batch_finish(&b);
 		if (cap != old_cap)
 			(void)resize(used ? old_cap : 0); /* back to its size when frames allow */
 		return err;
 	}
 	return 0;
+}
+
+int cow_fork_space(pml4_t *out)
+{
+	bool locked = vmm_lock_take();
+	int err = fork_locked(out);
+	vmm_lock_drop(locked);
+	return err;
 }
 
 /* Copy the 4 KiB page at src to dst (8 bytes a store: TCG runs each rep iteration alone). */
@@ -320,7 +348,8 @@ static void copy_page(void *dst, const void *src)
 	__asm__ volatile("rep movsq" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
 }
 
-const char *cow_write_fault(u64 va)
+/* cow_write_fault under the paging lock. */
+static const char *write_fault_locked(u64 va)
 {
 	int level;
 	u64 e = paging_walk(va, &level), page = ALIGN_DOWN(va, PAGE_SIZE);
@@ -328,23 +357,36 @@ const char *cow_write_fault(u64 va)
 		return "protection violation: the page does not allow this access";
 	u64 frame = pte_frame(e), flags = (e & ~PTE_ADDR_MASK & ~PTE_COW) | PTE_W;
 	volatile u64 *s = used ? lookup(frame) : NULL;
+	/* The page's new rights (and frame) must reach every CPU that runs this space. */
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_CURRENT);
 	if (!s) {
 		/* The other mappings are gone: the frame is this one's alone. */
-		MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, page, frame | flags));
+		MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, page, frame | flags, &b));
+		tlb_batch_finish(&b);
 		stats.takeovers++;
 		return NULL;
 	}
 	/* The reservation made at fork pays for the copy. */
 	u64 copy = pmm_alloc_reserved();
 	drop_one(s);
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH_SRC, frame | PTE_P | paging_nx_bit()));
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH,
-				 copy | PTE_P | PTE_W | paging_nx_bit()));
+	/* The scratch pages are used under the paging lock and dropped here before it is released. */
+	pte_scratch_set(COW_SCRATCH_SRC, frame | PTE_P | paging_nx_bit());
+	pte_scratch_set(COW_SCRATCH, copy | PTE_P | PTE_W | paging_nx_bit());
 	copy_page((void *)COW_SCRATCH, (const void *)COW_SCRATCH_SRC);
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH_SRC, 0));
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH, 0));
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, page, copy | flags));
+	pte_scratch_set(COW_SCRATCH_SRC, 0);
+	pte_scratch_set(COW_SCRATCH, 0);
+	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, page, copy | flags, &b));
+	tlb_batch_finish(&b);
 	stats.copies++;
 	maybe_shrink();
 	return NULL;
+}
+
+const char *cow_write_fault(u64 va)
+{
+	bool locked = vmm_lock_take();
+	const char *why = write_fault_locked(va);
+	vmm_lock_drop(locked);
+	return why;
 }

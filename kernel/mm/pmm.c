@@ -92,8 +92,8 @@ static u64 mark_salt;     /* per boot: a mark left by an earlier boot does not c
 
 /*
  * Every CPU may allocate and free: one lock over the stack (spinlock.h's
- * order). Not enough alone: a stack page unmapped here may still be in
- * another CPU's TLB until the kernel-half shootdown exists (issue 16).
+ * order). A stack page unmapped here is shot down on the other CPUs before
+ * its frame is handed out (stack_page_unmap).
  */
 static struct spinlock pmm_lock = SPINLOCK_INIT("pmm", LOCK_ORDER_PMM);
 
@@ -122,19 +122,40 @@ static u64 page_va(u64 k)
 	return STACK_PAGE0 + k * PAGE_SIZE;
 }
 
-/* Map frame at va of the region (its PT exists since init). */
+/* Map frame at va of the region, not mapped (its PT exists since init). */
 static void region_map(u64 va, u64 frame)
 {
-	pte_set(WINDOW_SELF, LEVEL_PT, va, frame | leaf_flags);
+	pte_install(WINDOW_SELF, LEVEL_PT, va, frame | leaf_flags);
 }
 
-/* Unmap va of the region; returns the frame it mapped. */
-static u64 region_unmap(u64 va)
+/* Unmap va of the region (into batch b); returns the frame it mapped. */
+static u64 region_unmap(u64 va, struct tlb_batch *b)
 {
 	u64 frame = pte_frame(*selfmap_pte(va));
-	pte_set(WINDOW_SELF, LEVEL_PT, va, 0);
+	pte_set(WINDOW_SELF, LEVEL_PT, va, 0, b);
 	return frame;
 }
+
+/*
+ * Unmap a stack page, and shoot it down on every other CPU: each one that
+ * took the PMM lock may have it cached, and the frame leaves the PMM now.
+ */
+static __attribute__((noinline)) u64 stack_page_unmap(u64 va)
+{
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_KERNEL);
+	u64 frame = region_unmap(va, &b);
+	tlb_batch_finish(&b);
+	return frame;
+}
+
+#ifdef PMM_DEBUG
+/* Unmap the scratch page: mapped and unmapped under the PMM lock, no other CPU has it cached. */
+static void scratch_unmap(void)
+{
+	pte_scratch_set(SCRATCH_VA, 0);
+}
+#endif
 
 /*
  * Push a free frame: into the top page, or, when that is full, as the next
@@ -240,7 +261,7 @@ static int debug_on_free(u64 frame)
 	bool marked = has_mark(SCRATCH_VA, frame);
 	if (!marked)
 		set_mark(SCRATCH_VA, frame);
-	region_unmap(SCRATCH_VA);
+	scratch_unmap();
 	return marked ? -E_DOUBLE : 0;
 }
 
@@ -262,12 +283,12 @@ static void debug_on_take_entry(u64 p, u64 frame)
 	}
 	region_map(SCRATCH_VA, frame);
 	clear_mark(SCRATCH_VA);
-	region_unmap(SCRATCH_VA);
+	scratch_unmap();
 }
 #endif
 
 /* Pop a frame (pages > 0): the top entry, or the top page itself once it holds none. */
-static u64 pop(void)
+static inline __attribute__((always_inline)) u64 pop(void)
 {
 	if (depth == top_floor) {
 		pages--;
@@ -277,7 +298,7 @@ static u64 pop(void)
 #ifdef PMM_DEBUG
 		debug_on_take_page(pages);
 #endif
-		return region_unmap(page_va(pages));
+		return stack_page_unmap(page_va(pages));
 	}
 	depth--;
 	u64 frame = *--top;
@@ -545,7 +566,7 @@ static void ensure_table(int level, u64 va)
 		return;
 	}
 	/* Not NX: an upper-level NX would cover anything later placed under it. */
-	pte_set(WINDOW_SELF, level + 1, va, bump_take() | PTE_P | PTE_W);
+	pte_install(WINDOW_SELF, level + 1, va, bump_take() | PTE_P | PTE_W);
 	/* The new table appears at its self-map address: zero it there. */
 	u64 table = ALIGN_DOWN((u64)selfmap_entry(level, va), PAGE_SIZE);
 	memset((void *)table, 0, PAGE_SIZE);

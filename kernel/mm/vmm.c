@@ -14,8 +14,37 @@
 #include <image.h>
 #include <panic.h>
 #include <pmm.h>
+#include <smp.h>
+#include <spinlock.h>
 
 struct vmm_stats vmm_stats;
+
+static struct spinlock vmm_lock = SPINLOCK_INIT("vmm", LOCK_ORDER_VMM);
+/* Times the holder took vmm_lock again on top of the first (vmm_internal.h: it nests). */
+static u32 vmm_lock_nested;
+
+bool vmm_lock_take_smp(void)
+{
+	if (spin_held(&vmm_lock))
+		vmm_lock_nested++;
+	else
+		spin_lock(&vmm_lock);
+	return true;
+}
+
+void vmm_lock_drop_smp(void)
+{
+	if (vmm_lock_nested)
+		vmm_lock_nested--;
+	else
+		spin_unlock(&vmm_lock);
+}
+
+bool vmm_lock_held(void)
+{
+	return smp_cpu_count() < 2 || spin_held(&vmm_lock);
+}
+
 
 bool vmm_has_huge_pages(void)
 {
@@ -38,13 +67,15 @@ bool kernel_slot_may_grow(u64 slot)
 	       slot == KSTACKS_SLOT || slot == MMIO_SLOT;
 }
 
-bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value)
+bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value, struct tlb_batch *b)
 {
 	/* G only on leaves: a table entry is also the PTE of a self-map page, which must not be global. */
 	ASSERT(!(value & PTE_G) || pte_is_leaf(value, level));
+	if (!tlb_batch_is_open(b))
+		tlb_batch_check(b);
 	if (!vmm_entry_store(pte_slot(w, level, va), value))
 		return false;
-	pte_flush(w, level, va);
+	pte_flush(w, level, va, b);
 	return true;
 }
 
@@ -108,14 +139,14 @@ static int lowest_table(enum pt_window w, u64 va)
 	return LEVEL_PT;
 }
 
-void release_empty_tables(enum pt_window w, u64 va)
+void release_empty_tables(enum pt_window w, u64 va, struct tlb_batch *b)
 {
 	for (int l = lowest_table(w, va); l < LEVEL_PML4; l++) {
 		if (table_permanent(l, va) || !table_empty(w, l, va))
 			return;
 		u64 frame = pte_frame(*window_entry(w, l + 1, va));
 		/* Clearing an existing entry cannot fault: its table is there. */
-		MUST(pte_write_flush(w, l + 1, va, 0));
+		MUST(pte_write_flush(w, l + 1, va, 0, b)); /* a table entry: the batch flushes all */
 		vmm_stats.tables_released++;
 		/* Boot tables live in the image: unlinked, but not the PMM's to take. */
 		if (!frame_in_image(frame))
@@ -141,11 +172,12 @@ static void free_frames(u64 frame, u64 count, int *err)
  * Inlined for each window, so the loop knows which it is (and whether to invlpg) beforehand.
  */
 static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u64 va, u64 n,
-							     u32 options, int *err)
+							     u32 options, int *err,
+							     struct tlb_batch *b)
 {
-	struct pte_run run = pte_run_at(w, LEVEL_PT, va);
+	struct pte_change_run run = pte_run_change_at(w, LEVEL_PT, va, n, b);
 	for (u64 i = 0; i < n; i++) {
-		u64 e = pte_run_get(&run, i);
+		u64 e = pte_run_get(&run.run, i);
 		if (!(e & PTE_P))
 			continue;
 		pte_run_change(&run, i, 0);
@@ -160,7 +192,7 @@ static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u
  * leaves the table holding it (and at the end), so each table is checked
  * once, after the last entry this call clears in it.
  */
-int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options)
+int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_batch *b)
 {
 	int err = 0;
 	while (bytes) {
@@ -169,16 +201,16 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options)
 		u64 step = range_step_pt_bytes(&s, va, bytes);
 		if (step) {
 			if (w == WINDOW_SELF)
-				clear_ptes(WINDOW_SELF, va, step / PAGE_SIZE, options, &err);
+				clear_ptes(WINDOW_SELF, va, step / PAGE_SIZE, options, &err, b);
 			else
-				clear_ptes(WINDOW_OTHER, va, step / PAGE_SIZE, options, &err);
+				clear_ptes(WINDOW_OTHER, va, step / PAGE_SIZE, options, &err, b);
 		} else {
 			if (!s.entry)
 				range_step_skip_holes(w, &s, va, bytes);
 			step = range_step_left(&s, va);
 			if (s.entry) {
 				ASSERT(s.start == va && step <= bytes); /* callers check large pages */
-				MUST(pte_write_flush(w, s.level, va, 0));
+				MUST(pte_write_flush(w, s.level, va, 0, b));
 				if (options & VMM_FREE_FRAMES)
 					free_frames(pte_frame(s.entry) & ~(s.size - 1),
 						    s.size / PAGE_SIZE, &err);
@@ -186,7 +218,7 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options)
 		}
 		u64 last = va + (step < bytes ? step : bytes) - 1;
 		if (step >= bytes || IS_ALIGNED(last + 1, level_span(s.level + 1)))
-			release_empty_tables(w, last); /* leaving a table: it may have emptied */
+			release_empty_tables(w, last, b); /* leaving a table: it may have emptied */
 		if (step >= bytes)
 			break;
 		va += step;
@@ -327,7 +359,9 @@ static int probe_range(u64 vaddr, u64 npages, int level)
 	return 0;
 }
 
-int map_region(u64 vaddr, u64 paddr, u64 npages, u32 flags)
+/* map_region under the paging lock. */
+static inline __attribute__((always_inline)) int map_locked(u64 vaddr, u64 paddr, u64 npages,
+							      u32 flags)
 {
 	int level = map_level(flags);
 	int err = check_map_args(vaddr, paddr, npages, flags, level);
@@ -337,12 +371,23 @@ int map_region(u64 vaddr, u64 paddr, u64 npages, u32 flags)
 	/* G only on leaves (pte_write_flush's rule): leaf_bits sets it on nothing else. */
 	u64 done = fill_leaves(vaddr, paddr, npages, level, bits);
 	if (done == npages)
-		return 0;
+		return 0; /* only not-present entries made present: nothing to shoot down */
 	/* Out of frames for a table: undo this call, and the tables it left half-built. */
+	struct tlb_batch b;
+	tlb_batch_begin(&b, vmm_batch_space(vaddr));
 	if (done)
-		MUST(clear_range(WINDOW_SELF, vaddr, done * size, 0) == 0); /* frees no frame: no error */
-	release_empty_tables(WINDOW_SELF, vaddr + done * size);
+		MUST(clear_range(WINDOW_SELF, vaddr, done * size, 0, &b) == 0); /* frees no frame: no error */
+	release_empty_tables(WINDOW_SELF, vaddr + done * size, &b);
+	tlb_batch_finish(&b);
 	return -E_NOMEM;
+}
+
+int map_region(u64 vaddr, u64 paddr, u64 npages, u32 flags)
+{
+	bool locked = vmm_lock_take();
+	int err = map_locked(vaddr, paddr, npages, flags);
+	vmm_lock_drop(locked);
+	return err;
 }
 
 /* True when the n PTEs from va's (its PT exists) are all present. */
@@ -355,12 +400,12 @@ static bool ptes_present(u64 va, u64 n)
 	return true;
 }
 
-/* Give the n present PTEs from va's the flag bits, keeping the bits in `keep`. */
-static void protect_ptes(u64 va, u64 n, u64 keep, u64 bits)
+/* Give the n present PTEs from va's the flag bits, keeping the bits in `keep` (into batch b). */
+static void protect_ptes(u64 va, u64 n, u64 keep, u64 bits, struct tlb_batch *b)
 {
-	struct pte_run run = pte_run_at(WINDOW_SELF, LEVEL_PT, va);
+	struct pte_change_run run = pte_run_change_at(WINDOW_SELF, LEVEL_PT, va, n, b);
 	for (u64 i = 0; i < n; i++)
-		pte_run_change(&run, i, (pte_run_get(&run, i) & keep) | bits);
+		pte_run_change(&run, i, (pte_run_get(&run.run, i) & keep) | bits);
 }
 
 /*
@@ -403,10 +448,21 @@ int unmap_region(u64 vaddr, u64 npages, u32 options)
 	if ((options & ~VMM_FREE_FRAMES) || !npages)
 		return -E_INVAL;
 	int err = vmm_check_range(vaddr, npages, PAGE_SIZE);
-	if (err || (err = check_leaves(vaddr, npages * PAGE_SIZE, false)))
+	if (err)
 		return err;
-	return clear_range(WINDOW_SELF, vaddr, npages * PAGE_SIZE, options);
+	bool locked = vmm_lock_take();
+	if (!(err = check_leaves(vaddr, npages * PAGE_SIZE, false))) {
+		struct tlb_batch b;
+		tlb_batch_begin(&b, vmm_batch_space(vaddr));
+		err = clear_range(WINDOW_SELF, vaddr, npages * PAGE_SIZE, options, &b);
+		tlb_batch_finish(&b);
+	}
+	vmm_lock_drop(locked);
+	return err;
 }
+
+static inline __attribute__((always_inline)) int protect_locked(u64 vaddr, u64 npages,
+								  u32 flags);
 
 int set_page_flags(u64 vaddr, u64 npages, u32 flags)
 {
@@ -415,9 +471,22 @@ int set_page_flags(u64 vaddr, u64 npages, u32 flags)
 	int err = vmm_check_range(vaddr, npages, PAGE_SIZE);
 	if (err || (err = check_half(vaddr, flags)))
 		return err;
+	bool locked = vmm_lock_take();
+	err = protect_locked(vaddr, npages, flags);
+	vmm_lock_drop(locked);
+	return err;
+}
+
+/* set_page_flags after its argument checks, under the paging lock. */
+static inline __attribute__((always_inline)) int protect_locked(u64 vaddr, u64 npages,
+								  u32 flags)
+{
 	u64 bytes = npages * PAGE_SIZE, va = vaddr;
-	if ((err = check_leaves(va, bytes, true)))
+	int err = check_leaves(va, bytes, true);
+	if (err)
 		return err;
+	struct tlb_batch b;
+	tlb_batch_begin(&b, vmm_batch_space(vaddr));
 	/* Keep the frame, the size (PS; PAT on a PTE), caching and accessed/dirty. */
 	const u64 keep = PTE_ADDR_MASK | PTE_PS | PTE_PWT | PTE_PCD | PTE_A | PTE_D;
 	while (bytes) {
@@ -425,17 +494,18 @@ int set_page_flags(u64 vaddr, u64 npages, u32 flags)
 		range_step_at(WINDOW_SELF, va, &s);
 		u64 step = range_step_pt_bytes(&s, va, bytes);
 		if (step) {
-			protect_ptes(va, step / PAGE_SIZE, keep, leaf_bits(flags, LEVEL_PT));
+			protect_ptes(va, step / PAGE_SIZE, keep, leaf_bits(flags, LEVEL_PT), &b);
 		} else {
 			step = range_step_left(&s, va);
 			u64 value = (s.entry & keep) | (leaf_bits(flags, s.level) & ~PTE_PS);
-			MUST(pte_write_flush(WINDOW_SELF, s.level, va, value));
+			MUST(pte_write_flush(WINDOW_SELF, s.level, va, value, &b));
 		}
 		if (step >= bytes)
 			break;
 		va += step;
 		bytes -= step;
 	}
+	tlb_batch_finish(&b);
 	return 0;
 }
 
@@ -444,7 +514,10 @@ int virt_to_phys(u64 vaddr, u64 *paddr)
 	if (!va_is_canonical(vaddr))
 		return -E_CANON;
 	int level;
+	/* Under the lock: a table another CPU releases must not vanish under the walk. */
+	bool locked = vmm_lock_take();
 	u64 e = window_walk(WINDOW_SELF, vaddr, &level);
+	vmm_lock_drop(locked);
 	if (!e)
 		return -E_NOTMAPPED;
 	u64 span = level_span(level);

@@ -61,8 +61,11 @@ static void walk_table(volatile const u64 *table, int level, u64 base, bool user
 void vmm_walk_ranges(void (*fn)(const struct vmm_range *r, void *ctx), void *ctx)
 {
 	struct merger m = {.fn = fn, .ctx = ctx};
+	/* Under the paging lock: no table is released under the walk (fn runs under it too). */
+	bool locked = vmm_lock_take();
 	walk_table((volatile const u64 *)SELFMAP_PML4, LEVEL_PML4, 0, true, true, false, &m);
 	merger_flush(&m);
+	vmm_lock_drop(locked);
 }
 
 void vmm_format_range(const struct vmm_range *r, char *buf, size_t size)
@@ -95,6 +98,7 @@ int vmm_ad_stats(u64 base, u64 size, u64 *accessed, u64 *dirty)
 	if (err)
 		return err;
 	*accessed = *dirty = 0;
+	bool locked = vmm_lock_take();
 	for (u64 va = base, left = size; left;) {
 		struct range_step s;
 		range_step_at(WINDOW_SELF, va, &s);
@@ -108,5 +112,6 @@ int vmm_ad_stats(u64 base, u64 size, u64 *accessed, u64 *dirty)
 		va += step;
 		left -= step;
 	}
+	vmm_lock_drop(locked);
 	return 0;
 }

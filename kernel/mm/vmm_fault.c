@@ -22,6 +22,7 @@
 #include <cpu.h>
 #include <image.h>
 #include <panic.h>
+#include <percpu.h>
 #include <pmm.h>
 #include <proc.h>
 #include <sched.h>
@@ -62,7 +63,7 @@ struct demand_zero_region {
 };
 
 static struct demand_zero_region regions[DEMAND_ZERO_REGIONS];
-/* Table-creating faults in progress (one CPU, interrupts off in the handler). */
+/* Table-creating faults in progress (under the paging lock, interrupts off in the handler). */
 static u64 table_fault_depth;
 
 /*
@@ -128,6 +129,15 @@ static const char *table_fault(struct trap_frame *f, u64 cr2, enum pt_window w, 
 	const char *refusal = table_fault_refusal(f->error_code, w, level, va);
 	if (refusal)
 		return refusal;
+	/*
+	 * Race-free creation: stores into the windows happen only inside paging
+	 * operations, which hold the paging lock once a second CPU is up, so
+	 * two CPUs never fault on the same missing table at once (the second
+	 * finds it made). A store outside one would race: a broken invariant.
+	 */
+	if (!vmm_lock_held())
+		panic("vmm: page table created at 0x%llx without the paging lock (CPU %u)", cr2,
+		      this_cpu()->cpu_id);
 	if (++table_fault_depth > MAX_TABLE_FAULT_DEPTH)
 		panic("vmm: table faults nested %llu deep at 0x%llx", table_fault_depth, cr2);
 	if (table_fault_depth > vmm_stats.max_depth)
@@ -138,15 +148,19 @@ static const char *table_fault(struct trap_frame *f, u64 cr2, enum pt_window w, 
 		vmm_stats.oom_fixups++;
 		if (!skip_failed_store(f))
 			why = "out of physical frames for a page table";
-	} else if (!pte_write_flush(w, level + 1, va,
+	} else if (!vmm_entry_store(pte_slot(w, level + 1, va),
 				    frame | PTE_P | PTE_W | (va < USER_END ? PTE_U : 0))) {
 		/* The level above had no frame either: this store fails with it. */
 		MUST(pmm_free(frame) == 0);
 		if (!skip_failed_store(f))
 			why = "out of physical frames for a page table";
 	} else {
-		/* Installed and its window page invalidated: now it can be zeroed in place. */
+		/*
+		 * Installed over a not-present entry (nothing cached from it): zero
+		 * it in place, then drop what a walk may have cached of the page.
+		 */
 		void *table = (void *)ALIGN_DOWN(cr2, PAGE_SIZE);
+		pte_table_ready((u64)table);
 		vmm_zero_page(table);
 		pte_table_ready((u64)table);
 		vmm_stats.table_faults++;
@@ -164,8 +178,8 @@ static const struct demand_zero_region *region_of(u64 va)
 	return NULL;
 }
 
-/* Map a zeroed frame at the page of cr2 in region r; NULL when done. */
-static const char *demand_zero_fault(u64 err, u64 cr2, const struct demand_zero_region *r)
+/* Map a zeroed frame at the page of cr2 in region r (the paging lock is held); NULL when done. */
+static const char *demand_zero_locked(u64 err, u64 cr2, const struct demand_zero_region *r)
 {
 	if (err & PF_ERR_P)
 		return "protection violation in a demand-zero region";
@@ -185,6 +199,20 @@ static const char *demand_zero_fault(u64 err, u64 cr2, const struct demand_zero_
 		MUST(set_page_flags(page, 1, r->flags) == 0);
 	vmm_stats.demand_zero_faults++;
 	return NULL;
+}
+
+/* demand_zero_locked under the paging lock: two CPUs touching the same new page map it once. */
+static const char *demand_zero_fault(u64 err, u64 cr2, const struct demand_zero_region *r)
+{
+	bool locked = vmm_lock_take();
+	u64 pa;
+	/* Another CPU may have mapped it between this fault and the lock: then nothing to do. */
+	const char *why = locked && virt_to_phys(ALIGN_DOWN(cr2, PAGE_SIZE), &pa) == 0 &&
+					  !(err & PF_ERR_P)
+				  ? NULL
+				  : demand_zero_locked(err, cr2, r);
+	vmm_lock_drop(locked);
+	return why;
 }
 
 /* A kernel access to a present user page that SMEP or SMAP refused: which, else NULL. */
@@ -240,25 +268,31 @@ int vmm_register_demand_zero(u64 base, u64 size, u32 flags)
 		return -E_INVAL;
 	u64 last = base + size - 1;
 	struct demand_zero_region *free = NULL;
-	for (int i = 0; i < DEMAND_ZERO_REGIONS; i++) {
+	bool locked = vmm_lock_take();
+	for (int i = 0; i < DEMAND_ZERO_REGIONS && err == 0; i++) {
 		if (!regions[i].used)
 			free = free ? free : &regions[i];
 		else if (base <= regions[i].base + regions[i].size - 1 && last >= regions[i].base)
-			return -E_EXIST;
+			err = -E_EXIST;
 	}
-	if (!free)
-		return -E_NOSPC;
-	*free = (struct demand_zero_region){base, size, flags, true};
-	return 0;
+	if (!err && !free)
+		err = -E_NOSPC;
+	if (!err)
+		*free = (struct demand_zero_region){base, size, flags, true};
+	vmm_lock_drop(locked);
+	return err;
 }
 
 int vmm_unregister_demand_zero(u64 base)
 {
-	for (int i = 0; i < DEMAND_ZERO_REGIONS; i++) {
+	int err = -E_NOENT;
+	bool locked = vmm_lock_take();
+	for (int i = 0; i < DEMAND_ZERO_REGIONS && err; i++) {
 		if (regions[i].used && regions[i].base == base) {
 			regions[i].used = false;
-			return 0;
+			err = 0;
 		}
 	}
-	return -E_NOENT;
+	vmm_lock_drop(locked);
+	return err;
 }

@@ -29,6 +29,8 @@ static u64 image_pte(u64 va)
 /* Check every page of the image, rewriting those that differ from image_pte. */
 static void image_wx(void)
 {
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_KERNEL);
 	for (u64 va = (u64)__text_start; va < (u64)__image_end; va += PAGE_SIZE) {
 		u64 want = image_pte(va);
 		int level;
@@ -39,10 +41,11 @@ static void image_wx(void)
 			continue;
 		if (want)
 			want |= have & (PTE_A | PTE_D);
-		if (!pte_write_flush(WINDOW_SELF, LEVEL_PT, va, want))
+		if (!pte_write_flush(WINDOW_SELF, LEVEL_PT, va, want, &b))
 			panic("vmm: no frame for a page table of the image at 0x%llx", va);
 		vmm_stats.image_pages_fixed++;
 	}
+	tlb_batch_finish(&b);
 }
 
 /* Unmap the boot code's identity map; its boot tables are unlinked as they empty. */
@@ -65,7 +68,7 @@ static void create_kernel_pdpts(void)
 		if (*selfmap_entry(LEVEL_PML4, va) & PTE_P)
 			continue;
 		/* Entry 0 of the missing PDPT: writing its (zero) value creates the table. */
-		if (!pte_write_flush(WINDOW_SELF, LEVEL_PDPT, va, 0))
+		if (!vmm_entry_store(pte_slot(WINDOW_SELF, LEVEL_PDPT, va), 0))
 			panic("vmm: no frame for the PDPT of kernel slot %llu", slots[i]);
 	}
 }

@@ -5,6 +5,7 @@
 #include <cpu.h>
 #include <paging.h>
 #include <pte.h>
+#include <smp.h>
 #include <vmm.h>
 
 /* Deepest nesting of table-creating faults: a missing PT, PD and PDPT (the PML4 always exists). */
@@ -29,9 +30,10 @@ MUST_CHECK bool vmm_entry_store(volatile u64 *entry, u64 value);
  * the store was skipped for want of a frame (nothing changed then).
  *
  * pte_write_flush: set the entry of `level` for va in window w, then
- * pte_flush (the entry may have been present).
+ * pte_flush into batch b (the entry may have been present).
  */
-MUST_CHECK bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value);
+MUST_CHECK bool pte_write_flush(enum pt_window w, int level, u64 va, u64 value,
+				struct tlb_batch *b);
 
 /*
  * pte_run_install_new: pte_run_install (entry i, known not present, made
@@ -89,12 +91,46 @@ static inline u64 range_step_pt_bytes(const struct range_step *s, u64 va, u64 by
 /*
  * Clear the leaves of [va, va + bytes) in w (large pages must lie inside),
  * releasing tables that empty; with VMM_FREE_FRAMES give the frames back.
- * Returns 0 or the first pmm_free error.
+ * The changes go into batch b. Returns 0 or the first pmm_free error.
  */
-MUST_CHECK int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options);
+MUST_CHECK int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options,
+			   struct tlb_batch *b);
 
-/* Release the tables on va's path in w that are empty, bottom-up. */
-void release_empty_tables(enum pt_window w, u64 va);
+/* Release the tables on va's path in w that are empty, bottom-up (into batch b). */
+void release_empty_tables(enum pt_window w, u64 va, struct tlb_batch *b);
+
+/*
+ * The paging operations' lock (spinlock.h: LOCK_ORDER_VMM): every operation
+ * that reads or writes page tables for a change (map_region, unmap_region,
+ * set_page_flags, the space operations and the other-space window, the #PF
+ * handler's table creation and demand-zero pages, the COW table and paths)
+ * runs under it once a second CPU is up. It nests: an operation may call
+ * another on the same CPU (a demand-zero fault maps a page; the COW table
+ * grows with map_region). vmm_lock_take returns whether it took it, for
+ * vmm_lock_drop.
+ */
+bool vmm_lock_take_smp(void);
+void vmm_lock_drop_smp(void);
+
+static inline bool vmm_lock_take(void)
+{
+	return __builtin_expect(smp_cpu_count() >= 2, 0) ? vmm_lock_take_smp() : false;
+}
+
+static inline void vmm_lock_drop(bool taken)
+{
+	if (__builtin_expect(taken, 0))
+		vmm_lock_drop_smp();
+}
+
+/* True when this CPU holds the paging lock (always true with one CPU up: nothing races then). */
+bool vmm_lock_held(void);
+
+/* The batch space for changes of the current space at va: the kernel half, or this space's user half. */
+static inline u64 vmm_batch_space(u64 va)
+{
+	return va >= KERNEL_HALF_START ? TLB_KERNEL : TLB_CURRENT;
+}
 
 /* True for a frame of the kernel image (boot tables): never handed to the PMM. */
 bool frame_in_image(u64 frame);

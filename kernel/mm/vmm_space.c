@@ -9,41 +9,63 @@
  * clear_range and the release of empty tables) work on them with
  * WINDOW_OTHER. Detaching reloads CR3, dropping every TLB entry of that
  * window at once (none is global).
+ *
+ * SMP: the window is global state (it lives in the current space's PML4,
+ * which other CPUs may have loaded too, and there is one attached space at
+ * a time): it is used only under the paging lock (vmm_internal.h), and
+ * detaching shoots the window down on every CPU that has the current space
+ * loaded. A space's CPU mask is kept by switch_page_map (tlb.h).
  */
 #include "vmm_internal.h"
 #include <cpu.h>
 #include <panic.h>
+#include <percpu.h>
 #include <pmm.h>
+#include <tlb.h>
 
-static bool other_attached;
+/* The CPU that has a space attached in the other window, or LOCK_NO_CPU. */
+static u32 other_cpu = LOCK_NO_CPU;
 
 bool vmm_other_attached(void)
 {
-	return other_attached;
+	return other_cpu == this_cpu()->cpu_id;
 }
 
-/* Show space's tables in the other window. */
+/* Show space's tables in the other window (the paging lock is held). */
 static void other_attach(pml4_t space)
 {
-	ASSERT(!other_attached);
-	/* Tables are data: P|W, NX where the CPU has it, never G. */
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE,
+	ASSERT(other_cpu == LOCK_NO_CPU && vmm_lock_held());
+	/* Tables are data: P|W, NX where the CPU has it, never G. Not present before: nothing to drop. */
+	MUST(vmm_entry_store(pte_slot(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE),
 			     space | PTE_P | PTE_W | paging_nx_bit()));
-	other_attached = true;
+	other_cpu = this_cpu()->cpu_id;
 }
 
-/* Remove the other window and every TLB entry it left. */
+/* Remove the other window and every TLB entry it left, here and on the CPUs sharing this space. */
 static void other_detach(void)
 {
-	ASSERT(other_attached);
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE, 0));
+	ASSERT(vmm_other_attached());
+	struct tlb_batch b;
+	/* The slot is in the kernel half, but the entry is this space's own: its CPUs only. */
+	tlb_batch_begin(&b, TLB_CURRENT);
+	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE, 0, &b));
+	tlb_batch_flush_all(&b);
 	load_cr3(read_cr3());
-	other_attached = false;
+	tlb_batch_finish(&b);
+	other_cpu = LOCK_NO_CPU;
 }
 
-/* Fill the attached, zeroed PML4 `space`: kernel half shared, its own self-map. */
-static void other_init_kernel_half(pml4_t space)
+/*
+ * Fill the attached PML4 `space` (new: no CPU has it loaded, so nothing is
+ * cached from it anywhere and its entries are installed without a batch):
+ * the user half empty, the kernel half shared, its own self-map.
+ */
+static void other_init_pml4(pml4_t space)
 {
+	struct pte_run pml4 = pte_run_at(WINDOW_OTHER, LEVEL_PML4, 0);
+	/* The frame holds whatever it held: clear the user half before anything reads it. */
+	for (u64 slot = 0; slot < KERNEL_FIRST_SLOT; slot++)
+		pte_run_install(&pml4, slot, 0);
 	for (u64 slot = KERNEL_FIRST_SLOT; slot < TABLE_ENTRIES; slot++) {
 		u64 va = INDICES_VA(slot, 0, 0, 0);
 		u64 value = *selfmap_entry(LEVEL_PML4, va);
@@ -51,7 +73,7 @@ static void other_init_kernel_half(pml4_t space)
 			value = space | PTE_P | PTE_W | paging_nx_bit();
 		else if (slot == OTHER_SLOT)
 			value = 0; /* this very entry: it belongs to the current space only */
-		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, va, value));
+		pte_run_install(&pml4, slot, value);
 	}
 }
 
@@ -79,7 +101,7 @@ static bool copy_ptes(u64 va, u64 n)
 }
 
 /* Copy every user-half leaf of the current space into the other one (tables made by faults). */
-static int copy_user_half(void)
+static int copy_user_half(struct tlb_batch *b)
 {
 	u64 va = 0;
 	while (va < USER_END) {
@@ -93,7 +115,7 @@ static int copy_user_half(void)
 			if (!s.entry)
 				range_step_skip_holes(WINDOW_SELF, &s, va, USER_END - va);
 			step = range_step_left(&s, va);
-			if (s.entry && !pte_write_flush(WINDOW_OTHER, s.level, va, s.entry))
+			if (s.entry && !pte_write_flush(WINDOW_OTHER, s.level, va, s.entry, b))
 				return -E_NOMEM;
 		}
 		va += step;
@@ -108,13 +130,14 @@ static int make_page_map(pml4_t *out, bool copy_user)
 	if (pmm_alloc(&space) != 0)
 		return -E_NOMEM;
 	other_attach(space);
-	/* The frame holds whatever it held: clear the user half before anything reads it. */
-	for (u64 slot = 0; slot < KERNEL_FIRST_SLOT; slot++)
-		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, INDICES_VA(slot, 0, 0, 0), 0));
-	other_init_kernel_half(space);
-	int err = copy_user ? copy_user_half() : 0;
+	other_init_pml4(space);
+	/* A new space: no CPU has it loaded, so its batch reaches nobody (an undo changes entries). */
+	struct tlb_batch b;
+	tlb_batch_begin(&b, space);
+	int err = copy_user ? copy_user_half(&b) : 0;
 	if (err)
-		MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0) == 0); /* frees no frame: no error */
+		MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0, &b) == 0); /* frees no frame: no error */
+	tlb_batch_finish(&b);
 	other_detach();
 	if (err) {
 		MUST(pmm_free(space) == 0);
@@ -126,18 +149,25 @@ static int make_page_map(pml4_t *out, bool copy_user)
 
 int copy_page_map(pml4_t *out)
 {
-	return make_page_map(out, true);
+	bool locked = vmm_lock_take();
+	int err = make_page_map(out, true);
+	vmm_lock_drop(locked);
+	return err;
 }
 
 int new_page_map(pml4_t *out)
 {
-	return make_page_map(out, false);
+	bool locked = vmm_lock_take();
+	int err = make_page_map(out, false);
+	vmm_lock_drop(locked);
+	return err;
 }
 
-int drop_page_map(pml4_t space, u32 options)
+/* drop_page_map after its argument checks, under the paging lock. */
+static int drop_locked(pml4_t space, u32 options)
 {
-	if ((options & ~VMM_FREE_FRAMES) || !space || !IS_ALIGNED(space, PAGE_SIZE) ||
-	    space >= paging_phys_limit() || space == current_page_map())
+	/* Loaded on another CPU (or this one): not ours to destroy. */
+	if (tlb_space_cpus(space))
 		return -E_INVAL;
 	other_attach(space);
 	/* A PML4 of ours points at itself: anything else is not an address space. */
@@ -146,7 +176,10 @@ int drop_page_map(pml4_t space, u32 options)
 		other_detach();
 		return -E_INVAL;
 	}
-	int err = clear_range(WINDOW_OTHER, 0, USER_END, options);
+	struct tlb_batch b;
+	tlb_batch_begin(&b, space); /* loaded nowhere (checked above): reaches nobody */
+	int err = clear_range(WINDOW_OTHER, 0, USER_END, options, &b);
+	tlb_batch_finish(&b);
 	other_detach();
 	if (!frame_in_image(space)) {
 		int r = pmm_free(space);
@@ -155,10 +188,33 @@ int drop_page_map(pml4_t space, u32 options)
 	return err;
 }
 
+int drop_page_map(pml4_t space, u32 options)
+{
+	if ((options & ~VMM_FREE_FRAMES) || !space || !IS_ALIGNED(space, PAGE_SIZE) ||
+	    space >= paging_phys_limit() || space == current_page_map())
+		return -E_INVAL;
+	bool locked = vmm_lock_take();
+	int err = drop_locked(space, options);
+	vmm_lock_drop(locked);
+	return err;
+}
+
+/*
+ * The CPU mask (tlb.h): name the new space before loading it, so a change
+ * made from now on reaches this CPU; keep naming the old one (leaving) until
+ * the load has dropped its entries. The CR3 load drains the stores before
+ * it; tlb_shootdown fences between its entry stores and its reading of the
+ * records.
+ */
 void switch_page_map(pml4_t space)
 {
-	ASSERT(space && IS_ALIGNED(space, PAGE_SIZE) && !other_attached);
+	struct percpu *c = this_cpu();
+	ASSERT(space && IS_ALIGNED(space, PAGE_SIZE) && other_cpu != c->cpu_id);
+	/* Plain stores: the CR3 load is serializing, so both are visible before any walk of space. */
+	__atomic_store_n(&c->leaving, c->space, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->space, space, __ATOMIC_RELAXED);
 	load_cr3(space);
+	__atomic_store_n(&c->leaving, 0, __ATOMIC_RELEASE);
 }
 
 pml4_t current_page_map(void)

@@ -27,6 +27,7 @@
 #include <spinlock.h>
 #include <string.h>
 #include <timer.h>
+#include <tlb.h>
 #include <trap.h>
 #include <vmm.h>
 
@@ -67,25 +68,23 @@ static bool cpu_idle[MAX_CPUS];
 /* The CPUs process 0's new children may run on. */
 static u32 spawn_cpus = 1;
 
-static struct spinlock mm_big = SPINLOCK_INIT("mm-big", LOCK_ORDER_MM_BIG);
-
+/*
+ * The memory manager locks itself (LOCK_ORDER_VMM): mm_enter takes nothing.
+ * A CPU's stale entries for a freed kernel stack are shot down by
+ * unmap_region; flush_pending stays as a second line until removed.
+ */
 bool mm_enter_slow(void)
 {
-	if (spin_held(&mm_big))
-		return false;
-	spin_lock(&mm_big);
-	/* A kernel stack (and maybe its tables) went on another CPU: no stale entry may be used. */
 	u32 id = this_cpu()->cpu_id;
 	if (__atomic_load_n(&flush_pending[id], __ATOMIC_ACQUIRE)) {
 		flush_pending[id] = false;
 		load_cr3(read_cr3());
 	}
-	return true;
+	return false;
 }
 
 void mm_leave_slow(void)
 {
-	spin_unlock(&mm_big);
 }
 
 /* One CPU needs no lock: the kernel is not preempted and interrupts are off in it. */
@@ -122,6 +121,7 @@ static inline void check_no_lock(const char *where)
 {
 	if (__builtin_expect(this_cpu()->nheld != 0, 0))
 		lock_check_switch(where);
+	tlb_check_closed(where);
 }
 
 static bool sched_lock_held(void)
@@ -269,6 +269,7 @@ static inline __attribute__((always_inline)) void switch_to(struct proc *prev, s
 		lock_check_switch_except("switch_to", &sched_lock);
 		panic("sched: switch_to without the scheduler's lock on CPU %u", id);
 	}
+	tlb_check_closed("switch_to");
 	if (next->on_cpu)
 		panic("sched: '%s' (pid %d) picked by CPU %u while it still runs on CPU %u",
 		      next->name, next->pid, id, next->cpu);
@@ -321,6 +322,11 @@ static NORETURN void idle_loop(void)
 		}
 		cpu_idle[id] = true;
 		lock_drop();
+		/* An AP's kernel work from smp_run (tests), with interrupts on. */
+		if (id != 0 && smp_run_poll()) {
+			lock_take();
+			continue;
+		}
 		__asm__ volatile("sti; hlt; cli" : : : "memory");
 		lock_take();
 	}
@@ -372,8 +378,11 @@ void sched_yield(void)
 {
 	check_no_lock("sched_yield");
 	bool smp = sched_locking();
-	if (smp)
+	if (smp) {
+		/* A kernel thread that only yields never opens interrupts: serve shootdowns here. */
+		tlb_poll();
 		spin_lock(&sched_lock);
+	}
 	struct proc *cur = sched_current();
 	u32 id = this_cpu()->cpu_id;
 	struct proc *next = rq_pop(id);

@@ -224,14 +224,17 @@ static void teardown(void)
 static u64 write_path(const struct combo *c)
 {
 	u64 varied = 0;
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_CURRENT);
 	for (int l = LEVEL_PML4; l >= LEVEL_PT; l--)
-		MUST(pte_write_flush(WINDOW_SELF, l, TVA, base[l]));
+		MUST(pte_write_flush(WINDOW_SELF, l, TVA, base[l], &b));
 	for (int l = LEVEL_PT; l <= LEVEL_PML4; l++) {
 		u64 v = base[l];
 		if (l == c->level)
 			varied = v = (v & ~(PTE_P | PTE_W | PTE_U | PTE_NX)) | entry_bits(c->bits);
-		MUST(pte_write_flush(WINDOW_SELF, l, TVA, v));
+		MUST(pte_write_flush(WINDOW_SELF, l, TVA, v, &b));
 	}
+	tlb_batch_finish(&b);
 	return varied;
 }
 
@@ -304,6 +307,8 @@ static void read_ad(struct outcome *o)
 {
 	o->a_mask = 0;
 	o->dirty = false;
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_CURRENT);
 	for (int l = LEVEL_PML4; l >= LEVEL_PT; l--) {
 		u64 e = *selfmap_entry(l, TVA);
 		if (e & PTE_A)
@@ -311,8 +316,9 @@ static void read_ad(struct outcome *o)
 		if (l == LEVEL_PT)
 			o->dirty = e & PTE_D;
 		else if (!(e & PTE_P) || ((e & PTE_NX) && !paging_nx_bit()))
-			MUST(pte_write_flush(WINDOW_SELF, l, TVA, base[l]));
+			MUST(pte_write_flush(WINDOW_SELF, l, TVA, base[l], &b));
 	}
+	tlb_batch_finish(&b);
 }
 
 static u64 open_seen, open_set; /* A bits the model left open, and how many the CPU set */
@@ -407,9 +413,12 @@ static u64 api_leaf(const struct combo *c)
 		MUST(set_page_flags(TVA, 1, flags) == 0);
 	}
 	u64 leaf = *selfmap_pte(TVA);
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_CURRENT);
 	for (int l = LEVEL_PD; l <= LEVEL_PML4; l++)
 		MUST(pte_write_flush(WINDOW_SELF, l, TVA,
-				     *selfmap_entry(l, TVA) & ~(PTE_A | PTE_D)));
+				     *selfmap_entry(l, TVA) & ~(PTE_A | PTE_D), &b));
+	tlb_batch_finish(&b);
 	return leaf;
 }
 

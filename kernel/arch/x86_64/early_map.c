@@ -47,8 +47,8 @@ const void *early_map(u64 phys, size_t len)
 	/* Read-only: boot information is only read; NX only where the CPU honours it. */
 	u64 flags = PTE_P | paging_nx_bit();
 	for (size_t i = 0; i < pages; i++) {
-		/* pte_set drops a TLB entry there is none of: cheap, and always correct. */
-		pte_set(WINDOW_SELF, LEVEL_PT, slot_va((size_t)start + i), (first + i * PAGE_SIZE) | flags);
+		/* A free slot is not present: nothing cached (its unmap shot it down). */
+		pte_install(WINDOW_SELF, LEVEL_PT, slot_va((size_t)start + i), (first + i * PAGE_SIZE) | flags);
 	}
 	return (const void *)(slot_va((size_t)start) + (phys - first));
 }
@@ -59,11 +59,14 @@ void early_unmap(const void *va, size_t len)
 	ASSERT(len > 0 && v >= EARLY_WINDOW_BASE && v + len <= EARLY_WINDOW_BASE + EARLY_WINDOW_SIZE);
 	size_t first = (ALIGN_DOWN(v, PAGE_SIZE) - EARLY_WINDOW_BASE) / PAGE_SIZE;
 	size_t end = (ALIGN_UP(v + len, PAGE_SIZE) - EARLY_WINDOW_BASE) / PAGE_SIZE;
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_KERNEL); /* the kernel half: every CPU up may have it cached */
 	for (size_t slot = first; slot < end; slot++) {
 		if (!(*slot_pte(slot) & PTE_P))
 			panic("early_unmap: page 0x%llx of the window is not mapped", slot_va(slot));
-		pte_set(WINDOW_SELF, LEVEL_PT, slot_va(slot), 0);
+		pte_set(WINDOW_SELF, LEVEL_PT, slot_va(slot), 0, &b);
 	}
+	tlb_batch_finish(&b);
 }
 
 size_t early_map_pages_in_use(void)

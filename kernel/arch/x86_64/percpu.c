@@ -2,6 +2,7 @@
 #include <cpu.h>
 #include <gdt.h>
 #include <panic.h>
+#include <paging.h>
 #include <percpu.h>
 
 _Static_assert(offsetof(struct percpu, self) == PERCPU_SELF, "entry code reads gs:0");
@@ -17,6 +18,8 @@ void percpu_init(u32 cpu)
 	struct percpu *p = &cpus[cpu];
 	p->self = p;
 	p->cpu_id = cpu;
+	/* Every CPU starts in the space it was brought up in (the boot CPU's, for APs). */
+	__atomic_store_n(&p->space, read_cr3() & PTE_ADDR_MASK, __ATOMIC_SEQ_CST);
 	wrmsr(MSR_GS_BASE, (u64)p);
 	/* What swapgs brings in for user mode: processes start with GS base 0. */
 	wrmsr(MSR_KERNEL_GS_BASE, 0);

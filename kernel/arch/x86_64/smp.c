@@ -20,6 +20,7 @@
 #include <smp.h>
 #include <string.h>
 #include <timer.h>
+#include <tlb.h>
 #include <trap.h>
 #include <vmm.h>
 
@@ -46,6 +47,7 @@ struct trampoline_params {
 extern const u8 trampoline_start[], trampoline_end[], trampoline_params[];
 
 static struct acpi_cpus fw_cpus;
+static u64 boot_ticks;
 u32 smp_cpus_up = 1;
 static u32 left_out;
 /* The number of the last AP that reached ap_entry's end (written by that AP). */
@@ -59,6 +61,14 @@ struct call_box {
 	volatile u32 busy; /* a caller owns the box */
 };
 static struct call_box call_boxes[MAX_CPUS];
+
+/* smp_run's work, one per AP: its idle loop runs fn with interrupts on. */
+struct run_box {
+	void (*fn)(void *arg);
+	void *arg;
+	volatile u32 done;
+};
+static struct run_box run_boxes[MAX_CPUS];
 
 static u64 ap_stack_base(u32 cpu)
 {
@@ -85,15 +95,28 @@ static int ap_stack_map(u32 cpu)
 	return kstack_map_at(ap_stack_base(cpu));
 }
 
-/* Send an IPI (ICR low word `low`) to APIC ID dest and wait until the APIC has sent it. */
+/*
+ * Send an IPI (ICR low word `low`) to APIC ID dest and wait until the APIC
+ * has sent it. Interrupts off meanwhile: the two ICR writes must not be
+ * split by a handler sending an IPI of its own.
+ */
 static void send_ipi(u32 dest, u32 low)
 {
+	u64 flags = read_rflags();
+	cli();
 	while (lapic_read(LAPIC_ICR_LO) & ICR_DELIVERY_PENDING)
 		__builtin_ia32_pause();
 	lapic_write(LAPIC_ICR_HI, dest << ICR_DEST_SHIFT);
 	lapic_write(LAPIC_ICR_LO, low);
 	while (lapic_read(LAPIC_ICR_LO) & ICR_DELIVERY_PENDING)
 		__builtin_ia32_pause();
+	if (flags & RFLAGS_IF)
+		__asm__ volatile("sti" : : : "memory");
+}
+
+void smp_send_ipi(u32 cpu, u32 vector)
+{
+	send_ipi(percpu_of(cpu)->apic_id, ICR_DELIVERY_FIXED | vector);
 }
 
 static void delay_ns(u64 ns)
@@ -206,8 +229,14 @@ int smp_start_cpu(u32 apic_id, u64 timeout_ms)
 	return err;
 }
 
+u64 smp_boot_ticks(void)
+{
+	return boot_ticks;
+}
+
 void smp_init(void)
 {
+	u64 tsc0 = rdtsc();
 	u64 t0 = clock_ns();
 	this_cpu()->apic_id = lapic_id();
 	int err = acpi_find_cpus(&fw_cpus);
@@ -241,6 +270,7 @@ void smp_init(void)
 		}
 	}
 	trampoline_unmap();
+	boot_ticks = rdtsc() - tsc0;
 	kprintf("# smp: %u of %u CPUs up in %llu us\n", smp_cpus_up, fw_cpus.count,
 		(clock_ns() - t0) / 1000);
 }
@@ -274,6 +304,50 @@ void smp_kick(u32 cpu)
 		send_ipi(percpu_of(cpu)->apic_id, ICR_DELIVERY_FIXED | VEC_IPI_CALL);
 }
 
+int smp_run(u32 cpu, void (*fn)(void *arg), void *arg)
+{
+	if (cpu == 0 || cpu >= smp_cpus_up || cpu == this_cpu()->cpu_id)
+		return -E_INVAL;
+	struct run_box *b = &run_boxes[cpu];
+	if (__atomic_load_n(&b->fn, __ATOMIC_ACQUIRE))
+		return -E_NOSPC;
+	b->arg = arg;
+	b->done = 0;
+	__atomic_store_n(&b->fn, fn, __ATOMIC_RELEASE);
+	/* Wake it from hlt: smp_ipi_call finds no call in its box and only acknowledges. */
+	send_ipi(percpu_of(cpu)->apic_id, ICR_DELIVERY_FIXED | VEC_IPI_CALL);
+	return 0;
+}
+
+int smp_run_wait(u32 cpu, u64 timeout_ms)
+{
+	if (cpu == 0 || cpu >= smp_cpus_up)
+		return -E_INVAL;
+	struct run_box *b = &run_boxes[cpu];
+	u64 deadline = clock_ns() + timeout_ms * NS_PER_MS;
+	while (!__atomic_load_n(&b->done, __ATOMIC_ACQUIRE)) {
+		if (clock_ns() >= deadline)
+			return -E_TIMEDOUT;
+		tlb_poll(); /* the caller may run with interrupts off: serve its shootdowns */
+		__builtin_ia32_pause();
+	}
+	return 0;
+}
+
+bool smp_run_poll(void)
+{
+	struct run_box *b = &run_boxes[this_cpu()->cpu_id];
+	void (*fn)(void *) = __atomic_load_n(&b->fn, __ATOMIC_ACQUIRE);
+	if (!fn)
+		return false;
+	__asm__ volatile("sti" : : : "memory");
+	fn(b->arg);
+	cli();
+	__atomic_store_n(&b->fn, NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return true;
+}
+
 int smp_call(u32 cpu, void (*fn)(void *arg), void *arg)
 {
 	if (cpu >= smp_cpus_up)
@@ -296,6 +370,7 @@ int smp_call(u32 cpu, void (*fn)(void *arg), void *arg)
 			err = -E_TIMEDOUT;
 			break;
 		}
+		tlb_poll();
 		__builtin_ia32_pause();
 	}
 	__atomic_store_n(&b->busy, 0, __ATOMIC_RELEASE);

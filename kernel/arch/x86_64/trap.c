@@ -16,6 +16,7 @@
 #include <selfpage.h>
 #include <timer.h>
 #include <smp.h>
+#include <tlb.h>
 #include <trap.h>
 #include <uaccess.h>
 #include <vmm.h>
@@ -193,6 +194,8 @@ static void irq_dispatch(struct trap_frame *f)
 		timer_interrupt(f);
 	else if (f->vector == VEC_IPI_CALL)
 		smp_ipi_call(); /* sends its own EOI */
+	else if (f->vector == VEC_IPI_TLB)
+		tlb_ipi(); /* sends its own EOI */
 	else if (f->vector != VEC_SPURIOUS)
 		lapic_eoi();
 }
@@ -279,3 +282,8 @@ struct trap_record trap_expect_end(void)
 	trap_recorded = (struct trap_record){0};
 	return r;
 }
+
+/* The shootdown's vector (linker/arch.ts) must have an isr.asm stub and differ from the others. */
+_Static_assert(VEC_IPI_TLB >= IRQ_VECTOR_FIRST && VEC_IPI_TLB < IRQ_VECTOR_FIRST + IRQ_VECTORS &&
+		       VEC_IPI_TLB != VEC_TIMER && VEC_IPI_TLB != VEC_IPI_CALL,
+	       "VEC_IPI_TLB");

@@ -1,0 +1,150 @@
+/*
+ * TLB shootdown: a paging change that another CPU may have cached is
+ * invalidated there before the operation that made it returns.
+ *
+ * Every write of a present paging entry goes through the page-table write
+ * API (pte.h), and each of its writers takes a struct tlb_batch: the entry is
+ * invalidated on this CPU at once (invlpg), and its range is added to the
+ * batch. The operation (map_region, unmap_region, set_page_flags, the
+ * space operations, the PMM's stack pages, the COW paths) opens one batch,
+ * makes all its changes, then finishes the batch: one round of IPIs to the
+ * CPUs that may hold the entries, and a wait until each has acknowledged.
+ * A batch left open is caught: lock_check_switch (before every context
+ * switch) panics while this CPU has one open, and the tlb ktests check that
+ * every operation closes what it opens. With one CPU up a batch records
+ * nothing (there is no other TLB) and costs a few instructions: the checks
+ * run in the smp2/smp4 configurations.
+ *
+ * Who is asked (the CPU mask of an address space): a CPU holds entries of
+ * the user half of space S only while S is loaded in its CR3 (no PCID: a CR3
+ * load drops every non-global entry). switch_page_map (vmm_space.c), the one
+ * function that loads CR3 for a switch, records it in the CPU's per-CPU area
+ * (percpu.h: space, and leaving while the switch is under way), so the mask
+ * of S, tlb_space_cpus(S), is the set of CPUs whose record names S. The
+ * kernel half is shared by every space: its batches go to every CPU up.
+ *
+ * What they do: a range of at most TLB_FLUSH_CEILING pages (layout.h, from
+ * linker/arch.ts) is invalidated page by page, anything larger, and any
+ * change of a table entry (a page table freed or replaced: the paging-
+ * structure caches), flushes everything (a CR3 reload: CR4.PGE is off, so no
+ * entry survives it).
+ *
+ * Acknowledgement: a target acknowledges from the IPI handler, or, when it
+ * waits with interrupts off (spinning on a lock, or waiting for its own
+ * shootdown's acknowledgements), from that wait loop (tlb_poll), so two CPUs
+ * shooting at each other, or one waiting for a lock the other holds, cannot
+ * deadlock. A CPU that has not acknowledged after TLB_ACK_TIMEOUT_MS is a
+ * broken invariant: panic, naming it.
+ */
+#ifndef OUROBOROS_TLB_H
+#define OUROBOROS_TLB_H
+
+#include <cpu.h>
+#include <layout.h>
+#include <percpu.h>
+#include <smp.h>
+#include <types.h>
+
+/* A batch's space for kernel-half changes: every CPU up may hold them. */
+#define TLB_KERNEL 0ULL
+/* A batch's space for the user half of the space this CPU has loaded (no PML4 frame is 1). */
+#define TLB_CURRENT 1ULL
+/* A CPU that has not acknowledged a shootdown after this long is broken (TCG on a loaded host is slow; the runner calls 10 s of silence a hang). */
+#define TLB_ACK_TIMEOUT_MS 5000ULL
+/* tlb_batch.state bits. */
+#define TLB_BATCH_OPEN 0x7eb00000u /* between tlb_batch_begin and tlb_batch_finish */
+#define TLB_BATCH_OPEN_MASK 0xffff0000u
+#define TLB_BATCH_FULL 1u /* flush everything: tables changed, or more than TLB_FLUSH_CEILING pages */
+#define TLB_BATCH_SMP 2u  /* other CPUs were up at begin: the batch records and is counted */
+
+struct tlb_batch {
+	u64 space;  /* TLB_KERNEL, TLB_CURRENT, or the PML4 frame of the space whose user half changes */
+	u64 lo, hi; /* [lo, hi): the addresses whose entries changed (lo >= hi: none) */
+	u32 state;  /* TLB_BATCH_OPEN while open, | TLB_BATCH_FULL, TLB_BATCH_SMP */
+};
+
+/* True while b is open. */
+static inline bool tlb_batch_is_open(const struct tlb_batch *b)
+{
+	return (b->state & TLB_BATCH_OPEN_MASK) == TLB_BATCH_OPEN;
+}
+
+/* Open a batch for the CPUs that may hold `space`'s entries (TLB_KERNEL: the kernel half; TLB_CURRENT). */
+static inline void tlb_batch_begin(struct tlb_batch *b, u64 space)
+{
+	/* One CPU: no other TLB to reach, so nothing to record (the bench's figures stay). */
+	if (__builtin_expect(smp_cpu_count() < 2, 1)) {
+		b->state = TLB_BATCH_OPEN;
+		return;
+	}
+	b->space = space;
+	b->lo = ~0ULL;
+	b->hi = 0;
+	b->state = TLB_BATCH_OPEN | TLB_BATCH_SMP;
+	this_cpu()->tlb_open++;
+}
+
+/* Panic unless b is open (a writer given a batch that was never opened or is finished). */
+void tlb_batch_check(const struct tlb_batch *b);
+
+/* Mark b to flush everything (a change a range cannot describe). */
+static inline void tlb_batch_flush_all(struct tlb_batch *b)
+{
+	b->state |= TLB_BATCH_FULL;
+}
+
+/* Record that the entries of [va, va + bytes) changed (this CPU has invalidated them). */
+static inline void tlb_batch_add(struct tlb_batch *b, u64 va, u64 bytes)
+{
+	if (__builtin_expect(!(b->state & TLB_BATCH_SMP), 1))
+		return;
+	if (bytes > (u64)TLB_FLUSH_CEILING * PAGE_SIZE)
+		b->state |= TLB_BATCH_FULL;
+	if (va < b->lo)
+		b->lo = va;
+	if (va + bytes > b->hi)
+		b->hi = va + bytes;
+}
+
+/* IPI the CPUs that may hold b's entries and wait for them (tlb.c). */
+void tlb_shootdown(const struct tlb_batch *b);
+
+/* Finish b: invalidate its entries on every other CPU that may hold them, then close it. */
+static inline void tlb_batch_finish(struct tlb_batch *b)
+{
+	if (!tlb_batch_is_open(b))
+		tlb_batch_check(b);
+	if (__builtin_expect(b->state & TLB_BATCH_SMP, 0)) {
+		if ((b->state & TLB_BATCH_FULL) || b->lo < b->hi)
+			tlb_shootdown(b);
+		this_cpu()->tlb_open--;
+	}
+	b->state = 0;
+}
+
+/* The CPUs that may hold entries of space's user half (bit n: CPU n), this CPU included. */
+u32 tlb_space_cpus(u64 space);
+
+/* Serve the shootdowns waiting for this CPU (interrupts off): wait loops call it. */
+void tlb_poll(void);
+
+/* The VEC_IPI_TLB handler (trap.c): tlb_poll, then EOI. */
+void tlb_ipi(void);
+
+/* Panic when this CPU has a batch open (before a context switch). */
+void tlb_check_closed(const char *where);
+
+/* What the shootdown has done since boot (every CPU's together). */
+struct tlb_stats {
+	u64 shootdowns; /* batches that needed other CPUs (tlb_shootdown rounds) */
+	u64 ipis;       /* IPIs sent */
+	u64 full;       /* rounds that flushed everything */
+	u64 served;     /* requests served by targets */
+};
+
+void tlb_get_stats(struct tlb_stats *out);
+
+/* For the stale-read test: while set, tlb_shootdown sends nothing (a broken kernel). */
+extern bool tlb_test_skip_remote;
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * The TLB shootdown (tlb.h): requests, IPIs, acknowledgements.
+ *
+ * Each CPU has one request slot it fills as initiator (a CPU runs one
+ * shootdown at a time: tlb_shootdown returns before the operation goes on),
+ * and one pending mask as target: bit s set means CPU s's request waits for
+ * it. The initiator fills its slot, sets its bit in each target's mask (the
+ * release orders the slot before the bit), sends the IPIs, and waits until
+ * every target has set its bit in the slot's acknowledgement mask, serving
+ * requests aimed at itself meanwhile.
+ */
+#include <cpu.h>
+#include <lapic.h>
+#include <panic.h>
+#include <percpu.h>
+#include <smp.h>
+#include <timer.h>
+#include <tlb.h>
+
+struct tlb_request {
+	u64 space, lo, hi;
+	bool full;
+	u32 acked; /* bit t: CPU t has invalidated */
+};
+
+static struct tlb_request requests[MAX_CPUS];
+static u32 pending[MAX_CPUS];
+static struct tlb_stats stats;
+bool tlb_test_skip_remote;
+
+void tlb_batch_check(const struct tlb_batch *b)
+{
+	if (!tlb_batch_is_open(b))
+		panic("tlb: a page-table entry written with a TLB batch that is not open (CPU %u)",
+		      this_cpu()->cpu_id);
+}
+
+void tlb_check_closed(const char *where)
+{
+	struct percpu *c = this_cpu();
+	if (c->tlb_open)
+		panic("tlb: %u batch(es) left open (%s) on CPU %u: a shootdown was never sent",
+		      c->tlb_open, where, c->cpu_id);
+}
+
+u32 tlb_space_cpus(u64 space)
+{
+	u32 mask = 0, n = smp_cpu_count();
+	for (u32 c = 0; c < n; c++) {
+		const struct percpu *p = percpu_of(c);
+		if (__atomic_load_n(&p->space, __ATOMIC_SEQ_CST) == space ||
+		    __atomic_load_n(&p->leaving, __ATOMIC_SEQ_CST) == space)
+			mask |= 1u << c;
+	}
+	return mask;
+}
+
+/* Every CPU up. */
+static u32 all_cpus(void)
+{
+	u32 n = smp_cpu_count();
+	return n >= 32 ? ~0u : (1u << n) - 1;
+}
+
+/* Invalidate what request r asks for on this CPU. */
+static void serve(const struct tlb_request *r)
+{
+	if (r->full) {
+		/* CR4.PGE is off: G is ignored and a CR3 load drops every entry and the paging-structure caches. */
+		load_cr3(read_cr3());
+		return;
+	}
+	for (u64 va = r->lo & ~(PAGE_SIZE - 1); va < r->hi; va += PAGE_SIZE)
+		invlpg(va);
+}
+
+void tlb_poll(void)
+{
+	u32 me = this_cpu()->cpu_id;
+	u32 from = __atomic_exchange_n(&pending[me], 0, __ATOMIC_ACQUIRE);
+	while (from) {
+		u32 s = (u32)__builtin_ctz(from);
+		from &= from - 1;
+		serve(&requests[s]);
+		__atomic_fetch_add(&stats.served, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_or(&requests[s].acked, 1u << me, __ATOMIC_RELEASE);
+	}
+}
+
+void tlb_ipi(void)
+{
+	tlb_poll();
+	lapic_eoi();
+}
+
+void tlb_shootdown(const struct tlb_batch *b)
+{
+	u32 me = this_cpu()->cpu_id;
+	/* The entry stores above before reading who holds the space (switch_page_map's side). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	u64 space = b->space == TLB_CURRENT ? this_cpu()->space : b->space;
+	u32 targets = (space == TLB_KERNEL ? all_cpus() : tlb_space_cpus(space)) & ~(1u << me);
+	if (!targets || tlb_test_skip_remote)
+		return;
+	struct tlb_request *r = &requests[me];
+	ASSERT(r->acked == 0 || r->acked == ~0u);
+	r->space = space;
+	r->lo = b->lo;
+	r->hi = b->hi;
+	r->full = (b->state & TLB_BATCH_FULL) != 0;
+	__atomic_store_n(&r->acked, 0, __ATOMIC_RELEASE);
+	for (u32 t = 0; t < MAX_CPUS; t++) {
+		if (!(targets & (1u << t)))
+			continue;
+		__atomic_fetch_or(&pending[t], 1u << me, __ATOMIC_RELEASE);
+		smp_send_ipi(t, VEC_IPI_TLB);
+		__atomic_fetch_add(&stats.ipis, 1, __ATOMIC_RELAXED);
+	}
+	__atomic_fetch_add(&stats.shootdowns, 1, __ATOMIC_RELAXED);
+	if (r->full)
+		__atomic_fetch_add(&stats.full, 1, __ATOMIC_RELAXED);
+	u64 deadline = clock_ns() + TLB_ACK_TIMEOUT_MS * 1000000ULL;
+	u32 acked;
+	while (((acked = __atomic_load_n(&r->acked, __ATOMIC_ACQUIRE)) & targets) != targets) {
+		tlb_poll();
+		if (clock_ns() >= deadline) {
+			u32 late = (u32)__builtin_ctz(targets & ~acked);
+			panic("tlb: CPU %u did not acknowledge a shootdown from CPU %u within %llu ms",
+			      late, me, TLB_ACK_TIMEOUT_MS);
+		}
+		__builtin_ia32_pause();
+	}
+	__atomic_store_n(&r->acked, ~0u, __ATOMIC_RELAXED);
+}
+
+void tlb_get_stats(struct tlb_stats *out)
+{
+	out->shootdowns = __atomic_load_n(&stats.shootdowns, __ATOMIC_RELAXED);
+	out->ipis = __atomic_load_n(&stats.ipis, __ATOMIC_RELAXED);
+	out->full = __atomic_load_n(&stats.full, __ATOMIC_RELAXED);
+	out->served = __atomic_load_n(&stats.served, __ATOMIC_RELAXED);
+}
