@@ -5,9 +5,9 @@
  * LOCK ORDER (take lower numbers first; never take a lock whose order is
  * not above every lock this CPU already holds):
  *   LOCK_ORDER_TEST      1  selftests and ktests' own locks
- *   LOCK_ORDER_LOAD      5  program loading's static buffers (spawn, exec:
+ *   LOCK_ORDER_LOAD      3  program loading's static buffers (spawn, exec:
  *                           proc.c, sys.c); held while a process is made
- *   LOCK_ORDER_SCHED    10  the scheduler: run queue, every proc's state,
+ *   LOCK_ORDER_SCHED     5  the scheduler: run queue, every proc's state,
  *                           parent and slot (sched.c); the one lock held
  *                           across a context switch (see below)
  *   LOCK_ORDER_MM_BIG   20  the process side's serialization of the memory
@@ -18,8 +18,8 @@
  *   LOCK_ORDER_CONSOLE  90  the console: one kprintf or write at a time
  *                           (printf.c, sys.c); innermost, any lock may be
  *                           held while printing
- * (Planned: the paging operations below the PMM, the TLB shootdown above
- * it, since a PMM stack page's unmap must be shot down.)
+ * (Planned, branch tlb: the paging operations' lock at 10, between the
+ * scheduler's and the PMM's; mm-big goes then.)
  * No lock is held across a context switch but the scheduler's, by design
  * (xv6's hand-over): the switching thread takes it, the thread switched to
  * releases it on the same CPU, so no other CPU can pick the previous thread
@@ -35,8 +35,8 @@
 #include <types.h>
 
 #define LOCK_ORDER_TEST 1
-#define LOCK_ORDER_LOAD 5
-#define LOCK_ORDER_SCHED 10
+#define LOCK_ORDER_LOAD 3
+#define LOCK_ORDER_SCHED 5
 #define LOCK_ORDER_MM_BIG 20
 #define LOCK_ORDER_PMM 30
 #define LOCK_ORDER_CONSOLE 90
