@@ -325,20 +325,25 @@ KTEST(sched_smp, fork_exit_wait_on_every_cpu)
 }
 
 /*
- * Threads that do nothing but yield, on every CPU: the run queue is never
- * empty and every switch races with the other CPUs' for the thread just
- * queued. A thread picked while it still runs elsewhere panics in the
+ * Threads that do nothing but yield, on every CPU, every other yield to
+ * another CPU (the thread's mask names only the next one): the thread is
+ * queued for a CPU that may pick it while this one is still switching away
+ * from it. A thread picked while it still runs elsewhere panics in the
  * scheduler; one that ran on two CPUs at once would find its stack changed.
  */
-#define STORM_YIELDS 3000
+#define STORM_YIELDS 600
 
 static int yield_storm(void *arg)
 {
 	volatile u64 canary[8];
-	u64 mark = (u64)arg * 0x9e3779b97f4a7c15ULL;
+	u64 seed = (u64)arg, mark = seed * 0x9e3779b97f4a7c15ULL;
+	struct proc *me = sched_current();
+	u32 ncpu = smp_cpu_count();
 	for (int i = 0; i < STORM_YIELDS; i++) {
 		for (int k = 0; k < 8; k++)
 			canary[k] = mark + (u64)(i * 8 + k);
+		if (i % 2 == 0)
+			(void)sched_set_cpus(me, 1u << ((seed + (u64)i / 2) % ncpu));
 		sched_yield();
 		for (int k = 0; k < 8; k++)
 			if (canary[k] != mark + (u64)(i * 8 + k))
@@ -370,6 +375,9 @@ KTEST(sched_smp, yield_storm_on_every_cpu)
 	}
 	ktest_log("%u threads x %d yields: %llu migrations, CPUs mask 0x%x", n, STORM_YIELDS,
 		  migrations, seen);
+	/* Half the yields name another CPU: each of those is a migration. */
+	KASSERT(migrations >= (u64)n * STORM_YIELDS / 2 - n);
+	KASSERT_EQ(seen, sched_all_cpus());
 	KASSERT_EQ(frames(), free0);
 }
 
