@@ -20,12 +20,16 @@
  *    reload that detaches it (vmm_space.c).
  *  - A new table is zeroed in place, then pte_table_ready drops whatever a
  *    walk cached from its old contents.
+ *  - Many present PTEs of the current space's user half changed at once: a
+ *    pte_batch drops their TLB entries together when it ends (one CR3
+ *    reload instead of an invlpg each).
  *
  * paging.h gives entries only to read. Writers: pte_set / pte_install for
  * one entry whose table exists (pmm.c, early_map.c, vmm), the pte_run_*
  * functions for a run of entries of one table after one walk (the VMM's
  * bulk paths; a run that changes present entries is a struct pte_change_run,
- * which only exists with a batch), and, in the VMM only, pte_write_flush /
+ * which only exists with a batch), pte_batch_change for fork's
+ * write-protection of the parent, and, in the VMM only, pte_write_flush /
  * pte_run_install_new, whose store may fault a missing table into existence
  * (vmm_internal.h).
  */
@@ -99,6 +103,13 @@ static inline struct pte_run pte_run_at(enum pt_window w, int level, u64 va)
 	return (struct pte_run){pte_slot(w, level, va), w, level, va};
 }
 
+/* Move the run k entries on: its entry 0 is then the one for va + k pages of its level. */
+static inline void pte_run_advance(struct pte_run *r, u64 k)
+{
+	r->entry += k;
+	r->va += k * level_span(r->level);
+}
+
 /* Entry i of the run (the one for va + i pages of its level). */
 static inline u64 pte_run_get(const struct pte_run *r, u64 i)
 {
@@ -140,6 +151,56 @@ static inline void pte_run_change(const struct pte_change_run *c, u64 i, u64 val
 		invlpg(selfmap_leaf_va(&r->entry[i]));
 	if (r->w == WINDOW_SELF)
 		invlpg(va);
+}
+
+/*
+ * A batch of changes to present PTEs of the current space's user half
+ * (pte_batch_change), whose TLB entries are dropped together when the batch
+ * ends: one CR3 reload, which drops every non-global TLB entry and
+ * paging-structure cache entry, and user pages are never global (vmm.h).
+ * Declare it with PTE_BATCH(name): the compiler ends it (pte_batch_end) when
+ * name goes out of scope, on every return path, so the flush cannot be
+ * forgotten; it flushes whether or not an entry changed (a store each
+ * change, nothing more). Until then this CPU may still use the old entries:
+ * the batch's owner must not touch those pages meanwhile.
+ *
+ * The other CPUs that have this space loaded flush with it: the batch holds
+ * a TLB batch (tlb.h) for the current space, finished with a full flush, so
+ * one shootdown round when the batch ends (none with one CPU up, or when no
+ * other CPU runs this space, as for fork today).
+ */
+struct pte_batch {
+	bool open;           /* the batch has yet to drop what it changed */
+	struct tlb_batch tlb; /* the other CPUs' part */
+};
+
+/* Start a batch (PTE_BATCH's initializer). */
+static inline struct pte_batch pte_batch_begin(void)
+{
+	struct pte_batch b = {.open = true};
+	tlb_batch_begin(&b.tlb, TLB_CURRENT);
+	return b;
+}
+
+#define PTE_BATCH(name) \
+	struct pte_batch name __attribute__((cleanup(pte_batch_end))) = pte_batch_begin()
+
+/* Entry i of a run of the current space's user-half PTEs, present, changed to value (present). */
+static inline void pte_batch_change(struct pte_batch *b, const struct pte_run *r, u64 i, u64 value)
+{
+	(void)b; /* the batch's flush is owed from its declaration on */
+	r->entry[i] = value;
+}
+
+/* Drop what the batch's changed entries left in this CPU's TLB, then on the others (PTE_BATCH calls it). */
+static inline void pte_batch_end(struct pte_batch *b)
+{
+	if (!b->open)
+		return;
+	load_cr3(read_cr3());
+	tlb_batch_flush_all(&b->tlb);
+	tlb_batch_finish(&b->tlb);
+	b->open = false;
 }
 
 /* A table just created at window address `table` and zeroed: drop what a walk cached from its old contents. */

@@ -22,6 +22,7 @@
 #include <smp.h>
 #include <spinlock.h>
 #include <string.h>
+#include <timer.h>
 #include <tlb.h>
 
 /* Bytes of garbage for `selftest=garbage`: a few hundred, as the runner expects. */
@@ -203,8 +204,8 @@ static void st_lock_switch_block(void)
 /* CPU 1 spins with interrupts off and never serves a shootdown (runs on smp2). */
 static void spin_deaf(void *arg)
 {
-	(void)arg;
 	cli();
+	__atomic_store_n((bool *)arg, true, __ATOMIC_RELEASE);
 	for (;;)
 		__builtin_ia32_pause();
 }
@@ -215,7 +216,18 @@ static void st_tlb_noack(void)
 	if (smp_cpu_count() < 2)
 		KTEST_SKIP("needs 2 CPUs (smp2)");
 	KASSERT_EQ(map_region(TLB_SELFTEST_VA, LEAK_FAKE_PHYS, 1, 0), 0);
-	KASSERT_EQ(smp_run(1, spin_deaf, NULL), 0);
+	static bool deaf;
+	KASSERT_EQ(smp_run(1, spin_deaf, &deaf), 0);
+	/* Only once it is deaf: an IPI that reached it before its cli would be served. */
+	u64 next = clock_ns() + NS_PER_SEC;
+	while (!__atomic_load_n(&deaf, __ATOMIC_ACQUIRE)) {
+		__builtin_ia32_pause();
+		if (clock_ns() >= next) {
+			ktest_log("waiting for CPU 1 to turn its interrupts off");
+			next += NS_PER_SEC;
+		}
+	}
+	ktest_log("CPU 1 spins with interrupts off: a kernel page's unmap must wait for it");
 	int err = unmap_region(TLB_SELFTEST_VA, 1, 0);
 	panic("selftest: unmap_region returned %d: a CPU that never acknowledged went unnoticed",
 	      err);

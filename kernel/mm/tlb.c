@@ -77,6 +77,9 @@ static void serve(const struct tlb_request *r)
 void tlb_poll(void)
 {
 	u32 me = this_cpu()->cpu_id;
+	/* A plain load first: wait loops call this on every turn, most often for nothing. */
+	if (!__atomic_load_n(&pending[me], __ATOMIC_RELAXED))
+		return;
 	u32 from = __atomic_exchange_n(&pending[me], 0, __ATOMIC_ACQUIRE);
 	while (from) {
 		u32 s = (u32)__builtin_ctz(from);

@@ -68,9 +68,10 @@ static void relax(void)
 
 /*
  * CPU 0, every PROGRESS_NS inside a long run: a line for the runner, whose
- * silence deadline would take four vCPUs on two loaded host cores for a hang.
+ * silence deadline would take four vCPUs on two loaded host cores for a hang
+ * (and the guest clock, calibrated at boot, may run several times slow then).
  */
-#define PROGRESS_NS (2 * NS_PER_SEC)
+#define PROGRESS_NS NS_PER_SEC
 static u64 progress_at;
 
 static void progress(u32 round)
@@ -88,8 +89,15 @@ static void progress(u32 round)
 static void barrier(u32 *count, u32 n)
 {
 	__atomic_add_fetch(count, 1, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(count, __ATOMIC_SEQ_CST) < n)
+	bool cpu0 = this_cpu()->cpu_id == 0;
+	u64 next = clock_ns() + PROGRESS_NS;
+	while (__atomic_load_n(count, __ATOMIC_SEQ_CST) < n) {
 		relax();
+		if (cpu0 && clock_ns() >= next) {
+			ktest_log("CPU 0 waits for the others: %u of %u there", *count, n);
+			next += PROGRESS_NS;
+		}
+	}
 }
 
 struct job {
@@ -104,6 +112,29 @@ static void job_run(void *arg)
 	j->fn(j->cpu, j->ctx);
 }
 
+/* Wait for CPU c's smp_run work, up to JOIN_MS, with a line every second for the runner. */
+static int join(u32 c)
+{
+	int err = -E_TIMEDOUT;
+	for (u64 waited = 0; err == -E_TIMEDOUT && waited < JOIN_MS; waited += PROGRESS_NS / 1000000) {
+		err = smp_run_wait(c, PROGRESS_NS / 1000000);
+		if (err == -E_TIMEDOUT)
+			ktest_log("CPU 0 waits for CPU %u to finish", c);
+	}
+	return err;
+}
+
+/* Join every AP: 0, or the first error. */
+static int join_all(void)
+{
+	int err = 0;
+	for (u32 c = 1; c < smp_cpu_count(); c++) {
+		int e = join(c);
+		err = err ? err : e;
+	}
+	return err;
+}
+
 /* Run fn(cpu, ctx) on every CPU up at once (CPU 0 here); 0, or the first join error. */
 static int run_on_all(void (*fn)(u32 cpu, void *ctx), void *ctx)
 {
@@ -116,12 +147,7 @@ static int run_on_all(void (*fn)(u32 cpu, void *ctx), void *ctx)
 			return err;
 	}
 	fn(0, ctx);
-	int err = 0;
-	for (u32 c = 1; c < n; c++) {
-		int e = smp_run_wait(c, JOIN_MS);
-		err = err ? err : e;
-	}
-	return err;
+	return join_all();
 }
 
 #define NEED_CPUS(n)                                                    \
@@ -149,7 +175,7 @@ static int run_on_all(void (*fn)(u32 cpu, void *ctx), void *ctx)
 struct stale {
 	volatile u64 *page;
 	u64 reads, new_seen, other_seen;
-	bool stop, started;
+	bool stop, stopped;
 	struct trap_record fault;
 };
 
@@ -173,6 +199,25 @@ static void stale_reader(void *arg)
 		__atomic_store_n(&s->reads, s->reads + 1, __ATOMIC_RELEASE);
 	}
 	s->fault = trap_expect_end();
+	__atomic_store_n(&s->stopped, true, __ATOMIC_RELEASE);
+}
+
+/*
+ * Wait until the reader has made `reads` reads or stopped (faulted), for at
+ * most 20 s: a vCPU thread may wait long for its turn on a loaded host. A
+ * line every second, for the runner's silence deadline.
+ */
+static void wait_reads(struct stale *s, u64 reads)
+{
+	u64 start = clock_ns(), next = start + PROGRESS_NS;
+	while (__atomic_load_n(&s->reads, __ATOMIC_ACQUIRE) < reads &&
+	       !__atomic_load_n(&s->stopped, __ATOMIC_ACQUIRE) && clock_ns() - start < 20 * NS_PER_SEC) {
+		relax();
+		if (clock_ns() >= next) {
+			ktest_log("waiting for CPU 1: %llu reads", s->reads);
+			next += PROGRESS_NS;
+		}
+	}
 }
 
 /*
@@ -194,21 +239,15 @@ static int stale_run(struct stale *s, u64 *frame_out)
 	if ((err = smp_run(1, stale_reader, s)) != 0)
 		return err;
 	/* Let it read a while: its TLB holds the entry now. */
-	u64 end = clock_ns() + 5 * NS_PER_SEC;
-	while (__atomic_load_n(&s->reads, __ATOMIC_ACQUIRE) < 2000 && clock_ns() < end)
-		relax();
+	wait_reads(s, 2000);
 	MUST(unmap_region(KAREA, 1, 0) == 0);
 	/* The frame reused: new content through another mapping. */
 	MUST(map_region(KAREA + PAGE_SIZE, frame, 1, VMM_WRITE) == 0);
 	*again = NEW_WORD;
 	/* Give a reader that missed the shootdown time to read the new content. */
-	u64 before = __atomic_load_n(&s->reads, __ATOMIC_ACQUIRE);
-	end = clock_ns() + 5 * NS_PER_SEC; /* a vCPU thread may wait its turn on a loaded host */
-	while (__atomic_load_n(&s->reads, __ATOMIC_ACQUIRE) < before + 20000 && clock_ns() < end &&
-	       !s->fault.hit)
-		relax();
+	wait_reads(s, __atomic_load_n(&s->reads, __ATOMIC_ACQUIRE) + 20000);
 	__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
-	return smp_run_wait(1, JOIN_MS);
+	return join(1);
 }
 
 static void flush_here(void *arg)
@@ -345,7 +384,7 @@ KTEST(tlb, ipis_per_operation)
 	e2 = unmap_region(tslot(TSLOT_TLB), 1, 0);
 	tlb_get_stats(&s1);
 	__atomic_store_n(&v.leave, true, __ATOMIC_RELEASE);
-	int joined = smp_run_wait(1, JOIN_MS);
+	int joined = join(1);
 	switch_page_map(boot);
 	KASSERT_EQ(e1, 0);
 	KASSERT_EQ(e2, 0);
@@ -358,7 +397,7 @@ KTEST(tlb, ipis_per_operation)
 /* ---- concurrent map/unmap with a model ---- */
 
 #define MODEL_PAGES 256
-#define MODEL_ROUNDS 300 /* operations per CPU */
+#define MODEL_ROUNDS 200 /* operations per CPU */
 #define NOBODY 0xFFu
 
 struct model_run {
@@ -545,22 +584,18 @@ static void pmm_worker(u32 c, void *ctx)
 			fail(c, "pmm_free at the end", held[n], 0);
 }
 
-static int cmp_u64(u64 a, u64 b)
-{
-	return a < b ? -1 : a > b;
-}
-
-/* Duplicates among every CPU's held frames (insertion sort into scratch: small sets). */
+/* Duplicates among every CPU's held frames (gathered into all[cap], Shell-sorted). */
 static u64 pmm_duplicates(struct pmm_run *p, u64 *all, u64 cap)
 {
 	u64 n = 0, dups = 0;
 	for (u32 c = 0; c < smp_cpu_count(); c++)
-		for (u64 i = 0; i < p->count[c] && n < cap; i++) {
-			u64 f = p->held[c][i], j = n++;
-			while (j > 0 && cmp_u64(all[j - 1], f) > 0) {
-				all[j] = all[j - 1];
-				j--;
-			}
+		for (u64 i = 0; i < p->count[c] && n < cap; i++)
+			all[n++] = p->held[c][i];
+	for (u64 gap = n / 2; gap; gap /= 2)
+		for (u64 i = gap; i < n; i++) {
+			u64 f = all[i], j = i;
+			for (; j >= gap && all[j - gap] > f; j -= gap)
+				all[j] = all[j - gap];
 			all[j] = f;
 		}
 	for (u64 i = 1; i < n; i++)
@@ -605,12 +640,7 @@ KTEST(tlb, pmm_stress_every_cpu)
 		KASSERT_EQ(smp_run(c, job_run, &jobs[c]), 0);
 	}
 	pmm_cpu0(&pmm_run, &dups);
-	int err = 0;
-	for (u32 c = 1; c < smp_cpu_count(); c++) {
-		int e = smp_run_wait(c, JOIN_MS);
-		err = err ? err : e;
-	}
-	KASSERT_EQ(err, 0);
+	KASSERT_EQ(join_all(), 0);
 	KASSERT_NO_FAILURE();
 	u64 total = 0;
 	for (u32 c = 0; c < smp_cpu_count(); c++)
@@ -675,6 +705,62 @@ KTEST(tlb, table_race_one_table_no_leak)
 		}
 	KASSERT_EQ(unmap_region(race.base, RACE_ROUNDS * TABLE_ENTRIES, 0), 0);
 	KASSERT_EQ(lost, 0);
+	KASSERT_EQ(free_frames(), free0);
+}
+
+/* ---- address spaces made and destroyed on every CPU: the other-space window is shared ---- */
+
+#define SPACE_ROUNDS 40
+
+struct space_run {
+	pml4_t boot;
+	u32 start;
+};
+
+static struct space_run space_run;
+
+/* Each round: a new space, a page mapped in it, a copy of it (through the window), both dropped. */
+static void space_worker(u32 c, void *ctx)
+{
+	struct space_run *r = ctx;
+	u64 va = tslot(TSLOT_TLB) + (u64)c * PAGE_SIZE, pa;
+	barrier(&r->start, smp_cpu_count());
+	for (u32 i = 0; i < SPACE_ROUNDS && !failed.what; i++) {
+		pml4_t mine, copy;
+		int err = new_page_map(&mine);
+		if (err) {
+			fail(c, "new_page_map failed", i, (u64)err);
+			break;
+		}
+		switch_page_map(mine);
+		if ((err = map_region(va, model_phys(c, i), 1, VMM_WRITE | VMM_USER)) != 0)
+			fail(c, "map_region in a new space failed", i, (u64)err);
+		if ((err = copy_page_map(&copy)) != 0)
+			fail(c, "copy_page_map failed", i, (u64)err);
+		/* The copy, seen from inside: the page is there, with its frame. */
+		if (!err) {
+			switch_page_map(copy);
+			if (virt_to_phys(va, &pa) != 0 || pa != model_phys(c, i))
+				fail(c, "the copy lacks the page", i, pa);
+			switch_page_map(mine);
+		}
+		switch_page_map(r->boot);
+		if (!err && (err = drop_page_map(copy, 0)) != 0)
+			fail(c, "drop_page_map of the copy failed", i, (u64)err);
+		if ((err = drop_page_map(mine, 0)) != 0)
+			fail(c, "drop_page_map failed", i, (u64)err);
+	}
+}
+
+KTEST(tlb, spaces_made_and_dropped_on_every_cpu)
+{
+	NEED_CPUS(2);
+	u64 free0 = free_frames();
+	space_run = (struct space_run){.boot = current_page_map()};
+	KASSERT_EQ(run_on_all(space_worker, &space_run), 0);
+	KASSERT_NO_FAILURE();
+	for (u32 c = 0; c < smp_cpu_count(); c++)
+		KASSERT_EQ(percpu_of(c)->space, space_run.boot);
 	KASSERT_EQ(free_frames(), free0);
 }
 
