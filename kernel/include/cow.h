@@ -2,10 +2,12 @@
  * Copy-on-write sharing of user frames (kernel/mm/cow.c).
  *
  * A frame mapped by more than one PTE (after fork) has a count: the number
- * of PTEs mapping it. Frames mapped once have no entry at all, so the
- * bookkeeping costs memory only for what is shared: an open-addressing hash
- * table (frame -> count) whose pages come from the PMM as it grows and go
- * back as it empties; lookups, inserts and removals are O(1) amortized.
+ * of PTEs mapping it. Frames mapped once count 0 beyond the first mapping,
+ * and the bookkeeping costs memory only where frames are shared: a sparse
+ * array indexed by frame number whose pages ("leaves", one per 8 MiB of
+ * physical memory) are mapped from the PMM while a frame of theirs is shared
+ * and given back when none is; the page tables over it are the radix tree,
+ * and lookups, increments and decrements are O(1).
  *
  * Out of memory: every share reserves one PMM frame (pmm_reserve), so
  * Sum(count - 1) frames stay reserved, one for each copy a write fault may
@@ -23,9 +25,9 @@
 
 /* What copy-on-write has done since boot (for tests and diagnostics). */
 struct cow_stats {
-	u64 shared;     /* frames with a count now (entries in the table) */
-	u64 capacity;   /* table slots (0: no table, no pages) */
-	u64 table_pages; /* frames the table holds */
+	u64 shared;     /* frames with a count now (mapped more than once) */
+	u64 capacity;   /* frames the mapped leaves can count (0: no leaf) */
+	u64 table_pages; /* frames the leaves hold */
 	u64 copies;     /* write faults that copied a page */
 	u64 takeovers;  /* write faults that found the frame no longer shared */
 	u64 reserved;   /* frames reserved for future copies: Sum(count - 1) */
@@ -46,10 +48,11 @@ u64 cow_count(u64 frame);
 /*
  * A copy-on-write copy of the current space's user half into a new space:
  * every present user page is shared (read-only in both, counted, one frame
- * reserved for it). 0 and *out set, or -E_NOMEM (frames for the
- * reservation, the table or the new tables are missing) or -E_INVAL (a
- * 2 MiB/1 GiB page in the user half: the user half uses 4 KiB pages only),
- * with the current space and the PMM's free and reserved counts as before.
+ * reserved for it) in one pass over the parent's page tables. 0 and *out
+ * set, or -E_NOMEM (frames for the reservation, the counts' leaves or the
+ * new tables are missing) or -E_INVAL (a 2 MiB/1 GiB page in the user half:
+ * the user half uses 4 KiB pages only), with the current space and the
+ * PMM's free and reserved counts as before.
  */
 int cow_fork_space(pml4_t *out);
 

@@ -1,15 +1,26 @@
 /*
- * Copy-on-write (cow.h): the count table, fork's copy of the user half and
- * the write fault that ends a sharing.
+ * Copy-on-write (cow.h): the counts, fork's copy of the user half and the
+ * write fault that ends a sharing.
  *
- * The table: open addressing with linear probing, one u64 per slot holding
- * frame | count (the count in the low 12 bits, which a frame address leaves
- * zero), 0 for an empty slot; removal shifts the following entries back, so
- * there are no tombstones. It holds at most half its capacity; it doubles
- * when fork needs room, halves when it falls under an eighth (if frames are
- * there for the smaller copy), and gives its pages back when it empties. Its
- * pages are mapped in a window of the kernel heap's slot, alternating
- * between two halves of the window as it is rebuilt.
+ * The counts: a sparse array indexed by frame number, in a window of the
+ * kernel heap's slot. Leaf k, the page at COUNT_BASE + k pages, holds for
+ * each of the LEAF_FRAMES frames from k * LEAF_FRAMES on how many mappings
+ * it has beyond the first (0: not shared), and in its header their sum. A
+ * leaf is mapped only while that sum is not zero (but for the one that
+ * emptied last, kept until another empties or nothing is shared): the page
+ * tables over the window are the radix tree over physical memory, a leaf
+ * costs one page for each 8 MiB of physical memory that holds a shared
+ * frame, free RAM and unshared frames nothing. Finding a frame's count is a
+ * subtraction and a compare against the leaf found last (fork walks frames
+ * that mostly lie close together), else a look at a small table of leaves
+ * found, else one walk of the window's tables: O(1).
+ *
+ * fork (cow_fork_space) goes over the parent's page tables once: for each
+ * present PTE it write-protects the parent's entry, writes the child's and
+ * counts the frame, in one loop per PT; one CR3 reload drops the parent's
+ * stale entries at the end (pte_batch), and one pmm_reserve sets aside a
+ * frame per page shared. If anything is missing, a second walk up to where
+ * the first stopped undoes it.
  *
  * Copies go through two scratch kernel pages whose page table exists from
  * the first fork on, so a write fault needs no frame but the one reserved
@@ -22,195 +33,186 @@
 #include <pmm.h>
 #include <pte.h>
 
-
-/* The table's window: two halves of 1/16 of the heap's slot, from 1/8 of it (tests use 1/4 up). */
-#define COW_WINDOW (HEAP_BASE + PML4_SLOT_SIZE / 8)
-#define COW_HALF (PML4_SLOT_SIZE / 16)
+/* The counts' window: from 1/8 of the heap's slot, 1/8 of it long (tests use 1/4 up). */
+#define COUNT_BASE (HEAP_BASE + PML4_SLOT_SIZE / 8)
+#define COUNT_WINDOW (PML4_SLOT_SIZE / 8)
 /*
  * The kernel pages a copy is read and written through (just below the
  * window, in one PT): the kernel never touches the user page itself (SMAP).
  */
-#define COW_SCRATCH (COW_WINDOW - PAGE_SIZE)
-#define COW_SCRATCH_SRC (COW_WINDOW - 2 * PAGE_SIZE)
-/* Slots of the smallest table: one page. */
-#define MIN_CAP (PAGE_SIZE / sizeof(u64))
-/* The count's bits in a slot (a frame address has them clear). */
-#define COUNT_MASK (PAGE_SIZE - 1)
-/* Fibonacci hashing's multiplier (2^64 / golden ratio). */
-#define HASH_MUL 0x9E3779B97F4A7C15ULL
+#define COW_SCRATCH (COUNT_BASE - PAGE_SIZE)
+#define COW_SCRATCH_SRC (COUNT_BASE - 2 * PAGE_SIZE)
+/* Frames a leaf counts: a page of u16 after its header. */
+#define LEAF_FRAMES ((PAGE_SIZE - sizeof(u64)) / sizeof(u16))
+/* The most mappings beyond the first a count holds. */
+#define EXTRA_MAX 0xffffu
 
-static volatile u64 *table; /* NULL while cap == 0 */
-static u64 cap, used, cap_bits;
-static int half; /* which half of the window the table is in */
+struct leaf {
+	u64 sum;                 /* Sum of extra[]: the leaf is unmapped when it is 0 */
+	u16 extra[LEAF_FRAMES];  /* mappings beyond the first, per frame */
+};
+_Static_assert(sizeof(struct leaf) == PAGE_SIZE, "a leaf is one page");
+
+/* A leaf found (NULL: none) and its first frame number (NO_FIRST with none). */
+struct leaf_cache {
+	struct leaf *leaf;
+	u64 first;
+};
+
+/* A first frame number no frame number is within LEAF_FRAMES above (frames are below 2^52). */
+#define NO_FIRST (1ULL << 63)
+#define NO_LEAF ((struct leaf_cache){NULL, NO_FIRST})
+/*
+ * Leaves found, by leaf number modulo FOUND_SLOTS: fork's frames come from
+ * a few leaves in turn (the PMM's stack order), each found again without a
+ * walk of the window's tables.
+ */
+#define FOUND_SLOTS 16
+
+static struct leaf_cache cache = NO_LEAF; /* the leaf found last */
+/*
+ * The leaf that emptied last, still mapped (NULL: none): it goes when
+ * another empties or nothing is shared any more, so that a write fault or
+ * an unmap that empties a leaf, often refilled soon by the next fork, does
+ * not pay for its unmapping; one page at most.
+ */
+static struct leaf *idle;
+static struct leaf_cache found[FOUND_SLOTS];
+static u64 total;  /* Sum of all counts' extra: frames reserved for copies */
+static u64 leaves; /* leaves mapped */
 static bool scratch_ready;
 static struct cow_stats stats;
+
+/* Frames with a count now: the non-zero extras of every mapped leaf (for stats only). */
+static u64 frames_shared(void)
+{
+	u64 n = 0, va = COUNT_BASE, end = COUNT_BASE + COUNT_WINDOW;
+	while (va < end && leaves) {
+		struct range_step s;
+		range_step_at(WINDOW_SELF, va, &s);
+		if (s.entry) {
+			const struct leaf *l = (const struct leaf *)va;
+			for (u64 i = 0; i < LEAF_FRAMES; i++)
+				n += l->extra[i] != 0;
+		} else {
+			range_step_skip_holes(WINDOW_SELF, &s, va, end - va);
+		}
+		va += range_step_left(&s, va);
+	}
+	return n;
+}
 
 void cow_get_stats(struct cow_stats *out)
 {
 	*out = stats;
-	out->shared = used;
-	out->capacity = cap;
-	out->table_pages = cap * sizeof(u64) / PAGE_SIZE;
+	out->shared = frames_shared();
+	out->capacity = leaves * LEAF_FRAMES;
+	out->table_pages = leaves;
 	struct pmm_stats p;
 	pmm_get_stats(&p);
 	out->reserved = p.reserved;
 }
 
-/* The home slot of frame. */
-static inline u64 home(u64 frame)
+/* The mapped leaf counting frame number pfn, or NULL; the cache points at it. */
+static struct leaf *leaf_find(u64 pfn)
 {
-	return ((frame >> PAGE_SHIFT) * HASH_MUL) >> (64 - cap_bits);
+	u64 k = pfn / LEAF_FRAMES, va = COUNT_BASE + k * PAGE_SIZE;
+	struct leaf_cache *slot = &found[k % FOUND_SLOTS];
+	if (slot->leaf && slot->first == k * LEAF_FRAMES) {
+		cache = *slot;
+		return cache.leaf;
+	}
+	int level;
+	if (va >= COUNT_BASE + COUNT_WINDOW || !paging_walk(va, &level))
+		return NULL;
+	cache = *slot = (struct leaf_cache){(struct leaf *)va, k * LEAF_FRAMES};
+	return cache.leaf;
 }
 
-/* The slot holding frame, or NULL (the table is not empty). */
-static volatile u64 *lookup(u64 frame)
+/* The leaf counting pfn, mapped and zeroed if it was not: NULL when no frame is left. */
+static struct leaf *leaf_get(u64 pfn)
 {
-	for (u64 i = home(frame);; i = (i + 1) & (cap - 1)) {
-		u64 e = table[i];
-		if (!e)
+	struct leaf *l = leaf_find(pfn);
+	if (l)
+		return l;
+	u64 k = pfn / LEAF_FRAMES, va = COUNT_BASE + k * PAGE_SIZE, frame;
+	ASSERT(va < COUNT_BASE + COUNT_WINDOW); /* cow_init checked the physical limit */
+	if (pmm_alloc(&frame) != 0)
+		return NULL;
+	if (map_region(va, frame, 1, VMM_WRITE) != 0) {
+		MUST(pmm_free(frame) == 0);
+		return NULL;
+	}
+	vmm_zero_page((void *)va);
+	leaves++;
+	return leaf_find(pfn);
+}
+
+/* Unmap and free leaf l, whose sum went to 0. */
+static void leaf_put(struct leaf *l)
+{
+	ASSERT(l->sum == 0);
+	if (idle == l)
+		idle = NULL;
+	if (cache.leaf == l)
+		cache = NO_LEAF;
+	struct leaf_cache *slot = &found[((u64)l - COUNT_BASE) / PAGE_SIZE % FOUND_SLOTS];
+	if (slot->leaf == l)
+		*slot = NO_LEAF;
+	leaves--;
+	/* Its frame's own count, if any is looked up meanwhile, is 0 (never shared). */
+	MUST(unmap_region((u64)l, 1, VMM_FREE_FRAMES) == 0);
+}
+
+/* The extra count of frame (its leaf in *out), or NULL when it has none. */
+static u16 *extra_of(u64 frame, struct leaf **out)
+{
+	if (!total)
+		return NULL;
+	u64 pfn = frame / PAGE_SIZE, d = pfn - cache.first;
+	struct leaf *l = cache.leaf;
+	if (d >= LEAF_FRAMES) {
+		if (!(l = leaf_find(pfn)))
 			return NULL;
-		if ((e & ~COUNT_MASK) == frame)
-			return &table[i];
+		d = pfn - cache.first;
 	}
+	*out = l;
+	return l->extra[d] ? &l->extra[d] : NULL;
 }
 
-/* Put an entry known to be absent into t (capacity c, bits b). */
-static void insert_new(volatile u64 *t, u64 c, u64 b, u64 entry)
+/* One mapping fewer of the frame whose extra count is *x in leaf l (its reservation stays). */
+static void drop_one(struct leaf *l, u16 *x)
 {
-	u64 i = (((entry >> PAGE_SHIFT) * HASH_MUL) >> (64 - b));
-	while (t[i])
-		i = (i + 1) & (c - 1);
-	t[i] = entry;
-}
-
-/* Remove the entry at slot i, moving later entries of its cluster back. */
-static void remove_at(u64 i)
-{
-	for (u64 j = i;;) {
-		j = (j + 1) & (cap - 1);
-		u64 e = table[j];
-		if (!e)
-			break;
-		u64 k = home(e & ~COUNT_MASK);
-		/* e may stay when its home lies cyclically in (i, j]. */
-		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-			continue;
-		table[i] = e;
-		i = j;
+	(*x)--;
+	total--;
+	if (!--l->sum) {
+		/* l waits as the idle leaf; the one before goes if it is still empty. */
+		struct leaf *before = idle;
+		idle = l;
+		if (before && before != l && !before->sum)
+			leaf_put(before);
 	}
-	table[i] = 0;
-	used--;
-}
-
-/* Unmap (and free) the n table pages from va. */
-static void unmap_table(u64 va, u64 pages)
-{
-	MUST((unmap_region(va, pages, VMM_FREE_FRAMES)) == 0);
-}
-
-/* Move the table to capacity c (0: no table): 0, or -E_NOMEM with the table unchanged. */
-static int resize(u64 c)
-{
-	u64 old_pages = cap * sizeof(u64) / PAGE_SIZE, old_va = COW_WINDOW + (u64)half * COW_HALF;
-	u64 had = cap;
-	/* The new state is in place before the old pages go (their unmap calls cow_release). */
-	if (!c) {
-		table = NULL;
-		cap = cap_bits = 0;
-		if (had)
-			unmap_table(old_va, old_pages);
-		return 0;
-	}
-	u64 pages = c * sizeof(u64) / PAGE_SIZE, va = COW_WINDOW + (u64)!half * COW_HALF;
-	for (u64 k = 0; k < pages; k++) {
-		u64 frame;
-		bool ok = pmm_alloc(&frame) == 0;
-		if (ok && map_region(va + k * PAGE_SIZE, frame, 1, VMM_WRITE) != 0) {
-			MUST(pmm_free(frame) == 0);
-			ok = false;
-		}
-		if (!ok) {
-			if (k)
-				unmap_table(va, k);
-			return -E_NOMEM;
-		}
-		vmm_zero_page((void *)(va + k * PAGE_SIZE));
-	}
-	u64 bits = 0;
-	while ((1ULL << bits) < c)
-		bits++;
-	volatile u64 *t = (volatile u64 *)va;
-	for (u64 i = 0; i < cap; i++)
-		if (table[i])
-			insert_new(t, c, bits, table[i]);
-	table = t;
-	cap = c;
-	cap_bits = bits;
-	half = !half;
-	if (had)
-		unmap_table(old_va, old_pages);
-	return 0;
-}
-
-/* Room for n more entries at most half full: 0 or -E_NOMEM. */
-static int make_room(u64 n)
-{
-	u64 c = cap ? cap : MIN_CAP;
-	while (c < 2 * (used + n))
-		c *= 2;
-	return c == cap ? 0 : resize(c);
+	if (!total && idle)
+		leaf_put(idle);
 }
 
 u64 cow_count(u64 frame)
 {
-	if (!used)
-		return 1;
-	volatile u64 *s = lookup(frame);
-	return s ? (*s & COUNT_MASK) : 1;
-}
-
-/* One more mapping of frame (room was made). */
-static inline void share(u64 frame)
-{
-	volatile u64 *s = used ? lookup(frame) : NULL;
-	if (s) {
-		if ((*s & COUNT_MASK) == COUNT_MASK)
-			panic("cow: frame 0x%llx mapped %llu times", frame, COUNT_MASK);
-		(*s)++;
-		return;
-	}
-	insert_new(table, cap, cap_bits, frame | 2);
-	used++;
-}
-
-/* One mapping of the frame at slot s fewer (its reserved frame stays reserved). */
-static void drop_one(volatile u64 *s)
-{
-	if ((*s & COUNT_MASK) > 2)
-		(*s)--;
-	else
-		remove_at((u64)(s - table));
-}
-
-/* Shrink the table when it emptied or is under an eighth full (best effort). */
-static void maybe_shrink(void)
-{
-	if (!used)
-		MUST(resize(0) == 0);
-	else if (cap > MIN_CAP && used * 8 < cap)
-		(void)resize(cap / 2); /* stays large when no frame is there for the copy */
+	struct leaf *l;
+	u16 *x = extra_of(frame, &l);
+	return x ? 1 + (u64)*x : 1;
 }
 
 bool cow_release(u64 frame)
 {
-	if (__builtin_expect(!used, 1))
+	if (__builtin_expect(!total, 1))
 		return false;
-	volatile u64 *s = lookup(frame);
-	if (!s)
+	struct leaf *l;
+	u16 *x = extra_of(frame, &l);
+	if (!x)
 		return false;
-	drop_one(s);
+	drop_one(l, x);
 	pmm_unreserve(1);
-	maybe_shrink();
 	return true;
 }
 
@@ -219,70 +221,13 @@ u32 cow_page_flags(u64 frame, u32 flags)
 	return (flags & VMM_WRITE) && cow_count(frame) > 1 ? flags & ~VMM_WRITE : flags;
 }
 
-/* Call fn on every PT run of the current space's user half: 0, or -E_INVAL at a large page. */
-static int walk_user(void (*fn)(const struct pte_run *r, u64 n, u64 *acc), u64 *acc)
-{
-	u64 va = 0;
-	while (va < USER_END) {
-		struct range_step s;
-		range_step_at(WINDOW_SELF, va, &s);
-		u64 step = range_step_pt_bytes(&s, va, USER_END - va);
-		if (step) {
-			struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, va);
-			fn(&r, step / PAGE_SIZE, acc);
-		} else {
-			if (s.entry)
-				return -E_INVAL;
-			range_step_skip_holes(WINDOW_SELF, &s, va, USER_END - va);
-			step = range_step_left(&s, va);
-		}
-		va += step;
-	}
-	return 0;
-}
-
-static void count_run(const struct pte_run *r, u64 n, u64 *acc)
-{
-	for (u64 i = 0; i < n; i++)
-		*acc += pte_run_get(r, i) & PTE_P;
-}
-
-/* Share every present page of the run: read-only (PTE_COW if it was writable), counted. */
-static void share_run(const struct pte_run *r, u64 n, u64 *acc)
-{
-	(void)acc;
-	for (u64 i = 0; i < n; i++) {
-		u64 e = pte_run_get(r, i);
-		if (!(e & PTE_P))
-			continue;
-		if (e & PTE_W)
-			pte_run_change(r, i, (e & ~PTE_W) | PTE_COW);
-		share(pte_frame(e));
-	}
-}
-
-/* Undo share_run (a fork that failed): uncount, and give W back to what is no longer shared. */
-static void unshare_run(const struct pte_run *r, u64 n, u64 *acc)
-{
-	(void)acc;
-	for (u64 i = 0; i < n; i++) {
-		u64 e = pte_run_get(r, i);
-		if (!(e & PTE_P))
-			continue;
-		volatile u64 *s = lookup(pte_frame(e));
-		ASSERT(s);
-		drop_one(s);
-		pmm_unreserve(1);
-		if ((e & PTE_COW) && cow_count(pte_frame(e)) == 1)
-			pte_run_change(r, i, (e | PTE_W) & ~PTE_COW);
-	}
-}
-
 /* Create the scratch pages' tables (a store of an empty entry faults them in): 0 or -E_NOMEM. */
 int cow_init(void)
 {
 	if (scratch_ready)
 		return 0;
+	/* Every frame's leaf lies inside the window. */
+	ASSERT(paging_phys_limit() / PAGE_SIZE / LEAF_FRAMES <= COUNT_WINDOW / PAGE_SIZE);
 	struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, COW_SCRATCH);
 	if (!pte_run_install_new(&r, 0, 0))
 		return -E_NOMEM;
@@ -290,27 +235,250 @@ int cow_init(void)
 	return 0;
 }
 
-int cow_fork_space(pml4_t *out)
+/* fork's walk over the parent's user half. */
+struct fork_pass {
+	struct pte_batch *batch; /* the parent's write-protections */
+	u64 pages;               /* present pages shared so far */
+	u64 stop;                /* where a failed walk stopped: the pages below are shared */
+};
+
+typedef int pt_fn(struct fork_pass *f, u64 va, u64 n);
+
+/*
+ * Call fn, in address order, on each PT of the current space's user half
+ * below end with its entries below end, for the table at `level` covering
+ * va (aligned to it): 0, fn's first error, or -E_INVAL at a large page, with
+ * f->stop set. Only the present entries of each table are visited.
+ */
+static int walk_tables(int level, u64 va, u64 end, pt_fn *fn, struct fork_pass *f)
 {
-	u64 n = 0;
-	int err = walk_user(count_run, &n);
-	if (err)
-		return err;
-	if ((err = cow_init()) || (err = pmm_reserve(n)))
-		return err;
-	u64 old_cap = cap;
-	if ((err = make_room(n))) {
-		pmm_unreserve(n);
-		return err;
-	}
-	MUST((walk_user(share_run, NULL)) == 0);
-	if ((err = copy_page_map(out))) {
-		MUST((walk_user(unshare_run, NULL)) == 0);
-		if (cap != old_cap)
-			(void)resize(used ? old_cap : 0); /* back to its size when frames allow */
-		return err;
+	volatile const u64 *t = window_entry(WINDOW_SELF, level, va);
+	u64 span = level_span(level), left = (end - va + span - 1) / span;
+	u64 n = left < TABLE_ENTRIES ? left : TABLE_ENTRIES;
+	for (u64 i = table_next_present(t, 0, n); i < n; i = table_next_present(t, i + 1, n)) {
+		u64 at = va + i * span;
+		int err;
+		if (pte_is_leaf(t[i], level)) {
+			f->stop = at;
+			return -E_INVAL;
+		}
+		if (level == LEVEL_PD) {
+			u64 pages = (end - at) / PAGE_SIZE;
+			err = fn(f, at, pages < TABLE_ENTRIES ? pages : TABLE_ENTRIES);
+		} else {
+			err = walk_tables(level - 1, at, end, fn, f);
+		}
+		if (err)
+			return err;
 	}
 	return 0;
+}
+
+/* walk_tables over the user half below end (a multiple of 4 KiB). */
+static int walk_user(u64 end, pt_fn *fn, struct fork_pass *f)
+{
+	return end ? walk_tables(LEVEL_PML4, 0, end, fn, f) : 0;
+}
+
+/* The frame number of a present entry (shifts: no 64-bit mask constant to keep in a register). */
+static inline u64 pte_pfn(u64 e)
+{
+	_Static_assert(PTE_ADDR_MASK == ((1ULL << 52) - PAGE_SIZE), "frame bits 12..51");
+	return (e << 12) >> 24;
+}
+
+
+/* A present PTE as both sides keep it: read-only, PTE_COW (bit 9) where it was writable (bit 1). */
+static inline u64 shared_pte(u64 e)
+{
+	_Static_assert(PTE_COW == PTE_W << 8, "PTE_COW is PTE_W shifted by 8");
+	return (e | (e & PTE_W) << 8) & ~PTE_W;
+}
+
+/* share_pt's key for entry e counted in the leaf whose first frame number is first. */
+static inline u64 leaf_key(u64 e, u64 first)
+{
+	return (e >> PAGE_SHIFT) - (pte_pfn(e) - first);
+}
+
+/* The leaf counting e's frame, for share_pt's loop (kept out of it): NULL when no frame is left. */
+static __attribute__((noinline)) struct leaf *leaf_switch(u64 e, u64 *key)
+{
+	struct leaf *l = leaf_get(pte_pfn(e));
+	if (l)
+		*key = leaf_key(e, cache.first);
+	return l;
+}
+
+static __attribute__((noinline, noreturn)) void count_overflow(u64 e)
+{
+	panic("cow: frame 0x%llx mapped more than %u times", pte_frame(e), EXTRA_MAX + 1);
+}
+
+/* One more mapping of the frame at index d of leaf l (e: its entry, for the panic). */
+static inline void count_one(struct leaf *l, u64 d, u64 e)
+{
+	/* An add to memory and a jump on its carry: 2 instructions (GCC's own form takes 4). */
+	__asm__ goto("addw $1, %0\n\tjc %l[overflow]"
+		     : "+m"(l->extra[d])
+		     :
+		     : "cc"
+		     : overflow);
+	return;
+overflow:
+	count_overflow(e);
+}
+
+/*
+ * Share the n PTEs from va's (its PT exists here) with the other space, in
+ * one pass: write-protect each present one in the parent (batched), copy it
+ * into the child's PT and count its frame. 0, or -E_NOMEM (no frame for the
+ * child's table or a leaf) with f->stop at the first page not shared.
+ */
+static int share_pt(struct fork_pass *f, u64 va, u64 n)
+{
+	struct pte_run from = pte_run_at(WINDOW_SELF, LEVEL_PT, va);
+	struct pte_run to = pte_run_at(WINDOW_OTHER, LEVEL_PT, va);
+	volatile const u64 *start = from.entry, *end = from.entry + n;
+	u64 i = table_next_present(start, 0, n);
+	if (i == n)
+		return 0;
+	u64 e = shared_pte(pte_run_get(&from, i));
+	/*
+	 * The child's PT. One whose first and last entries are present is
+	 * taken as full: made without zeroing, every entry stored below (holes
+	 * too). Else it is zeroed and holes are skipped.
+	 */
+	bool full = n == TABLE_ENTRIES && i == 0 && (pte_run_get(&from, n - 1) & PTE_P);
+	struct leaf *l = leaf_get(pte_pfn(e));
+	if (!l || !other_pt_new(va, !full)) {
+		if (l && !l->sum)
+			leaf_put(l); /* made for this page, it counts nothing */
+		f->stop = va + i * PAGE_SIZE;
+		return -E_NOMEM;
+	}
+	pte_run_advance(&from, i);
+	pte_run_advance(&to, i);
+	/*
+	 * Pages shared: entries passed, less the holes skipped; `counted` of
+	 * them are in l's sum. key: l's first frame number plus the entry's
+	 * bits above the frame (NX, 52..62) shifted alike, so that an entry's
+	 * index in l is (e >> PAGE_SHIFT) - key without masking them off; an
+	 * entry whose high bits differ falls to leaf_switch, which re-keys.
+	 */
+	u64 key = leaf_key(e, cache.first), holes = 0, counted = 0;
+	int err = 0;
+	for (;;) {
+		u64 d = (e >> PAGE_SHIFT) - key;
+		if (__builtin_expect(d >= LEAF_FRAMES, 0)) {
+			u64 pages = (u64)(from.entry - start) - i - holes;
+			l->sum += pages - counted;
+			counted = pages;
+			u64 k;
+			if (!(l = leaf_switch(e, &k))) {
+				err = -E_NOMEM;
+				break;
+			}
+			key = k;
+			continue; /* e's index in the new leaf */
+		}
+		count_one(l, d, e);
+		pte_batch_change(f->batch, &from, 0, e);
+		pte_run_install(&to, 0, e);
+		/* Unrolled once: the next entry too in the common case (one round for two). */
+		if (from.entry + 1 != end) {
+			u64 e1 = pte_run_get(&from, 1), d1 = (e1 >> PAGE_SHIFT) - key;
+			if ((e1 & (PTE_P | PTE_W)) == (PTE_P | PTE_W) && d1 < LEAF_FRAMES) {
+				e1 = (e1 ^ PTE_W) | PTE_COW;
+				count_one(l, d1, e1);
+				pte_batch_change(f->batch, &from, 1, e1);
+				pte_run_install(&to, 1, e1);
+				pte_run_advance(&from, 1);
+				pte_run_advance(&to, 1);
+			}
+		}
+		pte_run_advance(&from, 1);
+		pte_run_advance(&to, 1);
+		if (from.entry == end)
+			break;
+		e = pte_run_get(&from, 0);
+		/* Present and writable, the common case: one test for both. */
+		if (__builtin_expect((e & (PTE_P | PTE_W)) == (PTE_P | PTE_W), 1)) {
+			e = (e ^ PTE_W) | PTE_COW;
+			continue;
+		}
+		if (!(e & PTE_P)) {
+			u64 at = (u64)(from.entry - start);
+			u64 next = table_next_present(start, at + 1, n);
+			holes += next - at;
+			if (full)
+				for (u64 k = 0; k < next - at; k++)
+					pte_run_install(&to, k, 0);
+			pte_run_advance(&from, next - at);
+			pte_run_advance(&to, next - at);
+			if (next == n)
+				break;
+			e = pte_run_get(&from, 0);
+		}
+		e = shared_pte(e);
+	}
+	u64 at = (u64)(from.entry - start), pages = at - i - holes;
+	/* Stopped by a failure: the rest of a full child's PT still holds what its frame held. */
+	if (full)
+		for (u64 k = 0; k < n - at; k++)
+			pte_run_install(&to, k, 0);
+	if (l)
+		l->sum += pages - counted;
+	if (err)
+		f->stop = va + at * PAGE_SIZE;
+	f->pages += pages;
+	return err;
+}
+
+/* Undo share_pt for the present PTEs of the n from va's: uncount, W back where no longer shared. */
+static int unshare_pt(struct fork_pass *f, u64 va, u64 n)
+{
+	struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, va);
+	for (u64 i = table_next_present(r.entry, 0, n); i < n;
+	     i = table_next_present(r.entry, i + 1, n)) {
+		u64 e = pte_run_get(&r, i);
+		struct leaf *l;
+		u16 *x = extra_of(pte_frame(e), &l);
+		ASSERT(x);
+		bool last = *x == 1;
+		drop_one(l, x);
+		if (last && (e & PTE_COW))
+			pte_batch_change(f->batch, &r, i, (e | PTE_W) & ~PTE_COW);
+	}
+	return 0;
+}
+
+int cow_fork_space(pml4_t *out)
+{
+	pml4_t space;
+	int err = cow_init();
+	if (err || (err = other_space_open(&space)))
+		return err;
+	/*
+	 * The parent's entries are write-protected without an invlpg each; the
+	 * batch drops them all from the TLB when this function returns (one CR3
+	 * reload). Only this CPU can hold them: fork changes the current space,
+	 * which only this CPU has loaded (a process runs on one CPU), and
+	 * nothing here writes a user page meanwhile. Were a space ever left
+	 * loaded on another CPU (lazy switching), pte_batch_end is where its
+	 * shootdown would go, as pte_flush's.
+	 */
+	PTE_BATCH(batch);
+	struct fork_pass f = {&batch, 0, USER_END};
+	err = walk_user(USER_END, share_pt, &f);
+	total += f.pages;
+	if (!err && (err = pmm_reserve(f.pages)) != 0)
+		f.stop = USER_END;
+	if (err)
+		MUST(walk_user(f.stop, unshare_pt, &f) == 0);
+	if (!other_space_close(space, err))
+		*out = space;
+	return err;
 }
 
 /* Copy the 4 KiB page at src to dst (8 bytes a store: TCG runs each rep iteration alone). */
@@ -327,8 +495,9 @@ const char *cow_write_fault(u64 va)
 	if (!e || level != LEVEL_PT || (e & PTE_W))
 		return "protection violation: the page does not allow this access";
 	u64 frame = pte_frame(e), flags = (e & ~PTE_ADDR_MASK & ~PTE_COW) | PTE_W;
-	volatile u64 *s = used ? lookup(frame) : NULL;
-	if (!s) {
+	struct leaf *l;
+	u16 *x = extra_of(frame, &l);
+	if (!x) {
 		/* The other mappings are gone: the frame is this one's alone. */
 		MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, page, frame | flags));
 		stats.takeovers++;
@@ -336,7 +505,7 @@ const char *cow_write_fault(u64 va)
 	}
 	/* The reservation made at fork pays for the copy. */
 	u64 copy = pmm_alloc_reserved();
-	drop_one(s);
+	drop_one(l, x);
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH_SRC, frame | PTE_P | paging_nx_bit()));
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH,
 				 copy | PTE_P | PTE_W | paging_nx_bit()));
@@ -345,6 +514,5 @@ const char *cow_write_fault(u64 va)
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, COW_SCRATCH, 0));
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PT, page, copy | flags));
 	stats.copies++;
-	maybe_shrink();
 	return NULL;
 }

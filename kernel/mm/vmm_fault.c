@@ -138,8 +138,7 @@ static const char *table_fault(struct trap_frame *f, u64 cr2, enum pt_window w, 
 		vmm_stats.oom_fixups++;
 		if (!skip_failed_store(f))
 			why = "out of physical frames for a page table";
-	} else if (!pte_write_flush(w, level + 1, va,
-				    frame | PTE_P | PTE_W | (va < USER_END ? PTE_U : 0))) {
+	} else if (!pte_write_flush(w, level + 1, va, table_link(frame, va))) {
 		/* The level above had no frame either: this store fails with it. */
 		MUST(pmm_free(frame) == 0);
 		if (!skip_failed_store(f))

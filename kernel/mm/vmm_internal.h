@@ -42,11 +42,43 @@ static inline MUST_CHECK bool pte_run_install_new(const struct pte_run *r, u64 i
 	return vmm_entry_store(&r->entry[i], value);
 }
 
+/* The entry linking the table in `frame` on va's path: P|W, U in the user half, never G or NX. */
+static inline u64 table_link(u64 frame, u64 va)
+{
+	return frame | PTE_P | PTE_W | (va < USER_END ? PTE_U : 0);
+}
+
 /* Bytes from va to the end of the table at `level` that holds va's entry. */
 static inline u64 table_left(u64 va, int level)
 {
 	u64 span = level_span(level + 1);
 	return ALIGN_DOWN(va, span) + span - va;
+}
+
+/*
+ * The first index in [i, n) whose entry of t is present, else n. Runs of
+ * zero entries (every hole this kernel leaves) go by `repe scasq`, one
+ * instruction an entry; a non-zero entry that is not present is passed over.
+ */
+static inline u64 table_next_present(volatile const u64 *t, u64 i, u64 n)
+{
+	while (i < n) {
+		volatile const u64 *p = t + i;
+		u64 left = n - i;
+		bool nonzero;
+		__asm__ volatile("repe scasq"
+				 : "+D"(p), "+c"(left), "=@ccnz"(nonzero)
+				 : "a"(0ULL)
+				 : "memory");
+		if (!nonzero)
+			return n;
+		/* scasq stopped past the first non-zero entry. */
+		i = (u64)(p - t) - 1;
+		if (t[i] & PTE_P)
+			return i;
+		i++;
+	}
+	return n;
 }
 
 /* One step of a range walk: the leaf at va (entry != 0), or the hole around it. */
@@ -128,5 +160,30 @@ void vmm_zero_page(void *page);
 
 /* True while PML4[OTHER_SLOT] shows another space (vmm_space.c). */
 bool vmm_other_attached(void);
+
+/*
+ * A new space with the kernel half shared and an empty user half, attached
+ * in the other window for its caller to fill (WINDOW_OTHER): 0 and *out,
+ * or -E_NOMEM. other_space_close must follow.
+ */
+MUST_CHECK int other_space_open(pml4_t *out);
+
+/*
+ * Detach the space other_space_open gave; when err is not 0 (the caller
+ * failed to fill it), first remove its user half's tables (not the frames
+ * they map) and free it. Returns err.
+ */
+int other_space_close(pml4_t space, int err);
+
+/*
+ * Make the PT for va in the attached other space, which has none yet, with
+ * the PDPT and PD above it where they are missing (zeroed, as the #PF
+ * handler makes them, without the fault). With zero false the PT is NOT
+ * zeroed: the caller stores every one of its entries before anything walks
+ * it, and nothing does meanwhile (the other space is loaded on no CPU, so
+ * to the CPU its PTs are data pages of the window). true, or false when
+ * frames were missing (nothing changed).
+ */
+MUST_CHECK bool other_pt_new(u64 va, bool zero);
 
 #endif

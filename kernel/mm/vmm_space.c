@@ -41,17 +41,32 @@ static void other_detach(void)
 	other_attached = false;
 }
 
-/* Fill the attached, zeroed PML4 `space`: kernel half shared, its own self-map. */
-static void other_init_kernel_half(pml4_t space)
+/*
+ * Make the attached PML4 `space` (whatever its frame held) empty but for the
+ * kernel half, shared, and its own self-map. Zeroed in place, it is then one
+ * run of not-present entries made present: no entry to flush one by one.
+ */
+static void other_init_pml4(pml4_t space)
 {
-	for (u64 slot = KERNEL_FIRST_SLOT; slot < TABLE_ENTRIES; slot++) {
-		u64 va = INDICES_VA(slot, 0, 0, 0);
-		u64 value = *selfmap_entry(LEVEL_PML4, va);
+	u64 pml4 = window_entry_addr(WINDOW_OTHER, LEVEL_PML4, 0);
+	vmm_zero_page((void *)pml4);
+	/*
+	 * Its old contents were live as the table that maps the other window's
+	 * PDPT pages: drop every window page a walk may have cached from them
+	 * (none is global).
+	 */
+	load_cr3(read_cr3());
+	volatile const u64 *from = window_entry(WINDOW_SELF, LEVEL_PML4, KERNEL_HALF_START);
+	struct pte_run to = pte_run_at(WINDOW_OTHER, LEVEL_PML4, KERNEL_HALF_START);
+	u64 n = TABLE_ENTRIES - KERNEL_FIRST_SLOT;
+	for (u64 i = table_next_present(from, 0, n); i < n;
+	     i = table_next_present(from, i + 1, n)) {
+		u64 slot = KERNEL_FIRST_SLOT + i, value = from[i];
 		if (slot == RECURSIVE_SLOT)
 			value = space | PTE_P | PTE_W | paging_nx_bit();
 		else if (slot == OTHER_SLOT)
-			value = 0; /* this very entry: it belongs to the current space only */
-		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, va, value));
+			continue; /* this very entry: it belongs to the current space only */
+		pte_run_install(&to, i, value);
 	}
 }
 
@@ -101,27 +116,63 @@ static int copy_user_half(void)
 	return 0;
 }
 
-/* A new space with the kernel half shared; the user half copied when copy_user is set. */
-static int make_page_map(pml4_t *out, bool copy_user)
+int other_space_open(pml4_t *out)
 {
 	u64 space;
 	if (pmm_alloc(&space) != 0)
 		return -E_NOMEM;
 	other_attach(space);
-	/* The frame holds whatever it held: clear the user half before anything reads it. */
-	for (u64 slot = 0; slot < KERNEL_FIRST_SLOT; slot++)
-		MUST(pte_write_flush(WINDOW_OTHER, LEVEL_PML4, INDICES_VA(slot, 0, 0, 0), 0));
-	other_init_kernel_half(space);
-	int err = copy_user ? copy_user_half() : 0;
+	other_init_pml4(space);
+	*out = space;
+	return 0;
+}
+
+int other_space_close(pml4_t space, int err)
+{
 	if (err)
 		MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0) == 0); /* frees no frame: no error */
 	other_detach();
-	if (err) {
+	if (err)
 		MUST(pmm_free(space) == 0);
-		return err;
+	return err;
+}
+
+bool other_pt_new(u64 va, bool zero)
+{
+	ASSERT(other_attached && va < USER_END);
+	/* The highest missing table on va's path: read top-down, each table read exists. */
+	int top = LEVEL_PT;
+	for (int l = LEVEL_PML4; l > LEVEL_PT && top == LEVEL_PT; l--)
+		if (!(*window_entry(WINDOW_OTHER, l, va) & PTE_P))
+			top = l - 1;
+	ASSERT(top > LEVEL_PT || !(*window_entry(WINDOW_OTHER, LEVEL_PD, va) & PTE_P));
+	/* Every frame first, so that running out changes nothing. */
+	u64 frames[LEVEL_PML4 - 1];
+	for (int k = 0; k < top; k++) {
+		if (pmm_alloc(&frames[k]) != 0) {
+			while (k--)
+				MUST(pmm_free(frames[k]) == 0);
+			return false;
+		}
 	}
-	*out = space;
-	return 0;
+	for (int l = top, k = 0; l >= LEVEL_PT; l--, k++) {
+		struct pte_run link = pte_run_at(WINDOW_OTHER, l + 1, va);
+		pte_run_install(&link, 0, table_link(frames[k], va));
+		u64 table = window_entry_addr(WINDOW_OTHER, l, ALIGN_DOWN(va, level_span(l + 1)));
+		if (l > LEVEL_PT || zero)
+			vmm_zero_page((void *)table);
+		pte_table_ready(table);
+	}
+	return true;
+}
+
+/* A new space with the kernel half shared; the user half copied when copy_user is set. */
+static int make_page_map(pml4_t *out, bool copy_user)
+{
+	int err = other_space_open(out);
+	if (err)
+		return err;
+	return other_space_close(*out, copy_user ? copy_user_half() : 0);
 }
 
 int copy_page_map(pml4_t *out)

@@ -4,6 +4,7 @@
  * takeovers counted by cow_get_stats, -E_NOMEM with nothing changed at every
  * point a fork can run out of frames, and no leak after 1,000 cycles.
  */
+#include "test_vmm_util.h"
 #include <cow.h>
 #include <ktest.h>
 #include <layout.h>
@@ -11,6 +12,7 @@
 #include <proc.h>
 #include <sched.h>
 #include <syscalls.h>
+#include <vmm.h>
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -176,4 +178,94 @@ KTEST(cow, fork_without_frames_fails_with_enomem_and_changes_nothing)
 		  left);
 	KASSERT(failures > 0);
 	KASSERT(left < 64);
+}
+
+/* Two full PTs of user pages: fork makes the child's without zeroing them. */
+#define SPACE_PAGES (2 * TABLE_ENTRIES)
+/* Physical addresses the pages map (never touched): 1 GiB apart, so counted in different leaves. */
+#define FAKE_A 0x100000000ULL
+#define FAKE_B 0x140000000ULL
+/* More allocation sites than such a fork has. */
+#define SPACE_MAX_SITES 64
+
+static const u64 SPACE_BASE = INDICES_VA(TSLOT_FORK, 0, 0, 0);
+static u64 space_ptes[SPACE_PAGES];
+
+/* The PTE of page k of the region (current space). */
+static u64 space_pte(u64 k)
+{
+	return leaf_of(SPACE_BASE + k * PAGE_SIZE, NULL);
+}
+
+/* Frames counted now, and frames reserved for copies. */
+static void cow_now(u64 *shared, u64 *reserved)
+{
+	struct cow_stats s;
+	cow_get_stats(&s);
+	*shared = s.shared;
+	*reserved = s.reserved;
+}
+
+/*
+ * cow_fork_space of a space whose pages alternate between two leaves (a
+ * leaf switch at every page) with each of its allocations failing in turn
+ * (the child's tables, full PTs made unzeroed, the leaves, one made in the
+ * middle of a PT): every failure is -E_NOMEM with the parent's PTEs, the
+ * free and reserved counts and the counts as before; then it succeeds.
+ */
+KTEST(cow, fork_space_out_of_frames_at_every_allocation_changes_nothing)
+{
+	u64 free0 = free_frames(), shared0, reserved0;
+	cow_now(&shared0, &reserved0);
+	for (u64 k = 0; k < SPACE_PAGES; k++) {
+		u64 pa = (k & 1 ? FAKE_B : FAKE_A) + (k / 2) * PAGE_SIZE;
+		KASSERT_EQ(map_region(SPACE_BASE + k * PAGE_SIZE, pa, 1, VMM_USER | VMM_WRITE), 0);
+		space_ptes[k] = space_pte(k);
+	}
+	u64 free1 = free_frames(), sites = 0;
+	bool completed = false;
+	pml4_t space = 0;
+	for (u64 nth = 1; nth <= SPACE_MAX_SITES && !completed; nth++) {
+		u64 injected0 = pmm_inject_failures();
+		pmm_inject_fail_nth(nth);
+		int r = cow_fork_space(&space);
+		pmm_inject_off();
+		completed = pmm_inject_failures() == injected0;
+		if (completed) {
+			KASSERT_EQ(r, 0);
+			break;
+		}
+		sites++;
+		KASSERT_EQ(r, -E_NOMEM);
+		u64 shared, reserved;
+		cow_now(&shared, &reserved);
+		KASSERT_EQ(free_frames(), free1);
+		KASSERT_EQ(shared, shared0);
+		KASSERT_EQ(reserved, reserved0);
+		u64 differ = 0;
+		for (u64 k = 0; k < SPACE_PAGES; k++)
+			differ += space_pte(k) != space_ptes[k];
+		KASSERT_EQ(differ, 0);
+	}
+	KASSERT(completed);
+	ktest_log("the fork failed at %llu allocation sites, then succeeded", sites);
+	KASSERT(sites >= 4); /* the PML4, a PDPT, a PD, a PT, the leaves */
+	/* Shared: read-only with PTE_COW in the parent, counted twice, a frame reserved each. */
+	u64 shared, reserved, wrong = 0;
+	cow_now(&shared, &reserved);
+	KASSERT_EQ(shared, shared0 + SPACE_PAGES);
+	KASSERT_EQ(reserved, reserved0 + SPACE_PAGES);
+	for (u64 k = 0; k < SPACE_PAGES; k++)
+		wrong += space_pte(k) != ((space_ptes[k] & ~PTE_W) | PTE_COW) ||
+			 cow_count(pte_frame(space_ptes[k])) != 2;
+	KASSERT_EQ(wrong, 0);
+	/* The child's mappings go (the frames stay: the parent maps them), then the parent's. */
+	KASSERT_EQ(drop_page_map(space, VMM_FREE_FRAMES), 0);
+	cow_now(&shared, &reserved);
+	KASSERT_EQ(shared, shared0);
+	KASSERT_EQ(reserved, reserved0);
+	KASSERT_EQ(unmap_region(SPACE_BASE, SPACE_PAGES, 0), 0);
+	KASSERT(!pml4_present(TSLOT_FORK));
+	KASSERT_EQ(free_frames(), free0);
+	KASSERT(cow_idle());
 }

@@ -15,6 +15,7 @@
 #define TSLOT_FAULT 80  /* test_vmm_fault.c: slots 80..87 */
 #define TSLOT_SPACE 96  /* test_vmm_space.c: slots 96..99 */
 #define TSLOT_MODEL 112 /* test_model.c: slots 112..115 */
+#define TSLOT_FORK 120  /* test_fork.c: slot 120 */
 
 /* The first address of user-half PML4 slot `slot`. */
 static inline u64 tslot(u64 slot)
