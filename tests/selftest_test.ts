@@ -121,6 +121,14 @@ for (
 ) {
   runs.set(name, selftest(name));
 }
+// On two CPUs: the scheduler's lock is really taken there, and handed over across the switch.
+runs.set(
+  "lock-switch-block",
+  run("selftest-lock-switch-block", {
+    extraCmdline: "selftest=lock-switch-block",
+    configs: [getConfig("smp2")],
+  }),
+);
 runs.set("hang", selftest("hang", { silenceMs: SHORT_MS }));
 runs.set(
   "hang-run",
@@ -298,6 +306,15 @@ Deno.test("selftest: a lock held across a context switch is caught, naming it", 
   const r = await get("lock-switch");
   assert.equal(r.kind, "panic", r.message);
   assert.match(r.crash?.reason ?? "", /lock 'selftest-held' held across a context switch/);
+});
+
+Deno.test("selftest: the scheduler's own lock across a switch does not hide another one (smp2)", async () => {
+  const r = await get("lock-switch-block");
+  assert.equal(r.kind, "panic", r.message);
+  assert.match(
+    r.crash?.reason ?? "",
+    /lock 'selftest-held' held across a context switch \(switch_to\) on CPU 0/,
+  );
 });
 
 Deno.test("selftest: a CPU that never acknowledges a TLB shootdown is a panic naming it", async () => {

@@ -7,6 +7,14 @@
 
 #include <types.h>
 
+/*
+ * The console's lock (LOCK_ORDER_CONSOLE): kprintf takes it for each call;
+ * other writers of the console (a process's write) too. console_enter says
+ * whether it took it (not on one CPU, nor when this CPU holds it already).
+ */
+bool console_enter(void);
+void console_leave(bool took);
+
 /* Print to the serial console; returns the number of characters written. */
 int kprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
 int kvprintf(const char *fmt, va_list ap);

@@ -16,6 +16,7 @@
 
 #include <percpu.h>
 #include <sched.h>
+#include <smp.h>
 #include <syscalls.h>
 #include <types.h>
 #include <vmm.h>
@@ -42,6 +43,7 @@ enum proc_state {
 	PROC_SLEEPING, /* until wake_ns */
 	PROC_WAITING,  /* for a child */
 	PROC_ZOMBIE,   /* ended; status kept for the parent */
+	PROC_EMBRYO,   /* a claimed slot being made (proc_alloc): not runnable, not woken */
 };
 
 /* A range of the user half with its rights: [start, end), page-aligned. */
@@ -57,6 +59,8 @@ struct exit_info {
 	bool killed;
 	u64 vector;  /* the fault that killed it, or KILL_NO_VECTOR */
 	char reason[KILL_REASON_MAX]; /* the kill reason, "" after exit */
+	u32 cpus_ran;    /* bit c: it ran on CPU c */
+	u64 migrations;  /* times it resumed on another CPU than the one it last ran on */
 };
 
 /* exit_info.vector of a process killed for something other than a CPU exception. */
@@ -82,6 +86,12 @@ struct proc {
 	u64 user_faults; /* demand-zero faults served */
 	u64 deadline_ns; /* killed when clock_ns() passes it (0: none) */
 	int session;     /* pid of the test program it descends from (inherited), or 0 */
+	/* SMP (sched.c; written under the scheduler's lock). */
+	u32 cpus_allowed; /* bit c: CPU c may run it (inherited by fork; sched_set_cpus) */
+	u32 cpus_ran;     /* bit c: it ran on CPU c */
+	u32 cpu;          /* the CPU it runs or last ran on */
+	bool on_cpu;      /* a CPU runs it (cleared by the next context after the switch) */
+	u64 migrations;   /* times it resumed on another CPU than it last ran on */
 };
 
 /* The slot of pid, or NULL. */
@@ -148,6 +158,9 @@ NORETURN void proc_exit(int status);
  */
 int proc_kill(struct proc *p, const char *reason);
 
+/* proc_kill with the scheduler's lock held (p not NULL). */
+int proc_kill_locked(struct proc *p, const char *reason);
+
 /* Kill the current process (printf-style reason) and run another. */
 NORETURN void proc_kill_current(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
@@ -195,5 +208,35 @@ const char *proc_page_fault(u64 cr2, u64 err);
 
 /* Processes in use (not unused), for leak checks. */
 int proc_count(void);
+
+/*
+ * mm_enter/mm_leave bracket the process side's calls into the memory
+ * manager. It locks itself now (LOCK_ORDER_VMM, tlb.h's shootdowns), so
+ * they take no lock: mm_enter only reloads CR3 when a kernel stack this CPU
+ * may hold entries for was freed elsewhere (sched.c). Self-paging calls pin
+ * their process to CPU 0 (sched.h, sched_pin_boot_cpu).
+ */
+bool mm_enter_slow(void);
+void mm_leave_slow(void);
+
+static inline bool mm_enter(void)
+{
+	return smp_cpu_count() >= 2 && mm_enter_slow();
+}
+
+static inline void mm_leave(bool took)
+{
+	if (took)
+		mm_leave_slow();
+}
+
+/*
+ * Program loading's static buffers (an ELF plan, a copied argv: too big
+ * for a kernel stack) are one CPU's at a time: load_enter takes their lock
+ * (LOCK_ORDER_LOAD) unless this CPU holds it or only one CPU runs, and says
+ * whether it did; load_leave(took) gives it back.
+ */
+bool load_enter(void);
+void load_leave(bool took);
 
 #endif

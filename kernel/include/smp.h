@@ -56,6 +56,12 @@ int smp_start_cpu(u32 apic_id, u64 timeout_ms);
 int smp_call(u32 cpu, void (*fn)(void *arg), void *arg);
 
 /*
+ * Interrupt CPU cpu (VEC_IPI_CALL with an empty mailbox: only its hlt
+ * returns), so that its idle loop looks at the run queue (sched.c).
+ */
+void smp_kick(u32 cpu);
+
+/*
  * Start fn(arg) on application processor `cpu` in its idle loop, with
  * interrupts on (it takes IPIs, TLB shootdowns included, while fn runs), and
  * return at once: 0, -E_INVAL (CPU 0, this CPU or no such CPU), -E_NOSPC
@@ -69,6 +75,12 @@ int smp_run_wait(u32 cpu, u64 timeout_ms);
 
 /* Send IPI `vector` to CPU `cpu` (fixed delivery), waiting until its APIC has it. */
 void smp_send_ipi(u32 cpu, u32 vector);
+
+/*
+ * In an AP's idle loop (sched.c, interrupts off, no lock held): run the work
+ * smp_run gave this CPU, with interrupts on; true if there was some.
+ */
+bool smp_run_poll(void);
 
 /* The IPI handler of VEC_IPI_CALL (trap.c). */
 void smp_ipi_call(void);

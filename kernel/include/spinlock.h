@@ -6,6 +6,11 @@
  * not above every lock this CPU already holds). The one list of the kernel's
  * locks:
  *   LOCK_ORDER_TEST      1  selftests and ktests' own locks
+ *   LOCK_ORDER_LOAD      3  program loading's static buffers (spawn, exec:
+ *                           proc.c, sys.c); held while a process is made
+ *   LOCK_ORDER_SCHED     5  the scheduler: run queue, every proc's state,
+ *                           parent and slot (sched.c); the one lock held
+ *                           across a context switch (see below)
  *   LOCK_ORDER_VMM      10  the paging operations (vmm.c "vmm"): map_region,
  *                           unmap_region, set_page_flags, copy/new/drop_page_map
  *                           and the other-space window, the #PF handler's table
@@ -15,17 +20,22 @@
  *                           another.
  *   LOCK_ORDER_PMM      30  the frame allocator (pmm.c "pmm"), taken inside the
  *                           paging operations (tables, frames)
- * Both are taken only once a second CPU is up (one CPU: nothing can race, and
+ *   LOCK_ORDER_CONSOLE  90  the console: one kprintf or write at a time
+ *                           (printf.c, sys.c); innermost, any lock may be
+ *                           held while printing
+ * All are taken only once a second CPU is up (one CPU: nothing can race, and
  * the bench's figures stay those of the lock-free kernel).
- * (Planned: the scheduler's run queues between TEST and VMM, or above PMM if
- * the scheduler allocates under its lock.)
  * The TLB shootdown takes no lock: it runs under whatever lock the operation
  * holds, and waits with interrupts off; a CPU spinning here serves the
  * shootdowns aimed at it while it waits (tlb_poll), so waiting for a lock
  * never blocks another CPU's shootdown.
- * A lock is never held across a context switch (sched.c checks on every
- * switch), nor is a TLB batch left open there. spin_lock disables interrupts
- * and the outermost spin_unlock restores them.
+ * No lock is held across a context switch but the scheduler's, by design
+ * (xv6's hand-over): the switching thread takes it, the thread switched to
+ * releases it on the same CPU, so no other CPU can pick the previous thread
+ * before its registers are saved. sched.c checks on every switch that it
+ * is the only one held (lock_check_switch_except), and that no TLB batch is
+ * left open. spin_lock disables interrupts and the outermost spin_unlock
+ * restores them.
  * Violations panic naming the locks: "lock order violation" and
  * "held across a context switch".
  */
@@ -35,8 +45,11 @@
 #include <types.h>
 
 #define LOCK_ORDER_TEST 1
+#define LOCK_ORDER_LOAD 3
+#define LOCK_ORDER_SCHED 5
 #define LOCK_ORDER_VMM 10
 #define LOCK_ORDER_PMM 30
+#define LOCK_ORDER_CONSOLE 90
 /* Locks one CPU may hold at once. */
 #define LOCK_HELD_MAX 8
 #define LOCK_NO_CPU 0xFFFFFFFFu
@@ -61,6 +74,12 @@ bool spin_held(const struct spinlock *l);
 
 /* Panic when this CPU holds any lock: called by the scheduler before every switch. */
 void lock_check_switch(const char *where);
+
+/*
+ * Panic when this CPU holds any lock but `allowed` (the scheduler's, handed
+ * over across the switch), naming the first other one.
+ */
+void lock_check_switch_except(const char *where, const struct spinlock *allowed);
 
 /* Locks this CPU holds. */
 u32 locks_held(void);

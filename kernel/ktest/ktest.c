@@ -235,12 +235,11 @@ static bool run_one(const struct ktest *t, int n, i64 *free_delta)
 		ktest_fail_(t->file, (int)t->line, msg, NULL, NULL);
 	}
 	bool failed = result.outcome == OUTCOME_FAIL;
-	kprintf(SUBTEST_INDENT "%s %d - %s", failed ? "not ok" : "ok", n, t->name);
-	if (t->todo)
-		kprintf(" # TODO %s", t->todo);
-	else if (result.outcome == OUTCOME_SKIP)
-		kprintf(" # SKIP %s", result.reason);
-	kprintf("\n");
+	/* One kprintf for the whole line: another CPU's output cannot cut it. */
+	const char *directive = t->todo ? " # TODO " : result.outcome == OUTCOME_SKIP ? " # SKIP " : "";
+	const char *why = t->todo ? t->todo : result.outcome == OUTCOME_SKIP ? result.reason : "";
+	kprintf(SUBTEST_INDENT "%s %d - %s%s%s\n", failed ? "not ok" : "ok", n, t->name, directive,
+		why);
 	if (failed)
 		print_diagnostic(&result);
 	return !failed || t->todo;

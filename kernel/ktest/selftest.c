@@ -184,6 +184,23 @@ static void st_lock_switch(void)
 	panic("selftest: a lock held across a context switch went unnoticed");
 }
 
+/*
+ * Block with the scheduler's lock held, as a sleeper does, and another lock
+ * too: the switch's own check, which lets the scheduler's lock through by
+ * design, must still panic naming the other one.
+ */
+static void st_lock_switch_block(void)
+{
+	static struct spinlock held = SPINLOCK_INIT("selftest-held", LOCK_ORDER_TEST);
+	spin_lock(&held);
+	sched_lock_acquire();
+	struct proc *cur = sched_current();
+	cur->wake_ns = ~0ULL;
+	cur->state = PROC_SLEEPING;
+	sched_block();
+	panic("selftest: a lock held into sched_block's switch went unnoticed");
+}
+
 /* CPU 1 spins with interrupts off and never serves a shootdown (runs on smp2). */
 static void spin_deaf(void *arg)
 {
@@ -253,6 +270,7 @@ static const struct ktest selftests[] = {
 	SELFTEST("smap", st_smap),
 	SELFTEST("lock-order", st_lock_order),
 	SELFTEST("lock-switch", st_lock_switch),
+	SELFTEST("lock-switch-block", st_lock_switch_block),
 	SELFTEST("tlb-noack", st_tlb_noack),
 	SELFTEST("tlb-open", st_tlb_open),
 	SELFTEST("leak", st_leak),

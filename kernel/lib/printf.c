@@ -5,6 +5,31 @@
  */
 #include <printf.h>
 #include <serial.h>
+#include <smp.h>
+#include <spinlock.h>
+
+/*
+ * One CPU prints at a time: a kprintf (or a process's write) is never cut
+ * by another CPU's, so a line printed by one call stays whole. Taken only
+ * once a second CPU runs (before that GS, which spin_lock reads, may not
+ * be set up yet), and not again by a CPU that holds it (a panic while
+ * printing still prints).
+ */
+static struct spinlock console_lock = SPINLOCK_INIT("console", LOCK_ORDER_CONSOLE);
+
+bool console_enter(void)
+{
+	if (smp_cpu_count() < 2 || spin_held(&console_lock))
+		return false;
+	spin_lock(&console_lock);
+	return true;
+}
+
+void console_leave(bool took)
+{
+	if (took)
+		spin_unlock(&console_lock);
+}
 
 /* Where formatted characters go. */
 struct sink {
@@ -190,7 +215,10 @@ static int format(struct sink *s, const char *fmt, va_list ap)
 int kvprintf(const char *fmt, va_list ap)
 {
 	struct sink s = {.put = put_serial};
-	return format(&s, fmt, ap);
+	bool took = console_enter();
+	int n = format(&s, fmt, ap);
+	console_leave(took);
+	return n;
 }
 
 int kprintf(const char *fmt, ...)

@@ -61,6 +61,15 @@ void lock_check_switch(const char *where)
 	tlb_check_closed(where);
 }
 
+void lock_check_switch_except(const char *where, const struct spinlock *allowed)
+{
+	struct percpu *c = this_cpu();
+	for (u32 i = 0; i < c->nheld; i++)
+		if (c->held[i] != allowed)
+			panic("lock '%s' held across a context switch (%s) on CPU %u",
+			      c->held[i]->name, where, c->cpu_id);
+}
+
 u32 locks_held(void)
 {
 	return this_cpu()->nheld;

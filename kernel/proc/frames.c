@@ -249,6 +249,7 @@ static int alloc_run(u64 *out)
 
 i64 sys_frame_alloc(int flags)
 {
+	sched_pin_boot_cpu(); /* the self-paging state is CPU 0's (sched.h) */
 	if (flags & ~FRAME_2M)
 		return -E_INVAL;
 	bool huge = flags & FRAME_2M;
@@ -274,6 +275,7 @@ i64 sys_frame_alloc(int flags)
 
 i64 sys_frame_free(u64 frame)
 {
+	sched_pin_boot_cpu(); /* the self-paging state is CPU 0's (sched.h) */
 	int pid = sched_current()->pid;
 	if (!IS_ALIGNED(frame, PAGE_SIZE))
 		return -E_ALIGN;
@@ -348,6 +350,7 @@ static void count_maps(int pid, u64 frame, u64 n, int d)
 
 i64 sys_frame_map(u64 addr, u64 frame, int prot, int flags)
 {
+	sched_pin_boot_cpu(); /* the self-paging state is CPU 0's (sched.h) */
 	int pid = sched_current()->pid;
 	u32 vflags;
 	if ((flags & ~FRAME_2M) || prot_flags(prot, &vflags) || !(prot & PROT_READ))
@@ -439,6 +442,7 @@ static void unmap_held(int pid, u64 addr, u64 end)
 
 i64 sys_frame_unmap(u64 addr, u64 len)
 {
+	sched_pin_boot_cpu(); /* the self-paging state is CPU 0's (sched.h) */
 	int err = sp_range(addr, ALIGN_UP(len, PAGE_SIZE), PAGE_SIZE);
 	if (err)
 		return err;
@@ -451,6 +455,7 @@ i64 sys_frame_unmap(u64 addr, u64 len)
 
 i64 sys_frame_protect(u64 addr, u64 len, int prot)
 {
+	sched_pin_boot_cpu(); /* the self-paging state is CPU 0's (sched.h) */
 	int pid = sched_current()->pid;
 	u32 vflags;
 	if (prot_flags(prot, &vflags))
@@ -482,6 +487,7 @@ i64 sys_frame_protect(u64 addr, u64 len, int prot)
 
 i64 sys_frame_query(u64 addr, int level)
 {
+	sched_pin_boot_cpu(); /* the self-paging state is CPU 0's (sched.h) */
 	if (level < 0 || level > LEVEL_PML4)
 		return -E_INVAL;
 	if (addr >= USER_END)
@@ -510,6 +516,7 @@ i64 sys_frame_query(u64 addr, int level)
 
 i64 sys_selfpage(u64 addr, u64 len, int flags)
 {
+	sched_pin_boot_cpu(); /* the self-paging state is CPU 0's (sched.h) */
 	if (flags & ~MAP_FIXED)
 		return -E_INVAL;
 	i64 at = proc_mmap(addr, len, REGION_READ | REGION_WRITE | REGION_EXEC, flags & MAP_FIXED);
@@ -562,6 +569,7 @@ void selfpage_frames_exit(struct proc *p)
 
 i64 sys_spawn_grant(u64 path, u64 argv, u64 grants, int count)
 {
+	sched_pin_boot_cpu(); /* the self-paging state is CPU 0's (sched.h) */
 	int pid = sched_current()->pid;
 	u64 g[GRANTS_MAX][2];
 	if (count < 0 || count > GRANTS_MAX)

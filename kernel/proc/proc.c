@@ -18,6 +18,8 @@
 #include <sched.h>
 #include <selfpage.h>
 #include <smap.h>
+#include <smp.h>
+#include <spinlock.h>
 #include <string.h>
 #include <trap.h>
 #include <vmm.h>
@@ -36,6 +38,22 @@ struct proc *proc_by_pid(int pid)
 		if (proc_table[i].state != PROC_UNUSED && proc_table[i].pid == pid)
 			return &proc_table[i];
 	return NULL;
+}
+
+static struct spinlock load_lock = SPINLOCK_INIT("program-load", LOCK_ORDER_LOAD);
+
+bool load_enter(void)
+{
+	if (smp_cpu_count() < 2 || spin_held(&load_lock))
+		return false;
+	spin_lock(&load_lock);
+	return true;
+}
+
+void load_leave(bool took)
+{
+	if (took)
+		spin_unlock(&load_lock);
 }
 
 int proc_count(void)
@@ -152,11 +170,18 @@ const char *proc_page_fault(u64 cr2, u64 err)
 	if (why)
 		return why;
 	/* A write the region allows to a present page: a page fork shares. */
-	if ((err & (PF_ERR_P | PF_ERR_W | PF_ERR_I)) == (PF_ERR_P | PF_ERR_W))
-		return cow_write_fault(cr2);
+	if ((err & (PF_ERR_P | PF_ERR_W | PF_ERR_I)) == (PF_ERR_P | PF_ERR_W)) {
+		bool took = mm_enter();
+		const char *cow = cow_write_fault(cr2);
+		mm_leave(took);
+		return cow;
+	}
 	if (err & PF_ERR_P)
 		return "protection violation: the page does not allow this access";
-	if (map_zeroed(ALIGN_DOWN(cr2, PAGE_SIZE), r->rights) != 0)
+	bool took = mm_enter();
+	int zeroed = map_zeroed(ALIGN_DOWN(cr2, PAGE_SIZE), r->rights);
+	mm_leave(took);
+	if (zeroed != 0)
 		return "out of physical frames for a demand-zero page";
 	p->user_faults++;
 	return NULL;
@@ -191,7 +216,10 @@ static struct proc *user_proc_new(const char *name, int *err)
 	struct proc *p = proc_alloc(name, uthread_trampoline, sizeof(struct trap_frame), err);
 	if (!p)
 		return NULL;
-	if ((*err = new_page_map(&p->space)) != 0) {
+	bool took = mm_enter();
+	*err = new_page_map(&p->space);
+	mm_leave(took);
+	if (*err != 0) {
 		kstack_unmap(p);
 		p->state = PROC_UNUSED;
 		return NULL;
@@ -203,7 +231,9 @@ static struct proc *user_proc_new(const char *name, int *err)
 /* Undo user_proc_new after a failed load (the space is not current). */
 static void user_proc_abort(struct proc *p)
 {
+	bool took = mm_enter();
 	MUST(drop_page_map(p->space, VMM_FREE_FRAMES) == 0);
+	mm_leave(took);
 	kstack_unmap(p);
 	p->state = PROC_UNUSED;
 }
@@ -225,10 +255,12 @@ static void set_user_frame(struct proc *p, u64 rip, u64 rsp, u64 rdi, u64 rsi)
 /* Run fn(p, ctx) with p's address space current, then come back. */
 static int in_space(struct proc *p, int (*fn)(struct proc *, const void *), const void *ctx)
 {
+	bool took = mm_enter();
 	pml4_t home = current_page_map();
 	switch_page_map(p->space);
 	int err = fn(p, ctx);
 	switch_page_map(home);
+	mm_leave(took);
 	return err;
 }
 
@@ -335,10 +367,10 @@ static int load_elf(struct proc *p, const void *ctx)
 	return err ? err : build_stack(l);
 }
 
-int proc_spawn_elf(const void *image, u64 size, const char *name, int argc,
-		   const char *const *argv)
+static int spawn_elf(const void *image, u64 size, const char *name, int argc,
+		     const char *const *argv)
 {
-	static struct elf_plan plan; /* big for a stack; the kernel is not preempted */
+	static struct elf_plan plan; /* big for a stack: under the load lock */
 	int err = elf_parse(image, size, &plan);
 	if (err)
 		return err;
@@ -355,10 +387,19 @@ int proc_spawn_elf(const void *image, u64 size, const char *name, int argc,
 	return p->pid;
 }
 
-int proc_exec_elf(const void *image, u64 size, const char *name, int argc,
-		  const char *const *argv)
+int proc_spawn_elf(const void *image, u64 size, const char *name, int argc,
+		   const char *const *argv)
 {
-	static struct elf_plan plan;
+	bool took = load_enter();
+	int err = spawn_elf(image, size, name, argc, argv);
+	load_leave(took);
+	return err;
+}
+
+static int exec_elf(const void *image, u64 size, const char *name, int argc,
+		    const char *const *argv)
+{
+	static struct elf_plan plan; /* under the load lock */
 	static struct proc next; /* the new image's space and regions until it is complete */
 	struct proc *cur = sched_current();
 	if (!cur->user)
@@ -367,11 +408,15 @@ int proc_exec_elf(const void *image, u64 size, const char *name, int argc,
 	if (err)
 		return err;
 	memset(&next, 0, sizeof(next));
-	if ((err = new_page_map(&next.space)) != 0)
+	bool took = mm_enter();
+	if ((err = new_page_map(&next.space)) != 0) {
+		mm_leave(took);
 		return err;
+	}
 	struct elf_load l = {image, &plan, argc, argv, 0, 0};
 	if ((err = in_space(&next, load_elf, &l)) != 0) {
 		MUST(drop_page_map(next.space, VMM_FREE_FRAMES) == 0);
+		mm_leave(took);
 		return err;
 	}
 	/* Loaded: only now does the old program go. */
@@ -379,13 +424,23 @@ int proc_exec_elf(const void *image, u64 size, const char *name, int argc,
 	cur->space = next.space;
 	switch_page_map(cur->space);
 	MUST(drop_page_map(old, VMM_FREE_FRAMES) == 0);
+	mm_leave(took);
 	memcpy(cur->regions, next.regions, sizeof(cur->regions));
 	strlcpy(cur->name, name, sizeof(cur->name));
 	set_user_frame(cur, plan.entry, l.rsp, (u64)argc, l.argv_va);
 	return 0;
 }
 
-/* Give the current process's children to nobody; zombies among them are freed now. */
+int proc_exec_elf(const void *image, u64 size, const char *name, int argc,
+		  const char *const *argv)
+{
+	bool took = load_enter();
+	int err = exec_elf(image, size, name, argc, argv);
+	load_leave(took);
+	return err;
+}
+
+/* Give the current process's children to nobody; zombies among them are freed now (lock held). */
 static void orphan_children(struct proc *cur)
 {
 	for (int i = 0; i < NPROC; i++) {
@@ -408,24 +463,39 @@ NORETURN void proc_exit(int status)
 		cur->exit.reason[0] = '\0';
 	}
 	if (cur->user) {
+		bool took = mm_enter();
 		selfpage_exit(cur);
 		pml4_t space = cur->space;
 		cur->space = proc_table[0].space;
 		switch_page_map(cur->space);
 		MUST(drop_page_map(space, VMM_FREE_FRAMES) == 0);
+		mm_leave(took);
 		memset(cur->regions, 0, sizeof(cur->regions));
 		cur->user = false;
 	}
+	sched_lock_acquire();
 	orphan_children(cur);
+	cur->exit.cpus_ran = cur->cpus_ran;
+	cur->exit.migrations = cur->migrations;
 	cur->state = PROC_ZOMBIE;
 	if (cur->parent && cur->parent->state == PROC_WAITING)
-		sched_wakeup(cur->parent);
+		sched_wakeup_locked(cur->parent);
 	sched_exit_current();
 }
 
 int proc_kill(struct proc *p, const char *reason)
 {
-	if (!p || p->state == PROC_UNUSED || p->state == PROC_ZOMBIE || p->pid == 0)
+	if (!p)
+		return -E_SRCH;
+	sched_lock_acquire();
+	int err = proc_kill_locked(p, reason);
+	sched_lock_release();
+	return err;
+}
+
+int proc_kill_locked(struct proc *p, const char *reason)
+{
+	if (p->state == PROC_UNUSED || p->state == PROC_ZOMBIE || p->pid == 0)
 		return -E_SRCH;
 	if (!p->killed) {
 		p->killed = true;
@@ -436,7 +506,7 @@ int proc_kill(struct proc *p, const char *reason)
 	}
 	/* Blocked: let it run into its own end (it checks `killed` on every way out). */
 	if (p->state == PROC_SLEEPING || p->state == PROC_WAITING)
-		sched_wakeup(p);
+		sched_wakeup_locked(p);
 	return 0;
 }
 
@@ -482,6 +552,7 @@ int proc_wait(int pid, struct exit_info *out)
 	struct proc *cur = sched_current();
 	for (;;) {
 		bool have = false;
+		sched_lock_acquire();
 		for (int i = 0; i < NPROC; i++) {
 			struct proc *c = &proc_table[i];
 			if (c->parent != cur || c->state == PROC_UNUSED || (pid != -1 && c->pid != pid))
@@ -494,12 +565,14 @@ int proc_wait(int pid, struct exit_info *out)
 				*out = c->exit;
 			c->state = PROC_UNUSED;
 			c->parent = NULL;
+			sched_lock_release();
 			return got;
 		}
-		if (!have)
-			return -E_CHILD;
-		if (cur->killed)
-			return -E_SRCH;
+		/* Still under the lock: a child's exit cannot fall between this scan and the block. */
+		if (!have || cur->killed) {
+			sched_lock_release();
+			return !have ? -E_CHILD : -E_SRCH;
+		}
 		cur->state = PROC_WAITING;
 		sched_block();
 	}

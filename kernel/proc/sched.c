@@ -2,10 +2,19 @@
  * The round-robin scheduler: a FIFO run queue of threads (one per process),
  * context_switch (isr.asm) between their kernel stacks. Kernel code is never
  * preempted (interrupts stay off in it); the timer preempts user mode only,
- * by asking for a switch on the way back (proc_return_to_user). With nothing
- * runnable the CPU waits for an interrupt on the stack of the thread that
- * blocked (sti; hlt is atomic: no wakeup can slip in between).
+ * by asking for a switch on the way back (proc_return_to_user).
+ *
+ * Every CPU shares the queue (sched.h): sched_lock guards it and every
+ * proc's state. A CPU with nothing it may run switches to its idle context
+ * (idle_procs[cpu], not in the process table: CPU 0's on a stack of its
+ * own, an AP's on its boot stack), which waits with sti; hlt (atomic: a
+ * wakeup's IPI cannot slip in between) and polls the queue after every
+ * interrupt. The lock is held across context_switch and released by the
+ * context switched to (finish_switch), which also clears the previous
+ * thread's on_cpu: until then no CPU can pick it, and one that did would
+ * panic (switch_to).
  */
+#include <cmdline.h>
 #include <cpu.h>
 #include <image.h>
 #include <layout.h>
@@ -14,9 +23,11 @@
 #include <pmm.h>
 #include <proc.h>
 #include <sched.h>
+#include <smp.h>
 #include <spinlock.h>
 #include <string.h>
 #include <timer.h>
+#include <tlb.h>
 #include <trap.h>
 #include <vmm.h>
 
@@ -31,13 +42,92 @@ extern const u8 kthread_trampoline[], uthread_trampoline[];
 
 struct proc proc_table[NPROC];
 
+static struct spinlock sched_lock = SPINLOCK_INIT("sched", LOCK_ORDER_SCHED);
 static struct proc *run_head, *run_tail;
 /* Each proc's place in the run queue (parallel to proc_table: no field to forget). */
 static struct proc *run_next[NPROC];
 static bool queued[NPROC];
 static u64 switches;
-/* A thread that ended: its kernel stack is freed by the next thread to run. */
-static struct proc *dead_thread;
+static u64 cpu_switches[MAX_CPUS];
+/* Each CPU's idle context: never queued, never in proc_table. */
+static struct proc idle_procs[MAX_CPUS];
+/* Per CPU: the thread it switched away from, for the next context to finish the switch. */
+static struct proc *switched_from[MAX_CPUS];
+/* Per CPU: a thread that ended there; its kernel stack is freed by the next context. */
+static struct proc *dead_thread[MAX_CPUS];
+/*
+ * Per CPU: a kernel stack it may still hold TLB entries for was unmapped
+ * elsewhere; it reloads CR3 before it runs another thread (those entries
+ * are not global), and before its next call into the memory manager
+ * (mm_enter): the stack's pages and the tables freed with them. Until the
+ * memory manager shoots TLB entries down itself (issue 16 §3).
+ */
+static bool flush_pending[MAX_CPUS];
+/* Per CPU: it waits in its idle loop (a wakeup sends it an IPI). */
+static bool cpu_idle[MAX_CPUS];
+/* The CPUs process 0's new children may run on. */
+static u32 spawn_cpus = 1;
+
+/*
+ * The memory manager locks itself (LOCK_ORDER_VMM): mm_enter takes nothing.
+ * A CPU's stale entries for a freed kernel stack are shot down by
+ * unmap_region; flush_pending stays as a second line until removed.
+ */
+bool mm_enter_slow(void)
+{
+	u32 id = this_cpu()->cpu_id;
+	if (__atomic_load_n(&flush_pending[id], __ATOMIC_ACQUIRE)) {
+		flush_pending[id] = false;
+		load_cr3(read_cr3());
+	}
+	return false;
+}
+
+void mm_leave_slow(void)
+{
+}
+
+/* One CPU needs no lock: the kernel is not preempted and interrupts are off in it. */
+static inline bool sched_locking(void)
+{
+	return smp_cpu_count() >= 2;
+}
+
+/* The scheduler's lock, inlined on the switch path (its cost on one CPU: one compare). */
+static inline void lock_take(void)
+{
+	if (sched_locking())
+		spin_lock(&sched_lock);
+}
+
+static inline void lock_drop(void)
+{
+	if (sched_locking())
+		spin_unlock(&sched_lock);
+}
+
+void sched_lock_acquire(void)
+{
+	lock_take();
+}
+
+void sched_lock_release(void)
+{
+	lock_drop();
+}
+
+/* No lock held here (a switch may follow). */
+static inline void check_no_lock(const char *where)
+{
+	if (__builtin_expect(this_cpu()->nheld != 0, 0))
+		lock_check_switch(where);
+	tlb_check_closed(where);
+}
+
+static bool sched_lock_held(void)
+{
+	return !sched_locking() || spin_held(&sched_lock);
+}
 
 static int slot_of(const struct proc *p)
 {
@@ -47,7 +137,7 @@ static int slot_of(const struct proc *p)
 static void rq_push(struct proc *p)
 {
 	int i = slot_of(p);
-	ASSERT(!queued[i]);
+	ASSERT(i >= 0 && i < NPROC && !queued[i]);
 	queued[i] = true;
 	run_next[i] = NULL;
 	if (run_tail)
@@ -57,15 +147,32 @@ static void rq_push(struct proc *p)
 	run_tail = p;
 }
 
-static struct proc *rq_pop(void)
+/* The first queued thread CPU cpu may run, taken off the queue; NULL if none. */
+static struct proc *rq_pop(u32 cpu)
 {
-	struct proc *p = run_head;
+	struct proc *prev = NULL, *p = run_head;
+	/* The common case first: the head may run here. */
+	if (p && (p->cpus_allowed & (1u << cpu))) {
+		int i = slot_of(p);
+		run_head = run_next[i];
+		if (!run_head)
+			run_tail = NULL;
+		queued[i] = false;
+		return p;
+	}
+	while (p && !(p->cpus_allowed & (1u << cpu))) {
+		prev = p;
+		p = run_next[slot_of(p)];
+	}
 	if (!p)
 		return NULL;
 	int i = slot_of(p);
-	run_head = run_next[i];
-	if (!run_head)
-		run_tail = NULL;
+	if (prev)
+		run_next[slot_of(prev)] = run_next[i];
+	else
+		run_head = run_next[i];
+	if (run_tail == p)
+		run_tail = prev;
 	queued[i] = false;
 	return p;
 }
@@ -75,47 +182,193 @@ u64 sched_switches(void)
 	return switches;
 }
 
-/* Give the kernel stack of a thread that ended back (it is not running: we are on another). */
-static void release_dead_thread(void)
+u64 sched_cpu_switches(u32 cpu)
 {
-	struct proc *p = dead_thread;
-	if (!p)
-		return;
-	dead_thread = NULL;
+	return cpu < MAX_CPUS ? cpu_switches[cpu] : 0;
+}
+
+u32 sched_all_cpus(void)
+{
+	return (u32)((1ULL << smp_cpu_count()) - 1);
+}
+
+u32 sched_set_spawn_cpus(u32 mask)
+{
+	lock_take();
+	u32 old = spawn_cpus;
+	spawn_cpus = mask;
+	lock_drop();
+	return old;
+}
+
+/* Wake an idle CPU other than this one that may run p (an IPI: its hlt returns). */
+static void kick_idle_cpu(const struct proc *p)
+{
+	u32 self = this_cpu()->cpu_id;
+	for (u32 c = 0; c < smp_cpu_count(); c++)
+		if (c != self && cpu_idle[c] && (p->cpus_allowed & (1u << c))) {
+			cpu_idle[c] = false;
+			smp_kick(c);
+			return;
+		}
+}
+
+/*
+ * Give the kernel stack of a thread that ended back (it is not running: we
+ * are on another stack), then let its parent reap it. No lock held.
+ */
+static __attribute__((noinline)) void release_dead_thread(struct proc *p)
+{
 	u64 base = p->kstack_top - KERNEL_STACK_SIZE;
+	bool took = mm_enter();
 	MUST(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
+	mm_leave(took);
+	lock_take();
+	/* Any CPU may hold entries for it: those it ran on, the one that set it up. */
+	u32 self = this_cpu()->cpu_id;
+	for (u32 c = 0; c < MAX_CPUS; c++)
+		if (c != self)
+			flush_pending[c] = true;
 	p->kstack_top = 0;
 	/* Nobody will wait for an orphan: its slot goes now. */
 	if (!p->parent)
 		p->state = PROC_UNUSED;
+	else if (p->parent->state == PROC_WAITING)
+		sched_wakeup_locked(p->parent); /* its wait saw the stack still there */
+	lock_drop();
 }
 
-/* Run the next runnable thread; `prev` (current) must already be queued or blocked. */
-static void switch_to_next(void)
+/*
+ * The first thing a context does once switched to (the lock held, handed
+ * over): the previous thread may now run elsewhere; release the lock, then
+ * the stack of a thread that ended on this CPU.
+ */
+static inline void finish_switch(bool smp)
+{
+	u32 id = this_cpu()->cpu_id;
+	struct proc *last = switched_from[id], *dead = dead_thread[id];
+	last->on_cpu = false;
+	dead_thread[id] = NULL;
+	if (smp)
+		spin_unlock(&sched_lock);
+	if (__builtin_expect(dead != NULL, 0))
+		release_dead_thread(dead);
+}
+
+/*
+ * Switch from prev (current, lock held) to next; returns when prev runs
+ * again, lock released. Inlined: one call less on every switch.
+ */
+static inline __attribute__((always_inline)) void switch_to(struct proc *prev, struct proc *next)
 {
 	struct percpu *cpu = this_cpu();
-	struct proc *prev = cpu->current, *next;
-	lock_check_switch("switch_to_next");
-	while (!(next = rq_pop())) {
-		/* Idle until an interrupt (the timer) makes someone runnable. */
-		__asm__ volatile("sti; hlt; cli" : : : "memory");
+	u32 id = cpu->cpu_id;
+	/* Only the scheduler's lock (none on one CPU), handed over across the switch. */
+	bool smp = sched_locking();
+	if (__builtin_expect(cpu->nheld != smp || (smp && cpu->held[0] != &sched_lock), 0)) {
+		lock_check_switch_except("switch_to", &sched_lock);
+		panic("sched: switch_to without the scheduler's lock on CPU %u", id);
 	}
+	tlb_check_closed("switch_to");
+	if (next->on_cpu)
+		panic("sched: '%s' (pid %d) picked by CPU %u while it still runs on CPU %u",
+		      next->name, next->pid, id, next->cpu);
+	next->on_cpu = true;
 	next->state = PROC_RUNNING;
-	if (next == prev)
-		return;
+	if (next->cpu != id && next->cpus_ran)
+		next->migrations++;
+	next->cpu = id;
+	next->cpus_ran |= 1u << id;
 	cpu->current = next;
 	percpu_set_kernel_stack(next->kstack_top);
-	if (next->space != prev->space)
+	if (flush_pending[id]) {
+		flush_pending[id] = false;
+		load_cr3(read_cr3());
+	}
+	if (next->space != prev->space) {
+		bool took = smp && mm_enter_slow();
 		switch_page_map(next->space);
+		mm_leave(took);
+	}
 	switches++;
+	if (next->pid >= 0) /* not an idle context */
+		cpu_switches[id]++;
+	switched_from[id] = prev;
 	context_switch(&prev->saved_rsp, next->saved_rsp);
-	/* prev runs again here, possibly much later. */
-	release_dead_thread();
+	/* prev runs again here, possibly much later and on another CPU. */
+	finish_switch(smp);
+}
+
+/* Switch to the next thread this CPU may run, or to its idle context (lock held). */
+static void switch_to_next(struct proc *prev)
+{
+	u32 id = this_cpu()->cpu_id;
+	struct proc *next = rq_pop(id);
+	switch_to(prev, next ? next : &idle_procs[id]);
+}
+
+/* An idle context's loop (lock held): run what is runnable here, else wait for an interrupt. */
+static NORETURN void idle_loop(void)
+{
+	struct proc *idle = sched_current();
+	u32 id = this_cpu()->cpu_id;
+	for (;;) {
+		struct proc *next = rq_pop(id);
+		if (next) {
+			cpu_idle[id] = false;
+			switch_to(idle, next);
+			lock_take();
+			continue;
+		}
+		cpu_idle[id] = true;
+		lock_drop();
+		/* An AP's kernel work from smp_run (tests), with interrupts on. */
+		if (id != 0 && smp_run_poll()) {
+			lock_take();
+			continue;
+		}
+		__asm__ volatile("sti; hlt; cli" : : : "memory");
+		lock_take();
+	}
+}
+
+/* CPU 0's idle context, entered through kthread_trampoline. */
+static int idle_main(void *arg)
+{
+	(void)arg;
+	lock_take();
+	idle_loop();
+}
+
+/* Fill idle_procs[cpu] (its stack's top `top`). */
+static struct proc *idle_init(u32 cpu, u64 top)
+{
+	struct proc *p = &idle_procs[cpu];
+	memset(p, 0, sizeof(*p));
+	p->pid = -1;
+	strlcpy(p->name, "idle", sizeof(p->name));
+	p->space = proc_table[0].space;
+	p->kstack_top = top;
+	p->cpus_allowed = 1u << cpu;
+	p->cpu = cpu;
+	p->state = PROC_RUNNING;
+	return p;
+}
+
+NORETURN void sched_run_ap(u64 top)
+{
+	u32 id = this_cpu()->cpu_id;
+	struct proc *idle = idle_init(id, top);
+	idle->on_cpu = true;
+	idle->cpus_ran = 1u << id;
+	this_cpu()->current = idle;
+	lock_take();
+	idle_loop();
 }
 
 void sched_thread_begin(void)
 {
-	release_dead_thread();
+	finish_switch(sched_locking());
 	/* Killed before it ever ran: it ends without running a single instruction of its own. */
 	if (sched_current()->killed)
 		proc_exit(-1);
@@ -123,40 +376,104 @@ void sched_thread_begin(void)
 
 void sched_yield(void)
 {
+	check_no_lock("sched_yield");
+	bool smp = sched_locking();
+	if (smp) {
+		/* A kernel thread that only yields never opens interrupts: serve shootdowns here. */
+		tlb_poll();
+		spin_lock(&sched_lock);
+	}
 	struct proc *cur = sched_current();
-	lock_check_switch("sched_yield");
-	if (!run_head)
+	u32 id = this_cpu()->cpu_id;
+	struct proc *next = rq_pop(id);
+	/* Nothing else to run: go on, unless its mask no longer has this CPU (sched_set_cpus). */
+	if (!next && (cur->cpus_allowed & (1u << id))) {
+		if (smp)
+			spin_unlock(&sched_lock);
 		return;
+	}
 	cur->state = PROC_RUNNABLE;
 	rq_push(cur);
-	switch_to_next();
+	if (smp)
+		kick_idle_cpu(cur);
+	switch_to(cur, next ? next : &idle_procs[id]);
 }
 
 void sched_block(void)
 {
 	struct proc *cur = sched_current();
+	ASSERT(sched_lock_held());
 	ASSERT(cur->state != PROC_RUNNING && cur->state != PROC_RUNNABLE);
 	if (cur->state == PROC_ZOMBIE) {
-		ASSERT(!dead_thread);
-		dead_thread = cur;
+		u32 id = this_cpu()->cpu_id;
+		ASSERT(!dead_thread[id]);
+		dead_thread[id] = cur;
 	}
-	switch_to_next();
+	switch_to_next(cur);
 }
 
-void sched_wakeup(struct proc *p)
+void sched_pin_boot_cpu(void)
 {
+	struct proc *cur = sched_current();
+	if (cur->cpus_allowed == 1u && this_cpu()->cpu_id == 0)
+		return;
+	lock_check_switch("sched_pin_boot_cpu");
+	lock_take();
+	cur->cpus_allowed = 1u;
+	if (this_cpu()->cpu_id == 0) {
+		lock_drop();
+		return;
+	}
+	cur->state = PROC_RUNNABLE;
+	rq_push(cur);
+	kick_idle_cpu(cur);
+	switch_to_next(cur);
+	ASSERT(this_cpu()->cpu_id == 0);
+}
+
+void sched_wakeup_locked(struct proc *p)
+{
+	ASSERT(sched_lock_held());
 	if (p->state == PROC_RUNNABLE || p->state == PROC_RUNNING)
 		return;
 	ASSERT(p->state != PROC_UNUSED && p->state != PROC_ZOMBIE);
 	p->state = PROC_RUNNABLE;
 	rq_push(p);
+	kick_idle_cpu(p);
+}
+
+void sched_wakeup(struct proc *p)
+{
+	lock_take();
+	sched_wakeup_locked(p);
+	lock_drop();
+}
+
+int sched_set_cpus(struct proc *p, u32 mask)
+{
+	mask &= sched_all_cpus();
+	if (!mask)
+		return -E_INVAL;
+	lock_take();
+	p->cpus_allowed = mask;
+	if (p->state == PROC_RUNNING && !(mask & (1u << p->cpu)))
+		percpu_of(p->cpu)->need_resched = true;
+	else if (p->state == PROC_RUNNABLE)
+		kick_idle_cpu(p);
+	lock_drop();
+	return 0;
 }
 
 void sched_sleep_ns(u64 ns)
 {
 	struct proc *cur = sched_current();
 	u64 wake = clock_ns() + ns;
-	while (clock_ns() < wake && !cur->killed) {
+	for (;;) {
+		lock_take();
+		if (clock_ns() >= wake || cur->killed) {
+			lock_drop();
+			return;
+		}
 		cur->wake_ns = wake;
 		cur->state = PROC_SLEEPING;
 		sched_block();
@@ -165,19 +482,25 @@ void sched_sleep_ns(u64 ns)
 
 void sched_tick(struct trap_frame *f)
 {
-	u64 now = clock_ns();
-	for (int i = 0; i < NPROC; i++) {
-		struct proc *p = &proc_table[i];
-		if (p->state == PROC_SLEEPING && p->wake_ns <= now)
-			sched_wakeup(p);
-		if (p->deadline_ns && p->deadline_ns <= now && p->state != PROC_ZOMBIE &&
-		    p->state != PROC_UNUSED) {
-			p->deadline_ns = 0;
-			proc_kill(p, "deadline passed: ran longer than its time limit");
+	struct percpu *cpu = this_cpu();
+	/* Sleepers and deadlines: CPU 0's clock only. */
+	if (cpu->cpu_id == 0) {
+		u64 now = clock_ns();
+		lock_take();
+		for (int i = 0; i < NPROC; i++) {
+			struct proc *p = &proc_table[i];
+			if (p->state == PROC_SLEEPING && p->wake_ns <= now)
+				sched_wakeup_locked(p);
+			if (p->deadline_ns && p->deadline_ns <= now && p->state != PROC_ZOMBIE &&
+			    p->state != PROC_UNUSED) {
+				p->deadline_ns = 0;
+				proc_kill_locked(p, "deadline passed: ran longer than its time limit");
+			}
 		}
+		lock_drop();
 	}
 	if (trap_from_user(f))
-		this_cpu()->need_resched = true;
+		cpu->need_resched = true;
 }
 
 int kstack_map_at(u64 base)
@@ -210,8 +533,10 @@ static int kstack_map(int i, u64 *top)
 /* Give back the kernel stack of a thread that never ran. */
 void kstack_unmap(struct proc *p)
 {
+	bool took = mm_enter();
 	MUST(unmap_region(p->kstack_top - KERNEL_STACK_SIZE, KERNEL_STACK_PAGES,
 			    VMM_FREE_FRAMES) == 0);
+	mm_leave(took);
 	p->kstack_top = 0;
 }
 
@@ -233,30 +558,45 @@ static int next_pid = 1;
  */
 struct proc *proc_alloc(const char *name, const u8 *trampoline, u64 frame_bytes, int *err)
 {
-	struct proc *p = NULL;
+	struct proc *p = NULL, *parent = sched_current();
+	lock_take();
 	for (int i = 1; i < NPROC && !p; i++)
 		if (proc_table[i].state == PROC_UNUSED && !proc_table[i].kstack_top)
 			p = &proc_table[i];
+	if (p) {
+		/* Claimed: not unused, not runnable, nobody's child yet. */
+		memset(p, 0, sizeof(*p));
+		p->state = PROC_EMBRYO;
+		p->pid = next_pid++;
+		p->cpus_allowed = parent == &proc_table[0] ? spawn_cpus : parent->cpus_allowed;
+	}
+	lock_drop();
 	if (!p) {
 		*err = -E_NOSPC;
 		return NULL;
 	}
-	u64 top;
-	if ((*err = kstack_map(slot_of(p), &top)) != 0)
+	u64 top = 0;
+	bool took = mm_enter();
+	*err = kstack_map(slot_of(p), &top);
+	mm_leave(took);
+	if (*err) {
+		p->state = PROC_UNUSED;
 		return NULL;
-	memset(p, 0, sizeof(*p));
-	p->pid = next_pid++;
+	}
+
 	strlcpy(p->name, name, sizeof(p->name));
 	p->kstack_top = top;
 	p->space = proc_table[0].space;
-	p->parent = sched_current();
-	p->session = p->parent->session;
+	p->session = parent->session;
 	u64 *sp = (u64 *)(top - frame_bytes);
 	*--sp = (u64)trampoline;
 	for (int r = 0; r < SWITCH_SAVED_REGS; r++)
 		*--sp = 0;
 	p->saved_rsp = (u64)sp;
-	p->state = PROC_WAITING; /* not runnable until the caller is done with it */
+	/* Not runnable until the caller is done with it; a child from now on. */
+	lock_take();
+	p->parent = parent;
+	lock_drop();
 	return p;
 }
 
@@ -270,11 +610,20 @@ static void proc_set_entry(struct proc *p, int (*fn)(void *), void *arg)
 
 int kthread_create(const char *name, int (*fn)(void *), void *arg)
 {
+	return kthread_create_cpus(name, fn, arg, 0);
+}
+
+int kthread_create_cpus(const char *name, int (*fn)(void *), void *arg, u32 cpus)
+{
+	if (cpus && !(cpus & sched_all_cpus()))
+		return -E_INVAL;
 	int err;
 	struct proc *p = proc_alloc(name, kthread_trampoline, 0, &err);
 	if (!p)
 		return err;
 	proc_set_entry(p, fn, arg);
+	if (cpus)
+		p->cpus_allowed = cpus & sched_all_cpus();
 	sched_wakeup(p);
 	return p->pid;
 }
@@ -293,11 +642,27 @@ void sched_init(void)
 	strlcpy(p->name, "kernel", sizeof(p->name));
 	p->space = current_page_map();
 	p->kstack_top = (u64)__stack_top;
+	p->cpus_allowed = 1; /* the tests' thread: CPU 0's, always */
+	p->cpus_ran = 1;
+	p->on_cpu = true;
 	this_cpu()->current = p;
 	percpu_set_kernel_stack(p->kstack_top);
+	if (kernel_options.sched_spread)
+		spawn_cpus = ~0u; /* sched_all_cpus() once the APs are up */
+	/* CPU 0's idle context: on the AP stacks' slot 0, unused by the APs. */
+	u64 lo, hi;
+	smp_stack_bounds(0, &lo, &hi);
+	MUST(kstack_map_at(lo) == 0);
+	struct proc *idle = idle_init(0, hi);
+	u64 *sp = (u64 *)hi;
+	*--sp = (u64)kthread_trampoline;
+	for (int r = 0; r < SWITCH_SAVED_REGS; r++)
+		*--sp = 0;
+	idle->saved_rsp = (u64)sp;
+	sp[SAVED_R12] = (u64)idle_main;
 }
 
-/* Let a thread ended by proc_exit be released once another runs (proc.c). */
+/* End the current thread (a zombie, the lock held): its stack goes once another runs (proc.c). */
 NORETURN void sched_exit_current(void)
 {
 	sched_block();

@@ -7,6 +7,7 @@
 #include <initrd.h>
 #include <layout.h>
 #include <paging.h>
+#include <printf.h>
 #include <proc.h>
 #include <sched.h>
 #include <selfpage.h>
@@ -63,8 +64,11 @@ i64 sys_write(int fd, u64 buf, u64 len)
 		u64 n = len - done < WRITE_CHUNK ? len - done : WRITE_CHUNK;
 		if (copy_from_user(chunk, buf + done, n) != 0)
 			return done ? (i64)done : -E_FAULT;
+		/* The test runner's line buffers are shared by a program's processes, too. */
+		bool took = console_enter();
 		if (!user_tests_write(sched_current(), chunk, n))
 			serial_write(chunk, n);
+		console_leave(took);
 		done += n;
 	}
 	return (i64)len;
@@ -151,7 +155,7 @@ int proc_exec_path(const char *path, int argc, const char *const *argv)
 	return err ? err : proc_exec_elf(f.data, f.size, base_name(path), argc, argv);
 }
 
-/* A path and an argv from user space, copied (the kernel is not preempted: static buffers). */
+/* A path and an argv from user space, copied (static buffers: under the load lock). */
 static char kpath[SPAWN_PATH_MAX], strings[SPAWN_STRINGS_MAX];
 static const char *args[SPAWN_ARGS_MAX + 1];
 
@@ -183,14 +187,20 @@ static int copy_program_args(u64 path, u64 argv)
 
 i64 sys_spawn(u64 path, u64 argv)
 {
+	bool took = load_enter();
 	int argc = copy_program_args(path, argv);
-	return argc < 0 ? argc : proc_spawn_path(kpath, argc, args);
+	i64 ret = argc < 0 ? argc : proc_spawn_path(kpath, argc, args);
+	load_leave(took);
+	return ret;
 }
 
 i64 sys_exec(u64 path, u64 argv)
 {
+	bool took = load_enter();
 	int argc = copy_program_args(path, argv);
-	return argc < 0 ? argc : proc_exec_path(kpath, argc, args);
+	i64 ret = argc < 0 ? argc : proc_exec_path(kpath, argc, args);
+	load_leave(took);
+	return ret;
 }
 
 i64 sys_fork(void)

@@ -75,6 +75,7 @@ static struct upcall_state *state_of(struct proc *p)
 
 i64 sys_fault_handler(u64 entry, u64 stack_top)
 {
+	sched_pin_boot_cpu(); /* the self-paging state is CPU 0's (sched.h) */
 	struct upcall_state *s = state_of(sched_current());
 	if (!entry) {
 		s->entry = s->stack_top = 0;
@@ -138,6 +139,7 @@ static bool fixed(u64 addr, u64 err)
 
 i64 sys_fault_resume(void)
 {
+	sched_pin_boot_cpu(); /* the self-paging state is CPU 0's (sched.h) */
 	struct proc *p = sched_current();
 	struct upcall_state *s = state_of(p);
 	if (!s->in_handler)

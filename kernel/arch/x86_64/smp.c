@@ -4,8 +4,9 @@
  * APs are being started, and starts one AP at a time: the trampoline's
  * parameter block holds that AP's stack and number, so APs never race for
  * it. An AP answers by publishing its number once its GDT, TSS, IDT, per-CPU
- * area and timer are set; then it idles with interrupts on, taking its timer
- * ticks and the IPIs of smp_call.
+ * area and timer are set; then it becomes the scheduler's idle context on
+ * that CPU (sched.c), taking its timer ticks, the IPIs of smp_call and the
+ * scheduler's kicks, and running the threads it may run.
  */
 #include <cpu.h>
 #include <gdt.h>
@@ -149,20 +150,10 @@ static NORETURN void ap_entry(u64 cpu)
 	this_cpu()->apic_id = lapic_id();
 	timer_init_ap();
 	__atomic_store_n(&ap_answered, (u32)cpu, __ATOMIC_RELEASE);
-	struct run_box *b = &run_boxes[cpu];
-	for (;;) {
-		/* Checked with interrupts off, so the wake-up IPI cannot slip in before the hlt. */
-		cli();
-		void (*fn)(void *) = __atomic_load_n(&b->fn, __ATOMIC_ACQUIRE);
-		if (!fn) {
-			__asm__ volatile("sti; hlt" : : : "memory");
-			continue;
-		}
-		__asm__ volatile("sti" : : : "memory");
-		fn(b->arg);
-		__atomic_store_n(&b->fn, NULL, __ATOMIC_RELAXED);
-		__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
-	}
+	/* Counted first: the scheduler's locking depends on the count (sched.c). */
+	while (smp_cpu_count() <= cpu)
+		__builtin_ia32_pause();
+	sched_run_ap(hi);
 }
 
 /* Fill the trampoline's parameters for CPU cpu. */
@@ -307,6 +298,12 @@ void smp_ipi_call(void)
 	lapic_eoi();
 }
 
+void smp_kick(u32 cpu)
+{
+	if (cpu < smp_cpus_up && cpu != this_cpu()->cpu_id)
+		send_ipi(percpu_of(cpu)->apic_id, ICR_DELIVERY_FIXED | VEC_IPI_CALL);
+}
+
 int smp_run(u32 cpu, void (*fn)(void *arg), void *arg)
 {
 	if (cpu == 0 || cpu >= smp_cpus_up || cpu == this_cpu()->cpu_id)
@@ -335,6 +332,20 @@ int smp_run_wait(u32 cpu, u64 timeout_ms)
 		__builtin_ia32_pause();
 	}
 	return 0;
+}
+
+bool smp_run_poll(void)
+{
+	struct run_box *b = &run_boxes[this_cpu()->cpu_id];
+	void (*fn)(void *) = __atomic_load_n(&b->fn, __ATOMIC_ACQUIRE);
+	if (!fn)
+		return false;
+	__asm__ volatile("sti" : : : "memory");
+	fn(b->arg);
+	cli();
+	__atomic_store_n(&b->fn, NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return true;
 }
 
 int smp_call(u32 cpu, void (*fn)(void *arg), void *arg)

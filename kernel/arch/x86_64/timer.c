@@ -180,9 +180,8 @@ void timer_interrupt(struct trap_frame *f)
 	struct percpu *c = this_cpu();
 	c->ticks++;
 	lapic_eoi();
-	/* The clock and the scheduler run on the boot CPU; the others only count. */
-	if (c->cpu_id != 0)
-		return;
-	ticks++;
+	/* The tick count is the boot CPU's; every CPU's tick preempts its user mode. */
+	if (c->cpu_id == 0)
+		ticks++;
 	sched_tick(f);
 }

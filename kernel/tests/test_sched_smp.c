@@ -1,0 +1,488 @@
+/*
+ * The scheduler on every CPU (issue 16 §2, §3): threads and ring-3
+ * processes run on the APs, migrate between CPUs with their registers and
+ * memory intact, fork/exit/wait from every CPU at once without a leak, and
+ * a child's exit on one CPU never loses the wakeup of its parent about to
+ * block on another. Each test skips on one CPU. The processes here get a
+ * CPU mask of their own (sched_set_spawn_cpus, kthread_create_cpus): the
+ * rest of the tests keep theirs on CPU 0 (sched.h).
+ */
+#include <cpu.h>
+#include <ktest.h>
+#include <layout.h>
+#include <percpu.h>
+#include <pmm.h>
+#include <printf.h>
+#include <proc.h>
+#include <sched.h>
+#include <smp.h>
+#include <string.h>
+#include <syscalls.h>
+#include <timer.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define NS_PER_MS 1000000ULL
+
+#define CODE_VA USER_PROGRAM_BASE
+/* The migrating blob's stack: it fills the 4 pages below the top one. */
+#define MIGRATE_STACK_PAGES 6
+/* Its run time (clock_ns), long enough for the mask rotation to move it often. */
+#define MIGRATE_RUN_NS (400 * NS_PER_MS)
+/* How often the test moves each process to another CPU. */
+#define ROTATE_EVERY_NS (8 * NS_PER_MS)
+
+#define BLOB(name, body)                                              \
+	__asm__(".pushsection .rodata\n"                              \
+		".globl " #name "\n" #name ":\n" body "\n"            \
+		".globl " #name "_end\n" #name "_end:\n"              \
+		".popsection\n");                                     \
+	extern const u8 name[], name##_end[]
+
+#define SYSCALL(nr) "mov $" STR(nr) ", %eax\n syscall\n"
+#define EXIT_WITH(code) "mov $" #code ", %edi\n" SYSCALL(SYS_exit)
+
+/*
+ * Twelve registers hold the pid plus a constant each (rax, rcx and r11 are
+ * the system call's and the checks' scratch): a restore that mixes up or
+ * drops one fails the comparison.
+ */
+#define SET_REGS                                                                        \
+	"lea 0x10000001(%r12), %rbx\n lea 0x20000002(%r12), %rdx\n"                     \
+	"lea 0x30000003(%r12), %rsi\n lea 0x40000004(%r12), %rdi\n"                     \
+	"lea 0x50000005(%r12), %rbp\n lea 0x60000006(%r12), %r8\n"                      \
+	"lea 0x70000007(%r12), %r9\n lea 0x0a00000a(%r12), %r10\n"                      \
+	"lea 0x0d00000d(%r12), %r13\n lea 0x0e00000e(%r12), %r14\n"                     \
+	"lea 0x0f00000f(%r12), %r15\n"
+#define CHECK_REG(off, reg) "lea " #off "(%r12), %rax\n cmp %rax, %" #reg "\n jne 8f\n"
+#define CHECK_REGS                                                                      \
+	"cmp -16(%rsp), %r12\n jne 8f\n"                                                \
+	CHECK_REG(0x10000001, rbx) CHECK_REG(0x20000002, rdx) CHECK_REG(0x30000003, rsi)   \
+	CHECK_REG(0x40000004, rdi) CHECK_REG(0x50000005, rbp) CHECK_REG(0x60000006, r8)    \
+	CHECK_REG(0x70000007, r9) CHECK_REG(0x0a00000a, r10) CHECK_REG(0x0d00000d, r13)    \
+	CHECK_REG(0x0e00000e, r14) CHECK_REG(0x0f00000f, r15)
+/* Qwords of the pattern, below the top page of the stack: 4 pages (demand-zero). */
+#define PATTERN_QWORDS "2048"
+/* Qword i of [rsp - 0x5000, rsp - 0x1000) holds pid << 32 | i (op: mov to fill, cmp to check). */
+#define PATTERN(op, label)                                                              \
+	"lea -0x5000(%rsp), %r11\n xor %ecx, %ecx\n"                                    \
+	label ": mov %r12, %rax\n shl $32, %rax\n add %rcx, %rax\n"                       \
+	op " %rax, (%r11, %rcx, 8)\n"
+
+/*
+ * Set the registers and the memory pattern, then until MIGRATE_RUN_NS have
+ * passed: check both, spin (the timer preempts it there, and the check of
+ * rbx inside the spin catches a bad restore at once), yield. Exit 0 when
+ * everything stayed intact, 1 for a register, 2 for memory.
+ */
+BLOB(blob_migrate,
+     SYSCALL(SYS_getpid) "mov %rax, %r12\n mov %r12, -16(%rsp)\n"
+     SYSCALL(SYS_clock) "mov %rax, -8(%rsp)\n"
+     PATTERN("mov", "3") "inc %ecx\n cmp $" PATTERN_QWORDS ", %ecx\n jb 3b\n"
+     SET_REGS
+     "1:" CHECK_REGS
+     PATTERN("cmp", "4") "jne 9f\n inc %ecx\n cmp $" PATTERN_QWORDS ", %ecx\n jb 4b\n"
+     "mov $20000, %ecx\n"
+     "5:" CHECK_REG(0x10000001, rbx) "dec %ecx\n jnz 5b\n"
+     SYSCALL(SYS_yield)
+     SYSCALL(SYS_clock) "sub -8(%rsp), %rax\n cmp $" STR(MIGRATE_RUN_NS) ", %rax\n jb 1b\n"
+     CHECK_REGS
+     EXIT_WITH(0)
+     "8:" EXIT_WITH(1)
+     "9:" EXIT_WITH(2));
+
+/* The forker's children and the sum of their exit statuses (child i exits with i + 1). */
+#define FORK_CHILDREN 6
+#define FORK_STATUS_SUM (FORK_CHILDREN * (FORK_CHILDREN + 1) / 2)
+
+/*
+ * Fork FORK_CHILDREN children (each writes its stack: a copy-on-write
+ * fault, spins, yields, exits with its index + 1), wait for all of them:
+ * exit 0 when the statuses add up, 1 otherwise (a failed fork or wait, a
+ * killed child).
+ */
+BLOB(blob_forker,
+     "xor %r13d, %r13d\n"
+     "1:" SYSCALL(SYS_fork)
+     "test %rax, %rax\n jz 5f\n js 9f\n"
+     "inc %r13d\n cmp $" STR(FORK_CHILDREN) ", %r13d\n jb 1b\n"
+     "xor %r14d, %r14d\n"
+     "2: mov $-1, %edi\n lea -8(%rsp), %rsi\n" SYSCALL(SYS_wait)
+     "test %rax, %rax\n js 3f\n add -8(%rsp), %r14d\n jmp 2b\n"
+     "3: cmp $" STR(FORK_STATUS_SUM) ", %r14d\n jne 9f\n"
+     EXIT_WITH(0)
+     "5: mov %r13, -64(%rsp)\n mov $5000, %ecx\n"
+     "6: dec %ecx\n jnz 6b\n" SYSCALL(SYS_yield)
+     "mov %r13d, %edi\n inc %edi\n" SYSCALL(SYS_exit)
+     "9:" EXIT_WITH(1));
+
+static u64 frames(void)
+{
+	struct pmm_stats s;
+	pmm_get_stats(&s);
+	return s.free;
+}
+
+static u32 popcount(u32 v)
+{
+	u32 n = 0;
+	for (; v; v &= v - 1)
+		n++;
+	return n;
+}
+
+struct cr4_report {
+	u64 cr4;
+};
+
+static void report_cr4(void *arg)
+{
+	((struct cr4_report *)arg)->cr4 = read_cr4();
+}
+
+KTEST(sched_smp, aps_have_smep_smap_as_cpu0)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("one CPU");
+	u64 mine = read_cr4() & (CR4_SMEP | CR4_SMAP);
+	ktest_log("CPU 0: SMEP %s, SMAP %s", (mine & CR4_SMEP) ? "on" : "off",
+		  (mine & CR4_SMAP) ? "on" : "off");
+	for (u32 c = 1; c < smp_cpu_count(); c++) {
+		struct cr4_report r = {0};
+		KASSERT_EQ(smp_call(c, report_cr4, &r), 0);
+		KASSERT_EQ(r.cr4 & (CR4_SMEP | CR4_SMAP), mine);
+	}
+}
+
+/* A kernel thread's record of where it ran. */
+struct where {
+	u32 cpus;       /* bit c: it found itself on CPU c */
+	u64 rounds;
+	u64 bad_stack;  /* its rsp outside its own kernel stack */
+};
+
+/* The CPUs any of the threads found itself on. */
+static u32 seen_by_all;
+
+/*
+ * Yield until every CPU ran one of the threads and this one made 20 rounds
+ * (progress, not time: a host may run a virtual CPU late), or 10 s passed.
+ */
+static int record_cpus(void *arg)
+{
+	struct where *w = arg;
+	struct proc *me = sched_current();
+	u64 end = clock_ns() + 10000 * NS_PER_MS;
+	for (;;) {
+		u64 rsp;
+		__asm__ volatile("mov %%rsp, %0" : "=r"(rsp));
+		if (rsp > me->kstack_top || rsp < me->kstack_top - KERNEL_STACK_SIZE)
+			w->bad_stack++;
+		w->cpus |= 1u << this_cpu()->cpu_id;
+		u32 seen = __atomic_or_fetch(&seen_by_all, 1u << this_cpu()->cpu_id,
+					     __ATOMIC_RELAXED);
+		if ((seen == sched_all_cpus() && w->rounds >= 20) || clock_ns() >= end)
+			return 0;
+		w->rounds++;
+		/* Some work between switches, as a thread does (the lock is not always taken). */
+		for (volatile int i = 0; i < 2000; i++)
+			;
+		sched_yield();
+	}
+}
+
+KTEST(sched_smp, kthreads_run_on_every_cpu)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("one CPU");
+	u32 n = 2 * smp_cpu_count(), all = sched_all_cpus(), seen = 0;
+	struct where w[2 * MAX_CPUS];
+	int pids[2 * MAX_CPUS];
+	memset(w, 0, sizeof(w));
+	seen_by_all = 0;
+	u64 free0 = frames();
+	int procs0 = proc_count();
+	u64 switches0[MAX_CPUS];
+	for (u32 c = 0; c < smp_cpu_count(); c++)
+		switches0[c] = sched_cpu_switches(c);
+	for (u32 i = 0; i < n; i++) {
+		pids[i] = kthread_create_cpus("where", record_cpus, &w[i], all);
+		KASSERT(pids[i] > 0);
+	}
+	for (u32 i = 0; i < n; i++) {
+		struct exit_info x;
+		KASSERT_EQ(proc_wait(pids[i], &x), pids[i]);
+		KASSERT_EQ(x.status, 0);
+		ktest_log("thread %d: %llu rounds on CPUs mask 0x%x, %llu migrations", pids[i],
+			  w[i].rounds, w[i].cpus, x.migrations);
+		/* What the thread saw itself is what the scheduler recorded. */
+		KASSERT_EQ(x.cpus_ran, w[i].cpus);
+		KASSERT_EQ(w[i].bad_stack, 0);
+		seen |= w[i].cpus;
+	}
+	for (u32 c = 0; c < smp_cpu_count(); c++)
+		ktest_log("CPU %u: %llu switches to a thread", c,
+			  sched_cpu_switches(c) - switches0[c]);
+	KASSERT_EQ(seen, all);
+	KASSERT_EQ(frames(), free0);
+	KASSERT_EQ(proc_count(), procs0);
+}
+
+KTEST(sched_smp, user_processes_migrate_intact)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("one CPU");
+	u32 ncpu = smp_cpu_count(), n = ncpu + 1;
+	int pids[MAX_CPUS + 1];
+	u64 free0 = frames();
+	int procs0 = proc_count();
+	u32 old = sched_set_spawn_cpus(sched_all_cpus());
+	for (u32 i = 0; i < n; i++)
+		pids[i] = proc_spawn_blob(blob_migrate, (u64)(blob_migrate_end - blob_migrate),
+					  CODE_VA, USER_STACK_TOP, MIGRATE_STACK_PAGES, "migrate");
+	sched_set_spawn_cpus(old);
+	for (u32 i = 0; i < n; i++)
+		KASSERT(pids[i] > 0);
+	/* Move each to one CPU after another until all have ended. */
+	u32 rotations = 0;
+	for (bool live = true; live; rotations++) {
+		sched_sleep_ns(ROTATE_EVERY_NS);
+		live = false;
+		for (u32 i = 0; i < n; i++) {
+			struct proc *p = proc_by_pid(pids[i]);
+			if (!p || p->state == PROC_ZOMBIE)
+				continue;
+			live = true;
+			(void)sched_set_cpus(p, 1u << ((i + rotations) % ncpu));
+		}
+	}
+	u64 migrations = 0;
+	u32 seen = 0;
+	for (u32 i = 0; i < n; i++) {
+		struct exit_info x;
+		KASSERT_EQ(proc_wait(pids[i], &x), pids[i]);
+		ktest_log("process %d: exit %d%s, ran on CPUs mask 0x%x, %llu migrations", pids[i],
+			  x.status, x.killed ? " (killed)" : "", x.cpus_ran, x.migrations);
+		if (x.killed)
+			ktest_log("killed: %s", x.reason);
+		KASSERT(!x.killed);
+		KASSERT_EQ(x.status, 0); /* 1: a register changed, 2: memory changed */
+		KASSERT(popcount(x.cpus_ran) >= 2);
+		KASSERT(x.migrations >= 1);
+		migrations += x.migrations;
+		seen |= x.cpus_ran;
+	}
+	ktest_log("%u processes, %u mask rotations, %llu migrations in all, CPUs mask 0x%x", n,
+		  rotations, migrations, seen);
+	KASSERT_EQ(seen, sched_all_cpus());
+	KASSERT_EQ(frames(), free0);
+	KASSERT_EQ(proc_count(), procs0);
+}
+
+KTEST(sched_smp, fork_exit_wait_on_every_cpu)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("one CPU");
+	u32 n = 2 * smp_cpu_count();
+	int pids[2 * MAX_CPUS];
+	u64 free0 = frames();
+	int procs0 = proc_count();
+	u32 old = sched_set_spawn_cpus(sched_all_cpus());
+	for (int round = 0; round < 3; round++) {
+		for (u32 i = 0; i < n; i++)
+			pids[i] = proc_spawn_blob(blob_forker,
+						  (u64)(blob_forker_end - blob_forker), CODE_VA,
+						  USER_STACK_TOP, 2, "forker");
+		u32 seen = 0;
+		u64 migrations = 0;
+		for (u32 i = 0; i < n; i++) {
+			if (pids[i] < 0) {
+				sched_set_spawn_cpus(old);
+				KASSERT(pids[i] > 0);
+			}
+			struct exit_info x;
+			KASSERT_EQ(proc_wait(pids[i], &x), pids[i]);
+			if (x.killed)
+				ktest_log("forker %d killed: %s", pids[i], x.reason);
+			if (x.killed || x.status != 0) {
+				sched_set_spawn_cpus(old);
+				KASSERT(!x.killed);
+				KASSERT_EQ(x.status, 0); /* 1: a fork, a wait or a child's status */
+			}
+			seen |= x.cpus_ran;
+			migrations += x.migrations;
+		}
+		ktest_log("round %d: %u forkers of %d children each, on CPUs mask 0x%x, %llu "
+			  "migrations", round, n, FORK_CHILDREN, seen, migrations);
+		if (popcount(seen) < 2) {
+			sched_set_spawn_cpus(old);
+			KASSERT(popcount(seen) >= 2);
+		}
+	}
+	sched_set_spawn_cpus(old);
+	KASSERT_EQ(frames(), free0);
+	KASSERT_EQ(proc_count(), procs0);
+}
+
+/*
+ * Threads that do nothing but yield, on every CPU, every other yield to
+ * another CPU (the thread's mask names only the next one): the thread is
+ * queued for a CPU that may pick it while this one is still switching away
+ * from it. A thread picked while it still runs elsewhere panics in the
+ * scheduler; one that ran on two CPUs at once would find its stack changed.
+ */
+#define STORM_YIELDS 600
+
+static int yield_storm(void *arg)
+{
+	volatile u64 canary[8];
+	u64 seed = (u64)arg, mark = seed * 0x9e3779b97f4a7c15ULL;
+	struct proc *me = sched_current();
+	u32 ncpu = smp_cpu_count();
+	for (int i = 0; i < STORM_YIELDS; i++) {
+		for (int k = 0; k < 8; k++)
+			canary[k] = mark + (u64)(i * 8 + k);
+		if (i % 2 == 0)
+			(void)sched_set_cpus(me, 1u << ((seed + (u64)i / 2) % ncpu));
+		sched_yield();
+		for (int k = 0; k < 8; k++)
+			if (canary[k] != mark + (u64)(i * 8 + k))
+				return 1;
+	}
+	return 0;
+}
+
+KTEST(sched_smp, yield_storm_on_every_cpu)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("one CPU");
+	u32 n = 2 * smp_cpu_count();
+	int pids[2 * MAX_CPUS];
+	u64 free0 = frames();
+	u64 migrations = 0;
+	u32 seen = 0;
+	for (u32 i = 0; i < n; i++) {
+		pids[i] = kthread_create_cpus("storm", yield_storm, (void *)(u64)(i + 1),
+					      sched_all_cpus());
+		KASSERT(pids[i] > 0);
+	}
+	for (u32 i = 0; i < n; i++) {
+		struct exit_info x;
+		KASSERT_EQ(proc_wait(pids[i], &x), pids[i]);
+		KASSERT_EQ(x.status, 0);
+		migrations += x.migrations;
+		seen |= x.cpus_ran;
+	}
+	ktest_log("%u threads x %d yields: %llu migrations, CPUs mask 0x%x", n, STORM_YIELDS,
+		  migrations, seen);
+	/* Half the yields name another CPU: each of those is a migration. */
+	KASSERT(migrations >= (u64)n * STORM_YIELDS / 2 - n);
+	KASSERT_EQ(seen, sched_all_cpus());
+	KASSERT_EQ(frames(), free0);
+}
+
+/* The wakeup race: a parent on CPU 0 waits for children that end on CPU 1. */
+#define RACE_ROUNDS 50
+#define RACE_PARENTS 6
+/*
+ * A parent's time limit for its 50 rounds: about 2 ms each when the host
+ * runs the CPUs, up to 40 ms under a loaded host; a lost wakeup waits for
+ * ever. Below the runner's 10 s of silence (each parent's end is logged).
+ */
+#define RACE_DEADLINE_NS (8000 * NS_PER_MS)
+
+struct race {
+	int round;      /* the round the parent is in */
+	int bad_status; /* rounds whose child's status came back wrong */
+	int err;        /* the error of a failed kthread_create_cpus */
+};
+
+/* A child: spin a little (its end falls at another point of the parent's wait each round). */
+static int race_child(void *arg)
+{
+	int round = (int)(u64)arg;
+	for (volatile int i = 0; i < (round * 37) % 400; i++)
+		;
+	return round & 0x7f;
+}
+
+static int race_parent(void *arg)
+{
+	struct race *r = arg;
+	u32 other = smp_cpu_count() - 1; /* the last CPU: not the parent's */
+	for (r->round = 0; r->round < RACE_ROUNDS; r->round++) {
+		int pid = kthread_create_cpus("race-child", race_child, (void *)(u64)r->round,
+					      1u << other);
+		if (pid < 0) {
+			r->err = pid;
+			return 1;
+		}
+		struct exit_info x;
+		if (proc_wait(pid, &x) != pid)
+			return 2; /* killed by its deadline: a wakeup was lost */
+		if (x.status != (r->round & 0x7f))
+			r->bad_status++;
+	}
+	return 0;
+}
+
+KTEST(sched_smp, exit_wakes_parent_blocking_on_another_cpu)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("one CPU");
+	u64 free0 = frames();
+	int procs0 = proc_count();
+	for (int k = 0; k < RACE_PARENTS; k++) {
+		struct race r = {0, 0, 0};
+		int pid = kthread_create_cpus("race-parent", race_parent, &r, 1u << 0);
+		KASSERT(pid > 0);
+		/* A lost wakeup leaves the parent waiting: its deadline kills it (and wakes it). */
+		u64 t0 = clock_ns();
+		proc_by_pid(pid)->deadline_ns = t0 + RACE_DEADLINE_NS;
+		struct exit_info x;
+		KASSERT_EQ(proc_wait(pid, &x), pid);
+		if (x.killed)
+			ktest_log("parent %d killed in round %d: %s", k, r.round, x.reason);
+		if (r.err)
+			ktest_log("kthread_create_cpus failed in round %d: error %d", r.round, r.err);
+		KASSERT(!x.killed);
+		KASSERT_EQ(x.status, 0);
+		KASSERT_EQ(r.round, RACE_ROUNDS);
+		KASSERT_EQ(r.bad_status, 0);
+		KASSERT_EQ(x.cpus_ran, 1u << 0);
+		ktest_log("parent %d: %d children ended on CPU %u while it waited on CPU 0 (%llu ms)", k,
+			  RACE_ROUNDS, smp_cpu_count() - 1, (clock_ns() - t0) / NS_PER_MS);
+	}
+	KASSERT_EQ(frames(), free0);
+	KASSERT_EQ(proc_count(), procs0);
+}
+
+/* Every CPU prints lines at once: the console lock keeps each whole (the runner parses them). */
+static int print_lines(void *arg)
+{
+	int id = (int)(u64)arg;
+	for (int i = 0; i < 20; i++) {
+		kprintf("    # console: thread %d on CPU %u, line %d of 20, "
+			"padding to make the line long enough to be cut ...........\n",
+			id, this_cpu()->cpu_id, i + 1);
+		sched_yield();
+	}
+	return 0;
+}
+
+KTEST(sched_smp, console_lines_stay_whole)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("one CPU");
+	u32 n = smp_cpu_count();
+	int pids[MAX_CPUS];
+	for (u32 i = 0; i < n; i++) {
+		pids[i] = kthread_create_cpus("printer", print_lines, (void *)(u64)i, 1u << i);
+		KASSERT(pids[i] > 0);
+	}
+	for (u32 i = 0; i < n; i++) {
+		struct exit_info x;
+		KASSERT_EQ(proc_wait(pids[i], &x), pids[i]);
+		KASSERT_EQ(x.cpus_ran, 1u << i);
+	}
+}
