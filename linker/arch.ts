@@ -45,6 +45,7 @@ export const CPUID: readonly ArchConstant[] = [
 /** CR4 bits (Intel SDM Vol. 3A §2.5). */
 export const CR4: readonly ArchConstant[] = [
   k("CR4_PAE", bit(5), "CR4: physical address extension (needed for long mode)"),
+  k("CR4_PGE", bit(7), "CR4: global pages (kept off: the TLB's full flush is a CR3 reload)"),
   k("CR4_PCIDE", bit(17), "CR4: process-context identifiers (may only be set in long mode)"),
   k("CR4_SMEP", bit(20), "CR4: supervisor-mode execution prevention"),
   k("CR4_SMAP", bit(21), "CR4: supervisor-mode access prevention"),

@@ -15,8 +15,8 @@
  *   oracle                           stop at page-table checkpoints for the runner's QEMU oracle
  *   bench                            run the memory-manager benchmark (bench.h) instead of the tests
  *   sched.spread                     every new process may run on every CPU (sched.h); without
- *                                    it only the SMP tests' own processes leave CPU 0, until the
- *                                    memory manager is safe on every CPU (issue 16)
+ *                                    it only the SMP tests' own processes leave CPU 0 (spreading
+ *                                    all is correct but slow under TCG: README, SMP)
  *   bench.smp                        run the SMP benchmark (shootdowns, boot time; bench.h) instead
  * Unknown keys are kept and reported as TAP warnings, never silently ignored.
  */

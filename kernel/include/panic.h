@@ -10,6 +10,9 @@
  */
 NORETURN void panic(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
+/* True once a CPU has begun reporting a panic (the others that panic then stop silently). */
+bool panic_in_progress(void);
+
 /* Print a frame-pointer backtrace as "#   [i] 0x..." lines, starting with rip. */
 void backtrace_print(u64 rip, u64 rbp);
 

@@ -8,8 +8,10 @@
 #include <io.h>
 #include <layout.h>
 #include <panic.h>
+#include <percpu.h>
 #include <printf.h>
 #include <serial.h>
+#include <smp.h>
 #include <string.h>
 
 /* Deepest backtrace printed: enough for any sane call chain, bounded if the chain loops. */
@@ -19,7 +21,14 @@
 
 extern const u8 __stack_bottom[], __stack_top[];
 
-static bool panicking;
+/* The CPU whose panic is being reported (PANIC_NO_CPU: none). */
+#define PANIC_NO_CPU 0xFFFFFFFFu
+static u32 panic_cpu = PANIC_NO_CPU;
+
+bool panic_in_progress(void)
+{
+	return __atomic_load_n(&panic_cpu, __ATOMIC_RELAXED) != PANIC_NO_CPU;
+}
 
 NORETURN void debug_exit(u8 code)
 {
@@ -81,12 +90,20 @@ static void flatten(char *msg)
 NORETURN void panic(const char *fmt, ...)
 {
 	cli();
-	if (panicking) {
-		/* A panic while panicking: the first report may be garbled, but end the run. */
+	/* GS (this_cpu) is set up on every CPU that runs once a second one is up. */
+	u32 me = smp_cpu_count() >= 2 ? this_cpu()->cpu_id : 0, first = PANIC_NO_CPU;
+	if (!__atomic_compare_exchange_n(&panic_cpu, &first, me, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		/*
+		 * Another CPU is reporting its panic: stop here, so the run ends
+		 * with the first reason, not with this one cutting it short.
+		 */
+		if (first != me)
+			halt_forever();
+		/* A panic while panicking on this CPU: the first report may be garbled, but end the run. */
 		kprintf("%sBail out! panic: nested panic\n", serial_at_line_start() ? "" : "\n");
 		debug_exit(DEBUG_EXIT_PANIC);
 	}
-	panicking = true;
 
 	static char msg[PANIC_MSG_MAX];
 	va_list ap;

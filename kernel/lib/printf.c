@@ -3,6 +3,7 @@
  * serial console or a bounded buffer. Supported: %d %i %u %x %X %p %s %c %%,
  * length modifiers l, ll, z, a field width, '0' padding and '-'.
  */
+#include <panic.h>
 #include <printf.h>
 #include <serial.h>
 #include <smp.h>
@@ -12,14 +13,15 @@
  * One CPU prints at a time: a kprintf (or a process's write) is never cut
  * by another CPU's, so a line printed by one call stays whole. Taken only
  * once a second CPU runs (before that GS, which spin_lock reads, may not
- * be set up yet), and not again by a CPU that holds it (a panic while
- * printing still prints).
+ * be set up yet), not again by a CPU that holds it (a panic while
+ * printing still prints), and not at all during a panic (a CPU that
+ * panicked second halts where it is, maybe holding the lock).
  */
 static struct spinlock console_lock = SPINLOCK_INIT("console", LOCK_ORDER_CONSOLE);
 
 bool console_enter(void)
 {
-	if (smp_cpu_count() < 2 || spin_held(&console_lock))
+	if (smp_cpu_count() < 2 || spin_held(&console_lock) || panic_in_progress())
 		return false;
 	spin_lock(&console_lock);
 	return true;

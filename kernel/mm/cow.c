@@ -109,10 +109,13 @@ static u64 frames_shared(void)
 
 void cow_get_stats(struct cow_stats *out)
 {
+	/* The walk reads leaves another CPU's fork or COW fault may map or unmap. */
+	bool locked = vmm_lock_take();
 	*out = stats;
 	out->shared = frames_shared();
 	out->capacity = leaves * LEAF_FRAMES;
 	out->table_pages = leaves;
+	vmm_lock_drop(locked);
 	struct pmm_stats p;
 	pmm_get_stats(&p);
 	out->reserved = p.reserved;

@@ -150,7 +150,17 @@ static __attribute__((noinline)) u64 stack_page_unmap(u64 va)
 }
 
 #ifdef PMM_DEBUG
-/* Unmap the scratch page: mapped and unmapped under the PMM lock, no other CPU has it cached. */
+/*
+ * Map the scratch page to frame. Also drops this CPU's entry for it: while
+ * another CPU had it mapped, this one may have cached that translation
+ * speculatively (the kernel half's tables are shared).
+ */
+static void scratch_map(u64 frame)
+{
+	pte_scratch_set(SCRATCH_VA, frame | leaf_flags);
+}
+
+/* Unmap the scratch page: mapped and unmapped under the PMM lock, no other CPU uses it. */
 static void scratch_unmap(void)
 {
 	pte_scratch_set(SCRATCH_VA, 0);
@@ -257,7 +267,7 @@ static int debug_on_free(u64 frame)
 			clean_entries++;
 		return 0;
 	}
-	region_map(SCRATCH_VA, frame);
+	scratch_map(frame);
 	bool marked = has_mark(SCRATCH_VA, frame);
 	if (!marked)
 		set_mark(SCRATCH_VA, frame);
@@ -281,7 +291,7 @@ static void debug_on_take_entry(u64 p, u64 frame)
 		clean_entries = p;
 		return;
 	}
-	region_map(SCRATCH_VA, frame);
+	scratch_map(frame);
 	clear_mark(SCRATCH_VA);
 	scratch_unmap();
 }

@@ -201,15 +201,20 @@ static const char *demand_zero_locked(u64 err, u64 cr2, const struct demand_zero
 }
 
 /* demand_zero_locked under the paging lock: two CPUs touching the same new page map it once. */
-static const char *demand_zero_fault(u64 err, u64 cr2, const struct demand_zero_region *r)
+static const char *demand_zero_fault(u64 err, u64 cr2)
 {
 	bool locked = vmm_lock_take();
 	u64 pa;
+	/* The region is looked up again under the lock: another CPU may have removed it. */
+	const struct demand_zero_region *r = region_of(cr2);
+	const char *why;
+	if (!r)
+		why = "no mapping and no demand-zero region at this address";
 	/* Another CPU may have mapped it between this fault and the lock: then nothing to do. */
-	const char *why = locked && virt_to_phys(ALIGN_DOWN(cr2, PAGE_SIZE), &pa) == 0 &&
-					  !(err & PF_ERR_P)
-				  ? NULL
-				  : demand_zero_locked(err, cr2, r);
+	else if (locked && virt_to_phys(ALIGN_DOWN(cr2, PAGE_SIZE), &pa) == 0 && !(err & PF_ERR_P))
+		why = NULL;
+	else
+		why = demand_zero_locked(err, cr2, r);
 	vmm_lock_drop(locked);
 	return why;
 }
@@ -241,9 +246,8 @@ const char *vmm_page_fault(struct trap_frame *f, u64 cr2)
 		return "guard page below the kernel stack";
 	if (kstack_guard_slot(cr2) >= 0)
 		return "guard page below a thread's kernel stack";
-	const struct demand_zero_region *r = region_of(cr2);
-	if (r)
-		return demand_zero_fault(f->error_code, cr2, r);
+	if (region_of(cr2))
+		return demand_zero_fault(f->error_code, cr2);
 	/* The user half: the regions of the process whose space this is. */
 	if (cr2 < USER_END) {
 		const char *why = kernel_user_access(f, cr2);

@@ -457,11 +457,14 @@ NORETURN void proc_exit(int status)
 {
 	struct proc *cur = sched_current();
 	ASSERT(cur->pid != 0);
+	/* Under the lock: a kill from another CPU writes the same fields. */
+	sched_lock_acquire();
 	if (!cur->killed) {
 		cur->exit.status = status;
 		cur->exit.killed = false;
 		cur->exit.reason[0] = '\0';
 	}
+	sched_lock_release();
 	if (cur->user) {
 		bool took = mm_enter();
 		selfpage_exit(cur);
@@ -493,7 +496,8 @@ int proc_kill(struct proc *p, const char *reason)
 	return err;
 }
 
-int proc_kill_locked(struct proc *p, const char *reason)
+/* proc_kill_locked, recording `vector` with the reason when this kill is the first. */
+static int kill_locked(struct proc *p, const char *reason, u64 vector)
 {
 	if (p->state == PROC_UNUSED || p->state == PROC_ZOMBIE || p->pid == 0)
 		return -E_SRCH;
@@ -501,7 +505,7 @@ int proc_kill_locked(struct proc *p, const char *reason)
 		p->killed = true;
 		p->exit.killed = true;
 		p->exit.status = -1;
-		p->exit.vector = KILL_NO_VECTOR;
+		p->exit.vector = vector;
 		strlcpy(p->exit.reason, reason, sizeof(p->exit.reason));
 	}
 	/* Blocked: let it run into its own end (it checks `killed` on every way out). */
@@ -510,14 +514,20 @@ int proc_kill_locked(struct proc *p, const char *reason)
 	return 0;
 }
 
-/* Kill the current process with a formatted reason. */
+int proc_kill_locked(struct proc *p, const char *reason)
+{
+	return kill_locked(p, reason, KILL_NO_VECTOR);
+}
+
+/* Kill the current process with a formatted reason (an earlier kill's reason and vector stay). */
 static NORETURN void vkill_current(u64 vector, const char *fmt, va_list ap)
 {
 	struct proc *cur = sched_current();
 	char reason[KILL_REASON_MAX];
 	kvsnprintf(reason, sizeof(reason), fmt, ap);
-	MUST(proc_kill(cur, reason) == 0);
-	cur->exit.vector = vector;
+	sched_lock_acquire();
+	MUST(kill_locked(cur, reason, vector) == 0);
+	sched_lock_release();
 	proc_exit(-1);
 }
 

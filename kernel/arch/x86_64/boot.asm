@@ -136,7 +136,10 @@ boot_common:
 
     lgdt [boot_gdtr]
 
+    ; A loader may leave CR4.PGE on (multiboot2 leaves CR4 undefined): off,
+    ; since a full TLB flush here is a CR3 reload, which keeps global entries.
     mov eax, cr4
+    and eax, ~CR4_PGE
     or eax, CR4_PAE
     mov cr4, eax
 

@@ -357,8 +357,10 @@ int smp_call(u32 cpu, void (*fn)(void *arg), void *arg)
 		return 0;
 	}
 	struct call_box *b = &call_boxes[cpu];
-	while (__atomic_exchange_n(&b->busy, 1, __ATOMIC_ACQUIRE))
+	while (__atomic_exchange_n(&b->busy, 1, __ATOMIC_ACQUIRE)) {
+		tlb_poll(); /* the caller may run with interrupts off: serve its shootdowns */
 		__builtin_ia32_pause();
+	}
 	b->arg = arg;
 	b->done = 0;
 	__atomic_store_n(&b->fn, fn, __ATOMIC_RELEASE);
