@@ -29,6 +29,7 @@ import { writeReportHtml } from "../report/html.ts";
 import { runKernelTests } from "../run/matrix.ts";
 import { parseRunnerArgs, type RunnerArgs, TEST_SILENCE_MS, userPath } from "./options.ts";
 import { type Counts, type KernelReport, summaryLine } from "../core/record.ts";
+import { lastJunit, namedTestPaths, testJobs, writeTestGroups } from "./test_groups.ts";
 
 export { summaryLine, TEST_SILENCE_MS };
 export type { Counts };
@@ -100,7 +101,7 @@ function dirs(): { root: string; outDir?: string; reportDir: string; logDir: str
  * of them is it or a directory holding it.
  */
 export function selectsTestFile(denoArgs: readonly string[], file: string): boolean {
-  const files = denoArgs.filter((a) => !a.startsWith("-"));
+  const files = namedTestPaths(denoArgs);
   if (files.length === 0) return true;
   return files.some((f) => {
     const p = f.replace(/^\.\//, "").replace(/\/$/, "");
@@ -133,13 +134,28 @@ async function denoTest(rest: string[], reportDir: string, handoff: string | nul
   const junit = join(reportDir, `deno-test-${Deno.pid}.xml`);
   const env: Record<string, string> = {};
   if (handoff !== null) env.OUROBOROS_KERNEL_REPORT = handoff;
+  // Every test file (none named): a few modules that import them (test_groups.ts), in a
+  // directory of this run's own (a test may run this command inside it).
+  const all = namedTestPaths(rest).length === 0;
+  const groupDir = join(BUILD_DIR, "test-groups", String(Deno.pid));
+  const groups = all
+    ? await writeTestGroups(
+      ROOT,
+      join(ROOT, "tests"),
+      groupDir,
+      testJobs(),
+      await lastJunit(reportDir),
+    )
+    : [];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", "--parallel", `--junit-path=${junit}`, ...rest],
+    args: ["test", "-A", "--parallel", `--junit-path=${junit}`, ...rest, ...groups],
     cwd: ROOT,
     stdin: "null",
     env,
   }).spawn();
-  const { code } = await child.status;
+  const { code } = await child.status.finally(() =>
+    all ? Deno.remove(groupDir, { recursive: true }).catch(() => {}) : undefined
+  );
   try {
     const xml = await Deno.readTextFile(junit);
     await Deno.rename(junit, join(reportDir, "deno-test.xml"));
