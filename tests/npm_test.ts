@@ -138,9 +138,13 @@ Deno.test("npm: the packed package builds, tests and parses under Node like the 
   } as const;
   // As a user types it: npx finds the package's bin (and never fetches one).
   const npx = (args: string[]) => execa("npx", ["--no-install", PACKAGE, ...args], options);
-  // The same bin npx runs, under Node without npx's own start (about 0.8 s of CPU a call).
+  // The same bin npx runs, under Node without npx's own start (about 0.8 s of CPU a call);
+  // INIT_CWD as npm sets it (user paths are relative to it).
   const bin = (args: string[]) =>
-    execa("node", [join(app, "node_modules/.bin", PACKAGE), ...args], options);
+    execa("node", [join(app, "node_modules/.bin", PACKAGE), ...args], {
+      ...options,
+      env: { ...options.env, INIT_CWD: app },
+    });
   try {
     let packageDir = "";
     await t.step("built and packed, with the manifest the issue asks for", async () => {
