@@ -27,7 +27,7 @@ import {
   summarize,
   type TestRecord,
 } from "../tools/core/record.ts";
-import { builtKernel } from "./support.ts";
+import { builtKernel, handedOverReport } from "./support.ts";
 
 const REPORT_DIR = join(ROOT, "build/reports");
 
@@ -238,9 +238,8 @@ Deno.test("html report: excerpts show the lines around a failed test and a crash
  * configuration with every test: a real run of this kernel, already made.
  */
 async function handedOverRun(elf: string): Promise<RunRecord | null> {
-  const path = Deno.env.get("OUROBOROS_KERNEL_REPORT");
-  if (path === undefined) return null;
-  const r = JSON.parse(await Deno.readTextFile(path)) as KernelReport;
+  const r = await handedOverReport();
+  if (r === null) return null;
   const s = r.selection;
   if (r.build !== null || s.filter !== null || s.shard !== null || r.kernel !== elf) return null;
   return r.runs.find((x) => x.config === DEFAULT_CONFIG && x.cmdline === "") ?? null;

@@ -80,6 +80,13 @@ Deno.test("test groups: the modules import every test file once, and load", asyn
     ]);
     const seen = globalThis as Record<string, unknown>;
     assert.ok(seen["a_test.ts"] && seen["b_test.ts"] && seen["c_test.ts"] && !seen["support.ts"]);
+    // A file to run alone gets a module of its own, last; the others are grouped as before.
+    const apart = await writeTestGroups(dir, tests, out, 2, null, ["tests/c_test.ts"]);
+    const texts = await Promise.all(apart.map((p) => Deno.readTextFile(p)));
+    assert.equal(texts.length, 3);
+    assert.match(texts[2], /^import "\.\.\/\.\.\/tests\/c_test\.ts";$/m);
+    assert.equal(texts[2].match(/^import /gm)?.length, 1);
+    assert.ok(texts.slice(0, 2).every((t) => !t.includes("c_test")));
   } finally {
     await cleanup();
   }

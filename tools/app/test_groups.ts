@@ -98,7 +98,8 @@ export function groupModule(dir: string, files: readonly string[]): string {
 /**
  * Write the group modules of the test files `*_test.ts` under `testDir`
  * into `outDir` (old ones there removed); resolves to their paths.
- * `history` is the last run's JUnit report, if there is one.
+ * `history` is the last run's JUnit report, if there is one; the files
+ * `alone` names (relative to `root`) get a module each, after the groups.
  */
 export async function writeTestGroups(
   root: string,
@@ -106,11 +107,17 @@ export async function writeTestGroups(
   outDir: string,
   count: number,
   history: string | null,
+  alone: readonly string[] = [],
 ): Promise<string[]> {
-  const files = (await readdir(testDir)).filter((f) => f.endsWith("_test.ts")).sort()
+  const all = (await readdir(testDir)).filter((f) => f.endsWith("_test.ts")).sort()
     .map((f) => join(testDir, f));
+  const apart = all.filter((f) => alone.includes(relative(root, f)));
+  const files = all.filter((f) => !apart.includes(f));
   const times = history === null ? new Map<string, number>() : fileTimes(history, root);
-  const groups = balance(files, count, (f) => times.get(relative(root, f)) ?? 1);
+  const groups = [
+    ...balance(files, count, (f) => times.get(relative(root, f)) ?? 1),
+    ...apart.map((f) => [f]),
+  ];
   await rm(outDir, { recursive: true, force: true });
   await Deno.mkdir(outDir, { recursive: true });
   const paths: string[] = [];
