@@ -10,18 +10,15 @@ import { ROOT } from "../tools/paths.ts";
 import { DEFAULT_CONFIG, getConfig } from "../tools/run/configs.ts";
 import { registerReport } from "../tools/app/deno_steps.ts";
 import { runKernelTests } from "../tools/run/matrix.ts";
-import { type KernelReport, REPORT_SCHEMA } from "../tools/core/record.ts";
+import type { KernelReport } from "../tools/core/record.ts";
+import { handedOverReport } from "./support.ts";
 
 /** Silence after which a kernel run is declared hung (ms); OUROBOROS_SILENCE_MS overrides. */
 const SILENCE_MS = Number(Deno.env.get("OUROBOROS_SILENCE_MS") ?? 10_000);
 
 async function report(): Promise<KernelReport> {
-  const path = Deno.env.get("OUROBOROS_KERNEL_REPORT");
-  if (path !== undefined) {
-    const r = JSON.parse(await Deno.readTextFile(path)) as KernelReport;
-    if (r.schema !== REPORT_SCHEMA) throw new Error(`${path}: not a ${REPORT_SCHEMA} report`);
-    return r;
-  }
+  const handed = await handedOverReport();
+  if (handed !== null) return handed;
   return runKernelTests({
     root: Deno.env.get("OUROBOROS_ROOT") ?? ROOT,
     outDir: Deno.env.get("OUROBOROS_BUILD_DIR"),

@@ -50,3 +50,35 @@ Deno.test("lockfile: a lock whose owner is gone is taken over", async () => {
     await cleanup();
   }
 });
+
+Deno.test("lockfile: module instances in one process (deno test's workers) wait in turn", async () => {
+  // Two more instances of the module, as other isolates of this process have: counts of their own.
+  type Lockfile = { acquireLock: typeof acquireLock };
+  const instance = () =>
+    import(`../tools/host/lockfile.ts?instance=${crypto.randomUUID()}`) as Promise<Lockfile>;
+  const [b, c] = await Promise.all([instance(), instance()]);
+  const [dir, cleanup] = await tempDir();
+  try {
+    const path = join(dir, "lock.pid");
+    const first = await acquireLock(path);
+    let holders = 0;
+    let most = 0;
+    const take = async (acquire: typeof acquireLock) => {
+      const lock = await acquire(path, { notice: () => {} });
+      most = Math.max(most, ++holders);
+      await new Promise((r) => setTimeout(r, 20));
+      holders--;
+      await lock.release();
+    };
+    // Both wait while the first holds it; neither loses its temporary file to the other.
+    const waiting = Promise.all([take(b.acquireLock), take(c.acquireLock)]);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(holders, 0);
+    await first.release();
+    await waiting;
+    assert.equal(most, 1, "held by two at once");
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    await cleanup();
+  }
+});

@@ -5,6 +5,7 @@ import { build, type BuildOptions, type BuildResult, toolIdentity } from "../too
 import { join, relative } from "node:path";
 import { acquireLock } from "../tools/host/lockfile.ts";
 import { BUILD_DIR, ROOT } from "../tools/paths.ts";
+import { type KernelReport, REPORT_SCHEMA } from "../tools/core/record.ts";
 
 let built: Promise<BuildResult> | undefined;
 
@@ -148,4 +149,23 @@ export async function cachedBuild(
 /** JSON of a bigint (the layout's addresses), read back by cachedBuild. */
 function bigints(_key: string, value: unknown): unknown {
   return typeof value === "bigint" ? { bigint: value.toString() } : value;
+}
+
+/**
+ * The kernel report `deno task test` hands over in OUROBOROS_KERNEL_REPORT
+ * (null without one). Its kernel phase runs while the Deno tests start
+ * (OUROBOROS_KERNEL_REPORT_PENDING): then the report is waited for; the
+ * command writes it whole, or stops the tests if it cannot.
+ */
+export async function handedOverReport(): Promise<KernelReport | null> {
+  const path = Deno.env.get("OUROBOROS_KERNEL_REPORT");
+  if (path === undefined) return null;
+  if (Deno.env.get("OUROBOROS_KERNEL_REPORT_PENDING") === "1") {
+    while (!await stat(path).then(() => true, () => false)) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  const r = JSON.parse(await readFile(path, "utf8")) as KernelReport;
+  if (r.schema !== REPORT_SCHEMA) throw new Error(`${path}: not a ${REPORT_SCHEMA} report`);
+  return r;
 }

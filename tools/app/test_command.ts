@@ -29,6 +29,7 @@ import { writeReportHtml } from "../report/html.ts";
 import { runKernelTests } from "../run/matrix.ts";
 import { parseRunnerArgs, type RunnerArgs, TEST_SILENCE_MS, userPath } from "./options.ts";
 import { type Counts, type KernelReport, summaryLine } from "../core/record.ts";
+import { lastJunit, namedTestPaths, testJobs, writeTestGroups } from "./test_groups.ts";
 
 export { summaryLine, TEST_SILENCE_MS };
 export type { Counts };
@@ -95,12 +96,15 @@ function dirs(): { root: string; outDir?: string; reportDir: string; logDir: str
   };
 }
 
+/** The Deno test file that presents the kernel report. */
+const KERNEL_TESTS = "tests/kernel_test.ts";
+
 /**
  * True if the `deno test` arguments leave `file` in: no files named, or one
  * of them is it or a directory holding it.
  */
 export function selectsTestFile(denoArgs: readonly string[], file: string): boolean {
-  const files = denoArgs.filter((a) => !a.startsWith("-"));
+  const files = namedTestPaths(denoArgs);
   if (files.length === 0) return true;
   return files.some((f) => {
     const p = f.replace(/^\.\//, "").replace(/\/$/, "");
@@ -110,7 +114,7 @@ export function selectsTestFile(denoArgs: readonly string[], file: string): bool
 
 /** True if the `deno test` arguments leave tests/kernel_test.ts in. */
 export function selectsKernelTests(denoArgs: readonly string[]): boolean {
-  return selectsTestFile(denoArgs, "tests/kernel_test.ts");
+  return selectsTestFile(denoArgs, KERNEL_TESTS);
 }
 
 async function writeReports(
@@ -120,7 +124,9 @@ async function writeReports(
   root: string,
 ) {
   const json = JSON.stringify(report, null, 2) + "\n";
-  await Deno.writeTextFile(handoff, json);
+  // Whole or not at all: kernel_test.ts may be waiting for it (OUROBOROS_KERNEL_REPORT_PENDING).
+  await Deno.writeTextFile(`${handoff}.part`, json);
+  await Deno.rename(`${handoff}.part`, handoff);
   await Deno.copyFile(handoff, join(handoff, "..", "kernel.json"));
   if (args.json !== null) await Deno.writeTextFile(args.json, json);
   if (args.junit !== null) await Deno.writeTextFile(args.junit, toJunit(report));
@@ -129,25 +135,108 @@ async function writeReports(
   console.log(`report: ${args.html ?? index}`);
 }
 
-async function denoTest(rest: string[], reportDir: string, handoff: string | null) {
+/** A `deno test` run under way. */
+interface DenoTestRun {
+  /** Its exit status and JUnit counts (null: it wrote no report). */
+  done: Promise<{ code: number; counts: Counts | null }>;
+  /** Stop it (the kernel phase it waits for could not make a report). */
+  abort(): void;
+}
+
+/**
+ * Copy `from` to `to`, holding what arrives in memory until `hold` settles
+ * (so the child never blocks on a full pipe meanwhile).
+ */
+async function relay(
+  from: ReadableStream<Uint8Array>,
+  to: WritableStream<Uint8Array>,
+  hold: Promise<unknown>,
+): Promise<void> {
+  const buffer = new TransformStream<Uint8Array, Uint8Array>(
+    undefined,
+    new CountQueuingStrategy({ highWaterMark: Number.MAX_SAFE_INTEGER }),
+  );
+  const filling = from.pipeTo(buffer.writable);
+  await hold.catch(() => {});
+  await Promise.all([filling, buffer.readable.pipeTo(to, { preventClose: true })]);
+}
+
+/**
+ * Start `deno test` (every test file, in groups, unless `rest` names some).
+ * With `pending`, the kernel phase is still running: the tests start now
+ * (OUROBOROS_KERNEL_REPORT_PENDING tells kernel_test.ts to wait for the
+ * report at `handoff`), and their output is held until `pending` settles,
+ * so the kernel phase's lines come first, as they did when it ran first.
+ */
+function startDenoTest(
+  rest: string[],
+  reportDir: string,
+  handoff: string | null,
+  pending: Promise<unknown> | null,
+): DenoTestRun {
   const junit = join(reportDir, `deno-test-${Deno.pid}.xml`);
   const env: Record<string, string> = {};
   if (handoff !== null) env.OUROBOROS_KERNEL_REPORT = handoff;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", "--parallel", `--junit-path=${junit}`, ...rest],
-    cwd: ROOT,
-    stdin: "null",
-    env,
-  }).spawn();
-  const { code } = await child.status;
-  try {
-    const xml = await Deno.readTextFile(junit);
-    await Deno.rename(junit, join(reportDir, "deno-test.xml"));
-    return { code, counts: countJunit(xml) };
-  } catch {
-    console.error(`error: deno test exited with ${code} and wrote no report`);
-    return { code: code || 1, counts: null };
-  }
+  if (pending !== null) env.OUROBOROS_KERNEL_REPORT_PENDING = "1";
+  // Every test file (none named): a few modules that import them (test_groups.ts), in a
+  // directory of this run's own (a test may run this command inside it).
+  const all = namedTestPaths(rest).length === 0;
+  const groupDir = join(BUILD_DIR, "test-groups", String(Deno.pid));
+  let child: Deno.ChildProcess | null = null;
+  let aborted = false;
+  const done = (async () => {
+    const groups = all
+      ? await writeTestGroups(
+        ROOT,
+        join(ROOT, "tests"),
+        groupDir,
+        testJobs(),
+        await lastJunit(reportDir),
+        // It waits for the kernel phase before it can name its tests: alone, it holds up none.
+        pending === null ? [] : [KERNEL_TESTS],
+      )
+      : [];
+    // One job per module: the kernel tests' module mostly waits.
+    if (all) env.DENO_JOBS = String(groups.length);
+    const output = pending === null ? "inherit" : "piped";
+    const started = new Deno.Command(Deno.execPath(), {
+      args: ["test", "-A", "--parallel", `--junit-path=${junit}`, ...rest, ...groups],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: output,
+      stderr: output,
+      env,
+    }).spawn();
+    child = started;
+    if (aborted) started.kill();
+    const relayed = pending === null ? Promise.resolve() : Promise.all([
+      relay(started.stdout, Deno.stdout.writable, pending),
+      relay(started.stderr, Deno.stderr.writable, pending),
+    ]);
+    const { code } = await started.status.finally(() =>
+      all ? Deno.remove(groupDir, { recursive: true }).catch(() => {}) : undefined
+    );
+    await relayed;
+    try {
+      const xml = await Deno.readTextFile(junit);
+      await Deno.rename(junit, join(reportDir, "deno-test.xml"));
+      return { code, counts: countJunit(xml) };
+    } catch {
+      console.error(`error: deno test exited with ${code} and wrote no report`);
+      return { code: code || 1, counts: null };
+    }
+  })();
+  return {
+    done,
+    abort() {
+      aborted = true;
+      try {
+        child?.kill();
+      } catch {
+        // It has ended already.
+      }
+    },
+  };
 }
 
 /**
@@ -178,23 +267,25 @@ export async function testMain(argv: readonly string[]): Promise<number> {
   const { root, outDir, reportDir, logDir } = dirs();
   await Deno.mkdir(reportDir, { recursive: true });
   let handoff: string | null = null;
-  let report: KernelReport | null = null;
   if (args.html !== null && !args.kernelOnly && !selectsKernelTests(rest)) {
     console.error(
       "error: --html needs the kernel tests, and these deno test arguments leave them out",
     );
     return 2;
   }
-  if (args.kernelOnly || selectsKernelTests(rest)) {
-    report = await runKernelTests(
+  const kernel = args.kernelOnly || selectsKernelTests(rest);
+  if (kernel) handoff = join(reportDir, `kernel-${Deno.pid}.json`);
+  const kernelTests = async () => {
+    const report = await runKernelTests(
       kernelTestOptions({ root, outDir, logDir, foreign }, args, lab, new ConsoleReporter()),
     );
-    handoff = join(reportDir, `kernel-${Deno.pid}.json`);
-    await writeReports(report, args, handoff, root);
-  }
+    await writeReports(report, args, handoff!, root);
+    return report;
+  };
   if (args.kernelOnly) {
-    console.log(summaryLine(report!.summary));
-    return report!.summary.ok ? 0 : 1;
+    const report = await kernelTests();
+    console.log(summaryLine(report.summary));
+    return report.summary.ok ? 0 : 1;
   }
   if (selectsTestFile(rest, "tests/report_html_test.ts")) {
     // That test opens the HTML report in Chromium: install it here, once, rather than from
@@ -203,8 +294,16 @@ export async function testMain(argv: readonly string[]): Promise<number> {
       console.error(`warning: ${e instanceof Error ? e.message : e}`)
     );
   }
+  // The Deno tests start while the kernel phase runs: their own builds of the kernel wait for
+  // its build (build.ts locks the output directory), kernel_test.ts waits for its report.
+  const kernelPhase = kernel ? kernelTests() : null;
+  const tests = startDenoTest(rest, reportDir, handoff, kernelPhase);
   try {
-    const { code, counts } = await denoTest(rest, reportDir, handoff);
+    await kernelPhase?.catch((e) => {
+      tests.abort();
+      throw e;
+    });
+    const { code, counts } = await tests.done;
     console.log(summaryLine(counts ?? { passed: 0, failed: 1, skipped: 0, flaky: 0 }));
     if (counts === null) return code;
     // A run that counted a failure fails, even if deno test said otherwise.

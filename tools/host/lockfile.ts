@@ -11,6 +11,7 @@
  * that find the same dead owner at the same instant could both take it;
  * that needs a crash and a race, and costs a rebuild at worst.
  */
+import { randomUUID } from "node:crypto";
 import { link, readFile, rm, writeFile } from "node:fs/promises";
 import process from "node:process";
 
@@ -26,8 +27,13 @@ export interface LockOptions {
   /** How long a wait is before it is reported; default 5 s. */
   noticeMs?: number;
 }
-/** Makes temporary names unique when one process waits for a lock twice. */
+/**
+ * Makes temporary names unique when one process waits for a lock twice; the
+ * random part when several isolates of one process do (deno test's workers
+ * share a process id, each with its own count).
+ */
 let attempts = 0;
+const ISOLATE = randomUUID().slice(0, 8);
 
 /** A lock held by this process. */
 export interface HeldLock {
@@ -58,7 +64,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
   const notice = options.notice ?? ((t: string) => console.error(t));
   const noticeMs = options.noticeMs ?? NOTICE_MS;
   const mine = String(process.pid);
-  const temp = `${path}.${mine}.${attempts++}.tmp`;
+  const temp = `${path}.${mine}.${ISOLATE}.${attempts++}.tmp`;
   const started = Date.now();
   let noticed = false;
   await writeFile(temp, mine);
