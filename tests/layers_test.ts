@@ -31,7 +31,7 @@ export const LAYERS: readonly { layer: number; folders: readonly string[]; what:
 ];
 
 /** What core/ may import besides itself and layer 0: nothing that does I/O. */
-const CORE_PACKAGES = new Set(["node:path", "tap-parser"]);
+const CORE_PACKAGES = new Set(["node:path"]);
 
 /** The folder entry of LAYERS a repository-relative file belongs to (the longest match). */
 function placeOf(file: string): { layer: number; folder: string } | null {

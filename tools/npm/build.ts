@@ -32,7 +32,7 @@ export const NODE_TYPES_VERSION = "20.19.25";
 const TSC_DIR = join(BUILD_DIR, "npm-tsc");
 const HERE = join(ROOT, "tools/npm");
 /** The npm packages the toolchain's code imports: the package's dependencies. */
-export const EXTERNALS = ["execa", "tap-parser"] as const;
+export const EXTERNALS = ["execa"] as const;
 /** A deno.json import of an npm package: `npm:name@version`. */
 const NPM_IMPORT = /^npm:((?:@[^/@]+\/)?[^@]+)@(.+)$/;
 /** A static or dynamic import in the bundle, with its specifier. */
