@@ -8,11 +8,21 @@
 
 #define NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 
+/*
+ * memset and memcpy move 8 bytes an iteration, then the tail by bytes:
+ * under TCG each iteration of a rep instruction is one instruction (and
+ * one helper call), so a byte loop costs 8 times as much (a process's
+ * region table copied at fork: 1 KiB).
+ */
+
 /* Fill n bytes at dst with (u8)c. */
 void *memset(void *dst, int c, size_t n)
 {
 	void *d = dst;
-	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
+	size_t q = n / sizeof(u64), tail = n % sizeof(u64);
+	u64 v = (u8)c * 0x0101010101010101ULL;
+	__asm__ volatile("rep stosq" : "+D"(d), "+c"(q) : "a"(v) : "memory");
+	__asm__ volatile("rep stosb" : "+D"(d), "+c"(tail) : "a"(v) : "memory");
 	return dst;
 }
 
@@ -20,7 +30,9 @@ void *memset(void *dst, int c, size_t n)
 void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 {
 	void *d = dst;
-	__asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(n) : : "memory");
+	size_t q = n / sizeof(u64), tail = n % sizeof(u64);
+	__asm__ volatile("rep movsq" : "+D"(d), "+S"(src), "+c"(q) : : "memory");
+	__asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(tail) : : "memory");
 	return dst;
 }
 
