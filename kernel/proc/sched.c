@@ -67,8 +67,11 @@ static struct proc *dead_thread[MAX_CPUS];
 static bool flush_pending[MAX_CPUS];
 /* Per CPU: it waits in its idle loop (a wakeup sends it an IPI). */
 static bool cpu_idle[MAX_CPUS];
-/* The CPUs process 0's new children may run on. */
-static u32 spawn_cpus = 1;
+/*
+ * The CPUs process 0's new children may run on: every CPU (bits of CPUs
+ * not up are never looked at), or CPU 0 with `sched.cpu0`.
+ */
+static u32 spawn_cpus = ~0u;
 
 /*
  * The memory manager locks itself (LOCK_ORDER_VMM): mm_enter takes nothing.
@@ -673,8 +676,8 @@ void sched_init(void)
 	p->on_cpu = true;
 	this_cpu()->current = p;
 	percpu_set_kernel_stack(p->kstack_top);
-	if (kernel_options.sched_spread)
-		spawn_cpus = ~0u; /* sched_all_cpus() once the APs are up */
+	if (kernel_options.sched_cpu0)
+		spawn_cpus = 1;
 	/* CPU 0's idle context: on the AP stacks' slot 0, unused by the APs. */
 	u64 lo, hi;
 	smp_stack_bounds(0, &lo, &hi);
