@@ -85,7 +85,13 @@ bool tlb_cpu_lazy(u32 cpu)
 /* Leave target t to flush when it leaves idle: true if it is idle (no IPI, no wait). */
 static bool defer_to_idle_exit(u32 t)
 {
-	u32 seen = IDLE_LAZY;
+	/* A plain load first: reading ACTIVE only means the IPI, which is always safe. */
+	u32 seen = __atomic_load_n(&idle_state[t], __ATOMIC_RELAXED);
+	if (seen == IDLE_ACTIVE)
+		return false;
+	if (seen == IDLE_STALE)
+		return true; /* it flushes anyway; STALE only ever goes to ACTIVE through its flush */
+	seen = IDLE_LAZY;
 	if (__atomic_compare_exchange_n(&idle_state[t], &seen, IDLE_STALE, false, __ATOMIC_SEQ_CST,
 					__ATOMIC_SEQ_CST))
 		return true;
@@ -173,11 +179,13 @@ void tlb_shootdown(const struct tlb_batch *b)
 	__atomic_fetch_add(&stats.shootdowns, 1, __ATOMIC_RELAXED);
 	if (full)
 		__atomic_fetch_add(&stats.full, 1, __ATOMIC_RELAXED);
-	for (u32 t = 0; t < MAX_CPUS; t++)
-		if ((targets & (1u << t)) && defer_to_idle_exit(t)) {
+	for (u32 left = targets; left; left &= left - 1) {
+		u32 t = (u32)__builtin_ctz(left);
+		if (defer_to_idle_exit(t)) {
 			targets &= ~(1u << t);
 			__atomic_fetch_add(&stats.idle_deferred, 1, __ATOMIC_RELAXED);
 		}
+	}
 	if (!targets)
 		return;
 	struct tlb_request *r = &requests[me];
@@ -187,9 +195,8 @@ void tlb_shootdown(const struct tlb_batch *b)
 	r->hi = b->hi;
 	r->full = full;
 	__atomic_store_n(&r->acked, 0, __ATOMIC_RELEASE);
-	for (u32 t = 0; t < MAX_CPUS; t++) {
-		if (!(targets & (1u << t)))
-			continue;
+	for (u32 left = targets; left; left &= left - 1) {
+		u32 t = (u32)__builtin_ctz(left);
 		__atomic_fetch_or(&pending[t], 1u << me, __ATOMIC_RELEASE);
 		smp_send_ipi(t, VEC_IPI_TLB);
 		__atomic_fetch_add(&stats.ipis, 1, __ATOMIC_RELAXED);
