@@ -14,8 +14,9 @@
  *                                    without it, only with at most 64 MiB: slow under TCG)
  *   oracle                           stop at page-table checkpoints for the runner's QEMU oracle
  *   bench                            run the memory-manager benchmark (bench.h) instead of the tests
- *   sched.cpu0                       new processes of process 0 stay on CPU 0 (sched.h); by
- *                                    default they may run on every CPU
+ *   sched.spread                     every new process may run on every CPU (sched.h); without
+ *                                    it only the SMP tests' own processes leave CPU 0, until the
+ *                                    memory manager is safe on every CPU (issue 16)
  *   bench.smp                        run the SMP benchmark (shootdowns, boot time; bench.h) instead
  * Unknown keys are kept and reported as TAP warnings, never silently ignored.
  */
@@ -39,7 +40,7 @@ struct kernel_options {
 	bool bench;               /* run the benchmark instead of the tests */
 	bool bench_smp;           /* run the SMP benchmark instead of the tests */
 	bool pmm_exhaust;         /* the exhaustion test runs whatever the RAM size */
-	bool sched_cpu0;          /* new processes stay on CPU 0 (sched.h) */
+	bool sched_spread;        /* new processes run on every CPU (sched.h) */
 	/* Problems found, as messages for "# warning: ..." lines. */
 	char warnings[CMDLINE_MAX_WARNINGS][96];
 	int nwarnings;
