@@ -62,6 +62,13 @@ void sched_wakeup(struct proc *p);
 void sched_wakeup_locked(struct proc *p);
 
 /*
+ * A wakeup by a thread about to block or end on this CPU (lock held): p
+ * is queued without waking an idle CPU when it may run here, as Linux's
+ * synchronous wakeups (an exiting child waking its parent).
+ */
+void sched_wakeup_sync_locked(struct proc *p);
+
+/*
  * Let p run only on the CPUs of mask (bit c: CPU c; CPUs not up are
  * ignored): 0, or -E_INVAL when no CPU of the mask is up. A CPU running p
  * now that the mask leaves out is asked to switch at its next chance.
@@ -102,6 +109,9 @@ int kstack_guard_slot(u64 va);
  * unmapped): 0, or -E_NOMEM with nothing leaked.
  */
 int kstack_map_at(u64 base);
+
+/* Wakeup IPIs sent to idle CPUs since boot (for tests' figures). */
+u64 sched_kicks(void);
 
 /* Context switches since boot (for tests). */
 u64 sched_switches(void);

@@ -140,11 +140,27 @@ struct tlb_stats {
 	u64 ipis;       /* IPIs sent */
 	u64 full;       /* rounds that flushed everything */
 	u64 served;     /* requests served by targets */
+	u64 idle_deferred; /* targets left out because idle (they flush on leaving idle) */
+	u64 idle_flushes;  /* full flushes on leaving idle */
 };
 
 void tlb_get_stats(struct tlb_stats *out);
 
 /* For the stale-read test: while set, tlb_shootdown sends nothing (a broken kernel). */
 extern bool tlb_test_skip_remote;
+
+/*
+ * Lazy TLB for idle CPUs (tlb.c): between tlb_idle_enter and tlb_idle_exit
+ * (interrupts off around both, only hlt between) this CPU is sent no
+ * shootdown; tlb_idle_exit reloads CR3 if one was left to it.
+ */
+void tlb_idle_enter(void);
+void tlb_idle_exit(void);
+
+/* Whether CPU cpu is between tlb_idle_enter and tlb_idle_exit (for tests). */
+bool tlb_cpu_lazy(u32 cpu);
+
+/* For the idle-flush test: while set, tlb_idle_exit skips its flush (a broken kernel). */
+extern bool tlb_test_skip_idle_flush;
 
 #endif

@@ -3,6 +3,7 @@
 #include <cpio.h>
 #include <initrd.h>
 #include <ktest.h>
+#include <panic.h>
 #include <printf.h>
 #include <proc.h>
 #include <sched.h>
@@ -200,7 +201,15 @@ static void run_one(const char *name, const char *path, void *arg)
 	memset(&run, 0, sizeof(run));
 	run.plan = -1;
 	const char *argv[] = {name};
+	/*
+	 * Started on CPU 0 only, where this thread runs on until it waits: the
+	 * program must not write before it is known as the test (run.pid, its
+	 * session), else its first lines go to the console raw and uncounted
+	 * (seen on smp4 once processes ran on every CPU). Its own mask after.
+	 */
+	u32 cpus = sched_set_spawn_cpus(1u);
 	int pid = proc_spawn_path(path, 1, argv);
+	sched_set_spawn_cpus(cpus);
 	struct exit_info x = {0};
 	char why[KILL_REASON_MAX + 64] = "";
 	if (pid < 0) {
@@ -211,6 +220,7 @@ static void run_one(const char *name, const char *path, void *arg)
 		struct proc *p = proc_by_pid(pid);
 		p->deadline_ns = clock_ns() + USER_TEST_DEADLINE_S * NS_PER_SEC;
 		p->session = pid;
+		MUST(sched_set_cpus(p, cpus) == 0);
 		int got = proc_wait(pid, &x);
 		reap_session(pid);
 		if (run.own.len)

@@ -8,6 +8,31 @@
  * release orders the slot before the bit), sends the IPIs, and waits until
  * every target has set its bit in the slot's acknowledgement mask, serving
  * requests aimed at itself meanwhile.
+ *
+ * Lazy TLB for idle CPUs: a CPU waiting in its idle loop's hlt is not sent
+ * IPIs (under TCG, waking a halted vCPU costs milliseconds of host time, and
+ * every exit frees a kernel stack: a kernel-half shootdown). Each CPU has a
+ * state word, IDLE_ACTIVE, IDLE_LAZY or IDLE_STALE, changed only by atomic
+ * operations on that one word, so they happen in one total order:
+ *   - tlb_idle_enter (the CPU, before sti; hlt): ACTIVE -> LAZY.
+ *   - a shootdown, for each target, after its entry stores and a full fence:
+ *     CAS LAZY -> STALE; if it succeeds, or the word already says STALE, the
+ *     target is left out (no IPI, no wait); if it reads ACTIVE, the target is
+ *     sent its IPI and waited for as always.
+ *   - tlb_idle_exit (the CPU, after hlt, before it touches anything a
+ *     shootdown may have changed): exchange -> ACTIVE; if the old word was
+ *     STALE, reload CR3 (CR4.PGE is off: every entry and every
+ *     paging-structure cache goes).
+ * If the initiator's CAS comes first in that order, the CPU's exchange reads
+ * STALE and flushes, and the entry stores came before the CAS (fence), so the
+ * flush drops every entry they made stale; until then the CPU only halts
+ * (see below). If the exchange comes first, the CAS reads ACTIVE and the
+ * initiator sends the IPI and waits: the ordinary path. A CPU that goes
+ * LAZY after an initiator chose to IPI it still takes the IPI in its hlt and
+ * acknowledges. While LAZY, the CPU runs nothing but its hlt and the
+ * interrupt handlers that may end it: the timer (its own counters, the run
+ * queue), the TLB IPI (tlb_poll) and the call IPI, which leaves the lazy
+ * state itself before it calls anything (smp_ipi_call: tlb_idle_exit).
  */
 #include <cpu.h>
 #include <lapic.h>
@@ -23,10 +48,55 @@ struct tlb_request {
 	u32 acked; /* bit t: CPU t has invalidated */
 };
 
+enum { IDLE_ACTIVE, IDLE_LAZY, IDLE_STALE };
+
 static struct tlb_request requests[MAX_CPUS];
+/* Per CPU: IDLE_ACTIVE, IDLE_LAZY (halted in its idle loop), IDLE_STALE (must flush). */
+static u32 idle_state[MAX_CPUS];
 static u32 pending[MAX_CPUS];
 static struct tlb_stats stats;
 bool tlb_test_skip_remote;
+bool tlb_test_skip_idle_flush;
+
+void tlb_idle_enter(void)
+{
+	__atomic_store_n(&idle_state[this_cpu()->cpu_id], IDLE_LAZY, __ATOMIC_SEQ_CST);
+}
+
+void tlb_idle_exit(void)
+{
+	u32 me = this_cpu()->cpu_id;
+	/* A plain load first: most often nothing changed (the caller may be an IPI handler). */
+	if (__atomic_load_n(&idle_state[me], __ATOMIC_RELAXED) == IDLE_ACTIVE)
+		return;
+	u32 old = __atomic_exchange_n(&idle_state[me], IDLE_ACTIVE, __ATOMIC_SEQ_CST);
+	if (old == IDLE_STALE) {
+		__atomic_fetch_add(&stats.idle_flushes, 1, __ATOMIC_RELAXED);
+		if (!tlb_test_skip_idle_flush)
+			load_cr3(read_cr3());
+	}
+}
+
+bool tlb_cpu_lazy(u32 cpu)
+{
+	return cpu < MAX_CPUS && __atomic_load_n(&idle_state[cpu], __ATOMIC_SEQ_CST) != IDLE_ACTIVE;
+}
+
+/* Leave target t to flush when it leaves idle: true if it is idle (no IPI, no wait). */
+static bool defer_to_idle_exit(u32 t)
+{
+	/* A plain load first: reading ACTIVE only means the IPI, which is always safe. */
+	u32 seen = __atomic_load_n(&idle_state[t], __ATOMIC_RELAXED);
+	if (seen == IDLE_ACTIVE)
+		return false;
+	if (seen == IDLE_STALE)
+		return true; /* it flushes anyway; STALE only ever goes to ACTIVE through its flush */
+	seen = IDLE_LAZY;
+	if (__atomic_compare_exchange_n(&idle_state[t], &seen, IDLE_STALE, false, __ATOMIC_SEQ_CST,
+					__ATOMIC_SEQ_CST))
+		return true;
+	return seen == IDLE_STALE;
+}
 
 void tlb_batch_check(const struct tlb_batch *b)
 {
@@ -105,23 +175,32 @@ void tlb_shootdown(const struct tlb_batch *b)
 	u32 targets = (space == TLB_KERNEL ? all_cpus() : tlb_space_cpus(space)) & ~(1u << me);
 	if (!targets || tlb_test_skip_remote)
 		return;
+	bool full = (b->state & TLB_BATCH_FULL) != 0;
+	__atomic_fetch_add(&stats.shootdowns, 1, __ATOMIC_RELAXED);
+	if (full)
+		__atomic_fetch_add(&stats.full, 1, __ATOMIC_RELAXED);
+	for (u32 left = targets; left; left &= left - 1) {
+		u32 t = (u32)__builtin_ctz(left);
+		if (defer_to_idle_exit(t)) {
+			targets &= ~(1u << t);
+			__atomic_fetch_add(&stats.idle_deferred, 1, __ATOMIC_RELAXED);
+		}
+	}
+	if (!targets)
+		return;
 	struct tlb_request *r = &requests[me];
 	ASSERT(r->acked == 0 || r->acked == ~0u);
 	r->space = space;
 	r->lo = b->lo;
 	r->hi = b->hi;
-	r->full = (b->state & TLB_BATCH_FULL) != 0;
+	r->full = full;
 	__atomic_store_n(&r->acked, 0, __ATOMIC_RELEASE);
-	for (u32 t = 0; t < MAX_CPUS; t++) {
-		if (!(targets & (1u << t)))
-			continue;
+	for (u32 left = targets; left; left &= left - 1) {
+		u32 t = (u32)__builtin_ctz(left);
 		__atomic_fetch_or(&pending[t], 1u << me, __ATOMIC_RELEASE);
 		smp_send_ipi(t, VEC_IPI_TLB);
 		__atomic_fetch_add(&stats.ipis, 1, __ATOMIC_RELAXED);
 	}
-	__atomic_fetch_add(&stats.shootdowns, 1, __ATOMIC_RELAXED);
-	if (r->full)
-		__atomic_fetch_add(&stats.full, 1, __ATOMIC_RELAXED);
 	u64 deadline = clock_ns() + TLB_ACK_TIMEOUT_MS * 1000000ULL;
 	u32 acked;
 	while (((acked = __atomic_load_n(&r->acked, __ATOMIC_ACQUIRE)) & targets) != targets) {
@@ -142,4 +221,6 @@ void tlb_get_stats(struct tlb_stats *out)
 	out->ipis = __atomic_load_n(&stats.ipis, __ATOMIC_RELAXED);
 	out->full = __atomic_load_n(&stats.full, __ATOMIC_RELAXED);
 	out->served = __atomic_load_n(&stats.served, __ATOMIC_RELAXED);
+	out->idle_deferred = __atomic_load_n(&stats.idle_deferred, __ATOMIC_RELAXED);
+	out->idle_flushes = __atomic_load_n(&stats.idle_flushes, __ATOMIC_RELAXED);
 }

@@ -482,7 +482,7 @@ NORETURN void proc_exit(int status)
 	cur->exit.migrations = cur->migrations;
 	cur->state = PROC_ZOMBIE;
 	if (cur->parent && cur->parent->state == PROC_WAITING)
-		sched_wakeup_locked(cur->parent);
+		sched_wakeup_sync_locked(cur->parent); /* this CPU leaves us now: no IPI */
 	sched_exit_current();
 }
 

@@ -287,7 +287,7 @@ KTEST(sched_smp, fork_exit_wait_on_every_cpu)
 	int pids[2 * MAX_CPUS];
 	u64 free0 = frames();
 	int procs0 = proc_count();
-	u32 old = sched_set_spawn_cpus(sched_all_cpus());
+	u32 old = sched_set_spawn_cpus(sched_all_cpus()), seen_all = 0;
 	for (int round = 0; round < 3; round++) {
 		for (u32 i = 0; i < n; i++)
 			pids[i] = proc_spawn_blob(blob_forker,
@@ -314,12 +314,16 @@ KTEST(sched_smp, fork_exit_wait_on_every_cpu)
 		}
 		ktest_log("round %d: %u forkers of %d children each, on CPUs mask 0x%x, %llu "
 			  "migrations", round, n, FORK_CHILDREN, seen, migrations);
-		if (popcount(seen) < 2) {
-			sched_set_spawn_cpus(old);
-			KASSERT(popcount(seen) >= 2);
-		}
+		seen_all |= seen;
 	}
 	sched_set_spawn_cpus(old);
+	/*
+	 * Over the three rounds, not in each: a round can end before a halted
+	 * vCPU on a loaded host answers its wakeup (seen once on smp2: mask 0x1
+	 * in round 1, 0x3 in round 0), and idle CPUs are no longer woken by
+	 * shootdowns (lazy TLB).
+	 */
+	KASSERT(popcount(seen_all) >= 2);
 	KASSERT_EQ(frames(), free0);
 	KASSERT_EQ(proc_count(), procs0);
 }

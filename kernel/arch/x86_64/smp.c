@@ -291,6 +291,8 @@ void smp_ipi_call(void)
 	struct call_box *b = &call_boxes[this_cpu()->cpu_id];
 	void (*fn)(void *) = __atomic_load_n(&b->fn, __ATOMIC_ACQUIRE);
 	if (fn) {
+		/* fn may touch anything: not with the TLB of a lazy idle CPU (tlb.c). */
+		tlb_idle_exit();
 		b->fn = NULL;
 		fn(b->arg);
 		__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
