@@ -14,9 +14,8 @@
  *                                    without it, only with at most 64 MiB: slow under TCG)
  *   oracle                           stop at page-table checkpoints for the runner's QEMU oracle
  *   bench                            run the memory-manager benchmark (bench.h) instead of the tests
- *   sched.spread                     every new process may run on every CPU (sched.h); without
- *                                    it only the SMP tests' own processes leave CPU 0 (spreading
- *                                    all is correct but slow under TCG: README, SMP)
+ *   sched.cpu0                       new processes of process 0 stay on CPU 0 (sched.h); by
+ *                                    default they may run on every CPU
  *   bench.smp                        run the SMP benchmark (shootdowns, boot time; bench.h) instead
  * Unknown keys are kept and reported as TAP warnings, never silently ignored.
  */
@@ -40,7 +39,7 @@ struct kernel_options {
 	bool bench;               /* run the benchmark instead of the tests */
 	bool bench_smp;           /* run the SMP benchmark instead of the tests */
 	bool pmm_exhaust;         /* the exhaustion test runs whatever the RAM size */
-	bool sched_spread;        /* new processes run on every CPU (sched.h) */
+	bool sched_cpu0;          /* new processes stay on CPU 0 (sched.h) */
 	/* Problems found, as messages for "# warning: ..." lines. */
 	char warnings[CMDLINE_MAX_WARNINGS][96];
 	int nwarnings;

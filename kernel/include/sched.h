@@ -14,7 +14,7 @@
  * lock is handed over across context_switch (spinlock.h), and on_cpu is
  * cleared by the next context: a thread is never picked while it runs.
  * Process 0 stays on CPU 0; new processes of process 0 get the mask
- * sched_spawn_cpus (CPU 0 only unless `sched.spread` is on the command
+ * sched_spawn_cpus (every CPU, unless `sched.cpu0` is on the command
  * line), others inherit their parent's.
  */
 #ifndef OUROBOROS_SCHED_H

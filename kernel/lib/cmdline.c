@@ -36,7 +36,7 @@ static const struct flag flags[] = {
 	{"bench", offsetof(struct kernel_options, bench)},
 	{"bench.smp", offsetof(struct kernel_options, bench_smp)},
 	{"pmm.exhaust", offsetof(struct kernel_options, pmm_exhaust)},
-	{"sched.spread", offsetof(struct kernel_options, sched_spread)},
+	{"sched.cpu0", offsetof(struct kernel_options, sched_cpu0)},
 };
 
 static bool is_space(char c)

@@ -68,11 +68,10 @@ static bool flush_pending[MAX_CPUS];
 /* Per CPU: it waits in its idle loop (a wakeup sends it an IPI). */
 static bool cpu_idle[MAX_CPUS];
 /*
- * The CPUs process 0's new children may run on: CPU 0, or every CPU with
- * `sched.spread` (README, SMP: still about 1.3 to 1.5 times the suite's
- * time on smp2/smp4 under TCG, so not yet the default).
+ * The CPUs process 0's new children may run on: every CPU (bits of CPUs
+ * not up are never looked at), or CPU 0 with `sched.cpu0`.
  */
-static u32 spawn_cpus = 1;
+static u32 spawn_cpus = ~0u;
 
 /*
  * The memory manager locks itself (LOCK_ORDER_VMM): mm_enter takes nothing.
@@ -677,8 +676,8 @@ void sched_init(void)
 	p->on_cpu = true;
 	this_cpu()->current = p;
 	percpu_set_kernel_stack(p->kstack_top);
-	if (kernel_options.sched_spread)
-		spawn_cpus = ~0u; /* bits of CPUs not up are never looked at */
+	if (kernel_options.sched_cpu0)
+		spawn_cpus = 1;
 	/* CPU 0's idle context: on the AP stacks' slot 0, unused by the APs. */
 	u64 lo, hi;
 	smp_stack_bounds(0, &lo, &hi);
