@@ -150,18 +150,18 @@ void release_empty_tables(enum pt_window w, u64 va, struct tlb_batch *b)
 		vmm_stats.tables_released++;
 		/* Boot tables live in the image: unlinked, but not the PMM's to take. */
 		if (!frame_in_image(frame))
-			MUST(pmm_free(frame) == 0);
+			MUST(tlb_batch_free_frame(b, frame) == 0); /* after the round: paging-structure caches */
 	}
 }
 
-/* Give `count` frames from `frame` back; keep the first error in *err. */
-static void free_frames(u64 frame, u64 count, int *err)
+/* Give `count` frames from `frame` back once b's round is done; keep the first error in *err. */
+static void free_frames(u64 frame, u64 count, int *err, struct tlb_batch *b)
 {
 	for (u64 i = 0; i < count; i++) {
 		/* A frame that fork shared stays while another space maps it. */
 		if (cow_release(frame + i * PAGE_SIZE))
 			continue;
-		int r = pmm_free(frame + i * PAGE_SIZE);
+		int r = tlb_batch_free_frame(b, frame + i * PAGE_SIZE);
 		if (r && !*err)
 			*err = r;
 	}
@@ -182,7 +182,7 @@ static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u
 			continue;
 		pte_run_change(&run, i, 0);
 		if (options & VMM_FREE_FRAMES)
-			free_frames(pte_frame(e), 1, err);
+			free_frames(pte_frame(e), 1, err, b);
 	}
 }
 
@@ -213,7 +213,7 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_bat
 				MUST(pte_write_flush(w, s.level, va, 0, b));
 				if (options & VMM_FREE_FRAMES)
 					free_frames(pte_frame(s.entry) & ~(s.size - 1),
-						    s.size / PAGE_SIZE, &err);
+						    s.size / PAGE_SIZE, &err, b);
 			}
 		}
 		u64 last = va + (step < bytes ? step : bytes) - 1;
@@ -455,7 +455,8 @@ int unmap_region(u64 vaddr, u64 npages, u32 options)
 		struct tlb_batch b;
 		tlb_batch_begin(&b, vmm_batch_space(vaddr));
 		err = clear_range(WINDOW_SELF, vaddr, npages * PAGE_SIZE, options, &b);
-		tlb_batch_finish(&b);
+		int held = tlb_batch_finish(&b); /* the frames it held: freed now */
+		err = err ? err : held;
 	}
 	vmm_lock_drop(locked);
 	return err;

@@ -30,6 +30,8 @@
 #define FAKE_PHYS 0x100000000ULL
 /* How long CPU 0 waits for a worker (TCG on a loaded host can be slow). */
 #define JOIN_MS 120000ULL
+/* Sparse-range and gather tests: 1 GiB apart. */
+#define GIB (1ULL << 30)
 
 /* The one thing a worker saw go wrong (the first), for the test to report. */
 struct failure {
@@ -392,6 +394,53 @@ KTEST(tlb, ipis_per_operation)
 	KASSERT_EQ(s1.ipis - s0.ipis, 1);
 	KASSERT_EQ(drop_page_map(space, 0), 0);
 	KASSERT_EQ(this_cpu()->tlb_open, 0);
+}
+
+/*
+ * The ceiling bounds a batch's whole span, not each range added: two small
+ * ranges 1 GiB apart, or a range ending at 2^64 (its end wraps to 0), ask a
+ * full flush; two ranges within the ceiling do not.
+ */
+KTEST(tlb, batch_ceiling_bounds_the_whole_span)
+{
+	NEED_CPUS(2);
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_KERNEL);
+	tlb_batch_add(&b, KAREA, PAGE_SIZE);
+	tlb_batch_add(&b, KAREA + 10 * PAGE_SIZE, 2 * PAGE_SIZE);
+	u32 near = b.state & TLB_BATCH_FULL;
+	tlb_batch_add(&b, KAREA + GIB, PAGE_SIZE);
+	u32 far = b.state & TLB_BATCH_FULL;
+	tlb_batch_finish(&b);
+	tlb_batch_begin(&b, TLB_KERNEL);
+	tlb_batch_add(&b, ~0ULL - PAGE_SIZE + 1, PAGE_SIZE);
+	u32 wrap = b.state & TLB_BATCH_FULL;
+	tlb_batch_finish(&b);
+	KASSERT_EQ(near, 0);
+	KASSERT(far != 0);
+	KASSERT(wrap != 0);
+}
+
+/*
+ * An unmap over a large sparse range (a page at each end, 1 GiB apart, in
+ * page tables that keep other pages, so no table is freed) is one round and
+ * a full flush: before the fix it asked every other CPU for 262,145 invlpg.
+ */
+KTEST(tlb, sparse_unmap_is_one_full_round)
+{
+	NEED_CPUS(2);
+	struct tlb_stats s0, s1;
+	u64 far = KAREA + GIB;
+	KASSERT_EQ(map_region(KAREA, FAKE_PHYS, 2, VMM_WRITE), 0);
+	KASSERT_EQ(map_region(far, FAKE_PHYS, 2, VMM_WRITE), 0);
+	tlb_get_stats(&s0);
+	int err = unmap_region(KAREA + PAGE_SIZE, GIB / PAGE_SIZE, 0);
+	tlb_get_stats(&s1);
+	KASSERT_EQ(unmap_region(KAREA, 1, 0), 0);
+	KASSERT_EQ(unmap_region(far + PAGE_SIZE, 1, 0), 0);
+	KASSERT_EQ(err, 0);
+	KASSERT_EQ(s1.shootdowns - s0.shootdowns, 1);
+	KASSERT_EQ(s1.full - s0.full, 1);
 }
 
 /* ---- concurrent map/unmap with a model ---- */
