@@ -95,7 +95,7 @@ export const APIC: readonly ArchConstant[] = [
 export const TLB: readonly ArchConstant[] = [
   k("VEC_IPI_TLB", 34, "IPI vector: invalidate TLB entries another CPU changed"),
   k("TLB_FLUSH_CEILING", 33, "pages a shootdown invalidates one by one; more: a full flush"),
-  k("TLB_GATHER_FRAMES", 32, "freed frames a TLB batch holds until its shootdown; more: an early round"),
+  k("TLB_GATHER_FRAMES", 32, "freed frames a batch holds until its round; more: an early round"),
 ];
 
 /** Every architectural constant, in a fixed order. */
