@@ -131,6 +131,12 @@ void tlb_batch_drain(struct tlb_batch *b, bool early);
 /* For the gather tests: while set, a batch frees at once (a broken kernel). */
 extern bool tlb_test_free_at_once;
 
+/* True when b holds the frames it frees until its round (else tlb_batch_free_frame frees at once). */
+static inline bool tlb_batch_gathers(const struct tlb_batch *b)
+{
+	return (b->state & TLB_BATCH_SMP) && !tlb_test_free_at_once;
+}
+
 /*
  * Free `frame` (unmapped through b, or a table b unlinked) once no CPU can
  * reach it: at once with one CPU, else after b's round. 0 or pmm_free's
@@ -138,7 +144,7 @@ extern bool tlb_test_free_at_once;
  */
 static inline int tlb_batch_free_frame(struct tlb_batch *b, u64 frame)
 {
-	if (__builtin_expect(!(b->state & TLB_BATCH_SMP), 1) || tlb_test_free_at_once)
+	if (__builtin_expect(!tlb_batch_gathers(b), 1))
 		return pmm_free(frame);
 	if (b->nframes == TLB_GATHER_FRAMES)
 		tlb_batch_drain(b, true);
