@@ -89,11 +89,14 @@ export const APIC: readonly ArchConstant[] = [
  * The TLB shootdown (kernel/mm/tlb.c): its IPI vector (after the timer, 32, and
  * smp_call's, 33; below IRQ_VECTOR_FIRST + IRQ_VECTORS, the vectors isr.asm has
  * stubs for) and the ceiling above which a range is flushed whole instead of page
- * by page (Linux's tlb_single_page_flush_ceiling: 33 invlpg cost about one refill).
+ * by page (Linux's tlb_single_page_flush_ceiling: 33 invlpg cost about one refill),
+ * and how many freed frames a batch holds back until the other CPUs have
+ * invalidated them (Linux's mmu_gather batch).
  */
 export const TLB: readonly ArchConstant[] = [
   k("VEC_IPI_TLB", 34, "IPI vector: invalidate TLB entries another CPU changed"),
   k("TLB_FLUSH_CEILING", 33, "pages a shootdown invalidates one by one; more: a full flush"),
+  k("TLB_GATHER_FRAMES", 32, "freed frames a batch holds until its round; more: an early round"),
 ];
 
 /** Every architectural constant, in a fixed order. */

@@ -177,7 +177,9 @@ struct pte_batch {
 /* Start a batch (PTE_BATCH's initializer). */
 static inline struct pte_batch pte_batch_begin(void)
 {
-	struct pte_batch b = {.open = true};
+	/* Not zeroed whole: the TLB batch's held-frame slots are written only as they fill. */
+	struct pte_batch b;
+	b.open = true;
 	tlb_batch_begin(&b.tlb, TLB_CURRENT);
 	return b;
 }

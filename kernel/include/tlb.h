@@ -29,6 +29,14 @@
  * structure caches), flushes everything (a CR3 reload: CR4.PGE is off, so no
  * entry survives it).
  *
+ * Freed frames (the gather, after Linux's mmu_gather): a frame or page
+ * table unmapped by a batch may still be cached by another CPU until the
+ * batch's round, so the batch holds it (tlb_batch_free_frame) and gives it to
+ * the PMM only after the acknowledgements: at tlb_batch_finish, or, when its
+ * TLB_GATHER_FRAMES slots are full, after an early round (the range is
+ * kept and sent again at the finish). A batch that records nothing (one
+ * CPU) frees at once.
+ *
  * Acknowledgement: a target acknowledges from the IPI handler, or, when it
  * waits with interrupts off (spinning on a lock, or waiting for its own
  * shootdown's acknowledgements), from that wait loop (tlb_poll), so two CPUs
@@ -42,6 +50,7 @@
 #include <cpu.h>
 #include <layout.h>
 #include <percpu.h>
+#include <pmm.h>
 #include <smp.h>
 #include <types.h>
 
@@ -61,6 +70,9 @@ struct tlb_batch {
 	u64 space;  /* TLB_KERNEL, TLB_CURRENT, or the PML4 frame of the space whose user half changes */
 	u64 lo, hi; /* [lo, hi): the addresses whose entries changed (lo >= hi: none) */
 	u32 state;  /* TLB_BATCH_OPEN while open, | TLB_BATCH_FULL, TLB_BATCH_SMP */
+	u32 nframes; /* frames[0, nframes): freed, held until the round (TLB_BATCH_SMP only) */
+	int err;     /* the first error pmm_free returned for a held frame (0: none) */
+	u64 frames[TLB_GATHER_FRAMES];
 };
 
 /* True while b is open. */
@@ -81,6 +93,8 @@ static inline void tlb_batch_begin(struct tlb_batch *b, u64 space)
 	b->lo = ~0ULL;
 	b->hi = 0;
 	b->state = TLB_BATCH_OPEN | TLB_BATCH_SMP;
+	b->nframes = 0;
+	b->err = 0;
 	this_cpu()->tlb_open++;
 }
 
@@ -98,28 +112,62 @@ static inline void tlb_batch_add(struct tlb_batch *b, u64 va, u64 bytes)
 {
 	if (__builtin_expect(!(b->state & TLB_BATCH_SMP), 1))
 		return;
-	if (bytes > (u64)TLB_FLUSH_CEILING * PAGE_SIZE)
-		b->state |= TLB_BATCH_FULL;
+	u64 end = va + bytes;
 	if (va < b->lo)
 		b->lo = va;
-	if (va + bytes > b->hi)
-		b->hi = va + bytes;
+	if (end > b->hi)
+		b->hi = end;
+	/* The ceiling bounds the whole span (two small ranges far apart too); an end past 2^64 wraps. */
+	if (end < va || !end || b->hi - b->lo > (u64)TLB_FLUSH_CEILING * PAGE_SIZE)
+		b->state |= TLB_BATCH_FULL;
 }
 
 /* IPI the CPUs that may hold b's entries and wait for them (tlb.c). */
 void tlb_shootdown(const struct tlb_batch *b);
 
-/* Finish b: invalidate its entries on every other CPU that may hold them, then close it. */
-static inline void tlb_batch_finish(struct tlb_batch *b)
+/* Send b's round (if it recorded anything), then give its held frames to the PMM (tlb.c). */
+void tlb_batch_drain(struct tlb_batch *b, bool early);
+
+/* For the gather tests: while set, a batch frees at once (a broken kernel). */
+extern bool tlb_test_free_at_once;
+
+/* True when b holds the frames it frees until its round (else tlb_batch_free_frame frees at once). */
+static inline bool tlb_batch_gathers(const struct tlb_batch *b)
 {
+	return (b->state & TLB_BATCH_SMP) && !tlb_test_free_at_once;
+}
+
+/*
+ * Free `frame` (unmapped through b, or a table b unlinked) once no CPU can
+ * reach it: at once with one CPU, else after b's round. 0 or pmm_free's
+ * error; a held frame's error comes from tlb_batch_finish.
+ */
+static inline int tlb_batch_free_frame(struct tlb_batch *b, u64 frame)
+{
+	if (__builtin_expect(!tlb_batch_gathers(b), 1))
+		return pmm_free(frame);
+	if (b->nframes == TLB_GATHER_FRAMES)
+		tlb_batch_drain(b, true);
+	b->frames[b->nframes++] = frame;
+	return 0;
+}
+
+/*
+ * Finish b: invalidate its entries on every other CPU that may hold them,
+ * free its held frames, close it. 0, or the first error freeing a held frame.
+ */
+static inline int tlb_batch_finish(struct tlb_batch *b)
+{
+	int err = 0;
 	if (!tlb_batch_is_open(b))
 		tlb_batch_check(b);
 	if (__builtin_expect(b->state & TLB_BATCH_SMP, 0)) {
-		if ((b->state & TLB_BATCH_FULL) || b->lo < b->hi)
-			tlb_shootdown(b);
+		tlb_batch_drain(b, false);
+		err = b->err;
 		this_cpu()->tlb_open--;
 	}
 	b->state = 0;
+	return err;
 }
 
 /* The CPUs that may hold entries of space's user half (bit n: CPU n), this CPU included. */
@@ -142,6 +190,7 @@ struct tlb_stats {
 	u64 served;     /* requests served by targets */
 	u64 idle_deferred; /* targets left out because idle (they flush on leaving idle) */
 	u64 idle_flushes;  /* full flushes on leaving idle */
+	u64 early;      /* rounds sent before the finish: a batch's held frames filled its slots */
 };
 
 void tlb_get_stats(struct tlb_stats *out);

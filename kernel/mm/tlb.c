@@ -97,6 +97,7 @@ static bool defer_to_idle_exit(u32 t)
 		return true;
 	return seen == IDLE_STALE;
 }
+bool tlb_test_free_at_once;
 
 void tlb_batch_check(const struct tlb_batch *b)
 {
@@ -137,6 +138,11 @@ static void serve(const struct tlb_request *r)
 {
 	if (r->full) {
 		/* CR4.PGE is off: G is ignored and a CR3 load drops every entry and the paging-structure caches. */
+		load_cr3(read_cr3());
+		return;
+	}
+	/* A span above the ceiling is a full flush whatever the batch said (never 2^28 invlpg). */
+	if (r->hi - r->lo > (u64)TLB_FLUSH_CEILING * PAGE_SIZE) {
 		load_cr3(read_cr3());
 		return;
 	}
@@ -181,7 +187,14 @@ void tlb_shootdown(const struct tlb_batch *b)
 		__atomic_fetch_add(&stats.full, 1, __ATOMIC_RELAXED);
 	for (u32 left = targets; left; left &= left - 1) {
 		u32 t = (u32)__builtin_ctz(left);
-		if (defer_to_idle_exit(t)) {
+		/*
+		 * A full round (page tables changed or freed) asks idle CPUs too:
+		 * an interrupt taken in idle runs before its flush, and a walk
+		 * through a paging-structure cache of a freed table could set an
+		 * accessed bit in the frame's next use (Linux also IPIs its lazy
+		 * CPUs when tables are freed).
+		 */
+		if (!full && defer_to_idle_exit(t)) {
 			targets &= ~(1u << t);
 			__atomic_fetch_add(&stats.idle_deferred, 1, __ATOMIC_RELAXED);
 		}
@@ -215,6 +228,27 @@ void tlb_shootdown(const struct tlb_batch *b)
 	__atomic_store_n(&r->acked, ~0u, __ATOMIC_RELAXED);
 }
 
+void tlb_batch_drain(struct tlb_batch *b, bool early)
+{
+	ASSERT(b->state & TLB_BATCH_SMP);
+	if ((b->state & TLB_BATCH_FULL) || b->lo < b->hi)
+		tlb_shootdown(b);
+	if (early)
+		__atomic_fetch_add(&stats.early, 1, __ATOMIC_RELAXED);
+	/* Acknowledged (or nobody else had the space): no CPU reaches these frames now. */
+	for (u32 i = 0; i < b->nframes; i++) {
+		int r = pmm_free(b->frames[i]);
+		if (r && !b->err)
+			b->err = r;
+	}
+	/*
+	 * The range stays: a PTE run (pte.h) records its whole range before it
+	 * changes the entries, so entries changed after an early round may lie
+	 * in the range already sent; the finish sends it again (a superset).
+	 */
+	b->nframes = 0;
+}
+
 void tlb_get_stats(struct tlb_stats *out)
 {
 	out->shootdowns = __atomic_load_n(&stats.shootdowns, __ATOMIC_RELAXED);
@@ -223,4 +257,5 @@ void tlb_get_stats(struct tlb_stats *out)
 	out->served = __atomic_load_n(&stats.served, __ATOMIC_RELAXED);
 	out->idle_deferred = __atomic_load_n(&stats.idle_deferred, __ATOMIC_RELAXED);
 	out->idle_flushes = __atomic_load_n(&stats.idle_flushes, __ATOMIC_RELAXED);
+	out->early = __atomic_load_n(&stats.early, __ATOMIC_RELAXED);
 }

@@ -150,30 +150,37 @@ void release_empty_tables(enum pt_window w, u64 va, struct tlb_batch *b)
 		vmm_stats.tables_released++;
 		/* Boot tables live in the image: unlinked, but not the PMM's to take. */
 		if (!frame_in_image(frame))
-			MUST(pmm_free(frame) == 0);
+			MUST(tlb_batch_free_frame(b, frame) == 0); /* after the round: paging-structure caches */
 	}
 }
 
-/* Give `count` frames from `frame` back; keep the first error in *err. */
-static void free_frames(u64 frame, u64 count, int *err)
+/*
+ * Give `count` frames from `frame` back once gather's round is done (NULL:
+ * at once, nothing to wait for); keep the first error in *err.
+ */
+static inline __attribute__((always_inline)) void free_frames(u64 frame, u64 count, int *err,
+							      struct tlb_batch *gather)
 {
 	for (u64 i = 0; i < count; i++) {
 		/* A frame that fork shared stays while another space maps it. */
 		if (cow_release(frame + i * PAGE_SIZE))
 			continue;
-		int r = pmm_free(frame + i * PAGE_SIZE);
+		int r = gather ? tlb_batch_free_frame(gather, frame + i * PAGE_SIZE)
+			       : pmm_free(frame + i * PAGE_SIZE);
 		if (r && !*err)
 			*err = r;
 	}
 }
 
 /*
- * Clear the present PTEs among the n from va's (its PT exists); VMM_FREE_FRAMES frees frames.
- * Inlined for each window, so the loop knows which it is (and whether to invlpg) beforehand.
+ * Clear the present PTEs among the n from va's (its PT exists); VMM_FREE_FRAMES frees frames
+ * (through gather, or at once when NULL). Inlined for each window and each way of freeing, so
+ * the loop knows which it is (and whether to invlpg) beforehand: one CPU's loop is unchanged.
  */
 static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u64 va, u64 n,
 							     u32 options, int *err,
-							     struct tlb_batch *b)
+							     struct tlb_batch *b,
+							     struct tlb_batch *gather)
 {
 	struct pte_change_run run = pte_run_change_at(w, LEVEL_PT, va, n, b);
 	for (u64 i = 0; i < n; i++) {
@@ -182,7 +189,7 @@ static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u
 			continue;
 		pte_run_change(&run, i, 0);
 		if (options & VMM_FREE_FRAMES)
-			free_frames(pte_frame(e), 1, err);
+			free_frames(pte_frame(e), 1, err, gather);
 	}
 }
 
@@ -200,10 +207,16 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_bat
 		range_step_at(w, va, &s);
 		u64 step = range_step_pt_bytes(&s, va, bytes);
 		if (step) {
-			if (w == WINDOW_SELF)
-				clear_ptes(WINDOW_SELF, va, step / PAGE_SIZE, options, &err, b);
+			u64 n = step / PAGE_SIZE;
+			struct tlb_batch *gather = tlb_batch_gathers(b) ? b : NULL;
+			if (w == WINDOW_SELF && gather)
+				clear_ptes(WINDOW_SELF, va, n, options, &err, b, b);
+			else if (w == WINDOW_SELF)
+				clear_ptes(WINDOW_SELF, va, n, options, &err, b, NULL);
+			else if (gather)
+				clear_ptes(WINDOW_OTHER, va, n, options, &err, b, b);
 			else
-				clear_ptes(WINDOW_OTHER, va, step / PAGE_SIZE, options, &err, b);
+				clear_ptes(WINDOW_OTHER, va, n, options, &err, b, NULL);
 		} else {
 			if (!s.entry)
 				range_step_skip_holes(w, &s, va, bytes);
@@ -213,7 +226,8 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_bat
 				MUST(pte_write_flush(w, s.level, va, 0, b));
 				if (options & VMM_FREE_FRAMES)
 					free_frames(pte_frame(s.entry) & ~(s.size - 1),
-						    s.size / PAGE_SIZE, &err);
+						    s.size / PAGE_SIZE, &err,
+						    tlb_batch_gathers(b) ? b : NULL);
 			}
 		}
 		u64 last = va + (step < bytes ? step : bytes) - 1;
@@ -455,7 +469,8 @@ int unmap_region(u64 vaddr, u64 npages, u32 options)
 		struct tlb_batch b;
 		tlb_batch_begin(&b, vmm_batch_space(vaddr));
 		err = clear_range(WINDOW_SELF, vaddr, npages * PAGE_SIZE, options, &b);
-		tlb_batch_finish(&b);
+		int held = tlb_batch_finish(&b); /* the frames it held: freed now */
+		err = err ? err : held;
 	}
 	vmm_lock_drop(locked);
 	return err;

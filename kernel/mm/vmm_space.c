@@ -227,7 +227,8 @@ static int drop_locked(pml4_t space, u32 options)
 	struct tlb_batch b;
 	tlb_batch_begin(&b, space); /* loaded nowhere (checked above): reaches nobody */
 	int err = clear_range(WINDOW_OTHER, 0, USER_END, options, &b);
-	tlb_batch_finish(&b);
+	int held = tlb_batch_finish(&b); /* the frames it held: freed now */
+	err = err ? err : held;
 	other_detach();
 	if (!frame_in_image(space)) {
 		int r = pmm_free(space);

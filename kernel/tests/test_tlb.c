@@ -30,6 +30,8 @@
 #define FAKE_PHYS 0x100000000ULL
 /* How long CPU 0 waits for a worker (TCG on a loaded host can be slow). */
 #define JOIN_MS 120000ULL
+/* Sparse-range and gather tests: 1 GiB apart. */
+#define GIB (1ULL << 30)
 
 /* The one thing a worker saw go wrong (the first), for the test to report. */
 struct failure {
@@ -504,6 +506,197 @@ KTEST(tlb, ipis_per_operation)
 	KASSERT_EQ(s1.ipis - s0.ipis, 1);
 	KASSERT_EQ(drop_page_map(space, 0), 0);
 	KASSERT_EQ(this_cpu()->tlb_open, 0);
+}
+
+/*
+ * The ceiling bounds a batch's whole span, not each range added: two small
+ * ranges 1 GiB apart, or a range ending at 2^64 (its end wraps to 0), ask a
+ * full flush; two ranges within the ceiling do not.
+ */
+KTEST(tlb, batch_ceiling_bounds_the_whole_span)
+{
+	NEED_CPUS(2);
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_KERNEL);
+	tlb_batch_add(&b, KAREA, PAGE_SIZE);
+	tlb_batch_add(&b, KAREA + 10 * PAGE_SIZE, 2 * PAGE_SIZE);
+	u32 near = b.state & TLB_BATCH_FULL;
+	tlb_batch_add(&b, KAREA + GIB, PAGE_SIZE);
+	u32 far = b.state & TLB_BATCH_FULL;
+	tlb_batch_finish(&b);
+	tlb_batch_begin(&b, TLB_KERNEL);
+	tlb_batch_add(&b, ~0ULL - PAGE_SIZE + 1, PAGE_SIZE);
+	u32 wrap = b.state & TLB_BATCH_FULL;
+	tlb_batch_finish(&b);
+	KASSERT_EQ(near, 0);
+	KASSERT(far != 0);
+	KASSERT(wrap != 0);
+}
+
+/*
+ * An unmap over a large sparse range (the last page of one page table and
+ * the first of another 1 GiB on, each table keeping a page, so none is
+ * freed, and each table's part of the range one page) is one round and a
+ * full flush: before the fix it asked every other CPU for about 2^18 invlpg.
+ */
+KTEST(tlb, sparse_unmap_is_one_full_round)
+{
+	NEED_CPUS(2);
+	struct tlb_stats s0, s1;
+	/* The last two pages of one page table, the first two of one 1 GiB on. */
+	u64 lo = KAREA + TABLE_ENTRIES * PAGE_SIZE - 2 * PAGE_SIZE, hi = KAREA + GIB;
+	KASSERT_EQ(map_region(lo, FAKE_PHYS, 2, VMM_WRITE), 0);
+	KASSERT_EQ(map_region(hi, FAKE_PHYS, 2, VMM_WRITE), 0);
+	tlb_get_stats(&s0);
+	int err = unmap_region(lo + PAGE_SIZE, (hi - lo) / PAGE_SIZE, 0); /* [lo + 1 page, hi + 1 page) */
+	tlb_get_stats(&s1);
+	KASSERT_EQ(unmap_region(lo, 1, 0), 0);
+	KASSERT_EQ(unmap_region(hi + PAGE_SIZE, 1, 0), 0);
+	KASSERT_EQ(err, 0);
+	KASSERT_EQ(s1.shootdowns - s0.shootdowns, 1);
+	KASSERT_EQ(s1.full - s0.full, 1);
+}
+
+/* ---- freed frames wait for the shootdown (the gather) ---- */
+
+#define GATHER_PAGES 48 /* one early round of TLB_GATHER_FRAMES, then the finish's; fits TCG's TLB */
+/* CPU 1 serves shootdowns only every this many reads: it reads on after a round was asked. */
+#define GATHER_ACK_EVERY 65536
+/* The fill's frames, mapped after the freed area. */
+#define GATHER_FILL (KAREA + 2 * GIB)
+
+struct gather {
+	struct stale s;
+	u64 free_before; /* the PMM's free frames just before the unmap (0: not yet) */
+	u64 reached;     /* reads CPU 1 made after the PMM had more free frames than that */
+};
+
+static struct gather gather;
+
+/*
+ * CPU 1: read the first word of each page of the area in turn until a read
+ * faults, with interrupts off, serving shootdowns only every
+ * GATHER_ACK_EVERY reads (a slow acknowledger). Before each read it looks
+ * at the PMM's free count: more free frames than before the unmap, and the
+ * read after still succeeds, is the defect (`reached`): a frame of the area
+ * was the PMM's to hand out (and write) while this CPU still reached it.
+ * (Taking frames here would not do: a marked frame's invlpg makes TCG drop
+ * this vCPU's whole TLB, the stale entries with it.)
+ */
+static void gather_reader(void *arg)
+{
+	struct gather *g = arg;
+	struct stale *s = &g->s;
+	cli();
+	trap_expect(VEC_PF);
+	for (u64 n = 0; !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE); n++) {
+		volatile u64 *at = s->page + (n % GATHER_PAGES) * (PAGE_SIZE / sizeof(u64));
+		u64 before = __atomic_load_n(&g->free_before, __ATOMIC_ACQUIRE);
+		bool freed = before && free_frames() > before;
+		u64 v = NO_VALUE;
+		__asm__ volatile(TRAP_FIXUP_SITE("movq (%1), %0")
+				 : "+r"(v)
+				 : "r"(at)
+				 : TRAP_FIXUP_CLOBBERS);
+		if (v == NO_VALUE)
+			break; /* faulted: resumed at the fixup */
+		if (v == NEW_WORD)
+			s->new_seen++;
+		else if (v != OLD_WORD)
+			s->other_seen++;
+		if (freed)
+			g->reached++;
+		__atomic_store_n(&s->reads, n + 1, __ATOMIC_RELEASE);
+		if ((n + 1) % GATHER_ACK_EVERY == 0)
+			tlb_poll();
+	}
+	s->fault = trap_expect_end();
+	__asm__ volatile("sti" : : : "memory"); /* smp_run runs fn with interrupts on */
+	__atomic_store_n(&s->stopped, true, __ATOMIC_RELEASE);
+}
+
+/*
+ * CPU 1 reads the area (gather_reader) while CPU 0 unmaps it with
+ * VMM_FREE_FRAMES, then takes frames from the PMM and fills them. Returns
+ * the early rounds of the unmap in *early.
+ */
+static int gather_run(struct gather *g, u64 *early)
+{
+	*g = (struct gather){.s = {.page = (volatile u64 *)KAREA}};
+	for (u64 i = 0; i < GATHER_PAGES; i++) {
+		u64 frame;
+		if (pmm_alloc(&frame) != 0)
+			return -E_NOMEM;
+		MUST(map_region(KAREA + i * PAGE_SIZE, frame, 1, VMM_WRITE) == 0);
+		*(volatile u64 *)(KAREA + i * PAGE_SIZE) = OLD_WORD;
+	}
+	int err = smp_run(1, gather_reader, g);
+	if (err)
+		return err;
+	wait_reads(&g->s, 2000);
+	struct tlb_stats t0, t1;
+	tlb_get_stats(&t0);
+	__atomic_store_n(&g->free_before, free_frames(), __ATOMIC_RELEASE);
+	MUST(unmap_region(KAREA, GATHER_PAGES, VMM_FREE_FRAMES) == 0);
+	tlb_get_stats(&t1);
+	*early = t1.early - t0.early;
+	/* The frames reused at once: new content. */
+	u64 filled = 0;
+	for (; filled < GATHER_PAGES; filled++) {
+		u64 frame, va = GATHER_FILL + filled * PAGE_SIZE;
+		if (pmm_alloc(&frame) != 0)
+			break;
+		MUST(map_region(va, frame, 1, VMM_WRITE) == 0);
+		for (u64 w = 0; w < PAGE_SIZE / sizeof(u64); w++)
+			((volatile u64 *)va)[w] = NEW_WORD;
+	}
+	wait_reads(&g->s, __atomic_load_n(&g->s.reads, __ATOMIC_ACQUIRE) + 20000);
+	__atomic_store_n(&g->s.stop, true, __ATOMIC_RELEASE);
+	err = join(1);
+	if (filled)
+		MUST(unmap_region(GATHER_FILL, filled, VMM_FREE_FRAMES) == 0);
+	return err;
+}
+
+KTEST(tlb, freed_frames_wait_for_the_shootdown)
+{
+	NEED_CPUS(2);
+	u64 free0 = free_frames(), early = 0;
+	int err = gather_run(&gather, &early);
+	KASSERT_EQ(err, 0);
+	struct stale *s = &gather.s;
+	ktest_log("CPU 1 read %llu times, %llu after frames of the area were free, then: fault %s at "
+		  "0x%llx; %llu early round(s)",
+		  s->reads, gather.reached, s->fault.hit ? "taken" : "NOT taken", s->fault.cr2, early);
+	KASSERT(s->reads >= 1);
+	KASSERT_EQ(gather.reached, 0);
+	KASSERT_EQ(s->new_seen, 0);
+	KASSERT_EQ(s->other_seen, 0);
+	KASSERT(s->fault.hit);
+	KASSERT(s->fault.cr2 >= KAREA && s->fault.cr2 < KAREA + GATHER_PAGES * PAGE_SIZE);
+	KASSERT_EQ(early, 1); /* 48 frames: 32 after an early round, 16 (and the PT) at the finish */
+	KASSERT_EQ(free_frames(), free0);
+}
+
+/*
+ * The same run with each frame freed at once (tlb_test_free_at_once: the
+ * kernel before the gather): the area's frames are free in the PMM while
+ * CPU 1 still reads the area through its stale entries.
+ */
+KTEST(tlb, freed_frame_reached_without_gather)
+{
+	NEED_CPUS(2);
+	u64 free0 = free_frames(), early = 0;
+	tlb_test_free_at_once = true;
+	int err = gather_run(&gather, &early);
+	tlb_test_free_at_once = false;
+	KASSERT_EQ(err, 0);
+	ktest_log("freed at once: CPU 1 read %llu times, %llu after frames of the area were free, then: "
+		  "fault %s at 0x%llx",
+		  gather.s.reads, gather.reached, gather.s.fault.hit ? "taken" : "NOT taken",
+		  gather.s.fault.cr2);
+	KASSERT(gather.reached > 0);
+	KASSERT_EQ(free_frames(), free0);
 }
 
 /* ---- concurrent map/unmap with a model ---- */
