@@ -52,7 +52,7 @@ static inline void pte_flush(enum pt_window w, int level, u64 va, struct tlb_bat
 {
 	/* Above a PTE: a table (paging-structure caches) or a page of 2 MiB and more: flush all. */
 	if (level > LEVEL_PT)
-		tlb_batch_flush_all(b);
+		tlb_batch_tables_changed(b);
 	else
 		tlb_batch_add(b, va, PAGE_SIZE);
 	u64 entry = window_entry_addr(w, level, va);

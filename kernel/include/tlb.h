@@ -65,6 +65,7 @@
 #define TLB_BATCH_OPEN_MASK 0xffff0000u
 #define TLB_BATCH_FULL 1u /* flush everything: tables changed, or more than TLB_FLUSH_CEILING pages */
 #define TLB_BATCH_SMP 2u  /* other CPUs were up at begin: the batch records and is counted */
+#define TLB_BATCH_TABLES 4u /* a table entry changed: idle CPUs are asked too (tlb.c) */
 
 struct tlb_batch {
 	u64 space;  /* TLB_KERNEL, TLB_CURRENT, or the PML4 frame of the space whose user half changes */
@@ -105,6 +106,12 @@ void tlb_batch_check(const struct tlb_batch *b);
 static inline void tlb_batch_flush_all(struct tlb_batch *b)
 {
 	b->state |= TLB_BATCH_FULL;
+}
+
+/* Mark b: a paging-structure entry changed (a table freed or replaced, a large page): flush all, everywhere. */
+static inline void tlb_batch_tables_changed(struct tlb_batch *b)
+{
+	b->state |= TLB_BATCH_FULL | TLB_BATCH_TABLES;
 }
 
 /* Record that the entries of [va, va + bytes) changed (this CPU has invalidated them). */

@@ -181,20 +181,20 @@ void tlb_shootdown(const struct tlb_batch *b)
 	u32 targets = (space == TLB_KERNEL ? all_cpus() : tlb_space_cpus(space)) & ~(1u << me);
 	if (!targets || tlb_test_skip_remote)
 		return;
-	bool full = (b->state & TLB_BATCH_FULL) != 0;
+	bool full = (b->state & TLB_BATCH_FULL) != 0, tables = (b->state & TLB_BATCH_TABLES) != 0;
 	__atomic_fetch_add(&stats.shootdowns, 1, __ATOMIC_RELAXED);
 	if (full)
 		__atomic_fetch_add(&stats.full, 1, __ATOMIC_RELAXED);
 	for (u32 left = targets; left; left &= left - 1) {
 		u32 t = (u32)__builtin_ctz(left);
 		/*
-		 * A full round (page tables changed or freed) asks idle CPUs too:
-		 * an interrupt taken in idle runs before its flush, and a walk
-		 * through a paging-structure cache of a freed table could set an
-		 * accessed bit in the frame's next use (Linux also IPIs its lazy
-		 * CPUs when tables are freed).
+		 * A round that changed table entries (a table freed or replaced)
+		 * asks idle CPUs too: an interrupt taken in idle runs before its
+		 * flush, and a walk through a paging-structure cache of a freed
+		 * table could set an accessed bit in the frame's next use (Linux
+		 * also IPIs its lazy CPUs when tables are freed).
 		 */
-		if (!full && defer_to_idle_exit(t)) {
+		if (!tables && defer_to_idle_exit(t)) {
 			targets &= ~(1u << t);
 			__atomic_fetch_add(&stats.idle_deferred, 1, __ATOMIC_RELAXED);
 		}

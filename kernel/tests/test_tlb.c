@@ -322,7 +322,7 @@ static bool wait_lazy(u32 c)
  * maps the frame elsewhere with new content; then CPU 1 reads KAREA again.
  * Tries until the unmap found every other CPU idle (*deferred), at most 20 times.
  */
-static int idle_stale_run(struct stale *s, u64 frame, bool *deferred)
+static int idle_stale_rounds(struct stale *s, u64 frame, bool *deferred)
 {
 	volatile u64 *page = (volatile u64 *)KAREA, *again = (volatile u64 *)(KAREA + PAGE_SIZE);
 	u32 others = smp_cpu_count() - 1;
@@ -365,6 +365,25 @@ static int idle_stale_run(struct stale *s, u64 frame, bool *deferred)
 	__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
 	err = join(1);
 	MUST(unmap_region(KAREA + PAGE_SIZE, 1, 0) == 0);
+	return err;
+}
+
+/* A page that keeps KAREA's PT while the run unmaps: its freeing would be a round that asks idle CPUs too. */
+#define KAREA_PIN (KAREA + 32 * PAGE_SIZE)
+
+/* idle_stale_rounds with KAREA's page table kept (only PTEs change: idle CPUs may be left out). */
+static int idle_stale_run(struct stale *s, u64 frame, bool *deferred)
+{
+	u64 pin;
+	int err = pmm_alloc(&pin);
+	if (err)
+		return err;
+	if ((err = map_region(KAREA_PIN, pin, 1, VMM_WRITE)) != 0) {
+		MUST(pmm_free(pin) == 0);
+		return err;
+	}
+	err = idle_stale_rounds(s, frame, deferred);
+	MUST(unmap_region(KAREA_PIN, 1, VMM_FREE_FRAMES) == 0);
 	return err;
 }
 
