@@ -5,6 +5,7 @@
  * point a fork can run out of frames, and no leak after 1,000 cycles.
  */
 #include "test_vmm_util.h"
+#include "user_blob.h"
 #include <cow.h>
 #include <ktest.h>
 #include <layout.h>
@@ -15,19 +16,7 @@
 #include <tlb.h>
 #include <vmm.h>
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
 #define STACK_PAGES 4
-
-#define BLOB(name, body)                                              \
-	__asm__(".pushsection .rodata\n"                              \
-		".globl " #name "\n" #name ":\n" body "\n"            \
-		".globl " #name "_end\n" #name "_end:\n"              \
-		".popsection\n");                                     \
-	extern const u8 name[], name##_end[]
-
-#define SYSCALL(nr) "mov $" STR(nr) ", %eax\n syscall\n"
-#define EXIT_WITH(code) "mov $" #code ", %edi\n" SYSCALL(SYS_exit)
 
 /*
  * The stack word at -8(%rsp) is 1; fork; the child exits at once (it writes

@@ -7,6 +7,7 @@
  * CPU mask of their own (sched_set_spawn_cpus, kthread_create_cpus): the
  * rest of the tests keep theirs on CPU 0 (sched.h).
  */
+#include "user_blob.h"
 #include <cpu.h>
 #include <ktest.h>
 #include <layout.h>
@@ -20,8 +21,6 @@
 #include <syscalls.h>
 #include <timer.h>
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
 #define NS_PER_MS 1000000ULL
 
 #define CODE_VA USER_PROGRAM_BASE
@@ -32,15 +31,6 @@
 /* How often the test moves each process to another CPU. */
 #define ROTATE_EVERY_NS (8 * NS_PER_MS)
 
-#define BLOB(name, body)                                              \
-	__asm__(".pushsection .rodata\n"                              \
-		".globl " #name "\n" #name ":\n" body "\n"            \
-		".globl " #name "_end\n" #name "_end:\n"              \
-		".popsection\n");                                     \
-	extern const u8 name[], name##_end[]
-
-#define SYSCALL(nr) "mov $" STR(nr) ", %eax\n syscall\n"
-#define EXIT_WITH(code) "mov $" #code ", %edi\n" SYSCALL(SYS_exit)
 
 /*
  * Twelve registers hold the pid plus a constant each (rax, rcx and r11 are

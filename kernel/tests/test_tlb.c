@@ -226,19 +226,26 @@ static void wait_reads(struct stale *s, u64 reads)
  * One run: CPU 1 reads KAREA while CPU 0 unmaps it and maps its frame
  * elsewhere with new content. Returns what the reader saw in *s.
  */
+/* Map frame at KAREA holding OLD_WORD and start CPU 1 reading it into *s: 0 or the error. */
+static int stale_reader_start(struct stale *s, u64 frame)
+{
+	int err = map_region(KAREA, frame, 1, VMM_WRITE);
+	if (err)
+		return err;
+	*(volatile u64 *)KAREA = OLD_WORD;
+	*s = (struct stale){.page = (volatile u64 *)KAREA};
+	return smp_run(1, stale_reader, s);
+}
+
 static int stale_run(struct stale *s, u64 *frame_out)
 {
 	u64 frame;
 	if (pmm_alloc(&frame) != 0)
 		return -E_NOMEM;
 	*frame_out = frame;
-	volatile u64 *page = (volatile u64 *)KAREA, *again = (volatile u64 *)(KAREA + PAGE_SIZE);
-	int err = map_region(KAREA, frame, 1, VMM_WRITE);
+	volatile u64 *again = (volatile u64 *)(KAREA + PAGE_SIZE);
+	int err = stale_reader_start(s, frame);
 	if (err)
-		return err;
-	*page = OLD_WORD;
-	*s = (struct stale){.page = page};
-	if ((err = smp_run(1, stale_reader, s)) != 0)
 		return err;
 	/* Let it read a while: its TLB holds the entry now. */
 	wait_reads(s, 2000);
@@ -328,12 +335,8 @@ static int idle_stale_rounds(struct stale *s, u64 frame, bool *deferred)
 	u32 others = smp_cpu_count() - 1;
 	*deferred = false;
 	for (int attempt = 0; attempt < 20 && !*deferred; attempt++) {
-		int err = map_region(KAREA, frame, 1, VMM_WRITE);
+		int err = stale_reader_start(s, frame);
 		if (err)
-			return err;
-		*page = OLD_WORD;
-		*s = (struct stale){.page = page};
-		if ((err = smp_run(1, stale_reader, s)) != 0)
 			return err;
 		wait_reads(s, 200);
 		__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);

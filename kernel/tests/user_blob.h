@@ -1,0 +1,24 @@
+/*
+ * Tiny ring-3 programs written inline for the kernel tests: BLOB puts the
+ * machine code of `body` in .rodata between name[] and name_end[];
+ * SYSCALL and EXIT_WITH spell the system calls (numbers from syscalls.h).
+ */
+#ifndef OUROBOROS_TESTS_USER_BLOB_H
+#define OUROBOROS_TESTS_USER_BLOB_H
+
+#include <syscalls.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+#define BLOB(name, body)                                              \
+	__asm__(".pushsection .rodata\n"                              \
+		".globl " #name "\n" #name ":\n" body "\n"            \
+		".globl " #name "_end\n" #name "_end:\n"              \
+		".popsection\n");                                     \
+	extern const u8 name[], name##_end[]
+
+#define SYSCALL(nr) "mov $" STR(nr) ", %eax\n syscall\n"
+#define EXIT_WITH(code) "mov $" #code ", %edi\n" SYSCALL(SYS_exit)
+
+#endif
