@@ -95,6 +95,12 @@ export function groupModule(dir: string, files: readonly string[]): string {
   ].join("\n");
 }
 
+/** The test files `*_test.ts` directly under `testDir`, sorted, as paths. */
+export async function testFiles(testDir: string): Promise<string[]> {
+  return (await readdir(testDir)).filter((f) => f.endsWith("_test.ts")).sort()
+    .map((f) => join(testDir, f));
+}
+
 /**
  * Write the group modules of the test files `*_test.ts` under `testDir`
  * into `outDir` (old ones there removed); resolves to their paths.
@@ -109,8 +115,7 @@ export async function writeTestGroups(
   history: string | null,
   alone: readonly string[] = [],
 ): Promise<string[]> {
-  const all = (await readdir(testDir)).filter((f) => f.endsWith("_test.ts")).sort()
-    .map((f) => join(testDir, f));
+  const all = await testFiles(testDir);
   const apart = all.filter((f) => alone.includes(relative(root, f)));
   const files = all.filter((f) => !apart.includes(f));
   const times = history === null ? new Map<string, number>() : fileTimes(history, root);
