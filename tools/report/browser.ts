@@ -4,6 +4,11 @@
  * the DOM after the page's scripts ran (`--dump-dom`) and a screenshot.
  * Every run gets a new empty profile and no network beyond the page's own
  * files: background networking, component updates, sync and QUIC are off.
+ * Starting Chromium costs far more than the page (~4 CPU-s on 2 cores for
+ * about:blank): one start does both the DOM dump and the screenshot, and
+ * without the sandbox (root) the browser, renderer and GPU work share one
+ * process (`--single-process`: 7 processes instead of 14, same DOM and
+ * screenshot bytes, ~10% less CPU).
  */
 import { execa } from "execa";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -33,8 +38,13 @@ export function chromiumArgs(req: BrowserRequest, profile: string, root: boolean
   const [w, h] = req.size ?? [1400, 1800];
   const args = [
     "--headless",
-    ...(root ? ["--no-sandbox"] : []),
+    // --single-process needs the sandbox off; with the sandbox Chromium keeps its processes.
+    ...(root ? ["--no-sandbox", "--single-process"] : []),
     "--disable-gpu",
+    "--disable-extensions",
+    "--disable-breakpad",
+    "--mute-audio",
+    "--password-store=basic",
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
