@@ -218,38 +218,25 @@ static void sort_frames(u64 *a, u64 n)
 			}
 }
 
-/* The first 2 MiB-aligned run of LARGE_FRAMES frames in sorted a[0, n): its index, or n. */
-static u64 find_run(const u64 *a, u64 n)
-{
-	for (u64 i = 0; i + LARGE_FRAMES <= n; i++)
-		if (IS_ALIGNED(a[i], LARGE_PAGE_SIZE) &&
-		    a[i + LARGE_FRAMES - 1] == a[i] + LARGE_PAGE_SIZE - PAGE_SIZE)
-			return i;
-	return n;
-}
-
 /*
  * A 2 MiB-aligned run of 512 free frames: the PMM is a stack of 4 KiB
  * frames, so take up to CONTIG_WINDOW of them, look for a run among them
- * and give the rest back. They are taken LARGE_FRAMES at a time and looked
- * through after each batch: a run found early leaves the rest of the window
- * on the stack (each frame taken and given back costs the PMM's debug mark
- * twice, through a scratch mapping). 0 and *out, or -E_NOCONTIG (none in
- * the window), -E_NOMEM.
+ * and give the rest back. 0 and *out, or -E_NOCONTIG (none in the window),
+ * -E_NOMEM.
  */
 static int alloc_run(u64 *out)
 {
-	u64 n = 0, start = 0;
-	bool empty = false;
-	while (!empty && n < CONTIG_WINDOW) {
-		u64 batch_end = n + LARGE_FRAMES;
-		while (n < batch_end && pmm_alloc(&contig[n]) == 0)
-			n++;
-		empty = n < batch_end;
-		sort_frames(contig, n);
-		start = find_run(contig, n);
-		if (start < n)
+	u64 n = 0;
+	while (n < CONTIG_WINDOW && pmm_alloc(&contig[n]) == 0)
+		n++;
+	sort_frames(contig, n);
+	u64 start = n;
+	for (u64 i = 0; i + LARGE_FRAMES <= n; i++) {
+		if (IS_ALIGNED(contig[i], LARGE_PAGE_SIZE) &&
+		    contig[i + LARGE_FRAMES - 1] == contig[i] + LARGE_PAGE_SIZE - PAGE_SIZE) {
+			start = i;
 			break;
+		}
 	}
 	for (u64 i = 0; i < n; i++)
 		if (i < start || i >= start + LARGE_FRAMES || start == n)
