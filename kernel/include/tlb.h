@@ -42,8 +42,7 @@
  * shootdown's acknowledgements), from that wait loop (tlb_poll), so two CPUs
  * shooting at each other, or one waiting for a lock the other holds, cannot
  * deadlock. A CPU that has not acknowledged after TLB_ACK_TIMEOUT_MS (a
- * selftest may set a shorter wait) is a
- * broken invariant: panic, naming it.
+ * selftest may set a shorter wait) is a broken invariant: panic, naming it.
  */
 #ifndef OUROBOROS_TLB_H
 #define OUROBOROS_TLB_H
