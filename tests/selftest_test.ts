@@ -140,8 +140,8 @@ runs.set(
   ),
 );
 // Two CPUs: one of them is made deaf to shootdowns, or a batch is left open (counted on SMP only).
-// tlb-noack waits out the shootdown's 5 s (guest clock; the calibration drifts under load),
-// with every other selftest booting at once.
+// tlb-noack's deaf CPU halts with interrupts off; the kernel waits 50 ms of guest clock for its
+// acknowledgement (the selftest's own wait; production waits 5 s) and panics naming it.
 for (const name of ["tlb-noack", "tlb-open"]) {
   runs.set(
     name,

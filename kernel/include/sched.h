@@ -92,8 +92,15 @@ u32 sched_all_cpus(void);
 /* An AP's last step of bring-up (smp.c): become this CPU's idle context on stack `top`. */
 NORETURN void sched_run_ap(u64 top);
 
-/* Sleep at least ns nanoseconds of clock_ns(); returns early only if killed. */
+/* Sleep at least ns nanoseconds of clock_ns(); returns early only if killed or ended. */
 void sched_sleep_ns(u64 ns);
+
+/*
+ * End the sleep of p, SLEEPING in sched_sleep_ns, as if its time had come: it
+ * returns once p runs again (tests that park a process in a sleep: no wait
+ * for the timer). False, and nothing changed, when p is not sleeping.
+ */
+bool sched_end_sleep(struct proc *p);
 
 /* The timer's tick (interrupts off): wake sleepers, and preempt if it came from user mode. */
 void sched_tick(struct trap_frame *f);

@@ -41,8 +41,8 @@
  * waits with interrupts off (spinning on a lock, or waiting for its own
  * shootdown's acknowledgements), from that wait loop (tlb_poll), so two CPUs
  * shooting at each other, or one waiting for a lock the other holds, cannot
- * deadlock. A CPU that has not acknowledged after TLB_ACK_TIMEOUT_MS is a
- * broken invariant: panic, naming it.
+ * deadlock. A CPU that has not acknowledged after TLB_ACK_TIMEOUT_MS (a
+ * selftest may set a shorter wait) is a broken invariant: panic, naming it.
  */
 #ifndef OUROBOROS_TLB_H
 #define OUROBOROS_TLB_H
@@ -218,5 +218,13 @@ bool tlb_cpu_lazy(u32 cpu);
 
 /* For the idle-flush test: while set, tlb_idle_exit skips its flush (a broken kernel). */
 extern bool tlb_test_skip_idle_flush;
+
+/*
+ * For the tlb-noack selftest: how long tlb_shootdown waits for an
+ * acknowledgement before it panics (TLB_ACK_TIMEOUT_MS until set; the
+ * panic names the wait used). A deaf CPU is as deaf after 50 ms as after
+ * 5 s; the selftest need not burn 5 s of two host cores to show the panic.
+ */
+void tlb_test_set_ack_timeout_ms(u64 ms);
 
 #endif

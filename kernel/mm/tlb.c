@@ -57,6 +57,13 @@ static u32 pending[MAX_CPUS];
 static struct tlb_stats stats;
 bool tlb_test_skip_remote;
 bool tlb_test_skip_idle_flush;
+/* The acknowledgement wait, ms: TLB_ACK_TIMEOUT_MS unless a selftest set another. */
+static u64 ack_timeout_ms = TLB_ACK_TIMEOUT_MS;
+
+void tlb_test_set_ack_timeout_ms(u64 ms)
+{
+	__atomic_store_n(&ack_timeout_ms, ms, __ATOMIC_RELAXED);
+}
 
 void tlb_idle_enter(void)
 {
@@ -214,14 +221,15 @@ void tlb_shootdown(const struct tlb_batch *b)
 		smp_send_ipi(t, VEC_IPI_TLB);
 		__atomic_fetch_add(&stats.ipis, 1, __ATOMIC_RELAXED);
 	}
-	u64 deadline = clock_ns() + TLB_ACK_TIMEOUT_MS * 1000000ULL;
+	u64 wait_ms = __atomic_load_n(&ack_timeout_ms, __ATOMIC_RELAXED);
+	u64 deadline = clock_ns() + wait_ms * 1000000ULL;
 	u32 acked;
 	while (((acked = __atomic_load_n(&r->acked, __ATOMIC_ACQUIRE)) & targets) != targets) {
 		tlb_poll();
 		if (clock_ns() >= deadline) {
 			u32 late = (u32)__builtin_ctz(targets & ~acked);
 			panic("tlb: CPU %u did not acknowledge a shootdown from CPU %u within %llu ms",
-			      late, me, TLB_ACK_TIMEOUT_MS);
+			      late, me, wait_ms);
 		}
 		__builtin_ia32_pause();
 	}

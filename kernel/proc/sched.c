@@ -496,17 +496,30 @@ int sched_set_cpus(struct proc *p, u32 mask)
 void sched_sleep_ns(u64 ns)
 {
 	struct proc *cur = sched_current();
-	u64 wake = clock_ns() + ns;
+	lock_take();
+	/* The deadline lives in the proc, under the lock: sched_end_sleep may bring it forward. */
+	cur->wake_ns = clock_ns() + ns;
 	for (;;) {
-		lock_take();
-		if (clock_ns() >= wake || cur->killed) {
+		if (clock_ns() >= cur->wake_ns || cur->killed) {
 			lock_drop();
 			return;
 		}
-		cur->wake_ns = wake;
 		cur->state = PROC_SLEEPING;
 		sched_block();
+		lock_take();
 	}
+}
+
+bool sched_end_sleep(struct proc *p)
+{
+	lock_take();
+	bool sleeping = p->state == PROC_SLEEPING;
+	if (sleeping) {
+		p->wake_ns = 0;
+		sched_wakeup_locked(p);
+	}
+	lock_drop();
+	return sleeping;
 }
 
 void sched_tick(struct trap_frame *f)

@@ -49,9 +49,11 @@ BLOB(blob_fork_cycles, "movq $1, -8(%rsp)\n mov $1000, %ebx\n"
      "test %rax, %rax\n js 9f\n dec %ebx\n jnz 1b\n" EXIT_WITH(0) "9:" EXIT_WITH(1));
 
 /*
- * Touch a stack page, sleep 20 ms (the test takes frames away meanwhile),
- * fork: the child exits 0, the parent waits and exits 100; a failed fork
- * exits with -error after checking its stack word is intact.
+ * Touch a stack page, sleep 20 ms (the test takes frames away meanwhile and
+ * ends the sleep: sched_end_sleep), fork: the child exits 0, the parent
+ * waits and exits 100; a failed fork exits with -error after checking its
+ * stack word is intact. The test thread runs on its CPU and does not block
+ * until it has taken the frames, so the process cannot fork before.
  */
 BLOB(blob_sleep_fork, "movq $7, -8(%rsp)\n mov $20000000, %edi\n" SYSCALL(SYS_sleep)
      SYSCALL(SYS_fork)
@@ -160,6 +162,8 @@ KTEST(cow, fork_without_frames_fails_with_enomem_and_changes_nothing)
 		pmm_get_stats(&s);
 		u64 take = s.free - s.reserved > (u64)left ? s.free - s.reserved - (u64)left : 0;
 		KASSERT_EQ(pmm_reserve(take), 0);
+		/* The frames are set aside: end its sleep rather than wait for the timer. */
+		KASSERT(sched_end_sleep(p));
 		int got = proc_wait(pid, &x);
 		pmm_unreserve(take);
 		KASSERT_EQ(got, pid);

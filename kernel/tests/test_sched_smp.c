@@ -26,8 +26,13 @@
 #define CODE_VA USER_PROGRAM_BASE
 /* The migrating blob's stack: it fills the 4 pages below the top one. */
 #define MIGRATE_STACK_PAGES 6
-/* Its run time (clock_ns), long enough for the mask rotation to move it often. */
-#define MIGRATE_RUN_NS (400 * NS_PER_MS)
+/*
+ * Its run time (clock_ns), long enough for the mask rotation to move it often:
+ * a rotation takes a timer tick or two (the test sleeps 8 ms): 14-19 of them
+ * seen on 2 and 4 CPUs, more than the CPUs' count, which puts every process
+ * on every CPU (400 ms made 24-32 and spun every CPU twice as long).
+ */
+#define MIGRATE_RUN_NS (200 * NS_PER_MS)
 /* How often the test moves each process to another CPU. */
 #define ROTATE_EVERY_NS (8 * NS_PER_MS)
 

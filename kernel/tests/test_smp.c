@@ -138,7 +138,8 @@ KTEST(smp, silent_cpu_left_out)
 		KTEST_SKIP("no free APIC ID or CPU slot");
 	u32 count = smp_cpu_count();
 	u64 before = free_frames();
-	KASSERT_EQ(smp_start_cpu(id, 50), -E_TIMEDOUT);
+	/* Nobody answers however long it waits: 1 ms (after INIT's 10 ms) is as good as 50. */
+	KASSERT_EQ(smp_start_cpu(id, 1), -E_TIMEDOUT);
 	KASSERT_EQ(smp_cpu_count(), count);
 	KASSERT_EQ(free_frames(), before);
 	u64 pa;
