@@ -12,13 +12,13 @@ import {
   renderUserSyscalls,
 } from "../../linker/syscalls.ts";
 import { renderUserLinkerScript } from "../../linker/user_linker_script.ts";
-import { execa } from "execa";
 import { Buffer } from "node:buffer";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { runAll, type Step } from "./build.ts";
+import { toolFact } from "./input_facts.ts";
 import { writeCpio } from "../core/cpio.ts";
 import { INITRD_NAME } from "../host/initrd.ts";
 
@@ -149,7 +149,11 @@ export async function buildUser(ctx: UserBuildContext): Promise<UserBuildResult 
   const includes = [`-I${ugen}`, `-I${join(udir, "include")}`];
   const cflags = [...USER_C_FLAGS, `-fmacro-prefix-map=${ctx.root}/=`];
   // -nostdinc drops the compiler's own freestanding headers too: add them back.
-  const gccInclude = (await execa(ctx.cc, ["-print-file-name=include"])).stdout.trim();
+  // Asked once per compiler binary (input_facts.ts).
+  const gccInclude = await toolFact(ctx.cc, "-print-file-name=include", async () => {
+    const { execa } = await import("execa");
+    return (await execa(ctx.cc, ["-print-file-name=include"])).stdout.trim();
+  });
   const compile = (src: string): Step => {
     const rel = relative(ctx.root, src);
     const o = join(obj, rel + ".o");

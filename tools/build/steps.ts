@@ -5,9 +5,9 @@
  * output whose key is unchanged is not rebuilt, so a second build with
  * nothing changed runs nothing.
  */
-import { execa } from "execa";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import { fileHash, sha256Hex, toolFact } from "./input_facts.ts";
 
 /** A compiler, assembler or linker failure, with the tool's own output. */
 export class BuildError extends Error {
@@ -22,17 +22,20 @@ export class BuildError extends Error {
   }
 }
 
-export async function sha256(data: string | Uint8Array): Promise<string> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 export async function readOrNull(path: string): Promise<Uint8Array | null> {
   try {
-    return await readFile(path);
+    return await Deno.readFile(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
     throw e;
   }
 }
@@ -56,17 +59,22 @@ async function depfileInputs(path: string, cwd: string): Promise<string[]> {
   return [...new Set(deps.filter(Boolean).map((d) => resolve(cwd, d)))];
 }
 
-/** Key of a command over its inputs' contents; a missing input gives a fresh key. */
+/**
+ * Key of a command over its inputs' contents; a missing input gives a fresh
+ * key. The contents' hashes come from input_facts.ts (read again only for a
+ * file whose identity changed).
+ */
 export async function keyOf(command: string[], inputs: string[]): Promise<string> {
   const parts = [command.join("\0")];
   for (const f of [...inputs].sort()) {
-    const data = await readOrNull(f);
-    parts.push(f, data ? await sha256(data) : "missing");
+    parts.push(f, await fileHash(f) ?? "missing");
   }
-  return sha256(parts.join("\n"));
+  return sha256Hex(parts.join("\n"));
 }
 
 async function run(cmd: string[], cwd: string, file: string): Promise<void> {
+  // Loaded when a step runs: a build with nothing changed runs no tool.
+  const { execa } = await import("execa");
   const r = await execa(cmd[0], cmd.slice(1), { cwd, reject: false, all: true });
   if (r.failed) {
     const out = String(r.all || r.message);
@@ -95,8 +103,7 @@ export async function runStep(step: Step, cwd: string): Promise<boolean> {
   const deps = step.depfile ? await depfileInputs(step.depfile, cwd) : [];
   const key = await keyOf([step.toolId, ...step.command], [...step.inputs, ...deps]);
   const old = await readOrNull(keyFile);
-  const have = await readOrNull(step.output);
-  if (have && old && new TextDecoder().decode(old) === key) return false;
+  if (old && new TextDecoder().decode(old) === key && await isFile(step.output)) return false;
   await mkdir(dirname(step.output), { recursive: true });
   await rm(keyFile, { force: true });
   await run(step.command, cwd, step.label);
@@ -136,9 +143,16 @@ export async function runAll(
   return ran.sort();
 }
 
-/** First line of `tool --version` (or -v), or a BuildError if the tool does not run. */
-export async function toolIdentity(tool: string, flag = "--version"): Promise<string> {
-  const r = await execa(tool, [flag], { reject: false });
-  if (r.failed) throw new BuildError(tool, `cannot run ${tool}: ${r.shortMessage ?? r.message}`);
-  return `${tool}: ${String(r.stdout).split("\n")[0]}`;
+/**
+ * First line of `tool --version` (or -v), or a BuildError if the tool does
+ * not run. Asked once per tool binary (input_facts.ts: again when PATH finds
+ * another file, or the file changed).
+ */
+export function toolIdentity(tool: string, flag = "--version"): Promise<string> {
+  return toolFact(tool, flag, async () => {
+    const { execa } = await import("execa");
+    const r = await execa(tool, [flag], { reject: false });
+    if (r.failed) throw new BuildError(tool, `cannot run ${tool}: ${r.shortMessage ?? r.message}`);
+    return `${tool}: ${String(r.stdout).split("\n")[0]}`;
+  });
 }
