@@ -21,8 +21,10 @@
  * facts about inputs: every key, and every verdict, is computed from them
  * anew.
  */
-import { createHash } from "node:crypto";
+import { realpathSync, type Stats, statSync } from "node:fs";
+import { readFile, rename, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
+import process from "node:process";
 
 /** How much older than the read a file's times must be for its fact to be kept. */
 export const RACY_MS = 2000;
@@ -31,18 +33,13 @@ export const RACY_MS = 2000;
 const FORMAT = 1;
 
 /** A file's identity: every field a change of its contents changes. */
-function identityOf(info: Deno.FileInfo): string {
-  const m = info.mtime?.getTime() ?? -1;
-  const c = info.ctime?.getTime() ?? -1;
-  return `${info.dev}:${info.ino}:${info.size}:${m}:${c}`;
+function identityOf(info: Stats): string {
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
 }
 
 /** True when a file with these times may still change without changing its identity. */
-function isRacy(info: Deno.FileInfo, readAt: number): boolean {
-  const m = info.mtime?.getTime();
-  const c = info.ctime?.getTime();
-  if (m === undefined || c === undefined) return true;
-  return Math.max(m, c) > readAt - RACY_MS;
+function isRacy(info: Stats, readAt: number): boolean {
+  return Math.max(info.mtimeMs, info.ctimeMs) > readAt - RACY_MS;
 }
 
 interface Fact {
@@ -68,26 +65,56 @@ const tools = new Map<string, Fact>();
 /** Build directories whose facts were loaded into this process. */
 const loaded = new Set<string>();
 
-/** SHA-256 of `data`, in hex. */
-export function sha256Hex(data: string | Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
+/** SHA-256 of `data`, in hex (Web Crypto: node:crypto costs a command ~60 ms of CPU to load). */
+export async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function statOrNull(path: string): Deno.FileInfo | null {
+/**
+ * The file's status, or null if there is none. Stats of one batch of steps
+ * (`memo`, see {@link fileHash}) are taken once.
+ */
+function statOrNull(path: string, memo?: StatMemo): Stats | null {
+  const known = memo?.stats.get(path);
+  if (known !== undefined) return known;
+  let info: Stats | null;
   try {
-    return Deno.statSync(path);
+    info = statSync(path, { throwIfNoEntry: false }) ?? null;
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return null;
-    throw e;
+    if ((e as NodeJS.ErrnoException).code !== "ENOTDIR") throw e;
+    info = null;
   }
+  if (memo !== undefined && !memo.writes.has(path)) memo.stats.set(path, info);
+  return info;
+}
+
+/**
+ * Stats shared by the steps of one batch (steps.ts runAll): the steps of a
+ * batch run together, so none reads what another writes, and their inputs'
+ * status is taken once a batch. What the batch writes is never kept.
+ */
+export class StatMemo {
+  readonly stats = new Map<string, Stats | null>();
+  constructor(
+    /** The files the batch writes. */
+    readonly writes: ReadonlySet<string>,
+  ) {}
+}
+
+/** What input_facts.ts knows a file by (null: no such file), for tests. */
+export function fileIdentity(path: string): string | null {
+  const info = statOrNull(path);
+  return info === null ? null : identityOf(info);
 }
 
 /**
  * SHA-256 of a file's contents in hex, or null if there is no such file.
  * Read only when no fact of the file's present identity is known.
  */
-export async function fileHash(path: string): Promise<string | null> {
-  const before = statOrNull(path);
+export async function fileHash(path: string, memo?: StatMemo): Promise<string | null> {
+  const before = statOrNull(path, memo);
   if (before === null) return null;
   const id = identityOf(before);
   const known = hashes.get(path);
@@ -96,12 +123,12 @@ export async function fileHash(path: string): Promise<string | null> {
   const readAt = now();
   let data: Uint8Array;
   try {
-    data = await Deno.readFile(path);
+    data = await readFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw e;
   }
-  const value = sha256Hex(data);
+  const value = await sha256Hex(data);
   // The identity from before the read: if the file changed since, its identity differs
   // from this one, and the fact is never used.
   if (isRacy(before, readAt)) hashes.delete(path);
@@ -111,12 +138,12 @@ export async function fileHash(path: string): Promise<string | null> {
 
 /** The file `command` runs: itself if it names a path, else the first match on PATH. */
 export function resolveCommand(command: string): string | null {
-  if (command.includes("/")) return statOrNull(command)?.isFile ? command : null;
-  for (const dir of (Deno.env.get("PATH") ?? "").split(delimiter)) {
+  if (command.includes("/")) return statOrNull(command)?.isFile() ? command : null;
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
     if (dir === "") continue;
     const p = join(dir, command);
     const info = statOrNull(p);
-    if (info?.isFile && (info.mode ?? 0o111) & 0o111) return p;
+    if (info?.isFile() && info.mode & 0o111) return p;
   }
   return null;
 }
@@ -134,7 +161,7 @@ export async function toolFact(
   const path = resolveCommand(tool);
   const info = path === null ? null : statOrNull(path);
   if (path === null || info === null) return await ask();
-  const real = Deno.realPathSync(path);
+  const real = realpathSync(path);
   const id = `${real}:${identityOf(info)}`;
   const key = `${tool}\0${question}`;
   const known = tools.get(key);
@@ -166,7 +193,7 @@ export async function loadFacts(out: string): Promise<void> {
   loaded.add(out);
   let parsed: FactsFile;
   try {
-    parsed = JSON.parse(await Deno.readTextFile(factsFile(out)));
+    parsed = JSON.parse(await readFile(factsFile(out), "utf8"));
   } catch {
     return;
   }
@@ -197,7 +224,7 @@ export async function saveFacts(out: string, dirs: readonly string[]): Promise<v
     tools: Object.fromEntries(tools),
   };
   const path = factsFile(out);
-  const part = `${path}.${Deno.pid}-${crypto.randomUUID()}.part`;
-  await Deno.writeTextFile(part, JSON.stringify(file));
-  await Deno.rename(part, path);
+  const part = `${path}.${process.pid}-${crypto.randomUUID()}.part`;
+  await writeFile(part, JSON.stringify(file));
+  await rename(part, path);
 }

@@ -5,9 +5,9 @@
  * output whose key is unchanged is not rebuilt, so a second build with
  * nothing changed runs nothing.
  */
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { fileHash, sha256Hex, toolFact } from "./input_facts.ts";
+import { fileHash, sha256Hex, StatMemo, toolFact } from "./input_facts.ts";
 
 /** A compiler, assembler or linker failure, with the tool's own output. */
 export class BuildError extends Error {
@@ -24,18 +24,18 @@ export class BuildError extends Error {
 
 export async function readOrNull(path: string): Promise<Uint8Array | null> {
   try {
-    return await Deno.readFile(path);
+    return await readFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw e;
   }
 }
 
 async function isFile(path: string): Promise<boolean> {
   try {
-    return (await Deno.stat(path)).isFile;
+    return (await stat(path)).isFile();
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
     throw e;
   }
 }
@@ -64,12 +64,16 @@ async function depfileInputs(path: string, cwd: string): Promise<string[]> {
  * key. The contents' hashes come from input_facts.ts (read again only for a
  * file whose identity changed).
  */
-export async function keyOf(command: string[], inputs: string[]): Promise<string> {
+export async function keyOf(
+  command: string[],
+  inputs: string[],
+  memo?: StatMemo,
+): Promise<string> {
   const parts = [command.join("\0")];
   for (const f of [...inputs].sort()) {
-    parts.push(f, await fileHash(f) ?? "missing");
+    parts.push(f, await fileHash(f, memo) ?? "missing");
   }
-  return sha256Hex(parts.join("\n"));
+  return await sha256Hex(parts.join("\n"));
 }
 
 async function run(cmd: string[], cwd: string, file: string): Promise<void> {
@@ -97,11 +101,14 @@ export interface Step {
   toolId: string;
 }
 
-/** Run a step unless its key is unchanged; returns true if it ran. */
-export async function runStep(step: Step, cwd: string): Promise<boolean> {
+/**
+ * Run a step unless its key is unchanged; returns true if it ran. `memo`:
+ * the stats of its batch (runAll).
+ */
+export async function runStep(step: Step, cwd: string, memo?: StatMemo): Promise<boolean> {
   const keyFile = step.output + ".key";
   const deps = step.depfile ? await depfileInputs(step.depfile, cwd) : [];
-  const key = await keyOf([step.toolId, ...step.command], [...step.inputs, ...deps]);
+  const key = await keyOf([step.toolId, ...step.command], [...step.inputs, ...deps], memo);
   const old = await readOrNull(keyFile);
   if (old && new TextDecoder().decode(old) === key && await isFile(step.output)) return false;
   await mkdir(dirname(step.output), { recursive: true });
@@ -111,7 +118,7 @@ export async function runStep(step: Step, cwd: string): Promise<boolean> {
   const newDeps = step.depfile ? await depfileInputs(step.depfile, cwd) : [];
   await writeFile(
     keyFile,
-    await keyOf([step.toolId, ...step.command], [...step.inputs, ...newDeps]),
+    await keyOf([step.toolId, ...step.command], [...step.inputs, ...newDeps], memo),
   );
   return true;
 }
@@ -126,10 +133,12 @@ export async function runAll(
   const ran: string[] = [];
   const queue = [...steps];
   const errors: unknown[] = [];
+  const writes = new Set(steps.flatMap((s) => [s.output, ...(s.depfile ? [s.depfile] : [])]));
+  const memo = new StatMemo(writes);
   const worker = async () => {
     for (let s = queue.shift(); s; s = queue.shift()) {
       try {
-        if (await runStep(s, cwd)) {
+        if (await runStep(s, cwd, memo)) {
           log(s.label);
           ran.push(s.label);
         }

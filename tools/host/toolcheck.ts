@@ -6,7 +6,6 @@
  *
  * OUROBOROS_INSTALL=never turns the install off (the command is printed).
  */
-import { execa } from "execa";
 import { stat } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import process from "node:process";
@@ -243,10 +242,14 @@ export const systemToolEnv: ToolEnv = {
   isRoot: () => process.getuid?.() === 0,
   sudoWorks: async () => {
     if (!(await whichOnPath("sudo"))) return false;
+    // Loaded when used: most commands never run it.
+    const { execa } = await import("execa");
     const r = await execa("sudo", ["-n", "true"], { reject: false, stdin: "ignore" });
     return r.exitCode === 0;
   },
   run: async (command) => {
+    // Loaded when used: most commands never run it.
+    const { execa } = await import("execa");
     const r = await execa(command[0], command.slice(1), {
       reject: false,
       stdin: "ignore",
