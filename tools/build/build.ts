@@ -70,7 +70,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const lock = await acquireLock(join(out, ".build-lock.pid"));
   try {
     // What earlier builds learnt about the inputs (input_facts.ts); kept again for the next.
-    await loadFacts(out);
+    loadFacts(out);
     try {
       return await buildLocked(options, out);
     } finally {

@@ -21,8 +21,8 @@
  * facts about inputs: every key, and every verdict, is computed from them
  * anew.
  */
-import { realpathSync, type Stats, statSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFileSync, realpathSync, type Stats, statSync } from "node:fs";
+import { rename, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import process from "node:process";
 
@@ -123,7 +123,8 @@ export async function fileHash(path: string, memo?: StatMemo): Promise<string | 
   const readAt = now();
   let data: Uint8Array;
   try {
-    data = await readFile(path);
+    // Synchronously: node:fs's promise API costs more than the read itself under Deno.
+    data = readFileSync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw e;
@@ -188,12 +189,12 @@ interface FactsFile {
  * Add the facts kept in build directory `out` to this process's (once per
  * process and directory). A missing or unreadable file adds nothing.
  */
-export async function loadFacts(out: string): Promise<void> {
+export function loadFacts(out: string): void {
   if (loaded.has(out)) return;
   loaded.add(out);
   let parsed: FactsFile;
   try {
-    parsed = JSON.parse(await readFile(factsFile(out), "utf8"));
+    parsed = JSON.parse(readFileSync(factsFile(out), "utf8"));
   } catch {
     return;
   }
