@@ -167,3 +167,50 @@ Deno.test("input facts: a changed source rebuilds though its size and mtime are 
     await cleanup();
   }
 });
+
+Deno.test("input facts: a tool name that leads to another file is asked again", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const script = (v: string) => `#!/bin/sh\necho "tool ${v}"\n`;
+    for (const v of ["1", "2"]) {
+      await Deno.mkdir(join(dir, v));
+      await Deno.writeTextFile(join(dir, v, "tool"), script(v));
+      await Deno.chmod(join(dir, v, "tool"), 0o755);
+    }
+    const link = join(dir, "tool");
+    await Deno.symlink(join(dir, "1", "tool"), link);
+    await aged(async () => {
+      assert.equal(await toolIdentity(link), `${link}: tool 1`);
+      assert.equal(await toolIdentity(link), `${link}: tool 1`);
+      await Deno.remove(link);
+      await Deno.symlink(join(dir, "2", "tool"), link);
+      assert.equal(await toolIdentity(link), `${link}: tool 2`);
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a tool changed within the timestamp's tick is asked again", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const tool = join(dir, "tool");
+    const script = (v: string) => `#!/bin/sh\necho "tool ${v}"\n`;
+    // The real clock, as for files: a tool younger than RACY_MS is asked every time.
+    for (let i = 0; i < 200; i++) {
+      await Deno.writeTextFile(tool, script("1"));
+      await Deno.chmod(tool, 0o755);
+      assert.equal(await toolIdentity(tool), `${tool}: tool 1`);
+      const before = await Deno.stat(tool);
+      const id = fileIdentity(tool);
+      await Deno.writeTextFile(tool, script("2"));
+      await Deno.utime(tool, before.atime!, before.mtime!);
+      if (fileIdentity(tool) !== id) continue;
+      assert.equal(await toolIdentity(tool), `${tool}: tool 2`);
+      return;
+    }
+    assert.fail("never rewrote the tool within one timestamp tick");
+  } finally {
+    await cleanup();
+  }
+});
