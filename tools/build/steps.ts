@@ -10,6 +10,9 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileHash, sha256Hex, StatMemo, toolFact } from "./input_facts.ts";
 
+/** SHA-256 in hex (the name other modules knew it by). */
+export const sha256: (data: string | Uint8Array) => Promise<string> = sha256Hex;
+
 /** A compiler, assembler or linker failure, with the tool's own output. */
 export class BuildError extends Error {
   constructor(
