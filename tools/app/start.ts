@@ -2,7 +2,6 @@
  * `deno task start`: boot the kernel with its serial console on this
  * terminal, and say what QEMU's exit status means.
  */
-import { execa } from "execa";
 import { DEBUG_EXIT, qemuExitStatus } from "../../linker/layout.ts";
 import { configIn, CONFIGS, DEFAULT_CONFIG, type MachineConfig } from "../run/configs.ts";
 import { targetFor } from "../run/targets.ts";
@@ -92,6 +91,8 @@ export async function startImage(
       "Ctrl-C stops QEMU",
   );
   const request = { kernel: start.image, cmdline: image.append, initrd: start.initrd, image: boot };
+  // Loaded when used: the npm CLI imports this module for every command.
+  const { execa } = await import("execa");
   const r = await execa(DEFAULT_QEMU, target.args(request), { stdio: "inherit", reject: false });
   const text = r.exitCode === 0
     ? "QEMU exited 0: the guest reset or powered off (or triple-faulted, under -no-reboot)"
@@ -117,6 +118,8 @@ export async function startInteractive(
   // A boot path first makes its image or tree (machines/boot_path.ts).
   if (target instanceof BootPathTarget) await target.prepare({ kernel: elf, cmdline });
   const args = target.args({ kernel: elf, cmdline });
+  // Loaded when used: the npm CLI imports this module for every command.
+  const { execa } = await import("execa");
   const r = await execa(DEFAULT_QEMU, args, { stdio: "inherit", reject: false });
   const { ok, text } = describeExit(r.exitCode);
   console.error(text);

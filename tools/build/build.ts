@@ -22,6 +22,7 @@ import { buildUser, type UserBuildResult, writeAbiFiles } from "./build_user.ts"
 import { generate } from "./generate.ts";
 import { link, placeholderTablesStep } from "./link.ts";
 import { BuildError, runAll, toolIdentity } from "./steps.ts";
+import { loadFacts, saveFacts } from "./input_facts.ts";
 
 export { BuildError };
 // The engine, for modules of build/ that add steps (steps.ts is its home).
@@ -68,7 +69,13 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   await mkdir(out, { recursive: true });
   const lock = await acquireLock(join(out, ".build-lock.pid"));
   try {
-    return await buildLocked(options, out);
+    // What earlier builds learnt about the inputs (input_facts.ts); kept again for the next.
+    loadFacts(out);
+    try {
+      return await buildLocked(options, out);
+    } finally {
+      await saveFacts(out, [options.root, out]);
+    }
   } finally {
     await lock.release();
   }

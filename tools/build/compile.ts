@@ -2,7 +2,7 @@
  * Compile: every C and NASM source of the kernel to an object, each a keyed
  * step (steps.ts) with the dependencies the compiler reports.
  */
-import { readdir } from "node:fs/promises";
+import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { BuildContext } from "./context.ts";
 import type { Step } from "./steps.ts";
@@ -27,17 +27,23 @@ const C_FLAGS = [
   "-Werror",
 ];
 
-export async function listSources(dir: string): Promise<string[]> {
+/** The C and NASM sources under `dir`, sorted. */
+export function listSources(dir: string): Promise<string[]> {
   const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
+  // Synchronously: node:fs's promise API costs several times the listing under Deno.
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
+      if (e.isDirectory()) walk(p);
       else if (/\.(c|asm)$/.test(e.name)) out.push(p);
     }
   };
-  await walk(dir);
-  return out.sort();
+  try {
+    walk(dir);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return Promise.resolve(out.sort());
 }
 
 /** The steps that compile the kernel's sources (C with cc, assembly with NASM). */

@@ -5,9 +5,13 @@
  * output whose key is unchanged is not rebuilt, so a second build with
  * nothing changed runs nothing.
  */
-import { execa } from "execa";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readFileSync, statSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import { fileHash, sha256Hex, StatMemo, toolFact } from "./input_facts.ts";
+
+/** SHA-256 in hex (the name other modules knew it by). */
+export const sha256: (data: string | Uint8Array) => Promise<string> = sha256Hex;
 
 /** A compiler, assembler or linker failure, with the tool's own output. */
 export class BuildError extends Error {
@@ -22,19 +26,22 @@ export class BuildError extends Error {
   }
 }
 
-export async function sha256(data: string | Uint8Array): Promise<string> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+/**
+ * The file's contents, or null if there is none. Read synchronously: the
+ * files read this way are small (keys, depfiles, generated sources), and
+ * node:fs's promise API costs ten times the read under Deno.
+ */
+export function readOrNull(path: string): Promise<Uint8Array | null> {
+  try {
+    return Promise.resolve(readFileSync(path));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return Promise.resolve(null);
+    return Promise.reject(e);
+  }
 }
 
-export async function readOrNull(path: string): Promise<Uint8Array | null> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw e;
-  }
+function isFile(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isFile() ?? false;
 }
 
 /** Write a file only if its content differs, so its consumers' keys stay put. */
@@ -56,17 +63,26 @@ async function depfileInputs(path: string, cwd: string): Promise<string[]> {
   return [...new Set(deps.filter(Boolean).map((d) => resolve(cwd, d)))];
 }
 
-/** Key of a command over its inputs' contents; a missing input gives a fresh key. */
-export async function keyOf(command: string[], inputs: string[]): Promise<string> {
+/**
+ * Key of a command over its inputs' contents; a missing input gives a fresh
+ * key. The contents' hashes come from input_facts.ts (read again only for a
+ * file whose identity changed).
+ */
+export async function keyOf(
+  command: string[],
+  inputs: string[],
+  memo?: StatMemo,
+): Promise<string> {
   const parts = [command.join("\0")];
   for (const f of [...inputs].sort()) {
-    const data = await readOrNull(f);
-    parts.push(f, data ? await sha256(data) : "missing");
+    parts.push(f, await fileHash(f, memo) ?? "missing");
   }
-  return sha256(parts.join("\n"));
+  return await sha256Hex(parts.join("\n"));
 }
 
 async function run(cmd: string[], cwd: string, file: string): Promise<void> {
+  // Loaded when a step runs: a build with nothing changed runs no tool.
+  const { execa } = await import("execa");
   const r = await execa(cmd[0], cmd.slice(1), { cwd, reject: false, all: true });
   if (r.failed) {
     const out = String(r.all || r.message);
@@ -89,14 +105,16 @@ export interface Step {
   toolId: string;
 }
 
-/** Run a step unless its key is unchanged; returns true if it ran. */
-export async function runStep(step: Step, cwd: string): Promise<boolean> {
+/**
+ * Run a step unless its key is unchanged; returns true if it ran. `memo`:
+ * the stats of its batch (runAll).
+ */
+export async function runStep(step: Step, cwd: string, memo?: StatMemo): Promise<boolean> {
   const keyFile = step.output + ".key";
   const deps = step.depfile ? await depfileInputs(step.depfile, cwd) : [];
-  const key = await keyOf([step.toolId, ...step.command], [...step.inputs, ...deps]);
+  const key = await keyOf([step.toolId, ...step.command], [...step.inputs, ...deps], memo);
   const old = await readOrNull(keyFile);
-  const have = await readOrNull(step.output);
-  if (have && old && new TextDecoder().decode(old) === key) return false;
+  if (old && new TextDecoder().decode(old) === key && isFile(step.output)) return false;
   await mkdir(dirname(step.output), { recursive: true });
   await rm(keyFile, { force: true });
   await run(step.command, cwd, step.label);
@@ -104,7 +122,7 @@ export async function runStep(step: Step, cwd: string): Promise<boolean> {
   const newDeps = step.depfile ? await depfileInputs(step.depfile, cwd) : [];
   await writeFile(
     keyFile,
-    await keyOf([step.toolId, ...step.command], [...step.inputs, ...newDeps]),
+    await keyOf([step.toolId, ...step.command], [...step.inputs, ...newDeps], memo),
   );
   return true;
 }
@@ -119,10 +137,12 @@ export async function runAll(
   const ran: string[] = [];
   const queue = [...steps];
   const errors: unknown[] = [];
+  const writes = new Set(steps.flatMap((s) => [s.output, ...(s.depfile ? [s.depfile] : [])]));
+  const memo = new StatMemo(writes);
   const worker = async () => {
     for (let s = queue.shift(); s; s = queue.shift()) {
       try {
-        if (await runStep(s, cwd)) {
+        if (await runStep(s, cwd, memo)) {
           log(s.label);
           ran.push(s.label);
         }
@@ -136,9 +156,16 @@ export async function runAll(
   return ran.sort();
 }
 
-/** First line of `tool --version` (or -v), or a BuildError if the tool does not run. */
-export async function toolIdentity(tool: string, flag = "--version"): Promise<string> {
-  const r = await execa(tool, [flag], { reject: false });
-  if (r.failed) throw new BuildError(tool, `cannot run ${tool}: ${r.shortMessage ?? r.message}`);
-  return `${tool}: ${String(r.stdout).split("\n")[0]}`;
+/**
+ * First line of `tool --version` (or -v), or a BuildError if the tool does
+ * not run. Asked once per tool binary (input_facts.ts: again when PATH finds
+ * another file, or the file changed).
+ */
+export function toolIdentity(tool: string, flag = "--version"): Promise<string> {
+  return toolFact(tool, flag, async () => {
+    const { execa } = await import("execa");
+    const r = await execa(tool, [flag], { reject: false });
+    if (r.failed) throw new BuildError(tool, `cannot run ${tool}: ${r.shortMessage ?? r.message}`);
+    return `${tool}: ${String(r.stdout).split("\n")[0]}`;
+  });
 }

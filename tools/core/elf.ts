@@ -115,10 +115,11 @@ export function parseElf(bytes: Uint8Array): ElfImage {
       entsize: num(o + 56),
     });
   }
+  const decoder = new TextDecoder();
   const cstr = (off: number) => {
     let end = off;
     while (end < bytes.length && bytes[end] !== 0) end++;
-    return new TextDecoder().decode(bytes.subarray(off, end));
+    return decoder.decode(bytes.subarray(off, end));
   };
   const shstr = raw[shstrndx];
   for (const s of raw) if (shstr) s.name = cstr(shstr.offset + s.nameOff);
@@ -150,9 +151,18 @@ export function parseElf(bytes: Uint8Array): ElfImage {
   return { entry: u64(24), machine: u16(18), segments, sections, symbols, bytes };
 }
 
+/** Each image's symbols by name, the first of a name (as a search from the start finds). */
+const byName = new WeakMap<readonly ElfSymbol[], Map<string, ElfSymbol>>();
+
 /** The value of a named symbol, or an ElfError naming the missing symbol. */
 export function symbolValue(image: ElfImage, name: string): bigint {
-  const s = image.symbols.find((s) => s.name === name);
+  let index = byName.get(image.symbols);
+  if (index === undefined) {
+    index = new Map();
+    for (const sym of image.symbols) if (!index.has(sym.name)) index.set(sym.name, sym);
+    byName.set(image.symbols, index);
+  }
+  const s = index.get(name);
   if (!s) throw new ElfError(`symbol ${name} not found`);
   return s.value;
 }

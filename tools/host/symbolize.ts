@@ -3,7 +3,6 @@
  * (core/crash.ts) become function and file:line, read from the kernel ELF's
  * debug information with binutils' addr2line (one process for all addresses).
  */
-import { execa } from "execa";
 import { statSync } from "node:fs";
 import {
   type CrashAddresses,
@@ -28,6 +27,8 @@ export type Addr2line = (elf: string, addresses: string[]) => Promise<string>;
 
 /** binutils' addr2line: function names demangled, inlining shown, one line per location. */
 export const systemAddr2line: Addr2line = async (elf, addresses) => {
+  // Loaded when used: most commands never run it.
+  const { execa } = await import("execa");
   const r = await execa("addr2line", ["-e", elf, "-a", "-f", "-i", "-p", "-C", ...addresses], {
     reject: false,
   });

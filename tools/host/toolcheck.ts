@@ -6,8 +6,7 @@
  *
  * OUROBOROS_INSTALL=never turns the install off (the command is printed).
  */
-import { execa } from "execa";
-import { stat } from "node:fs/promises";
+import { statSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import process from "node:process";
 import {
@@ -228,12 +227,13 @@ async function whichOnPath(command: string): Promise<string | undefined> {
   return undefined;
 }
 
-async function isExecutable(path: string): Promise<boolean> {
+// Synchronously: under Deno, node:fs's promise stat costs several times the call.
+function isExecutable(path: string): Promise<boolean> {
   try {
-    const s = await stat(path);
-    return s.isFile() && (s.mode & 0o111) !== 0;
+    const s = statSync(path, { throwIfNoEntry: false });
+    return Promise.resolve(s !== undefined && s.isFile() && (s.mode & 0o111) !== 0);
   } catch {
-    return false;
+    return Promise.resolve(false);
   }
 }
 
@@ -243,10 +243,14 @@ export const systemToolEnv: ToolEnv = {
   isRoot: () => process.getuid?.() === 0,
   sudoWorks: async () => {
     if (!(await whichOnPath("sudo"))) return false;
+    // Loaded when used: most commands never run it.
+    const { execa } = await import("execa");
     const r = await execa("sudo", ["-n", "true"], { reject: false, stdin: "ignore" });
     return r.exitCode === 0;
   },
   run: async (command) => {
+    // Loaded when used: most commands never run it.
+    const { execa } = await import("execa");
     const r = await execa(command[0], command.slice(1), {
       reject: false,
       stdin: "ignore",
@@ -260,12 +264,11 @@ export const systemToolEnv: ToolEnv = {
   exists: fileExists,
 };
 
-async function fileExists(path: string): Promise<boolean> {
+function fileExists(path: string): Promise<boolean> {
   try {
-    await stat(path);
-    return true;
+    return Promise.resolve(statSync(path, { throwIfNoEntry: false }) !== undefined);
   } catch {
-    return false;
+    return Promise.resolve(false);
   }
 }
 

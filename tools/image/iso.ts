@@ -10,7 +10,6 @@
  * grub-mkrescue quietly leaves out a GRUB platform that is not installed,
  * so both are checked first: an ISO that boots only one way is an error.
  */
-import { execa } from "execa";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -110,6 +109,8 @@ export async function buildIso(options: IsoOptions): Promise<{ iso: string; file
   const stage = options.stageDir ?? `${options.out}.tree`;
   const files = await stageIso(options.kernel, options.cmdline, stage, options);
   await mkdir(dirname(options.out), { recursive: true });
+  // Loaded when used: most commands never run it.
+  const { execa } = await import("execa");
   const r = await execa(
     "grub-mkrescue",
     ["--locales=", "--fonts=", "--themes=", "-o", options.out, stage],
@@ -141,6 +142,8 @@ export interface IsoInfo {
 }
 
 async function xorriso(iso: string, args: string[]): Promise<string> {
+  // Loaded when used: most commands never run it.
+  const { execa } = await import("execa");
   const r = await execa("xorriso", ["-indev", iso, ...args], { reject: false, stdin: "ignore" });
   if (r.exitCode !== 0) throw new ImageError(`xorriso cannot read ${iso}: ${r.stderr}`);
   return r.stdout;

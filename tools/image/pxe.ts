@@ -12,7 +12,6 @@
  * Only these names are written: the tree may be a TFTP root that holds
  * other files. The kernel command line goes into boot.ipxe and grub.cfg.
  */
-import { execa } from "execa";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import type { BootImage } from "../core/boot_image.ts";
@@ -122,6 +121,8 @@ async function writeUefi(o: PxeTreeOptions, files: string[]): Promise<void> {
   if (!existsSync(grubPlatformMarker("x86_64-efi"))) {
     throw new ImageError("GRUB for x86_64-efi is not installed (grub-efi-amd64-bin)");
   }
+  // Loaded when used: most commands never run it.
+  const { execa } = await import("execa");
   const r = await execa("grub-mknetdir", [
     `--net-directory=${o.out}`,
     `--subdir=${PXE_FILES.grubDir}`,
@@ -166,6 +167,8 @@ export async function buildPxeTree(given: PxeTreeOptions): Promise<PxeTree> {
  */
 export async function writeProxyUefiImage(root: string, server: string): Promise<boolean> {
   if (!existsSync(join(root, PXE_FILES.uefiBootFile))) return false;
+  // Loaded when used: most commands never run it.
+  const { execa } = await import("execa");
   const r = await execa("grub-mkimage", [
     "--format=x86_64-efi",
     `--directory=${GRUB_LIB}/x86_64-efi`,

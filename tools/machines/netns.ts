@@ -14,7 +14,6 @@
  * Making namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN);
  * {@link namespaceSupport} says whether this machine can, and why not.
  */
-import { execa } from "execa";
 import process from "node:process";
 
 /** The addresses of the test network (a /24 used only inside the namespaces). */
@@ -51,6 +50,8 @@ export interface TestNetwork {
 
 /** Run `ip ARGS`; throws with ip's message when it fails. */
 export async function ip(args: string[]): Promise<void> {
+  // Loaded when used: most commands never run it.
+  const { execa } = await import("execa");
   const r = await execa("ip", args, { reject: false, stdin: "ignore" });
   if (r.exitCode !== 0) {
     throw new Error(`ip ${args.join(" ")} failed: ${(r.stderr || r.stdout).trim()}`);

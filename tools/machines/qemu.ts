@@ -15,13 +15,20 @@
  * sent instead of the real one.
  */
 
-import { execa } from "execa";
+import type { execa as Execa } from "execa";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { DEBUG_EXIT } from "../../linker/layout.ts";
 import type { ExitInfo } from "../core/classify.ts";
 import { requestInitrd } from "../host/initrd.ts";
 import type { BootRequest, Machine, MachineEnd, Target } from "./target.ts";
+import { deferredMachine } from "./deferred.ts";
+
+/**
+ * execa, loaded by the first boot: a command that boots nothing (parse, a
+ * usage error, --help) does not pay for loading it.
+ */
+let execaModule: typeof Execa | null = null;
 
 /** An accelerator QEMU can use. */
 export type Accel = "kvm" | "tcg";
@@ -252,6 +259,23 @@ export class QemuTarget implements Target {
   start(request: BootRequest, onSerial: (chunk: Uint8Array) => void): Machine {
     const binary = this.#options.qemu ?? DEFAULT_QEMU;
     const args = this.args(request);
+    if (execaModule !== null) return this.#spawn(execaModule, binary, args, onSerial);
+    // The first boot of the process loads execa first; stop() and kill() work meanwhile.
+    return deferredMachine({
+      prepare: async () => {
+        execaModule ??= (await import("execa")).execa;
+      },
+      launch: () => this.#spawn(execaModule!, binary, args, onSerial),
+      command: { binary, args },
+    });
+  }
+
+  #spawn(
+    execa: typeof Execa,
+    binary: string,
+    args: string[],
+    onSerial: (chunk: Uint8Array) => void,
+  ): Machine {
     const subprocess = execa(binary, args, {
       reject: false,
       stdin: "ignore",

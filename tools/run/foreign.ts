@@ -11,7 +11,6 @@
  * listed), and its own filter goes in its command line (e.g. Linux's
  * `kunit.filter_glob=`).
  */
-import { execa } from "execa";
 import { readFile } from "node:fs/promises";
 import {
   type BootImage,
@@ -120,6 +119,8 @@ export async function prepareForeign(
   if (source.build !== undefined) {
     const { command, cwd } = source.build;
     log?.(`build: ${command} (in ${cwd})`);
+    // Loaded when used: most commands never run it.
+    const { execa } = await import("execa");
     const r = await execa("sh", ["-c", command], {
       cwd,
       reject: false,

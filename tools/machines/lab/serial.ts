@@ -5,7 +5,6 @@
  * go to the runner as they arrive; the session ends when the far end hangs
  * up or the runner closes it.
  */
-import { execa } from "execa";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { createConnection, type Socket } from "node:net";
@@ -65,6 +64,8 @@ export async function openDevice(
     throw new SerialError(`${path}: ${(e as Error).message}`, false);
   }
   if (baud !== null && info.isCharacterDevice()) {
+    // Loaded when used: most commands never run it.
+    const { execa } = await import("execa");
     const r = await execa("stty", ["-F", path, String(baud), "raw", "-echo"], { reject: false });
     if (r.exitCode !== 0) throw new SerialError(`stty -F ${path} ${baud}: ${r.stderr}`, false);
   }

@@ -15,7 +15,6 @@
  * Failures of steps 1-2 are the infrastructure's (a spawn error naming the
  * step), never the kernel's.
  */
-import { execa } from "execa";
 import process from "node:process";
 import { buildPxeTree } from "../../image/pxe.ts";
 import type { BootRequest, Machine, MachineEnd, Target } from "../target.ts";
@@ -40,6 +39,8 @@ export async function runPowerCommand(
   tftpRoot: string,
 ): Promise<string> {
   const command = which === "cycle" ? machine.power.cycle : machine.power.off!;
+  // Loaded when used: most commands never run it.
+  const { execa } = await import("execa");
   const r = await execa("sh", ["-c", command], {
     cwd: machine.dir,
     reject: false,

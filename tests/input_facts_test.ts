@@ -1,0 +1,216 @@
+/**
+ * The facts the build remembers about its inputs (tools/build/input_facts.ts):
+ * a change to a source or a tool is seen, and rebuilds, even when the fact
+ * was kept. The clock is moved on (setFactClock) so that files these tests
+ * have just written count as aged: their facts are kept, and it is the kept
+ * fact that must not hide the change.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { build } from "../tools/build/build.ts";
+import {
+  factsFile,
+  fileHash,
+  fileIdentity,
+  loadFacts,
+  RACY_MS,
+  setFactClock,
+  sha256Hex,
+} from "../tools/build/input_facts.ts";
+import { toolIdentity } from "../tools/build/steps.ts";
+import { smallKernel, tempDir } from "./support.ts";
+
+/** Run `f` with facts taken as if 10 s later than now (so every file counts as aged). */
+async function aged<T>(f: () => Promise<T>): Promise<T> {
+  setFactClock(() => Date.now() + 5 * RACY_MS);
+  try {
+    return await f();
+  } finally {
+    setFactClock(null);
+  }
+}
+
+/**
+ * Rewrite `path` with `text` (same size as before) and set its modification
+ * time back: only the change time tells. The rewrite is done again until the
+ * change time moved on (timestamps are coarse): facts are kept only of files
+ * older than RACY_MS, so a real change comes at least a tick after the fact.
+ */
+async function rewriteKeepingTimes(path: string, text: string): Promise<void> {
+  const info = await Deno.stat(path);
+  const id = fileIdentity(path);
+  assert.equal(new TextEncoder().encode(text).length, info.size, "same size");
+  for (let i = 0; i < 300; i++) {
+    await Deno.writeTextFile(path, text);
+    await Deno.utime(path, info.atime!, info.mtime!);
+    const now = await Deno.stat(path);
+    assert.equal(now.mtime!.getTime(), info.mtime!.getTime());
+    assert.equal(now.size, info.size);
+    if (fileIdentity(path) !== id) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail("the change time never moved on");
+}
+
+Deno.test("input facts: a kept file hash is not used once the file changed (same size and mtime)", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const f = join(dir, "a.h");
+    await Deno.writeTextFile(f, "#define A 1\n");
+    await aged(async () => {
+      assert.equal(await fileHash(f), await sha256Hex("#define A 1\n"));
+      await rewriteKeepingTimes(f, "#define A 2\n");
+      assert.equal(await fileHash(f), await sha256Hex("#define A 2\n"));
+      await Deno.remove(f);
+      assert.equal(await fileHash(f), null);
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a file changed within the timestamp's tick is hashed again", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const f = join(dir, "b.h");
+    // The real clock: the file is younger than RACY_MS, so no fact of it may be kept. Tried
+    // until the rewrite leaves the file's identity as it was (within one tick), the case only
+    // that rule covers.
+    for (let i = 0; i < 200; i++) {
+      await Deno.writeTextFile(f, "#define B 1\n");
+      assert.equal(await fileHash(f), await sha256Hex("#define B 1\n"));
+      const before = await Deno.stat(f);
+      const id = fileIdentity(f);
+      await Deno.writeTextFile(f, "#define B 2\n");
+      await Deno.utime(f, before.atime!, before.mtime!);
+      if (fileIdentity(f) !== id) continue;
+      assert.equal(await fileHash(f), await sha256Hex("#define B 2\n"));
+      return;
+    }
+    assert.fail("never rewrote the file within one timestamp tick");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: kept facts are read back from the build directory", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const f = join(dir, "c.h");
+    await Deno.writeTextFile(f, "c\n");
+    // A fact for the file's present identity, with a value no read would give: if it is
+    // returned, the kept fact was used (and the file not read).
+    const id = fileIdentity(f);
+    await Deno.writeTextFile(
+      factsFile(dir),
+      JSON.stringify({ format: 1, hashes: { [f]: { id, value: "kept" } }, tools: {} }),
+    );
+    loadFacts(dir);
+    assert.equal(await fileHash(f), "kept");
+    await Deno.writeTextFile(f, "c2\n");
+    assert.equal(await fileHash(f), await sha256Hex("c2\n"));
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a changed tool is asked again, and what it says rebuilds", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await smallKernel(dir);
+    const cc = join(dir, "cc-wrapper");
+    const wrapper = (v: string) =>
+      `#!/bin/sh\nif [ "$1" = --version ]; then echo "wrapper ${v}"; exit 0; fi\nexec gcc "$@"\n`;
+    await Deno.writeTextFile(cc, wrapper("1"));
+    await Deno.chmod(cc, 0o755);
+    await aged(async () => {
+      assert.equal(await toolIdentity(cc), `${cc}: wrapper 1`);
+      const first = await build({ root: dir, cc });
+      assert.ok(first.compiled.includes("kernel/main.c"));
+      const again = await build({ root: dir, cc });
+      assert.deepEqual(again.compiled, []);
+      // Same size, same modification time: only the change time tells.
+      await rewriteKeepingTimes(cc, wrapper("2"));
+      assert.equal(await toolIdentity(cc), `${cc}: wrapper 2`);
+      const r = await build({ root: dir, cc });
+      assert.ok(r.compiled.includes("kernel/main.c"), r.compiled.join(", "));
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a changed source rebuilds though its size and mtime are the same", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await smallKernel(dir);
+    await Deno.writeTextFile(join(dir, "kernel/include/probe.h"), "#define PROBE 1\n");
+    await Deno.writeTextFile(
+      join(dir, "kernel/probe.c"),
+      '#include "probe.h"\nint probe_value(void) { return PROBE; }\n',
+    );
+    await aged(async () => {
+      await build({ root: dir });
+      assert.deepEqual((await build({ root: dir })).compiled, []);
+      await rewriteKeepingTimes(join(dir, "kernel/include/probe.h"), "#define PROBE 2\n");
+      const r = await build({ root: dir });
+      assert.deepEqual(r.compiled, ["kernel/probe.c"]);
+      assert.ok(r.linked);
+      await rewriteKeepingTimes(
+        join(dir, "kernel/probe.c"),
+        '#include "probe.h"\nint probe_value(void) { return -PROBE;}\n',
+      );
+      const s = await build({ root: dir });
+      assert.deepEqual(s.compiled, ["kernel/probe.c"]);
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a tool name that leads to another file is asked again", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const script = (v: string) => `#!/bin/sh\necho "tool ${v}"\n`;
+    for (const v of ["1", "2"]) {
+      await Deno.mkdir(join(dir, v));
+      await Deno.writeTextFile(join(dir, v, "tool"), script(v));
+      await Deno.chmod(join(dir, v, "tool"), 0o755);
+    }
+    const link = join(dir, "tool");
+    await Deno.symlink(join(dir, "1", "tool"), link);
+    await aged(async () => {
+      assert.equal(await toolIdentity(link), `${link}: tool 1`);
+      assert.equal(await toolIdentity(link), `${link}: tool 1`);
+      await Deno.remove(link);
+      await Deno.symlink(join(dir, "2", "tool"), link);
+      assert.equal(await toolIdentity(link), `${link}: tool 2`);
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a tool changed within the timestamp's tick is asked again", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const tool = join(dir, "tool");
+    const script = (v: string) => `#!/bin/sh\necho "tool ${v}"\n`;
+    // The real clock, as for files: a tool younger than RACY_MS is asked every time.
+    for (let i = 0; i < 200; i++) {
+      await Deno.writeTextFile(tool, script("1"));
+      await Deno.chmod(tool, 0o755);
+      assert.equal(await toolIdentity(tool), `${tool}: tool 1`);
+      const before = await Deno.stat(tool);
+      const id = fileIdentity(tool);
+      await Deno.writeTextFile(tool, script("2"));
+      await Deno.utime(tool, before.atime!, before.mtime!);
+      if (fileIdentity(tool) !== id) continue;
+      assert.equal(await toolIdentity(tool), `${tool}: tool 2`);
+      return;
+    }
+    assert.fail("never rewrote the tool within one timestamp tick");
+  } finally {
+    await cleanup();
+  }
+});

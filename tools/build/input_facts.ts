@@ -1,0 +1,231 @@
+/**
+ * Facts about build inputs, remembered by file identity so a build with
+ * nothing changed reads (almost) no input again: the SHA-256 of a file's
+ * contents, and what a tool binary says about itself (`gcc --version`).
+ *
+ * A fact is kept with the identity of the file it was taken from: device,
+ * inode, size, modification and change time. It is used again only while
+ * the file still has that identity. A write changes the times; setting
+ * the modification time back (touch -d) still changes the change time,
+ * which nothing but the kernel sets.
+ *
+ * Timestamps are coarse (a clock tick on Linux, whole seconds on some file
+ * systems): a file written twice within one tick with the same size keeps
+ * its identity. As git does with its index, a fact is therefore only kept
+ * when the file's times are older than the moment it was read by more than
+ * {@link RACY_MS}: a later write then gives it a newer time. A file changed
+ * within that window is read again every time until it has aged.
+ *
+ * Facts live in memory for the process, and on disk in a build directory
+ * (`<out>/.input-facts.json`), written at the end of a build. They are only
+ * facts about inputs: every key, and every verdict, is computed from them
+ * anew.
+ */
+import { readFileSync, realpathSync, type Stats, statSync } from "node:fs";
+import { rename, writeFile } from "node:fs/promises";
+import { delimiter, join } from "node:path";
+import process from "node:process";
+
+/** How much older than the read a file's times must be for its fact to be kept. */
+export const RACY_MS = 2000;
+
+/** The version of the on-disk format (a different one is ignored). */
+const FORMAT = 1;
+
+/** A file's identity: every field a change of its contents changes. */
+function identityOf(info: Stats): string {
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+}
+
+/** True when a file with these times may still change without changing its identity. */
+function isRacy(info: Stats, readAt: number): boolean {
+  return Math.max(info.mtimeMs, info.ctimeMs) > readAt - RACY_MS;
+}
+
+interface Fact {
+  /** {@link identityOf} of the file when the fact was taken. */
+  id: string;
+  value: string;
+}
+
+/** The clock facts are taken by (tests move it on: see {@link setFactClock}). */
+let now: () => number = Date.now;
+
+/**
+ * For tests: take facts as if at `clock()` (null: the real clock), so a
+ * file just written counts as aged and its fact is kept.
+ */
+export function setFactClock(clock: (() => number) | null): void {
+  now = clock ?? Date.now;
+}
+
+/** Facts of this process: contents' hashes by path, tools' facts by tool and question. */
+const hashes = new Map<string, Fact>();
+const tools = new Map<string, Fact>();
+/** Build directories whose facts were loaded into this process. */
+const loaded = new Set<string>();
+
+/** SHA-256 of `data`, in hex (Web Crypto: node:crypto costs a command ~60 ms of CPU to load). */
+export async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The file's status, or null if there is none. Stats of one batch of steps
+ * (`memo`, see {@link fileHash}) are taken once.
+ */
+function statOrNull(path: string, memo?: StatMemo): Stats | null {
+  const known = memo?.stats.get(path);
+  if (known !== undefined) return known;
+  let info: Stats | null;
+  try {
+    info = statSync(path, { throwIfNoEntry: false }) ?? null;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOTDIR") throw e;
+    info = null;
+  }
+  if (memo !== undefined && !memo.writes.has(path)) memo.stats.set(path, info);
+  return info;
+}
+
+/**
+ * Stats shared by the steps of one batch (steps.ts runAll): the steps of a
+ * batch run together, so none reads what another writes, and their inputs'
+ * status is taken once a batch. What the batch writes is never kept.
+ */
+export class StatMemo {
+  readonly stats = new Map<string, Stats | null>();
+  constructor(
+    /** The files the batch writes. */
+    readonly writes: ReadonlySet<string>,
+  ) {}
+}
+
+/** What input_facts.ts knows a file by (null: no such file), for tests. */
+export function fileIdentity(path: string): string | null {
+  const info = statOrNull(path);
+  return info === null ? null : identityOf(info);
+}
+
+/**
+ * SHA-256 of a file's contents in hex, or null if there is no such file.
+ * Read only when no fact of the file's present identity is known.
+ */
+export async function fileHash(path: string, memo?: StatMemo): Promise<string | null> {
+  const before = statOrNull(path, memo);
+  if (before === null) return null;
+  const id = identityOf(before);
+  const known = hashes.get(path);
+  if (known !== undefined && known.id === id) return known.value;
+  // Taken before the read: a write after it gives the file a newer time than this.
+  const readAt = now();
+  let data: Uint8Array;
+  try {
+    // Synchronously: node:fs's promise API costs more than the read itself under Deno.
+    data = readFileSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+  const value = await sha256Hex(data);
+  // The identity from before the read: if the file changed since, its identity differs
+  // from this one, and the fact is never used.
+  if (isRacy(before, readAt)) hashes.delete(path);
+  else hashes.set(path, { id, value });
+  return value;
+}
+
+/** The file `command` runs: itself if it names a path, else the first match on PATH. */
+export function resolveCommand(command: string): string | null {
+  if (command.includes("/")) return statOrNull(command)?.isFile() ? command : null;
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    if (dir === "") continue;
+    const p = join(dir, command);
+    const info = statOrNull(p);
+    if (info?.isFile() && info.mode & 0o111) return p;
+  }
+  return null;
+}
+
+/**
+ * What `ask()` says about `tool` (its version line, its include directory):
+ * asked again when the binary PATH finds is another file, or the same file
+ * changed. `question` names what is asked (the flags).
+ */
+export async function toolFact(
+  tool: string,
+  question: string,
+  ask: () => Promise<string>,
+): Promise<string> {
+  const path = resolveCommand(tool);
+  const info = path === null ? null : statOrNull(path);
+  if (path === null || info === null) return await ask();
+  const real = realpathSync(path);
+  const id = `${real}:${identityOf(info)}`;
+  const key = `${tool}\0${question}`;
+  const known = tools.get(key);
+  if (known !== undefined && known.id === id) return known.value;
+  const askedAt = now();
+  const value = await ask();
+  if (isRacy(info, askedAt)) tools.delete(key);
+  else tools.set(key, { id, value });
+  return value;
+}
+
+/** The file a build directory's facts are kept in. */
+export function factsFile(out: string): string {
+  return join(out, ".input-facts.json");
+}
+
+interface FactsFile {
+  format: number;
+  hashes: Record<string, Fact>;
+  tools: Record<string, Fact>;
+}
+
+/**
+ * Add the facts kept in build directory `out` to this process's (once per
+ * process and directory). A missing or unreadable file adds nothing.
+ */
+export function loadFacts(out: string): void {
+  if (loaded.has(out)) return;
+  loaded.add(out);
+  let parsed: FactsFile;
+  try {
+    parsed = JSON.parse(readFileSync(factsFile(out), "utf8"));
+  } catch {
+    return;
+  }
+  if (parsed?.format !== FORMAT) return;
+  const add = (into: Map<string, Fact>, from: unknown) => {
+    if (typeof from !== "object" || from === null) return;
+    for (const [k, f] of Object.entries(from as Record<string, Partial<Fact>>)) {
+      if (typeof f?.id === "string" && typeof f.value === "string" && !into.has(k)) {
+        into.set(k, { id: f.id, value: f.value });
+      }
+    }
+  };
+  add(hashes, parsed.hashes);
+  add(tools, parsed.tools);
+}
+
+/**
+ * Keep this process's facts about the files under `dirs` (and every tool's)
+ * in build directory `out`, whole or not at all.
+ */
+export async function saveFacts(out: string, dirs: readonly string[]): Promise<void> {
+  const under = dirs.map((d) => d.replace(/\/?$/, "/"));
+  const file: FactsFile = {
+    format: FORMAT,
+    hashes: Object.fromEntries(
+      [...hashes].filter(([p]) => under.some((d) => p.startsWith(d))),
+    ),
+    tools: Object.fromEntries(tools),
+  };
+  const path = factsFile(out);
+  const part = `${path}.${process.pid}-${crypto.randomUUID()}.part`;
+  await writeFile(part, JSON.stringify(file));
+  await rename(part, path);
+}
