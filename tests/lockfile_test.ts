@@ -9,25 +9,39 @@ import { tempDir } from "./support.ts";
 
 Deno.test("lockfile: a second taker waits until the first releases", async () => {
   const [dir, cleanup] = await tempDir();
+  const path = join(dir, "lock.pid");
+  const first = await acquireLock(path);
+  let second = false;
+  const notices: string[] = [];
+  let noticed = () => {};
+  const notice = new Promise<void>((resolve) => noticed = resolve);
+  const waiting = acquireLock(path, {
+    notice: (t) => {
+      notices.push(t);
+      noticed();
+    },
+    noticeMs: 50,
+  }).then((l) => {
+    second = true;
+    return l;
+  });
   try {
-    const path = join(dir, "lock.pid");
-    const first = await acquireLock(path);
     assert.equal(await Deno.readTextFile(path), String(Deno.pid));
-    let second = false;
-    const notices: string[] = [];
-    const waiting = acquireLock(path, { notice: (t) => notices.push(t), noticeMs: 50 }).then(
-      (l) => {
-        second = true;
-        return l;
-      },
-    );
-    await new Promise((r) => setTimeout(r, 100));
+    // The notice comes once the second taker has waited 50 ms (however long that takes on a
+    // loaded machine, not after a fixed sleep): the first must still hold the lock then.
+    // A second taker that got the lock at once would never give notice: whichever comes first.
+    await Promise.race([notice, waiting]);
     assert.equal(second, false, "the lock was taken twice");
     assert.deepEqual(notices, [
       `waiting for ${path}, held by process ${Deno.pid} (if that process is not a build, remove the file)`,
     ]);
+  } finally {
+    // Released and taken over before the directory goes, even when a check above failed: a
+    // taker still polling a removed directory would fail outside this test.
     await first.release();
     await (await waiting).release();
+  }
+  try {
     assert.equal(second, true);
     // Nothing is left behind: no lock, no temporary file.
     assert.deepEqual([...Deno.readDirSync(dir)], []);
