@@ -199,10 +199,10 @@ static void debug_on_take(u64 frame)
 {
 	const struct range *r = range_of(frame);
 	if (!r)
-		panic("pmm: the stack held %llx, which is not managed RAM: the stack is corrupt", frame);
+		panic("pmm: the stack held 0x%llx, which is not managed RAM: the stack is corrupt", frame);
 	u64 rank = rank_in(r, frame);
 	if (!(*bit_word(rank) & bit_mask(rank)))
-		panic("pmm: the stack held %llx, which is not free: the stack is corrupt", frame);
+		panic("pmm: the stack held 0x%llx, which is not free: the stack is corrupt", frame);
 	*bit_word(rank) &= ~bit_mask(rank);
 }
 #endif

@@ -438,14 +438,12 @@ KTEST(pmm, rejects_double_free)
 #endif
 }
 
-/* Where test_pmm.c maps a frame it takes (a user-half slot of its own). */
-static const u64 UAF_VA = INDICES_VA(TSLOT_PMM, 0, 0, 0);
-
 KTEST(pmm, use_after_free_does_not_hide_a_double_free)
 {
 #ifndef PMM_DEBUG
 	KTEST_SKIP("built without PMM_DEBUG");
 #else
+	const u64 UAF_VA = INDICES_VA(TSLOT_PMM, 0, 0, 0); /* a user-half slot of this file's own */
 	snapshot();
 	u64 a = 0, spare = 0, again = 0;
 	KASSERT_EQ(pmm_alloc(&a), 0);
