@@ -27,7 +27,6 @@
  * 128 MiB of RAM) plus their page tables, mapped at the top end of the slot
  * at init from the same bump allocator, in debug builds only.
  */
-#include <cpu.h>
 #include <layout.h>
 #include <memmap.h>
 #include <paging.h>
@@ -64,7 +63,6 @@ static u64 max_pages;    /* stack pages the region's tables cover */
 static u64 table_frames; /* bump-allocated tables of the region */
 static u64 bitmap_frames; /* bump-allocated pages of the debug bitmap (0 without PMM_DEBUG) */
 static u64 leaf_flags;   /* P, W, and NX when the CPU honours it */
-static u64 init_pages;   /* stack pages init made: the lowest managed frames */
 #ifdef PMM_DEBUG
 #define WORD_BITS (8 * sizeof(u64))
 static u64 *free_bits; /* bit `rank` set: that managed frame is free (an entry or a stack page) */
@@ -557,7 +555,7 @@ static u64 cursor_next(struct cursor *c)
  */
 static void push_all(void)
 {
-	init_pages = (total + PER_PAGE) / (PER_PAGE + 1); /* ceil: one page per PER_PAGE + 1 frames */
+	u64 init_pages = (total + PER_PAGE) / (PER_PAGE + 1); /* ceil: one page per PER_PAGE + 1 frames */
 	struct cursor page = cursor_at(0), entry = cursor_at(init_pages);
 	for (u64 i = 0; i < total; i++)
 		push(cursor_next(depth == pages * PER_PAGE ? &page : &entry));
