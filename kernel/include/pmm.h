@@ -1,8 +1,8 @@
 /*
  * The physical frame allocator: free frames kept on a stack in the
- * PMM_STACK_BASE region, no bitmap and no per-frame array. The stack grows
- * by turning a frame being freed into its next page, and shrinks by handing
- * out a page that has emptied. alloc and free are O(1).
+ * PMM_STACK_BASE region, no per-frame array. The stack grows by turning a
+ * frame being freed into its next page, and shrinks by handing out a page
+ * that has emptied. alloc and free are O(1).
  */
 #ifndef OUROBOROS_PMM_H
 #define OUROBOROS_PMM_H
@@ -10,10 +10,12 @@
 #include <types.h>
 
 /*
- * Double-free detection (pmm.c says how, and its limits). It costs O(1) per
- * call and writes only into frames that are free, so it is on in every
- * build but the benchmark's (-DOUROBOROS_BENCH measures the allocator as a
- * release build would have it); building with -DPMM_NO_DEBUG removes it.
+ * Double-free detection: a bitmap with one bit per managed frame, set while
+ * the frame is free (pmm.c says how). It is exact, costs O(1) per call and
+ * frames/8 bytes of RAM (4 KiB per 128 MiB), so it is on in every build but
+ * the benchmark's (-DOUROBOROS_BENCH measures the allocator as a release
+ * build would have it); building with -DPMM_NO_DEBUG removes it and its
+ * memory.
  */
 #if !defined(PMM_NO_DEBUG) && !defined(OUROBOROS_BENCH)
 #define PMM_DEBUG 1
@@ -51,9 +53,9 @@ u64 pmm_alloc_reserved(void);
 /*
  * Give a frame back: 0, or -E_INVAL for a frame that is misaligned, outside
  * managed RAM or part of the kernel/boot data (nothing changes then), or
- * -E_DOUBLE for a frame already free: in every build when every frame is
- * free already, and with PMM_DEBUG (all builds but the benchmark's) for any
- * frame found free (pmm.c says how, and its limits).
+ * -E_DOUBLE for a frame already free (nothing changes then): in every build
+ * when every frame is free already, and with PMM_DEBUG (all builds but the
+ * benchmark's) for any free frame, stack pages included.
  */
 MUST_CHECK int pmm_free(u64 frame);
 
@@ -97,6 +99,8 @@ struct pmm_stack_info {
 	u64 per_page;     /* entries one stack page holds */
 	u64 page0;        /* virtual address of stack page 0; page k is k pages above */
 	u64 table_frames; /* frames the region's page tables took at init (never managed) */
+	u64 bitmap;       /* virtual address of the double-free bitmap; 0 without PMM_DEBUG */
+	u64 bitmap_frames; /* frames the bitmap took at init (never managed); 0 without PMM_DEBUG */
 };
 
 /* Current stack shape. */

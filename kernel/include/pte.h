@@ -74,8 +74,8 @@ static inline void pte_set(enum pt_window w, int level, u64 va, u64 value, struc
 /*
  * Set the PTE of a kernel scratch page (its PT exists) and drop it on this
  * CPU only. For a page mapped, used and unmapped by one CPU under one lock
- * (the PMM's, the COW copy's): every user drops it before releasing the
- * lock, so no other TLB can hold it and no shootdown is needed.
+ * (the COW copy's): every user drops it before releasing the lock, so no
+ * other TLB can hold it and no shootdown is needed.
  */
 static inline void pte_scratch_set(u64 va, u64 value)
 {

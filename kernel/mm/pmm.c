@@ -3,8 +3,8 @@
  * (PMM_STACK_BASE). There is no direct map, so the stack's pages are free
  * frames themselves, mapped one after the other:
  *
- *   PMM_STACK_BASE + 0          scratch page: maps one frame briefly (debug marks)
- *   PMM_STACK_BASE + (1+k) * 4K stack page k, entries k*PER_PAGE .. +PER_PAGE-1
+ *   PMM_STACK_BASE + k * 4K     stack page k, entries k*PER_PAGE .. +PER_PAGE-1
+ *   the slot's last pages       the double-free bitmap (PMM_DEBUG only)
  *
  * Pushing onto a full top page maps the frame being freed as the next page
  * (it is free, so it may hold the list of free frames); popping from an
@@ -17,28 +17,16 @@
  * can need, from a bump allocator over the map, so nothing here relies on
  * the page-fault handler (which allocates frames through this allocator).
  *
- * Double frees (PMM_DEBUG) are caught without per-frame state:
- *  - Init pushes the managed frames in a fixed order (the lowest ones
- *    become its stack pages, the rest its entries, ascending), so which
- *    frame init put in each entry and page is arithmetic (init_slot). The
- *    stack keeps a clean prefix: entries [0, clean_entries) and pages
- *    [0, clean_pages) still hold what init put there. A frame whose init
- *    slot lies in the clean prefix is free, and no memory is read to know.
- *  - Any other freed frame gets a mark, two words keyed by its address and
- *    a per-boot salt, in its last 16 bytes (written through the scratch
- *    page; a stack page leaves those words unused). A free finding the mark
- *    is a double free; taking the frame off the stack erases it.
- *  - A frame given back into its own init slot while the stack is all
- *    clean extends the clean prefix instead of being marked, so allocating
- *    everything and freeing it back in reverse touches no frame's memory.
- * Limits: a use-after-free that overwrites a free frame's last 16 bytes
- * erases its mark, and a later double free of it goes unnoticed; a used
- * frame whose owner stored exactly that frame's mark is refused as a double
- * free (only a copy of a free frame's tail or a forgery can do that). The
- * scratch page makes alloc and free non-reentrant: with interrupts or SMP,
- * this needs a lock.
+ * Double frees (PMM_DEBUG): one bit per managed frame, indexed by its rank
+ * (how many managed frames lie below it), set while the frame is free, on
+ * the stack or serving as a stack page. A free finding the bit set is
+ * refused with -E_DOUBLE and changes nothing; a frame leaving the stack must
+ * have its bit set (else the stack is corrupt: panic). The check is exact and
+ * touches no frame's memory, so a use-after-free that writes into a free
+ * frame cannot hide a later double free. Cost: frames/8 bytes (4 KiB per
+ * 128 MiB of RAM) plus their page tables, mapped at the top end of the slot
+ * at init from the same bump allocator, in debug builds only.
  */
-#include <cpu.h>
 #include <layout.h>
 #include <memmap.h>
 #include <paging.h>
@@ -50,21 +38,12 @@
 #include <printf.h>
 #include <string.h>
 
-#define SCRATCH_VA PMM_STACK_BASE
-#define STACK_PAGE0 (PMM_STACK_BASE + PAGE_SIZE)
-/* Pages of the region (one PML4 slot). */
+#define STACK_PAGE0 PMM_STACK_BASE
+/* The region (one PML4 slot): its pages, and the address just past it. */
 #define REGION_PAGES (PML4_SLOT_SIZE / PAGE_SIZE)
-
-#ifdef PMM_DEBUG
-#define MARK_WORDS 2
-/* The mark's two words before the salt and the frame's address are mixed in. */
-#define MARK_MAGIC0 0x6672656566726565ULL /* "freefree" */
-#define MARK_MAGIC1 0x706d6d737461636bULL /* "pmmstack" */
-#else
-#define MARK_WORDS 0
-#endif
+#define REGION_END (PMM_STACK_BASE + PML4_SLOT_SIZE)
 /* Entries a stack page holds. */
-#define PER_PAGE (PAGE_SIZE / sizeof(u64) - MARK_WORDS)
+#define PER_PAGE (PAGE_SIZE / sizeof(u64))
 
 /* A managed range of frames; rank is how many managed frames lie below base. */
 struct range {
@@ -82,12 +61,11 @@ static volatile u64 *top; /* where entry `depth` goes (in the top page, when it 
 static const struct range *last_range; /* range_of's last answer, tried first (set at init) */
 static u64 max_pages;    /* stack pages the region's tables cover */
 static u64 table_frames; /* bump-allocated tables of the region */
+static u64 bitmap_frames; /* bump-allocated pages of the debug bitmap (0 without PMM_DEBUG) */
 static u64 leaf_flags;   /* P, W, and NX when the CPU honours it */
-static u64 init_pages;   /* stack pages init made: the lowest managed frames */
 #ifdef PMM_DEBUG
-static u64 clean_entries; /* entries [0, clean_entries) hold init's frames */
-static u64 clean_pages;   /* pages [0, clean_pages) are init's frames */
-static u64 mark_salt;     /* per boot: a mark left by an earlier boot does not count */
+#define WORD_BITS (8 * sizeof(u64))
+static u64 *free_bits; /* bit `rank` set: that managed frame is free (an entry or a stack page) */
 #endif
 
 /*
@@ -149,24 +127,6 @@ static __attribute__((noinline)) u64 stack_page_unmap(u64 va)
 	return frame;
 }
 
-#ifdef PMM_DEBUG
-/*
- * Map the scratch page to frame. Also drops this CPU's entry for it: while
- * another CPU had it mapped, this one may have cached that translation
- * speculatively (the kernel half's tables are shared).
- */
-static void scratch_map(u64 frame)
-{
-	pte_scratch_set(SCRATCH_VA, frame | leaf_flags);
-}
-
-/* Unmap the scratch page: mapped and unmapped under the PMM lock, no other CPU uses it. */
-static void scratch_unmap(void)
-{
-	pte_scratch_set(SCRATCH_VA, 0);
-}
-#endif
-
 /*
  * Push a free frame: into the top page, or, when that is full, as the next
  * page. top and top_floor follow depth and pages, so the common case is one
@@ -205,115 +165,62 @@ static const struct range *range_of(u64 frame)
 }
 
 #ifdef PMM_DEBUG
-/* Where init put a frame: stack page `index`, or entry `index`. */
-struct slot {
-	bool page;
-	u64 index;
-};
+/* The rank of frame in r (how many managed frames lie below it): its bit in the bitmap. */
+static u64 rank_in(const struct range *r, u64 frame)
+{
+	return r->rank + (frame - r->base) / PAGE_SIZE;
+}
 
-/* Init made ranks [0, init_pages) its pages and the ranks after them its entries, in order. */
-static struct slot init_slot(u64 frame)
+/* The bitmap word and bit of a rank. */
+static u64 *bit_word(u64 rank)
+{
+	return &free_bits[rank / WORD_BITS];
+}
+
+static u64 bit_mask(u64 rank)
+{
+	return 1ULL << (rank % WORD_BITS);
+}
+
+/* A managed frame of r is being freed: 0 and its bit set, or -E_DOUBLE (it is free already). */
+static int debug_on_free(const struct range *r, u64 frame)
+{
+	u64 rank = rank_in(r, frame);
+	if (*bit_word(rank) & bit_mask(rank))
+		return -E_DOUBLE;
+	*bit_word(rank) |= bit_mask(rank);
+	return 0;
+}
+
+/* frame came off the stack (an entry or a page): it must have been free; clear its bit. */
+static void debug_on_take(u64 frame)
 {
 	const struct range *r = range_of(frame);
-	u64 rank = r->rank + (frame - r->base) / PAGE_SIZE;
-	if (rank < init_pages)
-		return (struct slot){true, rank};
-	return (struct slot){false, rank - init_pages};
-}
-
-/* The words of frame's mark, at the end of the page mapped at va. */
-static volatile u64 *mark_at(u64 va)
-{
-	return (volatile u64 *)(va + PAGE_SIZE) - MARK_WORDS;
-}
-
-static bool has_mark(u64 va, u64 frame)
-{
-	volatile u64 *m = mark_at(va);
-	return m[0] == (MARK_MAGIC0 ^ mark_salt ^ frame) && m[1] == (MARK_MAGIC1 ^ mark_salt ^ frame);
-}
-
-static void set_mark(u64 va, u64 frame)
-{
-	volatile u64 *m = mark_at(va);
-	m[0] = MARK_MAGIC0 ^ mark_salt ^ frame;
-	m[1] = MARK_MAGIC1 ^ mark_salt ^ frame;
-}
-
-static void clear_mark(u64 va)
-{
-	volatile u64 *m = mark_at(va);
-	m[0] = m[1] = 0;
-}
-
-/* True when the stack holds only init's frames in init's slots. */
-static bool stack_clean(void)
-{
-	return clean_entries == depth && clean_pages == pages;
-}
-
-/* Check that a managed frame is not free, and record it as free. 0 or -E_DOUBLE. */
-static int debug_on_free(u64 frame)
-{
-	struct slot s = init_slot(frame);
-	if (s.page ? s.index < clean_pages : s.index < clean_entries)
-		return -E_DOUBLE; /* still where init put it */
-	bool next_is_page = depth == pages * PER_PAGE;
-	if (stack_clean() && s.page == next_is_page && s.index == (s.page ? pages : depth)) {
-		/* Every free frame is a clean one, so this one is not free: it goes back to its slot. */
-		if (s.page)
-			clean_pages++;
-		else
-			clean_entries++;
-		return 0;
-	}
-	scratch_map(frame);
-	bool marked = has_mark(SCRATCH_VA, frame);
-	if (!marked)
-		set_mark(SCRATCH_VA, frame);
-	scratch_unmap();
-	return marked ? -E_DOUBLE : 0;
-}
-
-/* Before stack page k is handed out: shrink the clean prefix, or erase the page's mark. */
-static void debug_on_take_page(u64 k)
-{
-	if (k < clean_pages)
-		clean_pages = k;
-	else
-		clear_mark(page_va(k));
-}
-
-/* After entry p (holding frame) was popped: shrink the clean prefix, or erase the frame's mark. */
-static void debug_on_take_entry(u64 p, u64 frame)
-{
-	if (p < clean_entries) {
-		clean_entries = p;
-		return;
-	}
-	scratch_map(frame);
-	clear_mark(SCRATCH_VA);
-	scratch_unmap();
+	if (!r)
+		panic("pmm: the stack held 0x%llx, which is not managed RAM: the stack is corrupt", frame);
+	u64 rank = rank_in(r, frame);
+	if (!(*bit_word(rank) & bit_mask(rank)))
+		panic("pmm: the stack held 0x%llx, which is not free: the stack is corrupt", frame);
+	*bit_word(rank) &= ~bit_mask(rank);
 }
 #endif
 
 /* Pop a frame (pages > 0): the top entry, or the top page itself once it holds none. */
 static inline __attribute__((always_inline)) u64 pop(void)
 {
+	u64 frame;
 	if (depth == top_floor) {
 		pages--;
 		top_floor -= PER_PAGE;
 		/* The page below is full: entry `depth` would go just past its last one. */
 		top = (volatile u64 *)page_va(pages - 1) + PER_PAGE;
-#ifdef PMM_DEBUG
-		debug_on_take_page(pages);
-#endif
-		return stack_page_unmap(page_va(pages));
+		frame = stack_page_unmap(page_va(pages));
+	} else {
+		depth--;
+		frame = *--top;
 	}
-	depth--;
-	u64 frame = *--top;
 #ifdef PMM_DEBUG
-	debug_on_take_entry(depth, frame);
+	debug_on_take(frame);
 #endif
 	return frame;
 }
@@ -484,12 +391,13 @@ u64 pmm_alloc_reserved(void)
 /* pmm_free with the lock held. */
 static int free_locked(u64 frame)
 {
-	if (!IS_ALIGNED(frame, PAGE_SIZE) || !range_of(frame))
+	const struct range *r = IS_ALIGNED(frame, PAGE_SIZE) ? range_of(frame) : NULL;
+	if (!r)
 		return -E_INVAL; /* the kernel's and the loader's frames are not in any range */
 	if (depth + pages == total)
 		return -E_DOUBLE; /* everything is free already: a double free, even without PMM_DEBUG */
 #ifdef PMM_DEBUG
-	int err = debug_on_free(frame);
+	int err = debug_on_free(r, frame);
 	if (err < 0)
 		return err;
 #endif
@@ -527,7 +435,9 @@ u64 pmm_nr_free(void)
 
 void pmm_get_stack_info(struct pmm_stack_info *out)
 {
-	*out = (struct pmm_stack_info){depth, pages, PER_PAGE, STACK_PAGE0, table_frames};
+	*out = (struct pmm_stack_info){depth, pages, PER_PAGE, STACK_PAGE0, table_frames,
+				       bitmap_frames ? REGION_END - bitmap_frames * PAGE_SIZE : 0,
+				       bitmap_frames};
 }
 
 const struct memmap *pmm_memmap(void)
@@ -553,15 +463,15 @@ static u64 collect_ranges(void)
 	return frames;
 }
 
-/* A frame for a table of the region, before the stack exists: the bottom of the lowest range. */
-static u64 bump_take(void)
+/* A frame for the region, before the stack exists: the bottom of the lowest range, counted in *count. */
+static u64 bump_take(u64 *count)
 {
 	for (u32 i = 0; i < nranges; i++) {
 		if (ranges[i].base == ranges[i].end)
 			continue; /* used up: dropped by rank_ranges */
 		u64 frame = ranges[i].base;
 		ranges[i].base += PAGE_SIZE;
-		table_frames++;
+		(*count)++;
 		return frame;
 	}
 	panic("pmm: no RAM left for the free-frame stack's page tables");
@@ -576,7 +486,7 @@ static void ensure_table(int level, u64 va)
 		return;
 	}
 	/* Not NX: an upper-level NX would cover anything later placed under it. */
-	pte_install(WINDOW_SELF, level + 1, va, bump_take() | PTE_P | PTE_W);
+	pte_install(WINDOW_SELF, level + 1, va, bump_take(&table_frames) | PTE_P | PTE_W);
 	/* The new table appears at its self-map address: zero it there. */
 	u64 table = ALIGN_DOWN((u64)selfmap_entry(level, va), PAGE_SIZE);
 	memset((void *)table, 0, PAGE_SIZE);
@@ -645,12 +555,42 @@ static u64 cursor_next(struct cursor *c)
  */
 static void push_all(void)
 {
-	init_pages = (total + PER_PAGE) / (PER_PAGE + 1); /* ceil: one page per PER_PAGE + 1 frames */
+	u64 init_pages = (total + PER_PAGE) / (PER_PAGE + 1); /* ceil: one page per PER_PAGE + 1 frames */
 	struct cursor page = cursor_at(0), entry = cursor_at(init_pages);
 	for (u64 i = 0; i < total; i++)
 		push(cursor_next(depth == pages * PER_PAGE ? &page : &entry));
 	ASSERT(pages == init_pages && depth == total - init_pages);
 }
+
+#ifdef PMM_DEBUG
+/* Bits one bitmap page holds. */
+#define BITS_PER_PAGE (PAGE_SIZE * 8)
+
+/* Pages of a bitmap with a bit for each of `frames` frames. */
+static u64 bitmap_pages(u64 frames)
+{
+	return ALIGN_UP(frames, BITS_PER_PAGE) / BITS_PER_PAGE;
+}
+
+/* Map n zeroed bump frames at the top end of the region (tables too) as the bitmap. */
+static void bitmap_build(u64 n)
+{
+	u64 va = REGION_END - n * PAGE_SIZE;
+	build_tables(va, REGION_END);
+	for (u64 i = 0; i < n; i++)
+		region_map(va + i * PAGE_SIZE, bump_take(&bitmap_frames));
+	free_bits = (u64 *)va;
+	memset(free_bits, 0, n * PAGE_SIZE);
+}
+
+/* Init freed every managed frame: set the bits of ranks [0, total). */
+static void bitmap_fill(void)
+{
+	memset(free_bits, 0xff, total / WORD_BITS * sizeof(u64));
+	if (total % WORD_BITS)
+		*bit_word(total) = bit_mask(total) - 1;
+}
+#endif
 
 void pmm_init(void)
 {
@@ -662,20 +602,28 @@ void pmm_init(void)
 	leaf_flags = PTE_P | PTE_W | paging_nx_bit();
 	/* Free frames F = entries + pages and pages <= entries / PER_PAGE + 1: this covers any F <= frames. */
 	max_pages = frames / PER_PAGE + 2;
-	if (1 + max_pages > REGION_PAGES)
-		panic("pmm: %llu frames need more stack pages than one PML4 slot holds", frames);
-	build_tables(PMM_STACK_BASE, STACK_PAGE0 + max_pages * PAGE_SIZE);
+	u64 region_pages = max_pages;
+#ifdef PMM_DEBUG
+	/* A bit for every frame there is now: the ranks (below total <= frames) all have one. */
+	u64 bits_pages = bitmap_pages(frames);
+	region_pages += bits_pages;
+#endif
+	if (region_pages > REGION_PAGES)
+		panic("pmm: %llu frames need more pages than one PML4 slot holds", frames);
+	build_tables(STACK_PAGE0, STACK_PAGE0 + max_pages * PAGE_SIZE);
+#ifdef PMM_DEBUG
+	bitmap_build(bits_pages);
+#endif
 	total = rank_ranges();
 	last_range = &ranges[0]; /* total > 0: there is at least one range */
 	top_floor = 0 - PER_PAGE; /* no page yet: the first push makes page 0 */
 	push_all();
 #ifdef PMM_DEBUG
-	clean_entries = depth;
-	clean_pages = pages;
-	mark_salt = rdtsc() * 0x9e3779b97f4a7c15ULL; /* spread the low bits that change most */
+	bitmap_fill();
 #endif
 	kprintf("# pmm: %llu frames (%llu MiB) free in %u ranges, stack uses %llu pages\n", total,
 		total * PAGE_SIZE >> 20, nranges, pages);
-	kprintf("# pmm: the stack's page tables took %llu frames; %llu entries per stack page\n",
-		table_frames, (u64)PER_PAGE);
+	kprintf("# pmm: the stack's page tables took %llu frames, the double-free bitmap %llu; "
+		"%llu entries per stack page\n",
+		table_frames, bitmap_frames, (u64)PER_PAGE);
 }

@@ -7,7 +7,6 @@
 #include <bootinfo.h>
 #include <cmdline.h>
 #include <cpu.h>
-#include <early_map.h>
 #include <image.h>
 #include <ktest.h>
 #include <layout.h>
@@ -16,6 +15,9 @@
 #include <pmm.h>
 #include <printf.h>
 #include <string.h>
+#include <vmm.h>
+
+#include "test_vmm_util.h"
 
 static struct pmm_stats stats_before, stats_now;
 static struct pmm_stack_info info_before, info_now;
@@ -67,14 +69,22 @@ KTEST(pmm, counters_match_the_map)
 	KASSERT(s.total > 0);
 	KASSERT_EQ(s.free + s.used, s.total);
 	KASSERT_EQ(s.free, info.depth + info.pages);
-	/* Every frame of the map's free RAM is managed, except the stack's own page tables. */
+	/* Every frame of the map's free RAM is managed, except the region's own tables and bitmap. */
 	u64 ram = 0;
 	const struct memmap *map = pmm_memmap();
 	for (u32 i = 0; i < map->count; i++)
 		if (map->entry[i].type == E820_RAM)
 			ram += map->entry[i].size / PAGE_SIZE;
-	KASSERT_EQ(s.total + info.table_frames, ram);
+	KASSERT_EQ(s.total + info.table_frames + info.bitmap_frames, ram);
 	KASSERT(info.table_frames >= 3); /* at least a PDPT, a PD and a PT */
+#ifdef PMM_DEBUG
+	/* A bit for each frame of RAM, and not a page more. */
+	const u64 bits_per_page = PAGE_SIZE * 8;
+	KASSERT(info.bitmap_frames * bits_per_page >= s.total);
+	KASSERT((info.bitmap_frames - 1) * bits_per_page < ram);
+#else
+	KASSERT_EQ(info.bitmap_frames, 0);
+#endif
 }
 
 KTEST(pmm, alloc_free_round_trip)
@@ -130,7 +140,30 @@ KTEST(pmm, stack_pages_are_mapped_nx_and_nothing_beyond)
 		KASSERT(in_free_ram(pte_frame(pte)));
 	}
 	KASSERT_EQ(paging_walk(stack_page_va(&info, info.pages), &level), 0);
-	KASSERT_EQ(paging_walk(PMM_STACK_BASE, &level), 0); /* the scratch page is mapped only briefly */
+}
+
+KTEST(pmm, bitmap_is_mapped_nx_at_the_top_of_the_region)
+{
+#ifndef PMM_DEBUG
+	KTEST_SKIP("built without PMM_DEBUG");
+#else
+	struct pmm_stack_info info;
+	pmm_get_stack_info(&info);
+	KASSERT(info.bitmap_frames > 0);
+	KASSERT_EQ(info.bitmap + info.bitmap_frames * PAGE_SIZE, PMM_STACK_BASE + PML4_SLOT_SIZE);
+	KASSERT(info.bitmap > stack_page_va(&info, info.pages)); /* above every stack page */
+	u64 want = PTE_P | PTE_W | (cpu_nx_enabled() ? PTE_NX : 0);
+	int level;
+	for (u64 k = 0; k < info.bitmap_frames; k++) {
+		u64 pte = paging_walk(info.bitmap + k * PAGE_SIZE, &level);
+		KASSERT_EQ(level, LEVEL_PT);
+		KASSERT_EQ(pte & (PTE_P | PTE_W | PTE_U | PTE_NX), want);
+		KASSERT(in_free_ram(pte_frame(pte)));
+		KASSERT(!pmm_manages(pte_frame(pte))); /* the allocator's own, never handed out */
+		KASSERT_EQ(pmm_free(pte_frame(pte)), -E_INVAL);
+	}
+	KASSERT_EQ(paging_walk(info.bitmap - PAGE_SIZE, &level), 0);
+#endif
 }
 
 /* Frames taken off the top page so that it empties (at most one page's worth). */
@@ -380,7 +413,7 @@ KTEST(pmm, rejects_double_free)
 	u64 a = 0, b = 0;
 	KASSERT_EQ(pmm_alloc(&a), 0);
 	KASSERT_EQ(pmm_alloc(&b), 0);
-	/* a goes back into b's old slot: not where init put it, so it is marked. */
+	/* Taken and given back, out of order: each a second time. */
 	KASSERT_EQ(pmm_free(a), 0);
 	KASSERT_EQ(pmm_free(a), -E_DOUBLE);
 	KASSERT_EQ(pmm_free(b), 0);
@@ -405,51 +438,46 @@ KTEST(pmm, rejects_double_free)
 #endif
 }
 
-#ifdef PMM_DEBUG
-/* The debug mark of frame (its last two words), read through the early window; false if unmapped. */
-static bool frame_tail(u64 frame, u64 out[2])
-{
-	const u64 tail = PAGE_SIZE - 2 * sizeof(u64);
-	const volatile u64 *m = early_map(frame + tail, 2 * sizeof(u64));
-	if (!m)
-		return false;
-	out[0] = m[0];
-	out[1] = m[1];
-	early_unmap((const void *)m, 2 * sizeof(u64));
-	return true;
-}
-#endif
-
-KTEST(pmm, mark_is_written_into_free_frame_and_erased_on_alloc)
+KTEST(pmm, use_after_free_does_not_hide_a_double_free)
 {
 #ifndef PMM_DEBUG
 	KTEST_SKIP("built without PMM_DEBUG");
 #else
-	/*
-	 * Take x then y and give x back into y's slot. That is x's own init
-	 * slot only if an earlier test swapped them, and then a second round
-	 * cannot be: so within two rounds x is marked, not merely put back.
-	 */
+	const u64 UAF_VA = INDICES_VA(TSLOT_PMM, 0, 0, 0); /* a user-half slot of this file's own */
 	snapshot();
-	u64 x = 0, y = 0, again = 0, tail[2] = {0, 0};
-	bool marked = false;
-	for (int round = 0; round < 2 && !marked; round++) {
-		KASSERT_EQ(pmm_alloc(&x), 0);
-		KASSERT_EQ(pmm_alloc(&y), 0);
-		KASSERT_EQ(pmm_free(x), 0);
-		KASSERT(frame_tail(x, tail));
-		marked = tail[0] != 0 && tail[1] != 0;
-		if (!marked)
-			KASSERT_EQ(pmm_free(y), 0);
-	}
-	KASSERT(marked);
-	KASSERT_EQ(pmm_alloc(&again), 0);
-	KASSERT_EQ(again, x);
-	KASSERT(frame_tail(x, tail));
-	KASSERT_EQ(tail[0], 0); /* taking it erased the mark */
-	KASSERT_EQ(tail[1], 0);
-	KASSERT_EQ(pmm_free(y), 0);
-	KASSERT_EQ(pmm_free(x), 0);
+	u64 a = 0, spare = 0, again = 0;
+	KASSERT_EQ(pmm_alloc(&a), 0);
+	/* A mapping that outlives the free: the use-after-free writes through it. */
+	KASSERT_EQ(map_region(UAF_VA, a, 1, VMM_WRITE), 0);
+	struct pmm_stack_info info;
+	pmm_get_stack_info(&info);
+	/* a must go back as an entry (a stack page would hold the list): take one if it would not. */
+	bool took_spare = info.depth == info.pages * info.per_page;
+	if (took_spare)
+		KASSERT_EQ(pmm_alloc(&spare), 0);
+	pmm_get_stats(&stats_now);
+	u64 free_before = stats_now.free;
+	KASSERT_EQ(pmm_free(a), 0);
+	/* Every byte of the free frame overwritten, its tail too: no record lives in it. */
+	volatile u64 *p = (volatile u64 *)UAF_VA;
+	for (u64 i = 0; i < PAGE_SIZE / sizeof(u64); i++)
+		p[i] = 0x5a5a5a5a5a5a5a5aULL ^ i;
+	int err = pmm_free(a);
+	pmm_get_stats(&stats_now);
+	int err_alloc = pmm_alloc(&again);
+	bool intact = true; /* the refused free wrote nothing into the frame either */
+	for (u64 i = 0; i < PAGE_SIZE / sizeof(u64); i++)
+		intact &= p[i] == (0x5a5a5a5a5a5a5a5aULL ^ i);
+	KASSERT_EQ(unmap_region(UAF_VA, 1, 0), 0);
+	if (err_alloc == 0)
+		KASSERT_EQ(pmm_free(again), 0);
+	if (took_spare)
+		KASSERT_EQ(pmm_free(spare), 0);
+	KASSERT_EQ(err, -E_DOUBLE);
+	KASSERT_EQ(stats_now.free, free_before + 1); /* the refused free changed nothing */
+	KASSERT_EQ(err_alloc, 0);
+	KASSERT_EQ(again, a); /* still on top of the stack */
+	KASSERT(intact);
 	KASSERT(unchanged());
 #endif
 }

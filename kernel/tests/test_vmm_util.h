@@ -16,6 +16,7 @@
 #define TSLOT_SPACE 96  /* test_vmm_space.c: slots 96..99 */
 #define TSLOT_MODEL 112 /* test_model.c: slots 112..115 */
 #define TSLOT_FORK 120  /* test_fork.c: slot 120 */
+#define TSLOT_PMM 124   /* test_pmm.c: slot 124 */
 
 /* The first address of user-half PML4 slot `slot`. */
 static inline u64 tslot(u64 slot)
