@@ -21,7 +21,7 @@
  * facts about inputs: every key, and every verdict, is computed from them
  * anew.
  */
-import { readFileSync, realpathSync, type Stats, statSync } from "node:fs";
+import { readFileSync, realpathSync, statSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import process from "node:process";
@@ -32,13 +32,28 @@ export const RACY_MS = 2000;
 /** The version of the on-disk format (a different one is ignored). */
 const FORMAT = 1;
 
+/**
+ * What a file's identity is made of: the fields of node:fs's Stats used
+ * here, by their own names (the npm package's declarations cannot name
+ * node:fs's types: it ships without @types/node).
+ */
+export interface FileStatus {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  mode: number;
+  isFile(): boolean;
+}
+
 /** A file's identity: every field a change of its contents changes. */
-function identityOf(info: Stats): string {
+function identityOf(info: FileStatus): string {
   return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
 }
 
 /** True when a file with these times may still change without changing its identity. */
-function isRacy(info: Stats, readAt: number): boolean {
+function isRacy(info: FileStatus, readAt: number): boolean {
   return Math.max(info.mtimeMs, info.ctimeMs) > readAt - RACY_MS;
 }
 
@@ -76,10 +91,10 @@ export async function sha256Hex(data: string | Uint8Array): Promise<string> {
  * The file's status, or null if there is none. Stats of one batch of steps
  * (`memo`, see {@link fileHash}) are taken once.
  */
-function statOrNull(path: string, memo?: StatMemo): Stats | null {
+function statOrNull(path: string, memo?: StatMemo): FileStatus | null {
   const known = memo?.stats.get(path);
   if (known !== undefined) return known;
-  let info: Stats | null;
+  let info: FileStatus | null;
   try {
     info = statSync(path, { throwIfNoEntry: false }) ?? null;
   } catch (e) {
@@ -96,7 +111,7 @@ function statOrNull(path: string, memo?: StatMemo): Stats | null {
  * status is taken once a batch. What the batch writes is never kept.
  */
 export class StatMemo {
-  readonly stats = new Map<string, Stats | null>();
+  readonly stats = new Map<string, FileStatus | null>();
   constructor(
     /** The files the batch writes. */
     readonly writes: ReadonlySet<string>,
