@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { build } from "../tools/build/build.ts";
 import {
+  FACTS_FORMAT,
   factsFile,
   fileHash,
   fileIdentity,
@@ -103,7 +104,7 @@ Deno.test("input facts: kept facts are read back from the build directory", asyn
     const id = fileIdentity(f);
     await Deno.writeTextFile(
       factsFile(dir),
-      JSON.stringify({ format: 1, hashes: { [f]: { id, value: "kept" } }, tools: {} }),
+      JSON.stringify({ format: FACTS_FORMAT, hashes: { [f]: { id, value: "kept" } } }),
     );
     loadFacts(dir);
     assert.equal(await fileHash(f), "kept");
@@ -210,6 +211,26 @@ Deno.test("input facts: a tool changed within the timestamp's tick is asked agai
       return;
     }
     assert.fail("never rewrote the tool within one timestamp tick");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a build directory keeps no tool's facts (a launcher's compiler may change)", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await smallKernel(dir);
+    // A launcher that stays the same file while the compiler it runs changes (ccache, a shim):
+    // what the compiler says must be asked again by the next process, so none is kept.
+    const cc = join(dir, "cc-launcher");
+    await Deno.writeTextFile(cc, '#!/bin/sh\nexec gcc "$@"\n');
+    await Deno.chmod(cc, 0o755);
+    await aged(() => build({ root: dir, cc }));
+    const kept = JSON.parse(await Deno.readTextFile(factsFile(join(dir, "build"))));
+    assert.equal(kept.format, FACTS_FORMAT);
+    assert.ok(Object.keys(kept.hashes).length > 0, "no file facts kept");
+    assert.deepEqual(Object.keys(kept).sort(), ["format", "hashes"]);
+    assert.doesNotMatch(JSON.stringify(kept), /cc-launcher/);
   } finally {
     await cleanup();
   }

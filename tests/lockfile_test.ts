@@ -30,7 +30,11 @@ Deno.test("lockfile: a second taker waits until the first releases", async () =>
     // The notice comes once the second taker has waited 50 ms (however long that takes on a
     // loaded machine, not after a fixed sleep): the first must still hold the lock then.
     // A second taker that got the lock at once would never give notice: whichever comes first.
-    await Promise.race([notice, waiting]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("no notice and no lock after 30 s")), 30_000);
+    });
+    await Promise.race([notice, waiting, late]).finally(() => clearTimeout(timer));
     assert.equal(second, false, "the lock was taken twice");
     assert.deepEqual(notices, [
       `waiting for ${path}, held by process ${Deno.pid} (if that process is not a build, remove the file)`,

@@ -299,6 +299,8 @@ Deno.test("shard (QEMU): shards run disjoint parts whose union is the kernel's l
   assert.ok(
     tests.some((t) => t.startsWith("ktest.")) && tests.some((t) => t.startsWith("layout.")),
   );
+  // The list is the filter's: a listing without it, or with another, would agree with itself.
+  for (const t of tests) assert.match(t, /^(ktest|layout)\./, "listed outside the filter");
   const ran = shards.map((runs) =>
     runs.flatMap((r) => testsOf([r]).map((t) => `${r.config} ${t.fullName}`))
   );

@@ -74,7 +74,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     try {
       return await buildLocked(options, out);
     } finally {
-      await saveFacts(out, [options.root, out]);
+      // Facts only save work: failing to keep them must not hide the build's own result.
+      await saveFacts(out, [options.root, out]).catch((e) =>
+        console.error(`warning: the build's input facts were not kept: ${e}`)
+      );
     }
   } finally {
     await lock.release();

@@ -30,7 +30,7 @@ import process from "node:process";
 export const RACY_MS = 2000;
 
 /** The version of the on-disk format (a different one is ignored). */
-const FORMAT = 1;
+export const FACTS_FORMAT = 2;
 
 /**
  * What a file's identity is made of: the fields of node:fs's Stats used
@@ -156,8 +156,8 @@ export async function fileHash(path: string, memo?: StatMemo): Promise<string | 
 export function resolveCommand(command: string): string | null {
   if (command.includes("/")) return statOrNull(command)?.isFile() ? command : null;
   for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    if (dir === "") continue;
-    const p = join(dir, command);
+    // An empty entry is the current directory, as for execvp (which runs the tool).
+    const p = join(dir === "" ? "." : dir, command);
     const info = statOrNull(p);
     if (info?.isFile() && info.mode & 0o111) return p;
   }
@@ -167,7 +167,10 @@ export function resolveCommand(command: string): string | null {
 /**
  * What `ask()` says about `tool` (its version line, its include directory):
  * asked again when the binary PATH finds is another file, or the same file
- * changed. `question` names what is asked (the flags).
+ * changed. `question` names what is asked (the flags). Kept for this process
+ * only, never in a build directory: the file PATH finds may be a launcher
+ * (ccache, a version manager's shim, a cross-compiler's wrapper script) whose
+ * compiler changes while the launcher stays the same file.
  */
 export async function toolFact(
   tool: string,
@@ -197,7 +200,6 @@ export function factsFile(out: string): string {
 interface FactsFile {
   format: number;
   hashes: Record<string, Fact>;
-  tools: Record<string, Fact>;
 }
 
 /**
@@ -213,7 +215,7 @@ export function loadFacts(out: string): void {
   } catch {
     return;
   }
-  if (parsed?.format !== FORMAT) return;
+  if (parsed?.format !== FACTS_FORMAT) return;
   const add = (into: Map<string, Fact>, from: unknown) => {
     if (typeof from !== "object" || from === null) return;
     for (const [k, f] of Object.entries(from as Record<string, Partial<Fact>>)) {
@@ -223,21 +225,20 @@ export function loadFacts(out: string): void {
     }
   };
   add(hashes, parsed.hashes);
-  add(tools, parsed.tools);
 }
 
 /**
- * Keep this process's facts about the files under `dirs` (and every tool's)
- * in build directory `out`, whole or not at all.
+ * Keep this process's facts about the files under `dirs` in build directory
+ * `out`, whole or not at all (tools' facts stay in the process: see
+ * {@link toolFact}).
  */
 export async function saveFacts(out: string, dirs: readonly string[]): Promise<void> {
   const under = dirs.map((d) => d.replace(/\/?$/, "/"));
   const file: FactsFile = {
-    format: FORMAT,
+    format: FACTS_FORMAT,
     hashes: Object.fromEntries(
       [...hashes].filter(([p]) => under.some((d) => p.startsWith(d))),
     ),
-    tools: Object.fromEntries(tools),
   };
   const path = factsFile(out);
   const part = `${path}.${process.pid}-${crypto.randomUUID()}.part`;
