@@ -72,6 +72,17 @@ void spin_unlock(struct spinlock *l);
 /* True when this CPU holds l. */
 bool spin_held(const struct spinlock *l);
 
+/*
+ * Take l for a section that may nest (a console line printed while one is
+ * being printed, a program load inside another's): not when only one CPU
+ * is up (nothing to exclude) or this CPU holds it already. Returns whether
+ * it took it, for spin_unlock_taken.
+ */
+bool spin_lock_outer(struct spinlock *l);
+
+/* Release l if spin_lock_outer took it. */
+void spin_unlock_taken(struct spinlock *l, bool took);
+
 /* Panic when this CPU holds any lock: called by the scheduler before every switch. */
 void lock_check_switch(const char *where);
 

@@ -6,7 +6,6 @@
 #include <panic.h>
 #include <printf.h>
 #include <serial.h>
-#include <smp.h>
 #include <spinlock.h>
 
 /*
@@ -21,16 +20,13 @@ static struct spinlock console_lock = SPINLOCK_INIT("console", LOCK_ORDER_CONSOL
 
 bool console_enter(void)
 {
-	if (smp_cpu_count() < 2 || spin_held(&console_lock) || panic_in_progress())
-		return false;
-	spin_lock(&console_lock);
-	return true;
+	/* A panic prints without it: the CPU that holds it may be the one that stopped. */
+	return !panic_in_progress() && spin_lock_outer(&console_lock);
 }
 
 void console_leave(bool took)
 {
-	if (took)
-		spin_unlock(&console_lock);
+	spin_unlock_taken(&console_lock, took);
 }
 
 /* Where formatted characters go. */

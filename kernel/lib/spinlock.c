@@ -2,6 +2,7 @@
 #include <cpu.h>
 #include <panic.h>
 #include <percpu.h>
+#include <smp.h>
 #include <spinlock.h>
 #include <tlb.h>
 
@@ -50,6 +51,20 @@ bool spin_held(const struct spinlock *l)
 {
 	return __atomic_load_n(&l->locked, __ATOMIC_RELAXED) &&
 	       __atomic_load_n(&l->cpu, __ATOMIC_RELAXED) == this_cpu()->cpu_id;
+}
+
+bool spin_lock_outer(struct spinlock *l)
+{
+	if (smp_cpu_count() < 2 || spin_held(l))
+		return false;
+	spin_lock(l);
+	return true;
+}
+
+void spin_unlock_taken(struct spinlock *l, bool took)
+{
+	if (took)
+		spin_unlock(l);
 }
 
 void lock_check_switch(const char *where)

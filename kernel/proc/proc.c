@@ -18,7 +18,6 @@
 #include <sched.h>
 #include <selfpage.h>
 #include <smap.h>
-#include <smp.h>
 #include <spinlock.h>
 #include <string.h>
 #include <trap.h>
@@ -44,16 +43,12 @@ static struct spinlock load_lock = SPINLOCK_INIT("program-load", LOCK_ORDER_LOAD
 
 bool load_enter(void)
 {
-	if (smp_cpu_count() < 2 || spin_held(&load_lock))
-		return false;
-	spin_lock(&load_lock);
-	return true;
+	return spin_lock_outer(&load_lock);
 }
 
 void load_leave(bool took)
 {
-	if (took)
-		spin_unlock(&load_lock);
+	spin_unlock_taken(&load_lock, took);
 }
 
 int proc_count(void)

@@ -18,21 +18,11 @@
 #include <timer.h>
 #include <trap.h>
 #include "test_vmm_util.h"
-
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#include "user_blob.h"
 
 /* Where the blobs run: code in the program area, a small stack in the stack slot. */
 #define CODE_VA USER_PROGRAM_BASE
 #define STACK_PAGES 4
-
-/* Define blob `name`: code from `body` (AT&T syntax), bounds name and name_end. */
-#define BLOB(name, body)                                              \
-	__asm__(".pushsection .rodata\n"                              \
-		".globl " #name "\n" #name ":\n" body "\n"            \
-		".globl " #name "_end\n" #name "_end:\n"              \
-		".popsection\n");                                     \
-	extern const u8 name[], name##_end[]
 
 /*
  * The layout's constants carry a ULL suffix the assembler does not take:
@@ -46,9 +36,6 @@ static void __attribute__((used)) blob_constants(void)
 			 : "i"(USER_MMAP_BASE), "i"(KERNEL_VIRT_OFFSET), "i"(SELFMAP_BASE),
 			   "i"(USER_END));
 }
-
-#define SYSCALL(nr) "mov $" STR(nr) ", %eax\n syscall\n"
-#define EXIT_WITH(code) "mov $" #code ", %edi\n" SYSCALL(SYS_exit)
 
 BLOB(blob_exit42, EXIT_WITH(42));
 BLOB(blob_getpid, SYSCALL(SYS_getpid) "mov %eax, %edi\n" SYSCALL(SYS_exit));

@@ -181,23 +181,32 @@ struct stale {
 	struct trap_record fault;
 };
 
+/*
+ * Read the word at `at` under trap_expect(VEC_PF) and count it in s (the
+ * new word, or one neither old nor new); false if the read faulted (it
+ * resumed at the fixup).
+ */
+static inline bool stale_read(struct stale *s, volatile u64 *at)
+{
+	u64 v = NO_VALUE;
+	__asm__ volatile(TRAP_FIXUP_SITE("movq (%1), %0") : "+r"(v) : "r"(at) : TRAP_FIXUP_CLOBBERS);
+	if (v == NO_VALUE)
+		return false;
+	if (v == NEW_WORD)
+		s->new_seen++;
+	else if (v != OLD_WORD)
+		s->other_seen++;
+	return true;
+}
+
 /* CPU 1: read the page until it faults (or CPU 0 says stop); never through a stale entry. */
 static void stale_reader(void *arg)
 {
 	struct stale *s = arg;
 	trap_expect(VEC_PF);
 	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
-		u64 v = NO_VALUE;
-		__asm__ volatile(TRAP_FIXUP_SITE("movq (%1), %0")
-				 : "+r"(v)
-				 : "r"(s->page)
-				 : TRAP_FIXUP_CLOBBERS);
-		if (v == NO_VALUE)
-			break; /* faulted: resumed at the fixup */
-		if (v == NEW_WORD)
-			s->new_seen++;
-		else if (v != OLD_WORD)
-			s->other_seen++;
+		if (!stale_read(s, s->page))
+			break;
 		__atomic_store_n(&s->reads, s->reads + 1, __ATOMIC_RELEASE);
 	}
 	s->fault = trap_expect_end();
@@ -615,17 +624,8 @@ static void gather_reader(void *arg)
 		volatile u64 *at = s->page + (n % GATHER_PAGES) * (PAGE_SIZE / sizeof(u64));
 		u64 before = __atomic_load_n(&g->free_before, __ATOMIC_ACQUIRE);
 		bool freed = before && free_frames() > before;
-		u64 v = NO_VALUE;
-		__asm__ volatile(TRAP_FIXUP_SITE("movq (%1), %0")
-				 : "+r"(v)
-				 : "r"(at)
-				 : TRAP_FIXUP_CLOBBERS);
-		if (v == NO_VALUE)
-			break; /* faulted: resumed at the fixup */
-		if (v == NEW_WORD)
-			s->new_seen++;
-		else if (v != OLD_WORD)
-			s->other_seen++;
+		if (!stale_read(s, at))
+			break;
 		if (freed)
 			g->reached++;
 		__atomic_store_n(&s->reads, n + 1, __ATOMIC_RELEASE);
