@@ -19,6 +19,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { KernelReport } from "../tools/core/record.ts";
 import { ROOT } from "../tools/paths.ts";
+import { runCommandLine } from "../tools/app/command_table.ts";
+import { DENO_FRONT } from "../tools/cli.ts";
+import { summarize } from "../tools/core/record.ts";
 import { bootPathsRequested, NOT_REQUESTED } from "../tools/app/requested.ts";
 import { BOOT_PATH_CONFIGS } from "../tools/run/configs.ts";
 import { kunitTool, LINUX_SOURCE_TARBALL } from "../tools/build/linux_kunit.ts";
@@ -69,59 +72,107 @@ async function cli(entry: string, args: string[], dir: string, env: Record<strin
 const npmTest = (file: string, dir: string, args: string[]) =>
   cli("tools/npm/bin.ts", ["--project", file, "test", ...args], dir);
 
+/**
+ * `deno task test --kernel-only ARGS` in this process: the same command
+ * table, handler and exit status as the command, its console output
+ * captured. For refusals only (they stop before any build or boot); the
+ * real command's process (exit status, stderr) is proven for each kind of
+ * refusal by the ones the tests still run as a process.
+ */
+async function inProcess(args: string[]): Promise<Outcome> {
+  const stdout: string[] = [], stderr: string[] = [];
+  const { log, error } = console;
+  const line = (to: string[]) => (...a: unknown[]) => to.push(a.map(String).join(" ") + "\n");
+  console.log = line(stdout);
+  console.error = line(stderr);
+  try {
+    const code = await runCommandLine(DENO_FRONT, ["test", "--kernel-only", ...args]);
+    return { code, stdout: stdout.join(""), stderr: stderr.join(""), report: null };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+/** A run of the npm CLI's `test` in a project of its own, and a copy of its microvm log. */
+interface SharedRun {
+  p: Awaited<ReturnType<typeof project>>;
+  o: Outcome;
+  /** The run's `kernel-microvm.log` (a later run in the project writes the log again). */
+  log: string;
+}
+
+const sharedRuns = new Map<string, Promise<SharedRun>>();
+const sharedDirs: string[] = [];
+// The shared projects go with the test process.
+globalThis.addEventListener("unload", () => {
+  for (const dir of sharedDirs) Deno.removeSync(dir, { recursive: true });
+});
+
+/**
+ * The npm CLI's `test ARGS` on the unchanged fixture, run once per test
+ * process: the tests that check different things about the same boot
+ * (same kernel, same arguments) share it. Never kept across processes.
+ */
+function sharedRun(args: string[]): Promise<SharedRun> {
+  const key = JSON.stringify(args);
+  let run = sharedRuns.get(key);
+  if (run === undefined) {
+    run = (async () => {
+      const p = await project();
+      sharedDirs.push(p.dir);
+      const o = await npmTest(p.file, p.dir, args);
+      const log = join(p.dir, "shared-run-kernel-microvm.log");
+      await Deno.copyFile(join(p.dir, "logs", "kernel-microvm.log"), log).catch(() => {});
+      return { p, o, log };
+    })();
+    sharedRuns.set(key, run);
+  }
+  return run;
+}
+
 function why(o: Outcome): string {
   return `exit ${o.code}\n${o.stdout}\n${o.stderr}`;
 }
 
 Deno.test("foreign kernel: built by its project's make, passes on microvm and pc by its KTAP", async () => {
-  const p = await project();
-  try {
-    const o = await npmTest(p.file, p.dir, ["--config", "microvm,pc"]);
-    assert.equal(o.code, 0, why(o));
-    assert.match(o.stdout, /tests: 6 passed, 0 failed, 0 skipped/);
-    assert.match(o.stderr, /build: make/);
-    const r = o.report!;
-    assert.equal(r.kernel, join(p.dir, "build/kernel.elf"));
-    assert.deepEqual(r.runs.map((x) => [x.config, x.status]), [["microvm", "pass"], [
-      "pc",
-      "pass",
-    ]]);
-    for (const run of r.runs) {
-      // No isa-debug-exit: the kernel reset the machine, QEMU exited 0; its KTAP decided.
-      assert.deepEqual(run.attempts[0].exit, { kind: "exited", status: 0 });
-      assert.deepEqual(run.suites.map((s) => s.name), ["arith", "boot"]);
-      assert.ok(!run.cmdline.includes("ktest."), run.cmdline);
-    }
-    const log = await Deno.readTextFile(join(p.dir, "logs", "kernel-microvm.log"));
-    assert.match(log, /^foreign kernel: booted/);
-  } finally {
-    await p.cleanup();
+  const { p, o, log } = await sharedRun(["--config", "microvm,pc"]);
+  assert.equal(o.code, 0, why(o));
+  assert.match(o.stdout, /tests: 6 passed, 0 failed, 0 skipped/);
+  assert.match(o.stderr, /build: make/);
+  const r = o.report!;
+  assert.equal(r.kernel, join(p.dir, "build/kernel.elf"));
+  assert.deepEqual(r.runs.map((x) => [x.config, x.status]), [["microvm", "pass"], [
+    "pc",
+    "pass",
+  ]]);
+  for (const run of r.runs) {
+    // No isa-debug-exit: the kernel reset the machine, QEMU exited 0; its KTAP decided.
+    assert.deepEqual(run.attempts[0].exit, { kind: "exited", status: 0 });
+    assert.deepEqual(run.suites.map((s) => s.name), ["arith", "boot"]);
+    assert.ok(!run.cmdline.includes("ktest."), run.cmdline);
   }
+  assert.match(await Deno.readTextFile(log), /^foreign kernel: booted/);
 });
 
 Deno.test("foreign kernel: a failing test by name; a reset before the plan is met is a crash", async () => {
-  const p = await project();
-  try {
-    const fail = await npmTest(p.file, p.dir, ["--append", "fail"]);
-    assert.equal(fail.code, 1, why(fail));
-    assert.match(fail.stdout, /tests: 2 passed, 1 failed, 0 skipped/);
-    const run = fail.report!.runs[0];
-    assert.equal(run.category, "assertion");
-    assert.equal(run.test, "arith.sum_of_four");
-    assert.equal(run.cmdline, "fail");
+  const { p, o: fail } = await sharedRun(["--append", "fail"]);
+  assert.equal(fail.code, 1, why(fail));
+  assert.match(fail.stdout, /tests: 2 passed, 1 failed, 0 skipped/);
+  const run = fail.report!.runs[0];
+  assert.equal(run.category, "assertion");
+  assert.equal(run.test, "arith.sum_of_four");
+  assert.equal(run.cmdline, "fail");
 
-    // The same through deno task test, the project named by OUROBOROS_PROJECT.
-    const stop = await cli("tools/test.ts", ["--kernel-only", "--append", "stop"], p.dir, {
-      OUROBOROS_PROJECT: p.file,
-    });
-    assert.equal(stop.code, 1, why(stop));
-    const s = stop.report!.runs[0];
-    assert.equal(s.kind, "incomplete");
-    assert.equal(s.category, "crash");
-    assert.match(s.message, /the log ends after arith/);
-  } finally {
-    await p.cleanup();
-  }
+  // The same through deno task test, the project named by OUROBOROS_PROJECT.
+  const stop = await cli("tools/test.ts", ["--kernel-only", "--append", "stop"], p.dir, {
+    OUROBOROS_PROJECT: p.file,
+  });
+  assert.equal(stop.code, 1, why(stop));
+  const s = stop.report!.runs[0];
+  assert.equal(s.kind, "incomplete");
+  assert.equal(s.category, "crash");
+  assert.match(s.message, /the log ends after arith/);
 });
 
 Deno.test("foreign kernel: its build's failure shows its output; an image that cannot boot is refused", async () => {
@@ -175,23 +226,44 @@ Deno.test("foreign kernel: --image prebuilt, --shard shares configurations, refu
     view.setUint32(12, -(0xe85250d6 + 24) >>> 0, true);
     view.setUint32(20, 8, true); // the end tag
     await Deno.writeFile(join(p.dir, "mb2.bin"), mb2);
-    const refused: [string[], number, RegExp][] = [
-      [["--image", join(p.dir, "mb2.bin")], 2, /microvm .* no multiboot2 loader \(GRUB boots it/],
+    // Each kind of refusal once as a real process (exit status, stderr): an image no
+    // configuration can boot (2), one that cannot be read (1), a usage error (2). The others go
+    // through the same command table and handler in this process.
+    const refused: [string[], number, RegExp, "process" | "in process"][] = [
+      [
+        ["--image", join(p.dir, "mb2.bin")],
+        2,
+        /microvm .* no multiboot2 loader \(GRUB boots it/,
+        "process",
+      ],
       [
         ["--image", join(p.dir, "nope.elf")],
         1,
         /--image .*nope\.elf: cannot read .*: no such file/,
+        "process",
       ],
-      [["--image", join(p.dir, "kernel.c")], 1, /not a kernel image .* no Linux setup header/],
-      [["--image", image, "--filter", "x"], 2, /--filter selects our kernel's tests/],
-      [["--image", image, "--list"], 2, /--list asks our kernel/],
-      [["--append", "x"], 2, /--append applies to a kernel image/],
-      [["--image", image, "--initrd", join(p.dir, "none.cpio")], 1, /--initrd .* no such file/],
+      [["--append", "x"], 2, /--append applies to a kernel image/, "process"],
+      [
+        ["--image", join(p.dir, "kernel.c")],
+        1,
+        /not a kernel image .* no Linux setup header/,
+        "in process",
+      ],
+      [["--image", image, "--filter", "x"], 2, /--filter selects our kernel's tests/, "in process"],
+      [["--image", image, "--list"], 2, /--list asks our kernel/, "in process"],
+      [
+        ["--image", image, "--initrd", join(p.dir, "none.cpio")],
+        1,
+        /--initrd .* no such file/,
+        "in process",
+      ],
     ];
-    for (const [args, code, message] of refused) {
-      const o = await cli("tools/test.ts", ["--kernel-only", ...args], p.dir);
-      assert.equal(o.code, code, `${args.join(" ")}: ${why(o)}`);
-      assert.match(o.stderr, message, args.join(" "));
+    for (const [args, code, message, how] of refused) {
+      const o = how === "process"
+        ? await cli("tools/test.ts", ["--kernel-only", ...args], p.dir)
+        : await inProcess(args);
+      assert.equal(o.code, code, `${args.join(" ")} (${how}): ${why(o)}`);
+      assert.match(o.stderr, message, `${args.join(" ")} (${how})`);
     }
   } finally {
     await p.cleanup();
@@ -236,16 +308,16 @@ Deno.test({
     : `foreign kernel: kunit.py parse agreement [skipped: ${LINUX_SOURCE_TARBALL} not installed]`,
   ignore: kunitPy === null,
   fn: async () => {
-    const p = await project();
-    try {
-      for (const append of ["", "fail"]) {
-        const o = await npmTest(p.file, p.dir, append ? ["--append", append] : []);
-        assert.equal(o.code, append ? 1 : 0, why(o));
-        const log = join(p.dir, "logs", "kernel-microvm.log");
-        await assertSameAsKunitParse(kunitPy!, log, o.report!, join(p.dir, "kunit.json"));
-      }
-    } finally {
-      await p.cleanup();
+    // The same boots as the tests above (same kernel, same arguments): the microvm run of the
+    // pass on microvm and pc (its own counts), and the failing run.
+    const pass = await sharedRun(["--config", "microvm,pc"]);
+    const microvm = pass.o.report!.runs.filter((r) => r.config === "microvm");
+    assert.equal(microvm.length, 1, why(pass.o));
+    const passed = summarize({ ...pass.o.report!, runs: microvm });
+    const fail = await sharedRun(["--append", "fail"]);
+    for (const [r, report] of [[pass, passed], [fail, fail.o.report!]] as const) {
+      assert.equal(r.o.code, r === fail ? 1 : 0, why(r.o));
+      await assertSameAsKunitParse(kunitPy!, r.log, report, join(r.p.dir, "kunit.json"));
     }
   },
 });
