@@ -4,15 +4,51 @@
  * the command table's (app/command_table.ts); this file says only what
  * each command runs, loading its module when it runs.
  */
-import { LayoutError } from "../linker/layout.ts";
 import { EXIT, type FrontEnd, runCommandLine, stringOption } from "./app/command_table.ts";
-import { build, BuildError } from "./build/build.ts";
-import { ensureTools, MissingToolsError } from "./host/toolcheck.ts";
 import { ROOT } from "./paths.ts";
-import { getConfig, UnknownConfigError } from "./run/configs.ts";
+
+/**
+ * The modules a command loads when it runs, kept here once loaded: their
+ * error classes tell {@link DENO_FRONT}'s failure what a thrown error is (an
+ * error of a module not loaded cannot have been thrown). `--help`, a usage
+ * error or `doctor` load neither the build nor the machine table.
+ */
+const loaded: {
+  build?: typeof import("./build/build.ts");
+  layout?: typeof import("../linker/layout.ts");
+  toolcheck?: typeof import("./host/toolcheck.ts");
+  configs?: typeof import("./run/configs.ts");
+} = {};
+
+async function toolcheck(): Promise<typeof import("./host/toolcheck.ts")> {
+  return loaded.toolcheck ??= await import("./host/toolcheck.ts");
+}
+
+async function configs(): Promise<typeof import("./run/configs.ts")> {
+  return loaded.configs ??= await import("./run/configs.ts");
+}
+
+/** The build and the layout it reads (whose errors a build throws). */
+async function buildModule(): Promise<typeof import("./build/build.ts")> {
+  loaded.layout ??= await import("../linker/layout.ts");
+  return loaded.build ??= await import("./build/build.ts");
+}
+
+/**
+ * The four modules, for a command whose own modules import them anyway
+ * (test, parse, debug): any of their errors may come out of it.
+ */
+async function kernelModules(): Promise<void> {
+  await Promise.all([buildModule(), toolcheck(), configs()]);
+}
+
+async function ensureTools(): Promise<void> {
+  await (await toolcheck()).ensureTools();
+}
 
 /** Build and report; returns the ELF path. */
 async function buildKernel(): Promise<string> {
+  const { build } = await buildModule();
   const t0 = performance.now();
   const r = await build({ root: ROOT, log: (l) => console.error(l) });
   const ms = (performance.now() - t0).toFixed(0);
@@ -44,10 +80,12 @@ export const DENO_FRONT: FrontEnd = {
       return EXIT.ok;
     },
     test: async (_p, argv) => {
+      await kernelModules();
       const { testMain } = await import("./app/test_command.ts");
       return await testMain(argv);
     },
     parse: async (p) => {
+      await kernelModules();
       const { parseCommandRun } = await import("./app/parse.ts");
       return await parseCommandRun(p);
     },
@@ -64,12 +102,14 @@ export const DENO_FRONT: FrontEnd = {
       return await serveMain(p, checkedBuild);
     },
     debug: async (_p, argv) => {
+      await kernelModules();
       await ensureTools();
       const { main: debug } = await import("./app/debug.ts");
       return await debug([...argv]);
     },
     start: async (p) => {
       const config = stringOption(p, "config");
+      const { getConfig } = await configs();
       if (config !== undefined) getConfig(config); // an unknown name fails before the build
       const { startImage, startImageOf } = await import("./app/start.ts");
       const image = startImageOf({
@@ -88,13 +128,16 @@ export const DENO_FRONT: FrontEnd = {
     },
   },
   failure(e) {
-    if (e instanceof BuildError) {
+    const { build, layout, toolcheck, configs } = loaded;
+    if (build !== undefined && e instanceof build.BuildError) {
       console.error(e.output);
       console.error(`error: build failed in ${e.file}`);
       return EXIT.failed;
     }
     if (
-      e instanceof MissingToolsError || e instanceof LayoutError || e instanceof UnknownConfigError
+      (toolcheck !== undefined && e instanceof toolcheck.MissingToolsError) ||
+      (layout !== undefined && e instanceof layout.LayoutError) ||
+      (configs !== undefined && e instanceof configs.UnknownConfigError)
     ) {
       console.error(`error: ${e.message}`);
       return EXIT.failed;
