@@ -26,6 +26,7 @@ import { bootPathsRequested, NOT_REQUESTED } from "../tools/app/requested.ts";
 import { BOOT_PATH_CONFIGS } from "../tools/run/configs.ts";
 import { kunitTool, LINUX_SOURCE_TARBALL } from "../tools/build/linux_kunit.ts";
 import { assertSameAsKunitParse } from "./kunit_compare.ts";
+import { captured } from "./in_process.ts";
 import { tempDir } from "./support.ts";
 
 const FIXTURE = join(ROOT, "tests/fixtures/foreign-kernel");
@@ -80,18 +81,8 @@ const npmTest = (file: string, dir: string, args: string[]) =>
  * refusal by the ones the tests still run as a process.
  */
 async function inProcess(args: string[]): Promise<Outcome> {
-  const stdout: string[] = [], stderr: string[] = [];
-  const { log, error } = console;
-  const line = (to: string[]) => (...a: unknown[]) => to.push(a.map(String).join(" ") + "\n");
-  console.log = line(stdout);
-  console.error = line(stderr);
-  try {
-    const code = await runCommandLine(DENO_FRONT, ["test", "--kernel-only", ...args]);
-    return { code, stdout: stdout.join(""), stderr: stderr.join(""), report: null };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
+  const o = await captured(() => runCommandLine(DENO_FRONT, ["test", "--kernel-only", ...args]));
+  return { code: o.exitCode, stdout: o.stdout, stderr: o.stderr, report: null };
 }
 
 /** A run of the npm CLI's `test` in a project of its own, and a copy of its microvm log. */

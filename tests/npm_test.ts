@@ -21,6 +21,8 @@ import {
   rewriteSpecifiers,
 } from "../tools/npm/build.ts";
 import { BUILD_DIR, ROOT } from "../tools/paths.ts";
+import { main as parseMain } from "../tools/app/parse.ts";
+import { captured } from "./in_process.ts";
 import { cachedDir, tempDir } from "./support.ts";
 
 const PACKAGE = "ouroboros-toolchain";
@@ -232,13 +234,10 @@ Deno.test("npm: the packed package builds, tests and parses under Node like the 
     await t.step("parse: the verdict, closing line and report of deno task parse", async () => {
       for (const fixture of ["ktap/kunit-pass.ktap", "tap/crash-mid-suite.tap"]) {
         const file = join(ROOT, "tests/fixtures", fixture);
+        // deno task parse's main in this process (runner_cli_test.ts runs it as a process).
         const [node, deno] = await Promise.all([
           bin(["parse", file, "--json", join(dir, "node.json")]),
-          execa(
-            Deno.execPath(),
-            ["run", "-A", join(ROOT, "tools/app/parse.ts"), file, "--json", join(dir, "deno.json")],
-            { cwd: ROOT, env: { NO_COLOR: "1", CI: "true" }, reject: false },
-          ),
+          captured(() => parseMain([file, "--json", join(dir, "deno.json")])),
         ]);
         assert.equal(node.exitCode, deno.exitCode, `${fixture}: ${node.stderr}`);
         assert.equal(lastLine(node.stdout), lastLine(deno.stdout));

@@ -17,7 +17,7 @@ import {
 } from "../tools/core/record.ts";
 import { selectsKernelTests } from "../tools/test.ts";
 import { main as parseMain } from "../tools/app/parse.ts";
-import process from "node:process";
+import { captured } from "./in_process.ts";
 import { tempDir } from "./support.ts";
 
 const FIXTURES = join(ROOT, "tests/fixtures");
@@ -40,30 +40,10 @@ function tool(script: string, args: string[], dir: string, input?: string) {
 
 /**
  * `deno task parse ARGS` in this process (tools/app/parse.ts's main, as the
- * command runs it), its console and stdout captured. The tests below still
- * run the command as a process once for each exit status (0, 1, 2 for a
- * usage mistake, 2 for a missing file) and for stdin.
+ * command runs it). The tests below still run the command as a process for
+ * exit 0, exit 1, a usage mistake, a missing file and stdin.
  */
-async function parseInProcess(args: string[]) {
-  const stdout: string[] = [], stderr: string[] = [];
-  const { log, error } = console;
-  const write = process.stdout.write;
-  const line = (to: string[]) => (...a: unknown[]) => void to.push(a.map(String).join(" ") + "\n");
-  console.log = line(stdout);
-  console.error = line(stderr);
-  process.stdout.write = ((text: string | Uint8Array) => {
-    stdout.push(typeof text === "string" ? text : new TextDecoder().decode(text));
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    const exitCode = await parseMain(args);
-    return { exitCode, stdout: stdout.join(""), stderr: stderr.join("") };
-  } finally {
-    console.log = log;
-    console.error = error;
-    process.stdout.write = write;
-  }
-}
+const parseInProcess = (args: string[]) => captured(() => parseMain(args));
 
 // ------------------------------------------------------------------ options
 
