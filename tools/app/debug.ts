@@ -16,7 +16,6 @@
  * Ctrl-C, or when the kernel exits.
  */
 import { join } from "node:path";
-import { execa } from "execa";
 import { LOG_DIR, ROOT } from "../paths.ts";
 import { DEFAULT_CONFIG, getConfig } from "../run/configs.ts";
 import { targetFor } from "../run/targets.ts";
@@ -110,6 +109,7 @@ function debugArgs(argv: readonly string[]): DebugArgs {
 }
 
 async function hasGdb(): Promise<boolean> {
+  const { execa } = await import("execa"); // loaded only when gdb may run here
   const r = await execa("gdb", ["--version"], { reject: false });
   return r.exitCode === 0;
 }
@@ -172,6 +172,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (runGdb) {
       console.error(`debug: serial console in ${logFile}`);
+      const { execa } = await import("execa");
       await execa(gdb[0], gdb.slice(1), { stdio: "inherit", reject: false });
       machine.kill();
     } else {
