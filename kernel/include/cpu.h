@@ -139,6 +139,19 @@ static inline void hlt(void)
 	__asm__ volatile("hlt" : : : "memory");
 }
 
+/*
+ * Halt until the next interrupt and take it, then give IF back its value:
+ * sti's one-instruction shadow makes sti; hlt atomic, so an interrupt that
+ * comes in between still ends the hlt instead of being missed.
+ */
+static inline void wait_for_interrupt(void)
+{
+	u64 flags = read_rflags();
+	__asm__ volatile("sti; hlt" : : : "memory");
+	if (!(flags & RFLAGS_IF))
+		cli();
+}
+
 /* True when page entries may carry NX (boot.asm sets EFER.NXE only if CPUID has NX). */
 static inline bool cpu_nx_enabled(void)
 {

@@ -15,11 +15,17 @@ bool oracle_enabled(void)
 	return kernel_options.oracle;
 }
 
-/* Spin until the runner writes a byte to the oracle UART, and consume it. */
+/*
+ * Wait until the runner writes a byte to the oracle UART, and consume it.
+ * Between two looks the CPU halts until its timer tick (timer_init ran before
+ * any test or selftest): a vCPU reading the port in a tight loop takes QEMU's
+ * I/O lock so often that the QMP queries the runner is answering crawl, and
+ * the host spent seconds of CPU per checkpoint.
+ */
 static void wait_for_runner(void)
 {
 	while (!(inb(ORACLE_UART_PORT + UART_LSR) & UART_LSR_DATA_READY))
-		cpu_pause();
+		wait_for_interrupt();
 	(void)inb(ORACLE_UART_PORT + UART_RBR);
 }
 
