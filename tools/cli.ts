@@ -36,7 +36,7 @@ async function buildModule(): Promise<typeof import("./build/build.ts")> {
 
 /**
  * The four modules, for a command whose own modules import them anyway
- * (test, parse, debug): any of their errors may come out of it.
+ * (test, debug): any of their errors may come out of it.
  */
 async function kernelModules(): Promise<void> {
   await Promise.all([buildModule(), toolcheck(), configs()]);
@@ -85,7 +85,6 @@ export const DENO_FRONT: FrontEnd = {
       return await testMain(argv);
     },
     parse: async (p) => {
-      await kernelModules();
       const { parseCommandRun } = await import("./app/parse.ts");
       return await parseCommandRun(p);
     },

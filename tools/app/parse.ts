@@ -13,7 +13,7 @@ import { ROOT } from "../paths.ts";
 import { ConsoleReporter } from "./console.ts";
 import { toJunit } from "../core/junit.ts";
 import { fileSource, type LogSource, LogTarget } from "../machines/log_target.ts";
-import { attemptInput } from "../run/matrix.ts";
+import { attemptInput } from "../run/attempt.ts";
 import { userPath } from "./options.ts";
 import {
   type KernelReport,

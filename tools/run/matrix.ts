@@ -7,11 +7,10 @@
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { join } from "node:path";
 import { build, BuildError, type BuildOptions } from "../build/build.ts";
 import { parseElf } from "../core/elf.ts";
 import { checkBootTables } from "../core/image_check.ts";
-import type { Classification } from "../core/classify.ts";
 import { DEFAULT_CONFIG, getConfig, type MachineConfig } from "./configs.ts";
 import { targetFor, type TargetOptions } from "./targets.ts";
 import { type JobInfo, type RunObserver, silentObserver } from "./observer.ts";
@@ -26,7 +25,6 @@ import {
 import {
   type AttemptInput,
   type CheckRecord,
-  type CrashRecord,
   type KernelReport,
   mergeAttempts,
   REPORT_SCHEMA,
@@ -35,12 +33,9 @@ import {
   summarize,
 } from "../core/record.ts";
 import { type Deadlines, resolveDeadlines, runOnTarget, type RunResult } from "./run.ts";
-import {
-  annotateDump,
-  crashAddresses,
-  symbolizeCrash,
-  symbolizeUserKills,
-} from "../host/symbolize.ts";
+import { attemptInput } from "./attempt.ts";
+
+export { attemptInput };
 import type { TapEvent } from "../core/tap.ts";
 import type { Target } from "../machines/target.ts";
 import {
@@ -215,73 +210,6 @@ async function planJobs(options: MatrixOptions): Promise<Job[]> {
     filters.forEach((f, i) => jobs.push(job(config, f, filters.length > 1 ? i + 1 : null)));
   }
   return jobs;
-}
-
-/** The crash of a run in source terms (null if it did not bail out). */
-async function crashRecord(
-  c: Classification,
-  elf: string,
-  root: string,
-): Promise<CrashRecord | null> {
-  if (c.bailOut === null) return null;
-  const addresses = crashAddresses(c.bailOut.dump, c.bailOut.reason);
-  try {
-    const frames = await symbolizeCrash(addresses, elf, { root });
-    return {
-      reason: c.bailOut.reason,
-      dump: annotateDump(c.details, frames),
-      frames,
-    };
-  } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
-    return {
-      reason: c.bailOut.reason,
-      dump: [...c.details, `(not symbolized: ${why})`],
-      frames: [],
-    };
-  }
-}
-
-/**
- * What the report keeps of one run: verdict, results by suite (a top-level
- * test point without a subtest is a suite of one), the crash symbolized
- * against `elf` (not symbolized when null), the log relative to `root`.
- */
-export async function attemptInput(
-  r: RunResult,
-  elf: string | null,
-  root: string,
-): Promise<AttemptInput> {
-  const c = r.classification;
-  const crash = elf !== null
-    ? await crashRecord(c, elf, root)
-    : c.bailOut === null
-    ? null
-    : { reason: c.bailOut.reason, dump: c.details, frames: [] };
-  const suites = r.report.suites.map((s) => ({
-    name: s.name,
-    planned: s.hasSubtest ? s.plan?.count ?? null : null,
-    complete: s.planComplete,
-    tests: s.hasSubtest ? s.tests : (s.result ? [s.result] : []),
-    notRun: s.notRun,
-    notRunRanges: s.notRunRanges,
-  }));
-  // A killed user test program: its rip in its own source (build/user/tests/X.elf).
-  if (elf !== null) {
-    await symbolizeUserKills(suites, (x) => join(dirname(elf), "user", "tests", `${x}.elf`), {
-      root,
-    }).catch(() => {});
-  }
-  return {
-    classification: c,
-    suites,
-    suitesNotRun: r.report.suitesNotRun,
-    crash,
-    deadline: r.timeout,
-    exit: r.exit,
-    log: r.logFile === null ? null : relative(root, r.logFile),
-    durationMs: r.durationMs,
-  };
 }
 
 function logName(prefix: string, job: Job, attempt: number): string {
