@@ -21,6 +21,7 @@ import type { KernelReport } from "../tools/core/record.ts";
 import { ROOT } from "../tools/paths.ts";
 import { runCommandLine } from "../tools/app/command_table.ts";
 import { DENO_FRONT } from "../tools/cli.ts";
+import { main as npmMain } from "../tools/npm/cli.ts";
 import { summarize } from "../tools/core/record.ts";
 import { bootPathsRequested, NOT_REQUESTED } from "../tools/app/requested.ts";
 import { BOOT_PATH_CONFIGS } from "../tools/run/configs.ts";
@@ -83,6 +84,15 @@ const npmTest = (file: string, dir: string, args: string[]) =>
 async function inProcess(args: string[]): Promise<Outcome> {
   const o = await captured(() => runCommandLine(DENO_FRONT, ["test", "--kernel-only", ...args]));
   return { code: o.exitCode, stdout: o.stdout, stderr: o.stderr, report: null };
+}
+
+/** The npm CLI's `test ARGS` in this process (its main, output captured), its report read. */
+async function npmTestInProcess(file: string, dir: string, args: string[]): Promise<Outcome> {
+  const json = join(dir, "report.json");
+  await Deno.remove(json).catch(() => {});
+  const o = await captured(() => npmMain(["--project", file, "test", ...args, "--json", json]));
+  const report = await Deno.readTextFile(json).then((t) => JSON.parse(t), () => null);
+  return { code: o.exitCode, stdout: o.stdout, stderr: o.stderr, report };
 }
 
 /** A run of the npm CLI's `test` in a project of its own, and a copy of its microvm log. */
@@ -182,7 +192,8 @@ Deno.test("foreign kernel: its build's failure shows its output; an image that c
       p.file,
       JSON.stringify({ buildCommand: "true", image: "Makefile" }),
     );
-    const bad = await npmTest(p.file, p.dir, []);
+    // In this process (the npm CLI's exit 1 with its report as a process: the build failure).
+    const bad = await npmTestInProcess(p.file, p.dir, []);
     assert.equal(bad.code, 1, why(bad));
     assert.match(bad.report!.build!.message, /the image .*Makefile \(made by the project's build/);
     assert.match(bad.report!.build!.details.join("\n"), /no Linux setup header/);
