@@ -208,6 +208,45 @@ KTEST(sched_smp, exit_keeps_kernel_stack_mapped)
 	KASSERT_EQ(frames(), free0);
 }
 
+BLOB(blob_exit0, EXIT_WITH(0));
+
+/*
+ * A process's exit drops its address space where it is loaded
+ * (drop_current_page_map): no round of IPIs to the CPUs that share the
+ * kernel's space. CPU 0 stays busy in the kernel's space meanwhile (it
+ * yields, it never halts), so a round sent there would be counted.
+ */
+KTEST(sched_smp, user_exit_asks_no_other_cpu)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("one CPU");
+	u64 free0 = frames();
+	int procs0 = proc_count();
+	/* Queued for CPU 0, which does not let it run: what its making sent is not counted. */
+	u32 old = sched_set_spawn_cpus(1u << 0);
+	int pid = proc_spawn_blob(blob_exit0, (u64)(blob_exit0_end - blob_exit0), CODE_VA,
+				  USER_STACK_TOP, 1, "exit0");
+	sched_set_spawn_cpus(old);
+	KASSERT(pid > 0);
+	struct tlb_stats t0, t1;
+	tlb_get_stats(&t0);
+	/* From here on: it runs on CPU 1, exits there, and its stack is released. */
+	struct proc *p = proc_by_pid(pid);
+	KASSERT_EQ(sched_set_cpus(p, 1u << 1), 0);
+	while (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) != PROC_ZOMBIE ||
+	       __atomic_load_n(&p->kstack_top, __ATOMIC_ACQUIRE))
+		sched_yield();
+	tlb_get_stats(&t1);
+	struct exit_info x;
+	KASSERT_EQ(proc_wait(pid, &x), pid);
+	KASSERT(!x.killed);
+	KASSERT_EQ(x.status, 0);
+	KASSERT_EQ(x.cpus_ran, 1u << 1);
+	KASSERT_EQ(t1.shootdowns - t0.shootdowns, 0);
+	KASSERT_EQ(frames(), free0);
+	KASSERT_EQ(proc_count(), procs0);
+}
+
 /* A kernel thread's record of where it ran. */
 struct where {
 	u32 cpus;       /* bit c: it found itself on CPU c */
