@@ -90,10 +90,69 @@ static inline void lock_take(void)
 		spin_lock(&sched_lock);
 }
 
+/*
+ * Idle CPUs halted until the scheduler's lock is released (bit c: CPU c).
+ * Under TCG a vCPU spinning for the lock burns a host core while the
+ * holder's vCPU may not be running at all (more vCPUs than host cores): an
+ * idle CPU that finds the lock still held after IDLE_LOCK_SPINS turns halts
+ * instead, and the release kicks it (idle_lock_take).
+ */
+static u32 lock_sleepers;
+#define IDLE_LOCK_SPINS 64
+
+/* Kick the CPUs halted for the lock (it was just released). */
+static __attribute__((noinline)) void wake_lock_sleepers(void)
+{
+	u32 cpus = __atomic_exchange_n(&lock_sleepers, 0, __ATOMIC_SEQ_CST);
+	for (; cpus; cpus &= cpus - 1)
+		smp_kick((u32)__builtin_ctz(cpus));
+}
+
+/* Release the scheduler's lock (SMP), then kick the idle CPUs halted for it. */
+static inline void sched_unlock(void)
+{
+	spin_unlock(&sched_lock);
+	/*
+	 * The release before the look at the sleepers (a store, then a load:
+	 * only a full fence keeps them in order), against idle_lock_take's
+	 * bit, then its look at the lock: one of the two sees the other.
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__builtin_expect(__atomic_load_n(&lock_sleepers, __ATOMIC_RELAXED) != 0, 0))
+		wake_lock_sleepers();
+}
+
 static inline void lock_drop(void)
 {
 	if (sched_locking())
-		spin_unlock(&sched_lock);
+		sched_unlock();
+}
+
+/*
+ * Take the scheduler's lock from an idle context (interrupts off, no lock
+ * held): spin a little, then halt until a release kicks this CPU (or any
+ * interrupt comes: the loop looks again).
+ */
+static void idle_lock_take(void)
+{
+	if (!sched_locking())
+		return;
+	u32 bit = 1u << this_cpu()->cpu_id;
+	for (;;) {
+		for (int i = 0; i < IDLE_LOCK_SPINS; i++) {
+			if (!__atomic_load_n(&sched_lock.locked, __ATOMIC_RELAXED)) {
+				spin_lock(&sched_lock);
+				return;
+			}
+			tlb_poll(); /* the holder may wait for this CPU (tlb.h) */
+			__builtin_ia32_pause();
+		}
+		__atomic_fetch_or(&lock_sleepers, bit, __ATOMIC_SEQ_CST);
+		/* Released since: the release may have looked at the sleepers before the bit. */
+		if (__atomic_load_n(&sched_lock.locked, __ATOMIC_SEQ_CST))
+			__asm__ volatile("sti; hlt; cli" : : : "memory");
+		__atomic_fetch_and(&lock_sleepers, ~bit, __ATOMIC_SEQ_CST);
+	}
 }
 
 void sched_lock_acquire(void)
@@ -240,7 +299,7 @@ static inline void finish_switch(bool smp)
 	last->on_cpu = false;
 	dead_thread[id] = NULL;
 	if (smp)
-		spin_unlock(&sched_lock);
+		sched_unlock();
 	if (__builtin_expect(dead != NULL, 0))
 		release_dead_thread(dead);
 }
@@ -300,21 +359,21 @@ static NORETURN void idle_loop(void)
 		if (next) {
 			cpu_idle[id] = false;
 			switch_to(idle, next);
-			lock_take();
+			idle_lock_take();
 			continue;
 		}
 		cpu_idle[id] = true;
 		lock_drop();
 		/* An AP's kernel work from smp_run (tests), with interrupts on. */
 		if (id != 0 && smp_run_poll()) {
-			lock_take();
+			idle_lock_take();
 			continue;
 		}
 		/* Lazy TLB (tlb.c): no shootdown IPIs while halted; a flush on the way out if one was left. */
 		tlb_idle_enter();
 		__asm__ volatile("sti; hlt; cli" : : : "memory");
 		tlb_idle_exit();
-		lock_take();
+		idle_lock_take();
 	}
 }
 
@@ -375,7 +434,7 @@ void sched_yield(void)
 	/* Nothing else to run: go on, unless its mask no longer has this CPU (sched_set_cpus). */
 	if (!next && (cur->cpus_allowed & (1u << id))) {
 		if (smp)
-			spin_unlock(&sched_lock);
+			sched_unlock();
 		return;
 	}
 	cur->state = PROC_RUNNABLE;
