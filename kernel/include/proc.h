@@ -211,23 +211,19 @@ int proc_count(void);
 
 /*
  * mm_enter/mm_leave bracket the process side's calls into the memory
- * manager. It locks itself now (LOCK_ORDER_VMM, tlb.h's shootdowns), so
- * they take no lock: mm_enter only reloads CR3 when a kernel stack this CPU
- * may hold entries for was freed elsewhere (sched.c). Self-paging calls pin
- * their process to CPU 0 (sched.h, sched_pin_boot_cpu).
+ * manager. It locks itself (LOCK_ORDER_VMM) and shoots down what it
+ * changes (tlb.h), kernel stacks included, so they do nothing now: the
+ * brackets stay to mark the calls. Self-paging calls pin their process to
+ * CPU 0 (sched.h, sched_pin_boot_cpu).
  */
-bool mm_enter_slow(void);
-void mm_leave_slow(void);
-
 static inline bool mm_enter(void)
 {
-	return smp_cpu_count() >= 2 && mm_enter_slow();
+	return false;
 }
 
 static inline void mm_leave(bool took)
 {
-	if (took)
-		mm_leave_slow();
+	(void)took;
 }
 
 /*

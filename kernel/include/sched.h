@@ -117,6 +117,13 @@ int kstack_guard_slot(u64 va);
  */
 int kstack_map_at(u64 base);
 
+/*
+ * With a second CPU up, map every thread slot's kernel stack now and keep
+ * them mapped (sched.c): threads' exits then unmap nothing (no shootdown).
+ * 0, or -E_NOMEM with nothing kept (stacks stay per thread). Boot only.
+ */
+int sched_keep_kstacks(void);
+
 /* Wakeup IPIs sent to idle CPUs since boot (for tests' figures). */
 u64 sched_kicks(void);
 

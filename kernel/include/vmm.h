@@ -108,6 +108,14 @@ int new_page_map(pml4_t *out);
 MUST_CHECK int drop_page_map(pml4_t space, u32 options);
 
 /*
+ * Destroy the current space as drop_page_map does (its user half cleared in
+ * place, no other CPU asked) and switch this CPU to `next`. 0, or -E_INVAL
+ * (another CPU has it loaded, `next` is it or not a PML4 frame, the boot
+ * space, bad options) with nothing changed.
+ */
+MUST_CHECK int drop_current_page_map(pml4_t next, u32 options);
+
+/*
  * Switch this CPU to an address space (loads CR3; the kernel half is the
  * same in all). The one way to change spaces: it keeps the space's CPU mask
  * (tlb_space_cpus) that the TLB shootdown asks. Not with the other window

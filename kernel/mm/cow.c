@@ -8,7 +8,8 @@
  * it has beyond the first (0: not shared), and in its header their sum. A
  * leaf is mapped only while that sum is not zero (but for the one that
  * emptied last, kept until another empties or nothing is shared): the page
- * tables over the window are the radix tree over physical memory, a leaf
+ * tables over the window are the radix tree over physical memory (the
+ * first PT and its PD, made at boot, stay: keep_first_count_tables), a leaf
  * costs one page for each 8 MiB of physical memory that holds a shared
  * frame, free RAM and unshared frames nothing. Finding a frame's count is a
  * subtraction and a compare against the leaf found last (fork walks frames
@@ -236,6 +237,22 @@ u32 cow_page_flags(u64 frame, u32 flags)
 }
 
 /* Create the scratch pages' tables (a store of an empty entry faults them in): 0 or -E_NOMEM. */
+/*
+ * Make the window's first PT (the leaves of the first TABLE_ENTRIES *
+ * LEAF_FRAMES frames, about 4 GiB of RAM) and its PD, and keep them: the
+ * last count's end then unmaps one leaf page (one PTE: a round that idle
+ * CPUs may skip, tlb.c) instead of its PT and PD (a table round, which must
+ * wake every CPU), and the next fork maps it without making tables. Once,
+ * with nothing counted yet (boot): the tables are counted there.
+ */
+static void keep_first_count_tables(void)
+{
+	struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, COUNT_BASE);
+	/* Entry 0 is not present (no leaf): a store of 0 only faults its tables in. */
+	if (pte_run_install_new(&r, 0, 0))
+		MUST(vmm_keep_tables(COUNT_BASE, TABLE_ENTRIES * PAGE_SIZE) == 0);
+}
+
 int cow_init(void)
 {
 	/* Every frame's leaf lies inside the window. */
@@ -245,6 +262,10 @@ int cow_init(void)
 	struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, COW_SCRATCH);
 	if (!scratch_ready && !(scratch_ready = pte_run_install_new(&r, 0, 0)))
 		err = -E_NOMEM;
+	static bool first = true; /* boot's call (main.c), under the lock */
+	if (first && !err && !leaves)
+		keep_first_count_tables();
+	first = false;
 	vmm_lock_drop(locked);
 	return err;
 }

@@ -11,7 +11,7 @@
  *
  * Lazy TLB for idle CPUs: a CPU waiting in its idle loop's hlt is not sent
  * IPIs (under TCG, waking a halted vCPU costs milliseconds of host time, and
- * every exit frees a kernel stack: a kernel-half shootdown). Each CPU has a
+ * kernel-half changes go to every CPU). Each CPU has a
  * state word, IDLE_ACTIVE, IDLE_LAZY or IDLE_STALE, changed only by atomic
  * operations on that one word, so they happen in one total order:
  *   - tlb_idle_enter (the CPU, before sti; hlt): ACTIVE -> LAZY.

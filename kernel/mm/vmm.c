@@ -99,10 +99,33 @@ void range_step_skip_holes(enum pt_window w, struct range_step *s, u64 va, u64 b
 	s->size = n * span;
 }
 
+/* Kernel ranges whose PTs and PDs stay once made (vmm_keep_tables), set at boot. */
+#define KEPT_RANGES 2
+static struct {
+	u64 lo, hi;
+} kept_ranges[KEPT_RANGES];
+static u32 nkept;
+
+int vmm_keep_tables(u64 va, u64 bytes)
+{
+	if (va < KERNEL_HALF_START || !bytes || va + bytes < va)
+		return -E_INVAL;
+	bool locked = vmm_lock_take();
+	int err = nkept == KEPT_RANGES ? -E_NOSPC : 0;
+	if (!err) {
+		kept_ranges[nkept].lo = va;
+		kept_ranges[nkept].hi = va + bytes;
+		nkept++;
+	}
+	vmm_lock_drop(locked);
+	return err;
+}
+
 /*
  * Tables that stay even when empty: the shared kernel-half PDPTs, the early
- * window's PT (early_map relies on it), and the PMM stack region's tables
- * (the PMM built them at init from frames it does not manage).
+ * window's PT (early_map relies on it), the PMM stack region's tables (the
+ * PMM built them at init from frames it does not manage), and the PTs and
+ * PDs of the ranges given to vmm_keep_tables.
  */
 static bool table_permanent(int level, u64 va)
 {
@@ -110,6 +133,9 @@ static bool table_permanent(int level, u64 va)
 		return true;
 	if (va_index(va, LEVEL_PML4) == PMM_STACK_SLOT && va >= KERNEL_HALF_START)
 		return true;
+	for (u32 i = 0; i < nkept; i++)
+		if (va >= kept_ranges[i].lo && va < kept_ranges[i].hi)
+			return true;
 	return level == LEVEL_PT && va >= EARLY_WINDOW_BASE &&
 	       va - EARLY_WINDOW_BASE < EARLY_WINDOW_SIZE;
 }

@@ -164,6 +164,15 @@ static inline u64 vmm_batch_space(u64 va)
 	return va >= KERNEL_HALF_START ? TLB_KERNEL : TLB_CURRENT;
 }
 
+/*
+ * Keep the page tables (PT, PD) over the kernel range [va, va + bytes) once
+ * they exist: never released when they empty, so unmapping a page there
+ * changes one PTE, never a table (no table round for idle CPUs, tlb.c).
+ * For a window whose pages come and go; its tables are made by the caller.
+ * 0, -E_INVAL, or -E_NOSPC when KEPT_RANGES ranges are kept already.
+ */
+int vmm_keep_tables(u64 va, u64 bytes);
+
 /* True for a frame of the kernel image (boot tables): never handed to the PMM. */
 bool frame_in_image(u64 frame);
 

@@ -248,6 +248,38 @@ int drop_page_map(pml4_t space, u32 options)
 	return err;
 }
 
+int drop_current_page_map(pml4_t next, u32 options)
+{
+	pml4_t space = current_page_map();
+	if ((options & ~VMM_FREE_FRAMES) || !next || !IS_ALIGNED(next, PAGE_SIZE) ||
+	    next >= paging_phys_limit() || next == space || frame_in_image(space))
+		return -E_INVAL;
+	bool locked = vmm_lock_take();
+	int err = 0;
+	/* Loaded on another CPU too: not ours to destroy (its mask is this CPU alone). */
+	if (tlb_space_cpus(space) != 1u << this_cpu()->cpu_id) {
+		vmm_lock_drop(locked);
+		return -E_INVAL;
+	}
+	/*
+	 * Cleared where it is loaded, through the self-map: each entry is
+	 * invalidated here, and the batch reaches no other CPU (none has the
+	 * space). Through the other window instead, detaching it would shoot
+	 * the window down on every CPU sharing `next` (the kernel's space, on
+	 * every idle or kernel-thread CPU) for an exit.
+	 */
+	struct tlb_batch b;
+	tlb_batch_begin(&b, space);
+	err = clear_range(WINDOW_SELF, 0, USER_END, options, &b);
+	int held = tlb_batch_finish(&b); /* the frames it held: freed now */
+	err = err ? err : held;
+	/* The CR3 load drops what is left of the space here (tables, the PML4's own walk caches). */
+	switch_page_map(next);
+	int r = pmm_free(space);
+	vmm_lock_drop(locked);
+	return err ? err : r;
+}
+
 /*
  * The CPU mask (tlb.h): name the new space before loading it, so a change
  * made from now on reaches this CPU; keep naming the old one (leaving) until

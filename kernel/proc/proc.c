@@ -2,7 +2,7 @@
  * Processes: creation from a program image, regions and their demand-zero
  * faults, exit, kill and wait. Everything a process holds is released in
  * one place (proc_exit): its address space with every frame and table
- * (drop_page_map), then its kernel stack once another thread runs (sched.c).
+ * (drop_current_page_map), then its kernel stack once another thread runs (sched.c).
  */
 #include <cow.h>
 #include <cpu.h>
@@ -463,10 +463,8 @@ NORETURN void proc_exit(int status)
 	if (cur->user) {
 		bool took = mm_enter();
 		selfpage_exit(cur);
-		pml4_t space = cur->space;
 		cur->space = proc_table[0].space;
-		switch_page_map(cur->space);
-		MUST(drop_page_map(space, VMM_FREE_FRAMES) == 0);
+		MUST(drop_current_page_map(cur->space, VMM_FREE_FRAMES) == 0);
 		mm_leave(took);
 		memset(cur->regions, 0, sizeof(cur->regions));
 		cur->user = false;

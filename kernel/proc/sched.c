@@ -55,16 +55,20 @@ static u64 cpu_switches[MAX_CPUS];
 static struct proc idle_procs[MAX_CPUS];
 /* Per CPU: the thread it switched away from, for the next context to finish the switch. */
 static struct proc *switched_from[MAX_CPUS];
-/* Per CPU: a thread that ended there; its kernel stack is freed by the next context. */
+/* Per CPU: a thread that ended there; its kernel stack is released by the next context. */
 static struct proc *dead_thread[MAX_CPUS];
 /*
- * Per CPU: a kernel stack it may still hold TLB entries for was unmapped
- * elsewhere; it reloads CR3 before it runs another thread (those entries
- * are not global), and before its next call into the memory manager
- * (mm_enter): the stack's pages and the tables freed with them. Until the
- * memory manager shoots TLB entries down itself (issue 16 §3).
+ * Kept kernel stacks: once a second CPU is up, every slot's stack is mapped
+ * (sched_keep_kstacks) and stays mapped for good. A thread's exit then
+ * unmaps nothing, so it sends no kernel-half shootdown (an IPI to every CPU
+ * and a wait for each, under the paging lock), and a thread's creation maps
+ * nothing. A slot's stack is used by one thread at a time: the slot is
+ * reused only once its stack is released (kstack_top 0), which happens
+ * after the dead thread's CPU has switched off it (finish_switch). Its
+ * guard page is never mapped. With one CPU stacks are mapped and unmapped
+ * per thread (an unmap there costs no IPI).
  */
-static bool flush_pending[MAX_CPUS];
+static bool kstacks_kept;
 /* Per CPU: it waits in its idle loop (a wakeup sends it an IPI). */
 static bool cpu_idle[MAX_CPUS];
 /*
@@ -72,25 +76,6 @@ static bool cpu_idle[MAX_CPUS];
  * not up are never looked at), or CPU 0 with `sched.cpu0`.
  */
 static u32 spawn_cpus = ~0u;
-
-/*
- * The memory manager locks itself (LOCK_ORDER_VMM): mm_enter takes nothing.
- * A CPU's stale entries for a freed kernel stack are shot down by
- * unmap_region; flush_pending stays as a second line until removed.
- */
-bool mm_enter_slow(void)
-{
-	u32 id = this_cpu()->cpu_id;
-	if (__atomic_load_n(&flush_pending[id], __ATOMIC_ACQUIRE)) {
-		flush_pending[id] = false;
-		load_cr3(read_cr3());
-	}
-	return false;
-}
-
-void mm_leave_slow(void)
-{
-}
 
 /* One CPU needs no lock: the kernel is not preempted and interrupts are off in it. */
 static inline bool sched_locking(void)
@@ -105,10 +90,69 @@ static inline void lock_take(void)
 		spin_lock(&sched_lock);
 }
 
+/*
+ * Idle CPUs halted until the scheduler's lock is released (bit c: CPU c).
+ * Under TCG a vCPU spinning for the lock burns a host core while the
+ * holder's vCPU may not be running at all (more vCPUs than host cores): an
+ * idle CPU that finds the lock still held after IDLE_LOCK_SPINS turns halts
+ * instead, and the release kicks it (idle_lock_take).
+ */
+static u32 lock_sleepers;
+#define IDLE_LOCK_SPINS 64
+
+/* Kick the CPUs halted for the lock (it was just released). */
+static __attribute__((noinline)) void wake_lock_sleepers(void)
+{
+	u32 cpus = __atomic_exchange_n(&lock_sleepers, 0, __ATOMIC_SEQ_CST);
+	for (; cpus; cpus &= cpus - 1)
+		smp_kick((u32)__builtin_ctz(cpus));
+}
+
+/* Release the scheduler's lock (SMP), then kick the idle CPUs halted for it. */
+static inline void sched_unlock(void)
+{
+	spin_unlock(&sched_lock);
+	/*
+	 * The release before the look at the sleepers (a store, then a load:
+	 * only a full fence keeps them in order), against idle_lock_take's
+	 * bit, then its look at the lock: one of the two sees the other.
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__builtin_expect(__atomic_load_n(&lock_sleepers, __ATOMIC_RELAXED) != 0, 0))
+		wake_lock_sleepers();
+}
+
 static inline void lock_drop(void)
 {
 	if (sched_locking())
-		spin_unlock(&sched_lock);
+		sched_unlock();
+}
+
+/*
+ * Take the scheduler's lock from an idle context (interrupts off, no lock
+ * held): spin a little, then halt until a release kicks this CPU (or any
+ * interrupt comes: the loop looks again).
+ */
+static void idle_lock_take(void)
+{
+	if (!sched_locking())
+		return;
+	u32 bit = 1u << this_cpu()->cpu_id;
+	for (;;) {
+		for (int i = 0; i < IDLE_LOCK_SPINS; i++) {
+			if (!__atomic_load_n(&sched_lock.locked, __ATOMIC_RELAXED)) {
+				spin_lock(&sched_lock);
+				return;
+			}
+			tlb_poll(); /* the holder may wait for this CPU (tlb.h) */
+			__builtin_ia32_pause();
+		}
+		__atomic_fetch_or(&lock_sleepers, bit, __ATOMIC_SEQ_CST);
+		/* Released since: the release may have looked at the sleepers before the bit. */
+		if (__atomic_load_n(&sched_lock.locked, __ATOMIC_SEQ_CST))
+			__asm__ volatile("sti; hlt; cli" : : : "memory");
+		__atomic_fetch_and(&lock_sleepers, ~bit, __ATOMIC_SEQ_CST);
+	}
 }
 
 void sched_lock_acquire(void)
@@ -224,22 +268,16 @@ static void kick_idle_cpu(const struct proc *p)
 		}
 }
 
+static void kstack_release(const struct proc *p);
+
 /*
  * Give the kernel stack of a thread that ended back (it is not running: we
  * are on another stack), then let its parent reap it. No lock held.
  */
 static __attribute__((noinline)) void release_dead_thread(struct proc *p)
 {
-	u64 base = p->kstack_top - KERNEL_STACK_SIZE;
-	bool took = mm_enter();
-	MUST(unmap_region(base, KERNEL_STACK_PAGES, VMM_FREE_FRAMES) == 0);
-	mm_leave(took);
+	kstack_release(p);
 	lock_take();
-	/* Any CPU may hold entries for it: those it ran on, the one that set it up. */
-	u32 self = this_cpu()->cpu_id;
-	for (u32 c = 0; c < MAX_CPUS; c++)
-		if (c != self)
-			flush_pending[c] = true;
 	p->kstack_top = 0;
 	/* Nobody will wait for an orphan: its slot goes now. */
 	if (!p->parent)
@@ -261,7 +299,7 @@ static inline void finish_switch(bool smp)
 	last->on_cpu = false;
 	dead_thread[id] = NULL;
 	if (smp)
-		spin_unlock(&sched_lock);
+		sched_unlock();
 	if (__builtin_expect(dead != NULL, 0))
 		release_dead_thread(dead);
 }
@@ -292,15 +330,8 @@ static inline __attribute__((always_inline)) void switch_to(struct proc *prev, s
 	next->cpus_ran |= 1u << id;
 	cpu->current = next;
 	percpu_set_kernel_stack(next->kstack_top);
-	if (flush_pending[id]) {
-		flush_pending[id] = false;
-		load_cr3(read_cr3());
-	}
-	if (next->space != prev->space) {
-		bool took = smp && mm_enter_slow();
+	if (next->space != prev->space)
 		switch_page_map(next->space);
-		mm_leave(took);
-	}
 	switches++;
 	if (next->pid >= 0) /* not an idle context */
 		cpu_switches[id]++;
@@ -328,21 +359,21 @@ static NORETURN void idle_loop(void)
 		if (next) {
 			cpu_idle[id] = false;
 			switch_to(idle, next);
-			lock_take();
+			idle_lock_take();
 			continue;
 		}
 		cpu_idle[id] = true;
 		lock_drop();
 		/* An AP's kernel work from smp_run (tests), with interrupts on. */
 		if (id != 0 && smp_run_poll()) {
-			lock_take();
+			idle_lock_take();
 			continue;
 		}
 		/* Lazy TLB (tlb.c): no shootdown IPIs while halted; a flush on the way out if one was left. */
 		tlb_idle_enter();
 		__asm__ volatile("sti; hlt; cli" : : : "memory");
 		tlb_idle_exit();
-		lock_take();
+		idle_lock_take();
 	}
 }
 
@@ -403,7 +434,7 @@ void sched_yield(void)
 	/* Nothing else to run: go on, unless its mask no longer has this CPU (sched_set_cpus). */
 	if (!next && (cur->cpus_allowed & (1u << id))) {
 		if (smp)
-			spin_unlock(&sched_lock);
+			sched_unlock();
 		return;
 	}
 	cur->state = PROC_RUNNABLE;
@@ -562,24 +593,57 @@ fail:
 	return -E_NOMEM;
 }
 
-/* Map the kernel stack of slot i (a guard page below stays unmapped): 0 or -E_NOMEM. */
+/* The lowest address of slot i's kernel stack (its guard page is the page below). */
+static u64 kstack_base(int i)
+{
+	return KSTACKS_BASE + (u64)i * (KERNEL_STACK_SIZE + PAGE_SIZE) + PAGE_SIZE;
+}
+
+/* Slot i's kernel stack, mapped unless kept: its top in *top, 0 or -E_NOMEM. */
 static int kstack_map(int i, u64 *top)
 {
-	u64 base = KSTACKS_BASE + (u64)i * (KERNEL_STACK_SIZE + PAGE_SIZE) + PAGE_SIZE;
-	int err = kstack_map_at(base);
+	u64 base = kstack_base(i);
+	int err = kstacks_kept ? 0 : kstack_map_at(base);
 	if (err == 0)
 		*top = base + KERNEL_STACK_SIZE;
 	return err;
 }
 
+/* Give p's kernel stack back (nobody runs on it): unmapped, or kept mapped for the slot's next thread. */
+static void kstack_release(const struct proc *p)
+{
+	if (kstacks_kept)
+		return;
+	MUST(unmap_region(p->kstack_top - KERNEL_STACK_SIZE, KERNEL_STACK_PAGES,
+			    VMM_FREE_FRAMES) == 0);
+}
+
 /* Give back the kernel stack of a thread that never ran. */
 void kstack_unmap(struct proc *p)
 {
-	bool took = mm_enter();
-	MUST(unmap_region(p->kstack_top - KERNEL_STACK_SIZE, KERNEL_STACK_PAGES,
-			    VMM_FREE_FRAMES) == 0);
-	mm_leave(took);
+	kstack_release(p);
 	p->kstack_top = 0;
+}
+
+int sched_keep_kstacks(void)
+{
+	if (smp_cpu_count() < 2 || kstacks_kept)
+		return 0;
+	for (int i = 1; i < NPROC; i++) {
+		/* A slot in use has its stack already (none at boot but the tests' thread, slot 0). */
+		if (proc_table[i].kstack_top)
+			continue;
+		int err = kstack_map_at(kstack_base(i));
+		if (err) {
+			for (int k = 1; k < i; k++)
+				if (!proc_table[k].kstack_top)
+					MUST(unmap_region(kstack_base(k), KERNEL_STACK_PAGES,
+							  VMM_FREE_FRAMES) == 0);
+			return err;
+		}
+	}
+	kstacks_kept = true;
+	return 0;
 }
 
 /* Where a guard page of a thread's kernel stack lies, if va is one: the thread's slot, else -1. */
@@ -618,9 +682,7 @@ struct proc *proc_alloc(const char *name, const u8 *trampoline, u64 frame_bytes,
 		return NULL;
 	}
 	u64 top = 0;
-	bool took = mm_enter();
 	*err = kstack_map(slot_of(p), &top);
-	mm_leave(took);
 	if (*err) {
 		p->state = PROC_UNUSED;
 		return NULL;

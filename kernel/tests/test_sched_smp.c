@@ -20,6 +20,8 @@
 #include <string.h>
 #include <syscalls.h>
 #include <timer.h>
+#include <tlb.h>
+#include <vmm.h>
 
 #define NS_PER_MS 1000000ULL
 
@@ -147,6 +149,102 @@ KTEST(sched_smp, aps_have_smep_smap_as_cpu0)
 		KASSERT_EQ(smp_call(c, report_cr4, &r), 0);
 		KASSERT_EQ(r.cr4 & (CR4_SMEP | CR4_SMAP), mine);
 	}
+}
+
+/* A thread's kernel stack, seen from inside: its top, and the frame of each page. */
+struct stack_seen {
+	u64 top;
+	u64 frames[KERNEL_STACK_PAGES];
+};
+
+static int note_stack(void *arg)
+{
+	struct stack_seen *s = arg;
+	s->top = sched_current()->kstack_top;
+	for (u64 k = 0; k < KERNEL_STACK_PAGES; k++)
+		if (virt_to_phys(s->top - KERNEL_STACK_SIZE + k * PAGE_SIZE, &s->frames[k]) != 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * With a second CPU up, a thread's exit keeps its slot's kernel stack
+ * mapped (sched.c): it sends no shootdown and changes no frame count, the
+ * slot's next thread runs on the same frames, and the guard page below
+ * stays unmapped. A kernel that unmapped the stack at exit again (a
+ * shootdown per exit) fails here by name.
+ */
+KTEST(sched_smp, exit_keeps_kernel_stack_mapped)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("one CPU");
+	u64 free0 = frames();
+	struct stack_seen a = {0}, b = {0};
+	struct tlb_stats t0, t1;
+	struct exit_info x;
+	tlb_get_stats(&t0);
+	int pid = kthread_create_cpus("stack-a", note_stack, &a, 1u << 0);
+	KASSERT(pid > 0);
+	KASSERT_EQ(proc_wait(pid, &x), pid);
+	KASSERT_EQ(x.status, 0);
+	tlb_get_stats(&t1);
+	/* Only this thread ran (on CPU 0, the others idle): nothing was unmapped, nothing shot down. */
+	KASSERT_EQ(t1.shootdowns - t0.shootdowns, 0);
+	KASSERT_EQ(frames(), free0);
+	u64 pa;
+	for (u64 k = 0; k < KERNEL_STACK_PAGES; k++) {
+		KASSERT_EQ(virt_to_phys(a.top - KERNEL_STACK_SIZE + k * PAGE_SIZE, &pa), 0);
+		KASSERT_EQ(pa, a.frames[k]);
+	}
+	KASSERT_EQ(virt_to_phys(a.top - KERNEL_STACK_SIZE - PAGE_SIZE, &pa), -E_NOTMAPPED);
+	/* The slot goes to the next thread, with the stack it kept. */
+	pid = kthread_create_cpus("stack-b", note_stack, &b, 1u << 0);
+	KASSERT(pid > 0);
+	KASSERT_EQ(proc_wait(pid, &x), pid);
+	KASSERT_EQ(x.status, 0);
+	KASSERT_EQ(b.top, a.top);
+	for (u64 k = 0; k < KERNEL_STACK_PAGES; k++)
+		KASSERT_EQ(b.frames[k], a.frames[k]);
+	KASSERT_EQ(frames(), free0);
+}
+
+BLOB(blob_exit0, EXIT_WITH(0));
+
+/*
+ * A process's exit drops its address space where it is loaded
+ * (drop_current_page_map): no round of IPIs to the CPUs that share the
+ * kernel's space. CPU 0 stays busy in the kernel's space meanwhile (it
+ * yields, it never halts), so a round sent there would be counted.
+ */
+KTEST(sched_smp, user_exit_asks_no_other_cpu)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("one CPU");
+	u64 free0 = frames();
+	int procs0 = proc_count();
+	/* Queued for CPU 0, which does not let it run: what its making sent is not counted. */
+	u32 old = sched_set_spawn_cpus(1u << 0);
+	int pid = proc_spawn_blob(blob_exit0, (u64)(blob_exit0_end - blob_exit0), CODE_VA,
+				  USER_STACK_TOP, 1, "exit0");
+	sched_set_spawn_cpus(old);
+	KASSERT(pid > 0);
+	struct tlb_stats t0, t1;
+	tlb_get_stats(&t0);
+	/* From here on: it runs on CPU 1, exits there, and its stack is released. */
+	struct proc *p = proc_by_pid(pid);
+	KASSERT_EQ(sched_set_cpus(p, 1u << 1), 0);
+	while (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) != PROC_ZOMBIE ||
+	       __atomic_load_n(&p->kstack_top, __ATOMIC_ACQUIRE))
+		sched_yield();
+	tlb_get_stats(&t1);
+	struct exit_info x;
+	KASSERT_EQ(proc_wait(pid, &x), pid);
+	KASSERT(!x.killed);
+	KASSERT_EQ(x.status, 0);
+	KASSERT_EQ(x.cpus_ran, 1u << 1);
+	KASSERT_EQ(t1.shootdowns - t0.shootdowns, 0);
+	KASSERT_EQ(frames(), free0);
+	KASSERT_EQ(proc_count(), procs0);
 }
 
 /* A kernel thread's record of where it ran. */

@@ -148,6 +148,44 @@ KTEST(vmm_space, drop_errors)
 	KASSERT_EQ(free_frames(), free0);
 }
 
+/* The current space dropped where it is loaded: every frame back, this CPU on `next`. */
+KTEST(vmm_space, drop_current_frees_frames_and_switches)
+{
+	u64 free0 = free_frames();
+	pml4_t boot = current_page_map(), space;
+	/* The boot space is the image's: never destroyed; nor is a switch to itself a drop. */
+	KASSERT_EQ(drop_current_page_map(KBASE, 0), -E_INVAL);
+	KASSERT_EQ(drop_current_page_map(boot, 0), -E_INVAL);
+	KASSERT_EQ(copy_page_map(&space), 0);
+	u64 frames[3];
+	for (int i = 0; i < 3; i++)
+		KASSERT_EQ(pmm_alloc(&frames[i]), 0);
+	int mapped[3], refused[4], dropped;
+	switch_page_map(space);
+	mapped[0] = map_region(BASE, frames[0], 1, VMM_WRITE | VMM_USER);
+	mapped[1] = map_region(BASE + HUGE_PAGE_SIZE, frames[1], 1, VMM_WRITE);
+	mapped[2] = map_region(BASE + PML4_SLOT_SIZE, frames[2], 1, 0);
+	refused[0] = drop_current_page_map(space, 0);
+	refused[1] = drop_current_page_map(0, 0);
+	refused[2] = drop_current_page_map(boot + 8, 0);
+	refused[3] = drop_current_page_map(boot, 1u << 4);
+	pml4_t still = current_page_map();
+	dropped = drop_current_page_map(boot, VMM_FREE_FRAMES);
+	pml4_t now = current_page_map();
+	if (now != boot)
+		switch_page_map(boot);
+	for (int i = 0; i < 3; i++)
+		KASSERT_EQ(mapped[i], 0);
+	for (int i = 0; i < 4; i++)
+		KASSERT_EQ(refused[i], -E_INVAL);
+	KASSERT_EQ(still, space);
+	KASSERT_EQ(dropped, 0);
+	KASSERT_EQ(now, boot);
+	KASSERT(!pml4_present(TSLOT_SPACE));
+	KASSERT(!pml4_present(OTHER_SLOT));
+	KASSERT_EQ(free_frames(), free0);
+}
+
 /* More allocation sites than a copy of this space has: the campaign stops long before. */
 #define MAX_SITES 64
 
