@@ -210,23 +210,6 @@ const char *proc_page_fault(u64 cr2, u64 err);
 int proc_count(void);
 
 /*
- * mm_enter/mm_leave bracket the process side's calls into the memory
- * manager. It locks itself (LOCK_ORDER_VMM) and shoots down what it
- * changes (tlb.h), kernel stacks included, so they do nothing now: the
- * brackets stay to mark the calls. Self-paging calls pin their process to
- * CPU 0 (sched.h, sched_pin_boot_cpu).
- */
-static inline bool mm_enter(void)
-{
-	return false;
-}
-
-static inline void mm_leave(bool took)
-{
-	(void)took;
-}
-
-/*
  * Program loading's static buffers (an ELF plan, a copied argv: too big
  * for a kernel stack) are one CPU's at a time: load_enter takes their lock
  * (LOCK_ORDER_LOAD) unless this CPU holds it or only one CPU runs, and says

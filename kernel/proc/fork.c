@@ -27,9 +27,7 @@ int proc_fork(void)
 	struct proc *p = proc_alloc(cur->name, uthread_trampoline, sizeof(struct trap_frame), &err);
 	if (!p)
 		return err;
-	bool took = mm_enter();
 	err = cow_fork_space(&p->space);
-	mm_leave(took);
 	if (err != 0) {
 		kstack_unmap(p);
 		p->state = PROC_UNUSED;

@@ -165,17 +165,11 @@ const char *proc_page_fault(u64 cr2, u64 err)
 	if (why)
 		return why;
 	/* A write the region allows to a present page: a page fork shares. */
-	if ((err & (PF_ERR_P | PF_ERR_W | PF_ERR_I)) == (PF_ERR_P | PF_ERR_W)) {
-		bool took = mm_enter();
-		const char *cow = cow_write_fault(cr2);
-		mm_leave(took);
-		return cow;
-	}
+	if ((err & (PF_ERR_P | PF_ERR_W | PF_ERR_I)) == (PF_ERR_P | PF_ERR_W))
+		return cow_write_fault(cr2);
 	if (err & PF_ERR_P)
 		return "protection violation: the page does not allow this access";
-	bool took = mm_enter();
 	int zeroed = map_zeroed(ALIGN_DOWN(cr2, PAGE_SIZE), r->rights);
-	mm_leave(took);
 	if (zeroed != 0)
 		return "out of physical frames for a demand-zero page";
 	p->user_faults++;
@@ -211,9 +205,7 @@ static struct proc *user_proc_new(const char *name, int *err)
 	struct proc *p = proc_alloc(name, uthread_trampoline, sizeof(struct trap_frame), err);
 	if (!p)
 		return NULL;
-	bool took = mm_enter();
 	*err = new_page_map(&p->space);
-	mm_leave(took);
 	if (*err != 0) {
 		kstack_unmap(p);
 		p->state = PROC_UNUSED;
@@ -226,9 +218,7 @@ static struct proc *user_proc_new(const char *name, int *err)
 /* Undo user_proc_new after a failed load (the space is not current). */
 static void user_proc_abort(struct proc *p)
 {
-	bool took = mm_enter();
 	MUST(drop_page_map(p->space, VMM_FREE_FRAMES) == 0);
-	mm_leave(took);
 	kstack_unmap(p);
 	p->state = PROC_UNUSED;
 }
@@ -250,12 +240,10 @@ static void set_user_frame(struct proc *p, u64 rip, u64 rsp, u64 rdi, u64 rsi)
 /* Run fn(p, ctx) with p's address space current, then come back. */
 static int in_space(struct proc *p, int (*fn)(struct proc *, const void *), const void *ctx)
 {
-	bool took = mm_enter();
 	pml4_t home = current_page_map();
 	switch_page_map(p->space);
 	int err = fn(p, ctx);
 	switch_page_map(home);
-	mm_leave(took);
 	return err;
 }
 
@@ -403,15 +391,11 @@ static int exec_elf(const void *image, u64 size, const char *name, int argc,
 	if (err)
 		return err;
 	memset(&next, 0, sizeof(next));
-	bool took = mm_enter();
-	if ((err = new_page_map(&next.space)) != 0) {
-		mm_leave(took);
+	if ((err = new_page_map(&next.space)) != 0)
 		return err;
-	}
 	struct elf_load l = {image, &plan, argc, argv, 0, 0};
 	if ((err = in_space(&next, load_elf, &l)) != 0) {
 		MUST(drop_page_map(next.space, VMM_FREE_FRAMES) == 0);
-		mm_leave(took);
 		return err;
 	}
 	/* Loaded: only now does the old program go. */
@@ -419,7 +403,6 @@ static int exec_elf(const void *image, u64 size, const char *name, int argc,
 	cur->space = next.space;
 	switch_page_map(cur->space);
 	MUST(drop_page_map(old, VMM_FREE_FRAMES) == 0);
-	mm_leave(took);
 	memcpy(cur->regions, next.regions, sizeof(cur->regions));
 	strlcpy(cur->name, name, sizeof(cur->name));
 	set_user_frame(cur, plan.entry, l.rsp, (u64)argc, l.argv_va);
@@ -461,11 +444,9 @@ NORETURN void proc_exit(int status)
 	}
 	sched_lock_release();
 	if (cur->user) {
-		bool took = mm_enter();
 		selfpage_exit(cur);
 		cur->space = proc_table[0].space;
 		MUST(drop_current_page_map(cur->space, VMM_FREE_FRAMES) == 0);
-		mm_leave(took);
 		memset(cur->regions, 0, sizeof(cur->regions));
 		cur->user = false;
 	}
