@@ -126,14 +126,20 @@ static void delay_ns(u64 ns)
 		__builtin_ia32_pause();
 }
 
-/* True when AP `cpu` answered before `deadline` (clock_ns). */
+/*
+ * True when AP `cpu` answered before `deadline` (clock_ns). Between two
+ * looks this CPU halts until its timer tick (timer_init ran before smp_init):
+ * an AP takes tens of milliseconds to answer under TCG, and a boot CPU
+ * spinning meanwhile takes a host core from the AP's own vCPU thread (on a
+ * loaded 2-core host the AP then missed the deadline).
+ */
 static bool wait_answer(u32 cpu, u64 deadline)
 {
 	while (__atomic_load_n(&ap_answered, __ATOMIC_ACQUIRE) != cpu)
 		if (clock_ns() >= deadline)
 			return false;
 		else
-			__builtin_ia32_pause();
+			wait_for_interrupt();
 	return true;
 }
 
