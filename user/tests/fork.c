@@ -2,10 +2,11 @@
  * fork and exec from user space: the child's fork returns 0; after a fork,
  * writes by either side to .data, .bss, the stack and mmap memory are
  * invisible to the other; chains three generations deep with the exits in
- * every order; a parent exiting before its children; pages at the ends of
- * the user half (the stack's top page, below the kernel half and its
- * self-map, and the mmap area's last page) and a region of 1 GiB; exec
- * replacing the program, and a failing exec leaving it as it was.
+ * every order (the six chains at once); a parent exiting before its
+ * children; pages at the ends of the user half (the stack's top page, below
+ * the kernel half and its self-map, and the mmap area's last page) and a
+ * region of 1 GiB; exec replacing the program, and a failing exec leaving it
+ * as it was.
  */
 #include "ulib.h"
 
@@ -81,14 +82,33 @@ static void test_parent_writes_invisible(void)
 	heap[0] = 7;
 }
 
+/* One timer period: sleeps end on a tick, so delays that order exits differ by whole ticks. */
+#define TICK (10 * MS)
+/* Time the six chains have to fork all their processes before the first exit is due. */
+#define CHAIN_SETUP (2 * TICK)
+/* Margin for the last orphans to end once their sleeps are over. */
+#define CHAIN_MARGIN (2 * TICK)
+
 static int chain_delay[3];
+static long chain_start; /* sys_clock() when the chains were started */
 static volatile long marker;
+
+/* Sleep until the clock reads at least t. */
+static void sleep_until(long t)
+{
+	long now = sys_clock();
+	if (now < t)
+		sys_sleep((unsigned long)(t - now));
+}
 
 /*
  * Generation gen of a chain (0..2): set the marker, fork the next one, sleep
- * chain_delay[gen] ms, check the marker is still its own. A process whose
- * child ends first waits for it and reports its failure too; one ending first
- * leaves its child an orphan. Exit status: 0 when everything it saw was right.
+ * until chain_delay[gen] ticks after the setup time, check the marker is
+ * still its own. The deadlines count from one start, not from each sleep's
+ * own beginning, so the exits follow the delays however the forks were
+ * scheduled. A process whose child ends first waits for it and reports its
+ * failure too; one ending first leaves its child an orphan. Exit status: 0
+ * when everything it saw was right.
  */
 static __attribute__((noreturn)) void chain(int gen)
 {
@@ -96,7 +116,7 @@ static __attribute__((noreturn)) void chain(int gen)
 	long child = gen < 2 ? sys_fork() : -1;
 	if (child == 0)
 		chain(gen + 1);
-	sys_sleep((unsigned long)chain_delay[gen] * 10 * MS);
+	sleep_until(chain_start + CHAIN_SETUP + chain_delay[gen] * TICK);
 	int bad = marker != 1000 + gen;
 	marker = -gen; /* a write after the others may have exited: copy or takeover */
 	if (child > 0 && chain_delay[gen + 1] < chain_delay[gen]) {
@@ -106,24 +126,34 @@ static __attribute__((noreturn)) void chain(int gen)
 	exit(bad);
 }
 
+/*
+ * The six exit orders run at once (each chain's own processes and pages;
+ * their sleeps overlap instead of following one another), then the
+ * results are read in order.
+ */
 static void test_chains(void)
 {
 	static const int orders[6][3] = {{1, 2, 3}, {1, 3, 2}, {2, 1, 3},
 					 {2, 3, 1}, {3, 1, 2}, {3, 2, 1}};
+	long pids[6];
+	chain_start = sys_clock();
 	for (int i = 0; i < 6; i++) {
 		for (int g = 0; g < 3; g++)
 			chain_delay[g] = orders[i][g];
-		long pid = sys_fork();
-		if (pid == 0)
+		pids[i] = sys_fork();
+		if (pids[i] == 0)
 			chain(0);
+	}
+	for (int i = 0; i < 6; i++) {
+		long pid = pids[i];
 		int status = -1;
 		TAP_EQ(sys_wait((int)pid, &status), pid);
-		/* The orphans end by themselves: give them time before the next chain. */
-		sys_sleep(40 * MS);
 		tap_ok(status == 0 && marker == 0,
 		       "three generations, exit delays %d,%d,%d (x10 ms): each saw its own memory",
 		       orders[i][0], orders[i][1], orders[i][2]);
 	}
+	/* The orphans end by themselves: give them time before the next test. */
+	sleep_until(chain_start + CHAIN_SETUP + 3 * TICK + CHAIN_MARGIN);
 }
 
 static volatile long *top_page, *mmap_last;
