@@ -63,17 +63,30 @@ static int child_sees_old(void)
 	return data_var == 1 && bss_var == 0 && heap[0] == 7 && *stack_word == 5 ? 0 : 1;
 }
 
-static void test_parent_writes_invisible(void)
+/* The parent's writes after fork: the child, and a word of the parent's stack. */
+struct parent_writes {
+	long pid;
+	volatile long on_stack;
+};
+
+/* Fork the child that sleeps, then write while it sleeps. */
+static void start_parent_writes(struct parent_writes *t)
 {
-	volatile long on_stack = 5;
-	stack_word = &on_stack;
-	long pid = sys_fork();
-	if (pid == 0)
+	t->on_stack = 5;
+	stack_word = &t->on_stack;
+	t->pid = sys_fork();
+	if (t->pid == 0)
 		exit(child_sees_old());
 	data_var = 2;
 	bss_var = 2;
 	heap[0] = 2;
-	on_stack = 2;
+	t->on_stack = 2;
+}
+
+/* Wait for the child's verdict; put the values back. */
+static void end_parent_writes(struct parent_writes *t)
+{
+	long pid = t->pid;
 	int status = -1;
 	TAP_EQ(sys_wait((int)pid, &status), pid);
 	tap_ok(status == 0, "the parent's writes after fork are invisible to the child (%d)", status);
@@ -126,26 +139,30 @@ static __attribute__((noreturn)) void chain(int gen)
 	exit(bad);
 }
 
+static const int orders[6][3] = {{1, 2, 3}, {1, 3, 2}, {2, 1, 3}, {2, 3, 1}, {3, 1, 2}, {3, 2, 1}};
+static long chain_pids[6];
+
 /*
  * The six exit orders run at once (each chain's own processes and pages;
- * their sleeps overlap instead of following one another), then the
- * results are read in order.
+ * their sleeps overlap instead of following one another); end_chains reads
+ * the results in order.
  */
-static void test_chains(void)
+static void start_chains(void)
 {
-	static const int orders[6][3] = {{1, 2, 3}, {1, 3, 2}, {2, 1, 3},
-					 {2, 3, 1}, {3, 1, 2}, {3, 2, 1}};
-	long pids[6];
 	chain_start = sys_clock();
 	for (int i = 0; i < 6; i++) {
 		for (int g = 0; g < 3; g++)
 			chain_delay[g] = orders[i][g];
-		pids[i] = sys_fork();
-		if (pids[i] == 0)
+		chain_pids[i] = sys_fork();
+		if (chain_pids[i] == 0)
 			chain(0);
 	}
+}
+
+static void end_chains(void)
+{
 	for (int i = 0; i < 6; i++) {
-		long pid = pids[i];
+		long pid = chain_pids[i];
 		int status = -1;
 		TAP_EQ(sys_wait((int)pid, &status), pid);
 		tap_ok(status == 0 && marker == 0,
@@ -201,10 +218,15 @@ static int orphan_writes(void)
 	return pid > 0 ? 0 : 1;
 }
 
-static void test_parent_exits_first(void)
+/*
+ * The orphan's write (20 ms after its parent's exit) is invisible here:
+ * `started` is what in_child(orphan_writes) returned at least 40 ms before
+ * (as long as the test slept after it before), so the write has been made.
+ */
+static void end_parent_exits_first(int started)
 {
-	TAP_EQ(in_child(orphan_writes), 0);
-	sys_sleep(40 * MS);
+	if (!tap_ok(started == 0, "in_child(orphan_writes) == 0"))
+		tap_diag("  got %d, expected 0", started);
 	TAP_EQ(data_var, 1);
 }
 
@@ -238,10 +260,20 @@ int main(int argc, char **argv)
 	TAP_EQ(sys_wait((int)pid, &status), pid);
 	TAP_EQ(status, 42);
 	test_child_writes_invisible();
-	test_parent_writes_invisible();
-	test_chains();
+	/*
+	 * The tests that wait for sleeping processes start here, their sleeps
+	 * overlapping, and end (their results in the same order) below.
+	 */
+	struct parent_writes writes;
+	start_parent_writes(&writes);
+	int orphan_started = in_child(orphan_writes);
+	long exits_first_at = sys_clock();
+	start_chains();
+	end_parent_writes(&writes);
+	end_chains();
 	test_edges();
-	test_parent_exits_first();
+	sleep_until(exits_first_at + 4 * TICK); /* passed already: the chains take longer */
+	end_parent_exits_first(orphan_started);
 	test_exec();
 	return tap_done();
 }
