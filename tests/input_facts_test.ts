@@ -141,6 +141,47 @@ Deno.test("input facts: a changed tool is asked again, and what it says rebuilds
   }
 });
 
+Deno.test("input facts: a tool asked twice at once runs once, and says the same to both", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const tool = join(dir, "slow-tool");
+    const count = join(dir, "runs");
+    await Deno.writeTextFile(
+      tool,
+      `#!/bin/sh\necho run >> "${count}"\nsleep 0.2\necho "slow tool 1"\n`,
+    );
+    await Deno.chmod(tool, 0o755);
+    await aged(async () => {
+      const [a, b] = await Promise.all([toolIdentity(tool), toolIdentity(tool)]);
+      assert.equal(a, `${tool}: slow tool 1`);
+      assert.equal(b, a);
+      assert.equal((await Deno.readTextFile(count)).trim().split("\n").length, 1);
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a tool that cannot run fails the build's question, saying why", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const tool = join(dir, "broken-tool");
+    await Deno.writeTextFile(tool, "#!/bin/sh\nexit 3\n");
+    await Deno.chmod(tool, 0o755);
+    await assert.rejects(
+      toolIdentity(tool),
+      (e: Error) => e.message.includes(`Command failed with exit code 3: ${tool} --version`),
+    );
+    await assert.rejects(
+      toolIdentity(join(dir, "no-such-tool")),
+      (e: Error) =>
+        /Command failed with ENOENT: .*no-such-tool --version\nspawn .*ENOENT/.test(e.message),
+    );
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("input facts: a changed source rebuilds though its size and mtime are the same", async () => {
   const [dir, cleanup] = await tempDir();
   try {

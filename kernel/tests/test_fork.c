@@ -30,12 +30,13 @@ BLOB(blob_takeover, "movq $1, -8(%rsp)\n" SYSCALL(SYS_fork)
 
 /*
  * The same, but the parent writes while the child still shares the page (the
- * child sleeps, then checks it still reads 1): one copy. Exit 0 when both
- * saw their own value.
+ * child sleeps until the test ends its sleep, once the parent has written and
+ * waits, then checks it still reads 1): one copy. Exit 0 when both saw their
+ * own value. The sleep's length (4 s) only bounds a test that never ends it.
  */
 BLOB(blob_copy, "movq $1, -8(%rsp)\n" SYSCALL(SYS_fork)
      "test %rax, %rax\n jnz 1f\n"
-     "mov $20000000, %edi\n" SYSCALL(SYS_sleep)
+     "mov $4000000000, %edi\n" SYSCALL(SYS_sleep)
      "cmpq $1, -8(%rsp)\n jne 9f\n" EXIT_WITH(0)
      "1: movq $2, -8(%rsp)\n mov %rax, %rdi\n lea -16(%rsp), %rsi\n" SYSCALL(SYS_wait)
      "cmpl $0, -16(%rsp)\n jne 9f\n cmpq $2, -8(%rsp)\n jne 9f\n" EXIT_WITH(0)
@@ -104,13 +105,31 @@ KTEST(cow, write_after_the_other_side_exited_takes_the_page_over)
 	KASSERT(cow_idle());
 }
 
+/* The child of p, or NULL if it has none (or it is gone). */
+static struct proc *child_of(const struct proc *p)
+{
+	for (int i = 1; i < NPROC; i++)
+		if (proc_table[i].parent == p && proc_table[i].state != PROC_UNUSED)
+			return &proc_table[i];
+	return NULL;
+}
+
 KTEST(cow, write_while_shared_copies_once)
 {
 	struct exit_info x;
 	struct cow_stats a, b;
 	cow_get_stats(&a);
 	u64 free0 = frames();
-	KASSERT_EQ(run(blob_copy, blob_copy_end, &x), 0);
+	int pid = proc_spawn_blob(blob_copy, (u64)(blob_copy_end - blob_copy), USER_PROGRAM_BASE,
+				  USER_STACK_TOP, STACK_PAGES, "forker");
+	KASSERT(pid > 0);
+	/* The order the test is about: the parent has written (it waits now), the child sleeps. */
+	struct proc *p = proc_by_pid(pid), *child = NULL;
+	while (p->state != PROC_ZOMBIE &&
+	       !(p->state == PROC_WAITING && (child = child_of(p)) && child->state == PROC_SLEEPING))
+		blob_wait_step();
+	KASSERT(child && sched_end_sleep(child));
+	KASSERT_EQ(proc_wait(pid, &x), pid);
 	cow_get_stats(&b);
 	KASSERT(!x.killed);
 	KASSERT_EQ(x.status, 0);

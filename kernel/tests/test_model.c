@@ -282,17 +282,47 @@ static int model_set_flags(u64 p, u64 n, u32 flags)
 	return 0;
 }
 
-/* True when page p is what the model says, in the current space. */
-static bool page_ok(u64 p)
+/*
+ * The last slot a check walked, so the pages after it in the same slot cost
+ * one read each: the levels above a slot's PT are the same for all its
+ * pages. Valid for one check only (the tables do not change during it).
+ */
+struct walk_cursor {
+	u64 slot;  /* SLOTS: none yet */
+	int level; /* where the slot's walk ended */
+	u64 entry; /* what it returned */
+};
+
+#define WALK_CURSOR_NONE ((struct walk_cursor){.slot = SLOTS})
+
+/*
+ * The leaf entry of window page p in the current space, exactly as
+ * leaf_of (a full walk) gives it: the slot's walk, then, where the walk
+ * reached the PT, the page's own PTE, which is what the walk reads last.
+ */
+static u64 window_leaf(u64 p, struct walk_cursor *c)
 {
-	return (leaf_of(page_va(p), NULL) & MODEL_MASK) == expected_leaf(p);
+	u64 slot = p / SLOT_PAGES, va = page_va(p);
+	if (c->slot != slot) {
+		c->slot = slot;
+		c->entry = leaf_of(va, &c->level);
+		return c->entry;
+	}
+	return c->level == LEVEL_PT ? *selfmap_pte(va) : c->entry;
+}
+
+/* True when page p is what the model says, in the current space. */
+static bool page_ok(u64 p, struct walk_cursor *c)
+{
+	return (window_leaf(p, c) & MODEL_MASK) == expected_leaf(p);
 }
 
 /* The first window page that differs from the model, or -1. */
 static i64 sweep(void)
 {
+	struct walk_cursor c = WALK_CURSOR_NONE;
 	for (u64 p = 0; p < SLOTS * SLOT_PAGES; p++)
-		if (!page_ok(p))
+		if (!page_ok(p, &c))
 			return (i64)p;
 	if (((leaf_of(HUGE_VA, NULL)) & MODEL_MASK) != m.huge)
 		return SLOTS * SLOT_PAGES;
@@ -302,9 +332,10 @@ static i64 sweep(void)
 /* Check the pages an op touched: all of a short range, the ends and a sample of a long one. */
 static i64 check_range(u64 p, u64 n)
 {
+	struct walk_cursor c = WALK_CURSOR_NONE;
 	if (n <= 64) {
 		for (u64 i = 0; i < n; i++)
-			if (!page_ok(p + i))
+			if (!page_ok(p + i, &c))
 				return (i64)(p + i);
 		return -1;
 	}
@@ -312,7 +343,7 @@ static i64 check_range(u64 p, u64 n)
 	for (int i = 2; i < 10; i++)
 		probe[i] = p + rnd_below(n);
 	for (int i = 0; i < 10; i++)
-		if (!page_ok(probe[i]))
+		if (!page_ok(probe[i], &c))
 			return (i64)probe[i];
 	return -1;
 }

@@ -6,7 +6,10 @@
 #ifndef OUROBOROS_TESTS_USER_BLOB_H
 #define OUROBOROS_TESTS_USER_BLOB_H
 
+#include <sched.h>
+#include <smp.h>
 #include <syscalls.h>
+#include <timer.h>
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -20,5 +23,19 @@
 
 #define SYSCALL(nr) "mov $" STR(nr) ", %eax\n syscall\n"
 #define EXIT_WITH(code) "mov $" #code ", %edi\n" SYSCALL(SYS_exit)
+
+/*
+ * One step of a test thread's wait for its programs to reach a state (asleep,
+ * waiting): with one CPU, let them run (yield); with more, sleep a tick with
+ * interrupts on, since a CPU spinning with them off never answers another
+ * CPU's TLB shootdown.
+ */
+static inline void blob_wait_step(void)
+{
+	if (smp_cpu_count() < 2)
+		sched_yield();
+	else
+		sched_sleep_ns(NS_PER_SEC / TIMER_HZ);
+}
 
 #endif

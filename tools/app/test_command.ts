@@ -117,20 +117,30 @@ export function selectsKernelTests(denoArgs: readonly string[]): boolean {
   return selectsTestFile(denoArgs, KERNEL_TESTS);
 }
 
+/**
+ * Write the kernel report: reports/kernel.json (the last run's, which the
+ * next run reads for its estimates), the files asked for, the HTML page;
+ * and, when Deno tests run, the copy handed over to them (`handoff`, this
+ * run's own: tests/kernel_test.ts reads it). With --kernel-only no test
+ * reads a handoff: none is written (it would only be left behind).
+ */
 async function writeReports(
   report: KernelReport,
   args: RunnerArgs,
-  handoff: string,
+  handoff: string | null,
+  reportDir: string,
   root: string,
 ) {
   const json = JSON.stringify(report, null, 2) + "\n";
+  const last = join(reportDir, "kernel.json");
   // Whole or not at all: kernel_test.ts may be waiting for it (OUROBOROS_KERNEL_REPORT_PENDING).
-  await Deno.writeTextFile(`${handoff}.part`, json);
-  await Deno.rename(`${handoff}.part`, handoff);
-  await Deno.copyFile(handoff, join(handoff, "..", "kernel.json"));
+  const first = handoff ?? last;
+  await Deno.writeTextFile(`${first}.part`, json);
+  await Deno.rename(`${first}.part`, first);
+  if (handoff !== null) await Deno.copyFile(handoff, last);
   if (args.json !== null) await Deno.writeTextFile(args.json, json);
   if (args.junit !== null) await Deno.writeTextFile(args.junit, toJunit(report));
-  const index = join(handoff, "..", "index.html");
+  const index = join(reportDir, "index.html");
   await writeReportHtml(report, root, args.html === null ? [index] : [index, args.html]);
   console.log(`report: ${args.html ?? index}`);
 }
@@ -311,12 +321,12 @@ export async function testMain(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const kernel = args.kernelOnly || selectsKernelTests(rest);
-  if (kernel) handoff = join(reportDir, `kernel-${Deno.pid}.json`);
+  if (kernel && !args.kernelOnly) handoff = join(reportDir, `kernel-${Deno.pid}.json`);
   const kernelTests = async () => {
     const report = await runKernelTests(
       kernelTestOptions({ root, outDir, logDir, foreign }, args, lab, new ConsoleReporter()),
     );
-    await writeReports(report, args, handoff!, root);
+    await writeReports(report, args, handoff, reportDir, root);
     return report;
   };
   if (args.kernelOnly) {

@@ -12,13 +12,19 @@
  */
 import { deriveLayout, type Layout, type LayoutConfig } from "../../linker/layout.ts";
 import { acquireLock } from "../host/lockfile.ts";
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { compileSteps } from "./compile.ts";
 import type { BuildContext } from "./context.ts";
-import { buildUser, type UserBuildResult, writeAbiFiles } from "./build_user.ts";
+import {
+  buildUser,
+  compilerIncludeDir,
+  type UserBuildResult,
+  writeAbiFiles,
+} from "./build_user.ts";
 import { generate } from "./generate.ts";
 import { link, placeholderTablesStep } from "./link.ts";
 import { BuildError, runAll, toolIdentity } from "./steps.ts";
@@ -91,6 +97,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
  */
 async function buildLocked(options: BuildOptions, out: string): Promise<BuildResult> {
   const cc = options.cc ?? process.env.CC ?? "gcc";
+  // The user programs' build asks the compiler too: ask now, while the versions are asked
+  // (its own question, later, gets this answer; its failure is reported there).
+  if (existsSync(join(options.root, "user"))) compilerIncludeDir(cc).catch(() => {});
   const [ccId, nasmId, ldId] = await Promise.all([
     toolIdentity(cc),
     toolIdentity("nasm", "-v"),

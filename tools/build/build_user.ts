@@ -21,6 +21,7 @@ import { runAll, type Step } from "./build.ts";
 import { writeIfChanged } from "./steps.ts";
 import { toolFact } from "./input_facts.ts";
 import { writeCpio } from "../core/cpio.ts";
+import { commandText } from "../host/command.ts";
 import { INITRD_NAME } from "../host/initrd.ts";
 
 /** Directory of the user programs' generated headers and linker script, under gen/. */
@@ -129,6 +130,19 @@ export function initrdPath(out: string): string {
 }
 
 /**
+ * The compiler's own freestanding headers (`cc -print-file-name=include`),
+ * which -nostdinc drops. Asked once per compiler binary (input_facts.ts);
+ * the build asks early, while it asks the tools' versions.
+ */
+export async function compilerIncludeDir(cc: string): Promise<string> {
+  return await toolFact(cc, "-print-file-name=include", async () => {
+    const r = await commandText(cc, ["-print-file-name=include"]);
+    if (r.failed) throw new Error(r.shortMessage);
+    return r.stdout.trim();
+  });
+}
+
+/**
  * Build the user programs when the project has a `user/` folder (null
  * otherwise): user/lib/ (*.c, *.asm) is the library linked into each
  * program; each user/bin/X.c and user/tests/X.c is one program, linked with
@@ -145,10 +159,7 @@ export async function buildUser(ctx: UserBuildContext): Promise<UserBuildResult 
   const cflags = [...USER_C_FLAGS, `-fmacro-prefix-map=${ctx.root}/=`];
   // -nostdinc drops the compiler's own freestanding headers too: add them back.
   // Asked once per compiler binary (input_facts.ts).
-  const gccInclude = await toolFact(ctx.cc, "-print-file-name=include", async () => {
-    const { execa } = await import("execa");
-    return (await execa(ctx.cc, ["-print-file-name=include"])).stdout.trim();
-  });
+  const gccInclude = await compilerIncludeDir(ctx.cc);
   const compile = (src: string): Step => {
     const rel = relative(ctx.root, src);
     const o = join(obj, rel + ".o");

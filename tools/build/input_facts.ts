@@ -77,6 +77,8 @@ export function setFactClock(clock: (() => number) | null): void {
 /** Facts of this process: contents' hashes by path, tools' facts by tool and question. */
 const hashes = new Map<string, Fact>();
 const tools = new Map<string, Fact>();
+/** Questions to tools under way, by the same key: answered once for all who ask meanwhile. */
+const asking = new Map<string, { id: string; value: Promise<string> }>();
 /** Build directories whose facts were loaded into this process. */
 const loaded = new Set<string>();
 
@@ -185,11 +187,20 @@ export async function toolFact(
   const key = `${tool}\0${question}`;
   const known = tools.get(key);
   if (known !== undefined && known.id === id) return known.value;
+  // Asked already and not answered yet: the same answer, not a second run of the tool.
+  const pending = asking.get(key);
+  if (pending !== undefined && pending.id === id) return await pending.value;
   const askedAt = now();
-  const value = await ask();
-  if (isRacy(info, askedAt)) tools.delete(key);
-  else tools.set(key, { id, value });
-  return value;
+  const answer = ask();
+  asking.set(key, { id, value: answer });
+  try {
+    const value = await answer;
+    if (isRacy(info, askedAt)) tools.delete(key);
+    else tools.set(key, { id, value });
+    return value;
+  } finally {
+    if (asking.get(key)?.value === answer) asking.delete(key);
+  }
 }
 
 /** The file a build directory's facts are kept in. */

@@ -8,6 +8,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import { commandText } from "../host/command.ts";
 import { fileHash, sha256Hex, StatMemo, toolFact } from "./input_facts.ts";
 
 /** SHA-256 in hex (the name other modules knew it by). */
@@ -163,9 +164,8 @@ export async function runAll(
  */
 export function toolIdentity(tool: string, flag = "--version"): Promise<string> {
   return toolFact(tool, flag, async () => {
-    const { execa } = await import("execa");
-    const r = await execa(tool, [flag], { reject: false });
-    if (r.failed) throw new BuildError(tool, `cannot run ${tool}: ${r.shortMessage ?? r.message}`);
-    return `${tool}: ${String(r.stdout).split("\n")[0]}`;
+    const r = await commandText(tool, [flag]);
+    if (r.failed) throw new BuildError(tool, `cannot run ${tool}: ${r.shortMessage}`);
+    return `${tool}: ${r.stdout.split("\n")[0]}`;
   });
 }

@@ -2,10 +2,11 @@
  * fork and exec from user space: the child's fork returns 0; after a fork,
  * writes by either side to .data, .bss, the stack and mmap memory are
  * invisible to the other; chains three generations deep with the exits in
- * every order; a parent exiting before its children; pages at the ends of
- * the user half (the stack's top page, below the kernel half and its
- * self-map, and the mmap area's last page) and a region of 1 GiB; exec
- * replacing the program, and a failing exec leaving it as it was.
+ * every order (the six chains at once); a parent exiting before its
+ * children; pages at the ends of the user half (the stack's top page, below
+ * the kernel half and its self-map, and the mmap area's last page) and a
+ * region of 1 GiB; exec replacing the program, and a failing exec leaving it
+ * as it was.
  */
 #include "ulib.h"
 
@@ -62,17 +63,30 @@ static int child_sees_old(void)
 	return data_var == 1 && bss_var == 0 && heap[0] == 7 && *stack_word == 5 ? 0 : 1;
 }
 
-static void test_parent_writes_invisible(void)
+/* The parent's writes after fork: the child, and a word of the parent's stack. */
+struct parent_writes {
+	long pid;
+	volatile long on_stack;
+};
+
+/* Fork the child that sleeps, then write while it sleeps. */
+static void start_parent_writes(struct parent_writes *t)
 {
-	volatile long on_stack = 5;
-	stack_word = &on_stack;
-	long pid = sys_fork();
-	if (pid == 0)
+	t->on_stack = 5;
+	stack_word = &t->on_stack;
+	t->pid = sys_fork();
+	if (t->pid == 0)
 		exit(child_sees_old());
 	data_var = 2;
 	bss_var = 2;
 	heap[0] = 2;
-	on_stack = 2;
+	t->on_stack = 2;
+}
+
+/* Wait for the child's verdict; put the values back. */
+static void end_parent_writes(struct parent_writes *t)
+{
+	long pid = t->pid;
 	int status = -1;
 	TAP_EQ(sys_wait((int)pid, &status), pid);
 	tap_ok(status == 0, "the parent's writes after fork are invisible to the child (%d)", status);
@@ -81,14 +95,33 @@ static void test_parent_writes_invisible(void)
 	heap[0] = 7;
 }
 
+/* One timer period: sleeps end on a tick, so delays that order exits differ by whole ticks. */
+#define TICK (10 * MS)
+/* Time the six chains have to fork all their processes before the first exit is due. */
+#define CHAIN_SETUP (2 * TICK)
+/* Margin for the last orphans to end once their sleeps are over. */
+#define CHAIN_MARGIN (2 * TICK)
+
 static int chain_delay[3];
+static long chain_start; /* sys_clock() when the chains were started */
 static volatile long marker;
+
+/* Sleep until the clock reads at least t. */
+static void sleep_until(long t)
+{
+	long now = sys_clock();
+	if (now < t)
+		sys_sleep((unsigned long)(t - now));
+}
 
 /*
  * Generation gen of a chain (0..2): set the marker, fork the next one, sleep
- * chain_delay[gen] ms, check the marker is still its own. A process whose
- * child ends first waits for it and reports its failure too; one ending first
- * leaves its child an orphan. Exit status: 0 when everything it saw was right.
+ * until chain_delay[gen] ticks after the setup time, check the marker is
+ * still its own. The deadlines count from one start, not from each sleep's
+ * own beginning, so the exits follow the delays however the forks were
+ * scheduled. A process whose child ends first waits for it and reports its
+ * failure too; one ending first leaves its child an orphan. Exit status: 0
+ * when everything it saw was right.
  */
 static __attribute__((noreturn)) void chain(int gen)
 {
@@ -96,7 +129,7 @@ static __attribute__((noreturn)) void chain(int gen)
 	long child = gen < 2 ? sys_fork() : -1;
 	if (child == 0)
 		chain(gen + 1);
-	sys_sleep((unsigned long)chain_delay[gen] * 10 * MS);
+	sleep_until(chain_start + CHAIN_SETUP + chain_delay[gen] * TICK);
 	int bad = marker != 1000 + gen;
 	marker = -gen; /* a write after the others may have exited: copy or takeover */
 	if (child > 0 && chain_delay[gen + 1] < chain_delay[gen]) {
@@ -106,24 +139,38 @@ static __attribute__((noreturn)) void chain(int gen)
 	exit(bad);
 }
 
-static void test_chains(void)
+static const int orders[6][3] = {{1, 2, 3}, {1, 3, 2}, {2, 1, 3}, {2, 3, 1}, {3, 1, 2}, {3, 2, 1}};
+static long chain_pids[6];
+
+/*
+ * The six exit orders run at once (each chain's own processes and pages;
+ * their sleeps overlap instead of following one another); end_chains reads
+ * the results in order.
+ */
+static void start_chains(void)
 {
-	static const int orders[6][3] = {{1, 2, 3}, {1, 3, 2}, {2, 1, 3},
-					 {2, 3, 1}, {3, 1, 2}, {3, 2, 1}};
+	chain_start = sys_clock();
 	for (int i = 0; i < 6; i++) {
 		for (int g = 0; g < 3; g++)
 			chain_delay[g] = orders[i][g];
-		long pid = sys_fork();
-		if (pid == 0)
+		chain_pids[i] = sys_fork();
+		if (chain_pids[i] == 0)
 			chain(0);
+	}
+}
+
+static void end_chains(void)
+{
+	for (int i = 0; i < 6; i++) {
+		long pid = chain_pids[i];
 		int status = -1;
 		TAP_EQ(sys_wait((int)pid, &status), pid);
-		/* The orphans end by themselves: give them time before the next chain. */
-		sys_sleep(40 * MS);
 		tap_ok(status == 0 && marker == 0,
 		       "three generations, exit delays %d,%d,%d (x10 ms): each saw its own memory",
 		       orders[i][0], orders[i][1], orders[i][2]);
 	}
+	/* The orphans end by themselves: give them time before the next test. */
+	sleep_until(chain_start + CHAIN_SETUP + 3 * TICK + CHAIN_MARGIN);
 }
 
 static volatile long *top_page, *mmap_last;
@@ -171,10 +218,15 @@ static int orphan_writes(void)
 	return pid > 0 ? 0 : 1;
 }
 
-static void test_parent_exits_first(void)
+/*
+ * The orphan's write (20 ms after its parent's exit) is invisible here:
+ * `started` is what in_child(orphan_writes) returned at least 40 ms before
+ * (as long as the test slept after it before), so the write has been made.
+ */
+static void end_parent_exits_first(int started)
 {
-	TAP_EQ(in_child(orphan_writes), 0);
-	sys_sleep(40 * MS);
+	if (!tap_ok(started == 0, "in_child(orphan_writes) == 0"))
+		tap_diag("  got %d, expected 0", started);
 	TAP_EQ(data_var, 1);
 }
 
@@ -208,10 +260,20 @@ int main(int argc, char **argv)
 	TAP_EQ(sys_wait((int)pid, &status), pid);
 	TAP_EQ(status, 42);
 	test_child_writes_invisible();
-	test_parent_writes_invisible();
-	test_chains();
+	/*
+	 * The tests that wait for sleeping processes start here, their sleeps
+	 * overlapping, and end (their results in the same order) below.
+	 */
+	struct parent_writes writes;
+	start_parent_writes(&writes);
+	int orphan_started = in_child(orphan_writes);
+	long exits_first_at = sys_clock();
+	start_chains();
+	end_parent_writes(&writes);
+	end_chains();
 	test_edges();
-	test_parent_exits_first();
+	sleep_until(exits_first_at + 4 * TICK); /* passed already: the chains take longer */
+	end_parent_exits_first(orphan_started);
 	test_exec();
 	return tap_done();
 }
