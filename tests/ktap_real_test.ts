@@ -24,15 +24,72 @@ function read(name: string): string {
   return Deno.readTextFileSync(new URL(name, FIXTURES));
 }
 
-/** Serial text → report, in chunks of `chunk` bytes, as the runner reads it. */
+/** Characters encoded at a time by {@link serialChunks}. */
+const BATCH_CHARS = 64 * 1024;
+const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
+const isLowSurrogate = (c: number) => c >= 0xdc00 && c <= 0xdfff;
+
+/**
+ * Hands on the UTF-8 bytes of `text` (an array: its lines joined by `\n`) in chunks
+ * of exactly `chunk` bytes but the last, a multi-byte character split where
+ * a chunk ends, as a serial port delivers them. Encoded a batch at a time
+ * into fresh chunks: no copy of a text of megabytes is made, in UTF-16 or in
+ * UTF-8 (each costs as much as the parsing it feeds).
+ */
+function serialChunks(
+  text: string | readonly string[],
+  chunk: number,
+  push: (bytes: Uint8Array) => void,
+): void {
+  const encoder = new TextEncoder();
+  let out = new Uint8Array(chunk);
+  let used = 0;
+  let batch = "";
+  function flush(): void {
+    const bytes = encoder.encode(batch);
+    batch = "";
+    for (let i = 0; i < bytes.length;) {
+      const n = Math.min(chunk - used, bytes.length - i);
+      out.set(bytes.subarray(i, i + n), used);
+      used += n;
+      i += n;
+      if (used === chunk) {
+        push(out);
+        out = new Uint8Array(chunk);
+        used = 0;
+      }
+    }
+  }
+  const lines = typeof text === "string" ? [text] : text;
+  for (let l = 0; l < lines.length; l++) {
+    const s = lines[l];
+    if (l > 0) batch += "\n";
+    for (let i = 0; i < s.length;) {
+      let end = Math.min(s.length, i + Math.max(1, BATCH_CHARS - batch.length));
+      // Never between the two halves of a surrogate pair: each half alone encodes as U+FFFD.
+      if (
+        end < s.length && isHighSurrogate(s.charCodeAt(end - 1)) &&
+        isLowSurrogate(s.charCodeAt(end))
+      ) {
+        end++;
+      }
+      batch += i === 0 && end === s.length ? s : s.slice(i, end);
+      i = end;
+      if (batch.length >= BATCH_CHARS) flush();
+    }
+  }
+  flush();
+  if (used > 0) push(out.subarray(0, used));
+}
+
+/** Serial text (or its lines) → report, in chunks of `chunk` bytes, as the runner reads it. */
 function ingest(
-  text: string,
+  text: string | readonly string[],
   chunk = 4096,
 ): { report: TapReport; tapSeen: boolean; bytes: number } {
   const tap = new TapIngest();
   const serial = new SerialStream({ onTapLine: (l) => tap.push(l) }, false);
-  const bytes = new TextEncoder().encode(text);
-  for (let i = 0; i < bytes.length; i += chunk) serial.push(bytes.subarray(i, i + chunk));
+  serialChunks(text, chunk, (bytes) => serial.push(bytes));
   serial.end();
   return { report: tap.end(), tapSeen: serial.tapStarted, bytes: serial.byteCount };
 }
@@ -318,13 +375,13 @@ Deno.test("real: nesting 2,000 deep, named or not, closed or cut", () => {
     }
     lines.push(`${"  ".repeat(n + 1)}not ok 1 leaf`);
     const closing = Array.from({ length: n }, (_, i) => `${"  ".repeat(n - 1 - i)}ok 1 l${n - i}`);
-    const { report } = ingest([...lines, ...closing].join("\n"));
+    const { report } = ingest([...lines, ...closing]);
     assert.equal(report.counts.tests, 1);
     assert.equal(report.failures[0].name.split(".").length, n);
     assert.equal(report.failures[0].fullName.endsWith(`l${n}.leaf`), true);
     assert.equal(report.planComplete, true);
     // Cut in the middle: every open level ends, nothing throws.
-    const cut = ingest([...lines, ...closing.slice(0, n / 2)].join("\n")).report;
+    const cut = ingest([...lines, ...closing.slice(0, n / 2)]).report;
     assert.equal(cut.planComplete, false);
     assert.equal(cut.counts.tests, 1);
   }
@@ -353,7 +410,7 @@ Deno.test("real: 200,000 results", () => {
     for (let t = 1; t <= 1000; t++) lines.push(`    ok ${t} t${t}`);
     lines.push(`ok ${s} s${s}`);
   }
-  const { report } = ingest(lines.join("\n") + "\n", 64 * 1024);
+  const { report } = ingest([...lines, ""], 64 * 1024);
   assert.equal(report.counts.tests, 200_000);
   assert.equal(report.counts.pass, 200_000);
   assert.equal(report.planComplete, true);

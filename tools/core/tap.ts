@@ -49,6 +49,8 @@ const MAX_COMMENTS = 1000;
 const MAX_PROBLEMS = 50;
 /** Columns a tab stands for when measuring indentation. */
 const TAB_COLUMNS = 8;
+const SPACE = 0x20;
+const TAB = 0x09;
 
 /** A test's YAML diagnostic block, with the fields the kernel writes pulled out as text. */
 export interface Diagnostic {
@@ -232,9 +234,9 @@ export function planCount(start: number, end: number): number {
 function indentOf(line: string): number {
   let n = 0;
   for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (c === " ") n++;
-    else if (c === "\t") n += TAB_COLUMNS - (n % TAB_COLUMNS);
+    const c = line.charCodeAt(i);
+    if (c === SPACE) n++;
+    else if (c === TAB) n += TAB_COLUMNS - (n % TAB_COLUMNS);
     else break;
   }
   return n;
@@ -490,7 +492,7 @@ export class TapIngest {
     if (this.#stopped) return;
     // Lines from a LineSplitter are cut already (and say so); others are cut here.
     let text = line.length > MAX_LINE_CHARS + 64 ? cutLine(line, line.length) : line;
-    text = printable(text.replace(/\r/g, ""));
+    text = printable(text.includes("\r") ? text.replace(/\r/g, "") : text);
     this.#lines++;
     if (this.#lines === 1) {
       const v = VERSION.exec(text.trim());
