@@ -104,7 +104,20 @@ static void end_parent_writes(struct parent_writes *t)
 
 static int chain_delay[3];
 static long chain_start; /* sys_clock() when the chains were started */
-static volatile long marker;
+
+/*
+ * A page of its own, which the parent writes before a fork and never between
+ * that fork and its check: a child's write that wrongly lands in a frame the
+ * parent still maps then shows in the parent (a parent write in between
+ * would copy the page first and hide it).
+ */
+struct own_page {
+	volatile long v;
+	char rest[4096 - sizeof(long)];
+} __attribute__((aligned(4096)));
+
+static struct own_page marker;      /* the chains' */
+static struct own_page orphan_mark; /* the orphan's */
 
 /* Sleep until the clock reads at least t. */
 static void sleep_until(long t)
@@ -125,13 +138,13 @@ static void sleep_until(long t)
  */
 static __attribute__((noreturn)) void chain(int gen)
 {
-	marker = 1000 + gen;
+	marker.v = 1000 + gen;
 	long child = gen < 2 ? sys_fork() : -1;
 	if (child == 0)
 		chain(gen + 1);
 	sleep_until(chain_start + CHAIN_SETUP + chain_delay[gen] * TICK);
-	int bad = marker != 1000 + gen;
-	marker = -gen; /* a write after the others may have exited: copy or takeover */
+	int bad = marker.v != 1000 + gen;
+	marker.v = -gen; /* a write after the others may have exited: copy or takeover */
 	if (child > 0 && chain_delay[gen + 1] < chain_delay[gen]) {
 		int status = -1;
 		bad |= sys_wait((int)child, &status) != child || status != 0;
@@ -149,6 +162,7 @@ static long chain_pids[6];
  */
 static void start_chains(void)
 {
+	marker.v = 0; /* present, and shared by every fork below */
 	chain_start = sys_clock();
 	for (int i = 0; i < 6; i++) {
 		for (int g = 0; g < 3; g++)
@@ -165,7 +179,7 @@ static void end_chains(void)
 		long pid = chain_pids[i];
 		int status = -1;
 		TAP_EQ(sys_wait((int)pid, &status), pid);
-		tap_ok(status == 0 && marker == 0,
+		tap_ok(status == 0 && marker.v == 0,
 		       "three generations, exit delays %d,%d,%d (x10 ms): each saw its own memory",
 		       orders[i][0], orders[i][1], orders[i][2]);
 	}
@@ -212,8 +226,8 @@ static int orphan_writes(void)
 	long pid = sys_fork();
 	if (pid == 0) {
 		sys_sleep(20 * MS); /* its parent is gone by now */
-		data_var = 9;
-		exit(data_var == 9 ? 0 : 1);
+		orphan_mark.v = 9;
+		exit(orphan_mark.v == 9 ? 0 : 1);
 	}
 	return pid > 0 ? 0 : 1;
 }
@@ -227,7 +241,7 @@ static void end_parent_exits_first(int started)
 {
 	if (!tap_ok(started == 0, "in_child(orphan_writes) == 0"))
 		tap_diag("  got %d, expected 0", started);
-	TAP_EQ(data_var, 1);
+	TAP_EQ(orphan_mark.v, 1);
 }
 
 static int exec_crash(void)
@@ -266,6 +280,7 @@ int main(int argc, char **argv)
 	 */
 	struct parent_writes writes;
 	start_parent_writes(&writes);
+	orphan_mark.v = 1; /* present, and shared by the fork below */
 	int orphan_started = in_child(orphan_writes);
 	long exits_first_at = sys_clock();
 	start_chains();
