@@ -115,3 +115,23 @@ Deno.test("toolcheck: the real CLI stops with the command when tools are missing
     await cleanup();
   }
 });
+
+Deno.test("toolcheck: an image command stops with the command when its tools are missing", async () => {
+  // iso checks grub-mkrescue and xorriso itself, before the build: the same clean error, no stack.
+  const [dir, cleanup] = await tempDir();
+  try {
+    const r = await execa(Deno.execPath(), ["run", "-A", join(ROOT, "tools/cli.ts"), "iso"], {
+      env: { PATH: dir, OUROBOROS_INSTALL: "never", CC: "" },
+      extendEnv: false,
+      reject: false,
+    });
+    assert.equal(r.exitCode, 1);
+    assert.match(
+      r.stderr,
+      /^error: missing grub-mkrescue, xorriso, mformat: installing is turned off/m,
+    );
+    assert.doesNotMatch(r.stderr, /Uncaught/);
+  } finally {
+    await cleanup();
+  }
+});

@@ -36,7 +36,8 @@ async function buildModule(): Promise<typeof import("./build/build.ts")> {
 
 /**
  * The four modules, for a command whose own modules import them anyway
- * (test, debug): any of their errors may come out of it.
+ * (test, debug, iso, pxe): any of their errors may come out of it (the image
+ * commands check their own tools, grub-mkrescue and xorriso, before the build).
  */
 async function kernelModules(): Promise<void> {
   await Promise.all([buildModule(), toolcheck(), configs()]);
@@ -89,14 +90,17 @@ export const DENO_FRONT: FrontEnd = {
       return await parseCommandRun(p);
     },
     iso: async (p) => {
+      await kernelModules();
       const { isoMain } = await import("./app/image.ts");
       return await isoMain(p, checkedBuild);
     },
     pxe: async (p) => {
+      await kernelModules();
       const { pxeMain } = await import("./app/image.ts");
       return await pxeMain(p, checkedBuild);
     },
     "pxe serve": async (p) => {
+      await kernelModules();
       const { serveMain } = await import("./app/image.ts");
       return await serveMain(p, checkedBuild);
     },
