@@ -24,6 +24,7 @@ import process from "node:process";
 import { DEBUG_EXIT } from "../../linker/layout.ts";
 import type { ExitInfo } from "../core/classify.ts";
 import { requestInitrd } from "../host/initrd.ts";
+import { killWithThisProcess } from "../host/child_cleanup.ts";
 import type { BootRequest, Machine, MachineEnd, Target } from "./target.ts";
 
 /** An accelerator QEMU can use. */
@@ -251,6 +252,8 @@ export class QemuTarget implements Target {
       detached: this.#options.detached ?? false,
     });
     const pid = subprocess.pid ?? null;
+    // Not detached: it ends with this process, whatever ends it (a detached one is its owner's).
+    const forget = pid !== null && !this.#options.detached ? killWithThisProcess(pid) : () => {};
     let exited = false;
     const stderr: Uint8Array[] = [];
     subprocess.stderr?.on("data", (chunk: Uint8Array) => stderr.push(chunk));
@@ -259,6 +262,7 @@ export class QemuTarget implements Target {
       const end = (exit: ExitInfo) => {
         if (exited) return;
         exited = true;
+        forget();
         resolve({ exit, stderr: Buffer.concat(stderr).toString("utf8") });
       };
       // A spawn failure (no such binary): `error`, and no exit to wait for.
