@@ -160,7 +160,11 @@ KTEST(cow, no_leak_after_1000_fork_exit_wait)
 	 * A cycle's last count ends by unmapping one leaf page of the count
 	 * window, whose tables stay (cow.c): never a table round, which flushes
 	 * everything and wakes every halted CPU. The few full rounds left are
-	 * other work's (the program's own spawn).
+	 * other work's (the program's own spawn). The kept tables cover the
+	 * leaves of the first ~4 GiB of physical memory: the frames shared here
+	 * lie there on every SMP machine of the matrix (128 MiB); with RAM above
+	 * 4 GiB a leaf of another table could be unmapped, and this bound would
+	 * have to count those rounds.
 	 */
 	KASSERT(t1.full - t0.full < 10);
 	KASSERT_EQ(frames(), free0);
