@@ -96,42 +96,40 @@ Deno.test("toolcheck: a compiler named by CC is the one checked", () => {
   assert.equal(installCommand(["a", "b"], false), "apt-get update && apt-get install -y a b");
 });
 
-Deno.test("toolcheck: the real CLI stops with the command when tools are missing", async () => {
-  // An empty PATH: nothing is found; installing is turned off, as for a user without sudo.
+/**
+ * The real CLI's `command` with an empty PATH (nothing is found) and installing
+ * turned off, as for a user without sudo: its exit status and stderr.
+ */
+async function withoutTools(command: string): Promise<{ exitCode?: number; stderr: string }> {
   const [dir, cleanup] = await tempDir();
   try {
-    const r = await execa(Deno.execPath(), ["run", "-A", join(ROOT, "tools/cli.ts"), "doctor"], {
+    return await execa(Deno.execPath(), ["run", "-A", join(ROOT, "tools/cli.ts"), command], {
       env: { PATH: dir, OUROBOROS_INSTALL: "never", CC: "" },
       extendEnv: false,
       reject: false,
     });
-    assert.equal(r.exitCode, 1);
-    assert.match(
-      r.stderr,
-      /^error: missing qemu-system-x86_64, nasm, gcc, ld, addr2line: installing is turned off/m,
-    );
-    assert.match(r.stderr, /apt-get install -y binutils gcc nasm qemu-system-x86$/m);
   } finally {
     await cleanup();
   }
+}
+
+Deno.test("toolcheck: the real CLI stops with the command when tools are missing", async () => {
+  const r = await withoutTools("doctor");
+  assert.equal(r.exitCode, 1);
+  assert.match(
+    r.stderr,
+    /^error: missing qemu-system-x86_64, nasm, gcc, ld, addr2line: installing is turned off/m,
+  );
+  assert.match(r.stderr, /apt-get install -y binutils gcc nasm qemu-system-x86$/m);
 });
 
 Deno.test("toolcheck: an image command stops with the command when its tools are missing", async () => {
   // iso checks grub-mkrescue and xorriso itself, before the build: the same clean error, no stack.
-  const [dir, cleanup] = await tempDir();
-  try {
-    const r = await execa(Deno.execPath(), ["run", "-A", join(ROOT, "tools/cli.ts"), "iso"], {
-      env: { PATH: dir, OUROBOROS_INSTALL: "never", CC: "" },
-      extendEnv: false,
-      reject: false,
-    });
-    assert.equal(r.exitCode, 1);
-    assert.match(
-      r.stderr,
-      /^error: missing grub-mkrescue, xorriso, mformat: installing is turned off/m,
-    );
-    assert.doesNotMatch(r.stderr, /Uncaught/);
-  } finally {
-    await cleanup();
-  }
+  const r = await withoutTools("iso");
+  assert.equal(r.exitCode, 1);
+  assert.match(
+    r.stderr,
+    /^error: missing grub-mkrescue, xorriso, mformat: installing is turned off/m,
+  );
+  assert.doesNotMatch(r.stderr, /Uncaught/);
 });
