@@ -236,7 +236,6 @@ u32 cow_page_flags(u64 frame, u32 flags)
 	return (flags & VMM_WRITE) && cow_count(frame) > 1 ? flags & ~VMM_WRITE : flags;
 }
 
-/* Create the scratch pages' tables (a store of an empty entry faults them in): 0 or -E_NOMEM. */
 /*
  * Make the window's first PT (the leaves of the first TABLE_ENTRIES *
  * LEAF_FRAMES frames, about 4 GiB of RAM) and its PD, and keep them: the
@@ -253,6 +252,10 @@ static void keep_first_count_tables(void)
 		MUST(vmm_keep_tables(COUNT_BASE, TABLE_ENTRIES * PAGE_SIZE) == 0);
 }
 
+/*
+ * Create the scratch pages' tables (a store of an empty entry faults them in)
+ * and, on boot's call, keep the count window's first tables: 0 or -E_NOMEM.
+ */
 int cow_init(void)
 {
 	/* Every frame's leaf lies inside the window. */

@@ -211,6 +211,26 @@ int new_page_map(pml4_t *out)
 	return err;
 }
 
+/* True when p can be a PML4: a page-aligned frame below the physical limit. */
+static bool pml4_frame_ok(pml4_t p)
+{
+	return p && IS_ALIGNED(p, PAGE_SIZE) && p < paging_phys_limit();
+}
+
+/*
+ * Clear space's user half through window w (its frames freed with
+ * VMM_FREE_FRAMES), invalidating on the CPUs that have space loaded: 0 or
+ * the first error.
+ */
+static int clear_user_half(enum pt_window w, pml4_t space, u32 options)
+{
+	struct tlb_batch b;
+	tlb_batch_begin(&b, space);
+	int err = clear_range(w, 0, USER_END, options, &b);
+	int held = tlb_batch_finish(&b); /* the frames it held: freed now */
+	return err ? err : held;
+}
+
 /* drop_page_map after its argument checks, under the paging lock. */
 static int drop_locked(pml4_t space, u32 options)
 {
@@ -224,11 +244,8 @@ static int drop_locked(pml4_t space, u32 options)
 		other_detach();
 		return -E_INVAL;
 	}
-	struct tlb_batch b;
-	tlb_batch_begin(&b, space); /* loaded nowhere (checked above): reaches nobody */
-	int err = clear_range(WINDOW_OTHER, 0, USER_END, options, &b);
-	int held = tlb_batch_finish(&b); /* the frames it held: freed now */
-	err = err ? err : held;
+	/* Loaded nowhere (checked above): the invalidations reach nobody. */
+	int err = clear_user_half(WINDOW_OTHER, space, options);
 	other_detach();
 	if (!frame_in_image(space)) {
 		int r = pmm_free(space);
@@ -239,8 +256,7 @@ static int drop_locked(pml4_t space, u32 options)
 
 int drop_page_map(pml4_t space, u32 options)
 {
-	if ((options & ~VMM_FREE_FRAMES) || !space || !IS_ALIGNED(space, PAGE_SIZE) ||
-	    space >= paging_phys_limit() || space == current_page_map())
+	if ((options & ~VMM_FREE_FRAMES) || !pml4_frame_ok(space) || space == current_page_map())
 		return -E_INVAL;
 	bool locked = vmm_lock_take();
 	int err = drop_locked(space, options);
@@ -251,11 +267,10 @@ int drop_page_map(pml4_t space, u32 options)
 int drop_current_page_map(pml4_t next, u32 options)
 {
 	pml4_t space = current_page_map();
-	if ((options & ~VMM_FREE_FRAMES) || !next || !IS_ALIGNED(next, PAGE_SIZE) ||
-	    next >= paging_phys_limit() || next == space || frame_in_image(space))
+	if ((options & ~VMM_FREE_FRAMES) || !pml4_frame_ok(next) || next == space ||
+	    frame_in_image(space))
 		return -E_INVAL;
 	bool locked = vmm_lock_take();
-	int err = 0;
 	/* Loaded on another CPU too: not ours to destroy (its mask is this CPU alone). */
 	if (tlb_space_cpus(space) != 1u << this_cpu()->cpu_id) {
 		vmm_lock_drop(locked);
@@ -268,11 +283,7 @@ int drop_current_page_map(pml4_t next, u32 options)
 	 * the window down on every CPU sharing `next` (the kernel's space, on
 	 * every idle or kernel-thread CPU) for an exit.
 	 */
-	struct tlb_batch b;
-	tlb_batch_begin(&b, space);
-	err = clear_range(WINDOW_SELF, 0, USER_END, options, &b);
-	int held = tlb_batch_finish(&b); /* the frames it held: freed now */
-	err = err ? err : held;
+	int err = clear_user_half(WINDOW_SELF, space, options);
 	/* The CR3 load drops what is left of the space here (tables, the PML4's own walk caches). */
 	switch_page_map(next);
 	int r = pmm_free(space);

@@ -150,7 +150,7 @@ static void idle_lock_take(void)
 		__atomic_fetch_or(&lock_sleepers, bit, __ATOMIC_SEQ_CST);
 		/* Released since: the release may have looked at the sleepers before the bit. */
 		if (__atomic_load_n(&sched_lock.locked, __ATOMIC_SEQ_CST))
-			__asm__ volatile("sti; hlt; cli" : : : "memory");
+			wait_for_interrupt();
 		__atomic_fetch_and(&lock_sleepers, ~bit, __ATOMIC_SEQ_CST);
 	}
 }
@@ -371,7 +371,7 @@ static NORETURN void idle_loop(void)
 		}
 		/* Lazy TLB (tlb.c): no shootdown IPIs while halted; a flush on the way out if one was left. */
 		tlb_idle_enter();
-		__asm__ volatile("sti; hlt; cli" : : : "memory");
+		wait_for_interrupt();
 		tlb_idle_exit();
 		idle_lock_take();
 	}

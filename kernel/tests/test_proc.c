@@ -355,10 +355,10 @@ KTEST(timer, periodic_interrupt_and_clock)
 	/* Interrupts on only while halted: each hlt ends with the next interrupt. */
 	u64 t0 = timer_ticks();
 	while (timer_ticks() == t0) /* start on a tick, not inside a period */
-		__asm__ volatile("sti; hlt; cli" : : : "memory");
+		wait_for_interrupt();
 	u64 t1 = timer_ticks(), c0 = clock_ns();
 	while (timer_ticks() - t1 < TICKS)
-		__asm__ volatile("sti; hlt; cli" : : : "memory");
+		wait_for_interrupt();
 	u64 dt = clock_ns() - c0, nominal = TICKS * NS_PER_SEC / TIMER_HZ;
 	ktest_log("%d ticks took %llu us of the TSC clock (nominal %llu us)", TICKS, dt / 1000,
 		  nominal / 1000);
