@@ -53,6 +53,28 @@ async function rewriteKeepingTimes(path: string, text: string): Promise<void> {
   assert.fail("the change time never moved on");
 }
 
+/**
+ * Write `path` (`first`, which also reads it once), then rewrite it
+ * (`rewrite`, its times put back) until the rewrite leaves the file's
+ * identity as it was: a change within one timestamp tick, the case only the
+ * racy rule covers. Fails after 200 tries.
+ */
+async function withinOneTick(
+  path: string,
+  first: () => Promise<void>,
+  rewrite: () => Promise<void>,
+): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    await first();
+    const before = await Deno.stat(path);
+    const id = fileIdentity(path);
+    await rewrite();
+    await Deno.utime(path, before.atime!, before.mtime!);
+    if (fileIdentity(path) === id) return;
+  }
+  assert.fail(`never rewrote ${path} within one timestamp tick`);
+}
+
 Deno.test("input facts: a kept file hash is not used once the file changed (same size and mtime)", async () => {
   const [dir, cleanup] = await tempDir();
   try {
@@ -77,18 +99,15 @@ Deno.test("input facts: a file changed within the timestamp's tick is hashed aga
     // The real clock: the file is younger than RACY_MS, so no fact of it may be kept. Tried
     // until the rewrite leaves the file's identity as it was (within one tick), the case only
     // that rule covers.
-    for (let i = 0; i < 200; i++) {
-      await Deno.writeTextFile(f, "#define B 1\n");
-      assert.equal(await fileHash(f), await sha256Hex("#define B 1\n"));
-      const before = await Deno.stat(f);
-      const id = fileIdentity(f);
-      await Deno.writeTextFile(f, "#define B 2\n");
-      await Deno.utime(f, before.atime!, before.mtime!);
-      if (fileIdentity(f) !== id) continue;
-      assert.equal(await fileHash(f), await sha256Hex("#define B 2\n"));
-      return;
-    }
-    assert.fail("never rewrote the file within one timestamp tick");
+    await withinOneTick(
+      f,
+      async () => {
+        await Deno.writeTextFile(f, "#define B 1\n");
+        assert.equal(await fileHash(f), await sha256Hex("#define B 1\n"));
+      },
+      () => Deno.writeTextFile(f, "#define B 2\n"),
+    );
+    assert.equal(await fileHash(f), await sha256Hex("#define B 2\n"));
   } finally {
     await cleanup();
   }
@@ -239,19 +258,16 @@ Deno.test("input facts: a tool changed within the timestamp's tick is asked agai
     const tool = join(dir, "tool");
     const script = (v: string) => `#!/bin/sh\necho "tool ${v}"\n`;
     // The real clock, as for files: a tool younger than RACY_MS is asked every time.
-    for (let i = 0; i < 200; i++) {
-      await Deno.writeTextFile(tool, script("1"));
-      await Deno.chmod(tool, 0o755);
-      assert.equal(await toolIdentity(tool), `${tool}: tool 1`);
-      const before = await Deno.stat(tool);
-      const id = fileIdentity(tool);
-      await Deno.writeTextFile(tool, script("2"));
-      await Deno.utime(tool, before.atime!, before.mtime!);
-      if (fileIdentity(tool) !== id) continue;
-      assert.equal(await toolIdentity(tool), `${tool}: tool 2`);
-      return;
-    }
-    assert.fail("never rewrote the tool within one timestamp tick");
+    await withinOneTick(
+      tool,
+      async () => {
+        await Deno.writeTextFile(tool, script("1"));
+        await Deno.chmod(tool, 0o755);
+        assert.equal(await toolIdentity(tool), `${tool}: tool 1`);
+      },
+      () => Deno.writeTextFile(tool, script("2")),
+    );
+    assert.equal(await toolIdentity(tool), `${tool}: tool 2`);
   } finally {
     await cleanup();
   }

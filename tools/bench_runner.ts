@@ -12,7 +12,7 @@
 import { ConsoleReporter } from "./app/console.ts";
 import { toJunit } from "./core/junit.ts";
 import { bytesSource, LogTarget } from "./machines/log_target.ts";
-import { attemptInput } from "./run/matrix.ts";
+import { attemptInput } from "./run/attempt.ts";
 import { mergeAttempts, REPORT_SCHEMA, summarize } from "./core/record.ts";
 import { runOnTarget } from "./run/run.ts";
 import { ROOT } from "./paths.ts";

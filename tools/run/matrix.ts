@@ -35,7 +35,6 @@ import {
 import { type Deadlines, resolveDeadlines, runOnTarget, type RunResult } from "./run.ts";
 import { attemptInput } from "./attempt.ts";
 
-export { attemptInput };
 import type { TapEvent } from "../core/tap.ts";
 import type { Target } from "../machines/target.ts";
 import {
