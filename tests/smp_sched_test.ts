@@ -55,6 +55,21 @@ const runs = CPUS.reduce<Promise<RunResult>[]>((acc, n) => {
 const maxRun = runs[runs.length - 1].catch(() => null).then(bootMax);
 for (const r of [...runs, maxRun]) r.catch(() => {});
 
+/** The run's verdict and, for each failed test, its lines since its RUN line (at most 40): why it failed. */
+function why(r: RunResult): string {
+  const out = [r.classification.message];
+  let test: string[] | null = null;
+  for (const line of r.serial.raw.split(/\r?\n/)) {
+    if (/^\s*# RUN /.test(line)) test = [];
+    test?.push(line);
+    if (test && /^\s*(not )?ok \d+ - /.test(line)) {
+      if (line.trimStart().startsWith("not ok")) out.push(...test.slice(-40));
+      test = null;
+    }
+  }
+  return out.join("\n");
+}
+
 /** The lines between "# Subtest: sched_smp" and the suite's result. */
 function subtestLines(raw: string): string[] {
   const lines = raw.split(/\r?\n/);
@@ -68,7 +83,7 @@ function subtestLines(raw: string): string[] {
 CPUS.forEach((cpus, i) => {
   Deno.test(`smp sched: ${cpus} CPUs: sched_smp passes, console lines stay whole`, async () => {
     const r = await runs[i];
-    assert.equal(r.classification.kind, "pass", r.classification.message);
+    assert.equal(r.classification.kind, "pass", why(r));
     const lines = subtestLines(r.serial.raw);
     for (const line of lines) assert.match(line, SUBTEST_LINE, "a line that is not TAP");
     const consoleLines = lines.filter((l) => l.includes("# console:"));
@@ -102,7 +117,7 @@ CPUS.forEach((cpus, i) => {
 
 Deno.test("smp sched: the AP runs with SMEP and SMAP on, as CPU 0 (-cpu max, 2 CPUs)", async () => {
   const r = await maxRun;
-  assert.equal(r.classification.kind, "pass", r.classification.message);
+  assert.equal(r.classification.kind, "pass", why(r));
   assert.match(r.serial.raw, /# CPU 0: SMEP on, SMAP on/);
   assert.match(r.serial.raw, /ok \d+ - aps_have_smep_smap_as_cpu0\n/);
   assert.match(r.serial.raw, /ok \d+ - user_processes_migrate_intact\n/);
