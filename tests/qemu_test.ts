@@ -154,7 +154,8 @@ Deno.test("run: a bad -machine → qemu-failed with QEMU's stderr", async () => 
 
 /**
  * A fake QEMU: "boots" the -kernel file by printing it, then does what
- * -append says (after writing its pid next to itself): exit=N, hang (until signalled), stubborn (ignores SIGTERM),
+ * -append says (after writing its pid next to itself): exit=N, hang (until signalled), stubborn (ignores SIGTERM
+ * from the start),
  * chatty (prints forever).
  */
 const FAKE_QEMU = `#!/bin/sh
@@ -168,14 +169,27 @@ while [ $# -gt 0 ]; do
   shift
 done
 echo $$ > "$(dirname "$0")/pid"
+# Before the output: a SIGTERM after the first line must find it ignoring.
+[ "$append" = stubborn ] && trap '' TERM
 cat "$kernel"
 case "$append" in
   exit=*) exit "\${append#exit=}" ;;
-  hang) exec sleep 60 ;;
-  stubborn) trap '' TERM; exec sleep 60 ;;
+  hang|stubborn) exec sleep 60 ;;
   chatty) while :; do echo "# still here"; sleep 0.05; done ;;
 esac
 `;
+
+/**
+ * Well under the fake's 60 s sleep, so a run this short was ended by the
+ * runner; generous, so a loaded host does not fail it.
+ */
+const SLEEP_BOUND_MS = 30_000;
+/**
+ * The chatty run's deadline, counted from the spawn: long enough for the
+ * shell to print its first TAP line on a loaded host (before that, the
+ * verdict would be a boot failure, not the run deadline).
+ */
+const CHATTY_RUN_MS = 2_500;
 
 async function fakeQemu(dir: string): Promise<string> {
   const path = join(dir, "fake-qemu");
@@ -236,7 +250,7 @@ Deno.test("run (fake QEMU): silence → SIGTERM, hang naming the running test", 
     assert.equal(r.classification.test, "layout.selfmap");
     assert.deepEqual(r.timeout, { deadline: "silence", ms: 500 });
     assert.deepEqual(r.exit, { kind: "signaled", signal: "SIGTERM" });
-    assert.ok(r.durationMs < 4_000, `took ${r.durationMs} ms`);
+    assert.ok(r.durationMs < SLEEP_BOUND_MS, `took ${r.durationMs} ms`);
     assertGone(r.pid);
     assert.deepEqual(
       await Deno.readFile(log),
@@ -257,7 +271,7 @@ Deno.test("run (fake QEMU): SIGTERM ignored → SIGKILL after the grace time", a
     });
     assert.equal(r.classification.kind, "hang");
     assert.deepEqual(r.exit, { kind: "signaled", signal: "SIGKILL" });
-    assert.ok(r.durationMs < 5_000, `took ${r.durationMs} ms`);
+    assert.ok(r.durationMs < SLEEP_BOUND_MS, `took ${r.durationMs} ms`);
     assertGone(r.pid);
   });
 });
@@ -269,14 +283,16 @@ Deno.test("run (fake QEMU): endless output → the run deadline, a hang", async 
       append: "chatty",
       qemu: await fakeQemu(dir),
       accel: "tcg",
-      silenceTimeoutMs: 5_000,
-      runTimeoutMs: 800,
+      silenceTimeoutMs: 20_000,
+      runTimeoutMs: CHATTY_RUN_MS,
     });
-    assert.equal(r.classification.kind, "hang");
-    assert.deepEqual(r.timeout, { deadline: "run", ms: 800 });
+    assert.equal(r.classification.kind, "hang", r.classification.message);
+    assert.deepEqual(r.timeout, { deadline: "run", ms: CHATTY_RUN_MS });
     assert.match(
       r.classification.message,
-      /the run deadline \(800 ms for the whole run\) passed while running layout\.selfmap/,
+      new RegExp(
+        `the run deadline \\(${CHATTY_RUN_MS} ms for the whole run\\) passed while running layout\\.selfmap`,
+      ),
     );
     assert.ok(r.report.comments.includes("# still here"));
   });

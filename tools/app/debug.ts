@@ -25,8 +25,8 @@ import { commandSpec, parseCommand, stringOption, UsageError, usageLine } from "
 
 const USAGE = usageLine(commandSpec("deno", "debug")!, "deno task");
 
-/** How long QEMU may take to open its gdb stub. */
-const STUB_WAIT_MS = 10_000;
+/** How long QEMU may take to open its gdb stub (generous: QEMU starts slowly on a loaded host). */
+const STUB_WAIT_MS = 30_000;
 /** Hardware breakpoints the x86 debug registers give (DR0-DR3). */
 const HW_BREAKPOINTS = 4;
 
