@@ -295,6 +295,9 @@ KTEST(proc, kill_in_every_state)
 	KASSERT_EQ(proc_count(), 1);
 }
 
+/* A line every CYCLES_LOG cycles of the long loops: never silent long enough for the runner. */
+#define CYCLES_LOG 250
+
 KTEST(proc, no_leak_after_1000_spawns)
 {
 	u64 free0 = frames();
@@ -302,6 +305,8 @@ KTEST(proc, no_leak_after_1000_spawns)
 		struct exit_info x;
 		KASSERT_EQ(run(blob_exit42, blob_exit42_end, "cycle", &x), 0);
 		KASSERT_EQ(x.status, 42);
+		if ((i + 1) % CYCLES_LOG == 0)
+			ktest_log("%d processes spawned and reaped", i + 1);
 	}
 	KASSERT_EQ(frames(), free0);
 	KASSERT_EQ(proc_count(), 1);
@@ -395,6 +400,8 @@ KTEST(proc, elf_spawn_1000_cycles_no_leak)
 		KASSERT_EQ(proc_wait(pid, &x), pid);
 		KASSERT(!x.killed);
 		KASSERT_EQ(x.status, 0);
+		if ((i + 1) % CYCLES_LOG == 0)
+			ktest_log("%d runs of bin/true spawned and reaped", i + 1);
 	}
 	KASSERT_EQ(frames(), free0);
 	KASSERT_EQ(proc_count(), 1);
