@@ -104,7 +104,8 @@ static int run_logging(const u8 *b, const u8 *e, struct exit_info *x)
 		if (clock_ns() - start < s * NS_PER_SEC)
 			continue;
 		ktest_log("process %d still runs after %llu s", pid, s);
-		if (s++ == RUN_DEADLINE_S && proc_kill(p, "still running at the test's deadline") != 0)
+		if (s++ == RUN_DEADLINE_S &&
+		    proc_kill(p, "still running at the test's deadline") != 0)
 			break; /* ended meanwhile */
 	}
 	return proc_wait(pid, x) == pid ? 0 : -E_CHILD;

@@ -288,8 +288,8 @@ static int record_cpus(void *arg)
 			if (s == RECORD_DEADLINE_S)
 				return 0;
 			if (w->logs)
-				ktest_log("after %llu s: CPUs mask 0x%x seen, %llu rounds here", s, seen,
-					  w->rounds);
+				ktest_log("after %llu s: CPUs mask 0x%x seen, %llu rounds here",
+					  s, seen, w->rounds);
 			s++;
 		}
 		w->rounds++;

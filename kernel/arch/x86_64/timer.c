@@ -56,16 +56,15 @@
 #define PIT_CMD_CH0_MODE2 0x34
 #define PIT_CMD_LATCH_CH0 0x00
 #define PIT_HZ 1193182ULL
-/* The PIT count's period: 16 bits, reload 0. */
-#define PIT_WRAP_TICKS 65536ULL
 /* 2 ms of PIT ticks a window: CAL_SAMPLES of them cost what one 10 ms window did. */
 #define CALIBRATION_PIT_TICKS (PIT_HZ / 500)
 /* A window's start or end lies between two PIT reads at most this far apart (0.4 % each). */
 #define CAL_EDGE_MAX_TICKS (CALIBRATION_PIT_TICKS / 128)
 /*
  * A window is thrown away when one span between two reads takes more than
- * 1/CAL_GAP_SHARE of it: a missed wrap needs a span of 55 ms, 27 windows'
- * worth, so it cannot hide unless CAL_GAP_SHARE of them do.
+ * 1/CAL_GAP_SHARE of it. A wrap is missed only across a span of 55 ms or
+ * more (27 windows): a window with fewer than CAL_GAP_SHARE such spans has
+ * one over that share. Shorter stalls throw a good window away, at no risk.
  */
 #define CAL_GAP_SHARE 4
 /* Good windows wanted (the median is kept), and windows tried before giving up. */
@@ -149,7 +148,7 @@ static enum cal_verdict cal_window(struct cal_window *w)
 	u64 gap = read_gap(&a, &b), elapsed = 0;
 	while (elapsed < CALIBRATION_PIT_TICKS) {
 		c = pit_read_stamped();
-		elapsed += (u16)(prev.count - c.count); /* counts down, mod 2^16: see CAL_GAP_SHARE */
+		elapsed += (u16)(prev.count - c.count); /* counts down; mod 2^16 (CAL_GAP_SHARE) */
 		if (read_gap(&prev, &c) > gap)
 			gap = read_gap(&prev, &c);
 		prev = c;
@@ -170,7 +169,7 @@ static enum cal_verdict cal_window(struct cal_window *w)
 	return CAL_GOOD;
 }
 
-/* Set lapic_hz and tsc_hz from the median of CAL_SAMPLES good windows (fewer after CAL_MAX_TRIES). */
+/* Set lapic_hz and tsc_hz: the median of CAL_SAMPLES good windows (or fewer: CAL_MAX_TRIES). */
 static void calibrate(void)
 {
 	outb(PIT_CMD, PIT_CMD_CH0_MODE2);
@@ -198,13 +197,14 @@ static void calibrate(void)
 	}
 	if (n_good == 0)
 		panic("timer: no undisturbed calibration window in %u tries (%u with a start or end "
-		      "not between two close PIT reads, %u with a stall that could hide a PIT wrap)",
+		      "not between two close PIT reads, %u with a stall over a quarter of the window, "
+		      "where a PIT wrap could hide)",
 		      tries, wide, stalled);
 	lapic_hz = good[(n_good - 1) / 2].lapic_hz;
 	tsc_hz = good[(n_good - 1) / 2].tsc_hz;
 	if (n_good < tries)
 		kprintf("# timer: calibration kept %u of %u windows (%u with a wide edge, %u with a "
-			"stall that could hide a PIT wrap)\n",
+			"stall over a quarter of the window)\n",
 			n_good, tries, wide, stalled);
 	if (lapic_hz < TIMER_HZ || tsc_hz == 0)
 		panic("timer: calibration failed (LAPIC %llu Hz, TSC %llu Hz)", lapic_hz, tsc_hz);
