@@ -67,9 +67,12 @@
  * one over that share. Shorter stalls throw a good window away, at no risk.
  */
 #define CAL_GAP_SHARE 4
-/* Good windows wanted (the median is kept), and windows tried before giving up. */
+/*
+ * Good windows wanted (the median is kept), and windows tried before giving
+ * up: a host so loaded that most windows see a stall still gives a few.
+ */
 #define CAL_SAMPLES 5
-#define CAL_MAX_TRIES 24
+#define CAL_MAX_TRIES 64
 /* Reads of a counter that does not move before we decide there is no PIT. */
 #define PIT_STUCK_READS 100000
 
