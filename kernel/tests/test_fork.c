@@ -80,6 +80,63 @@ static int run(const u8 *b, const u8 *e, struct exit_info *x)
 	return proc_wait(pid, x) == pid ? 0 : -E_CHILD;
 }
 
+/*
+ * How long a watch logs: a long program (1,000 forks) takes seconds under
+ * TCG, and the runner takes a silent boot for a hung one. Past this a hang
+ * goes silent again, and the runner names the test.
+ */
+#define WATCH_LOG_S 60
+
+/* A kernel thread's watch over a program the test waits for. */
+struct watch {
+	int pid;
+	bool done; /* the test has reaped it */
+};
+
+/* A line each second of the guest clock until the test has reaped it, for WATCH_LOG_S at most. */
+static int watch_fn(void *arg)
+{
+	struct watch *w = arg;
+	for (u64 s = 1; s <= WATCH_LOG_S; s++) {
+		sched_sleep_ns(NS_PER_SEC);
+		if (__atomic_load_n(&w->done, __ATOMIC_ACQUIRE))
+			break;
+		ktest_log("process %d still runs after %llu s", w->pid, s);
+	}
+	return 0;
+}
+
+/* End a watch whose program is reaped: wake it from its sleep, reap it. */
+static void watch_end(struct watch *w, int watcher)
+{
+	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
+	struct proc *p = proc_by_pid(watcher);
+	while (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) != PROC_ZOMBIE && !sched_end_sleep(p))
+		blob_wait_step(); /* it is logging: it sleeps again in a moment */
+	struct exit_info x;
+	if (proc_wait(watcher, &x) != watcher)
+		ktest_log("the watch thread %d was not reaped", watcher);
+}
+
+/*
+ * run(), with a watch thread's line each second while the test waits in
+ * proc_wait as run() does (the watch wakes once a second: the program runs
+ * as it would unwatched).
+ */
+static int run_watched(const u8 *b, const u8 *e, struct exit_info *x)
+{
+	int pid = proc_spawn_blob(b, (u64)(e - b), USER_PROGRAM_BASE, USER_STACK_TOP, STACK_PAGES,
+				  "forker");
+	if (pid < 0)
+		return pid;
+	struct watch w = {.pid = pid};
+	int watcher = kthread_create("watch", watch_fn, &w);
+	int got = proc_wait(pid, x);
+	if (watcher > 0)
+		watch_end(&w, watcher);
+	return got == pid ? 0 : -E_CHILD;
+}
+
 /* Nothing shared, nothing reserved: what every test ends with. */
 static bool cow_idle(void)
 {
@@ -147,7 +204,7 @@ KTEST(cow, no_leak_after_1000_fork_exit_wait)
 	struct tlb_stats t0, t1;
 	tlb_get_stats(&t0);
 	u64 kicks0 = sched_kicks();
-	KASSERT_EQ(run(blob_fork_cycles, blob_fork_cycles_end, &x), 0);
+	KASSERT_EQ(run_watched(blob_fork_cycles, blob_fork_cycles_end, &x), 0);
 	tlb_get_stats(&t1);
 	/* What cross-CPU work 1,000 cycles cost (the figures of the SMP section in README). */
 	ktest_log("%llu shootdown rounds (%llu flushing everything), %llu IPIs, %llu idle CPUs left "

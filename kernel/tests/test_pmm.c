@@ -299,6 +299,9 @@ static u64 runs_pop(struct runs *rs)
 	return frame;
 }
 
+/* A line every EXHAUST_LOG_FRAMES (1 GiB) taken or given back: seconds each under TCG. */
+#define EXHAUST_LOG_FRAMES (1ULL << 18)
+
 /* Take every frame, recording it; returns how many, or stops early when a list is full. */
 static u64 take_everything(bool *recorded_all)
 {
@@ -313,14 +316,15 @@ static u64 take_everything(bool *recorded_all)
 		if (!*recorded_all || pmm_alloc(&f) != 0)
 			return taken;
 		runs_add(rs, f);
-		taken++;
+		if (++taken % EXHAUST_LOG_FRAMES == 0)
+			ktest_log("%llu frames taken so far", taken);
 	}
 }
 
 /* Free all recorded frames in reverse order of taking; returns how many frees failed. */
 static u64 give_everything_back(void)
 {
-	u64 failed = 0;
+	u64 failed = 0, given = 0;
 	struct pmm_stack_info info;
 	while (entry_runs.n + page_runs.n > 0) {
 		pmm_get_stack_info(&info);
@@ -331,6 +335,8 @@ static u64 give_everything_back(void)
 			rs = rs == &page_runs ? &entry_runs : &page_runs;
 		}
 		failed += pmm_free(runs_pop(rs)) != 0;
+		if (++given % EXHAUST_LOG_FRAMES == 0)
+			ktest_log("%llu frames given back so far", given);
 	}
 	return failed;
 }

@@ -89,6 +89,10 @@ BLOB(blob_migrate,
 
 /* The forker's children and the sum of their exit statuses (child i exits with i + 1). */
 #define FORK_CHILDREN 6
+/* fork_exit_wait_on_every_cpu: rounds run always, then until 2 CPUs took part, at most. */
+#define FORK_ROUNDS_MIN 3
+#define FORK_ROUNDS_MAX 30
+#define FORK_DEADLINE_NS (20000 * NS_PER_MS)
 #define FORK_STATUS_SUM (FORK_CHILDREN * (FORK_CHILDREN + 1) / 2)
 
 /*
@@ -251,20 +255,25 @@ struct where {
 	u32 cpus;       /* bit c: it found itself on CPU c */
 	u64 rounds;
 	u64 bad_stack;  /* its rsp outside its own kernel stack */
+	bool logs;      /* the one thread that logs while waiting */
 };
 
 /* The CPUs any of the threads found itself on. */
 static u32 seen_by_all;
 
+/* How long record_cpus waits for every CPU: a bound for a hang, far beyond a slow host. */
+#define RECORD_DEADLINE_S 20
+
 /*
  * Yield until every CPU ran one of the threads and this one made 20 rounds
- * (progress, not time: a host may run a virtual CPU late), or 10 s passed.
+ * (progress, not time: a host may run a virtual CPU late), or
+ * RECORD_DEADLINE_S passed; the first thread logs each second of the wait.
  */
 static int record_cpus(void *arg)
 {
 	struct where *w = arg;
 	struct proc *me = sched_current();
-	u64 end = clock_ns() + 10000 * NS_PER_MS;
+	u64 start = clock_ns(), s = 1;
 	for (;;) {
 		u64 rsp;
 		__asm__ volatile("mov %%rsp, %0" : "=r"(rsp));
@@ -273,8 +282,16 @@ static int record_cpus(void *arg)
 		w->cpus |= 1u << this_cpu()->cpu_id;
 		u32 seen = __atomic_or_fetch(&seen_by_all, 1u << this_cpu()->cpu_id,
 					     __ATOMIC_RELAXED);
-		if ((seen == sched_all_cpus() && w->rounds >= 20) || clock_ns() >= end)
+		if (seen == sched_all_cpus() && w->rounds >= 20)
 			return 0;
+		if (clock_ns() - start >= s * NS_PER_SEC) {
+			if (s == RECORD_DEADLINE_S)
+				return 0;
+			if (w->logs)
+				ktest_log("after %llu s: CPUs mask 0x%x seen, %llu rounds here",
+					  s, seen, w->rounds);
+			s++;
+		}
 		w->rounds++;
 		/* Some work between switches, as a thread does (the lock is not always taken). */
 		for (volatile int i = 0; i < 2000; i++)
@@ -291,6 +308,7 @@ KTEST(sched_smp, kthreads_run_on_every_cpu)
 	struct where w[2 * MAX_CPUS];
 	int pids[2 * MAX_CPUS];
 	memset(w, 0, sizeof(w));
+	w[0].logs = true;
 	seen_by_all = 0;
 	u64 free0 = frames();
 	int procs0 = proc_count();
@@ -397,7 +415,10 @@ KTEST(sched_smp, fork_exit_wait_on_every_cpu)
 	u64 free0 = frames();
 	int procs0 = proc_count();
 	u32 old = sched_set_spawn_cpus(sched_all_cpus()), seen_all = 0;
-	for (int round = 0; round < 3; round++) {
+	u64 end = clock_ns() + FORK_DEADLINE_NS;
+	for (int round = 0; round < FORK_ROUNDS_MIN ||
+			    (popcount(seen_all) < 2 && round < FORK_ROUNDS_MAX && clock_ns() < end);
+	     round++) {
 		for (u32 i = 0; i < n; i++)
 			pids[i] = proc_spawn_blob(blob_forker,
 						  (u64)(blob_forker_end - blob_forker), CODE_VA,
@@ -427,10 +448,11 @@ KTEST(sched_smp, fork_exit_wait_on_every_cpu)
 	}
 	sched_set_spawn_cpus(old);
 	/*
-	 * Over the three rounds, not in each: a round can end before a halted
-	 * vCPU on a loaded host answers its wakeup (seen once on smp2: mask 0x1
-	 * in round 1, 0x3 in round 0), and idle CPUs are no longer woken by
-	 * shootdowns (lazy TLB).
+	 * Over all rounds, not in each: a round can end before a halted vCPU on
+	 * a loaded host answers its wakeup (seen once on smp2: mask 0x1 in round
+	 * 1, 0x3 in round 0), and idle CPUs are no longer woken by shootdowns
+	 * (lazy TLB). More rounds run until a second CPU took part, up to
+	 * FORK_ROUNDS_MAX or FORK_DEADLINE_NS.
 	 */
 	KASSERT(popcount(seen_all) >= 2);
 	KASSERT_EQ(frames(), free0);

@@ -68,6 +68,8 @@ KTEST(selfpage, exit_gives_held_frames_back)
 		KASSERT_EQ(run_child("hold", &x), 0);
 		KASSERT(!x.killed);
 		KASSERT_EQ(x.status, 0);
+		if ((i + 1) % 5 == 0) /* a line for the runner now and then */
+			ktest_log("%d children held frames and exited", i + 1);
 	}
 	KASSERT_EQ(selfpage_holdings(), held0);
 	KASSERT_EQ(free_frames(), free0);

@@ -937,6 +937,7 @@ static void pmm_cpu0(struct pmm_run *p, u64 *dups)
 	u64 seed = 0xC0FFEE, n = 0, *held = p->held[0];
 	barrier(&p->start, smp_cpu_count());
 	for (u32 r = 0; r < p->rounds && !failed.what; r++) {
+		progress(r);
 		u64 want = rnd(&seed) % PMM_HOLD;
 		while (n < want && pmm_alloc(&held[n]) == 0)
 			n++;
@@ -1053,6 +1054,8 @@ static void space_worker(u32 c, void *ctx)
 	u64 va = tslot(TSLOT_TLB) + (u64)c * PAGE_SIZE, pa;
 	barrier(&r->start, smp_cpu_count());
 	for (u32 i = 0; i < SPACE_ROUNDS && !failed.what; i++) {
+		if (c == 0)
+			progress(i);
 		pml4_t mine, copy;
 		int err = new_page_map(&mine);
 		if (err) {

@@ -4,6 +4,15 @@
  * PIT (8254: 1.193182 MHz on every PC, microvm included): channel 0 counts
  * down in mode 2 and is read back with a latch command while the LAPIC count
  * and the TSC run for CALIBRATION_PIT_TICKS.
+ *
+ * The PIT's 16-bit count wraps every 55 ms, and a virtual CPU can stand
+ * still longer than that on a loaded host while the PIT, the LAPIC and the
+ * TSC (all host time under TCG) run on: a wrap missed between two reads
+ * makes both rates look several times too high, and every deadline of the
+ * guest wrong. So each PIT read is stamped with the TSC on both sides, a
+ * window is thrown away when two reads lie so far apart that a wrap could
+ * hide between them, or when its start or end was not caught between two
+ * close PIT reads, and the median of CAL_SAMPLES good windows is kept.
  */
 #include <cpu.h>
 #include <io.h>
@@ -47,8 +56,23 @@
 #define PIT_CMD_CH0_MODE2 0x34
 #define PIT_CMD_LATCH_CH0 0x00
 #define PIT_HZ 1193182ULL
-/* 10 ms of PIT ticks: long enough for a percent of precision under TCG. */
-#define CALIBRATION_PIT_TICKS (PIT_HZ / 100)
+/* 2 ms of PIT ticks a window: CAL_SAMPLES of them cost what one 10 ms window did. */
+#define CALIBRATION_PIT_TICKS (PIT_HZ / 500)
+/* A window's start or end lies between two PIT reads at most this far apart (0.4 % each). */
+#define CAL_EDGE_MAX_TICKS (CALIBRATION_PIT_TICKS / 128)
+/*
+ * A window is thrown away when one span between two reads takes more than
+ * 1/CAL_GAP_SHARE of it. A wrap is missed only across a span of 55 ms or
+ * more (27 windows): a window with fewer than CAL_GAP_SHARE such spans has
+ * one over that share. Shorter stalls throw a good window away, at no risk.
+ */
+#define CAL_GAP_SHARE 4
+/*
+ * Good windows wanted (the median is kept), and windows tried before giving
+ * up: a host so loaded that most windows see a stall still gives a few.
+ */
+#define CAL_SAMPLES 5
+#define CAL_MAX_TRIES 64
 /* Reads of a counter that does not move before we decide there is no PIT. */
 #define PIT_STUCK_READS 100000
 
@@ -81,30 +105,110 @@ static u16 pit_read(void)
 	return (u16)(lo | (hi << 8));
 }
 
-/* Count LAPIC and TSC ticks over CALIBRATION_PIT_TICKS of the PIT. */
+/* One PIT read and the TSC just before and just after it. */
+struct pit_stamp {
+	u16 count;
+	u64 before, after;
+};
+
+static struct pit_stamp pit_read_stamped(void)
+{
+	struct pit_stamp s;
+	s.before = rdtsc();
+	s.count = pit_read();
+	s.after = rdtsc();
+	return s;
+}
+
+/* What one calibration window measured. */
+struct cal_window {
+	u64 lapic_hz, tsc_hz;
+};
+
+/* How a window went: only CAL_GOOD ones count. */
+enum cal_verdict { CAL_GOOD, CAL_WIDE_EDGE, CAL_STALLED };
+
+/* The TSC span of reads a, b (a first): at least the time between them. */
+static u64 read_gap(const struct pit_stamp *a, const struct pit_stamp *b)
+{
+	return b->after - a->before;
+}
+
+/*
+ * Measure one window into *w (only a CAL_GOOD one is filled in): the LAPIC
+ * count starts between reads a and b and is read between c and d, pairs at
+ * most CAL_EDGE_MAX_TICKS apart, each edge taken at its pair's middle
+ * (ticks2 counts half PIT ticks); no span between two reads may hide a wrap.
+ */
+static enum cal_verdict cal_window(struct cal_window *w)
+{
+	lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
+	lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | VEC_TIMER);
+	struct pit_stamp a = pit_read_stamped();
+	lapic_write(LAPIC_TIMER_INIT, LAPIC_COUNT_MAX);
+	u64 t0 = rdtsc();
+	struct pit_stamp b = pit_read_stamped(), prev = b, c = b;
+	u64 gap = read_gap(&a, &b), elapsed = 0;
+	while (elapsed < CALIBRATION_PIT_TICKS) {
+		c = pit_read_stamped();
+		elapsed += (u16)(prev.count - c.count); /* counts down; mod 2^16 (CAL_GAP_SHARE) */
+		if (read_gap(&prev, &c) > gap)
+			gap = read_gap(&prev, &c);
+		prev = c;
+	}
+	u64 lapic_counts = LAPIC_COUNT_MAX - lapic_read(LAPIC_TIMER_CURRENT);
+	u64 t1 = rdtsc();
+	struct pit_stamp d = pit_read_stamped();
+	if (read_gap(&c, &d) > gap)
+		gap = read_gap(&c, &d);
+	u64 start_ticks = (u16)(a.count - b.count), end_ticks = (u16)(c.count - d.count);
+	if (start_ticks > CAL_EDGE_MAX_TICKS || end_ticks > CAL_EDGE_MAX_TICKS)
+		return CAL_WIDE_EDGE;
+	if (gap > read_gap(&a, &d) / CAL_GAP_SHARE)
+		return CAL_STALLED;
+	u64 ticks2 = 2 * elapsed + start_ticks + end_ticks;
+	w->lapic_hz = lapic_counts * 2 * PIT_HZ / ticks2;
+	w->tsc_hz = (t1 - t0) * 2 * PIT_HZ / ticks2;
+	return CAL_GOOD;
+}
+
+/* Set lapic_hz and tsc_hz: the median of CAL_SAMPLES good windows (or fewer: CAL_MAX_TRIES). */
 static void calibrate(void)
 {
 	outb(PIT_CMD, PIT_CMD_CH0_MODE2);
 	outb(PIT_CH0, 0); /* reload 0 = 65536 */
 	outb(PIT_CH0, 0);
-	u16 prev = pit_read();
-	for (u64 n = 0; pit_read() == prev; n++)
+	u16 first = pit_read();
+	for (u64 n = 0; pit_read() == first; n++)
 		if (n > PIT_STUCK_READS)
 			panic("timer: the PIT does not count: nothing to calibrate the LAPIC timer with");
-	prev = pit_read();
-	lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
-	lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | VEC_TIMER);
-	lapic_write(LAPIC_TIMER_INIT, LAPIC_COUNT_MAX);
-	u64 t0 = rdtsc(), elapsed = 0;
-	while (elapsed < CALIBRATION_PIT_TICKS) {
-		u16 now = pit_read();
-		elapsed += (u16)(prev - now); /* counts down; mod 2^16 covers one wrap */
-		prev = now;
+	/* good[0, n_good): by TSC rate (a window's LAPIC rate goes with it). */
+	struct cal_window good[CAL_SAMPLES], w;
+	u32 n_good = 0, tries = 0, wide = 0, stalled = 0;
+	/* TCG translates the window's code during the first one: its end comes late. Not counted. */
+	(void)cal_window(&w);
+	for (; tries < CAL_MAX_TRIES && n_good < CAL_SAMPLES; tries++) {
+		enum cal_verdict v = cal_window(&w);
+		wide += v == CAL_WIDE_EDGE;
+		stalled += v == CAL_STALLED;
+		if (v != CAL_GOOD)
+			continue;
+		u32 j = n_good++;
+		for (; j > 0 && good[j - 1].tsc_hz > w.tsc_hz; j--)
+			good[j] = good[j - 1];
+		good[j] = w;
 	}
-	u64 lapic_counts = LAPIC_COUNT_MAX - lapic_read(LAPIC_TIMER_CURRENT);
-	u64 tsc_counts = rdtsc() - t0;
-	lapic_hz = lapic_counts * PIT_HZ / elapsed;
-	tsc_hz = tsc_counts * PIT_HZ / elapsed;
+	if (n_good == 0)
+		panic("timer: no undisturbed calibration window in %u tries (%u with a start or end "
+		      "not between two close PIT reads, %u with a stall over a quarter of the window, "
+		      "where a PIT wrap could hide)",
+		      tries, wide, stalled);
+	lapic_hz = good[(n_good - 1) / 2].lapic_hz;
+	tsc_hz = good[(n_good - 1) / 2].tsc_hz;
+	if (n_good < tries)
+		kprintf("# timer: calibration kept %u of %u windows (%u with a wide edge, %u with a "
+			"stall over a quarter of the window)\n",
+			n_good, tries, wide, stalled);
 	if (lapic_hz < TIMER_HZ || tsc_hz == 0)
 		panic("timer: calibration failed (LAPIC %llu Hz, TSC %llu Hz)", lapic_hz, tsc_hz);
 }
