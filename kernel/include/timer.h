@@ -12,6 +12,7 @@
 /* Timer interrupts per second (the scheduler's time slice is one period). */
 #define TIMER_HZ 100
 #define NS_PER_SEC 1000000000ULL
+#define NS_PER_MS 1000000ULL
 
 struct trap_frame;
 

@@ -222,7 +222,7 @@ void tlb_shootdown(const struct tlb_batch *b)
 		__atomic_fetch_add(&stats.ipis, 1, __ATOMIC_RELAXED);
 	}
 	u64 wait_ms = __atomic_load_n(&ack_timeout_ms, __ATOMIC_RELAXED);
-	u64 deadline = clock_ns() + wait_ms * 1000000ULL;
+	u64 deadline = clock_ns() + wait_ms * NS_PER_MS;
 	u32 acked;
 	while (((acked = __atomic_load_n(&r->acked, __ATOMIC_ACQUIRE)) & targets) != targets) {
 		tlb_poll();

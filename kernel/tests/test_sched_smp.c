@@ -23,8 +23,6 @@
 #include <tlb.h>
 #include <vmm.h>
 
-#define NS_PER_MS 1000000ULL
-
 #define CODE_VA USER_PROGRAM_BASE
 /* The migrating blob's stack: it fills the 4 pages below the top one. */
 #define MIGRATE_STACK_PAGES 6

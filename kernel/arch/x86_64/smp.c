@@ -27,7 +27,6 @@
 /* The INIT-SIPI-SIPI waits of the MP specification (SDM Vol. 3A §9.4.4.1). */
 #define INIT_WAIT_NS 10000000ULL /* 10 ms after INIT */
 #define SIPI_WAIT_NS 200000ULL   /* 200 us between the SIPIs */
-#define NS_PER_MS 1000000ULL
 /* How long smp_call waits for the target to run the function. */
 #define CALL_TIMEOUT_NS (2000ULL * NS_PER_MS)
 
