@@ -89,14 +89,11 @@ void range_step_at(enum pt_window w, u64 va, struct range_step *s)
 void range_step_skip_holes(enum pt_window w, struct range_step *s, u64 va, u64 bytes)
 {
 	volatile const u64 *e = window_entry(w, s->level, s->start);
-	u64 span = s->size, left = range_step_left(s, va);
+	u64 span = s->size;
 	u64 in_table = table_left(s->start, s->level) / span; /* entries from s's to the table end */
-	u64 n = 1;
-	while (n < in_table && left < bytes && !(e[n] & PTE_P)) {
-		n++;
-		left += span;
-	}
-	s->size = n * span;
+	/* Entries that start below va + bytes (no wrap: bytes stays inside a half). */
+	u64 rel = va - s->start + bytes, below = rel / span + (rel % span != 0);
+	s->size = table_next_present(e, 1, below < in_table ? below : in_table) * span;
 }
 
 /* Kernel ranges whose PTs and PDs stay once made (vmm_keep_tables), set at boot. */
@@ -116,6 +113,48 @@ int vmm_keep_tables(u64 va, u64 bytes)
 		kept_ranges[nkept].lo = va;
 		kept_ranges[nkept].hi = va + bytes;
 		nkept++;
+	}
+	vmm_lock_drop(locked);
+	return err;
+}
+
+/*
+ * Make the missing PTs (and the PDs above them) over [va, va + bytes), up to
+ * *made, the end of the spans done: 0, -E_HUGE or -E_NOMEM.
+ */
+static int make_tables(u64 va, u64 bytes, u64 *made)
+{
+	u64 span = level_span(LEVEL_PD);
+	for (*made = va; *made - va < bytes; *made = ALIGN_DOWN(*made, span) + span) {
+		struct range_step s;
+		range_step_at(WINDOW_SELF, *made, &s);
+		if (s.entry && s.level > LEVEL_PT)
+			return -E_HUGE;
+		struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, *made);
+		/* The store of an empty entry over a missing one only faults its tables in. */
+		if (s.level > LEVEL_PT && !pte_run_install_new(&r, 0, 0))
+			return -E_NOMEM;
+	}
+	return 0;
+}
+
+int vmm_make_kept_tables(u64 va, u64 bytes)
+{
+	if (va < KERNEL_HALF_START || !IS_ALIGNED(va, PAGE_SIZE) || !bytes ||
+	    !IS_ALIGNED(bytes, PAGE_SIZE) || va + bytes < va)
+		return -E_INVAL;
+	bool locked = vmm_lock_take();
+	u64 made, span = level_span(LEVEL_PD);
+	int err = make_tables(va, bytes, &made);
+	if (!err)
+		err = vmm_keep_tables(va, bytes);
+	if (err) {
+		/* Not kept: the empty tables go again, the failed span's too (this call maps nothing). */
+		struct tlb_batch b;
+		tlb_batch_begin(&b, TLB_KERNEL);
+		for (u64 at = va; at - va < bytes && at <= made; at = ALIGN_DOWN(at, span) + span)
+			release_empty_tables(WINDOW_SELF, at, &b);
+		tlb_batch_finish(&b);
 	}
 	vmm_lock_drop(locked);
 	return err;
@@ -165,10 +204,38 @@ static int lowest_table(enum pt_window w, u64 va)
 	return LEVEL_PT;
 }
 
-void release_empty_tables(enum pt_window w, u64 va, struct tlb_batch *b)
+/* Where the table at `level` holding va's entry lies against a range its caller clears. */
+enum table_place {
+	TABLE_READ,    /* not inside the range: read it to know whether it is empty */
+	TABLE_CLEARED, /* inside, and va is its last address: empty (each entry cleared or released) */
+	TABLE_LATER,   /* inside, not done yet: released (unread) when the walk reaches its end */
+};
+
+/*
+ * A user-half table whose span lies inside [from, to], which the caller
+ * clears in address order, is empty once the walk has passed its last
+ * address: each of its entries was cleared, or linked a table released
+ * there (no user-half table is permanent).
+ */
+static enum table_place table_place(int level, u64 va, u64 from, u64 to)
+{
+	u64 span = level_span(level + 1), start = ALIGN_DOWN(va, span);
+	if (to >= USER_END || start < from || start + span - 1 > to)
+		return TABLE_READ;
+	return va == start + span - 1 ? TABLE_CLEARED : TABLE_LATER;
+}
+
+/*
+ * release_empty_tables for a walk clearing [from, to] (to < from: none)
+ * that has reached va: the tables inside it are not read.
+ */
+static void release_tables(enum pt_window w, u64 va, u64 from, u64 to, struct tlb_batch *b)
 {
 	for (int l = lowest_table(w, va); l < LEVEL_PML4; l++) {
-		if (table_permanent(l, va) || !table_empty(w, l, va))
+		if (table_permanent(l, va))
+			return;
+		enum table_place p = table_place(l, va, from, to);
+		if (p == TABLE_LATER || (p == TABLE_READ && !table_empty(w, l, va)))
 			return;
 		u64 frame = pte_frame(*window_entry(w, l + 1, va));
 		/* Clearing an existing entry cannot fault: its table is there. */
@@ -178,6 +245,11 @@ void release_empty_tables(enum pt_window w, u64 va, struct tlb_batch *b)
 		if (!frame_in_image(frame))
 			MUST(tlb_batch_free_frame(b, frame) == 0); /* after the round: paging-structure caches */
 	}
+}
+
+void release_empty_tables(enum pt_window w, u64 va, struct tlb_batch *b)
+{
+	release_tables(w, va, 1, 0, b); /* no range: every table is read */
 }
 
 /*
@@ -209,10 +281,9 @@ static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u
 							     struct tlb_batch *gather)
 {
 	struct pte_change_run run = pte_run_change_at(w, LEVEL_PT, va, n, b);
-	for (u64 i = 0; i < n; i++) {
+	for (u64 i = table_next_present(run.run.entry, 0, n); i < n;
+	     i = table_next_present(run.run.entry, i + 1, n)) {
 		u64 e = pte_run_get(&run.run, i);
-		if (!(e & PTE_P))
-			continue;
 		pte_run_change(&run, i, 0);
 		if (options & VMM_FREE_FRAMES)
 			free_frames(pte_frame(e), 1, err, gather);
@@ -228,6 +299,7 @@ static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u
 int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_batch *b)
 {
 	int err = 0;
+	u64 from = va, to = va + bytes - 1;
 	while (bytes) {
 		struct range_step s;
 		range_step_at(w, va, &s);
@@ -258,7 +330,7 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_bat
 		}
 		u64 last = va + (step < bytes ? step : bytes) - 1;
 		if (step >= bytes || IS_ALIGNED(last + 1, level_span(s.level + 1)))
-			release_empty_tables(w, last, b); /* leaving a table: it may have emptied */
+			release_tables(w, last, from, to, b); /* leaving a table: it may have emptied */
 		if (step >= bytes)
 			break;
 		va += step;
