@@ -168,9 +168,11 @@ int vmm_make_kept_tables(u64 va, u64 bytes)
  */
 static bool table_permanent(int level, u64 va)
 {
-	if (level == LEVEL_PDPT && va >= KERNEL_HALF_START)
+	if (va < USER_END)
+		return false; /* every one is the kernel half's */
+	if (level == LEVEL_PDPT)
 		return true;
-	if (va_index(va, LEVEL_PML4) == PMM_STACK_SLOT && va >= KERNEL_HALF_START)
+	if (va_index(va, LEVEL_PML4) == PMM_STACK_SLOT)
 		return true;
 	for (u32 i = 0; i < nkept; i++)
 		if (va >= kept_ranges[i].lo && va < kept_ranges[i].hi)
@@ -212,15 +214,15 @@ enum table_place {
 };
 
 /*
- * A user-half table whose span lies inside [from, to], which the caller
- * clears in address order, is empty once the walk has passed its last
- * address: each of its entries was cleared, or linked a table released
- * there (no user-half table is permanent).
+ * A table of the user half whose span lies inside [from, to] (in the user
+ * half), which the caller clears in address order, is empty once the walk
+ * has passed its last address: each of its entries was cleared, or linked
+ * a table released there (no user-half table is permanent).
  */
 static enum table_place table_place(int level, u64 va, u64 from, u64 to)
 {
 	u64 span = level_span(level + 1), start = ALIGN_DOWN(va, span);
-	if (to >= USER_END || start < from || start + span - 1 > to)
+	if (start < from || start + span - 1 > to)
 		return TABLE_READ;
 	return va == start + span - 1 ? TABLE_CLEARED : TABLE_LATER;
 }
@@ -231,10 +233,11 @@ static enum table_place table_place(int level, u64 va, u64 from, u64 to)
  */
 static void release_tables(enum pt_window w, u64 va, u64 from, u64 to, struct tlb_batch *b)
 {
+	bool user = to < USER_END && from <= to; /* a user-half range: table_place has a say */
 	for (int l = lowest_table(w, va); l < LEVEL_PML4; l++) {
 		if (table_permanent(l, va))
 			return;
-		enum table_place p = table_place(l, va, from, to);
+		enum table_place p = user ? table_place(l, va, from, to) : TABLE_READ;
 		if (p == TABLE_LATER || (p == TABLE_READ && !table_empty(w, l, va)))
 			return;
 		u64 frame = pte_frame(*window_entry(w, l + 1, va));
@@ -273,7 +276,7 @@ static inline __attribute__((always_inline)) void free_frames(u64 frame, u64 cou
 /*
  * Clear the present PTEs among the n from va's (its PT exists); VMM_FREE_FRAMES frees frames
  * (through gather, or at once when NULL). Inlined for each window and each way of freeing, so
- * the loop knows which it is (and whether to invlpg) beforehand: one CPU's loop is unchanged.
+ * the loop knows which it is (and whether to invlpg, whether to free) beforehand.
  */
 static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u64 va, u64 n,
 							     u32 options, int *err,
@@ -281,13 +284,27 @@ static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u
 							     struct tlb_batch *gather)
 {
 	struct pte_change_run run = pte_run_change_at(w, LEVEL_PT, va, n, b);
-	for (u64 i = table_next_present(run.run.entry, 0, n); i < n;
-	     i = table_next_present(run.run.entry, i + 1, n)) {
-		u64 e = pte_run_get(&run.run, i);
-		pte_run_change(&run, i, 0);
-		if (options & VMM_FREE_FRAMES)
-			free_frames(pte_frame(e), 1, err, gather);
+	/* Each run of present entries entry by entry, the holes between runs by repe scasq. */
+	for (u64 i = 0; i < n; i = table_next_present(run.run.entry, i, n)) {
+		for (u64 e; i < n && ((e = pte_run_get(&run.run, i)) & PTE_P); i++) {
+			pte_run_change(&run, i, 0);
+			if (options & VMM_FREE_FRAMES)
+				free_frames(pte_frame(e), 1, err, gather);
+		}
 	}
+}
+
+/* clear_ptes with its way of freeing chosen here: one copy of the loop for each. */
+static inline __attribute__((always_inline)) void clear_pt_run(enum pt_window w, u64 va, u64 n,
+							       u32 options, int *err,
+							       struct tlb_batch *b)
+{
+	if (!(options & VMM_FREE_FRAMES))
+		clear_ptes(w, va, n, 0, err, b, NULL); /* frees nothing: no gather */
+	else if (tlb_batch_gathers(b))
+		clear_ptes(w, va, n, VMM_FREE_FRAMES, err, b, b);
+	else
+		clear_ptes(w, va, n, VMM_FREE_FRAMES, err, b, NULL);
 }
 
 /*
@@ -305,16 +322,10 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_bat
 		range_step_at(w, va, &s);
 		u64 step = range_step_pt_bytes(&s, va, bytes);
 		if (step) {
-			u64 n = step / PAGE_SIZE;
-			struct tlb_batch *gather = tlb_batch_gathers(b) ? b : NULL;
-			if (w == WINDOW_SELF && gather)
-				clear_ptes(WINDOW_SELF, va, n, options, &err, b, b);
-			else if (w == WINDOW_SELF)
-				clear_ptes(WINDOW_SELF, va, n, options, &err, b, NULL);
-			else if (gather)
-				clear_ptes(WINDOW_OTHER, va, n, options, &err, b, b);
+			if (w == WINDOW_SELF)
+				clear_pt_run(WINDOW_SELF, va, step / PAGE_SIZE, options, &err, b);
 			else
-				clear_ptes(WINDOW_OTHER, va, n, options, &err, b, NULL);
+				clear_pt_run(WINDOW_OTHER, va, step / PAGE_SIZE, options, &err, b);
 		} else {
 			if (!s.entry)
 				range_step_skip_holes(w, &s, va, bytes);
@@ -410,11 +421,12 @@ static int check_map_args(u64 vaddr, u64 paddr, u64 npages, u32 flags, int level
 }
 
 /*
- * Whether a page of `level` can go at va: 0, -E_HUGE (under a larger page)
- * or -E_EXIST; *free is how many bytes from va are known free (a whole
- * missing table's span) or the page size.
+ * Whether a page of `level` can go at va (bytes, a multiple of its size,
+ * from va are to be mapped): 0, -E_HUGE (under a larger page) or -E_EXIST;
+ * *free is how many bytes from va are known free (a whole missing table's
+ * span, or the run of free entries from va's in its table).
  */
-static int probe_free(u64 va, int level, u64 *free)
+static int probe_free(u64 va, int level, u64 bytes, u64 *free)
 {
 	for (int l = LEVEL_PML4; l > level; l--) {
 		u64 e = *selfmap_entry(l, va);
@@ -425,9 +437,16 @@ static int probe_free(u64 va, int level, u64 *free)
 		if (pte_is_leaf(e, l))
 			return -E_HUGE;
 	}
-	*free = level_span(level);
 	/* A present entry here is a page, or a table where a large page should go. */
-	return (*selfmap_entry(level, va) & PTE_P) ? -E_EXIST : 0;
+	volatile const u64 *e = selfmap_entry(level, va);
+	if (e[0] & PTE_P)
+		return -E_EXIST;
+	/* The free entries from va's, in its table and the range (one page: that one). */
+	u64 shift = va_shift(level), want = bytes >> shift;
+	if (want > 1 && want > table_left(va, level) >> shift)
+		want = table_left(va, level) >> shift;
+	*free = table_next_present(e, 1, want) << shift;
+	return 0;
 }
 
 /*
@@ -462,7 +481,7 @@ static int probe_range(u64 vaddr, u64 npages, int level)
 	u64 size = level_span(level), bytes = npages * size, va = vaddr;
 	while (bytes) {
 		u64 free;
-		int err = probe_free(va, level, &free);
+		int err = probe_free(va, level, bytes, &free);
 		if (err || free >= bytes)
 			return err;
 		va += free;
