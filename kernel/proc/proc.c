@@ -156,7 +156,12 @@ const char *proc_page_fault(u64 cr2, u64 err)
 	struct proc *p = sched_current();
 	if (!p->user)
 		return "no mapping and no demand-zero region at this address";
-	const struct region *r = proc_region_of(p, cr2);
+	return proc_region_fault(proc_region_of(p, cr2), cr2, err);
+}
+
+const char *proc_region_fault(const struct region *r, u64 cr2, u64 err)
+{
+	struct proc *p = sched_current();
 	if (!r)
 		return no_region_refusal(p, cr2);
 	if (selfpage_region(r))
