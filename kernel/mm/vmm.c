@@ -365,7 +365,7 @@ static int check_kernel_slots(u64 va, u64 last)
 }
 
 /* The PTE bits for `flags` on a leaf at `level`. */
-static u64 leaf_bits(u32 flags, int level)
+static inline u64 leaf_bits(u32 flags, int level)
 {
 	u64 bits = PTE_P;
 	if (flags & VMM_WRITE)
