@@ -294,17 +294,26 @@ static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u
 	}
 }
 
-/* clear_ptes with its way of freeing chosen here: one copy of the loop for each. */
-static inline __attribute__((always_inline)) void clear_pt_run(enum pt_window w, u64 va, u64 n,
-							       u32 options, int *err,
-							       struct tlb_batch *b)
+/*
+ * clear_ptes with its window and way of freeing chosen here: one copy of
+ * the loop for each, out of clear_range's loop (a call a PT, not a page).
+ */
+static __attribute__((noinline)) void clear_pt_run(enum pt_window w, u64 va, u64 n, u32 options,
+						   int *err, struct tlb_batch *b)
 {
-	if (!(options & VMM_FREE_FRAMES))
-		clear_ptes(w, va, n, 0, err, b, NULL); /* frees nothing: no gather */
-	else if (tlb_batch_gathers(b))
-		clear_ptes(w, va, n, VMM_FREE_FRAMES, err, b, b);
+	bool self = w == WINDOW_SELF, gather = tlb_batch_gathers(b);
+	if (!(options & VMM_FREE_FRAMES) && self)
+		clear_ptes(WINDOW_SELF, va, n, 0, err, b, NULL); /* frees nothing: no gather */
+	else if (!(options & VMM_FREE_FRAMES))
+		clear_ptes(WINDOW_OTHER, va, n, 0, err, b, NULL);
+	else if (self && gather)
+		clear_ptes(WINDOW_SELF, va, n, VMM_FREE_FRAMES, err, b, b);
+	else if (self)
+		clear_ptes(WINDOW_SELF, va, n, VMM_FREE_FRAMES, err, b, NULL);
+	else if (gather)
+		clear_ptes(WINDOW_OTHER, va, n, VMM_FREE_FRAMES, err, b, b);
 	else
-		clear_ptes(w, va, n, VMM_FREE_FRAMES, err, b, NULL);
+		clear_ptes(WINDOW_OTHER, va, n, VMM_FREE_FRAMES, err, b, NULL);
 }
 
 /*
@@ -322,10 +331,7 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_bat
 		range_step_at(w, va, &s);
 		u64 step = range_step_pt_bytes(&s, va, bytes);
 		if (step) {
-			if (w == WINDOW_SELF)
-				clear_pt_run(WINDOW_SELF, va, step / PAGE_SIZE, options, &err, b);
-			else
-				clear_pt_run(WINDOW_OTHER, va, step / PAGE_SIZE, options, &err, b);
+			clear_pt_run(w, va, step / PAGE_SIZE, options, &err, b);
 		} else {
 			if (!s.entry)
 				range_step_skip_holes(w, &s, va, bytes);
