@@ -331,7 +331,13 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_bat
 		range_step_at(w, va, &s);
 		u64 step = range_step_pt_bytes(&s, va, bytes);
 		if (step) {
-			clear_pt_run(w, va, step / PAGE_SIZE, options, &err, b);
+			/* One CPU's unmaps here (the common case), the rest a call a PT. */
+			if (w == WINDOW_SELF && !(options & VMM_FREE_FRAMES))
+				clear_ptes(WINDOW_SELF, va, step / PAGE_SIZE, 0, &err, b, NULL);
+			else if (w == WINDOW_SELF && !tlb_batch_gathers(b))
+				clear_ptes(WINDOW_SELF, va, step / PAGE_SIZE, VMM_FREE_FRAMES, &err, b, NULL);
+			else
+				clear_pt_run(w, va, step / PAGE_SIZE, options, &err, b);
 		} else {
 			if (!s.entry)
 				range_step_skip_holes(w, &s, va, bytes);
