@@ -48,8 +48,8 @@ static void boot_windows(void)
 	timer_init();
 	smp_init();
 	if (sched_keep_kstacks() != 0)
-		kprintf("# warning: no frames to keep the threads' kernel stacks mapped: each exit "
-			"unmaps its stack\n");
+		kprintf("# warning: no frames to keep the threads' kernel stacks (or their tables): "
+			"each exit unmaps its stack and its tables\n");
 	(void)initrd_get(&initrd, &initrd_len); /* -E_NOENT without a boot module: nothing mapped */
 	(void)cow_init(); /* -E_NOMEM: the first fork tries again */
 	kprintf("# boot: the LAPIC, initrd and copy-on-write windows and the CPUs' and threads' stacks took %llu frames\n",

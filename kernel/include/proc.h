@@ -206,6 +206,9 @@ u32 region_vmm_flags(u32 rights);
  */
 const char *proc_page_fault(u64 cr2, u64 err);
 
+/* proc_page_fault of a user process whose region at cr2 was found already (r; NULL: none). */
+const char *proc_region_fault(const struct region *r, u64 cr2, u64 err);
+
 /* Processes in use (not unused), for leak checks. */
 int proc_count(void);
 

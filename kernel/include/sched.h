@@ -120,7 +120,8 @@ int kstack_map_at(u64 base);
 /*
  * With a second CPU up, map every thread slot's kernel stack now and keep
  * them mapped (sched.c): threads' exits then unmap nothing (no shootdown).
- * 0, or -E_NOMEM with nothing kept (stacks stay per thread). Boot only.
+ * With one CPU, make the page tables over the slots' stacks now and keep
+ * them. 0, or -E_NOMEM with nothing kept (stacks stay per thread). Boot only.
  */
 int sched_keep_kstacks(void);
 

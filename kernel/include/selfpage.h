@@ -38,12 +38,13 @@ bool selfpage_overlaps(u64 addr, u64 len);
 void selfpage_unmap_range(u64 addr, u64 len);
 
 /*
- * A user-mode page fault at cr2: false when cr2 is in no self-paged region;
- * true when the process's handler has been entered (f now points at it). A
- * fault with no handler, inside the handler, or left unfixed more than
- * FAULT_RETRY_LIMIT times kills the process (does not return).
+ * A user-mode page fault at cr2, in region r of the current process (NULL:
+ * none): false when r is not self-paged; true when the process's handler
+ * has been entered (f now points at it). A fault with no handler, inside
+ * the handler, or left unfixed more than FAULT_RETRY_LIMIT times kills the
+ * process (does not return).
  */
-bool selfpage_fault(struct trap_frame *f, u64 cr2);
+bool selfpage_fault(struct trap_frame *f, u64 cr2, const struct region *r);
 
 /* The current process ends: its self-paged pages unmapped, its holdings let go. */
 void selfpage_exit(struct proc *p);

@@ -89,6 +89,16 @@ MUST_CHECK int set_page_flags(u64 vaddr, u64 npages, u32 flags);
 MUST_CHECK int virt_to_phys(u64 vaddr, u64 *paddr);
 
 /*
+ * Make the page tables over the kernel range [va, va + bytes) now (nothing
+ * is mapped) and keep them: never released when they empty, so mapping and
+ * unmapping pages there makes and frees no table. For a range whose pages
+ * come and go (the threads' kernel stacks). Boot only. 0, or -E_INVAL,
+ * -E_HUGE (a large page there), -E_NOMEM (nothing kept, nothing left),
+ * -E_NOSPC (too many kept ranges).
+ */
+MUST_CHECK int vmm_make_kept_tables(u64 va, u64 bytes);
+
+/*
  * A new address space, copied from the current one: kernel half shared (PML4
  * entries 256..511 copied; its self-map slot points at its own PML4), user
  * half copied (new tables, same frames, same flags). 0 and *out set, or

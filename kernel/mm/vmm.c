@@ -89,14 +89,11 @@ void range_step_at(enum pt_window w, u64 va, struct range_step *s)
 void range_step_skip_holes(enum pt_window w, struct range_step *s, u64 va, u64 bytes)
 {
 	volatile const u64 *e = window_entry(w, s->level, s->start);
-	u64 span = s->size, left = range_step_left(s, va);
+	u64 span = s->size;
 	u64 in_table = table_left(s->start, s->level) / span; /* entries from s's to the table end */
-	u64 n = 1;
-	while (n < in_table && left < bytes && !(e[n] & PTE_P)) {
-		n++;
-		left += span;
-	}
-	s->size = n * span;
+	/* Entries that start below va + bytes (no wrap: bytes stays inside a half). */
+	u64 rel = va - s->start + bytes, below = rel / span + (rel % span != 0);
+	s->size = table_next_present(e, 1, below < in_table ? below : in_table) * span;
 }
 
 /* Kernel ranges whose PTs and PDs stay once made (vmm_keep_tables), set at boot. */
@@ -122,6 +119,48 @@ int vmm_keep_tables(u64 va, u64 bytes)
 }
 
 /*
+ * Make the missing PTs (and the PDs above them) over [va, va + bytes), up to
+ * *made, the end of the spans done: 0, -E_HUGE or -E_NOMEM.
+ */
+static int make_tables(u64 va, u64 bytes, u64 *made)
+{
+	u64 span = level_span(LEVEL_PD);
+	for (*made = va; *made - va < bytes; *made = ALIGN_DOWN(*made, span) + span) {
+		struct range_step s;
+		range_step_at(WINDOW_SELF, *made, &s);
+		if (s.entry && s.level > LEVEL_PT)
+			return -E_HUGE;
+		struct pte_run r = pte_run_at(WINDOW_SELF, LEVEL_PT, *made);
+		/* The store of an empty entry over a missing one only faults its tables in. */
+		if (s.level > LEVEL_PT && !pte_run_install_new(&r, 0, 0))
+			return -E_NOMEM;
+	}
+	return 0;
+}
+
+int vmm_make_kept_tables(u64 va, u64 bytes)
+{
+	if (va < KERNEL_HALF_START || !IS_ALIGNED(va, PAGE_SIZE) || !bytes ||
+	    !IS_ALIGNED(bytes, PAGE_SIZE) || va + bytes < va)
+		return -E_INVAL;
+	bool locked = vmm_lock_take();
+	u64 made, span = level_span(LEVEL_PD);
+	int err = make_tables(va, bytes, &made);
+	if (!err)
+		err = vmm_keep_tables(va, bytes);
+	if (err) {
+		/* Not kept: the empty tables go again, the failed span's too (this call maps nothing). */
+		struct tlb_batch b;
+		tlb_batch_begin(&b, TLB_KERNEL);
+		for (u64 at = va; at - va < bytes && at <= made; at = ALIGN_DOWN(at, span) + span)
+			release_empty_tables(WINDOW_SELF, at, &b);
+		tlb_batch_finish(&b);
+	}
+	vmm_lock_drop(locked);
+	return err;
+}
+
+/*
  * Tables that stay even when empty: the shared kernel-half PDPTs, the early
  * window's PT (early_map relies on it), the PMM stack region's tables (the
  * PMM built them at init from frames it does not manage), and the PTs and
@@ -129,9 +168,11 @@ int vmm_keep_tables(u64 va, u64 bytes)
  */
 static bool table_permanent(int level, u64 va)
 {
-	if (level == LEVEL_PDPT && va >= KERNEL_HALF_START)
+	if (va < USER_END)
+		return false; /* every one is the kernel half's */
+	if (level == LEVEL_PDPT)
 		return true;
-	if (va_index(va, LEVEL_PML4) == PMM_STACK_SLOT && va >= KERNEL_HALF_START)
+	if (va_index(va, LEVEL_PML4) == PMM_STACK_SLOT)
 		return true;
 	for (u32 i = 0; i < nkept; i++)
 		if (va >= kept_ranges[i].lo && va < kept_ranges[i].hi)
@@ -165,10 +206,39 @@ static int lowest_table(enum pt_window w, u64 va)
 	return LEVEL_PT;
 }
 
-void release_empty_tables(enum pt_window w, u64 va, struct tlb_batch *b)
+/* Where the table at `level` holding va's entry lies against a range its caller clears. */
+enum table_place {
+	TABLE_READ,    /* not inside the range: read it to know whether it is empty */
+	TABLE_CLEARED, /* inside, and va is its last address: empty (each entry cleared or released) */
+	TABLE_LATER,   /* inside, not done yet: released (unread) when the walk reaches its end */
+};
+
+/*
+ * A table of the user half whose span lies inside [from, to] (in the user
+ * half), which the caller clears in address order, is empty once the walk
+ * has passed its last address: each of its entries was cleared, or linked
+ * a table released there (no user-half table is permanent).
+ */
+static enum table_place table_place(int level, u64 va, u64 from, u64 to)
 {
+	u64 span = level_span(level + 1), start = ALIGN_DOWN(va, span);
+	if (start < from || start + span - 1 > to)
+		return TABLE_READ;
+	return va == start + span - 1 ? TABLE_CLEARED : TABLE_LATER;
+}
+
+/*
+ * release_empty_tables for a walk clearing [from, to] (to < from: none)
+ * that has reached va: the tables inside it are not read.
+ */
+static void release_tables(enum pt_window w, u64 va, u64 from, u64 to, struct tlb_batch *b)
+{
+	bool user = to < USER_END && from <= to; /* a user-half range: table_place has a say */
 	for (int l = lowest_table(w, va); l < LEVEL_PML4; l++) {
-		if (table_permanent(l, va) || !table_empty(w, l, va))
+		if (table_permanent(l, va))
+			return;
+		enum table_place p = user ? table_place(l, va, from, to) : TABLE_READ;
+		if (p == TABLE_LATER || (p == TABLE_READ && !table_empty(w, l, va)))
 			return;
 		u64 frame = pte_frame(*window_entry(w, l + 1, va));
 		/* Clearing an existing entry cannot fault: its table is there. */
@@ -178,6 +248,11 @@ void release_empty_tables(enum pt_window w, u64 va, struct tlb_batch *b)
 		if (!frame_in_image(frame))
 			MUST(tlb_batch_free_frame(b, frame) == 0); /* after the round: paging-structure caches */
 	}
+}
+
+void release_empty_tables(enum pt_window w, u64 va, struct tlb_batch *b)
+{
+	release_tables(w, va, 1, 0, b); /* no range: every table is read */
 }
 
 /*
@@ -201,7 +276,7 @@ static inline __attribute__((always_inline)) void free_frames(u64 frame, u64 cou
 /*
  * Clear the present PTEs among the n from va's (its PT exists); VMM_FREE_FRAMES frees frames
  * (through gather, or at once when NULL). Inlined for each window and each way of freeing, so
- * the loop knows which it is (and whether to invlpg) beforehand: one CPU's loop is unchanged.
+ * the loop knows which it is (and whether to invlpg, whether to free) beforehand.
  */
 static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u64 va, u64 n,
 							     u32 options, int *err,
@@ -209,14 +284,36 @@ static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u
 							     struct tlb_batch *gather)
 {
 	struct pte_change_run run = pte_run_change_at(w, LEVEL_PT, va, n, b);
-	for (u64 i = 0; i < n; i++) {
-		u64 e = pte_run_get(&run.run, i);
-		if (!(e & PTE_P))
-			continue;
-		pte_run_change(&run, i, 0);
-		if (options & VMM_FREE_FRAMES)
-			free_frames(pte_frame(e), 1, err, gather);
+	/* Each run of present entries entry by entry, the holes between runs by repe scasq. */
+	for (u64 i = 0; i < n; i = table_next_present(run.run.entry, i, n)) {
+		for (u64 e; i < n && ((e = pte_run_get(&run.run, i)) & PTE_P); i++) {
+			pte_run_change(&run, i, 0);
+			if (options & VMM_FREE_FRAMES)
+				free_frames(pte_frame(e), 1, err, gather);
+		}
 	}
+}
+
+/*
+ * clear_ptes with its window and way of freeing chosen here: one copy of
+ * the loop for each, out of clear_range's loop (a call a PT, not a page).
+ */
+static __attribute__((noinline)) void clear_pt_run(enum pt_window w, u64 va, u64 n, u32 options,
+						   int *err, struct tlb_batch *b)
+{
+	bool self = w == WINDOW_SELF, gather = tlb_batch_gathers(b);
+	if (!(options & VMM_FREE_FRAMES) && self)
+		clear_ptes(WINDOW_SELF, va, n, 0, err, b, NULL); /* frees nothing: no gather */
+	else if (!(options & VMM_FREE_FRAMES))
+		clear_ptes(WINDOW_OTHER, va, n, 0, err, b, NULL);
+	else if (self && gather)
+		clear_ptes(WINDOW_SELF, va, n, VMM_FREE_FRAMES, err, b, b);
+	else if (self)
+		clear_ptes(WINDOW_SELF, va, n, VMM_FREE_FRAMES, err, b, NULL);
+	else if (gather)
+		clear_ptes(WINDOW_OTHER, va, n, VMM_FREE_FRAMES, err, b, b);
+	else
+		clear_ptes(WINDOW_OTHER, va, n, VMM_FREE_FRAMES, err, b, NULL);
 }
 
 /*
@@ -228,21 +325,19 @@ static inline __attribute__((always_inline)) void clear_ptes(enum pt_window w, u
 int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_batch *b)
 {
 	int err = 0;
+	u64 from = va, to = va + bytes - 1;
 	while (bytes) {
 		struct range_step s;
 		range_step_at(w, va, &s);
 		u64 step = range_step_pt_bytes(&s, va, bytes);
 		if (step) {
-			u64 n = step / PAGE_SIZE;
-			struct tlb_batch *gather = tlb_batch_gathers(b) ? b : NULL;
-			if (w == WINDOW_SELF && gather)
-				clear_ptes(WINDOW_SELF, va, n, options, &err, b, b);
-			else if (w == WINDOW_SELF)
-				clear_ptes(WINDOW_SELF, va, n, options, &err, b, NULL);
-			else if (gather)
-				clear_ptes(WINDOW_OTHER, va, n, options, &err, b, b);
+			/* One CPU's unmaps here (the common case), the rest a call a PT. */
+			if (w == WINDOW_SELF && !(options & VMM_FREE_FRAMES))
+				clear_ptes(WINDOW_SELF, va, step / PAGE_SIZE, 0, &err, b, NULL);
+			else if (w == WINDOW_SELF && !tlb_batch_gathers(b))
+				clear_ptes(WINDOW_SELF, va, step / PAGE_SIZE, VMM_FREE_FRAMES, &err, b, NULL);
 			else
-				clear_ptes(WINDOW_OTHER, va, n, options, &err, b, NULL);
+				clear_pt_run(w, va, step / PAGE_SIZE, options, &err, b);
 		} else {
 			if (!s.entry)
 				range_step_skip_holes(w, &s, va, bytes);
@@ -258,7 +353,7 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_bat
 		}
 		u64 last = va + (step < bytes ? step : bytes) - 1;
 		if (step >= bytes || IS_ALIGNED(last + 1, level_span(s.level + 1)))
-			release_empty_tables(w, last, b); /* leaving a table: it may have emptied */
+			release_tables(w, last, from, to, b); /* leaving a table: it may have emptied */
 		if (step >= bytes)
 			break;
 		va += step;
@@ -282,7 +377,7 @@ static int check_kernel_slots(u64 va, u64 last)
 }
 
 /* The PTE bits for `flags` on a leaf at `level`. */
-static u64 leaf_bits(u32 flags, int level)
+static inline u64 leaf_bits(u32 flags, int level)
 {
 	u64 bits = PTE_P;
 	if (flags & VMM_WRITE)
@@ -338,11 +433,12 @@ static int check_map_args(u64 vaddr, u64 paddr, u64 npages, u32 flags, int level
 }
 
 /*
- * Whether a page of `level` can go at va: 0, -E_HUGE (under a larger page)
- * or -E_EXIST; *free is how many bytes from va are known free (a whole
- * missing table's span) or the page size.
+ * Whether a page of `level` can go at va (bytes, a multiple of its size,
+ * from va are to be mapped): 0, -E_HUGE (under a larger page) or -E_EXIST;
+ * *free is how many bytes from va are known free (a whole missing table's
+ * span, or the run of free entries from va's in its table).
  */
-static int probe_free(u64 va, int level, u64 *free)
+static int probe_free(u64 va, int level, u64 bytes, u64 *free)
 {
 	for (int l = LEVEL_PML4; l > level; l--) {
 		u64 e = *selfmap_entry(l, va);
@@ -353,9 +449,16 @@ static int probe_free(u64 va, int level, u64 *free)
 		if (pte_is_leaf(e, l))
 			return -E_HUGE;
 	}
-	*free = level_span(level);
 	/* A present entry here is a page, or a table where a large page should go. */
-	return (*selfmap_entry(level, va) & PTE_P) ? -E_EXIST : 0;
+	volatile const u64 *e = selfmap_entry(level, va);
+	if (e[0] & PTE_P)
+		return -E_EXIST;
+	/* The free entries from va's, in its table and the range (one page: that one). */
+	u64 shift = va_shift(level), want = bytes >> shift;
+	if (want > 1 && want > table_left(va, level) >> shift)
+		want = table_left(va, level) >> shift;
+	*free = table_next_present(e, 1, want) << shift;
+	return 0;
 }
 
 /*
@@ -390,7 +493,7 @@ static int probe_range(u64 vaddr, u64 npages, int level)
 	u64 size = level_span(level), bytes = npages * size, va = vaddr;
 	while (bytes) {
 		u64 free;
-		int err = probe_free(va, level, &free);
+		int err = probe_free(va, level, bytes, &free);
 		if (err || free >= bytes)
 			return err;
 		va += free;

@@ -95,14 +95,14 @@ static bool copy_ptes(u64 va, u64 n)
 	volatile const u64 *from = window_entry(WINDOW_SELF, LEVEL_PT, va);
 	struct pte_run to = pte_run_at(WINDOW_OTHER, LEVEL_PT, va);
 	bool table = false;
-	for (u64 i = 0; i < n; i++) {
-		u64 e = from[i];
-		if (!(e & PTE_P))
-			continue;
-		if (table)
-			pte_run_install(&to, i, e);
-		else if (!(table = pte_run_install_new(&to, i, e)))
-			return false;
+	/* Each run of present entries entry by entry, the holes between runs by repe scasq. */
+	for (u64 i = 0; i < n; i = table_next_present(from, i, n)) {
+		for (u64 e; i < n && ((e = from[i]) & PTE_P); i++) {
+			if (table)
+				pte_run_install(&to, i, e);
+			else if (!(table = pte_run_install_new(&to, i, e)))
+				return false;
+		}
 	}
 	return true;
 }

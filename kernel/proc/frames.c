@@ -224,26 +224,53 @@ static void sort_frames(u64 *a, u64 n)
  * and give the rest back. 0 and *out, or -E_NOCONTIG (none in the window),
  * -E_NOMEM.
  */
+/*
+ * The index in a[0..n) of the first of LARGE_FRAMES entries in a row that
+ * are consecutive frames, in ascending or descending order, the lowest
+ * 2 MiB-aligned: else n.
+ */
+static u64 find_run(const u64 *a, u64 n)
+{
+	u64 up = 1, down = 1;
+	for (u64 i = 1; i < n; i++) {
+		up = a[i] == a[i - 1] + PAGE_SIZE ? up + 1 : 1;
+		down = a[i] == a[i - 1] - PAGE_SIZE ? down + 1 : 1;
+		if ((up >= LARGE_FRAMES && IS_ALIGNED(a[i + 1 - LARGE_FRAMES], LARGE_PAGE_SIZE)) ||
+		    (down >= LARGE_FRAMES && IS_ALIGNED(a[i], LARGE_PAGE_SIZE)))
+			return i + 1 - LARGE_FRAMES;
+	}
+	return n;
+}
+
+/*
+ * A 2 MiB-aligned run of 512 free frames: the PMM is a stack of 4 KiB
+ * frames, so take up to CONTIG_WINDOW of them, look for a run among them
+ * and give the rest back. 0 and *out, or -E_NOCONTIG (none in the window),
+ * -E_NOMEM. The stack gives back what was freed last, and frees often go
+ * in address order: a run is most often there in the order taken, found
+ * in one pass; the window is sorted only when it is not.
+ */
 static int alloc_run(u64 *out)
 {
 	u64 n = 0;
 	while (n < CONTIG_WINDOW && pmm_alloc(&contig[n]) == 0)
 		n++;
-	sort_frames(contig, n);
-	u64 start = n;
-	for (u64 i = 0; i + LARGE_FRAMES <= n; i++) {
-		if (IS_ALIGNED(contig[i], LARGE_PAGE_SIZE) &&
-		    contig[i + LARGE_FRAMES - 1] == contig[i] + LARGE_PAGE_SIZE - PAGE_SIZE) {
-			start = i;
-			break;
-		}
+	u64 start = find_run(contig, n);
+	if (start == n) {
+		sort_frames(contig, n);
+		start = find_run(contig, n);
 	}
-	for (u64 i = 0; i < n; i++)
+	/* The rest back in ascending order where it mostly descends (as sorted frames went back). */
+	bool reverse = n && contig[0] > contig[n - 1];
+	for (u64 k = 0; k < n; k++) {
+		u64 i = reverse ? n - 1 - k : k;
 		if (i < start || i >= start + LARGE_FRAMES || start == n)
 			MUST(pmm_free(contig[i]) == 0);
+	}
 	if (start == n)
 		return n < LARGE_FRAMES ? -E_NOMEM : -E_NOCONTIG;
-	*out = contig[start];
+	u64 first = contig[start], last = contig[start + LARGE_FRAMES - 1];
+	*out = first < last ? first : last;
 	return 0;
 }
 

@@ -156,7 +156,12 @@ const char *proc_page_fault(u64 cr2, u64 err)
 	struct proc *p = sched_current();
 	if (!p->user)
 		return "no mapping and no demand-zero region at this address";
-	const struct region *r = proc_region_of(p, cr2);
+	return proc_region_fault(proc_region_of(p, cr2), cr2, err);
+}
+
+const char *proc_region_fault(const struct region *r, u64 cr2, u64 err)
+{
+	struct proc *p = sched_current();
 	if (!r)
 		return no_region_refusal(p, cr2);
 	if (selfpage_region(r))
@@ -177,8 +182,9 @@ const char *proc_page_fault(u64 cr2, u64 err)
 }
 
 /*
- * Copy size bytes to va in the current space (pages mapped here, zeroed
- * first, then given the rights): the first part of a segment. 0 or -E_NOMEM.
+ * Copy size bytes to va in the current space (pages mapped here, the rest of
+ * each zeroed, then given the rights): the first part of a segment. 0 or
+ * -E_NOMEM.
  */
 static int load_bytes(u64 va, const u8 *src, u64 size, u32 rights)
 {
@@ -190,10 +196,12 @@ static int load_bytes(u64 va, const u8 *src, u64 size, u32 rights)
 			MUST(pmm_free(frame) == 0);
 			return -E_NOMEM;
 		}
-		vmm_zero_page((void *)page);
 		u64 from = page < va ? va : page;
 		u64 to = page + PAGE_SIZE < va + size ? page + PAGE_SIZE : va + size;
+		/* Zeroed where the copy does not write: a page it fills is not zeroed first. */
+		memset((void *)page, 0, from - page);
 		memcpy((void *)from, src + (from - va), to - from);
+		memset((void *)to, 0, page + PAGE_SIZE - to);
 		MUST(set_page_flags(page, 1, region_vmm_flags(rights)) == 0);
 	}
 	return 0;

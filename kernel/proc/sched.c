@@ -66,7 +66,8 @@ static struct proc *dead_thread[MAX_CPUS];
  * reused only once its stack is released (kstack_top 0), which happens
  * after the dead thread's CPU has switched off it (finish_switch). Its
  * guard page is never mapped. With one CPU stacks are mapped and unmapped
- * per thread (an unmap there costs no IPI).
+ * per thread (an unmap there costs no IPI), under page tables made at boot
+ * and kept (no table made, zeroed and freed per thread).
  */
 static bool kstacks_kept;
 /* Per CPU: it waits in its idle loop (a wakeup sends it an IPI). */
@@ -627,8 +628,11 @@ void kstack_unmap(struct proc *p)
 
 int sched_keep_kstacks(void)
 {
-	if (smp_cpu_count() < 2 || kstacks_kept)
+	if (kstacks_kept)
 		return 0;
+	/* One CPU: the stacks come and go with their threads, their page tables stay. */
+	if (smp_cpu_count() < 2)
+		return vmm_make_kept_tables(KSTACKS_BASE, kstack_base(NPROC) - KSTACKS_BASE);
 	for (int i = 1; i < NPROC; i++) {
 		/* A slot in use has its stack already (none at boot but the tests' thread, slot 0). */
 		if (proc_table[i].kstack_top)

@@ -121,17 +121,45 @@ i64 sys_mprotect(u64 addr, u64 len, int prot)
 	return proc_mprotect(addr, len, (u32)rights);
 }
 
-/* The initrd's regular file path: 0 and *f set, or -E_x. */
-static int find_program(const char *path, struct cpio_file *f)
+/*
+ * The last program found, by its path as given: the initrd is mapped once,
+ * read-only, and never changes, so the same path finds the same entry (a
+ * walk of the archive parses every header before it: thousands of
+ * instructions a spawn). Under the load lock.
+ */
+static char found_path[SPAWN_PATH_MAX];
+static struct cpio_file found;
+
+/* find_program under the load lock. */
+static int find_locked(const char *path, struct cpio_file *f)
 {
 	const void *archive;
 	u64 len;
 	int err = initrd_get(&archive, &len);
 	if (err)
 		return err;
+	if (found.name && strcmp(path, found_path) == 0) {
+		*f = found;
+		return 0;
+	}
 	if ((err = cpio_find(archive, len, path, f)) != 0)
 		return err;
-	return (f->mode & CPIO_MODE_TYPE) == CPIO_MODE_FILE ? 0 : -E_NOENT;
+	if ((f->mode & CPIO_MODE_TYPE) != CPIO_MODE_FILE)
+		return -E_NOENT;
+	if (strlcpy(found_path, path, sizeof(found_path)) < sizeof(found_path))
+		found = *f;
+	else
+		found.name = NULL; /* too long to keep: not remembered */
+	return 0;
+}
+
+/* The initrd's regular file path: 0 and *f set, or -E_x. */
+static int find_program(const char *path, struct cpio_file *f)
+{
+	bool took = load_enter();
+	int err = find_locked(path, f);
+	load_leave(took);
+	return err;
 }
 
 /* A program's name: the last part of its path. */

@@ -90,10 +90,10 @@ i64 sys_fault_handler(u64 entry, u64 stack_top)
 	return 0;
 }
 
-bool selfpage_fault(struct trap_frame *f, u64 cr2)
+bool selfpage_fault(struct trap_frame *f, u64 cr2, const struct region *r)
 {
 	struct proc *p = sched_current();
-	if (!selfpage_region(proc_region_of(p, cr2)))
+	if (!selfpage_region(r))
 		return false;
 	struct upcall_state *s = state_of(p);
 	if (!s->entry)

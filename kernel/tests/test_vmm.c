@@ -194,6 +194,38 @@ KTEST(vmm, unmap_free_frames)
 	KASSERT_EQ(free_frames(), free0);
 }
 
+/* True when the PT for va exists (a walk ends at the PT level). */
+static bool pt_exists(u64 va)
+{
+	int level;
+	(void)paging_walk(va, &level);
+	return level == LEVEL_PT;
+}
+
+KTEST(vmm, make_kept_tables_out_of_frames_changes_nothing)
+{
+	/* Two PT spans of the heap's slot, far from anything the heap or another test uses. */
+	const u64 va = HEAP_BASE + PML4_SLOT_SIZE / 4, bytes = 2 * LARGE_PAGE_SIZE;
+	KASSERT_EQ(vmm_make_kept_tables(BASE, bytes), -E_INVAL); /* the user half */
+	KASSERT_EQ(vmm_make_kept_tables(va + 8, bytes), -E_INVAL);
+	KASSERT_EQ(vmm_make_kept_tables(va, 0), -E_INVAL);
+	KASSERT_EQ(vmm_make_kept_tables(va, bytes + 8), -E_INVAL);
+	/*
+	 * The first span's PT, then its PD (nested), then the second span's PT:
+	 * each allocation failing in turn gives -E_NOMEM with the tables made
+	 * before it released again (the third leaves a whole span to undo).
+	 */
+	for (u64 nth = 1; nth <= 3; nth++) {
+		u64 free0 = free_frames();
+		pmm_inject_fail_nth(nth);
+		int err = vmm_make_kept_tables(va, bytes);
+		pmm_inject_off();
+		KASSERT_EQ(err, -E_NOMEM);
+		KASSERT_EQ(free_frames(), free0);
+		KASSERT(!pt_exists(va) && !pt_exists(va + LARGE_PAGE_SIZE));
+	}
+}
+
 KTEST(vmm, set_page_flags_protects)
 {
 	u64 free0 = free_frames();

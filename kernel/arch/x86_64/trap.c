@@ -207,11 +207,13 @@ static void user_exception(struct trap_frame *f, u64 cr2)
 		/*
 		 * Straight to the process's regions: user mode never creates page
 		 * tables (the windows are supervisor-only) and owns no kernel region.
-		 * Self-paged regions go to the process's own handler.
+		 * Self-paged regions go to the process's own handler. The region is
+		 * looked up once for both.
 		 */
-		if (cr2 < USER_END && selfpage_fault(f, cr2))
+		const struct region *r = cr2 < USER_END ? proc_region_of(sched_current(), cr2) : NULL;
+		if (cr2 < USER_END && selfpage_fault(f, cr2, r))
 			return;
-		const char *why = cr2 < USER_END ? proc_page_fault(cr2, f->error_code)
+		const char *why = cr2 < USER_END ? proc_region_fault(r, cr2, f->error_code)
 						 : vmm_page_fault(f, cr2);
 		if (!why)
 			return;
