@@ -121,7 +121,9 @@ int kstack_map_at(u64 base);
  * With a second CPU up, map every thread slot's kernel stack now and keep
  * them mapped (sched.c): threads' exits then unmap nothing (no shootdown).
  * With one CPU, make the page tables over the slots' stacks now and keep
- * them. 0, or -E_NOMEM with nothing kept (stacks stay per thread). Boot only.
+ * them. 0 (also when called again), or -E_NOMEM (stacks) or an error of
+ * vmm_make_kept_tables (tables) with nothing kept: they stay per thread.
+ * Boot only.
  */
 int sched_keep_kstacks(void);
 

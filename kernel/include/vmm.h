@@ -92,9 +92,11 @@ MUST_CHECK int virt_to_phys(u64 vaddr, u64 *paddr);
  * Make the page tables over the kernel range [va, va + bytes) now (nothing
  * is mapped) and keep them: never released when they empty, so mapping and
  * unmapping pages there makes and frees no table. For a range whose pages
- * come and go (the threads' kernel stacks). Boot only. 0, or -E_INVAL,
- * -E_HUGE (a large page there), -E_NOMEM (nothing kept, nothing left),
- * -E_NOSPC (too many kept ranges).
+ * come and go (the threads' kernel stacks). Boot only. 0, or -E_INVAL (not
+ * a page-aligned range of slots the kernel shares), -E_CANON, -E_SELFMAP
+ * (the page tables' windows), -E_HUGE (a large page there), -E_NOMEM or
+ * -E_NOSPC (too many kept ranges); on an error nothing is kept and the
+ * range's empty tables are released.
  */
 MUST_CHECK int vmm_make_kept_tables(u64 va, u64 bytes);
 

@@ -45,7 +45,6 @@ bool vmm_lock_held(void)
 	return smp_cpu_count() < 2 || spin_held(&vmm_lock);
 }
 
-
 bool vmm_has_huge_pages(void)
 {
 	return paging_has_huge_pages();
@@ -96,8 +95,12 @@ void range_step_skip_holes(enum pt_window w, struct range_step *s, u64 va, u64 b
 	s->size = table_next_present(e, 1, below < in_table ? below : in_table) * span;
 }
 
-/* Kernel ranges whose PTs and PDs stay once made (vmm_keep_tables), set at boot. */
-#define KEPT_RANGES 2
+/*
+ * Kernel ranges whose PTs and PDs stay once made (vmm_keep_tables), set at
+ * boot: the copy-on-write count window's first tables, the kernel stacks'
+ * with one CPU, and room for one more keeper.
+ */
+#define KEPT_RANGES 3
 static struct {
 	u64 lo, hi;
 } kept_ranges[KEPT_RANGES];
@@ -138,14 +141,32 @@ static int make_tables(u64 va, u64 bytes, u64 *made)
 	return 0;
 }
 
+/* -E_INVAL unless every kernel-half PML4 slot of [va, last] is one the kernel shares. */
+static int check_kernel_slots(u64 va, u64 last)
+{
+	if (va < USER_END)
+		return 0;
+	for (u64 slot = va_index(va, LEVEL_PML4);; slot++) {
+		bool present = *selfmap_entry(LEVEL_PML4, INDICES_VA(slot, 0, 0, 0)) & PTE_P;
+		if (!present && !kernel_slot_may_grow(slot))
+			return -E_INVAL;
+		if (slot == va_index(last, LEVEL_PML4))
+			return 0;
+	}
+}
+
 int vmm_make_kept_tables(u64 va, u64 bytes)
 {
 	if (va < KERNEL_HALF_START || !IS_ALIGNED(va, PAGE_SIZE) || !bytes ||
 	    !IS_ALIGNED(bytes, PAGE_SIZE) || va + bytes < va)
 		return -E_INVAL;
+	/* As map_region: never the page tables' windows, never a slot the kernel does not share. */
+	int err = vmm_check_range(va, bytes / PAGE_SIZE, PAGE_SIZE);
+	if (err || (err = check_kernel_slots(va, va + bytes - 1)))
+		return err;
 	bool locked = vmm_lock_take();
 	u64 made, span = level_span(LEVEL_PD);
-	int err = make_tables(va, bytes, &made);
+	err = make_tables(va, bytes, &made);
 	if (!err)
 		err = vmm_keep_tables(va, bytes);
 	if (err) {
@@ -331,7 +352,10 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_bat
 		range_step_at(w, va, &s);
 		u64 step = range_step_pt_bytes(&s, va, bytes);
 		if (step) {
-			/* One CPU's unmaps here (the common case), the rest a call a PT. */
+			/*
+			 * The current space's unmaps that free nothing, or free with no
+			 * gathering batch (the common cases), inline; the rest a call a PT.
+			 */
 			if (w == WINDOW_SELF && !(options & VMM_FREE_FRAMES))
 				clear_ptes(WINDOW_SELF, va, step / PAGE_SIZE, 0, &err, b, NULL);
 			else if (w == WINDOW_SELF && !tlb_batch_gathers(b))
@@ -360,20 +384,6 @@ int clear_range(enum pt_window w, u64 va, u64 bytes, u32 options, struct tlb_bat
 		bytes -= step;
 	}
 	return err;
-}
-
-/* -E_INVAL unless every kernel-half PML4 slot of [va, last] is one the kernel shares. */
-static int check_kernel_slots(u64 va, u64 last)
-{
-	if (va < USER_END)
-		return 0;
-	for (u64 slot = va_index(va, LEVEL_PML4);; slot++) {
-		bool present = *selfmap_entry(LEVEL_PML4, INDICES_VA(slot, 0, 0, 0)) & PTE_P;
-		if (!present && !kernel_slot_may_grow(slot))
-			return -E_INVAL;
-		if (slot == va_index(last, LEVEL_PML4))
-			return 0;
-	}
 }
 
 /* The PTE bits for `flags` on a leaf at `level`. */

@@ -219,15 +219,9 @@ static void sort_frames(u64 *a, u64 n)
 }
 
 /*
- * A 2 MiB-aligned run of 512 free frames: the PMM is a stack of 4 KiB
- * frames, so take up to CONTIG_WINDOW of them, look for a run among them
- * and give the rest back. 0 and *out, or -E_NOCONTIG (none in the window),
- * -E_NOMEM.
- */
-/*
  * The index in a[0..n) of the first of LARGE_FRAMES entries in a row that
- * are consecutive frames, in ascending or descending order, the lowest
- * 2 MiB-aligned: else n.
+ * are consecutive frames, in ascending or descending order, whose lowest
+ * frame is 2 MiB-aligned (the first such run in the order taken): else n.
  */
 static u64 find_run(const u64 *a, u64 n)
 {

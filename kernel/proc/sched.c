@@ -70,6 +70,8 @@ static struct proc *dead_thread[MAX_CPUS];
  * and kept (no table made, zeroed and freed per thread).
  */
 static bool kstacks_kept;
+/* With one CPU: the page tables over the slots' stacks are made and kept (sched_keep_kstacks). */
+static bool kstack_tables_kept;
 /* Per CPU: it waits in its idle loop (a wakeup sends it an IPI). */
 static bool cpu_idle[MAX_CPUS];
 /*
@@ -631,8 +633,13 @@ int sched_keep_kstacks(void)
 	if (kstacks_kept)
 		return 0;
 	/* One CPU: the stacks come and go with their threads, their page tables stay. */
-	if (smp_cpu_count() < 2)
-		return vmm_make_kept_tables(KSTACKS_BASE, kstack_base(NPROC) - KSTACKS_BASE);
+	if (smp_cpu_count() < 2) {
+		if (kstack_tables_kept)
+			return 0;
+		int err = vmm_make_kept_tables(KSTACKS_BASE, kstack_base(NPROC) - KSTACKS_BASE);
+		kstack_tables_kept = !err;
+		return err;
+	}
 	for (int i = 1; i < NPROC; i++) {
 		/* A slot in use has its stack already (none at boot but the tests' thread, slot 0). */
 		if (proc_table[i].kstack_top)

@@ -13,10 +13,12 @@
 #include <pmm.h>
 #include <proc.h>
 #include <sched.h>
+#include <smp.h>
 #include <string.h>
 #include <syscalls.h>
 #include <timer.h>
 #include <trap.h>
+#include <vmm.h>
 #include "test_vmm_util.h"
 #include "user_blob.h"
 
@@ -352,6 +354,38 @@ KTEST(sched, kernel_thread_runs_and_exits)
 	KASSERT_EQ(hit, 1);
 	KASSERT_EQ(x.status, 7);
 	KASSERT_EQ(frames(), free0);
+}
+
+/* Note the thread's kernel-stack top in *arg. */
+static int note_kstack_top(void *arg)
+{
+	*(u64 *)arg = sched_current()->kstack_top;
+	return 0;
+}
+
+KTEST(sched, one_cpu_keeps_kernel_stack_tables)
+{
+	if (smp_cpu_count() >= 2)
+		KTEST_SKIP("with two CPUs the stacks themselves stay mapped (sched_smp)");
+	u64 free0 = frames(), top = 0, pa;
+	struct vmm_stats v0, v1;
+	struct exit_info x;
+	vmm_get_stats(&v0);
+	int pid = kthread_create("kstack", note_kstack_top, &top);
+	KASSERT(pid > 0);
+	KASSERT_EQ(proc_wait(pid, &x), pid);
+	vmm_get_stats(&v1);
+	KASSERT(top != 0);
+	/* The stack went with its thread; the page table over it stayed, none was made or freed. */
+	KASSERT_EQ(virt_to_phys(top - PAGE_SIZE, &pa), -E_NOTMAPPED);
+	int level;
+	(void)paging_walk(top - PAGE_SIZE, &level);
+	KASSERT_EQ(level, LEVEL_PT);
+	KASSERT_EQ(v1.table_faults, v0.table_faults);
+	KASSERT_EQ(v1.tables_released, v0.tables_released);
+	KASSERT_EQ(frames(), free0);
+	/* Boot kept them; a second call keeps nothing more. */
+	KASSERT_EQ(sched_keep_kstacks(), 0);
 }
 
 /* The timer test's window: TICK_WINDOW periods, tried up to TICK_TRIES times. */

@@ -210,6 +210,7 @@ KTEST(vmm, make_kept_tables_out_of_frames_changes_nothing)
 	KASSERT_EQ(vmm_make_kept_tables(va + 8, bytes), -E_INVAL);
 	KASSERT_EQ(vmm_make_kept_tables(va, 0), -E_INVAL);
 	KASSERT_EQ(vmm_make_kept_tables(va, bytes + 8), -E_INVAL);
+	KASSERT_EQ(vmm_make_kept_tables(SELFMAP_BASE, bytes), -E_SELFMAP); /* the tables' window */
 	/*
 	 * The first span's PT, then its PD (nested), then the second span's PT:
 	 * each allocation failing in turn gives -E_NOMEM with the tables made

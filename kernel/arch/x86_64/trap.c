@@ -210,11 +210,15 @@ static void user_exception(struct trap_frame *f, u64 cr2)
 		 * Self-paged regions go to the process's own handler. The region is
 		 * looked up once for both.
 		 */
-		const struct region *r = cr2 < USER_END ? proc_region_of(sched_current(), cr2) : NULL;
-		if (cr2 < USER_END && selfpage_fault(f, cr2, r))
-			return;
-		const char *why = cr2 < USER_END ? proc_region_fault(r, cr2, f->error_code)
-						 : vmm_page_fault(f, cr2);
+		const char *why;
+		if (cr2 < USER_END) {
+			const struct region *r = proc_region_of(sched_current(), cr2);
+			if (selfpage_fault(f, cr2, r))
+				return;
+			why = proc_region_fault(r, cr2, f->error_code);
+		} else {
+			why = vmm_page_fault(f, cr2);
+		}
 		if (!why)
 			return;
 		char err[96];
