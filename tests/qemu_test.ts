@@ -181,9 +181,11 @@ esac
 
 /**
  * Well under the fake's 60 s sleep, so a run this short was ended by the
- * runner; generous, so a loaded host does not fail it.
+ * runner; generous, so a loaded host does not fail it; and apart from the
+ * runner's 30 s default deadlines, so one that ignored the test's own
+ * deadlines would not pass by a hair.
  */
-const SLEEP_BOUND_MS = 30_000;
+const SLEEP_BOUND_MS = 20_000;
 /**
  * The chatty run's deadline, counted from the spawn: long enough for the
  * shell to print its first TAP line on a loaded host (before that, the

@@ -79,6 +79,7 @@ struct proc {
 	struct region regions[PROC_REGIONS];
 	u64 wake_ns;
 	bool killed;   /* ends at its next return towards user mode (or wait/sleep) */
+	bool exiting;  /* proc_exit has recorded its status: a kill now comes too late */
 	struct exit_info exit;
 	/* Kernel threads: the function and argument the trampoline calls. */
 	int (*fn)(void *);
@@ -154,7 +155,8 @@ NORETURN void proc_exit(int status);
 
 /*
  * Kill p (any state but unused/zombie) with a reason: it ends before running
- * user code again (at once if it is not running). 0, or -E_SRCH.
+ * user code again (at once if it is not running). 0, or -E_SRCH (no such
+ * process, or one already in proc_exit: it ends with its own status).
  */
 int proc_kill(struct proc *p, const char *reason);
 

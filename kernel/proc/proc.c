@@ -443,13 +443,17 @@ NORETURN void proc_exit(int status)
 {
 	struct proc *cur = sched_current();
 	ASSERT(cur->pid != 0);
-	/* Under the lock: a kill from another CPU writes the same fields. */
+	/*
+	 * Under the lock: a kill from another CPU writes the same fields. From
+	 * here on a kill is refused, so the status it ends with is this one.
+	 */
 	sched_lock_acquire();
 	if (!cur->killed) {
 		cur->exit.status = status;
 		cur->exit.killed = false;
 		cur->exit.reason[0] = '\0';
 	}
+	cur->exiting = true;
 	sched_lock_release();
 	if (cur->user) {
 		selfpage_exit(cur);
@@ -481,7 +485,7 @@ int proc_kill(struct proc *p, const char *reason)
 /* proc_kill_locked, recording `vector` with the reason when this kill is the first. */
 static int kill_locked(struct proc *p, const char *reason, u64 vector)
 {
-	if (p->state == PROC_UNUSED || p->state == PROC_ZOMBIE || p->pid == 0)
+	if (p->state == PROC_UNUSED || p->state == PROC_ZOMBIE || p->pid == 0 || p->exiting)
 		return -E_SRCH;
 	if (!p->killed) {
 		p->killed = true;

@@ -9,6 +9,7 @@
 #include <cow.h>
 #include <ktest.h>
 #include <layout.h>
+#include <panic.h>
 #include <pmm.h>
 #include <proc.h>
 #include <sched.h>
@@ -114,8 +115,9 @@ static void watch_end(struct watch *w, int watcher)
 	while (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) != PROC_ZOMBIE && !sched_end_sleep(p))
 		blob_wait_step(); /* it is logging: it sleeps again in a moment */
 	struct exit_info x;
+	/* Broken invariant, not a failed test: returning would leave it reading a dead stack frame. */
 	if (proc_wait(watcher, &x) != watcher)
-		ktest_log("the watch thread %d was not reaped", watcher);
+		panic("ktest: the watch thread %d could not be reaped", watcher);
 }
 
 /*

@@ -573,7 +573,7 @@ KTEST(access, matrix_size)
 {
 	ktest_log("access matrix: %llu of %llu combinations run in %llu ms; not run: %llu need "
 		  "EFER.NXE %s, %llu need SMEP or SMAP (the CPU lacks them)",
-		  combos_run, groups_seen * COMBOS_PER_GROUP, (last_ns - first_ns) / 1000000,
+		  combos_run, groups_seen * COMBOS_PER_GROUP, (last_ns - first_ns) / NS_PER_MS,
 		  not_run_nxe, cpu_nx_enabled() ? "off (config no-nx)" : "on", not_run_smep_smap);
 	ktest_log("access matrix: A bits the model leaves open after a fault: %llu, the CPU set %llu",
 		  open_seen, open_set);

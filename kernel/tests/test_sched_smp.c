@@ -336,16 +336,25 @@ KTEST(sched_smp, kthreads_run_on_every_cpu)
 	KASSERT_EQ(proc_count(), procs0);
 }
 
-/* True when each of the n processes has ended or has run on every CPU (read without the lock: bits only get set). */
-static bool migrated_everywhere(const int *pids, u32 n)
+/* The process of pid if it has not ended (its state read without the lock), else NULL. */
+static struct proc *live_proc(int pid)
 {
+	struct proc *p = proc_by_pid(pid);
+	return p && __atomic_load_n(&p->state, __ATOMIC_ACQUIRE) != PROC_ZOMBIE ? p : NULL;
+}
+
+/*
+ * How many of the n processes have ended or have run on every CPU (read
+ * without the lock: bits of cpus_ran are only ever set).
+ */
+static u32 migrated_everywhere(const int *pids, u32 n)
+{
+	u32 done = 0;
 	for (u32 i = 0; i < n; i++) {
-		struct proc *p = proc_by_pid(pids[i]);
-		if (p && p->state != PROC_ZOMBIE &&
-		    __atomic_load_n(&p->cpus_ran, __ATOMIC_RELAXED) != sched_all_cpus())
-			return false;
+		struct proc *p = live_proc(pids[i]);
+		done += !p || __atomic_load_n(&p->cpus_ran, __ATOMIC_RELAXED) == sched_all_cpus();
 	}
-	return true;
+	return done;
 }
 
 KTEST(sched_smp, user_processes_migrate_intact)
@@ -365,20 +374,27 @@ KTEST(sched_smp, user_processes_migrate_intact)
 		KASSERT(pids[i] > 0);
 	/* Move each to one CPU after another until all have run everywhere, twice round. */
 	u32 rotations = 0;
-	u64 deadline = clock_ns() + MIGRATE_DEADLINE_NS;
-	while ((rotations < 2 * ncpu || !migrated_everywhere(pids, n)) && clock_ns() < deadline) {
+	u64 start = clock_ns(), deadline = start + MIGRATE_DEADLINE_NS, next_log = start + NS_PER_SEC;
+	while ((rotations < 2 * ncpu || migrated_everywhere(pids, n) < n) && clock_ns() < deadline) {
 		sched_sleep_ns(ROTATE_EVERY_NS);
 		for (u32 i = 0; i < n; i++) {
-			struct proc *p = proc_by_pid(pids[i]);
-			if (p && p->state != PROC_ZOMBIE)
+			struct proc *p = live_proc(pids[i]);
+			if (p)
 				(void)sched_set_cpus(p, 1u << ((i + rotations) % ncpu));
 		}
 		rotations++;
+		if (clock_ns() >= next_log) { /* never silent for long: the runner's deadline */
+			ktest_log("after %llu ms: %u of %u processes have run on every CPU",
+				  (clock_ns() - start) / NS_PER_MS, migrated_everywhere(pids, n), n);
+			next_log += NS_PER_SEC;
+		}
 	}
+	/* One more stint where they are, so each checks its registers after its last move. */
+	sched_sleep_ns(ROTATE_EVERY_NS);
 	for (u32 i = 0; i < n; i++) {
-		struct proc *p = proc_by_pid(pids[i]);
-		if (p && p->state != PROC_ZOMBIE)
-			(void)proc_kill(p, MIGRATE_STOP);
+		struct proc *p = live_proc(pids[i]);
+		if (p)
+			(void)proc_kill(p, MIGRATE_STOP); /* -E_SRCH: it is ending by itself, status kept */
 	}
 	u64 migrations = 0;
 	u32 seen = 0;

@@ -54,6 +54,9 @@ KTEST(selfpage, bad_handlers_kill_with_the_reason)
 	KASSERT_EQ(free_frames(), free0);
 }
 
+/* A line every HOLD_CHILDREN_LOG children of the test below (each takes a while under TCG). */
+#define HOLD_CHILDREN_LOG 5
+
 KTEST(selfpage, exit_gives_held_frames_back)
 {
 	struct exit_info x;
@@ -68,7 +71,7 @@ KTEST(selfpage, exit_gives_held_frames_back)
 		KASSERT_EQ(run_child("hold", &x), 0);
 		KASSERT(!x.killed);
 		KASSERT_EQ(x.status, 0);
-		if ((i + 1) % 5 == 0) /* a line for the runner now and then */
+		if ((i + 1) % HOLD_CHILDREN_LOG == 0) /* a line for the runner now and then */
 			ktest_log("%d children held frames and exited", i + 1);
 	}
 	KASSERT_EQ(selfpage_holdings(), held0);

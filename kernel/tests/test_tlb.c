@@ -70,8 +70,7 @@ static void relax(void)
 
 /*
  * CPU 0, every PROGRESS_NS inside a long run: a line for the runner, whose
- * silence deadline would take four vCPUs on two loaded host cores for a hang
- * (and the guest clock, calibrated at boot, may run several times slow then).
+ * silence deadline would take four vCPUs on two loaded host cores for a hang.
  */
 #define PROGRESS_NS NS_PER_SEC
 static u64 progress_at;
@@ -118,8 +117,8 @@ static void job_run(void *arg)
 static int join(u32 c)
 {
 	int err = -E_TIMEDOUT;
-	for (u64 waited = 0; err == -E_TIMEDOUT && waited < JOIN_MS; waited += PROGRESS_NS / 1000000) {
-		err = smp_run_wait(c, PROGRESS_NS / 1000000);
+	for (u64 waited = 0; err == -E_TIMEDOUT && waited < JOIN_MS; waited += PROGRESS_NS / NS_PER_MS) {
+		err = smp_run_wait(c, PROGRESS_NS / NS_PER_MS);
 		if (err == -E_TIMEDOUT)
 			ktest_log("CPU 0 waits for CPU %u to finish", c);
 	}
