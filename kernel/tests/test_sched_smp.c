@@ -248,6 +248,63 @@ KTEST(sched_smp, user_exit_asks_no_other_cpu)
 	KASSERT_EQ(proc_count(), procs0);
 }
 
+/* Processes to exit while CPU 0 watches, and how many of them it must catch inside proc_exit. */
+#define EXIT_RACE_TRIES 200
+#define EXIT_RACE_CAUGHT 10
+/*
+ * Exit 7 at once. (Touching 64 stack pages first, so that the exit frees
+ * more and lasts longer, caught no more: a miss is CPU 0's virtual CPU not
+ * running on the host meanwhile.)
+ */
+BLOB(blob_exit7, EXIT_WITH(7));
+
+/*
+ * A kill that comes while a process is inside proc_exit (its status
+ * recorded, not a zombie yet) is refused: it ends with its own status. CPU 0
+ * watches each process exit on CPU 1 and kills it the moment it sees it
+ * exiting.
+ */
+KTEST(sched_smp, kill_during_exit_keeps_the_status)
+{
+	if (smp_cpu_count() < 2)
+		KTEST_SKIP("one CPU");
+	u64 free0 = frames();
+	int procs0 = proc_count();
+	u32 caught = 0, tries = 0;
+	for (; tries < EXIT_RACE_TRIES && caught < EXIT_RACE_CAUGHT; tries++) {
+		/* Queued for CPU 0, which does not let it run, then given to CPU 1. */
+		u32 old = sched_set_spawn_cpus(1u << 0);
+		int pid = proc_spawn_blob(blob_exit7, (u64)(blob_exit7_end - blob_exit7), CODE_VA,
+					  USER_STACK_TOP, 1, "exit7");
+		sched_set_spawn_cpus(old);
+		KASSERT(pid > 0);
+		struct proc *p = proc_by_pid(pid);
+		KASSERT_EQ(sched_set_cpus(p, 1u << 1), 0);
+		u64 deadline = clock_ns() + 5 * NS_PER_SEC;
+		bool exiting = false, zombie = false;
+		while (!exiting && !zombie && clock_ns() < deadline) {
+			exiting = __atomic_load_n(&p->exiting, __ATOMIC_ACQUIRE);
+			zombie = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == PROC_ZOMBIE;
+		}
+		KASSERT(exiting || zombie); /* else it never ran on CPU 1 */
+		int r = exiting && !zombie ? proc_kill(p, "during its exit") : 0;
+		struct exit_info x;
+		KASSERT_EQ(proc_wait(pid, &x), pid);
+		if (!exiting || zombie)
+			continue;
+		caught++;
+		KASSERT_EQ(r, -E_SRCH);
+		KASSERT(!x.killed);
+		KASSERT_EQ(x.status, 7);
+	}
+	ktest_log("%u of %u exits caught inside proc_exit", caught, tries);
+	/* A loaded host may not run CPU 0's virtual CPU while CPU 1 exits: then nothing was tested. */
+	if (!caught)
+		KTEST_SKIP("no exit was caught inside proc_exit (CPU 0 not running meanwhile?)");
+	KASSERT_EQ(frames(), free0);
+	KASSERT_EQ(proc_count(), procs0);
+}
+
 /* A kernel thread's record of where it ran. */
 struct where {
 	u32 cpus;       /* bit c: it found itself on CPU c */
