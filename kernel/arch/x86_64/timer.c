@@ -312,7 +312,11 @@ u64 clock_ns(void)
 void timer_interrupt(struct trap_frame *f)
 {
 	struct percpu *c = this_cpu();
-	c->ticks++;
+	u64 now = clock_ns();
+	c->tick_gap_ns = now - c->last_tick_ns;
+	c->last_tick_ns = now;
+	/* A reader that sees this tick counted sees its gap (or a later one). */
+	__atomic_store_n(&c->ticks, c->ticks + 1, __ATOMIC_RELEASE);
 	lapic_eoi();
 	/* The tick count is the boot CPU's; every CPU's tick preempts its user mode. */
 	if (c->cpu_id == 0)
