@@ -34,6 +34,8 @@ struct percpu {
 	bool need_resched;   /* the timer asks for a switch before returning to user mode */
 	u32 apic_id;         /* its local APIC's ID (smp.c) */
 	u64 ticks;           /* timer interrupts this CPU took */
+	u64 last_tick_ns;    /* clock_ns() at its last timer interrupt */
+	u64 tick_gap_ns;     /* clock_ns() between its last two timer interrupts (written before ticks) */
 	/* Locks this CPU holds, in the order taken (spinlock.c). */
 	u32 nheld;
 	bool irq_was_on; /* interrupts were on before the outermost lock */

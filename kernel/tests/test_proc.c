@@ -389,55 +389,108 @@ KTEST(sched, one_cpu_keeps_kernel_stack_tables)
 	KASSERT_EQ(sched_keep_kstacks(), 0);
 }
 
-/* The timer test's window: TICK_WINDOW periods, tried up to TICK_TRIES times. */
+/* The timer test's window: TICK_WINDOW periods, tried again until TICK_DEADLINE_S. */
 #define TICK_WINDOW 10
-#define TICK_TRIES 8
+#define TICK_DEADLINE_S 5
+
+/* What one window saw (intervals between consecutive ticks, on the TSC clock). */
+struct tick_window {
+	u64 dt;       /* from its first tick to its last */
+	u64 median;   /* the median interval */
+	u64 longest;  /* the longest interval */
+	bool merged;  /* two ticks seen at one look: a late LAPIC timer merged periods */
+};
 
 /*
- * Wait for a tick, then TICK_WINDOW more: how long they took on the TSC
- * clock through *dt. False when a stall of this vCPU on the host disturbed
- * the window: two ticks more than two periods apart, or two seen at one
- * look (a late LAPIC timer merges periods, and the window then says nothing
- * about the rates). Interrupts on only while halted.
+ * Wait for a tick, then TICK_WINDOW more, into *w. Interrupts on only while
+ * halted.
  */
-static bool tick_window(u64 *dt)
+static void tick_window(struct tick_window *w)
 {
-	u64 period = NS_PER_SEC / TIMER_HZ, t = timer_ticks();
+	u64 t = timer_ticks(), gaps[TICK_WINDOW];
 	while (timer_ticks() == t) /* start on a tick, not inside a period */
 		wait_for_interrupt();
 	t = timer_ticks();
-	u64 start = clock_ns(), last = start;
-	bool undisturbed = true;
+	u64 start = clock_ns(), last = start, n = 0;
+	w->merged = false;
 	for (u64 seen = 0; seen < TICK_WINDOW;) {
 		wait_for_interrupt();
 		u64 now_t = timer_ticks();
 		if (now_t == t)
 			continue; /* another interrupt */
 		u64 now = clock_ns();
-		undisturbed &= now_t - t == 1 && now - last <= 2 * period;
+		w->merged |= now_t - t != 1;
+		gaps[n++] = now - last;
 		seen += now_t - t;
 		t = now_t;
 		last = now;
 	}
-	*dt = last - start;
-	return undisturbed;
+	/* Sorted by insertion: n <= TICK_WINDOW. */
+	for (u64 i = 1; i < n; i++)
+		for (u64 j = i; j > 0 && gaps[j - 1] > gaps[j]; j--) {
+			u64 g = gaps[j];
+			gaps[j] = gaps[j - 1];
+			gaps[j - 1] = g;
+		}
+	w->dt = last - start;
+	w->median = gaps[n / 2];
+	w->longest = gaps[n - 1];
+}
+
+/*
+ * How a window went. A stall of this vCPU on the host makes one or two
+ * intervals long (or merges ticks) and leaves the median alone; a slow timer
+ * makes the median long in every window. All but TICK_FAST are retried
+ * (no stall makes ticks come early).
+ */
+enum tick_verdict { TICK_OK, TICK_STALLED, TICK_SLOW, TICK_LATE, TICK_FAST };
+
+static enum tick_verdict tick_verdict(const struct tick_window *w, u64 period)
+{
+	if (w->merged || w->longest > 2 * w->median)
+		return TICK_STALLED;
+	if (w->median > 2 * period)
+		return TICK_SLOW;
+	/* Every interval within two periods: that bounds dt from above by 2 x nominal. */
+	if (w->longest > 2 * period)
+		return TICK_LATE;
+	if (w->dt < TICK_WINDOW * period / 2)
+		return TICK_FAST;
+	return TICK_OK;
 }
 
 KTEST(timer, periodic_interrupt_and_clock)
 {
-	u64 dt = 0, nominal = TICK_WINDOW * NS_PER_SEC / TIMER_HZ;
-	bool undisturbed = false;
-	for (int try = 1; try <= TICK_TRIES && !undisturbed; try++) {
-		undisturbed = tick_window(&dt);
-		ktest_log("%d ticks took %llu us of the TSC clock (nominal %llu us)%s", TICK_WINDOW,
-			  dt / 1000, nominal / 1000,
-			  undisturbed ? "" : ": disturbed (two ticks over two periods apart)");
+	static const char *const says[] = {
+		[TICK_OK] = "",
+		[TICK_STALLED] = ": disturbed (ticks merged, or one interval over twice the median)",
+		[TICK_SLOW] = ": slow (median interval over two periods)",
+		[TICK_LATE] = ": an interval over two periods",
+		[TICK_FAST] = ": fast (under half the nominal time)",
+	};
+	u64 period = NS_PER_SEC / TIMER_HZ, nominal = TICK_WINDOW * period;
+	u64 start = clock_ns();
+	struct tick_window w;
+	enum tick_verdict v = TICK_STALLED;
+	int tries = 0, slow = 0;
+	/* A loaded host may stall many windows: retry for a few seconds. */
+	while (v != TICK_OK && v != TICK_FAST &&
+	       (tries == 0 || clock_ns() - start < TICK_DEADLINE_S * NS_PER_SEC)) {
+		tries++;
+		tick_window(&w);
+		v = tick_verdict(&w, period);
+		slow += v == TICK_SLOW;
+		ktest_log("try %d: %d ticks took %llu us of the TSC clock (nominal %llu us), "
+			  "median interval %llu us, longest %llu us%s",
+			  tries, TICK_WINDOW, w.dt / 1000, nominal / 1000, w.median / 1000,
+			  w.longest / 1000, says[v]);
 	}
-	/* No window without a stall: or the ticks come at under half their rate. */
-	KASSERT(undisturbed);
-	/* Both clocks are calibrated against the PIT; TCG on a loaded host jitters both. */
-	KASSERT(dt >= nominal / 2);
-	KASSERT(dt <= nominal * 4);
+	/* The ticks come at no less than half their rate: judged on the median, stalls aside. */
+	bool slow_in_every_window = slow == tries;
+	KASSERT(!slow_in_every_window);
+	KASSERT(v != TICK_FAST);
+	/* No window within TICK_DEADLINE_S was undisturbed and within two periods a tick. */
+	KASSERT(v == TICK_OK);
 	KASSERT(timer_lapic_hz() > 0 && timer_tsc_hz() > 0);
 }
 

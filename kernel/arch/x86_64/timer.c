@@ -13,6 +13,10 @@
  * window is thrown away when two reads lie so far apart that a wrap could
  * hide between them, or when its start or end was not caught between two
  * close PIT reads, and the median of CAL_SAMPLES good windows is kept.
+ * A missed wrap undercounts the PIT ticks, so it can only make the rates
+ * look higher, and a stall without one leaves them right: on a host so
+ * loaded that no window comes through clean, the stalled window with the
+ * lowest TSC rate is kept instead of giving up.
  */
 #include <cpu.h>
 #include <io.h>
@@ -63,8 +67,12 @@
 /*
  * A window is thrown away when one span between two reads takes more than
  * 1/CAL_GAP_SHARE of it. A wrap is missed only across a span of 55 ms or
- * more (27 windows): a window with fewer than CAL_GAP_SHARE such spans has
- * one over that share. Shorter stalls throw a good window away, at no risk.
+ * more (27 windows), and such a span still passes when the other spans add
+ * up to three times as much: more stalls, together over 160 ms, in a window
+ * of 2 ms of PIT time (e.g. three spans of 55-57 ms that each hide a wrap,
+ * and a fourth just under 55 ms). That window reads high, and the median
+ * moves only when 3 of CAL_SAMPLES windows are that wrong. Shorter stalls
+ * throw a good window away, at no risk.
  */
 #define CAL_GAP_SHARE 4
 /*
@@ -73,7 +81,7 @@
  */
 #define CAL_SAMPLES 5
 #define CAL_MAX_TRIES 64
-/* Reads of a counter that does not move before we decide there is no PIT. */
+/* Reads of a counter that does not move before we decide the PIT is broken. */
 #define PIT_STUCK_READS 100000
 
 static volatile u32 *lapic;
@@ -111,6 +119,7 @@ struct pit_stamp {
 	u64 before, after;
 };
 
+/* Read the PIT once: the count was latched between s.before and s.after on the TSC. */
 static struct pit_stamp pit_read_stamped(void)
 {
 	struct pit_stamp s;
@@ -125,7 +134,10 @@ struct cal_window {
 	u64 lapic_hz, tsc_hz;
 };
 
-/* How a window went: only CAL_GOOD ones count. */
+/*
+ * How a window went: CAL_GOOD ones count; a CAL_STALLED one (rates measured,
+ * possibly too high) only when no window was good; a CAL_WIDE_EDGE one never.
+ */
 enum cal_verdict { CAL_GOOD, CAL_WIDE_EDGE, CAL_STALLED };
 
 /* The TSC span of reads a, b (a first): at least the time between them. */
@@ -135,10 +147,11 @@ static u64 read_gap(const struct pit_stamp *a, const struct pit_stamp *b)
 }
 
 /*
- * Measure one window into *w (only a CAL_GOOD one is filled in): the LAPIC
- * count starts between reads a and b and is read between c and d, pairs at
- * most CAL_EDGE_MAX_TICKS apart, each edge taken at its pair's middle
- * (ticks2 counts half PIT ticks); no span between two reads may hide a wrap.
+ * Measure one window into *w (CAL_GOOD and CAL_STALLED ones are filled in):
+ * the LAPIC count starts between reads a and b and is read between c and d,
+ * pairs at most CAL_EDGE_MAX_TICKS apart, each edge taken at its pair's
+ * middle (ticks2 counts half PIT ticks); a good one has no span between two
+ * reads that may hide a wrap.
  */
 static enum cal_verdict cal_window(struct cal_window *w)
 {
@@ -149,8 +162,14 @@ static enum cal_verdict cal_window(struct cal_window *w)
 	u64 t0 = rdtsc();
 	struct pit_stamp b = pit_read_stamped(), prev = b, c = b;
 	u64 gap = read_gap(&a, &b), elapsed = 0;
-	while (elapsed < CALIBRATION_PIT_TICKS) {
+	for (u64 same = 0; elapsed < CALIBRATION_PIT_TICKS;) {
 		c = pit_read_stamped();
+		/* A PIT that stopped mid-window would keep us here for ever. */
+		same = c.count == prev.count ? same + 1 : 0;
+		if (same > PIT_STUCK_READS)
+			panic("timer: the PIT stopped counting during calibration "
+			      "(%llu reads in a row gave %u)",
+			      same, (u32)c.count);
 		elapsed += (u16)(prev.count - c.count); /* counts down; mod 2^16 (CAL_GAP_SHARE) */
 		if (read_gap(&prev, &c) > gap)
 			gap = read_gap(&prev, &c);
@@ -164,15 +183,16 @@ static enum cal_verdict cal_window(struct cal_window *w)
 	u64 start_ticks = (u16)(a.count - b.count), end_ticks = (u16)(c.count - d.count);
 	if (start_ticks > CAL_EDGE_MAX_TICKS || end_ticks > CAL_EDGE_MAX_TICKS)
 		return CAL_WIDE_EDGE;
-	if (gap > read_gap(&a, &d) / CAL_GAP_SHARE)
-		return CAL_STALLED;
 	u64 ticks2 = 2 * elapsed + start_ticks + end_ticks;
 	w->lapic_hz = lapic_counts * 2 * PIT_HZ / ticks2;
 	w->tsc_hz = (t1 - t0) * 2 * PIT_HZ / ticks2;
-	return CAL_GOOD;
+	return gap > read_gap(&a, &d) / CAL_GAP_SHARE ? CAL_STALLED : CAL_GOOD;
 }
 
-/* Set lapic_hz and tsc_hz: the median of CAL_SAMPLES good windows (or fewer: CAL_MAX_TRIES). */
+/*
+ * Set lapic_hz and tsc_hz: the median of CAL_SAMPLES good windows (or fewer:
+ * CAL_MAX_TRIES); with none, the stalled window with the lowest TSC rate.
+ */
 static void calibrate(void)
 {
 	outb(PIT_CMD, PIT_CMD_CH0_MODE2);
@@ -183,14 +203,15 @@ static void calibrate(void)
 		if (n > PIT_STUCK_READS)
 			panic("timer: the PIT does not count: nothing to calibrate the LAPIC timer with");
 	/* good[0, n_good): by TSC rate (a window's LAPIC rate goes with it). */
-	struct cal_window good[CAL_SAMPLES], w;
+	struct cal_window good[CAL_SAMPLES], w, slowest_stalled = { 0, 0 };
 	u32 n_good = 0, tries = 0, wide = 0, stalled = 0;
 	/* TCG translates the window's code during the first one: its end comes late. Not counted. */
 	(void)cal_window(&w);
 	for (; tries < CAL_MAX_TRIES && n_good < CAL_SAMPLES; tries++) {
 		enum cal_verdict v = cal_window(&w);
 		wide += v == CAL_WIDE_EDGE;
-		stalled += v == CAL_STALLED;
+		if (v == CAL_STALLED && (stalled++ == 0 || w.tsc_hz < slowest_stalled.tsc_hz))
+			slowest_stalled = w;
 		if (v != CAL_GOOD)
 			continue;
 		u32 j = n_good++;
@@ -198,14 +219,23 @@ static void calibrate(void)
 			good[j] = good[j - 1];
 		good[j] = w;
 	}
-	if (n_good == 0)
-		panic("timer: no undisturbed calibration window in %u tries (%u with a start or end "
-		      "not between two close PIT reads, %u with a stall over a quarter of the window, "
-		      "where a PIT wrap could hide)",
-		      tries, wide, stalled);
-	lapic_hz = good[(n_good - 1) / 2].lapic_hz;
-	tsc_hz = good[(n_good - 1) / 2].tsc_hz;
-	if (n_good < tries)
+	if (n_good == 0 && stalled == 0)
+		panic("timer: no usable calibration window in %u tries (all %u had a start or end "
+		      "not between two close PIT reads)",
+		      tries, wide);
+	if (n_good == 0) {
+		/* Only without a good window: a stalled one may read high, a good one does not. */
+		lapic_hz = slowest_stalled.lapic_hz;
+		tsc_hz = slowest_stalled.tsc_hz;
+		kprintf("# timer: no undisturbed calibration window in %u tries (%u with a wide edge, "
+			"%u with a stall over a quarter of the window): kept the stalled one with the "
+			"lowest TSC rate (a PIT wrap missed in a stall only makes the rates look higher)\n",
+			tries, wide, stalled);
+	} else {
+		lapic_hz = good[(n_good - 1) / 2].lapic_hz;
+		tsc_hz = good[(n_good - 1) / 2].tsc_hz;
+	}
+	if (n_good > 0 && n_good < tries)
 		kprintf("# timer: calibration kept %u of %u windows (%u with a wide edge, %u with a "
 			"stall over a quarter of the window)\n",
 			n_good, tries, wide, stalled);
@@ -282,7 +312,11 @@ u64 clock_ns(void)
 void timer_interrupt(struct trap_frame *f)
 {
 	struct percpu *c = this_cpu();
-	c->ticks++;
+	u64 now = clock_ns();
+	c->tick_gap_ns = now - c->last_tick_ns;
+	c->last_tick_ns = now;
+	/* A reader that sees this tick counted sees its gap (or a later one). */
+	__atomic_store_n(&c->ticks, c->ticks + 1, __ATOMIC_RELEASE);
 	lapic_eoi();
 	/* The tick count is the boot CPU's; every CPU's tick preempts its user mode. */
 	if (c->cpu_id == 0)
