@@ -248,9 +248,14 @@ KTEST(sched_smp, user_exit_asks_no_other_cpu)
 	KASSERT_EQ(proc_count(), procs0);
 }
 
-/* Processes to exit while CPU 0 watches, and how many of them it must catch inside proc_exit. */
+/*
+ * Processes to exit while CPU 0 watches, how many of them it must catch
+ * inside proc_exit, and the guest time it may try for (CPU 0 spins while it
+ * watches, which on a loaded host takes a core from CPU 1's virtual CPU).
+ */
 #define EXIT_RACE_TRIES 200
 #define EXIT_RACE_CAUGHT 10
+#define EXIT_RACE_NS (500 * NS_PER_MS)
 /*
  * Exit 7 at once. (Touching 64 stack pages first, so that the exit frees
  * more and lasts longer, caught no more: a miss is CPU 0's virtual CPU not
@@ -271,7 +276,9 @@ KTEST(sched_smp, kill_during_exit_keeps_the_status)
 	u64 free0 = frames();
 	int procs0 = proc_count();
 	u32 caught = 0, tries = 0;
-	for (; tries < EXIT_RACE_TRIES && caught < EXIT_RACE_CAUGHT; tries++) {
+	u64 budget_end = clock_ns() + EXIT_RACE_NS;
+	for (; tries < EXIT_RACE_TRIES && caught < EXIT_RACE_CAUGHT && clock_ns() < budget_end;
+	     tries++) {
 		/* Queued for CPU 0, which does not let it run, then given to CPU 1. */
 		u32 old = sched_set_spawn_cpus(1u << 0);
 		int pid = proc_spawn_blob(blob_exit7, (u64)(blob_exit7_end - blob_exit7), CODE_VA,
