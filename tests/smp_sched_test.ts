@@ -55,19 +55,14 @@ const runs = CPUS.reduce<Promise<RunResult>[]>((acc, n) => {
 const maxRun = runs[runs.length - 1].catch(() => null).then(bootMax);
 for (const r of [...runs, maxRun]) r.catch(() => {});
 
-/** The run's verdict and, for each failed test, its lines since its RUN line (at most 40): why it failed. */
+/** The run's verdict and, for each failed kernel test, what it printed (at most 40 lines). */
 function why(r: RunResult): string {
-  const out = [r.classification.message];
-  let test: string[] | null = null;
-  for (const line of r.serial.raw.split(/\r?\n/)) {
-    if (/^\s*# RUN /.test(line)) test = [];
-    test?.push(line);
-    if (test && /^\s*(not )?ok \d+ - /.test(line)) {
-      if (line.trimStart().startsWith("not ok")) out.push(...test.slice(-40));
-      test = null;
-    }
-  }
-  return out.join("\n");
+  const tests = r.report.failures.filter((f) => f.suite !== ""); // not the suites' own results
+  return [
+    r.classification.message,
+    ...tests.flatMap((f) => [`${f.fullName}:`, ...f.log.slice(-40)]),
+  ]
+    .join("\n");
 }
 
 /** The lines between "# Subtest: sched_smp" and the suite's result. */

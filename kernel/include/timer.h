@@ -13,6 +13,7 @@
 #define TIMER_HZ 100
 #define NS_PER_SEC 1000000000ULL
 #define NS_PER_MS 1000000ULL
+#define NS_PER_US 1000ULL
 
 struct trap_frame;
 

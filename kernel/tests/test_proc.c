@@ -482,8 +482,8 @@ KTEST(timer, periodic_interrupt_and_clock)
 		slow += v == TICK_SLOW;
 		ktest_log("try %d: %d ticks took %llu us of the TSC clock (nominal %llu us), "
 			  "median interval %llu us, longest %llu us%s",
-			  tries, TICK_WINDOW, w.dt / 1000, nominal / 1000, w.median / 1000,
-			  w.longest / 1000, says[v]);
+			  tries, TICK_WINDOW, w.dt / NS_PER_US, nominal / NS_PER_US,
+			  w.median / NS_PER_US, w.longest / NS_PER_US, says[v]);
 	}
 	/* The ticks come at no less than half their rate: judged on the median, stalls aside. */
 	bool slow_in_every_window = slow == tries;

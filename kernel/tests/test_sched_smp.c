@@ -212,6 +212,18 @@ KTEST(sched_smp, exit_keeps_kernel_stack_mapped)
 BLOB(blob_exit0, EXIT_WITH(0));
 
 /*
+ * Spawn the program [b, e) queued for CPU 0, which does not let it run while
+ * this test holds it: its pid (the caller moves it to another CPU), or an error.
+ */
+static int spawn_held_on_cpu0(const u8 *b, const u8 *e, const char *name)
+{
+	u32 old = sched_set_spawn_cpus(1u << 0);
+	int pid = proc_spawn_blob(b, (u64)(e - b), CODE_VA, USER_STACK_TOP, 1, name);
+	sched_set_spawn_cpus(old);
+	return pid;
+}
+
+/*
  * A process's exit drops its address space where it is loaded
  * (drop_current_page_map): no round of IPIs to the CPUs that share the
  * kernel's space. CPU 0 stays busy in the kernel's space meanwhile (it
@@ -223,11 +235,8 @@ KTEST(sched_smp, user_exit_asks_no_other_cpu)
 		KTEST_SKIP("one CPU");
 	u64 free0 = frames();
 	int procs0 = proc_count();
-	/* Queued for CPU 0, which does not let it run: what its making sent is not counted. */
-	u32 old = sched_set_spawn_cpus(1u << 0);
-	int pid = proc_spawn_blob(blob_exit0, (u64)(blob_exit0_end - blob_exit0), CODE_VA,
-				  USER_STACK_TOP, 1, "exit0");
-	sched_set_spawn_cpus(old);
+	/* Held on CPU 0: what its making sent is not counted. */
+	int pid = spawn_held_on_cpu0(blob_exit0, blob_exit0_end, "exit0");
 	KASSERT(pid > 0);
 	struct tlb_stats t0, t1;
 	tlb_get_stats(&t0);
@@ -256,11 +265,7 @@ KTEST(sched_smp, user_exit_asks_no_other_cpu)
 #define EXIT_RACE_TRIES 200
 #define EXIT_RACE_CAUGHT 10
 #define EXIT_RACE_NS (500 * NS_PER_MS)
-/*
- * Exit 7 at once. (Touching 64 stack pages first, so that the exit frees
- * more and lasts longer, caught no more: a miss is CPU 0's virtual CPU not
- * running on the host meanwhile.)
- */
+/* Exit 7 at once: a status no kill and no zeroed field gives. */
 BLOB(blob_exit7, EXIT_WITH(7));
 
 /*
@@ -279,11 +284,7 @@ KTEST(sched_smp, kill_during_exit_keeps_the_status)
 	u64 budget_end = clock_ns() + EXIT_RACE_NS;
 	for (; tries < EXIT_RACE_TRIES && caught < EXIT_RACE_CAUGHT && clock_ns() < budget_end;
 	     tries++) {
-		/* Queued for CPU 0, which does not let it run, then given to CPU 1. */
-		u32 old = sched_set_spawn_cpus(1u << 0);
-		int pid = proc_spawn_blob(blob_exit7, (u64)(blob_exit7_end - blob_exit7), CODE_VA,
-					  USER_STACK_TOP, 1, "exit7");
-		sched_set_spawn_cpus(old);
+		int pid = spawn_held_on_cpu0(blob_exit7, blob_exit7_end, "exit7");
 		KASSERT(pid > 0);
 		struct proc *p = proc_by_pid(pid);
 		KASSERT_EQ(sched_set_cpus(p, 1u << 1), 0);

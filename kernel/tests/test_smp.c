@@ -136,8 +136,8 @@ KTEST(smp, every_cpu_takes_timer_ticks)
 		struct percpu *p = percpu_of(c);
 		ktest_log("CPU %u: %llu timer ticks, last two %llu us apart (period %llu us)", c,
 			  __atomic_load_n(&p->ticks, __ATOMIC_ACQUIRE),
-			  __atomic_load_n(&p->tick_gap_ns, __ATOMIC_RELAXED) / 1000,
-			  NS_PER_SEC / TIMER_HZ / 1000);
+			  __atomic_load_n(&p->tick_gap_ns, __ATOMIC_RELAXED) / NS_PER_US,
+			  NS_PER_SEC / TIMER_HZ / NS_PER_US);
 		/* Two ticks after the start, and once two in a row within two periods. */
 		KASSERT(in_time[c]);
 	}

@@ -277,7 +277,7 @@ void smp_init(void)
 	trampoline_unmap();
 	boot_ticks = rdtsc() - tsc0;
 	kprintf("# smp: %u of %u CPUs up in %llu us\n", smp_cpus_up, fw_cpus.count,
-		(clock_ns() - t0) / 1000);
+		(clock_ns() - t0) / NS_PER_US);
 }
 
 

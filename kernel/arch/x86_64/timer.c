@@ -234,11 +234,11 @@ static void calibrate(void)
 	} else {
 		lapic_hz = good[(n_good - 1) / 2].lapic_hz;
 		tsc_hz = good[(n_good - 1) / 2].tsc_hz;
+		if (n_good < tries)
+			kprintf("# timer: calibration kept %u of %u windows (%u with a wide edge, %u "
+				"with a stall over a quarter of the window)\n",
+				n_good, tries, wide, stalled);
 	}
-	if (n_good > 0 && n_good < tries)
-		kprintf("# timer: calibration kept %u of %u windows (%u with a wide edge, %u with a "
-			"stall over a quarter of the window)\n",
-			n_good, tries, wide, stalled);
 	if (lapic_hz < TIMER_HZ || tsc_hz == 0)
 		panic("timer: calibration failed (LAPIC %llu Hz, TSC %llu Hz)", lapic_hz, tsc_hz);
 }
