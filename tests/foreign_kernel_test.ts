@@ -95,7 +95,7 @@ async function npmTestInProcess(file: string, dir: string, args: string[]): Prom
   return { code: o.exitCode, stdout: o.stdout, stderr: o.stderr, report };
 }
 
-/** A run of the npm CLI's `test` in a project of its own, and a copy of its microvm log. */
+/** A run of the npm CLI's `test` in the shared project, and a copy of its microvm log. */
 interface SharedRun {
   p: Awaited<ReturnType<typeof project>>;
   o: Outcome;
@@ -104,11 +104,33 @@ interface SharedRun {
 }
 
 const sharedRuns = new Map<string, Promise<SharedRun>>();
-const sharedDirs: string[] = [];
-// The shared projects go with the test process.
+let shared: Promise<Awaited<ReturnType<typeof project>>> | undefined;
+let sharedDir: string | undefined;
+/** The last thing done in the shared project: the next one waits for it. */
+let sharedQueue: Promise<unknown> = Promise.resolve();
+// The shared project goes with the test process.
 globalThis.addEventListener("unload", () => {
-  for (const dir of sharedDirs) Deno.removeSync(dir, { recursive: true });
+  if (sharedDir !== undefined) Deno.removeSync(sharedDir, { recursive: true });
 });
+
+/**
+ * `use` run in the project of the unchanged fixture that this test process
+ * shares, after everything asked of it before (one at a time: the runs write
+ * the same report, logs and build directory). The fixture's inputs are the
+ * same for each: its first build (by whoever comes first) makes the image,
+ * and the later ones find `make` with nothing to do, as a user's second run
+ * does. A test about the build itself (a broken source) has a project of
+ * its own. Never kept across processes.
+ */
+function inSharedProject<T>(use: (p: Awaited<ReturnType<typeof project>>) => Promise<T>) {
+  shared ??= project().then((p) => {
+    sharedDir = p.dir;
+    return p;
+  });
+  const done = sharedQueue.then(() => shared!).then(use);
+  sharedQueue = done.catch(() => {});
+  return done;
+}
 
 /**
  * The npm CLI's `test ARGS` on the unchanged fixture, run once per test
@@ -119,14 +141,13 @@ function sharedRun(args: string[]): Promise<SharedRun> {
   const key = JSON.stringify(args);
   let run = sharedRuns.get(key);
   if (run === undefined) {
-    run = (async () => {
-      const p = await project();
-      sharedDirs.push(p.dir);
+    const n = sharedRuns.size + 1;
+    run = inSharedProject(async (p) => {
       const o = await npmTest(p.file, p.dir, args);
-      const log = join(p.dir, "shared-run-kernel-microvm.log");
+      const log = join(p.dir, `shared-run-${n}-kernel-microvm.log`);
       await Deno.copyFile(join(p.dir, "logs", "kernel-microvm.log"), log).catch(() => {});
       return { p, o, log };
-    })();
+    });
     sharedRuns.set(key, run);
   }
   return run;
@@ -166,9 +187,11 @@ Deno.test("foreign kernel: a failing test by name; a reset before the plan is me
   assert.equal(run.cmdline, "fail");
 
   // The same through deno task test, the project named by OUROBOROS_PROJECT.
-  const stop = await cli("tools/test.ts", ["--kernel-only", "--append", "stop"], p.dir, {
-    OUROBOROS_PROJECT: p.file,
-  });
+  const stop = await inSharedProject(() =>
+    cli("tools/test.ts", ["--kernel-only", "--append", "stop"], p.dir, {
+      OUROBOROS_PROJECT: p.file,
+    })
+  );
   assert.equal(stop.code, 1, why(stop));
   const s = stop.report!.runs[0];
   assert.equal(s.kind, "incomplete");
@@ -203,8 +226,8 @@ Deno.test("foreign kernel: its build's failure shows its output; an image that c
 });
 
 Deno.test("foreign kernel: --image prebuilt, --shard shares configurations, refusals", async () => {
-  const p = await project();
-  try {
+  // The image the fixture's make makes (in the shared project: built there already, or now).
+  await inSharedProject(async (p) => {
     const made = await new Deno.Command("make", { args: ["-s"], cwd: p.dir }).output();
     assert.equal(made.code, 0);
     const image = join(p.dir, "build/kernel.elf");
@@ -267,9 +290,7 @@ Deno.test("foreign kernel: --image prebuilt, --shard shares configurations, refu
       assert.equal(o.code, code, `${args.join(" ")} (${how}): ${why(o)}`);
       assert.match(o.stderr, message, `${args.join(" ")} (${how})`);
     }
-  } finally {
-    await p.cleanup();
-  }
+  });
 });
 
 Deno.test({

@@ -49,6 +49,28 @@ export function kunitCounts(stdout: string): Record<string, number> {
   return counts;
 }
 
+let interpreter: Promise<string> | undefined;
+
+/**
+ * The Python interpreter `python3` on PATH runs, asked once per test process.
+ * `python3` may be a version manager's shim (pyenv's starts ~10 bash
+ * processes, ~0.6 CPU-s, before Python itself, every time); later calls go
+ * to the interpreter it chose. `python3` itself if it cannot say.
+ */
+function python(): Promise<string> {
+  interpreter ??= new Deno.Command("python3", {
+    args: ["-c", "import sys; print(sys.executable)"],
+    stdin: "null",
+  }).output().then(
+    (out) => {
+      const path = new TextDecoder().decode(out.stdout).trim();
+      return out.code === 0 && path.startsWith("/") ? path : "python3";
+    },
+    () => "python3",
+  );
+  return interpreter;
+}
+
 /**
  * Run `kunit.py parse` on `log` (absolute: kunit.py changes directory) and
  * assert that its exit status, per-test verdicts and counts equal the
@@ -60,7 +82,7 @@ export async function assertSameAsKunitParse(
   report: KernelReport,
   json: string,
 ): Promise<Record<string, number>> {
-  const out = await new Deno.Command("python3", {
+  const out = await new Deno.Command(await python(), {
     // --json takes its file after '=' (its value is optional).
     args: [kunitPy, "parse", `--json=${json}`, log],
     stdin: "null",
