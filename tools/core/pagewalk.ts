@@ -56,17 +56,31 @@ const G = pteFlag("G");
 const NX = pteFlag("NX");
 const ENTRY_BYTES = 8;
 
-/** Read all 512 entries of the table at a physical address. */
-export function readTable(read: PhysReader, phys: bigint): bigint[] {
+/** The 512 entries' bytes of the table at a physical address. */
+function tableView(read: PhysReader, phys: bigint): DataView {
   const bytes = read(phys, TABLE_ENTRIES * ENTRY_BYTES);
   if (!bytes) {
     throw new WalkError(`no memory at table address 0x${phys.toString(16)}`);
   }
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Read all 512 entries of the table at a physical address. */
+export function readTable(read: PhysReader, phys: bigint): bigint[] {
+  const v = tableView(read, phys);
   return Array.from(
     { length: TABLE_ENTRIES },
     (_, i) => v.getBigUint64(i * ENTRY_BYTES, true),
   );
+}
+
+/**
+ * Entry `index` of the table at a physical address, read as {@link readTable}
+ * reads the table (the same failure when it is not in memory), without
+ * making the other 511.
+ */
+function readEntry(read: PhysReader, phys: bigint, index: number): bigint {
+  return tableView(read, phys).getBigUint64(index * ENTRY_BYTES, true);
 }
 
 function shiftOf(level: number): bigint {
@@ -146,7 +160,7 @@ export function translate(
   let rights: Rights = { writable: true, user: true, noExecute: false, global: false };
   for (let level = 4; level >= 1; level--) {
     const index = Number((va >> shiftOf(level)) & BigInt(TABLE_ENTRIES - 1));
-    const e = readTable(read, phys)[index];
+    const e = readEntry(read, phys, index);
     if ((e & P) === 0n) return undefined;
     checkReserved(e, level, index, options);
     const leaf = level === 1 || (level <= 3 && (e & PS) !== 0n);
