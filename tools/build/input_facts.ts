@@ -162,13 +162,7 @@ export async function fileHash(path: string, memo?: StatMemo): Promise<string | 
 /** The file `command` runs: itself if it names a path, else the first match on PATH. */
 export function resolveCommand(command: string): string | null {
   if (command.includes("/")) return statOrNull(command)?.isFile() ? command : null;
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    // An empty entry is the current directory, as for execvp (which runs the tool).
-    const p = join(dir === "" ? "." : dir, command);
-    const info = statOrNull(p);
-    if (info?.isFile() && info.mode & 0o111) return p;
-  }
-  return null;
+  return pathMatches(command)[0]?.path ?? null;
 }
 
 /**
@@ -178,6 +172,7 @@ export function resolveCommand(command: string): string | null {
 function pathMatches(name: string): { path: string; info: FileStatus }[] {
   const out: { path: string; info: FileStatus }[] = [];
   for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    // An empty entry is the current directory, as for execvp (which runs the tool).
     const p = join(dir === "" ? "." : dir, name);
     const info = statOrNull(p);
     if (info?.isFile() && info.mode & 0o111) out.push({ path: p, info });
@@ -231,9 +226,10 @@ function keptToolIdentity(
   id: string,
   real: string,
   askedAt: number,
+  matches: { path: string; info: FileStatus }[] | null,
 ): string | null {
   if (LAUNCHERS.has(real.slice(real.lastIndexOf("/") + 1)) || !isElf(real)) return null;
-  const others = pathMatches(tool.slice(tool.lastIndexOf("/") + 1));
+  const others = matches ?? pathMatches(tool.slice(tool.lastIndexOf("/") + 1));
   if (others.some((m) => isRacy(m.info, askedAt))) return null;
   return JSON.stringify({
     id,
@@ -257,8 +253,10 @@ export async function toolFact(
   question: string,
   ask: () => Promise<string>,
 ): Promise<string> {
-  const path = resolveCommand(tool);
-  const info = path === null ? null : statOrNull(path);
+  // A bare name: every match on PATH (the first is the one run), looked for once.
+  const matches = tool.includes("/") ? null : pathMatches(tool);
+  const path = matches === null ? resolveCommand(tool) : matches[0]?.path ?? null;
+  const info = path === null ? null : matches?.[0]?.info ?? statOrNull(path);
   if (path === null || info === null) return await ask();
   const real = realpathSync(path);
   const id = `${real}:${identityOf(info)}`;
@@ -269,7 +267,7 @@ export async function toolFact(
   const pending = asking.get(key);
   if (pending !== undefined && pending.id === id) return await pending.value;
   const askedAt = now();
-  const keptId = isRacy(info, askedAt) ? null : keptToolIdentity(tool, id, real, askedAt);
+  const keptId = isRacy(info, askedAt) ? null : keptToolIdentity(tool, id, real, askedAt, matches);
   const kept = keptTools.get(key);
   if (keptId !== null && kept !== undefined && kept.id === keptId) {
     tools.set(key, { id, value: kept.value });
