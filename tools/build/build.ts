@@ -5,8 +5,8 @@
  * first link's symbols). buildLocked below is the one place the phases are
  * put in order.
  *
- * Every output carries a key (steps.ts): the SHA-256 of the tool command,
- * the flags and the contents of every input. An output whose key is
+ * Every output carries a key (steps.ts): the tool command, the flags and
+ * every input with the SHA-256 of its contents. An output whose key is
  * unchanged is not rebuilt, so a second build with nothing changed compiles
  * and links nothing.
  */
