@@ -412,3 +412,21 @@ Deno.test("input facts: a tool's kept fact is not used once another file of its 
     await cleanup();
   }
 });
+
+Deno.test("input facts: the kept fact of a tool that is gone is dropped when facts are kept again", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const [gone, stays] = [join(dir, "gone-tool"), join(dir, "other-tool")];
+    await binaryTool(gone);
+    await binaryTool(stays);
+    assert.equal(await askedByNextProcess(dir, gone), true);
+    assert.match(await Deno.readTextFile(toolFactsFile(dir)), /gone-tool/);
+    await Deno.remove(gone);
+    assert.equal(await askedByNextProcess(dir, stays), true);
+    const kept = await Deno.readTextFile(toolFactsFile(dir));
+    assert.match(kept, /other-tool/);
+    assert.doesNotMatch(kept, /gone-tool/);
+  } finally {
+    await cleanup();
+  }
+});

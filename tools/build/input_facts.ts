@@ -82,6 +82,8 @@ const tools = new Map<string, Fact>();
  * tool and question, with their {@link keptToolIdentity}.
  */
 const keptTools = new Map<string, Fact>();
+/** The keys of {@link keptTools} this process asked or used (the others were only loaded). */
+const toolsInUse = new Set<string>();
 /** Questions to tools under way, by the same key: answered once for all who ask meanwhile. */
 const asking = new Map<string, { id: string; value: Promise<string> }>();
 /** Build directories whose facts were loaded into this process. */
@@ -232,6 +234,7 @@ function keptToolIdentity(
   const others = matches ?? pathMatches(tool.slice(tool.lastIndexOf("/") + 1));
   if (others.some((m) => isRacy(m.info, askedAt))) return null;
   return JSON.stringify({
+    file: real,
     id,
     path: others.map((m) => `${m.path}:${identityOf(m.info)}`),
     env: TOOL_ENV.map((v) => process.env[v] ?? null),
@@ -268,6 +271,7 @@ export async function toolFact(
   if (pending !== undefined && pending.id === id) return await pending.value;
   const askedAt = now();
   const keptId = isRacy(info, askedAt) ? null : keptToolIdentity(tool, id, real, askedAt, matches);
+  toolsInUse.add(key);
   const kept = keptTools.get(key);
   if (keptId !== null && kept !== undefined && kept.id === keptId) {
     tools.set(key, { id, value: kept.value });
@@ -346,6 +350,21 @@ export function loadFacts(out: string): void {
   add(keptTools, readFactsFile(toolFactsFile(out))?.tools);
 }
 
+/**
+ * True if the binary a kept tool's fact was taken from is still there: the
+ * facts of tools that are gone (a test's, an old compiler's) are dropped
+ * when the facts are kept again.
+ */
+function exists(fact: Fact): boolean {
+  let file: unknown;
+  try {
+    file = JSON.parse(fact.id)?.file;
+  } catch {
+    return false;
+  }
+  return typeof file === "string" && statOrNull(file) !== null;
+}
+
 /** Write `text` to `path` whole or not at all, unless it holds that text already. */
 async function writeFacts(path: string, text: string): Promise<void> {
   if (onDisk.get(path) === text) return;
@@ -368,7 +387,10 @@ export async function saveFacts(out: string, dirs: readonly string[]): Promise<v
       [...hashes].filter(([p]) => under.some((d) => p.startsWith(d))),
     ),
   };
-  const kept: ToolFactsFile = { format: FACTS_FORMAT, tools: Object.fromEntries(keptTools) };
+  const kept: ToolFactsFile = {
+    format: FACTS_FORMAT,
+    tools: Object.fromEntries([...keptTools].filter(([k, f]) => toolsInUse.has(k) || exists(f))),
+  };
   await writeFacts(factsFile(out), JSON.stringify(file));
   await writeFacts(toolFactsFile(out), JSON.stringify(kept));
 }
