@@ -17,6 +17,7 @@ import {
   RACY_MS,
   setFactClock,
   sha256Hex,
+  toolFactsFile,
 } from "../tools/build/input_facts.ts";
 import { toolIdentity } from "../tools/build/steps.ts";
 import { smallKernel, tempDir } from "./support.ts";
@@ -273,7 +274,7 @@ Deno.test("input facts: a tool changed within the timestamp's tick is asked agai
   }
 });
 
-Deno.test("input facts: a build directory keeps no tool's facts (a launcher's compiler may change)", async () => {
+Deno.test("input facts: a build directory keeps no launcher script's facts (its compiler may change)", async () => {
   const [dir, cleanup] = await tempDir();
   try {
     await smallKernel(dir);
@@ -288,6 +289,143 @@ Deno.test("input facts: a build directory keeps no tool's facts (a launcher's co
     assert.ok(Object.keys(kept.hashes).length > 0, "no file facts kept");
     assert.deepEqual(Object.keys(kept).sort(), ["format", "hashes"]);
     assert.doesNotMatch(JSON.stringify(kept), /cc-launcher/);
+    const tools = JSON.parse(await Deno.readTextFile(toolFactsFile(join(dir, "build"))));
+    assert.equal(tools.format, FACTS_FORMAT);
+    assert.doesNotMatch(JSON.stringify(tools), /cc-launcher/);
+  } finally {
+    await cleanup();
+  }
+});
+
+/**
+ * What the next build's process does with the tools' facts kept in `out`:
+ * in a process of its own (facts taken as if 10 s later, so files just
+ * written count as aged), load them, ask `tool`'s version through
+ * input_facts.ts, keep the facts again; true if the tool had to be asked.
+ */
+async function askedByNextProcess(
+  out: string,
+  tool: string,
+  env: Record<string, string> = {},
+): Promise<boolean> {
+  const facts = new URL("../tools/build/input_facts.ts", import.meta.url).href;
+  const code = `
+    import { loadFacts, saveFacts, setFactClock, toolFact } from ${JSON.stringify(facts)};
+    setFactClock(() => Date.now() + 10000);
+    loadFacts(${JSON.stringify(out)});
+    let asked = false;
+    await toolFact(${JSON.stringify(tool)}, "--version", () => {
+      asked = true;
+      return Promise.resolve("tool 1");
+    });
+    await saveFacts(${JSON.stringify(out)}, []);
+    console.log(asked ? "asked" : "kept");`;
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  assert.ok(r.success, text.decode(r.stderr));
+  const said = text.decode(r.stdout).trim();
+  assert.match(said, /^(asked|kept)$/);
+  return said === "asked";
+}
+
+/** A binary (a copy of `true`) at `path`, executable. */
+async function binaryTool(path: string): Promise<void> {
+  await Deno.copyFile("/bin/true", path);
+  await Deno.chmod(path, 0o755);
+}
+
+Deno.test("input facts: a tool binary's facts serve the next process, until the binary changes", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const tool = join(dir, "tool");
+    await binaryTool(tool);
+    assert.equal(await askedByNextProcess(dir, tool), true);
+    assert.equal(await askedByNextProcess(dir, tool), false, "the kept fact was not used");
+    // Touched (a newer modification time): asked again, then kept again.
+    const info = await Deno.stat(tool);
+    await Deno.utime(tool, info.atime!, new Date(info.mtime!.getTime() + 1000));
+    assert.equal(await askedByNextProcess(dir, tool), true, "a touched binary was not asked");
+    assert.equal(await askedByNextProcess(dir, tool), false);
+    // Replaced by another file with the same contents, size and modification time.
+    const before = await Deno.stat(tool);
+    await binaryTool(join(dir, "new-tool"));
+    await Deno.utime(join(dir, "new-tool"), before.atime!, before.mtime!);
+    await Deno.rename(join(dir, "new-tool"), tool);
+    assert.equal(await askedByNextProcess(dir, tool), true, "a replaced binary was not asked");
+    // Its times set back after a change: the change time tells (set again until it moved on:
+    // timestamps are coarse, and the fact was kept as if the file had aged).
+    const id = fileIdentity(tool);
+    for (let i = 0; i < 40 && fileIdentity(tool) === id; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await Deno.utime(tool, before.atime!, before.mtime!);
+    }
+    assert.notEqual(fileIdentity(tool), id);
+    assert.equal(await askedByNextProcess(dir, tool), true, "a changed binary was not asked");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a launcher's facts never serve the next process", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // A script (a shim, a wrapper) and a binary whose real name is a launcher's.
+    const script = join(dir, "cc-wrapper");
+    await Deno.writeTextFile(script, '#!/bin/sh\nexec gcc "$@"\n');
+    await Deno.chmod(script, 0o755);
+    await binaryTool(join(dir, "ccache"));
+    const link = join(dir, "gcc");
+    await Deno.symlink(join(dir, "ccache"), link);
+    for (const tool of [script, link]) {
+      assert.equal(await askedByNextProcess(dir, tool), true);
+      assert.equal(await askedByNextProcess(dir, tool), true, `${tool}'s fact was kept`);
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a tool's kept fact is not used once another file of its name on PATH, or the driver's environment, changed", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // The one a launcher would run next: the second match on PATH.
+    for (const d of ["a", "b"]) {
+      await Deno.mkdir(join(dir, d));
+      await binaryTool(join(dir, d, "tool"));
+    }
+    const env = { PATH: `${join(dir, "a")}:${join(dir, "b")}:${Deno.env.get("PATH")}` };
+    assert.equal(await askedByNextProcess(dir, "tool", env), true);
+    assert.equal(await askedByNextProcess(dir, "tool", env), false, "the kept fact was not used");
+    const info = await Deno.stat(join(dir, "b", "tool"));
+    await Deno.utime(join(dir, "b", "tool"), info.atime!, new Date(info.mtime!.getTime() + 1000));
+    assert.equal(await askedByNextProcess(dir, "tool", env), true, "PATH's second tool changed");
+    assert.equal(await askedByNextProcess(dir, "tool", env), false);
+    const moved = { ...env, GCC_EXEC_PREFIX: join(dir, "gcc-") };
+    assert.equal(await askedByNextProcess(dir, "tool", moved), true, "GCC_EXEC_PREFIX changed");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: the kept fact of a tool that is gone is dropped when facts are kept again", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const [gone, stays] = [join(dir, "gone-tool"), join(dir, "other-tool")];
+    await binaryTool(gone);
+    await binaryTool(stays);
+    assert.equal(await askedByNextProcess(dir, gone), true);
+    assert.match(await Deno.readTextFile(toolFactsFile(dir)), /gone-tool/);
+    await Deno.remove(gone);
+    assert.equal(await askedByNextProcess(dir, stays), true);
+    const kept = await Deno.readTextFile(toolFactsFile(dir));
+    assert.match(kept, /other-tool/);
+    assert.doesNotMatch(kept, /gone-tool/);
   } finally {
     await cleanup();
   }

@@ -5,12 +5,13 @@
  * first link's symbols). buildLocked below is the one place the phases are
  * put in order.
  *
- * Every output carries a key (steps.ts): the SHA-256 of the tool command,
- * the flags and the contents of every input. An output whose key is
+ * Every output carries a key (steps.ts): the tool command, the flags and
+ * every input with the SHA-256 of its contents. An output whose key is
  * unchanged is not rebuilt, so a second build with nothing changed compiles
  * and links nothing.
  */
 import { deriveLayout, type Layout, type LayoutConfig } from "../../linker/layout.ts";
+import type { ElfImage } from "../core/elf.ts";
 import { acquireLock } from "../host/lockfile.ts";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -50,6 +51,12 @@ export interface BuildOptions {
   kernelDir?: string;
   /** Called with a line of progress (e.g. "cc kernel/main.c"). */
   log?: (line: string) => void;
+  /**
+   * Return the linked image as the build read it for its own checks
+   * ({@link BuildResult.image}), for a caller that reads it next: the
+   * kernel is 2 MB, and a read of it costs a run ~10 ms.
+   */
+  keepImage?: boolean;
 }
 
 /** The outcome of a build. */
@@ -63,6 +70,8 @@ export interface BuildResult {
   layout: Layout;
   /** The user programs and their initrd (build_user.ts); null when the project has no user/. */
   user: UserBuildResult | null;
+  /** The image at {@link elf}, parsed, with {@link BuildOptions.keepImage}. */
+  image?: ElfImage;
 }
 
 /**
@@ -150,5 +159,13 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
     log: ctx.log,
   });
   if (user) compiled.push(...user.ran);
-  return { elf: linked.elf, compiled, linked: linked.linked, layout: ctx.layout, user };
+  const result: BuildResult = {
+    elf: linked.elf,
+    compiled,
+    linked: linked.linked,
+    layout: ctx.layout,
+    user,
+  };
+  if (options.keepImage) result.image = linked.image;
+  return result;
 }

@@ -17,11 +17,11 @@
  * within that window is read again every time until it has aged.
  *
  * Facts live in memory for the process, and on disk in a build directory
- * (`<out>/.input-facts.json`), written at the end of a build. They are only
- * facts about inputs: every key, and every verdict, is computed from them
- * anew.
+ * (`<out>/.input-facts.json`, and `<out>/.tool-facts.json` for tools: see
+ * {@link toolFact}), written at the end of a build. They are only facts
+ * about inputs: every key, and every verdict, is computed from them anew.
  */
-import { readFileSync, realpathSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import process from "node:process";
@@ -77,6 +77,13 @@ export function setFactClock(clock: (() => number) | null): void {
 /** Facts of this process: contents' hashes by path, tools' facts by tool and question. */
 const hashes = new Map<string, Fact>();
 const tools = new Map<string, Fact>();
+/**
+ * Tools' facts that may be kept in a build directory (see {@link toolFact}), by
+ * tool and question, with their {@link keptToolIdentity}.
+ */
+const keptTools = new Map<string, Fact>();
+/** The keys of {@link keptTools} this process asked or used (the others were only loaded). */
+const toolsInUse = new Set<string>();
 /** Questions to tools under way, by the same key: answered once for all who ask meanwhile. */
 const asking = new Map<string, { id: string; value: Promise<string> }>();
 /** Build directories whose facts were loaded into this process. */
@@ -157,30 +164,102 @@ export async function fileHash(path: string, memo?: StatMemo): Promise<string | 
 /** The file `command` runs: itself if it names a path, else the first match on PATH. */
 export function resolveCommand(command: string): string | null {
   if (command.includes("/")) return statOrNull(command)?.isFile() ? command : null;
+  return pathMatches(command)[0]?.path ?? null;
+}
+
+/**
+ * Every executable file named `name` in PATH's directories, in PATH's order,
+ * with its status.
+ */
+function pathMatches(name: string): { path: string; info: FileStatus }[] {
+  const out: { path: string; info: FileStatus }[] = [];
   for (const dir of (process.env.PATH ?? "").split(delimiter)) {
     // An empty entry is the current directory, as for execvp (which runs the tool).
-    const p = join(dir === "" ? "." : dir, command);
+    const p = join(dir === "" ? "." : dir, name);
     const info = statOrNull(p);
-    if (info?.isFile() && info.mode & 0o111) return p;
+    if (info?.isFile() && info.mode & 0o111) out.push({ path: p, info });
   }
-  return null;
+  return out;
+}
+
+/**
+ * Programs that run another compiler found on their own (the next match on
+ * PATH, or one their configuration names): what they say is never kept in a
+ * build directory, whatever its key.
+ */
+const LAUNCHERS = new Set(["ccache", "sccache", "distcc", "icecc", "buildcache"]);
+
+/**
+ * Environment variables that change where GCC's driver finds its programs and
+ * files (`-print-file-name`), part of a kept tool fact's identity.
+ */
+const TOOL_ENV = ["GCC_EXEC_PREFIX", "COMPILER_PATH", "LIBRARY_PATH"] as const;
+
+/** True if the file starts like an ELF executable (a script's `#!` does not). */
+function isElf(path: string): boolean {
+  const head = new Uint8Array(4);
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch {
+    return false;
+  }
+  try {
+    return readSync(fd, head, 0, 4, 0) === 4 && head[0] === 0x7f && head[1] === 0x45 &&
+      head[2] === 0x4c && head[3] === 0x46;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The identity under which a tool's fact may be kept in a build directory
+ * for later processes, or null if it may not be kept. `id` is the process's
+ * own (the file PATH finds, its real path and its identity). Only a binary
+ * may be kept: a script (a version manager's shim, a wrapper) may choose its
+ * compiler by what it reads, and a launcher ({@link LAUNCHERS}) runs another
+ * binary. Also part of the identity: every other file of the tool's name on
+ * PATH (the one a launcher would find next) and {@link TOOL_ENV}. Null too
+ * when one of those files may still change without changing its identity
+ * (see {@link isRacy}).
+ */
+function keptToolIdentity(
+  tool: string,
+  id: string,
+  real: string,
+  askedAt: number,
+  matches: { path: string; info: FileStatus }[] | null,
+): string | null {
+  if (LAUNCHERS.has(real.slice(real.lastIndexOf("/") + 1)) || !isElf(real)) return null;
+  const others = matches ?? pathMatches(tool.slice(tool.lastIndexOf("/") + 1));
+  if (others.some((m) => isRacy(m.info, askedAt))) return null;
+  return JSON.stringify({
+    file: real,
+    id,
+    path: others.map((m) => `${m.path}:${identityOf(m.info)}`),
+    env: TOOL_ENV.map((v) => process.env[v] ?? null),
+  });
 }
 
 /**
  * What `ask()` says about `tool` (its version line, its include directory):
  * asked again when the binary PATH finds is another file, or the same file
- * changed. `question` names what is asked (the flags). Kept for this process
- * only, never in a build directory: the file PATH finds may be a launcher
- * (ccache, a version manager's shim, a cross-compiler's wrapper script) whose
- * compiler changes while the launcher stays the same file.
+ * changed. `question` names what is asked (the flags). Kept for this
+ * process; kept in a build directory too (`.tool-facts.json`, read back by
+ * the next build's process) only for a binary, under the wider identity of
+ * {@link keptToolIdentity}: the file PATH finds may be a launcher (ccache, a
+ * version manager's shim, a cross-compiler's wrapper script) whose compiler
+ * changes while the launcher stays the same file.
  */
 export async function toolFact(
   tool: string,
   question: string,
   ask: () => Promise<string>,
 ): Promise<string> {
-  const path = resolveCommand(tool);
-  const info = path === null ? null : statOrNull(path);
+  // A bare name: every match on PATH (the first is the one run), looked for once.
+  const matches = tool.includes("/") ? null : pathMatches(tool);
+  const path = matches === null ? resolveCommand(tool) : matches[0]?.path ?? null;
+  const info = path === null ? null : matches?.[0]?.info ?? statOrNull(path);
   if (path === null || info === null) return await ask();
   const real = realpathSync(path);
   const id = `${real}:${identityOf(info)}`;
@@ -191,12 +270,21 @@ export async function toolFact(
   const pending = asking.get(key);
   if (pending !== undefined && pending.id === id) return await pending.value;
   const askedAt = now();
+  const keptId = isRacy(info, askedAt) ? null : keptToolIdentity(tool, id, real, askedAt, matches);
+  toolsInUse.add(key);
+  const kept = keptTools.get(key);
+  if (keptId !== null && kept !== undefined && kept.id === keptId) {
+    tools.set(key, { id, value: kept.value });
+    return kept.value;
+  }
   const answer = ask();
   asking.set(key, { id, value: answer });
   try {
     const value = await answer;
     if (isRacy(info, askedAt)) tools.delete(key);
     else tools.set(key, { id, value });
+    if (keptId === null) keptTools.delete(key);
+    else keptTools.set(key, { id: keptId, value });
     return value;
   } finally {
     if (asking.get(key)?.value === answer) asking.delete(key);
@@ -208,9 +296,39 @@ export function factsFile(out: string): string {
   return join(out, ".input-facts.json");
 }
 
+/** The file a build directory's tools' facts are kept in (see {@link toolFact}). */
+export function toolFactsFile(out: string): string {
+  return join(out, ".tool-facts.json");
+}
+
 interface FactsFile {
   format: number;
   hashes: Record<string, Fact>;
+}
+
+interface ToolFactsFile {
+  format: number;
+  tools: Record<string, Fact>;
+}
+
+/** The text of each facts file as this process last read or wrote it, by path. */
+const onDisk = new Map<string, string>();
+
+/** The parsed facts file at `path` of this format, or null (missing, unreadable, another format). */
+function readFactsFile(path: string): Record<string, unknown> | null {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return null;
+  }
+  onDisk.set(path, text);
+  try {
+    const parsed = JSON.parse(text);
+    return parsed?.format === FACTS_FORMAT ? parsed : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -220,13 +338,6 @@ interface FactsFile {
 export function loadFacts(out: string): void {
   if (loaded.has(out)) return;
   loaded.add(out);
-  let parsed: FactsFile;
-  try {
-    parsed = JSON.parse(readFileSync(factsFile(out), "utf8"));
-  } catch {
-    return;
-  }
-  if (parsed?.format !== FACTS_FORMAT) return;
   const add = (into: Map<string, Fact>, from: unknown) => {
     if (typeof from !== "object" || from === null) return;
     for (const [k, f] of Object.entries(from as Record<string, Partial<Fact>>)) {
@@ -235,13 +346,38 @@ export function loadFacts(out: string): void {
       }
     }
   };
-  add(hashes, parsed.hashes);
+  add(hashes, readFactsFile(factsFile(out))?.hashes);
+  add(keptTools, readFactsFile(toolFactsFile(out))?.tools);
+}
+
+/**
+ * True if the binary a kept tool's fact was taken from is still there: the
+ * facts of tools that are gone (a test's, an old compiler's) are dropped
+ * when the facts are kept again.
+ */
+function exists(fact: Fact): boolean {
+  let file: unknown;
+  try {
+    file = JSON.parse(fact.id)?.file;
+  } catch {
+    return false;
+  }
+  return typeof file === "string" && statOrNull(file) !== null;
+}
+
+/** Write `text` to `path` whole or not at all, unless it holds that text already. */
+async function writeFacts(path: string, text: string): Promise<void> {
+  if (onDisk.get(path) === text) return;
+  const part = `${path}.${process.pid}-${crypto.randomUUID()}.part`;
+  await writeFile(part, text);
+  await rename(part, path);
+  onDisk.set(path, text);
 }
 
 /**
  * Keep this process's facts about the files under `dirs` in build directory
- * `out`, whole or not at all (tools' facts stay in the process: see
- * {@link toolFact}).
+ * `out`, and the tools' facts that may be kept (see {@link toolFact}), each
+ * file whole or not at all.
  */
 export async function saveFacts(out: string, dirs: readonly string[]): Promise<void> {
   const under = dirs.map((d) => d.replace(/\/?$/, "/"));
@@ -251,8 +387,10 @@ export async function saveFacts(out: string, dirs: readonly string[]): Promise<v
       [...hashes].filter(([p]) => under.some((d) => p.startsWith(d))),
     ),
   };
-  const path = factsFile(out);
-  const part = `${path}.${process.pid}-${crypto.randomUUID()}.part`;
-  await writeFile(part, JSON.stringify(file));
-  await rename(part, path);
+  const kept: ToolFactsFile = {
+    format: FACTS_FORMAT,
+    tools: Object.fromEntries([...keptTools].filter(([k, f]) => toolsInUse.has(k) || exists(f))),
+  };
+  await writeFacts(factsFile(out), JSON.stringify(file));
+  await writeFacts(toolFactsFile(out), JSON.stringify(kept));
 }

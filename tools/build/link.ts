@@ -7,7 +7,7 @@ import { bootTableNames, type ImageSymbols } from "../../linker/boot_tables.ts";
 import { hex } from "../../linker/constants.ts";
 import { PAGE_SIZE } from "../../linker/layout.ts";
 import { SECTION_SYMBOLS } from "../../linker/linker_script.ts";
-import { parseElf, symbolValue } from "../core/elf.ts";
+import { type ElfImage, parseElf, symbolValue } from "../core/elf.ts";
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { asmStep } from "./compile.ts";
@@ -27,7 +27,11 @@ const LD_FLAGS = [
 ];
 
 async function readSymbols(elf: string): Promise<ImageSymbols> {
-  const image = parseElf(await readFile(elf));
+  return symbolsOf(parseElf(await readFile(elf)));
+}
+
+/** The symbols the boot tables are computed from. */
+function symbolsOf(image: ElfImage): ImageSymbols {
   const names = [...SECTION_SYMBOLS, "boot_pml4"] as const;
   return Object.fromEntries(names.map((n) => [n, symbolValue(image, n)])) as ImageSymbols;
 }
@@ -49,6 +53,8 @@ export interface LinkResult {
   linked: boolean;
   /** Labels of the steps this phase assembled (the real boot tables). */
   assembled: string[];
+  /** The linked image, as read for the checks below. */
+  image: ElfImage;
 }
 
 /** Link `objects` with the placeholder tables `pass1Tables`, then with the real ones. */
@@ -78,9 +84,11 @@ export async function link(
 
   const elf = join(out, "kernel.elf");
   const linked = await runStep(linkStep(tables.output, elf, "link"), root);
+  // Read once, for both checks below (and the caller's: BuildOptions.keepImage).
+  const image = parseElf(await readFile(elf));
   if (linked) {
     log("build link");
-    const sym2 = await readSymbols(elf);
+    const sym2 = symbolsOf(image);
     const moved = Object.keys(sym1).filter((k) =>
       sym1[k as keyof ImageSymbols] !== sym2[k as keyof ImageSymbols]
     );
@@ -90,7 +98,6 @@ export async function link(
     }
   }
   // Sanity: every table label the generator knows is in the image.
-  const image = parseElf(await readFile(elf));
   for (const n of bootTableNames(ctx.layout)) symbolValue(image, n);
-  return { elf, linked: linked || linked1, assembled };
+  return { elf, linked: linked || linked1, assembled, image };
 }

@@ -128,10 +128,11 @@ export function parseElf(bytes: Uint8Array): ElfImage {
   for (const s of raw.filter((s) => s.type === SHT_SYMTAB)) {
     const strtab = raw[s.link];
     check(s.offset, s.size, "symbol table");
+    const name = stringTable(bytes, strtab.offset, strtab.size, cstr);
     for (let o = s.offset; o + 24 <= s.offset + s.size; o += s.entsize || 24) {
       const info = bytes[o + 4];
       symbols.push({
-        name: cstr(strtab.offset + u32(o)),
+        name: name(u32(o)),
         type: info & 0xf,
         bind: info >> 4,
         section: u16(o + 6),
@@ -149,6 +150,28 @@ export function parseElf(bytes: Uint8Array): ElfImage {
     size,
   }));
   return { entry: u64(24), machine: u16(18), segments, sections, symbols, bytes };
+}
+
+/**
+ * The names of a string table by offset. A table of plain ASCII (nearly
+ * every one) is decoded once and its names are cut from the text (each
+ * byte one character); any other is read name by name with `cstr`. The
+ * symbols' names are read by the thousand, and under Deno a call to the
+ * decoder costs more than the name.
+ */
+function stringTable(
+  bytes: Uint8Array,
+  offset: number,
+  size: number,
+  cstr: (off: number) => string,
+): (off: number) => string {
+  const end = Math.min(offset + size, bytes.length);
+  const table = bytes.subarray(Math.max(0, offset), end);
+  if (offset < 0 || table.some((b) => b >= 0x80) || table[table.length - 1] !== 0) {
+    return (off) => cstr(offset + off);
+  }
+  const text = new TextDecoder().decode(table);
+  return (off) => off < text.length ? text.slice(off, text.indexOf("\0", off)) : cstr(offset + off);
 }
 
 /** Each image's symbols by name, the first of a name (as a search from the start finds). */

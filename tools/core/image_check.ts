@@ -63,12 +63,13 @@ function withoutNxReader(image: ElfImage): PhysReader {
   return (paddr, length) => {
     const bytes = read(paddr, length);
     if (!bytes) return undefined;
+    // Only aligned entries are stripped; the offsets of [from, to) in this read, as numbers.
+    if (paddr % 8n !== 0n || to <= paddr || from >= paddr + BigInt(length)) return bytes;
+    const first = from > paddr ? Math.ceil(Number(from - paddr) / 8) * 8 : 0;
+    const end = Math.min(length, Number(to - paddr));
     const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let off = 0; off + 8 <= length; off += 8) {
-      const pa = paddr + BigInt(off);
-      if (pa >= from && pa < to && pa % 8n === 0n) {
-        v.setBigUint64(off, v.getBigUint64(off, true) & ~nx, true);
-      }
+    for (let off = first; off + 8 <= length && off < end; off += 8) {
+      v.setBigUint64(off, v.getBigUint64(off, true) & ~nx, true);
     }
     return bytes;
   };

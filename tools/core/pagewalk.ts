@@ -56,17 +56,50 @@ const G = pteFlag("G");
 const NX = pteFlag("NX");
 const ENTRY_BYTES = 8;
 
-/** Read all 512 entries of the table at a physical address. */
-export function readTable(read: PhysReader, phys: bigint): bigint[] {
+/** The 512 entries' bytes of the table at a physical address. */
+function tableView(read: PhysReader, phys: bigint): DataView {
   const bytes = read(phys, TABLE_ENTRIES * ENTRY_BYTES);
   if (!bytes) {
     throw new WalkError(`no memory at table address 0x${phys.toString(16)}`);
   }
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Read all 512 entries of the table at a physical address. */
+export function readTable(read: PhysReader, phys: bigint): bigint[] {
+  const v = tableView(read, phys);
   return Array.from(
     { length: TABLE_ENTRIES },
     (_, i) => v.getBigUint64(i * ENTRY_BYTES, true),
   );
+}
+
+/** The present bit, if it is in an entry's low 32 bits (then tested before the entry is read whole). */
+const P_LOW = BigInt.asUintN(32, P) === P ? Number(P) : 0;
+
+/**
+ * The present entries of the table at a physical address, by index: as
+ * {@link readTable} reads the table, without making a BigInt of each of the
+ * (mostly empty) others.
+ */
+function presentEntries(read: PhysReader, phys: bigint): [number, bigint][] {
+  const v = tableView(read, phys);
+  const out: [number, bigint][] = [];
+  for (let i = 0; i < TABLE_ENTRIES; i++) {
+    if (P_LOW !== 0 && (v.getUint32(i * ENTRY_BYTES, true) & P_LOW) === 0) continue;
+    const e = v.getBigUint64(i * ENTRY_BYTES, true);
+    if ((e & P) !== 0n) out.push([i, e]);
+  }
+  return out;
+}
+
+/**
+ * Entry `index` of the table at a physical address, read as {@link readTable}
+ * reads the table (the same failure when it is not in memory), without
+ * making the other 511.
+ */
+function readEntry(read: PhysReader, phys: bigint, index: number): bigint {
+  return tableView(read, phys).getBigUint64(index * ENTRY_BYTES, true);
 }
 
 function shiftOf(level: number): bigint {
@@ -113,9 +146,7 @@ export function enumerateMappings(
   const out: Mapping[] = [];
   const all: Rights = { writable: true, user: true, noExecute: false, global: false };
   const visit = (phys: bigint, level: number, base: bigint, rights: Rights) => {
-    const entries = readTable(read, phys);
-    entries.forEach((e, i) => {
-      if ((e & P) === 0n) return;
+    presentEntries(read, phys).forEach(([i, e]) => {
       const va = base | (BigInt(i) << shiftOf(level));
       const leaf = level === 1 || (level <= 3 && (e & PS) !== 0n);
       if (level === 4 && (e & PS) !== 0n) {
@@ -146,7 +177,7 @@ export function translate(
   let rights: Rights = { writable: true, user: true, noExecute: false, global: false };
   for (let level = 4; level >= 1; level--) {
     const index = Number((va >> shiftOf(level)) & BigInt(TABLE_ENTRIES - 1));
-    const e = readTable(read, phys)[index];
+    const e = readEntry(read, phys, index);
     if ((e & P) === 0n) return undefined;
     checkReserved(e, level, index, options);
     const leaf = level === 1 || (level <= 3 && (e & PS) !== 0n);
@@ -181,8 +212,8 @@ export function tableTree(
   const visit = (phys: bigint, level: number, base: bigint) => {
     out.push({ level, phys, va: canonical(base) });
     if (level === 1) return;
-    readTable(read, phys).forEach((e, i) => {
-      if ((e & P) === 0n || (level <= 3 && (e & PS) !== 0n)) return;
+    presentEntries(read, phys).forEach(([i, e]) => {
+      if (level <= 3 && (e & PS) !== 0n) return;
       if (level === 4 && skipPml4.includes(i)) return;
       visit(e & PTE_ADDR_MASK, level - 1, base | (BigInt(i) << shiftOf(level)));
     });

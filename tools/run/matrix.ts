@@ -66,7 +66,13 @@ export async function prepareKernel(
 ): Promise<PreparedKernel> {
   let built;
   try {
-    built = await build({ root, outDir, layout: source.layout, kernelDir: source.kernelDir });
+    built = await build({
+      root,
+      outDir,
+      layout: source.layout,
+      kernelDir: source.kernelDir,
+      keepImage: true,
+    });
   } catch (e) {
     const message = e instanceof BuildError
       ? `build failure in ${e.file}`
@@ -74,7 +80,7 @@ export async function prepareKernel(
     const details = e instanceof BuildError ? e.output.split("\n").filter((l) => l !== "") : [];
     return { elf: null, build: { message, details }, checks: [] };
   }
-  const image = parseElf(await readFile(built.elf));
+  const image = built.image ?? parseElf(await readFile(built.elf));
   // As loaded, and as boot.asm leaves the tables on a CPU without NX (config no-nx).
   const problems = [
     ...checkBootTables(image, built.layout),
