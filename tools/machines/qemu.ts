@@ -72,7 +72,9 @@ export function qemuTunables(user: string | undefined): string {
 }
 
 /** QEMU's environment: this process's, with GLIBC_TUNABLES from {@link qemuTunables}. */
-export function qemuEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+export function qemuEnv(
+  env: Record<string, string | undefined> = process.env,
+): Record<string, string | undefined> {
   return { ...env, GLIBC_TUNABLES: qemuTunables(env.GLIBC_TUNABLES) };
 }
 
