@@ -8,6 +8,9 @@ import {
   chooseAccel,
   cpuFlags,
   debugExitDevice,
+  QEMU_MALLOC_TUNABLE,
+  qemuEnv,
+  qemuTunables,
 } from "../tools/machines/qemu.ts";
 import { runKernel, type RunResult } from "../tools/run/run.ts";
 import type { TapEvent } from "../tools/core/tap.ts";
@@ -36,6 +39,36 @@ function assertGone(pid: number | null): void {
   assert.ok(pid !== null && pid > 0, `pid ${pid}`);
   assert.throws(() => Deno.statSync(`/proc/${pid}`), Deno.errors.NotFound);
 }
+
+// ---------------------------------------------------------------- environment
+
+const OURS = `${QEMU_MALLOC_TUNABLE.name}=${QEMU_MALLOC_TUNABLE.value}`;
+
+Deno.test("qemu env: the malloc tunable alone when the user set none", () => {
+  assert.equal(qemuTunables(undefined), OURS);
+  assert.equal(qemuTunables(""), OURS);
+});
+
+Deno.test("qemu env: appended to the user's tunables, which are kept in order", () => {
+  assert.equal(
+    qemuTunables("glibc.malloc.check=3:glibc.pthread.rseq=0"),
+    `glibc.malloc.check=3:glibc.pthread.rseq=0:${OURS}`,
+  );
+});
+
+Deno.test("qemu env: the user's own value of the same tunable wins", () => {
+  const user = `glibc.malloc.check=3:${QEMU_MALLOC_TUNABLE.name}=0`;
+  assert.equal(qemuTunables(user), user);
+});
+
+Deno.test("qemu env: the rest of the environment is passed through unchanged", () => {
+  const env = qemuEnv({ PATH: "/bin", HOME: "/h", GLIBC_TUNABLES: "glibc.malloc.check=3" });
+  assert.deepEqual(env, {
+    PATH: "/bin",
+    HOME: "/h",
+    GLIBC_TUNABLES: `glibc.malloc.check=3:${OURS}`,
+  });
+});
 
 // ---------------------------------------------------------------- arguments
 

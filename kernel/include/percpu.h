@@ -49,6 +49,12 @@ struct percpu {
 	u64 space;
 	u64 leaving;
 	u32 tlb_open; /* TLB batches open on this CPU (tlb.h) */
+	/*
+	 * The other window was detached here since this CPU's last CR3 load
+	 * for a switch, so its TLB may still hold window entries: the next
+	 * attach here reloads CR3 first (vmm_space.c).
+	 */
+	bool window_stale;
 };
 
 /* The area of CPU `cpu` (any CPU's, for the SMP code and its tests). */

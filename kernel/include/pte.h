@@ -16,13 +16,13 @@
  *  - A not-present entry made present: nothing is cached from a
  *    not-present entry, so nothing to drop (pte_install, pte_run_install).
  *  - A space seen through the other window has no TLB entries of its own;
- *    the window pages it shows are dropped here, the rest goes with the CR3
- *    reload that detaches it (vmm_space.c).
+ *    the window pages it shows are dropped here, the rest goes with a CR3
+ *    load after it is detached (vmm_space.c).
  *  - A new table is zeroed in place, then pte_table_ready drops whatever a
  *    walk cached from its old contents.
  *  - Many present PTEs of the current space's user half changed at once: a
- *    pte_batch drops their TLB entries together when it ends (one CR3
- *    reload instead of an invlpg each).
+ *    pte_batch drops their TLB entries together when it ends (an invlpg
+ *    each for at most TLB_FLUSH_CEILING, else one CR3 reload).
  *
  * paging.h gives entries only to read. Writers: pte_set / pte_install for
  * one entry whose table exists (pmm.c, early_map.c, vmm), the pte_run_*
@@ -156,8 +156,12 @@ static inline void pte_run_change(const struct pte_change_run *c, u64 i, u64 val
 /*
  * A batch of changes to present PTEs of the current space's user half
  * (pte_batch_change), whose TLB entries are dropped together when the batch
- * ends: one CR3 reload, which drops every non-global TLB entry and
+ * ends: an invlpg of each changed page when there are at most
+ * TLB_FLUSH_CEILING (each also drops every paging-structure cache entry),
+ * else one CR3 reload, which drops every non-global TLB entry and
  * paging-structure cache entry, and user pages are never global (vmm.h).
+ * A fork of a small program changes a few entries: under TCG a CR3 load
+ * drops QEMU's whole soft TLB and jump cache, an invlpg one page's.
  * Declare it with PTE_BATCH(name): the compiler ends it (pte_batch_end) when
  * name goes out of scope, on every return path, so the flush cannot be
  * forgotten; it flushes whether or not an entry changed (a store each
@@ -171,15 +175,18 @@ static inline void pte_run_change(const struct pte_change_run *c, u64 i, u64 val
  */
 struct pte_batch {
 	bool open;           /* the batch has yet to drop what it changed */
+	u32 changed;         /* entries changed, counted up to TLB_FLUSH_CEILING + 1 */
+	u64 va[TLB_FLUSH_CEILING]; /* the pages of the first changed[] of them */
 	struct tlb_batch tlb; /* the other CPUs' part */
 };
 
 /* Start a batch (PTE_BATCH's initializer). */
 static inline struct pte_batch pte_batch_begin(void)
 {
-	/* Not zeroed whole: the TLB batch's held-frame slots are written only as they fill. */
+	/* Not zeroed whole: va[] and the TLB batch's held-frame slots are written only as they fill. */
 	struct pte_batch b;
 	b.open = true;
+	b.changed = 0;
 	tlb_batch_begin(&b.tlb, TLB_CURRENT);
 	return b;
 }
@@ -190,8 +197,12 @@ static inline struct pte_batch pte_batch_begin(void)
 /* Entry i of a run of the current space's user-half PTEs, present, changed to value (present). */
 static inline void pte_batch_change(struct pte_batch *b, const struct pte_run *r, u64 i, u64 value)
 {
-	(void)b; /* the batch's flush is owed from its declaration on */
+	/* The batch's flush is owed from its declaration on; this only says where. */
 	r->entry[i] = value;
+	if (b->changed < TLB_FLUSH_CEILING)
+		b->va[b->changed] = r->va + i * level_span(r->level);
+	if (b->changed <= TLB_FLUSH_CEILING)
+		b->changed++;
 }
 
 /* Drop what the batch's changed entries left in this CPU's TLB, then on the others (PTE_BATCH calls it). */
@@ -199,7 +210,12 @@ static inline void pte_batch_end(struct pte_batch *b)
 {
 	if (!b->open)
 		return;
-	load_cr3(read_cr3());
+	if (b->changed <= TLB_FLUSH_CEILING) {
+		for (u32 k = 0; k < b->changed; k++)
+			invlpg(b->va[k]);
+	} else {
+		load_cr3(read_cr3());
+	}
 	tlb_batch_flush_all(&b->tlb);
 	tlb_batch_finish(&b->tlb);
 	b->open = false;

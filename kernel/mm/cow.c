@@ -25,7 +25,8 @@
  *
  * Copies go through two scratch kernel pages whose page table exists from
  * the first fork on, so a write fault needs no frame but the one reserved
- * for it.
+ * for it. A new space's PML4 is zeroed through one of them too
+ * (scratch_zero_frame), before it is attached, which spares a CR3 load.
  *
  * SMP: the counts, the scratch pages and the statistics are guarded by the
  * paging lock (vmm_internal.h): fork, the write fault and the count lookups
@@ -566,6 +567,18 @@ static const char *write_fault_locked(u64 va)
 	tlb_batch_finish(&b);
 	stats.copies++;
 	return NULL;
+}
+
+bool scratch_zero_frame(u64 frame)
+{
+	ASSERT(vmm_lock_held());
+	if (!scratch_ready)
+		return false;
+	/* Used and dropped under the paging lock, as a copy's are. */
+	pte_scratch_set(COW_SCRATCH, frame | PTE_P | PTE_W | paging_nx_bit());
+	vmm_zero_page((void *)COW_SCRATCH);
+	pte_scratch_set(COW_SCRATCH, 0);
+	return true;
 }
 
 const char *cow_write_fault(u64 va)

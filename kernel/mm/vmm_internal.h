@@ -203,6 +203,12 @@ static inline int vmm_check_range(u64 va, u64 n, u64 size)
 /* Zero the 4 KiB page at `page` (mapped, writable): new tables and demand-zero frames. */
 void vmm_zero_page(void *page);
 
+/*
+ * Zero frame through cow.c's scratch page (paging lock held): true, or
+ * false when the scratch page's table could not be made (cow_init).
+ */
+bool scratch_zero_frame(u64 frame);
+
 /* True while PML4[OTHER_SLOT] shows another space (vmm_space.c). */
 bool vmm_other_attached(void);
 

@@ -7,8 +7,9 @@
  * other space's tables then appear at fixed addresses (paging.h), and the
  * ordinary code paths (pte_write_flush, the fault-driven table creation,
  * clear_range and the release of empty tables) work on them with
- * WINDOW_OTHER. Detaching reloads CR3, dropping every TLB entry of that
- * window at once (none is global).
+ * WINDOW_OTHER. A CR3 load drops every TLB entry of that window at once
+ * (none is global): on this CPU, the next one after the detach (a switch's,
+ * or the next attach's; percpu.h: window_stale).
  *
  * SMP: the window is global state (it lives in the current space's PML4,
  * which other CPUs may have loaded too, and there is one attached space at
@@ -35,13 +36,25 @@ bool vmm_other_attached(void)
 static void other_attach(pml4_t space)
 {
 	ASSERT(other_cpu == LOCK_NO_CPU && vmm_lock_held());
+	struct percpu *c = this_cpu();
+	/* A detach here left this CPU's window entries for a later CR3 load: it is now. */
+	if (c->window_stale) {
+		c->window_stale = false;
+		load_cr3(read_cr3());
+	}
 	/* Tables are data: P|W, NX where the CPU has it, never G. Not present before: nothing to drop. */
 	MUST(vmm_entry_store(pte_slot(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE),
 			     space | PTE_P | PTE_W | paging_nx_bit()));
 	other_cpu = this_cpu()->cpu_id;
 }
 
-/* Remove the other window and every TLB entry it left, here and on the CPUs sharing this space. */
+/*
+ * Remove the other window and every TLB entry it left on the other CPUs
+ * sharing this space; this CPU's go with its next CR3 load (window_stale):
+ * nothing here reads the window unattached, the next attach here reloads
+ * CR3 first, and a spawn or an exit switches spaces right after anyway.
+ * Under TCG each CR3 load drops QEMU's whole soft TLB and jump cache.
+ */
 static void other_detach(void)
 {
 	ASSERT(vmm_other_attached());
@@ -50,26 +63,28 @@ static void other_detach(void)
 	tlb_batch_begin(&b, TLB_CURRENT);
 	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE, 0, &b));
 	tlb_batch_flush_all(&b);
-	load_cr3(read_cr3());
+	this_cpu()->window_stale = true;
 	tlb_batch_finish(&b);
 	other_cpu = LOCK_NO_CPU;
 }
 
 /*
- * Make the attached PML4 `space` (whatever its frame held) empty but for the
- * kernel half, shared, and its own self-map. Zeroed in place, it is then one
- * run of not-present entries made present: no entry to flush one by one.
+ * Make the attached PML4 `space` empty but for the kernel half, shared, and
+ * its own self-map: one run of not-present entries made present, no entry
+ * to flush one by one. `zeroed`: its frame was zeroed before it was
+ * attached; else it is zeroed here, whatever it held.
  */
-static void other_init_pml4(pml4_t space)
+static void other_init_pml4(pml4_t space, bool zeroed)
 {
-	u64 pml4 = window_entry_addr(WINDOW_OTHER, LEVEL_PML4, 0);
-	vmm_zero_page((void *)pml4);
-	/*
-	 * Its old contents were live as the table that maps the other window's
-	 * PDPT pages: drop every window page a walk may have cached from them
-	 * (none is global).
-	 */
-	load_cr3(read_cr3());
+	if (!zeroed) {
+		vmm_zero_page((void *)window_entry_addr(WINDOW_OTHER, LEVEL_PML4, 0));
+		/*
+		 * Its old contents were live as the table that maps the other
+		 * window's PDPT pages: drop every window page a walk may have
+		 * cached from them (none is global).
+		 */
+		load_cr3(read_cr3());
+	}
 	volatile const u64 *from = window_entry(WINDOW_SELF, LEVEL_PML4, KERNEL_HALF_START);
 	struct pte_run to = pte_run_at(WINDOW_OTHER, LEVEL_PML4, KERNEL_HALF_START);
 	u64 n = TABLE_ENTRIES - KERNEL_FIRST_SLOT;
@@ -136,8 +151,15 @@ int other_space_open(pml4_t *out)
 	u64 space;
 	if (pmm_alloc(&space) != 0)
 		return -E_NOMEM;
+	/*
+	 * Zeroed before it is attached, no walk through the window ever saw its
+	 * old contents (a walk caches present entries only), so no CR3 load is
+	 * owed: under TCG each one drops QEMU's whole soft TLB and jump cache,
+	 * and a spawn made six.
+	 */
+	bool zeroed = scratch_zero_frame(space);
 	other_attach(space);
-	other_init_pml4(space);
+	other_init_pml4(space, zeroed);
 	*out = space;
 	return 0;
 }
@@ -305,6 +327,8 @@ void switch_page_map(pml4_t space)
 	/* Plain stores: the CR3 load is serializing, so both are visible before any walk of space. */
 	__atomic_store_n(&c->leaving, c->space, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->space, space, __ATOMIC_RELAXED);
+	/* Before the load: a detach here after it (this thread preempted) stays owed. */
+	c->window_stale = false;
 	load_cr3(space);
 	__atomic_store_n(&c->leaving, 0, __ATOMIC_RELEASE);
 }
