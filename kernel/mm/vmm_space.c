@@ -54,6 +54,7 @@ static void other_attach(pml4_t space)
  * nothing here reads the window unattached, the next attach here reloads
  * CR3 first, and a spawn or an exit switches spaces right after anyway.
  * Under TCG each CR3 load drops QEMU's whole soft TLB and jump cache.
+ * A space whose frames are freed next is detached with other_detach_freeing.
  */
 static void other_detach(void)
 {
@@ -66,6 +67,19 @@ static void other_detach(void)
 	this_cpu()->window_stale = true;
 	tlb_batch_finish(&b);
 	other_cpu = LOCK_NO_CPU;
+}
+
+/*
+ * other_detach for a space whose frames go back to the allocator next: a
+ * delayed invalidation is allowed only while the frames it covers are not
+ * reused (SDM 4.10.4.4), and a stray read through the window must fault,
+ * not see a reused frame. So this CPU's entries go now.
+ */
+static void other_detach_freeing(void)
+{
+	other_detach();
+	this_cpu()->window_stale = false;
+	load_cr3(read_cr3());
 }
 
 /*
@@ -173,7 +187,10 @@ int other_space_close(pml4_t space, int err)
 		MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0, &b) == 0); /* frees no frame: no error */
 		tlb_batch_finish(&b);
 	}
-	other_detach();
+	if (err)
+		other_detach_freeing();
+	else
+		other_detach();
 	if (err)
 		MUST(pmm_free(space) == 0);
 	return err;
@@ -268,7 +285,7 @@ static int drop_locked(pml4_t space, u32 options)
 	}
 	/* Loaded nowhere (checked above): the invalidations reach nobody. */
 	int err = clear_user_half(WINDOW_OTHER, space, options);
-	other_detach();
+	other_detach_freeing();
 	if (!frame_in_image(space)) {
 		int r = pmm_free(space);
 		err = err ? err : r;
