@@ -164,7 +164,7 @@ export async function fileHash(path: string, memo?: StatMemo): Promise<string | 
 /** The file `command` runs: itself if it names a path, else the first match on PATH. */
 export function resolveCommand(command: string): string | null {
   if (command.includes("/")) return statOrNull(command)?.isFile() ? command : null;
-  return pathMatches(command)[0]?.path ?? null;
+  return pathMatches(command, true)[0]?.path ?? null;
 }
 
 /**
@@ -182,18 +182,37 @@ function statOrNone(path: string): FileStatus | null {
 
 /**
  * Every executable file named `name` in PATH's directories, in PATH's order,
- * with its status. An entry whose status cannot be taken (EACCES, ELOOP,
+ * with its status (only the first, with `first`). An entry whose status cannot be taken (EACCES, ELOOP,
  * ENAMETOOLONG) holds no match, as for execvp, which skips it.
  */
-function pathMatches(name: string): { path: string; info: FileStatus }[] {
+function pathMatches(name: string, first = false): { path: string; info: FileStatus }[] {
   const out: { path: string; info: FileStatus }[] = [];
   for (const dir of (process.env.PATH ?? "").split(delimiter)) {
     // An empty entry is the current directory, as for execvp (which runs the tool).
     const p = join(dir === "" ? "." : dir, name);
     const info = statOrNone(p);
     if (info?.isFile() && info.mode & 0o111) out.push({ path: p, info });
+    if (first && out.length > 0) break;
   }
   return out;
+}
+
+/**
+ * What a program a tool runs is (`cc1`, `as`: named as `gcc -print-prog-name`
+ * says, a path or a name found on PATH): its real path and identity, or
+ * "missing". Taken each time (a stat, no read): a step's key holds it.
+ */
+export function programIdentity(name: string): string {
+  const path = name.includes("/") ? name : pathMatches(name, true)[0]?.path;
+  const info = path === undefined ? null : statOrNone(path);
+  if (path === undefined || info === null) return `${name}: missing`;
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return `${name}: missing`;
+  }
+  return `${real}:${identityOf(info)}`;
 }
 
 /**
