@@ -92,6 +92,22 @@ Deno.test("page walker: bit 63 is NX with EFER.NXE on, a reserved bit with it of
   assert.equal(enumerateMappings(read, 0x1000n, { nxe: false })[0].noExecute, false);
 });
 
+Deno.test("page walker: a reader that gives a table short is a WalkError, whichever entry is read", () => {
+  // A PML4 at 0x1000 whose first entry is present; the reader gives 16 bytes of each table.
+  const P = pteFlag("P"), W = pteFlag("W");
+  const short: PhysReader = (paddr, length) => {
+    const out = new Uint8Array(Math.min(16, length));
+    if (paddr === 0x1000n) new DataView(out.buffer).setBigUint64(0, 0x2000n | P | W, true);
+    return out;
+  };
+  const msg = /short read at table address 0x1000: 16 of 4096 bytes/;
+  // Entry 0 lies inside the short read: without the check it was read as if whole.
+  assert.throws(() => translate(short, 0x1000n, 0x123n), msg);
+  assert.throws(() => translate(short, 0x1000n, 0xffff_8000_0000_0000n), msg);
+  assert.throws(() => enumerateMappings(short, 0x1000n), msg);
+  assert.throws(() => translate(short, 0x1000n, 0x123n), WalkError);
+});
+
 Deno.test("image check: a writable text page is caught", async () => {
   const image = await freshImage();
   patch(image, pathOf(symbolValue(image, "__text_start")), (e) => e | pteFlag("W"));
