@@ -15,6 +15,7 @@ import {
   fileIdentity,
   loadFacts,
   RACY_MS,
+  saveFacts,
   setFactClock,
   sha256Hex,
   toolFactsFile,
@@ -528,6 +529,21 @@ Deno.test("input facts: a kept tool fact whose file cannot be looked at is dropp
     const kept = JSON.parse(await Deno.readTextFile(toolFactsFile(dir)));
     assert.deepEqual(Object.keys(kept.tools), [`${tool}\0--version`]);
     assert.equal(await askedByNextProcess(dir, tool), false, "the facts were not kept");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a facts file that cannot be put in place leaves no partial file behind", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // A directory where the facts file goes: the rename of the written file fails.
+    await Deno.mkdir(join(factsFile(dir), "in-the-way"), { recursive: true });
+    await fileHash(join(dir, "no-such-file"));
+    await assert.rejects(saveFacts(dir, [dir]), /EISDIR|ENOTEMPTY|EEXIST|directory/i);
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assert.deepEqual(names, [".input-facts.json"]);
   } finally {
     await cleanup();
   }

@@ -22,7 +22,7 @@
  * about inputs: every key, and every verdict, is computed from them anew.
  */
 import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from "node:fs";
-import { rename, writeFile } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import process from "node:process";
 
@@ -452,12 +452,21 @@ function exists(fact: Fact): boolean {
   return typeof file === "string" && statOrNone(file) !== null;
 }
 
-/** Write `text` to `path` whole or not at all, unless it holds that text already. */
+/**
+ * Write `text` to `path` whole or not at all, unless it holds that text
+ * already. On failure, the partial file is removed.
+ */
 async function writeFacts(path: string, text: string): Promise<void> {
   if (onDisk.get(path) === text) return;
   const part = `${path}.${process.pid}-${crypto.randomUUID()}.part`;
-  await writeFile(part, text);
-  await rename(part, path);
+  try {
+    await writeFile(part, text);
+    await rename(part, path);
+  } catch (e) {
+    // Not left behind: a build directory would gather one per failed save.
+    await rm(part, { force: true }).catch(() => {});
+    throw e;
+  }
   onDisk.set(path, text);
 }
 
