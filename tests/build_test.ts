@@ -46,3 +46,39 @@ Deno.test("build: a compiler error names the file and shows the compiler's own o
     await cleanup();
   }
 });
+
+Deno.test("build: a changed compiler proper (cc1) or assembler behind the same driver, or a changed CPATH, rebuilds the C sources", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await smallKernel(dir);
+    // A driver that stays the same file while the programs it runs change: cc1 and as are
+    // files of this test (what runs is the real gcc's), named by -print-prog-name.
+    const [cc, cc1, as] = ["cc-driver", "cc1", "as"].map((f) => join(dir, f));
+    await Deno.writeTextFile(
+      cc,
+      `#!/bin/sh\ncase "$1" in -print-prog-name=cc1) echo "${cc1}";; ` +
+        `-print-prog-name=as) echo "${as}";; *) exec gcc "$@";; esac\n`,
+    );
+    await Deno.chmod(cc, 0o755);
+    await Deno.writeTextFile(cc1, "cc1 12\n");
+    await Deno.writeTextFile(as, "as 2.40\n");
+    const first = await build({ root: dir, cc });
+    assert.ok(first.compiled.includes("kernel/main.c"), first.compiled.join(", "));
+    assert.deepEqual((await build({ root: dir, cc })).compiled, []);
+    await Deno.writeTextFile(cc1, "cc1 13.2\n");
+    assert.ok((await build({ root: dir, cc })).compiled.includes("kernel/main.c"), "cc1");
+    assert.deepEqual((await build({ root: dir, cc })).compiled, []);
+    await Deno.remove(as);
+    await Deno.writeTextFile(as, "as 2.41.1\n");
+    assert.ok((await build({ root: dir, cc })).compiled.includes("kernel/main.c"), "as");
+    assert.deepEqual((await build({ root: dir, cc })).compiled, []);
+    Deno.env.set("CPATH", join(dir, "no-such-include"));
+    try {
+      assert.ok((await build({ root: dir, cc })).compiled.includes("kernel/main.c"), "CPATH");
+    } finally {
+      Deno.env.delete("CPATH");
+    }
+  } finally {
+    await cleanup();
+  }
+});

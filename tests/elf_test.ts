@@ -56,3 +56,42 @@ Deno.test("elf: a name that is not ASCII is decoded as UTF-8", async () => {
   assert.equal(names[i], "éain");
   assert.deepEqual(names, namesByHand(copy));
 });
+
+/** The file offset of the header of the string table the (first) symbol table names. */
+function strtabHeader(bytes: Uint8Array): number {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const shoff = Number(v.getBigUint64(40, true));
+  const shentsize = v.getUint16(58, true);
+  for (let i = 0; i < v.getUint16(60, true); i++) {
+    const h = shoff + i * shentsize;
+    if (v.getUint32(h + 4, true) === SHT_SYMTAB) {
+      return shoff + v.getUint32(h + 40, true) * shentsize;
+    }
+  }
+  throw new Error("no symbol table");
+}
+
+Deno.test("elf: a string table that does not end in NUL, or is cut short, is read name by name", async () => {
+  const bytes = await Deno.readFile((await builtKernel()).elf);
+  const header = strtabHeader(bytes);
+  const size = (b: Uint8Array) => new DataView(b.buffer).getBigUint64(header + 32, true);
+  const setSize = (b: Uint8Array, s: bigint) =>
+    new DataView(b.buffer).setBigUint64(header + 32, s, true);
+  const offset = Number(new DataView(bytes.buffer).getBigUint64(header + 24, true));
+  const end = offset + Number(size(bytes));
+  assert.equal(bytes[end - 1], 0, "the built table ends in NUL");
+  // The last name's NUL overwritten: that name runs on past the table, as read by hand.
+  const noNul = bytes.slice();
+  noNul[end - 1] = 0x78;
+  const last = nameOffsets(noNul).reduce((a, b) => Math.max(a, b));
+  const names = parseElf(noNul).symbols.map((s) => s.name);
+  assert.deepEqual(names, namesByHand(noNul));
+  assert.ok(names.some((n) => n.endsWith("x")), "the last name");
+  assert.equal(noNul.indexOf(0, last) >= end, true);
+  // Cut short inside the last name, and past the end of the file: the same names as by hand.
+  for (const cut of [size(bytes) - 2n, BigInt(bytes.length)]) {
+    const copy = bytes.slice();
+    setSize(copy, cut);
+    assert.deepEqual(parseElf(copy).symbols.map((s) => s.name), namesByHand(copy), `size ${cut}`);
+  }
+});

@@ -7,7 +7,7 @@ import {
   PT_LOAD,
   symbolValue,
 } from "../tools/core/elf.ts";
-import { checkBootTables } from "../tools/core/image_check.ts";
+import { checkBootTables, withoutNxReader } from "../tools/core/image_check.ts";
 import {
   enumerateMappings,
   type PhysReader,
@@ -90,6 +90,94 @@ Deno.test("page walker: bit 63 is NX with EFER.NXE on, a reserved bit with it of
   assert.throws(() => translate(read, 0x1000n, 0x123n, { nxe: false }), WalkError);
   entries.set(0x4000n, 0x5000n | P | W);
   assert.equal(enumerateMappings(read, 0x1000n, { nxe: false })[0].noExecute, false);
+});
+
+Deno.test("page walker: a reader that gives a table short is a WalkError, whichever entry is read", () => {
+  // A PML4 at 0x1000 whose first entry is present; the reader gives 16 bytes of each table.
+  const P = pteFlag("P"), W = pteFlag("W");
+  const short: PhysReader = (paddr, length) => {
+    const out = new Uint8Array(Math.min(16, length));
+    if (paddr === 0x1000n) new DataView(out.buffer).setBigUint64(0, 0x2000n | P | W, true);
+    return out;
+  };
+  const msg = /short read at table address 0x1000: 16 of 4096 bytes/;
+  // Entry 0 lies inside the short read: without the check it was read as if whole.
+  assert.throws(() => translate(short, 0x1000n, 0x123n), msg);
+  assert.throws(() => translate(short, 0x1000n, 0xffff_8000_0000_0000n), msg);
+  assert.throws(() => enumerateMappings(short, 0x1000n), msg);
+  assert.throws(() => translate(short, 0x1000n, 0x123n), WalkError);
+});
+
+/**
+ * An image of one loaded segment at physical 0x1000 (0x100 bytes, every
+ * byte 0xff) whose tables run from `from` to `to`.
+ */
+function tablesImage(from: bigint, to: bigint): ElfImage {
+  const sym = (name: string, value: bigint) => ({
+    name,
+    value,
+    size: 0,
+    type: 0,
+    bind: 0,
+    section: 0,
+  });
+  return {
+    entry: 0n,
+    machine: 62,
+    segments: [{
+      type: PT_LOAD,
+      flags: 6,
+      offset: 0,
+      vaddr: 0x1000n,
+      paddr: 0x1000n,
+      filesz: 0x100,
+      memsz: 0x100,
+    }],
+    sections: [],
+    symbols: [sym("boot_pml4_phys", from), sym("boot_tables_end_phys", to)],
+    bytes: new Uint8Array(0x100).fill(0xff),
+  };
+}
+
+Deno.test("image check: without NX, the reader strips bit 63 of the whole aligned entries in [boot_pml4_phys, boot_tables_end_phys) only, whatever their alignment", () => {
+  // The model: an 8-aligned entry wholly in the read loses bit 63 when it starts in
+  // [from, to); nothing else changes, and a read at an unaligned address is as loaded.
+  const expected = (from: bigint, to: bigint, paddr: bigint, length: number) => {
+    const out = new Uint8Array(length).fill(0xff);
+    if (paddr % 8n !== 0n) return out;
+    for (let off = 0; off + 8 <= length; off += 8) {
+      const a = paddr + BigInt(off);
+      if (a >= from && a < to) out[off + 7] = 0x7f;
+    }
+    return out;
+  };
+  const ends = [0x1000n, 0x1003n, 0x1004n, 0x1008n, 0x1040n, 0x1044n, 0x103fn, 0x1048n];
+  let cases = 0;
+  for (const from of ends) {
+    for (const to of ends.filter((t) => t > from)) {
+      const read = withoutNxReader(tablesImage(from, to));
+      for (let p = 0x1000n; p < 0x1060n; p += 4n) {
+        for (const length of [8, 12, 16, 20, 64, 0x48]) {
+          const got = read(p, length);
+          assert.deepEqual(
+            got,
+            expected(from, to, p, length),
+            `[${from}, ${to}) read ${p}+${length}`,
+          );
+          cases++;
+        }
+      }
+    }
+  }
+  assert.ok(cases > 1000, `${cases} cases`);
+  // The two edges by hand: an entry that starts before an unaligned end is stripped, one
+  // that starts before an unaligned start is not.
+  const read = withoutNxReader(tablesImage(0x1004n, 0x1014n));
+  assert.deepEqual(
+    [...read(0x1000n, 0x20)!].filter((_, i) => i % 8 === 7),
+    [0xff, 0x7f, 0x7f, 0xff],
+  );
+  assert.equal(read(0x2000n, 8), undefined);
 });
 
 Deno.test("image check: a writable text page is caught", async () => {

@@ -15,6 +15,7 @@ import {
   fileIdentity,
   loadFacts,
   RACY_MS,
+  saveFacts,
   setFactClock,
   sha256Hex,
   toolFactsFile,
@@ -343,7 +344,8 @@ async function binaryTool(path: string): Promise<void> {
 Deno.test("input facts: a tool binary's facts serve the next process, until the binary changes", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    const tool = join(dir, "tool");
+    // Named as a compiler is: only a binary of the tool's own name is kept.
+    const tool = join(dir, "x86_64-linux-gnu-gcc-12");
     await binaryTool(tool);
     assert.equal(await askedByNextProcess(dir, tool), true);
     assert.equal(await askedByNextProcess(dir, tool), false, "the kept fact was not used");
@@ -397,17 +399,17 @@ Deno.test("input facts: a tool's kept fact is not used once another file of its 
     // The one a launcher would run next: the second match on PATH.
     for (const d of ["a", "b"]) {
       await Deno.mkdir(join(dir, d));
-      await binaryTool(join(dir, d, "tool"));
+      await binaryTool(join(dir, d, "gcc"));
     }
     const env = { PATH: `${join(dir, "a")}:${join(dir, "b")}:${Deno.env.get("PATH")}` };
-    assert.equal(await askedByNextProcess(dir, "tool", env), true);
-    assert.equal(await askedByNextProcess(dir, "tool", env), false, "the kept fact was not used");
-    const info = await Deno.stat(join(dir, "b", "tool"));
-    await Deno.utime(join(dir, "b", "tool"), info.atime!, new Date(info.mtime!.getTime() + 1000));
-    assert.equal(await askedByNextProcess(dir, "tool", env), true, "PATH's second tool changed");
-    assert.equal(await askedByNextProcess(dir, "tool", env), false);
+    assert.equal(await askedByNextProcess(dir, "gcc", env), true);
+    assert.equal(await askedByNextProcess(dir, "gcc", env), false, "the kept fact was not used");
+    const info = await Deno.stat(join(dir, "b", "gcc"));
+    await Deno.utime(join(dir, "b", "gcc"), info.atime!, new Date(info.mtime!.getTime() + 1000));
+    assert.equal(await askedByNextProcess(dir, "gcc", env), true, "PATH's second tool changed");
+    assert.equal(await askedByNextProcess(dir, "gcc", env), false);
     const moved = { ...env, GCC_EXEC_PREFIX: join(dir, "gcc-") };
-    assert.equal(await askedByNextProcess(dir, "tool", moved), true, "GCC_EXEC_PREFIX changed");
+    assert.equal(await askedByNextProcess(dir, "gcc", moved), true, "GCC_EXEC_PREFIX changed");
   } finally {
     await cleanup();
   }
@@ -416,7 +418,9 @@ Deno.test("input facts: a tool's kept fact is not used once another file of its 
 Deno.test("input facts: the kept fact of a tool that is gone is dropped when facts are kept again", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    const [gone, stays] = [join(dir, "gone-tool"), join(dir, "other-tool")];
+    const [gone, stays] = [join(dir, "gone-tool", "nasm"), join(dir, "other-tool", "nasm")];
+    await Deno.mkdir(join(dir, "gone-tool"));
+    await Deno.mkdir(join(dir, "other-tool"));
     await binaryTool(gone);
     await binaryTool(stays);
     assert.equal(await askedByNextProcess(dir, gone), true);
@@ -426,6 +430,120 @@ Deno.test("input facts: the kept fact of a tool that is gone is dropped when fac
     const kept = await Deno.readTextFile(toolFactsFile(dir));
     assert.match(kept, /other-tool/);
     assert.doesNotMatch(kept, /gone-tool/);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a binary that is not the tool's own (a shim, mise, a launcher of another name) is asked every process", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // mise's shims are symlinks to the mise binary, which picks the compiler from ./mise.toml;
+    // a compiled shim may read its choice from any file: what the compiler says may change
+    // while the binary stays the same file.
+    await Deno.mkdir(join(dir, "bin"));
+    for (const shim of ["mise", "gcc-shim", "cc-select"]) {
+      await binaryTool(join(dir, shim));
+      await Deno.remove(join(dir, "bin", "gcc")).catch(() => {});
+      await Deno.symlink(join(dir, shim), join(dir, "bin", "gcc"));
+      const env = { PATH: `${join(dir, "bin")}:${Deno.env.get("PATH")}` };
+      assert.equal(await askedByNextProcess(dir, "gcc", env), true);
+      assert.equal(await askedByNextProcess(dir, "gcc", env), true, `${shim}'s fact was kept`);
+    }
+    // The tool's own name (a target prefix, a version suffix) is kept: gcc, ld, nasm as Debian
+    // installs them.
+    for (
+      const [tool, real] of [
+        ["gcc", "x86_64-linux-gnu-gcc-12"],
+        ["ld", "x86_64-linux-gnu-ld.bfd"],
+        ["ld", "ld.gold"],
+        ["nasm", "nasm"],
+        ["cc", "gcc-13.2.0"],
+      ]
+    ) {
+      const d = join(dir, `own-${real}`);
+      await Deno.mkdir(d);
+      await binaryTool(join(d, real));
+      if (tool !== real) await Deno.symlink(join(d, real), join(d, tool));
+      const env = { PATH: `${d}:${Deno.env.get("PATH")}` };
+      assert.equal(await askedByNextProcess(dir, tool, env), true);
+      assert.equal(
+        await askedByNextProcess(dir, tool, env),
+        false,
+        `${real} as ${tool} was not kept`,
+      );
+    }
+    // Not the tool's own name: ld's binary as gcc, a prefix that is no target's.
+    for (const [tool, real] of [["gcc", "ld"], ["gcc", "ccache-gcc"], ["nasm", "yasm"]]) {
+      const d = join(dir, `other-${real}-${tool}`);
+      await Deno.mkdir(d);
+      await binaryTool(join(d, real));
+      await Deno.symlink(join(d, real), join(d, tool));
+      const env = { PATH: `${d}:${Deno.env.get("PATH")}` };
+      assert.equal(await askedByNextProcess(dir, tool, env), true);
+      assert.equal(await askedByNextProcess(dir, tool, env), true, `${real} as ${tool} was kept`);
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a PATH entry that cannot be looked at (a symlink loop, a name too long) holds no match, as for execvp", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    for (const d of ["a", "b"]) await Deno.mkdir(join(dir, d));
+    await binaryTool(join(dir, "a", "gcc"));
+    // After the one that runs: a gcc that loops (ELOOP), a directory whose name is too long.
+    await Deno.symlink(join(dir, "b", "gcc"), join(dir, "b", "gcc"));
+    const long = join(dir, "x".repeat(5000));
+    const env = { PATH: `${join(dir, "a")}:${join(dir, "b")}:${long}:${Deno.env.get("PATH")}` };
+    assert.equal(await askedByNextProcess(dir, "gcc", env), true);
+    assert.equal(await askedByNextProcess(dir, "gcc", env), false, "the kept fact was not used");
+    // The loop replaced by a binary: another file of the tool's name on PATH.
+    await Deno.remove(join(dir, "b", "gcc"));
+    await binaryTool(join(dir, "b", "gcc"));
+    assert.equal(await askedByNextProcess(dir, "gcc", env), true);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a kept tool fact whose file cannot be looked at is dropped, and the facts are still kept", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await Deno.symlink(join(dir, "loop"), join(dir, "loop"));
+    const bad = {
+      loops: join(dir, "loop"),
+      nul: join(dir, "a\0b"),
+      long: join(dir, "x".repeat(5000)),
+    };
+    const tools = Object.fromEntries(
+      Object.entries(bad).map((
+        [k, file],
+      ) => [`${k}\0--version`, { id: JSON.stringify({ file }), value: k }]),
+    );
+    await Deno.writeTextFile(toolFactsFile(dir), JSON.stringify({ format: FACTS_FORMAT, tools }));
+    const tool = join(dir, "nasm");
+    await binaryTool(tool);
+    assert.equal(await askedByNextProcess(dir, tool), true);
+    const kept = JSON.parse(await Deno.readTextFile(toolFactsFile(dir)));
+    assert.deepEqual(Object.keys(kept.tools), [`${tool}\0--version`]);
+    assert.equal(await askedByNextProcess(dir, tool), false, "the facts were not kept");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a facts file that cannot be put in place leaves no partial file behind", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // A directory where the facts file goes: the rename of the written file fails.
+    await Deno.mkdir(join(factsFile(dir), "in-the-way"), { recursive: true });
+    await fileHash(join(dir, "no-such-file"));
+    await assert.rejects(saveFacts(dir, [dir]), /EISDIR|ENOTEMPTY|EEXIST|directory/i);
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assert.deepEqual(names, [".input-facts.json"]);
   } finally {
     await cleanup();
   }

@@ -28,12 +28,12 @@ import {
 } from "./build_user.ts";
 import { generate } from "./generate.ts";
 import { link, placeholderTablesStep } from "./link.ts";
-import { BuildError, runAll, toolIdentity } from "./steps.ts";
+import { BuildError, compilerIdentity, runAll, toolIdentity } from "./steps.ts";
 import { loadFacts, saveFacts } from "./input_facts.ts";
 
 export { BuildError };
 // The engine, for modules of build/ that add steps (steps.ts is its home).
-export { runAll, runStep, type Step, toolIdentity } from "./steps.ts";
+export { compilerIdentity, runAll, runStep, type Step, toolIdentity } from "./steps.ts";
 
 /** What to build, and where. */
 export interface BuildOptions {
@@ -110,7 +110,7 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
   // (its own question, later, gets this answer; its failure is reported there).
   if (existsSync(join(options.root, "user"))) compilerIncludeDir(cc).catch(() => {});
   const [ccId, nasmId, ldId] = await Promise.all([
-    toolIdentity(cc),
+    compilerIdentity(cc),
     toolIdentity("nasm", "-v"),
     toolIdentity("ld"),
   ]);

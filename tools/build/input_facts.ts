@@ -22,7 +22,7 @@
  * about inputs: every key, and every verdict, is computed from them anew.
  */
 import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from "node:fs";
-import { rename, writeFile } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import process from "node:process";
 
@@ -164,22 +164,55 @@ export async function fileHash(path: string, memo?: StatMemo): Promise<string | 
 /** The file `command` runs: itself if it names a path, else the first match on PATH. */
 export function resolveCommand(command: string): string | null {
   if (command.includes("/")) return statOrNull(command)?.isFile() ? command : null;
-  return pathMatches(command)[0]?.path ?? null;
+  return pathMatches(command, true)[0]?.path ?? null;
+}
+
+/**
+ * The file's status, or null on any error: what a search that goes on past
+ * a bad candidate (execvp past an unreadable, looping or too long PATH entry)
+ * needs.
+ */
+function statOrNone(path: string): FileStatus | null {
+  try {
+    return statSync(path, { throwIfNoEntry: false }) ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /**
  * Every executable file named `name` in PATH's directories, in PATH's order,
- * with its status.
+ * with its status (only the first, with `first`). An entry whose status cannot be taken (EACCES, ELOOP,
+ * ENAMETOOLONG) holds no match, as for execvp, which skips it.
  */
-function pathMatches(name: string): { path: string; info: FileStatus }[] {
+function pathMatches(name: string, first = false): { path: string; info: FileStatus }[] {
   const out: { path: string; info: FileStatus }[] = [];
   for (const dir of (process.env.PATH ?? "").split(delimiter)) {
     // An empty entry is the current directory, as for execvp (which runs the tool).
     const p = join(dir === "" ? "." : dir, name);
-    const info = statOrNull(p);
+    const info = statOrNone(p);
     if (info?.isFile() && info.mode & 0o111) out.push({ path: p, info });
+    if (first && out.length > 0) break;
   }
   return out;
+}
+
+/**
+ * What a program a tool runs is (`cc1`, `as`: named as `gcc -print-prog-name`
+ * says, a path or a name found on PATH): its real path and identity, or
+ * "missing". Taken each time (a stat, no read): a step's key holds it.
+ */
+export function programIdentity(name: string): string {
+  const path = name.includes("/") ? name : pathMatches(name, true)[0]?.path;
+  const info = path === undefined ? null : statOrNone(path);
+  if (path === undefined || info === null) return `${name}: missing`;
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return `${name}: missing`;
+  }
+  return `${real}:${identityOf(info)}`;
 }
 
 /**
@@ -188,6 +221,57 @@ function pathMatches(name: string): { path: string; info: FileStatus }[] {
  * build directory, whatever its key.
  */
 const LAUNCHERS = new Set(["ccache", "sccache", "distcc", "icecc", "buildcache"]);
+
+/**
+ * The real names of the binaries whose facts may be kept in a build
+ * directory, by the name a tool is called by (each without a target prefix
+ * or a version suffix: see {@link ownName}). Anything else (a version
+ * manager's shim, mise's binary behind its symlinks, a launcher compiled
+ * under another name) may choose its compiler by what it reads, and is asked
+ * every process.
+ */
+const OWN_NAMES: Readonly<Record<string, readonly string[]>> = {
+  gcc: ["gcc"],
+  cc: ["gcc", "cc"],
+  clang: ["clang"],
+  ld: ["ld", "ld.bfd", "ld.gold"],
+  "ld.bfd": ["ld.bfd"],
+  "ld.gold": ["ld.gold"],
+  nasm: ["nasm"],
+};
+
+/** An architecture, the start of a target prefix (`x86_64-linux-gnu-`, `x86_64-elf-`). */
+const ARCH = "(?:x86_64|amd64|i[3-7]86|aarch64|arm\\w*|riscv\\w*|mips\\w*|p(?:ower)?pc\\w*|" +
+  "s390x?|loongarch\\w*|sparc\\w*)";
+
+/**
+ * The file names that are `name`'s own: the name, after a target prefix or
+ * not, before a version suffix (`-12`, `-13.2.0`) or not.
+ */
+const NAMED = new Map(
+  Object.keys(OWN_NAMES).map((n) => [
+    n,
+    new RegExp(`^(?:${ARCH}(?:-[A-Za-z0-9_]+)*-)?${n.replace(".", "\\.")}(?:-\\d+(?:\\.\\d+)*)?$`),
+  ]),
+);
+
+/** The name of {@link OWN_NAMES} a file's name is (`x86_64-linux-gnu-gcc-12` is gcc), or null. */
+function ownName(path: string): string | null {
+  const base = path.slice(path.lastIndexOf("/") + 1);
+  for (const [name, re] of NAMED) if (re.test(base)) return name;
+  return null;
+}
+
+/**
+ * True if the real file of `tool` has a name {@link OWN_NAMES} allows for
+ * it: a fact of that file may be kept in a build directory.
+ */
+function isOwnBinary(tool: string, real: string): boolean {
+  const base = real.slice(real.lastIndexOf("/") + 1);
+  if (LAUNCHERS.has(base)) return false;
+  const [own, is] = [ownName(tool), ownName(real)];
+  return own !== null && is !== null && OWN_NAMES[own].includes(is);
+}
 
 /**
  * Environment variables that change where GCC's driver finds its programs and
@@ -216,9 +300,10 @@ function isElf(path: string): boolean {
  * The identity under which a tool's fact may be kept in a build directory
  * for later processes, or null if it may not be kept. `id` is the process's
  * own (the file PATH finds, its real path and its identity). Only a binary
- * may be kept: a script (a version manager's shim, a wrapper) may choose its
- * compiler by what it reads, and a launcher ({@link LAUNCHERS}) runs another
- * binary. Also part of the identity: every other file of the tool's name on
+ * whose real name is the tool's own ({@link isOwnBinary}: gcc's may be
+ * x86_64-linux-gnu-gcc-12) may be kept: a script or a binary of another name
+ * (a version manager's shim, a wrapper) may choose its compiler by what it
+ * reads, and a launcher ({@link LAUNCHERS}) runs another binary. Also part of the identity: every other file of the tool's name on
  * PATH (the one a launcher would find next) and {@link TOOL_ENV}. Null too
  * when one of those files may still change without changing its identity
  * (see {@link isRacy}).
@@ -230,7 +315,7 @@ function keptToolIdentity(
   askedAt: number,
   matches: { path: string; info: FileStatus }[] | null,
 ): string | null {
-  if (LAUNCHERS.has(real.slice(real.lastIndexOf("/") + 1)) || !isElf(real)) return null;
+  if (!isOwnBinary(tool, real) || !isElf(real)) return null;
   const others = matches ?? pathMatches(tool.slice(tool.lastIndexOf("/") + 1));
   if (others.some((m) => isRacy(m.info, askedAt))) return null;
   return JSON.stringify({
@@ -352,8 +437,8 @@ export function loadFacts(out: string): void {
 
 /**
  * True if the binary a kept tool's fact was taken from is still there: the
- * facts of tools that are gone (a test's, an old compiler's) are dropped
- * when the facts are kept again.
+ * facts of tools that are gone (a test's, an old compiler's), or whose file
+ * cannot be looked at, are dropped when the facts are kept again.
  */
 function exists(fact: Fact): boolean {
   let file: unknown;
@@ -362,15 +447,26 @@ function exists(fact: Fact): boolean {
   } catch {
     return false;
   }
-  return typeof file === "string" && statOrNull(file) !== null;
+  // Any error (EACCES, ELOOP, a NUL in the path) drops the fact: a throw here would keep
+  // the facts from being saved at all, and the bad entry with them.
+  return typeof file === "string" && statOrNone(file) !== null;
 }
 
-/** Write `text` to `path` whole or not at all, unless it holds that text already. */
+/**
+ * Write `text` to `path` whole or not at all, unless it holds that text
+ * already. On failure, the partial file is removed.
+ */
 async function writeFacts(path: string, text: string): Promise<void> {
   if (onDisk.get(path) === text) return;
   const part = `${path}.${process.pid}-${crypto.randomUUID()}.part`;
-  await writeFile(part, text);
-  await rename(part, path);
+  try {
+    await writeFile(part, text);
+    await rename(part, path);
+  } catch (e) {
+    // Not left behind: a build directory would gather one per failed save.
+    await rm(part, { force: true }).catch(() => {});
+    throw e;
+  }
   onDisk.set(path, text);
 }
 

@@ -9,7 +9,8 @@ import { readFileSync, statSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { commandText } from "../host/command.ts";
-import { fileHash, sha256Hex, StatMemo, toolFact } from "./input_facts.ts";
+import process from "node:process";
+import { fileHash, programIdentity, sha256Hex, StatMemo, toolFact } from "./input_facts.ts";
 
 /** SHA-256 in hex (the name other modules knew it by). */
 export const sha256: (data: string | Uint8Array) => Promise<string> = sha256Hex;
@@ -187,4 +188,44 @@ export function toolIdentity(tool: string, flag = "--version"): Promise<string> 
     if (r.failed) throw new BuildError(tool, `cannot run ${tool}: ${r.shortMessage}`);
     return `${tool}: ${r.stdout.split("\n")[0]}`;
   });
+}
+
+/**
+ * Environment variables that change what GCC compiles a C file to: where it
+ * finds headers, and its programs (cc1, as).
+ */
+const COMPILE_ENV = ["CPATH", "C_INCLUDE_PATH", "COMPILER_PATH", "GCC_EXEC_PREFIX"] as const;
+
+/**
+ * The path of the program `cc` runs as `prog` (`cc -print-prog-name=cc1`:
+ * a path, or a name the driver looks for on PATH), or "" if `cc` does not
+ * say. Asked once per compiler binary (input_facts.ts).
+ */
+function progName(cc: string, prog: string): Promise<string> {
+  const flag = `-print-prog-name=${prog}`;
+  return toolFact(cc, flag, async () => {
+    const r = await commandText(cc, [flag]);
+    return r.failed ? "" : r.stdout.trim();
+  });
+}
+
+/**
+ * Identity of a C compiler for its steps' keys: its version line (see
+ * {@link toolIdentity}), the real path and identity of the compiler proper
+ * and the assembler it runs (cc1 and as: either may change while the driver
+ * stays the same file), and {@link COMPILE_ENV}.
+ */
+export async function compilerIdentity(cc: string): Promise<string> {
+  const [version, cc1, as] = await Promise.all([
+    toolIdentity(cc),
+    progName(cc, "cc1"),
+    progName(cc, "as"),
+  ]);
+  const prog = (name: string) => name === "" ? "unknown" : programIdentity(name);
+  return [
+    version,
+    `cc1 ${prog(cc1)}`,
+    `as ${prog(as)}`,
+    ...COMPILE_ENV.map((v) => `${v}=${process.env[v] ?? ""}`),
+  ].join("; ");
 }

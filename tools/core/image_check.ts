@@ -53,9 +53,12 @@ function expectedPages(image: ElfImage, layout: Layout): Map<bigint, Expect> {
 /**
  * The image's memory as the CPU sees it once boot.asm ran on a CPU without
  * NX: bit 63 cleared in every 8-byte entry from boot_pml4_phys up to
- * boot_tables_end_phys (its strip loop), the rest as loaded.
+ * boot_tables_end_phys (its strip loop), the rest as loaded. Only whole
+ * entries at 8-aligned addresses in [boot_pml4_phys, boot_tables_end_phys)
+ * are stripped; a read at an unaligned address is as loaded. Exported for
+ * its tests.
  */
-function withoutNxReader(image: ElfImage): PhysReader {
+export function withoutNxReader(image: ElfImage): PhysReader {
   const read = physicalReader(image);
   const from = symbolValue(image, "boot_pml4_phys");
   const to = symbolValue(image, "boot_tables_end_phys");

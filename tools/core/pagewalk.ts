@@ -56,11 +56,21 @@ const G = pteFlag("G");
 const NX = pteFlag("NX");
 const ENTRY_BYTES = 8;
 
-/** The 512 entries' bytes of the table at a physical address. */
+/**
+ * The 512 entries' bytes of the table at a physical address. A reader that
+ * gives fewer bytes is a WalkError here, not a RangeError at the entry read
+ * (or, for an entry inside the short read, no error at all).
+ */
 function tableView(read: PhysReader, phys: bigint): DataView {
-  const bytes = read(phys, TABLE_ENTRIES * ENTRY_BYTES);
+  const want = TABLE_ENTRIES * ENTRY_BYTES;
+  const bytes = read(phys, want);
   if (!bytes) {
     throw new WalkError(`no memory at table address 0x${phys.toString(16)}`);
+  }
+  if (bytes.length < want) {
+    throw new WalkError(
+      `short read at table address 0x${phys.toString(16)}: ${bytes.length} of ${want} bytes`,
+    );
   }
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
