@@ -21,6 +21,7 @@ import {
   toolFactsFile,
 } from "../tools/build/input_facts.ts";
 import { toolIdentity } from "../tools/build/steps.ts";
+import type { Answer, Question } from "./fixtures/next_process.ts";
 import { smallKernel, tempDir } from "./support.ts";
 
 /** Run `f` with facts taken as if 10 s later than now (so every file counts as aged). */
@@ -299,40 +300,51 @@ Deno.test("input facts: a build directory keeps no launcher script's facts (its 
 });
 
 /**
- * What the next build's process does with the tools' facts kept in `out`:
- * in a process of its own (facts taken as if 10 s later, so files just
- * written count as aged), load them, ask `tool`'s version through
- * input_facts.ts, keep the facts again; true if the tool had to be asked.
+ * The next build's processes, asked one after another: one process of their
+ * own (tests/fixtures/next_process.ts) answers each question with a fresh
+ * instance of input_facts.ts, whose state (all a process keeps about facts:
+ * the module imports no other of ours) is then as new as a new process's.
+ * The test changes files only between answers, as between processes.
  */
-async function askedByNextProcess(
-  out: string,
-  tool: string,
-  env: Record<string, string> = {},
-): Promise<boolean> {
-  const facts = new URL("../tools/build/input_facts.ts", import.meta.url).href;
-  const code = `
-    import { loadFacts, saveFacts, setFactClock, toolFact } from ${JSON.stringify(facts)};
-    setFactClock(() => Date.now() + 10000);
-    loadFacts(${JSON.stringify(out)});
-    let asked = false;
-    await toolFact(${JSON.stringify(tool)}, "--version", () => {
-      asked = true;
-      return Promise.resolve("tool 1");
-    });
-    await saveFacts(${JSON.stringify(out)}, []);
-    console.log(asked ? "asked" : "kept");`;
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", code],
-    env,
-    stdin: "null",
+class NextProcesses implements AsyncDisposable {
+  readonly #child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("fixtures/next_process.ts", import.meta.url).pathname],
+    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  assert.ok(r.success, text.decode(r.stderr));
-  const said = text.decode(r.stdout).trim();
-  assert.match(said, /^(asked|kept)$/);
-  return said === "asked";
+  }).spawn();
+  readonly #in = this.#child.stdin.getWriter();
+  readonly #out = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  readonly #stderr = new Response(this.#child.stderr).text();
+  #pending = "";
+
+  /**
+   * What the next build's process does with the tools' facts kept in `out`
+   * (facts taken as if 10 s later, so files just written count as aged):
+   * load them, ask `tool`'s version through input_facts.ts with `env` set,
+   * keep the facts again; true if the tool had to be asked.
+   */
+  async asked(out: string, tool: string, env: Record<string, string> = {}): Promise<boolean> {
+    const question: Question = { out, tool, env };
+    await this.#in.write(new TextEncoder().encode(JSON.stringify(question) + "\n"));
+    while (!this.#pending.includes("\n")) {
+      const { done, value } = await this.#out.read();
+      if (done) assert.fail(`the next process ended: ${await this.#stderr}`);
+      this.#pending += value;
+    }
+    const nl = this.#pending.indexOf("\n");
+    const answer = JSON.parse(this.#pending.slice(0, nl)) as Answer;
+    this.#pending = this.#pending.slice(nl + 1);
+    if ("error" in answer) assert.fail(answer.error);
+    return answer.said === "asked";
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#in.close();
+    while (!(await this.#out.read()).done);
+    const [status, stderr] = await Promise.all([this.#child.status, this.#stderr]);
+    assert.ok(status.success, stderr);
+  }
 }
 
 /** A binary (a copy of `true`) at `path`, executable. */
@@ -344,22 +356,23 @@ async function binaryTool(path: string): Promise<void> {
 Deno.test("input facts: a tool binary's facts serve the next process, until the binary changes", async () => {
   const [dir, cleanup] = await tempDir();
   try {
+    await using next = new NextProcesses();
     // Named as a compiler is: only a binary of the tool's own name is kept.
     const tool = join(dir, "x86_64-linux-gnu-gcc-12");
     await binaryTool(tool);
-    assert.equal(await askedByNextProcess(dir, tool), true);
-    assert.equal(await askedByNextProcess(dir, tool), false, "the kept fact was not used");
+    assert.equal(await next.asked(dir, tool), true);
+    assert.equal(await next.asked(dir, tool), false, "the kept fact was not used");
     // Touched (a newer modification time): asked again, then kept again.
     const info = await Deno.stat(tool);
     await Deno.utime(tool, info.atime!, new Date(info.mtime!.getTime() + 1000));
-    assert.equal(await askedByNextProcess(dir, tool), true, "a touched binary was not asked");
-    assert.equal(await askedByNextProcess(dir, tool), false);
+    assert.equal(await next.asked(dir, tool), true, "a touched binary was not asked");
+    assert.equal(await next.asked(dir, tool), false);
     // Replaced by another file with the same contents, size and modification time.
     const before = await Deno.stat(tool);
     await binaryTool(join(dir, "new-tool"));
     await Deno.utime(join(dir, "new-tool"), before.atime!, before.mtime!);
     await Deno.rename(join(dir, "new-tool"), tool);
-    assert.equal(await askedByNextProcess(dir, tool), true, "a replaced binary was not asked");
+    assert.equal(await next.asked(dir, tool), true, "a replaced binary was not asked");
     // Its times set back after a change: the change time tells (set again until it moved on:
     // timestamps are coarse, and the fact was kept as if the file had aged).
     const id = fileIdentity(tool);
@@ -368,7 +381,7 @@ Deno.test("input facts: a tool binary's facts serve the next process, until the 
       await Deno.utime(tool, before.atime!, before.mtime!);
     }
     assert.notEqual(fileIdentity(tool), id);
-    assert.equal(await askedByNextProcess(dir, tool), true, "a changed binary was not asked");
+    assert.equal(await next.asked(dir, tool), true, "a changed binary was not asked");
   } finally {
     await cleanup();
   }
@@ -377,6 +390,7 @@ Deno.test("input facts: a tool binary's facts serve the next process, until the 
 Deno.test("input facts: a launcher's facts never serve the next process", async () => {
   const [dir, cleanup] = await tempDir();
   try {
+    await using next = new NextProcesses();
     // A script (a shim, a wrapper) and a binary whose real name is a launcher's.
     const script = join(dir, "cc-wrapper");
     await Deno.writeTextFile(script, '#!/bin/sh\nexec gcc "$@"\n');
@@ -385,8 +399,8 @@ Deno.test("input facts: a launcher's facts never serve the next process", async 
     const link = join(dir, "gcc");
     await Deno.symlink(join(dir, "ccache"), link);
     for (const tool of [script, link]) {
-      assert.equal(await askedByNextProcess(dir, tool), true);
-      assert.equal(await askedByNextProcess(dir, tool), true, `${tool}'s fact was kept`);
+      assert.equal(await next.asked(dir, tool), true);
+      assert.equal(await next.asked(dir, tool), true, `${tool}'s fact was kept`);
     }
   } finally {
     await cleanup();
@@ -396,20 +410,21 @@ Deno.test("input facts: a launcher's facts never serve the next process", async 
 Deno.test("input facts: a tool's kept fact is not used once another file of its name on PATH, or the driver's environment, changed", async () => {
   const [dir, cleanup] = await tempDir();
   try {
+    await using next = new NextProcesses();
     // The one a launcher would run next: the second match on PATH.
     for (const d of ["a", "b"]) {
       await Deno.mkdir(join(dir, d));
       await binaryTool(join(dir, d, "gcc"));
     }
     const env = { PATH: `${join(dir, "a")}:${join(dir, "b")}:${Deno.env.get("PATH")}` };
-    assert.equal(await askedByNextProcess(dir, "gcc", env), true);
-    assert.equal(await askedByNextProcess(dir, "gcc", env), false, "the kept fact was not used");
+    assert.equal(await next.asked(dir, "gcc", env), true);
+    assert.equal(await next.asked(dir, "gcc", env), false, "the kept fact was not used");
     const info = await Deno.stat(join(dir, "b", "gcc"));
     await Deno.utime(join(dir, "b", "gcc"), info.atime!, new Date(info.mtime!.getTime() + 1000));
-    assert.equal(await askedByNextProcess(dir, "gcc", env), true, "PATH's second tool changed");
-    assert.equal(await askedByNextProcess(dir, "gcc", env), false);
+    assert.equal(await next.asked(dir, "gcc", env), true, "PATH's second tool changed");
+    assert.equal(await next.asked(dir, "gcc", env), false);
     const moved = { ...env, GCC_EXEC_PREFIX: join(dir, "gcc-") };
-    assert.equal(await askedByNextProcess(dir, "gcc", moved), true, "GCC_EXEC_PREFIX changed");
+    assert.equal(await next.asked(dir, "gcc", moved), true, "GCC_EXEC_PREFIX changed");
   } finally {
     await cleanup();
   }
@@ -418,15 +433,16 @@ Deno.test("input facts: a tool's kept fact is not used once another file of its 
 Deno.test("input facts: the kept fact of a tool that is gone is dropped when facts are kept again", async () => {
   const [dir, cleanup] = await tempDir();
   try {
+    await using next = new NextProcesses();
     const [gone, stays] = [join(dir, "gone-tool", "nasm"), join(dir, "other-tool", "nasm")];
     await Deno.mkdir(join(dir, "gone-tool"));
     await Deno.mkdir(join(dir, "other-tool"));
     await binaryTool(gone);
     await binaryTool(stays);
-    assert.equal(await askedByNextProcess(dir, gone), true);
+    assert.equal(await next.asked(dir, gone), true);
     assert.match(await Deno.readTextFile(toolFactsFile(dir)), /gone-tool/);
     await Deno.remove(gone);
-    assert.equal(await askedByNextProcess(dir, stays), true);
+    assert.equal(await next.asked(dir, stays), true);
     const kept = await Deno.readTextFile(toolFactsFile(dir));
     assert.match(kept, /other-tool/);
     assert.doesNotMatch(kept, /gone-tool/);
@@ -438,6 +454,7 @@ Deno.test("input facts: the kept fact of a tool that is gone is dropped when fac
 Deno.test("input facts: a binary that is not the tool's own (a shim, mise, a launcher of another name) is asked every process", async () => {
   const [dir, cleanup] = await tempDir();
   try {
+    await using next = new NextProcesses();
     // mise's shims are symlinks to the mise binary, which picks the compiler from ./mise.toml;
     // a compiled shim may read its choice from any file: what the compiler says may change
     // while the binary stays the same file.
@@ -447,8 +464,8 @@ Deno.test("input facts: a binary that is not the tool's own (a shim, mise, a lau
       await Deno.remove(join(dir, "bin", "gcc")).catch(() => {});
       await Deno.symlink(join(dir, shim), join(dir, "bin", "gcc"));
       const env = { PATH: `${join(dir, "bin")}:${Deno.env.get("PATH")}` };
-      assert.equal(await askedByNextProcess(dir, "gcc", env), true);
-      assert.equal(await askedByNextProcess(dir, "gcc", env), true, `${shim}'s fact was kept`);
+      assert.equal(await next.asked(dir, "gcc", env), true);
+      assert.equal(await next.asked(dir, "gcc", env), true, `${shim}'s fact was kept`);
     }
     // The tool's own name (a target prefix, a version suffix) is kept: gcc, ld, nasm as Debian
     // installs them.
@@ -466,9 +483,9 @@ Deno.test("input facts: a binary that is not the tool's own (a shim, mise, a lau
       await binaryTool(join(d, real));
       if (tool !== real) await Deno.symlink(join(d, real), join(d, tool));
       const env = { PATH: `${d}:${Deno.env.get("PATH")}` };
-      assert.equal(await askedByNextProcess(dir, tool, env), true);
+      assert.equal(await next.asked(dir, tool, env), true);
       assert.equal(
-        await askedByNextProcess(dir, tool, env),
+        await next.asked(dir, tool, env),
         false,
         `${real} as ${tool} was not kept`,
       );
@@ -480,8 +497,8 @@ Deno.test("input facts: a binary that is not the tool's own (a shim, mise, a lau
       await binaryTool(join(d, real));
       await Deno.symlink(join(d, real), join(d, tool));
       const env = { PATH: `${d}:${Deno.env.get("PATH")}` };
-      assert.equal(await askedByNextProcess(dir, tool, env), true);
-      assert.equal(await askedByNextProcess(dir, tool, env), true, `${real} as ${tool} was kept`);
+      assert.equal(await next.asked(dir, tool, env), true);
+      assert.equal(await next.asked(dir, tool, env), true, `${real} as ${tool} was kept`);
     }
   } finally {
     await cleanup();
@@ -491,18 +508,19 @@ Deno.test("input facts: a binary that is not the tool's own (a shim, mise, a lau
 Deno.test("input facts: a PATH entry that cannot be looked at (a symlink loop, a name too long) holds no match, as for execvp", async () => {
   const [dir, cleanup] = await tempDir();
   try {
+    await using next = new NextProcesses();
     for (const d of ["a", "b"]) await Deno.mkdir(join(dir, d));
     await binaryTool(join(dir, "a", "gcc"));
     // After the one that runs: a gcc that loops (ELOOP), a directory whose name is too long.
     await Deno.symlink(join(dir, "b", "gcc"), join(dir, "b", "gcc"));
     const long = join(dir, "x".repeat(5000));
     const env = { PATH: `${join(dir, "a")}:${join(dir, "b")}:${long}:${Deno.env.get("PATH")}` };
-    assert.equal(await askedByNextProcess(dir, "gcc", env), true);
-    assert.equal(await askedByNextProcess(dir, "gcc", env), false, "the kept fact was not used");
+    assert.equal(await next.asked(dir, "gcc", env), true);
+    assert.equal(await next.asked(dir, "gcc", env), false, "the kept fact was not used");
     // The loop replaced by a binary: another file of the tool's name on PATH.
     await Deno.remove(join(dir, "b", "gcc"));
     await binaryTool(join(dir, "b", "gcc"));
-    assert.equal(await askedByNextProcess(dir, "gcc", env), true);
+    assert.equal(await next.asked(dir, "gcc", env), true);
   } finally {
     await cleanup();
   }
@@ -511,6 +529,7 @@ Deno.test("input facts: a PATH entry that cannot be looked at (a symlink loop, a
 Deno.test("input facts: a kept tool fact whose file cannot be looked at is dropped, and the facts are still kept", async () => {
   const [dir, cleanup] = await tempDir();
   try {
+    await using next = new NextProcesses();
     await Deno.symlink(join(dir, "loop"), join(dir, "loop"));
     const bad = {
       loops: join(dir, "loop"),
@@ -525,10 +544,10 @@ Deno.test("input facts: a kept tool fact whose file cannot be looked at is dropp
     await Deno.writeTextFile(toolFactsFile(dir), JSON.stringify({ format: FACTS_FORMAT, tools }));
     const tool = join(dir, "nasm");
     await binaryTool(tool);
-    assert.equal(await askedByNextProcess(dir, tool), true);
+    assert.equal(await next.asked(dir, tool), true);
     const kept = JSON.parse(await Deno.readTextFile(toolFactsFile(dir)));
     assert.deepEqual(Object.keys(kept.tools), [`${tool}\0--version`]);
-    assert.equal(await askedByNextProcess(dir, tool), false, "the facts were not kept");
+    assert.equal(await next.asked(dir, tool), false, "the facts were not kept");
   } finally {
     await cleanup();
   }
