@@ -303,20 +303,33 @@ Deno.test("input facts: a build directory keeps no launcher script's facts (its 
  * The next build's processes, asked one after another: one process of their
  * own (tests/fixtures/next_process.ts) answers each question with a fresh
  * instance of input_facts.ts, whose state (all a process keeps about facts:
- * the module imports no other of ours) is then as new as a new process's.
- * The test changes files only between answers, as between processes.
+ * the module imports no other of ours) is then as new as a new process's,
+ * and its environment as the test process's with the question's variables
+ * set. The tests change files only between answers, as between processes.
+ * Started with the file (its pipes are open for all of its tests), not
+ * waited for: it ends when this process does and its input closes.
  */
-class NextProcesses implements AsyncDisposable {
+class NextProcesses {
   readonly #child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("fixtures/next_process.ts", import.meta.url).pathname],
+    args: [
+      "run",
+      "-A",
+      "--no-config",
+      new URL("fixtures/next_process.ts", import.meta.url).pathname,
+    ],
     stdin: "piped",
     stdout: "piped",
-    stderr: "piped",
+    stderr: "inherit",
   }).spawn();
   readonly #in = this.#child.stdin.getWriter();
   readonly #out = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  readonly #stderr = new Response(this.#child.stderr).text();
   #pending = "";
+  /** The question asked last: each waits for the one before (answers come in order). */
+  #last: Promise<unknown> = Promise.resolve();
+
+  constructor() {
+    this.#child.unref();
+  }
 
   /**
    * What the next build's process does with the tools' facts kept in `out`
@@ -324,12 +337,27 @@ class NextProcesses implements AsyncDisposable {
    * load them, ask `tool`'s version through input_facts.ts with `env` set,
    * keep the facts again; true if the tool had to be asked.
    */
-  async asked(out: string, tool: string, env: Record<string, string> = {}): Promise<boolean> {
-    const question: Question = { out, tool, env };
+  asked(out: string, tool: string, env: Record<string, string> = {}): Promise<boolean> {
+    const answer = this.#last.catch(() => {}).then(() => this.#ask({ out, tool, env }));
+    this.#last = answer;
+    return answer;
+  }
+
+  async #ask(question: Question): Promise<boolean> {
+    // Waited for while it answers (an unref'd child's pipes keep no test waiting).
+    this.#child.ref();
+    try {
+      return await this.#answer(question);
+    } finally {
+      this.#child.unref();
+    }
+  }
+
+  async #answer(question: Question): Promise<boolean> {
     await this.#in.write(new TextEncoder().encode(JSON.stringify(question) + "\n"));
     while (!this.#pending.includes("\n")) {
       const { done, value } = await this.#out.read();
-      if (done) assert.fail(`the next process ended: ${await this.#stderr}`);
+      if (done) assert.fail("the next process ended (its error is above)");
       this.#pending += value;
     }
     const nl = this.#pending.indexOf("\n");
@@ -338,14 +366,9 @@ class NextProcesses implements AsyncDisposable {
     if ("error" in answer) assert.fail(answer.error);
     return answer.said === "asked";
   }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.#in.close();
-    while (!(await this.#out.read()).done);
-    const [status, stderr] = await Promise.all([this.#child.status, this.#stderr]);
-    assert.ok(status.success, stderr);
-  }
 }
+
+const next = new NextProcesses();
 
 /** A binary (a copy of `true`) at `path`, executable. */
 async function binaryTool(path: string): Promise<void> {
@@ -356,7 +379,6 @@ async function binaryTool(path: string): Promise<void> {
 Deno.test("input facts: a tool binary's facts serve the next process, until the binary changes", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    await using next = new NextProcesses();
     // Named as a compiler is: only a binary of the tool's own name is kept.
     const tool = join(dir, "x86_64-linux-gnu-gcc-12");
     await binaryTool(tool);
@@ -390,7 +412,6 @@ Deno.test("input facts: a tool binary's facts serve the next process, until the 
 Deno.test("input facts: a launcher's facts never serve the next process", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    await using next = new NextProcesses();
     // A script (a shim, a wrapper) and a binary whose real name is a launcher's.
     const script = join(dir, "cc-wrapper");
     await Deno.writeTextFile(script, '#!/bin/sh\nexec gcc "$@"\n');
@@ -410,7 +431,6 @@ Deno.test("input facts: a launcher's facts never serve the next process", async 
 Deno.test("input facts: a tool's kept fact is not used once another file of its name on PATH, or the driver's environment, changed", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    await using next = new NextProcesses();
     // The one a launcher would run next: the second match on PATH.
     for (const d of ["a", "b"]) {
       await Deno.mkdir(join(dir, d));
@@ -433,7 +453,6 @@ Deno.test("input facts: a tool's kept fact is not used once another file of its 
 Deno.test("input facts: the kept fact of a tool that is gone is dropped when facts are kept again", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    await using next = new NextProcesses();
     const [gone, stays] = [join(dir, "gone-tool", "nasm"), join(dir, "other-tool", "nasm")];
     await Deno.mkdir(join(dir, "gone-tool"));
     await Deno.mkdir(join(dir, "other-tool"));
@@ -454,7 +473,6 @@ Deno.test("input facts: the kept fact of a tool that is gone is dropped when fac
 Deno.test("input facts: a binary that is not the tool's own (a shim, mise, a launcher of another name) is asked every process", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    await using next = new NextProcesses();
     // mise's shims are symlinks to the mise binary, which picks the compiler from ./mise.toml;
     // a compiled shim may read its choice from any file: what the compiler says may change
     // while the binary stays the same file.
@@ -508,7 +526,6 @@ Deno.test("input facts: a binary that is not the tool's own (a shim, mise, a lau
 Deno.test("input facts: a PATH entry that cannot be looked at (a symlink loop, a name too long) holds no match, as for execvp", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    await using next = new NextProcesses();
     for (const d of ["a", "b"]) await Deno.mkdir(join(dir, d));
     await binaryTool(join(dir, "a", "gcc"));
     // After the one that runs: a gcc that loops (ELOOP), a directory whose name is too long.
@@ -529,7 +546,6 @@ Deno.test("input facts: a PATH entry that cannot be looked at (a symlink loop, a
 Deno.test("input facts: a kept tool fact whose file cannot be looked at is dropped, and the facts are still kept", async () => {
   const [dir, cleanup] = await tempDir();
   try {
-    await using next = new NextProcesses();
     await Deno.symlink(join(dir, "loop"), join(dir, "loop"));
     const bad = {
       loops: join(dir, "loop"),
