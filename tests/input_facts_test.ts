@@ -419,7 +419,11 @@ Deno.test("input facts: a launcher's facts never serve the next process", async 
     await binaryTool(join(dir, "ccache"));
     const link = join(dir, "gcc");
     await Deno.symlink(join(dir, "ccache"), link);
-    for (const tool of [script, link]) {
+    // A script installed under the tool's own name (a cross-compiler's wrapper): not a binary.
+    const named = join(dir, "x86_64-linux-gnu-gcc-12");
+    await Deno.writeTextFile(named, '#!/bin/sh\nexec gcc "$@"\n');
+    await Deno.chmod(named, 0o755);
+    for (const tool of [script, link, named]) {
       assert.equal(await next.asked(dir, tool), true);
       assert.equal(await next.asked(dir, tool), true, `${tool}'s fact was kept`);
     }
