@@ -370,6 +370,18 @@ class NextProcesses {
 
 const next = new NextProcesses();
 
+Deno.test("input facts: the module imports no other of ours, so a fresh instance stands for a new process", async () => {
+  // NextProcesses relies on it: state kept in another module of ours would live on between its
+  // answers, and a test could pass that a new process would fail.
+  const source = await Deno.readTextFile(new URL("../tools/build/input_facts.ts", import.meta.url));
+  const specifiers = [...source.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"/gm)]
+    .map((m) => m[1]);
+  const dynamic = [...source.matchAll(/\bimport\(\s*([^)]*)\)/g)].map((m) => m[1]);
+  assert.ok(specifiers.length > 0, "no import found: the pattern no longer reads the module");
+  assert.deepEqual(specifiers.filter((s) => !s.startsWith("node:")), []);
+  assert.deepEqual(dynamic, []);
+});
+
 /** A binary (a copy of `true`) at `path`, executable. */
 async function binaryTool(path: string): Promise<void> {
   await Deno.copyFile("/bin/true", path);
