@@ -12,6 +12,7 @@ import {
   namedTestPaths,
   writeTestGroups,
 } from "../tools/app/test_groups.ts";
+import { removeLeftovers } from "../tools/app/test_command.ts";
 import { ROOT } from "../tools/paths.ts";
 import { tempDir } from "./support.ts";
 
@@ -87,6 +88,54 @@ Deno.test("test groups: the modules import every test file once, and load", asyn
     assert.match(texts[2], /^import "\.\.\/\.\.\/tests\/c_test\.ts";$/m);
     assert.equal(texts[2].match(/^import /gm)?.length, 1);
     assert.ok(texts.slice(0, 2).every((t) => !t.includes("c_test")));
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("test groups: a killed run's handed-over report, JUnit file and groups are removed, a live run's kept", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // A pid that has ended: a process that ran and was waited for.
+    const gone = new Deno.Command("true").spawn();
+    await gone.status;
+    // A run under way: another process, running (this process's own files are never looked at).
+    const running = new Deno.Command("sleep", { args: ["60"] }).spawn();
+    const [dead, live] = [gone.pid, running.pid];
+    const reports = join(dir, "reports");
+    const groups = join(dir, "test-groups");
+    for (const pid of [dead, live]) {
+      await Deno.mkdir(join(groups, String(pid)), { recursive: true });
+      await Deno.writeTextFile(join(groups, String(pid), "group1_test.ts"), "");
+      await Deno.mkdir(reports, { recursive: true });
+      for (const f of [`kernel-${pid}.json`, `kernel-${pid}.json.part`, `deno-test-${pid}.xml`]) {
+        await Deno.writeTextFile(join(reports, f), "");
+      }
+    }
+    // Not a run's own: kept whatever the numbers in their names.
+    for (const f of ["kernel.json", "deno-test.xml", `kernel-${dead}.html`, "linux-kunit-1.json"]) {
+      await Deno.writeTextFile(join(reports, f), "");
+    }
+    await removeLeftovers(reports, groups);
+    const names = async (d: string) =>
+      (await Array.fromAsync(Deno.readDir(d))).map((e) => e.name).sort();
+    assert.deepEqual(await names(groups), [String(live)]);
+    assert.deepEqual(
+      await names(reports),
+      [
+        `deno-test-${live}.xml`,
+        "deno-test.xml",
+        `kernel-${dead}.html`,
+        `kernel-${live}.json`,
+        `kernel-${live}.json.part`,
+        "kernel.json",
+        "linux-kunit-1.json",
+      ].sort(),
+    );
+    // Nothing there: nothing to do, no error.
+    await removeLeftovers(join(dir, "none"), join(dir, "none-either"));
+    running.kill();
+    await running.status;
   } finally {
     await cleanup();
   }

@@ -11,7 +11,9 @@
  * `--kernel-only` no Deno test runs and the line is counted from the kernel
  * report, the same way.
  */
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import process from "node:process";
 import { BUILD_DIR, ROOT } from "../paths.ts";
 import {
   checkForeign,
@@ -297,6 +299,45 @@ async function projectImage(): Promise<ProjectImage | null> {
   return (await loadProject(userPath(file))).image;
 }
 
+/** True if a process with this pid is running (or may be: one we may not signal). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code !== "ESRCH";
+  }
+}
+
+/**
+ * Remove what a run that was killed (Ctrl-C, a CI timeout) left of its own:
+ * the kernel report it handed over (`reportDir/kernel-<pid>.json`), its
+ * JUnit file (`deno-test-<pid>.xml`) and its test groups
+ * (`groupsDir/<pid>`, build/test-groups). Only a dead pid's: a run under way
+ * keeps its files. A pid used again since is taken for alive, and its files
+ * stay.
+ */
+export async function removeLeftovers(reportDir: string, groupsDir: string): Promise<void> {
+  const owned = [
+    { dir: reportDir, re: /^(?:kernel-(\d+)\.json|deno-test-(\d+)\.xml)(?:\.part)?$/ },
+    { dir: groupsDir, re: /^(\d+)$/ },
+  ];
+  for (const { dir, re } of owned) {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const m = re.exec(name);
+      const pid = Number(m?.[1] ?? m?.[2]);
+      if (m === null || pid === Deno.pid || alive(pid)) continue;
+      await rm(join(dir, name), { recursive: true, force: true }).catch(() => {});
+    }
+  }
+}
+
 /**
  * `deno task test`: its command line is read with the command table (a
  * usage error is thrown); resolves to the exit status.
@@ -313,6 +354,7 @@ export async function testMain(argv: readonly string[]): Promise<number> {
 
   const { root, outDir, reportDir, logDir } = dirs();
   await Deno.mkdir(reportDir, { recursive: true });
+  await removeLeftovers(reportDir, join(BUILD_DIR, "test-groups"));
   let handoff: string | null = null;
   if (args.html !== null && !args.kernelOnly && !selectsKernelTests(rest)) {
     console.error(
