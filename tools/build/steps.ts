@@ -213,9 +213,13 @@ function progName(cc: string, prog: string): Promise<string> {
  * Identity of a C compiler for its steps' keys: its version line (see
  * {@link toolIdentity}), the real path and identity of the compiler proper
  * and the assembler it runs (cc1 and as: either may change while the driver
- * stays the same file), and {@link COMPILE_ENV}.
+ * stays the same file), and {@link COMPILE_ENV} as `env` has it (the
+ * process's environment unless a test gives another).
  */
-export async function compilerIdentity(cc: string): Promise<string> {
+export async function compilerIdentity(
+  cc: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<string> {
   const [version, cc1, as] = await Promise.all([
     toolIdentity(cc),
     progName(cc, "cc1"),
@@ -226,6 +230,6 @@ export async function compilerIdentity(cc: string): Promise<string> {
     version,
     `cc1 ${prog(cc1)}`,
     `as ${prog(as)}`,
-    ...COMPILE_ENV.map((v) => `${v}=${process.env[v] ?? ""}`),
+    ...COMPILE_ENV.map((v) => `${v}=${env[v] ?? ""}`),
   ].join("; ");
 }
