@@ -11,7 +11,7 @@
  * `--kernel-only` no Deno test runs and the line is counted from the kernel
  * report, the same way.
  */
-import { readdir, rm } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { BUILD_DIR, ROOT } from "../paths.ts";
@@ -299,6 +299,9 @@ async function projectImage(): Promise<ProjectImage | null> {
   return (await loadProject(userPath(file))).image;
 }
 
+/** How old a killed run's leftover must be to be removed (see {@link removeLeftovers}). */
+export const LEFTOVER_AGE_MS = 6 * 3600_000;
+
 /** True if a process with this pid is running (or may be: one we may not signal). */
 function alive(pid: number): boolean {
   try {
@@ -313,11 +316,14 @@ function alive(pid: number): boolean {
  * Remove what a run that was killed (Ctrl-C, a CI timeout) left of its own:
  * the kernel report it handed over (`reportDir/kernel-<pid>.json`), its
  * JUnit file (`deno-test-<pid>.xml`) and its test groups
- * (`groupsDir/<pid>`, build/test-groups). Only a dead pid's: a run under way
- * keeps its files. A pid used again since is taken for alive, and its files
- * stay.
+ * (`groupsDir/<pid>`, build/test-groups). Only a dead pid's, and only
+ * entries older than {@link LEFTOVER_AGE_MS}: a run in another PID namespace
+ * (a container sharing the directory) looks dead from here, and no run lasts
+ * that long (CI stops one at 90 minutes). A pid used again since is taken
+ * for alive, and its files stay.
  */
 export async function removeLeftovers(reportDir: string, groupsDir: string): Promise<void> {
+  const now = Date.now();
   const owned = [
     { dir: reportDir, re: /^(?:kernel-(\d+)\.json|deno-test-(\d+)\.xml)(?:\.part)?$/ },
     { dir: groupsDir, re: /^(\d+)$/ },
@@ -333,6 +339,8 @@ export async function removeLeftovers(reportDir: string, groupsDir: string): Pro
       const m = re.exec(name);
       const pid = Number(m?.[1] ?? m?.[2]);
       if (m === null || pid === Deno.pid || alive(pid)) continue;
+      const mtime = (await stat(join(dir, name)).catch(() => null))?.mtimeMs;
+      if (mtime === undefined || now - mtime < LEFTOVER_AGE_MS) continue;
       await rm(join(dir, name), { recursive: true, force: true }).catch(() => {});
     }
   }
