@@ -18,8 +18,9 @@
  *
  * fork (cow_fork_space) goes over the parent's page tables once: for each
  * present PTE it write-protects the parent's entry, writes the child's and
- * counts the frame, in one loop per PT; one CR3 reload drops the parent's
- * stale entries at the end (pte_batch), and one pmm_reserve sets aside a
+ * counts the frame, in one loop per PT; the batch drops the parent's stale
+ * entries at the end (pte_batch: an invlpg each up to TLB_FLUSH_CEILING
+ * pages, else one CR3 reload), and one pmm_reserve sets aside a
  * frame per page shared. If anything is missing, a second walk up to where
  * the first stopped undoes it.
  *
@@ -500,11 +501,12 @@ static int fork_locked(pml4_t *out)
 	if (err || (err = other_space_open(&space)))
 		return err;
 	/*
-	 * The parent's entries are write-protected without an invlpg each; the
-	 * batch drops them all from the TLB when this function returns (one CR3
-	 * reload here, one shootdown round to the other CPUs that have this
-	 * space loaded: none while a process runs on one CPU), and nothing here
-	 * writes a user page meanwhile.
+	 * The parent's entries are write-protected with no flush at each write;
+	 * the batch drops them all from the TLB when this function returns
+	 * (here an invlpg each up to TLB_FLUSH_CEILING pages, else one CR3
+	 * reload; one shootdown round to the other CPUs that have this space
+	 * loaded: none while a process runs on one CPU), and nothing here writes
+	 * a user page meanwhile.
 	 */
 	PTE_BATCH(batch);
 	struct fork_pass f = {&batch, 0, USER_END};

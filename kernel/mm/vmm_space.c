@@ -73,7 +73,10 @@ static void other_detach(void)
  * other_detach for a space whose frames go back to the allocator next: a
  * delayed invalidation is allowed only while the frames it covers are not
  * reused (SDM 4.10.4.4), and a stray read through the window must fault,
- * not see a reused frame. So this CPU's entries go now.
+ * not see a reused frame. So this CPU's entries go now. Only this CPU's: a
+ * CPU that detached the same space earlier may still hold its window entries
+ * (its window_stale is set); it reads no window before its next attach,
+ * which reloads CR3 first.
  */
 static void other_detach_freeing(void)
 {

@@ -19,8 +19,8 @@
  * QEMU runs with glibc's heap in transparent huge pages ({@link qemuEnv}):
  * most of a short boot's host time is QEMU's own start-up, and page faults
  * are a large part of it. Measured on the 2-core CI-like host (perf stat -r
- * 10 -e task-clock, interleaved, median of 5): a trivial boot 215 -> 149 ms
- * of CPU time.
+ * 10 -e task-clock, interleaved, median of 7, load under 1): a trivial boot
+ * 142 -> 122 ms of CPU time.
  */
 
 import { spawn } from "node:child_process";
