@@ -162,7 +162,7 @@ export async function fileHash(path: string, memo?: StatMemo): Promise<string | 
 }
 
 /** The file `command` runs: itself if it names a path, else the first match on PATH. */
-export function resolveCommand(command: string): string | null {
+function resolveCommand(command: string): string | null {
   if (command.includes("/")) return statOrNull(command)?.isFile() ? command : null;
   return pathMatches(command, true)[0]?.path ?? null;
 }
@@ -216,19 +216,13 @@ export function programIdentity(name: string): string {
 }
 
 /**
- * Programs that run another compiler found on their own (the next match on
- * PATH, or one their configuration names): what they say is never kept in a
- * build directory, whatever its key.
- */
-const LAUNCHERS = new Set(["ccache", "sccache", "distcc", "icecc", "buildcache"]);
-
-/**
  * The real names of the binaries whose facts may be kept in a build
  * directory, by the name a tool is called by (each without a target prefix
  * or a version suffix: see {@link ownName}). Anything else (a version
- * manager's shim, mise's binary behind its symlinks, a launcher compiled
- * under another name) may choose its compiler by what it reads, and is asked
- * every process.
+ * manager's shim, mise's binary behind its symlinks, a launcher such as
+ * ccache, sccache, distcc or icecc, which runs another compiler it finds on
+ * its own) may choose its compiler by what it reads, and is asked every
+ * process.
  */
 const OWN_NAMES: Readonly<Record<string, readonly string[]>> = {
   gcc: ["gcc"],
@@ -267,8 +261,6 @@ function ownName(path: string): string | null {
  * it: a fact of that file may be kept in a build directory.
  */
 function isOwnBinary(tool: string, real: string): boolean {
-  const base = real.slice(real.lastIndexOf("/") + 1);
-  if (LAUNCHERS.has(base)) return false;
   const [own, is] = [ownName(tool), ownName(real)];
   return own !== null && is !== null && OWN_NAMES[own].includes(is);
 }
@@ -303,7 +295,7 @@ function isElf(path: string): boolean {
  * whose real name is the tool's own ({@link isOwnBinary}: gcc's may be
  * x86_64-linux-gnu-gcc-12) may be kept: a script or a binary of another name
  * (a version manager's shim, a wrapper) may choose its compiler by what it
- * reads, and a launcher ({@link LAUNCHERS}) runs another binary. Also part of the identity: every other file of the tool's name on
+ * reads, and a launcher (ccache & co) runs another binary. Also part of the identity: every other file of the tool's name on
  * PATH (the one a launcher would find next) and {@link TOOL_ENV}. Null too
  * when one of those files may still change without changing its identity
  * (see {@link isRacy}).

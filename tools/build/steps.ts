@@ -10,10 +10,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { commandText } from "../host/command.ts";
 import process from "node:process";
-import { fileHash, programIdentity, sha256Hex, StatMemo, toolFact } from "./input_facts.ts";
-
-/** SHA-256 in hex (the name other modules knew it by). */
-export const sha256: (data: string | Uint8Array) => Promise<string> = sha256Hex;
+import { fileHash, programIdentity, StatMemo, toolFact } from "./input_facts.ts";
 
 /** A compiler, assembler or linker failure, with the tool's own output. */
 export class BuildError extends Error {

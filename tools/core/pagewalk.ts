@@ -75,22 +75,12 @@ function tableView(read: PhysReader, phys: bigint): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Read all 512 entries of the table at a physical address. */
-export function readTable(read: PhysReader, phys: bigint): bigint[] {
-  const v = tableView(read, phys);
-  return Array.from(
-    { length: TABLE_ENTRIES },
-    (_, i) => v.getBigUint64(i * ENTRY_BYTES, true),
-  );
-}
-
 /** The present bit, if it is in an entry's low 32 bits (then tested before the entry is read whole). */
 const P_LOW = BigInt.asUintN(32, P) === P ? Number(P) : 0;
 
 /**
- * The present entries of the table at a physical address, by index: as
- * {@link readTable} reads the table, without making a BigInt of each of the
- * (mostly empty) others.
+ * The present entries of the table at a physical address, by index, without
+ * making a BigInt of each of the (mostly empty) others.
  */
 function presentEntries(read: PhysReader, phys: bigint): [number, bigint][] {
   const v = tableView(read, phys);
@@ -104,9 +94,8 @@ function presentEntries(read: PhysReader, phys: bigint): [number, bigint][] {
 }
 
 /**
- * Entry `index` of the table at a physical address, read as {@link readTable}
- * reads the table (the same failure when it is not in memory), without
- * making the other 511.
+ * Entry `index` of the table at a physical address (the whole table must be
+ * in memory, as for a walk of it), without making the other 511.
  */
 function readEntry(read: PhysReader, phys: bigint, index: number): bigint {
   return tableView(read, phys).getBigUint64(index * ENTRY_BYTES, true);
