@@ -461,3 +461,19 @@ Deno.test("run (QEMU + stub ELF): a silent guest is killed → hang naming the t
     assertGone(r.pid);
   });
 });
+
+Deno.test("run (fake QEMU): QEMU is started with the malloc tunable in its environment", async () => {
+  await withTempDir(async (dir) => {
+    // A QEMU that only writes down what it was given (then fails to boot: the verdict is not this test's).
+    const qemu = join(dir, "env-qemu");
+    const seen = join(dir, "tunables");
+    await Deno.writeTextFile(
+      qemu,
+      `#!/bin/sh\nprintf '%s' "$GLIBC_TUNABLES" > '${seen}'\nexit 1\n`,
+    );
+    await Deno.chmod(qemu, 0o755);
+    await runKernel({ kernel: fixturePath("firmware-noise.tap"), qemu, accel: "tcg" });
+    assert.equal(await Deno.readTextFile(seen), qemuTunables(Deno.env.get("GLIBC_TUNABLES")));
+    assert.match(await Deno.readTextFile(seen), /glibc\.malloc\.hugetlb=/);
+  });
+});
