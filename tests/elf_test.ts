@@ -16,24 +16,35 @@ function namesByHand(bytes: Uint8Array): string[] {
   );
 }
 
-/** The file offset of each symbol's name, in the order of the symbol tables. */
-function nameOffsets(bytes: Uint8Array): number[] {
+/** The symbol tables' offsets and sizes, and the file offset of each one's string table's header. */
+function symbolTables(bytes: Uint8Array): { offset: number; size: number; strtabHeader: number }[] {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const shoff = Number(v.getBigUint64(40, true));
   const shentsize = v.getUint16(58, true);
-  const shnum = v.getUint16(60, true);
   const header = (i: number) => shoff + i * shentsize;
-  const offsets: number[] = [];
-  for (let i = 0; i < shnum; i++) {
+  const tables = [];
+  for (let i = 0; i < v.getUint16(60, true); i++) {
     if (v.getUint32(header(i) + 4, true) !== SHT_SYMTAB) continue;
-    const offset = Number(v.getBigUint64(header(i) + 24, true));
-    const size = Number(v.getBigUint64(header(i) + 32, true));
-    const strtab = Number(v.getBigUint64(header(v.getUint32(header(i) + 40, true)) + 24, true));
+    tables.push({
+      offset: Number(v.getBigUint64(header(i) + 24, true)),
+      size: Number(v.getBigUint64(header(i) + 32, true)),
+      strtabHeader: header(v.getUint32(header(i) + 40, true)),
+    });
+  }
+  return tables;
+}
+
+/** The file offset of each symbol's name, in the order of the symbol tables. */
+function nameOffsets(bytes: Uint8Array): number[] {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return symbolTables(bytes).flatMap(({ offset, size, strtabHeader }) => {
+    const strtab = Number(v.getBigUint64(strtabHeader + 24, true));
+    const offsets: number[] = [];
     for (let o = offset; o + 24 <= offset + size; o += 24) {
       offsets.push(strtab + v.getUint32(o, true));
     }
-  }
-  return offsets;
+    return offsets;
+  });
 }
 
 Deno.test("elf: every symbol's name is the string table's, read name by name", async () => {
@@ -59,16 +70,9 @@ Deno.test("elf: a name that is not ASCII is decoded as UTF-8", async () => {
 
 /** The file offset of the header of the string table the (first) symbol table names. */
 function strtabHeader(bytes: Uint8Array): number {
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const shoff = Number(v.getBigUint64(40, true));
-  const shentsize = v.getUint16(58, true);
-  for (let i = 0; i < v.getUint16(60, true); i++) {
-    const h = shoff + i * shentsize;
-    if (v.getUint32(h + 4, true) === SHT_SYMTAB) {
-      return shoff + v.getUint32(h + 40, true) * shentsize;
-    }
-  }
-  throw new Error("no symbol table");
+  const first = symbolTables(bytes)[0];
+  if (first === undefined) throw new Error("no symbol table");
+  return first.strtabHeader;
 }
 
 Deno.test("elf: a string table that does not end in NUL, or is cut short, is read name by name", async () => {

@@ -51,12 +51,6 @@ export interface BuildOptions {
   kernelDir?: string;
   /** Called with a line of progress (e.g. "cc kernel/main.c"). */
   log?: (line: string) => void;
-  /**
-   * Return the linked image as the build read it for its own checks
-   * ({@link BuildResult.image}), for a caller that reads it next: the
-   * kernel is 2 MB, and a read of it costs a run ~10 ms.
-   */
-  keepImage?: boolean;
 }
 
 /** The outcome of a build. */
@@ -70,8 +64,11 @@ export interface BuildResult {
   layout: Layout;
   /** The user programs and their initrd (build_user.ts); null when the project has no user/. */
   user: UserBuildResult | null;
-  /** The image at {@link elf}, parsed, with {@link BuildOptions.keepImage}. */
-  image?: ElfImage;
+  /**
+   * The image at {@link elf}, parsed as the build read it for its own checks:
+   * a caller that reads it next need not (the kernel is 2 MB, a read ~10 ms).
+   */
+  image: ElfImage;
 }
 
 /**
@@ -159,13 +156,12 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
     log: ctx.log,
   });
   if (user) compiled.push(...user.ran);
-  const result: BuildResult = {
+  return {
     elf: linked.elf,
     compiled,
     linked: linked.linked,
     layout: ctx.layout,
     user,
+    image: linked.image,
   };
-  if (options.keepImage) result.image = linked.image;
-  return result;
 }

@@ -161,12 +161,6 @@ export async function fileHash(path: string, memo?: StatMemo): Promise<string | 
   return value;
 }
 
-/** The file `command` runs: itself if it names a path, else the first match on PATH. */
-function resolveCommand(command: string): string | null {
-  if (command.includes("/")) return statOrNull(command)?.isFile() ? command : null;
-  return pathMatches(command, true)[0]?.path ?? null;
-}
-
 /**
  * The file's status, or null on any error: what a search that goes on past
  * a bad candidate (execvp past an unreadable, looping or too long PATH entry)
@@ -333,11 +327,13 @@ export async function toolFact(
   question: string,
   ask: () => Promise<string>,
 ): Promise<string> {
-  // A bare name: every match on PATH (the first is the one run), looked for once.
+  // The file run: the path named, or for a bare name the first of its matches on PATH (all
+  // looked for once: a kept fact's identity holds them).
   const matches = tool.includes("/") ? null : pathMatches(tool);
-  const path = matches === null ? resolveCommand(tool) : matches[0]?.path ?? null;
-  const info = path === null ? null : matches?.[0]?.info ?? statOrNull(path);
-  if (path === null || info === null) return await ask();
+  const named = matches === null ? statOrNull(tool) : null;
+  const found = matches?.[0] ?? (named?.isFile() ? { path: tool, info: named } : undefined);
+  if (found === undefined) return await ask();
+  const { path, info } = found;
   const real = realpathSync(path);
   const id = `${real}:${identityOf(info)}`;
   const key = `${tool}\0${question}`;

@@ -84,7 +84,7 @@ export async function link(
 
   const elf = join(out, "kernel.elf");
   const linked = await runStep(linkStep(tables.output, elf, "link"), root);
-  // Read once, for both checks below (and the caller's: BuildOptions.keepImage).
+  // Read once, for both checks below (and the caller's: BuildResult.image).
   const image = parseElf(await readFile(elf));
   if (linked) {
     log("build link");

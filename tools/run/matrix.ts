@@ -5,11 +5,9 @@
  * and produce the report (record.ts) that every output is made from.
  */
 import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { build, BuildError, type BuildOptions } from "../build/build.ts";
-import { parseElf } from "../core/elf.ts";
 import { checkBootTables } from "../core/image_check.ts";
 import { DEFAULT_CONFIG, getConfig, type MachineConfig } from "./configs.ts";
 import { targetFor, type TargetOptions } from "./targets.ts";
@@ -66,13 +64,7 @@ export async function prepareKernel(
 ): Promise<PreparedKernel> {
   let built;
   try {
-    built = await build({
-      root,
-      outDir,
-      layout: source.layout,
-      kernelDir: source.kernelDir,
-      keepImage: true,
-    });
+    built = await build({ root, outDir, layout: source.layout, kernelDir: source.kernelDir });
   } catch (e) {
     const message = e instanceof BuildError
       ? `build failure in ${e.file}`
@@ -80,7 +72,7 @@ export async function prepareKernel(
     const details = e instanceof BuildError ? e.output.split("\n").filter((l) => l !== "") : [];
     return { elf: null, build: { message, details }, checks: [] };
   }
-  const image = built.image ?? parseElf(await readFile(built.elf));
+  const image = built.image;
   // As loaded, and as boot.asm leaves the tables on a CPU without NX (config no-nx).
   const problems = [
     ...checkBootTables(image, built.layout),
