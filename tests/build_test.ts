@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { build, BuildError } from "../tools/build/build.ts";
+import { C_DEPFILE } from "../tools/build/compile.ts";
 import { compilerIdentity } from "../tools/build/steps.ts";
 import { ROOT } from "../tools/paths.ts";
 import { builtKernel, smallKernel, tempDir } from "./support.ts";
@@ -77,6 +78,30 @@ Deno.test("build: a changed compiler proper (cc1) or assembler behind the same d
     // process: test files run in parallel in it, and their builds would see it.
     const cpath = { ...Deno.env.toObject(), CPATH: join(dir, "no-such-include") };
     assert.notEqual(await compilerIdentity(cc, cpath), await compilerIdentity(cc), "CPATH");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("build: the C dependency file lists a header found through C_INCLUDE_PATH", async () => {
+  // A system directory's header (C_INCLUDE_PATH, -isystem) is an input like any other: left out
+  // of the dependency file, an edit of it would rebuild nothing. The compile runs in a child
+  // process with the variable set, so no other test's build sees it.
+  const [dir, cleanup] = await tempDir();
+  try {
+    const inc = join(dir, "sysinc");
+    await Deno.mkdir(inc);
+    await Deno.writeTextFile(join(inc, "answer.h"), "#define ANSWER 42\n");
+    await Deno.writeTextFile(join(dir, "main.c"), "#include <answer.h>\nint answer = ANSWER;\n");
+    const d = join(dir, "main.o.d");
+    const { success, stderr } = await new Deno.Command(Deno.env.get("CC") ?? "gcc", {
+      args: [C_DEPFILE, "-MF", d, "-c", "main.c", "-o", "main.o"],
+      cwd: dir,
+      env: { C_INCLUDE_PATH: inc },
+      stdin: "null",
+    }).output();
+    assert.ok(success, new TextDecoder().decode(stderr));
+    assert.match(await Deno.readTextFile(d), /sysinc\/answer\.h/);
   } finally {
     await cleanup();
   }

@@ -4,7 +4,7 @@
  * name that is not ASCII decoded as UTF-8.
  */
 import assert from "node:assert/strict";
-import { parseElf } from "../tools/core/elf.ts";
+import { ElfError, parseElf } from "../tools/core/elf.ts";
 import { builtKernel } from "./support.ts";
 
 const SHT_SYMTAB = 2;
@@ -97,5 +97,29 @@ Deno.test("elf: a string table that does not end in NUL, or is cut short, is rea
     const copy = bytes.slice();
     setSize(copy, cut);
     assert.deepEqual(parseElf(copy).symbols.map((s) => s.name), namesByHand(copy), `size ${cut}`);
+  }
+});
+
+Deno.test("elf: a symbol table that links to no section is an ElfError, with symbols or without", async () => {
+  const bytes = await Deno.readFile((await builtKernel()).elf);
+  const v = new DataView(bytes.buffer);
+  const shoff = Number(v.getBigUint64(40, true));
+  const shentsize = v.getUint16(58, true);
+  const count = v.getUint16(60, true);
+  let symtab = -1;
+  for (let i = 0; i < count && symtab < 0; i++) {
+    if (v.getUint32(shoff + i * shentsize + 4, true) === SHT_SYMTAB) symtab = shoff + i * shentsize;
+  }
+  assert.ok(symtab >= 0, "the kernel has a symbol table");
+  for (const size of [null, 0n]) {
+    const copy = bytes.slice();
+    const c = new DataView(copy.buffer);
+    c.setUint32(symtab + 40, count + 100, true); // sh_link: past the last section
+    if (size !== null) c.setBigUint64(symtab + 32, size, true);
+    assert.throws(
+      () => parseElf(copy),
+      (e) => e instanceof ElfError && /links to no string table/.test(e.message),
+      `size ${size}`,
+    );
   }
 });

@@ -108,7 +108,14 @@ Deno.test("test groups: a killed run's handed-over report, JUnit file and groups
       await Deno.mkdir(join(groups, String(pid)), { recursive: true });
       await Deno.writeTextFile(join(groups, String(pid), "group1_test.ts"), "");
       await Deno.mkdir(reports, { recursive: true });
-      for (const f of [`kernel-${pid}.json`, `kernel-${pid}.json.part`, `deno-test-${pid}.xml`]) {
+      for (
+        const f of [
+          `kernel-${pid}.json`,
+          `kernel-${pid}.json.part`,
+          `kernel.json.${pid}.part`,
+          `deno-test-${pid}.xml`,
+        ]
+      ) {
         await Deno.writeTextFile(join(reports, f), "");
       }
     }
@@ -139,6 +146,7 @@ Deno.test("test groups: a killed run's handed-over report, JUnit file and groups
         `kernel-${live}.json`,
         `kernel-${live}.json.part`,
         "kernel.json",
+        `kernel.json.${live}.part`,
         "linux-kunit-1.json",
       ].sort(),
     );

@@ -137,8 +137,11 @@ async function writeReports(
   const last = join(reportDir, "kernel.json");
   // Whole or not at all: kernel_test.ts may be waiting for it (OUROBOROS_KERNEL_REPORT_PENDING).
   const first = handoff ?? last;
-  await Deno.writeTextFile(`${first}.part`, json);
-  await Deno.rename(`${first}.part`, first);
+  // Written under a name of this run's own: two runs sharing the directory never rename each
+  // other's half-written file (the handoff's name is this run's already).
+  const part = handoff !== null ? `${handoff}.part` : `${last}.${Deno.pid}.part`;
+  await Deno.writeTextFile(part, json);
+  await Deno.rename(part, first);
   if (handoff !== null) await Deno.copyFile(handoff, last);
   if (args.json !== null) await Deno.writeTextFile(args.json, json);
   if (args.junit !== null) await Deno.writeTextFile(args.junit, toJunit(report));
@@ -314,7 +317,8 @@ function alive(pid: number): boolean {
 
 /**
  * Remove what a run that was killed (Ctrl-C, a CI timeout) left of its own:
- * the kernel report it handed over (`reportDir/kernel-<pid>.json`), its
+ * the kernel report it handed over (`reportDir/kernel-<pid>.json`) or was
+ * writing (`kernel.json.<pid>.part`), its
  * JUnit file (`deno-test-<pid>.xml`) and its test groups
  * (`groupsDir/<pid>`, build/test-groups). Only a dead pid's, and only
  * entries older than {@link LEFTOVER_AGE_MS}: a run in another PID namespace
@@ -325,7 +329,10 @@ function alive(pid: number): boolean {
 export async function removeLeftovers(reportDir: string, groupsDir: string): Promise<void> {
   const now = Date.now();
   const owned = [
-    { dir: reportDir, re: /^(?:kernel-(\d+)\.json|deno-test-(\d+)\.xml)(?:\.part)?$/ },
+    {
+      dir: reportDir,
+      re: /^(?:kernel-(\d+)\.json|deno-test-(\d+)\.xml)(?:\.part)?$|^kernel\.json\.(\d+)\.part$/,
+    },
     { dir: groupsDir, re: /^(\d+)$/ },
   ];
   for (const { dir, re } of owned) {
@@ -337,7 +344,7 @@ export async function removeLeftovers(reportDir: string, groupsDir: string): Pro
     }
     for (const name of names) {
       const m = re.exec(name);
-      const pid = Number(m?.[1] ?? m?.[2]);
+      const pid = Number(m?.[1] ?? m?.[2] ?? m?.[3]);
       if (m === null || pid === Deno.pid || alive(pid)) continue;
       const mtime = (await stat(join(dir, name)).catch(() => null))?.mtimeMs;
       if (mtime === undefined || now - mtime < LEFTOVER_AGE_MS) continue;

@@ -18,6 +18,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join, relative } from "node:path";
 import { runAll, type Step } from "./build.ts";
+import { C_DEPFILE } from "./compile.ts";
 import { writeIfChanged } from "./steps.ts";
 import { toolFact } from "./input_facts.ts";
 import { writeCpio } from "../core/cpio.ts";
@@ -173,7 +174,7 @@ export async function buildUser(ctx: UserBuildContext): Promise<UserBuildResult 
         "-isystem",
         gccInclude,
         ...includes,
-        "-MMD",
+        C_DEPFILE,
         "-MF",
         d,
         "-c",

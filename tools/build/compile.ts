@@ -27,6 +27,14 @@ const C_FLAGS = [
   "-Werror",
 ];
 
+/**
+ * The C compiler's dependency-file option (with -MF): -MD, which lists every
+ * header the compile read. -MMD leaves out the headers found in system
+ * directories, and those include C_INCLUDE_PATH's and -isystem's: an edit
+ * of one would rebuild nothing, and a stale object would be linked.
+ */
+export const C_DEPFILE = "-MD";
+
 /** The C and NASM sources under `dir`, sorted. */
 export function listSources(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -64,7 +72,7 @@ export async function compileSteps(ctx: BuildContext): Promise<Step[]> {
         prefixMap,
         ...ctx.extraCFlags,
         ...includes,
-        "-MMD",
+        C_DEPFILE,
         "-MF",
         d,
         "-c",

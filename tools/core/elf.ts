@@ -127,6 +127,7 @@ export function parseElf(bytes: Uint8Array): ElfImage {
   const symbols: ElfSymbol[] = [];
   for (const s of raw.filter((s) => s.type === SHT_SYMTAB)) {
     const strtab = raw[s.link];
+    if (strtab === undefined) throw new ElfError("symbol table links to no string table");
     check(s.offset, s.size, "symbol table");
     const name = stringTable(bytes, strtab.offset, strtab.size, cstr);
     for (let o = s.offset; o + 24 <= s.offset + s.size; o += s.entsize || 24) {
