@@ -224,12 +224,16 @@ bool other_pt_new(u64 va, bool zero)
 		}
 	}
 	for (int l = top, k = 0; l >= LEVEL_PT; l--, k++) {
+		/*
+		 * Zeroed before the link: a PDPT or PD of the other space is walked
+		 * as a table through the window (a PT is only a data page there).
+		 */
+		bool zeroed = (l == LEVEL_PT && !zero) || table_zero_before_link(frames[k]);
 		struct pte_run link = pte_run_at(WINDOW_OTHER, l + 1, va);
 		pte_run_install(&link, 0, table_link(frames[k], va));
-		u64 table = window_entry_addr(WINDOW_OTHER, l, ALIGN_DOWN(va, level_span(l + 1)));
-		if (l > LEVEL_PT || zero)
-			vmm_zero_page((void *)table);
-		pte_table_ready(table);
+		if (!zeroed)
+			table_zero_linked((void *)window_entry_addr(WINDOW_OTHER, l,
+								    ALIGN_DOWN(va, level_span(l + 1))));
 	}
 	return true;
 }
