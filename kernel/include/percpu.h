@@ -52,10 +52,8 @@ struct percpu {
 	/*
 	 * The other window was detached here since this CPU's last CR3 load
 	 * for a switch, so its TLB may still hold window entries: the next
-	 * attach here reloads CR3 first (vmm_space.c), and every round that
-	 * frees tables reaches this CPU meanwhile (tlb.c: window_stale_cpus).
-	 * Written by this CPU only (and cleared by its full flushes), read by
-	 * every CPU's shootdowns.
+	 * attach here reloads CR3 first (vmm_space.c). Leaf entries only: the
+	 * detach's invlpg dropped every paging-structure cache entry here.
 	 */
 	bool window_stale;
 };

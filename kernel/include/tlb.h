@@ -105,16 +105,17 @@ static inline void tlb_batch_begin(struct tlb_batch *b, u64 space)
 
 /*
  * Open a batch for a space worked on through the other window (vmm_space.c)
- * whose tables it frees: the space is loaded nowhere, but its tables were
- * reachable through the window, so any CPU that walked the window (this
- * one, one sharing the current space, one whose detach left its window
- * entries for later: percpu.h, window_stale) may hold them in its TLB or
- * paging-structure caches. Such a batch holds the tables it frees even with
- * one CPU, and before it gives them to the PMM it reloads CR3 here and
- * sends a full round that reaches those CPUs (idle ones too): the order of
- * SDM 4.10.4 (invalidate every cache of an entry before its frame is
- * reused), kept by the batch and not by its caller. Data frames are freed
- * at once: a space loaded nowhere has no TLB entry of its pages.
+ * whose tables it frees: the space is loaded nowhere, but its tables are
+ * reachable through the window, which is in the current space's PML4, so
+ * this CPU and every CPU sharing the current space may hold them in its
+ * paging-structure caches (a walk may be speculative). Such a batch holds
+ * the tables it frees even with one CPU, and before it gives them to the
+ * PMM it reloads CR3 here and sends a full round to those CPUs (idle ones
+ * too): the order of SDM 4.10.4 (invalidate every cached copy of an entry
+ * before its frame is reused), kept by the batch, not by its caller. (A CPU
+ * whose earlier detach left its window TLB entries for later holds no
+ * paging-structure cache entry: vmm_space.c, other_detach.) Data frames
+ * are freed at once: a space loaded nowhere has no TLB entry of its pages.
  */
 static inline void tlb_batch_begin_window(struct tlb_batch *b)
 {

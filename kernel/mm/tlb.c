@@ -133,26 +133,6 @@ u32 tlb_space_cpus(u64 space)
 	return mask;
 }
 
-/*
- * The CPUs that may still cache entries of an other window they detached
- * (percpu.h: window_stale, cleared by their next CR3 load), or that are in
- * the middle of that load: switch_page_map sets leaving before it clears
- * window_stale and clears leaving after its load, so window_stale is read
- * first. A round that changed table entries reaches them too: their stale
- * paging-structure caches may point into a table it frees.
- */
-static u32 window_stale_cpus(void)
-{
-	u32 mask = 0, n = smp_cpu_count();
-	for (u32 c = 0; c < n; c++) {
-		struct percpu *p = percpu_of(c);
-		if (__atomic_load_n(&p->window_stale, __ATOMIC_SEQ_CST) ||
-		    __atomic_load_n(&p->leaving, __ATOMIC_SEQ_CST))
-			mask |= 1u << c;
-	}
-	return mask;
-}
-
 /* Every CPU up. */
 static u32 all_cpus(void)
 {
@@ -166,8 +146,6 @@ static void serve(const struct tlb_request *r)
 	if (r->full) {
 		/* CR4.PGE is off: G is ignored and a CR3 load drops every entry and the paging-structure caches. */
 		load_cr3(read_cr3());
-		/* A detached window's entries too (an attached window's is not stale: false already). */
-		__atomic_store_n(&this_cpu()->window_stale, false, __ATOMIC_RELAXED);
 		return;
 	}
 	/* A span above the ceiling is a full flush whatever the batch said (never 2^28 invlpg). */
@@ -208,10 +186,7 @@ void tlb_shootdown(const struct tlb_batch *b)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	u64 space = b->space == TLB_CURRENT ? this_cpu()->space : b->space;
 	bool full = (b->state & TLB_BATCH_FULL) != 0, tables = (b->state & TLB_BATCH_TABLES) != 0;
-	u32 targets = space == TLB_KERNEL ? all_cpus() : tlb_space_cpus(space);
-	if (tables)
-		targets |= window_stale_cpus();
-	targets &= ~(1u << me);
+	u32 targets = (space == TLB_KERNEL ? all_cpus() : tlb_space_cpus(space)) & ~(1u << me);
 	if (!targets || tlb_test_skip_remote)
 		return;
 	__atomic_fetch_add(&stats.shootdowns, 1, __ATOMIC_RELAXED);

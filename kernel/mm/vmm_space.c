@@ -39,8 +39,8 @@ static void other_attach(pml4_t space)
 	struct percpu *c = this_cpu();
 	/* A detach here left this CPU's window entries for a later CR3 load: it is now. */
 	if (c->window_stale) {
+		c->window_stale = false;
 		load_cr3(read_cr3());
-		__atomic_store_n(&c->window_stale, false, __ATOMIC_RELAXED);
 	}
 	/* Tables are data: P|W, NX where the CPU has it, never G. Not present before: nothing to drop. */
 	MUST(vmm_entry_store(pte_slot(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE),
@@ -57,12 +57,17 @@ static void other_unlink(struct tlb_batch *b)
 
 /*
  * Remove the other window and every TLB entry it left on the other CPUs
- * sharing this space; this CPU's go with its next CR3 load (window_stale):
- * nothing here reads the window unattached, the next attach here reloads
- * CR3 first, a spawn or an exit switches spaces right after anyway, and
- * until then every round that frees tables reaches this CPU (tlb.c).
- * Under TCG each CR3 load drops QEMU's whole soft TLB and jump cache.
- * A space whose frames are freed next is detached with other_detach_freeing.
+ * sharing this space; this CPU's TLB entries of window pages go with its
+ * next CR3 load (window_stale). Until then they stay harmless, even once
+ * the space's tables are freed and their frames reused: the clear's invlpg
+ * dropped every paging-structure cache entry of this CPU (SDM 4.10.4.1:
+ * INVLPG invalidates all of them, whatever their address), so no walk
+ * reads a table through a stale entry, and the window pages themselves are
+ * never accessed unattached (the next attach here reloads CR3 first; a
+ * spawn or an exit switches spaces right after anyway), and a speculative
+ * access through a leaf entry writes nothing. Under TCG each CR3 load drops
+ * QEMU's whole soft TLB and jump cache. A space whose frames are freed
+ * next is detached with other_detach_freeing.
  */
 static void other_detach(void)
 {
@@ -70,7 +75,7 @@ static void other_detach(void)
 	/* The slot is in the kernel half, but the entry is this space's own: its CPUs only. */
 	tlb_batch_begin(&b, TLB_CURRENT);
 	other_unlink(&b);
-	__atomic_store_n(&this_cpu()->window_stale, true, __ATOMIC_RELAXED);
+	this_cpu()->window_stale = true;
 	tlb_batch_finish(&b);
 	other_cpu = LOCK_NO_CPU;
 }
@@ -90,7 +95,7 @@ static int other_detach_freeing(struct tlb_batch *b, pml4_t space)
 	int err = frame_in_image(space) ? 0 : tlb_batch_free_table(b, space);
 	int held = tlb_batch_finish(b);
 	/* Reloaded after the entry went: no window entry is left on this CPU. */
-	__atomic_store_n(&this_cpu()->window_stale, false, __ATOMIC_RELAXED);
+	this_cpu()->window_stale = false;
 	other_cpu = LOCK_NO_CPU;
 	return err ? err : held;
 }
@@ -356,7 +361,7 @@ void switch_page_map(pml4_t space)
 	__atomic_store_n(&c->leaving, c->space, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->space, space, __ATOMIC_RELAXED);
 	/* Before the load: a detach here after it (this thread preempted) stays owed. */
-	__atomic_store_n(&c->window_stale, false, __ATOMIC_RELEASE); /* after leaving: tlb.c reads them in turn */
+	c->window_stale = false;
 	load_cr3(space);
 	__atomic_store_n(&c->leaving, 0, __ATOMIC_RELEASE);
 }
