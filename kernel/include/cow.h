@@ -43,9 +43,10 @@ void cow_get_stats(struct cow_stats *out);
 int cow_init(void);
 
 /*
- * For the fallback tests: while set (under the paging lock), the scratch
- * page does not zero new tables and PML4s, as before cow_init made its
- * table: they are zeroed in place after they are linked (vmm_internal.h).
+ * For the fallback tests: while set, the scratch page does not zero new
+ * tables and PML4s, as before cow_init made its table: they are zeroed in
+ * place after they are linked (vmm_internal.h). A test sets it around one
+ * operation of its own and clears it right after.
  */
 extern bool cow_test_scratch_off;
 
