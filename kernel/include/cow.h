@@ -42,6 +42,14 @@ void cow_get_stats(struct cow_stats *out);
  */
 int cow_init(void);
 
+/*
+ * For the fallback tests: while set, the scratch page does not zero new
+ * tables and PML4s, as before cow_init made its table: they are zeroed in
+ * place after they are linked (vmm_internal.h). A test sets it around one
+ * operation of its own and clears it right after.
+ */
+extern bool cow_test_scratch_off;
+
 /* The number of PTEs mapping frame: its count, or 1 when it is not shared. */
 u64 cow_count(u64 frame);
 

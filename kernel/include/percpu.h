@@ -52,7 +52,8 @@ struct percpu {
 	/*
 	 * The other window was detached here since this CPU's last CR3 load
 	 * for a switch, so its TLB may still hold window entries: the next
-	 * attach here reloads CR3 first (vmm_space.c).
+	 * attach here reloads CR3 first (vmm_space.c). Leaf entries only: the
+	 * detach's invlpg dropped every paging-structure cache entry here.
 	 */
 	bool window_stale;
 };

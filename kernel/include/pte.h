@@ -18,8 +18,11 @@
  *  - A space seen through the other window has no TLB entries of its own;
  *    the window pages it shows are dropped here, the rest goes with a CR3
  *    load after it is detached (vmm_space.c).
- *  - A new table is zeroed in place, then pte_table_ready drops whatever a
- *    walk cached from its old contents.
+ *  - A new table is zeroed before the entry linking it is made present
+ *    (vmm_fault.c, through the COW scratch page); where no other mapping
+ *    of its frame exists yet, it is zeroed in place after the link and
+ *    everything a walk may have cached meanwhile is flushed (a CR3 reload,
+ *    and a table round when other CPUs are up).
  *  - Many present PTEs of the current space's user half changed at once: a
  *    pte_batch drops their TLB entries together when it ends (an invlpg
  *    each for at most TLB_FLUSH_CEILING, else one CR3 reload).
@@ -73,9 +76,15 @@ static inline void pte_set(enum pt_window w, int level, u64 va, u64 value, struc
 
 /*
  * Set the PTE of a kernel scratch page (its PT exists) and drop it on this
- * CPU only. For a page mapped, used and unmapped by one CPU under one lock
- * (the COW copy's): every user drops it before releasing the lock, so no
- * other TLB can hold it and no shootdown is needed.
+ * CPU only. For the COW scratch pages (cow.c), which only the CPU holding
+ * the paging lock maps, uses and unmaps (to 0) before it releases the lock.
+ * Another CPU's TLB may still hold an old translation of va: the kernel
+ * half is shared, and a CPU may cache any translation of a present entry,
+ * speculatively too, while another CPU has the page mapped. That entry is
+ * harmless, so no shootdown is sent: it is a leaf (no paging-structure
+ * cache points through it), no CPU accesses va but under the lock and
+ * after its own call here (whose invlpg drops its own old entry first), and
+ * a speculative access through it writes nothing.
  */
 static inline void pte_scratch_set(u64 va, u64 value)
 {
@@ -219,12 +228,6 @@ static inline void pte_batch_end(struct pte_batch *b)
 	tlb_batch_flush_all(&b->tlb);
 	tlb_batch_finish(&b->tlb);
 	b->open = false;
-}
-
-/* A table just created at window address `table` and zeroed: drop what a walk cached from its old contents. */
-static inline void pte_table_ready(u64 table)
-{
-	invlpg(table);
 }
 
 #endif

@@ -35,7 +35,10 @@
  * the PMM only after the acknowledgements: at tlb_batch_finish, or, when its
  * TLB_GATHER_FRAMES slots are full, after an early round (the range is
  * kept and sent again at the finish). A batch that records nothing (one
- * CPU) frees at once.
+ * CPU) frees at once. Page tables go through tlb_batch_free_table, and
+ * those unlinked through the other window only through a window batch
+ * (tlb_batch_begin_window; release_tables panics otherwise), which reloads
+ * CR3 here and shoots down before it frees them, with one CPU up too.
  *
  * Acknowledgement: a target acknowledges from the IPI handler, or, when it
  * waits with interrupts off (spinning on a lock, or waiting for its own
@@ -66,6 +69,7 @@
 #define TLB_BATCH_FULL 1u /* flush everything: tables changed, or more than TLB_FLUSH_CEILING pages */
 #define TLB_BATCH_SMP 2u  /* other CPUs were up at begin: the batch records and is counted */
 #define TLB_BATCH_TABLES 4u /* a table entry changed: idle CPUs are asked too (tlb.c) */
+#define TLB_BATCH_WINDOW 8u /* tables freed through the other window: see tlb_batch_begin_window */
 
 struct tlb_batch {
 	u64 space;  /* TLB_KERNEL, TLB_CURRENT, or the PML4 frame of the space whose user half changes */
@@ -97,6 +101,28 @@ static inline void tlb_batch_begin(struct tlb_batch *b, u64 space)
 	b->nframes = 0;
 	b->err = 0;
 	this_cpu()->tlb_open++;
+}
+
+/*
+ * Open a batch for a space worked on through the other window (vmm_space.c)
+ * whose tables it frees: the space is loaded nowhere, but its tables are
+ * reachable through the window, which is in the current space's PML4, so
+ * this CPU and every CPU sharing the current space may hold them in its
+ * paging-structure caches (a walk may be speculative). Such a batch holds
+ * the tables it frees even with one CPU, and before it gives them to the
+ * PMM it reloads CR3 here and sends a full round to those CPUs (idle ones
+ * too): the order of SDM 4.10.4 (invalidate every cached copy of an entry
+ * before its frame is reused), kept by the batch, not by its caller. (A CPU
+ * whose earlier detach left its window TLB entries for later holds no
+ * paging-structure cache entry: vmm_space.c, other_detach.) Data frames
+ * are freed at once: a space loaded nowhere has no TLB entry of its pages.
+ */
+static inline void tlb_batch_begin_window(struct tlb_batch *b)
+{
+	tlb_batch_begin(b, TLB_CURRENT);
+	b->state |= TLB_BATCH_WINDOW | TLB_BATCH_FULL | TLB_BATCH_TABLES;
+	b->nframes = 0;
+	b->err = 0;
 }
 
 /* Panic unless b is open (a writer given a batch that was never opened or is finished). */
@@ -132,31 +158,56 @@ static inline void tlb_batch_add(struct tlb_batch *b, u64 va, u64 bytes)
 /* IPI the CPUs that may hold b's entries and wait for them (tlb.c). */
 void tlb_shootdown(const struct tlb_batch *b);
 
-/* Send b's round (if it recorded anything), then give its held frames to the PMM (tlb.c). */
+/* Reload CR3 here for a window batch, send b's round (if it recorded anything), then give its held frames to the PMM (tlb.c). */
 void tlb_batch_drain(struct tlb_batch *b, bool early);
 
 /* For the gather tests: while set, a batch frees at once (a broken kernel). */
 extern bool tlb_test_free_at_once;
 
-/* True when b holds the frames it frees until its round (else tlb_batch_free_frame frees at once). */
+/*
+ * True when b holds the data frames it frees until its round (else
+ * tlb_batch_free_frame frees at once): with other CPUs up, but for a window
+ * batch, whose space no CPU has loaded.
+ */
 static inline bool tlb_batch_gathers(const struct tlb_batch *b)
 {
-	return (b->state & TLB_BATCH_SMP) && !tlb_test_free_at_once;
+	return (b->state & (TLB_BATCH_SMP | TLB_BATCH_WINDOW)) == TLB_BATCH_SMP &&
+	       !tlb_test_free_at_once;
+}
+
+/* Hold frame in b until its round (an early round first when its slots are full): 0. */
+static inline int tlb_batch_hold(struct tlb_batch *b, u64 frame)
+{
+	if (b->nframes == TLB_GATHER_FRAMES)
+		tlb_batch_drain(b, true);
+	b->frames[b->nframes++] = frame;
+	return 0;
 }
 
 /*
- * Free `frame` (unmapped through b, or a table b unlinked) once no CPU can
- * reach it: at once with one CPU, else after b's round. 0 or pmm_free's
- * error; a held frame's error comes from tlb_batch_finish.
+ * Free data frame `frame` (unmapped through b) once no CPU can reach it: at
+ * once with one CPU, else after b's round. 0 or pmm_free's error; a held
+ * frame's error comes from tlb_batch_finish.
  */
 static inline int tlb_batch_free_frame(struct tlb_batch *b, u64 frame)
 {
 	if (__builtin_expect(!tlb_batch_gathers(b), 1))
 		return pmm_free(frame);
-	if (b->nframes == TLB_GATHER_FRAMES)
-		tlb_batch_drain(b, true);
-	b->frames[b->nframes++] = frame;
-	return 0;
+	return tlb_batch_hold(b, frame);
+}
+
+/*
+ * Free page table `frame` (b unlinked it) once no CPU can cache it: at once
+ * with one CPU (the unlink's invlpg dropped this CPU's paging-structure
+ * caches, SDM 4.10.4.1), else after b's round; through a window batch
+ * always after its CR3 reload and round (tlb_batch_begin_window).
+ */
+static inline int tlb_batch_free_table(struct tlb_batch *b, u64 frame)
+{
+	if (__builtin_expect(!(b->state & (TLB_BATCH_SMP | TLB_BATCH_WINDOW)), 1) ||
+	    tlb_test_free_at_once)
+		return pmm_free(frame);
+	return tlb_batch_hold(b, frame);
 }
 
 /*
@@ -168,10 +219,11 @@ static inline int tlb_batch_finish(struct tlb_batch *b)
 	int err = 0;
 	if (!tlb_batch_is_open(b))
 		tlb_batch_check(b);
-	if (__builtin_expect(b->state & TLB_BATCH_SMP, 0)) {
+	if (__builtin_expect(b->state & (TLB_BATCH_SMP | TLB_BATCH_WINDOW), 0)) {
 		tlb_batch_drain(b, false);
 		err = b->err;
-		this_cpu()->tlb_open--;
+		if (b->state & TLB_BATCH_SMP)
+			this_cpu()->tlb_open--;
 	}
 	b->state = 0;
 	return err;

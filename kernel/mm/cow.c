@@ -26,8 +26,9 @@
  *
  * Copies go through two scratch kernel pages whose page table exists from
  * the first fork on, so a write fault needs no frame but the one reserved
- * for it. A new space's PML4 is zeroed through one of them too
- * (scratch_zero_frame), before it is attached, which spares a CR3 load.
+ * for it. Every new page table is zeroed through one of them too
+ * (scratch_zero_frame), before it is linked (vmm_fault.c), and so is a new
+ * space's PML4 before it is attached, which spares a CR3 load.
  *
  * SMP: the counts, the scratch pages and the statistics are guarded by the
  * paging lock (vmm_internal.h): fork, the write fault and the count lookups
@@ -571,11 +572,15 @@ static const char *write_fault_locked(u64 va)
 	return NULL;
 }
 
+bool cow_test_scratch_off;
+
 bool scratch_zero_frame(u64 frame)
 {
 	ASSERT(vmm_lock_held());
-	if (!scratch_ready)
+	if (!scratch_ready || cow_test_scratch_off)
 		return false;
+	/* Not in use: a table fault never comes while a copy has it mapped. */
+	ASSERT(!*window_entry(WINDOW_SELF, LEVEL_PT, COW_SCRATCH));
 	/* Used and dropped under the paging lock, as a copy's are. */
 	pte_scratch_set(COW_SCRATCH, frame | PTE_P | PTE_W | paging_nx_bit());
 	vmm_zero_page((void *)COW_SCRATCH);

@@ -477,7 +477,12 @@ static u64 bump_take(u64 *count)
 	panic("pmm: no RAM left for the free-frame stack's page tables");
 }
 
-/* Make sure the table at `level` translating va exists: a bump frame, installed, then zeroed. */
+/*
+ * Make sure the table at `level` translating va exists: a bump frame,
+ * installed, then zeroed (no other mapping of it exists yet: there is no
+ * PMM, hence no scratch page); build_tables flushes what a walk cached of
+ * its old contents meanwhile.
+ */
 static void ensure_table(int level, u64 va)
 {
 	u64 parent = *selfmap_entry(level + 1, va);
@@ -490,10 +495,14 @@ static void ensure_table(int level, u64 va)
 	/* The new table appears at its self-map address: zero it there. */
 	u64 table = ALIGN_DOWN((u64)selfmap_entry(level, va), PAGE_SIZE);
 	memset((void *)table, 0, PAGE_SIZE);
-	pte_table_ready(table);
 }
 
-/* Create the PDPT, PDs and PTs that [start, end) needs, top-down so each parent exists. */
+/*
+ * Create the PDPT, PDs and PTs that [start, end) needs, top-down so each
+ * parent exists. Each was linked before it was zeroed, so a walk may have
+ * cached entries of its old contents, for any address under it (SDM
+ * 4.10.4): one CR3 reload drops them all (boot, one CPU up, CR4.PGE off).
+ */
 static void build_tables(u64 start, u64 end)
 {
 	for (int level = LEVEL_PDPT; level >= LEVEL_PT; level--) {
@@ -501,6 +510,7 @@ static void build_tables(u64 start, u64 end)
 		for (u64 va = ALIGN_DOWN(start, span); va < end; va += span)
 			ensure_table(level, va);
 	}
+	load_cr3(read_cr3());
 }
 
 /* Drop ranges the bump allocator used up and number the frames in order; returns the total. */

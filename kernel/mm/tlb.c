@@ -185,10 +185,10 @@ void tlb_shootdown(const struct tlb_batch *b)
 	/* The entry stores above before reading who holds the space (switch_page_map's side). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	u64 space = b->space == TLB_CURRENT ? this_cpu()->space : b->space;
+	bool full = (b->state & TLB_BATCH_FULL) != 0, tables = (b->state & TLB_BATCH_TABLES) != 0;
 	u32 targets = (space == TLB_KERNEL ? all_cpus() : tlb_space_cpus(space)) & ~(1u << me);
 	if (!targets || tlb_test_skip_remote)
 		return;
-	bool full = (b->state & TLB_BATCH_FULL) != 0, tables = (b->state & TLB_BATCH_TABLES) != 0;
 	__atomic_fetch_add(&stats.shootdowns, 1, __ATOMIC_RELAXED);
 	if (full)
 		__atomic_fetch_add(&stats.full, 1, __ATOMIC_RELAXED);
@@ -238,12 +238,16 @@ void tlb_shootdown(const struct tlb_batch *b)
 
 void tlb_batch_drain(struct tlb_batch *b, bool early)
 {
-	ASSERT(b->state & TLB_BATCH_SMP);
-	if ((b->state & TLB_BATCH_FULL) || b->lo < b->hi)
+	ASSERT(b->state & (TLB_BATCH_SMP | TLB_BATCH_WINDOW));
+	if (b->state & TLB_BATCH_WINDOW) {
+		/* This CPU's window entries and paging-structure caches (its window_stale: vmm_space.c). */
+		load_cr3(read_cr3());
+	}
+	if ((b->state & TLB_BATCH_SMP) && ((b->state & TLB_BATCH_FULL) || b->lo < b->hi))
 		tlb_shootdown(b);
 	if (early)
 		__atomic_fetch_add(&stats.early, 1, __ATOMIC_RELAXED);
-	/* Acknowledged (or nobody else had the space): no CPU reaches these frames now. */
+	/* Acknowledged (or nobody else had the space), and reloaded here: no CPU reaches these frames now. */
 	for (u32 i = 0; i < b->nframes; i++) {
 		int r = pmm_free(b->frames[i]);
 		if (r && !b->err)

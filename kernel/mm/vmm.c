@@ -266,8 +266,12 @@ static void release_tables(enum pt_window w, u64 va, u64 from, u64 to, struct tl
 		MUST(pte_write_flush(w, l + 1, va, 0, b)); /* a table entry: the batch flushes all */
 		vmm_stats.tables_released++;
 		/* Boot tables live in the image: unlinked, but not the PMM's to take. */
-		if (!frame_in_image(frame))
-			MUST(tlb_batch_free_frame(b, frame) == 0); /* after the round: paging-structure caches */
+		if (frame_in_image(frame))
+			continue;
+		/* Other CPUs may cache the window's tables whatever space b names (tlb.h). */
+		if (w == WINDOW_OTHER && !(b->state & TLB_BATCH_WINDOW))
+			panic("vmm: a table freed through the other window outside a window batch");
+		MUST(tlb_batch_free_table(b, frame) == 0); /* after the round: paging-structure caches */
 	}
 }
 

@@ -4,10 +4,13 @@
  * A write to an entry whose table does not exist faults with CR2 inside a
  * page-table window. The missing table is the page holding CR2; the entry
  * that should point at it is one level up for the same address. The handler
- * takes a frame, installs it there (that write may fault in turn when the
- * level above is missing too: nested faults, bottom-up, at most three deep),
- * then zeroes the new table through its window address and returns, so the
- * faulting store runs again.
+ * takes a frame, zeroes it through the COW scratch page, links it there
+ * (that write may fault in turn when the level above is missing too: nested
+ * faults, bottom-up, at most three deep) and returns, so the faulting store
+ * runs again. Zeroed before it is linked, the table never shows a walk its
+ * frame's old contents (SDM 4.10.4); until the scratch page's own table
+ * exists (early boot), it is zeroed in place after the link instead, and
+ * every CPU flushes (table_zero_linked).
  *
  * Out of frames: every entry store that may meet a missing table goes
  * through vmm_entry_store below (pte_write_flush, pte_run_install_new), an
@@ -96,6 +99,32 @@ void vmm_zero_page(void *page)
 	__asm__ volatile("rep stosq" : "+D"(page), "+c"(n) : "a"(0ULL) : "memory");
 }
 
+void table_zero_linked(void *table)
+{
+	vmm_zero_page(table);
+	/* Whichever space or window it is in, kernel-half batches reach every CPU. */
+	struct tlb_batch b;
+	tlb_batch_begin(&b, TLB_KERNEL);
+	tlb_batch_tables_changed(&b);
+	load_cr3(read_cr3());
+	tlb_batch_finish(&b);
+}
+
+/*
+ * Link the new table in `frame`, seen at window address `table`, at the
+ * entry of level + 1 for va in w, zeroed first: false when that store
+ * failed (the level above had no frame either; nothing was linked).
+ */
+static bool table_link_zeroed(enum pt_window w, int level, u64 va, u64 frame, void *table)
+{
+	bool zeroed = table_zero_before_link(frame);
+	if (!vmm_entry_store(pte_slot(w, level + 1, va), table_link(frame, va)))
+		return false;
+	if (!zeroed)
+		table_zero_linked(table);
+	return true;
+}
+
 /* Resume a store that faulted for a table no frame was left for; false if it was no such store. */
 static bool skip_failed_store(struct trap_frame *f)
 {
@@ -148,20 +177,17 @@ static const char *table_fault(struct trap_frame *f, u64 cr2, enum pt_window w, 
 		vmm_stats.oom_fixups++;
 		if (!skip_failed_store(f))
 			why = "out of physical frames for a page table";
-	} else if (!vmm_entry_store(pte_slot(w, level + 1, va), table_link(frame, va))) {
+	} else if (!table_link_zeroed(w, level, va, frame, (void *)ALIGN_DOWN(cr2, PAGE_SIZE))) {
 		/* The level above had no frame either: this store fails with it. */
 		MUST(pmm_free(frame) == 0);
 		if (!skip_failed_store(f))
 			why = "out of physical frames for a page table";
 	} else {
 		/*
-		 * Installed over a not-present entry (nothing cached from it): zero
-		 * it in place, then drop what a walk may have cached of the page.
+		 * Linked over a not-present entry, which no walk caches, and this
+		 * fault dropped what the faulting walk cached for cr2: the store
+		 * that faulted walks the new table afresh.
 		 */
-		void *table = (void *)ALIGN_DOWN(cr2, PAGE_SIZE);
-		pte_table_ready((u64)table);
-		vmm_zero_page(table);
-		pte_table_ready((u64)table);
 		vmm_stats.table_faults++;
 	}
 	table_fault_depth--;

@@ -48,41 +48,56 @@ static void other_attach(pml4_t space)
 	other_cpu = this_cpu()->cpu_id;
 }
 
+/* Clear this space's entry of the other window into b (a table entry: b flushes all). */
+static void other_unlink(struct tlb_batch *b)
+{
+	ASSERT(vmm_other_attached());
+	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE, 0, b));
+}
+
 /*
  * Remove the other window and every TLB entry it left on the other CPUs
- * sharing this space; this CPU's go with its next CR3 load (window_stale):
- * nothing here reads the window unattached, the next attach here reloads
- * CR3 first, and a spawn or an exit switches spaces right after anyway.
- * Under TCG each CR3 load drops QEMU's whole soft TLB and jump cache.
- * A space whose frames are freed next is detached with other_detach_freeing.
+ * sharing this space; this CPU's TLB entries of window pages go with its
+ * next CR3 load (window_stale). Until then they stay harmless, even once
+ * the space's tables are freed and their frames reused: the clear's invlpg
+ * dropped every paging-structure cache entry of this CPU (SDM 4.10.4.1:
+ * INVLPG invalidates all of them, whatever their address), so no walk
+ * reads a table through a stale entry, and the window pages themselves are
+ * never accessed unattached (the next attach here reloads CR3 first; a
+ * spawn or an exit switches spaces right after anyway), and a speculative
+ * access through a leaf entry writes nothing. Under TCG each CR3 load drops
+ * QEMU's whole soft TLB and jump cache. A space whose frames are freed
+ * next is detached with other_detach_freeing.
  */
 static void other_detach(void)
 {
-	ASSERT(vmm_other_attached());
 	struct tlb_batch b;
 	/* The slot is in the kernel half, but the entry is this space's own: its CPUs only. */
 	tlb_batch_begin(&b, TLB_CURRENT);
-	MUST(pte_write_flush(WINDOW_SELF, LEVEL_PML4, OTHER_PT_BASE, 0, &b));
-	tlb_batch_flush_all(&b);
+	other_unlink(&b);
 	this_cpu()->window_stale = true;
 	tlb_batch_finish(&b);
 	other_cpu = LOCK_NO_CPU;
 }
 
 /*
- * other_detach for a space whose frames go back to the allocator next: a
- * delayed invalidation is allowed only while the frames it covers are not
- * reused (SDM 4.10.4.4), and a stray read through the window must fault,
- * not see a reused frame. So this CPU's entries go now. Only this CPU's: a
- * CPU that detached the same space earlier may still hold its window entries
- * (its window_stale is set); it reads no window before its next attach,
- * which reloads CR3 first.
+ * Detach the attached `space`, whose user half was cleared into window
+ * batch b (tlb.h: tlb_batch_begin_window), and free it: its PML4 joins the
+ * tables b holds, and b's finish reloads CR3 here, shoots down every CPU
+ * that may cache the window (those sharing this space, those whose window
+ * is stale) and only then gives the frames to the PMM. 0 or the first
+ * error freeing them.
  */
-static void other_detach_freeing(void)
+static int other_detach_freeing(struct tlb_batch *b, pml4_t space)
 {
-	other_detach();
+	ASSERT(b->state & TLB_BATCH_WINDOW);
+	other_unlink(b);
+	int err = frame_in_image(space) ? 0 : tlb_batch_free_table(b, space);
+	int held = tlb_batch_finish(b);
+	/* Reloaded after the entry went: no window entry is left on this CPU. */
 	this_cpu()->window_stale = false;
-	load_cr3(read_cr3());
+	other_cpu = LOCK_NO_CPU;
+	return err ? err : held;
 }
 
 /*
@@ -183,19 +198,15 @@ int other_space_open(pml4_t *out)
 
 int other_space_close(pml4_t space, int err)
 {
-	if (err) {
-		/* A new space: no CPU has it loaded, so its batch reaches nobody. */
-		struct tlb_batch b;
-		tlb_batch_begin(&b, space);
-		MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0, &b) == 0); /* frees no frame: no error */
-		tlb_batch_finish(&b);
-	}
-	if (err)
-		other_detach_freeing();
-	else
+	if (!err) {
 		other_detach();
-	if (err)
-		MUST(pmm_free(space) == 0);
+		return 0;
+	}
+	/* A new space, loaded nowhere: its tables go after the window's flush. */
+	struct tlb_batch b;
+	tlb_batch_begin_window(&b);
+	MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0, &b) == 0); /* frees no data frame: no error */
+	MUST(other_detach_freeing(&b, space) == 0);
 	return err;
 }
 
@@ -218,12 +229,16 @@ bool other_pt_new(u64 va, bool zero)
 		}
 	}
 	for (int l = top, k = 0; l >= LEVEL_PT; l--, k++) {
+		/*
+		 * Zeroed before the link: a PDPT or PD of the other space is walked
+		 * as a table through the window (a PT is only a data page there).
+		 */
+		bool zeroed = (l == LEVEL_PT && !zero) || table_zero_before_link(frames[k]);
 		struct pte_run link = pte_run_at(WINDOW_OTHER, l + 1, va);
 		pte_run_install(&link, 0, table_link(frames[k], va));
-		u64 table = window_entry_addr(WINDOW_OTHER, l, ALIGN_DOWN(va, level_span(l + 1)));
-		if (l > LEVEL_PT || zero)
-			vmm_zero_page((void *)table);
-		pte_table_ready(table);
+		if (!zeroed)
+			table_zero_linked((void *)window_entry_addr(WINDOW_OTHER, l,
+								    ALIGN_DOWN(va, level_span(l + 1))));
 	}
 	return true;
 }
@@ -260,15 +275,15 @@ static bool pml4_frame_ok(pml4_t p)
 }
 
 /*
- * Clear space's user half through window w (its frames freed with
- * VMM_FREE_FRAMES), invalidating on the CPUs that have space loaded: 0 or
- * the first error.
+ * Clear the current space's user half (its frames freed with
+ * VMM_FREE_FRAMES), invalidating on the CPUs that have it loaded: 0 or the
+ * first error.
  */
-static int clear_user_half(enum pt_window w, pml4_t space, u32 options)
+static int clear_user_half(pml4_t space, u32 options)
 {
 	struct tlb_batch b;
 	tlb_batch_begin(&b, space);
-	int err = clear_range(w, 0, USER_END, options, &b);
+	int err = clear_range(WINDOW_SELF, 0, USER_END, options, &b);
 	int held = tlb_batch_finish(&b); /* the frames it held: freed now */
 	return err ? err : held;
 }
@@ -286,14 +301,12 @@ static int drop_locked(pml4_t space, u32 options)
 		other_detach();
 		return -E_INVAL;
 	}
-	/* Loaded nowhere (checked above): the invalidations reach nobody. */
-	int err = clear_user_half(WINDOW_OTHER, space, options);
-	other_detach_freeing();
-	if (!frame_in_image(space)) {
-		int r = pmm_free(space);
-		err = err ? err : r;
-	}
-	return err;
+	/* Loaded nowhere (checked above): only the window's caches hold its tables. */
+	struct tlb_batch b;
+	tlb_batch_begin_window(&b);
+	int err = clear_range(WINDOW_OTHER, 0, USER_END, options, &b);
+	int r = other_detach_freeing(&b, space);
+	return err ? err : r;
 }
 
 int drop_page_map(pml4_t space, u32 options)
@@ -325,7 +338,7 @@ int drop_current_page_map(pml4_t next, u32 options)
 	 * the window down on every CPU sharing `next` (the kernel's space, on
 	 * every idle or kernel-thread CPU) for an exit.
 	 */
-	int err = clear_user_half(WINDOW_SELF, space, options);
+	int err = clear_user_half(space, options);
 	/* The CR3 load drops what is left of the space here (tables, the PML4's own walk caches). */
 	switch_page_map(next);
 	int r = pmm_free(space);

@@ -3,9 +3,11 @@
  * deep), released bottom-up when they empty, out-of-frames (injected at
  * each allocation in turn) turned into -E_NOMEM with everything rolled
  * back, demand-zero pages, and the faults it must refuse (guard page,
- * unregistered addresses, reads of missing tables).
+ * unregistered addresses, reads of missing tables); new tables zeroed
+ * without the COW scratch page too (the fallback of early boot).
  */
 #include "test_vmm_util.h"
+#include <cow.h>
 #include <image.h>
 #include <ktest.h>
 #include <panic.h>
@@ -325,5 +327,117 @@ KTEST(vmm_fault, demand_zero_out_of_frames_changes_nothing)
 	}
 	KASSERT(completed);
 	KASSERT_EQ(sites, 3); /* the page, its PD, its PT */
+	KASSERT_EQ(free_frames(), free0);
+}
+
+/* What a table's frame held before, if it was not zeroed: not present (bit 0 clear), not 0. */
+#define STALE_ENTRY 0x0badf00d0badf00eULL
+/* Where the fallback tests fill frames, and map (slots of their own, unused at first). */
+static const u64 FILL = INDICES_VA(TSLOT_FAULT + 4, 0, 0, 0);
+static const u64 FALLBACK = INDICES_VA(TSLOT_FAULT + 5, 0, 0, 0);
+static const u64 FALLBACK_COPY = INDICES_VA(TSLOT_FAULT + 6, 0, 0, 0);
+
+/*
+ * Give n frames full of STALE_ENTRY back to the PMM, so that its next n
+ * allocations take them (a stack: the last freed comes first): in out.
+ */
+static void push_stale_frames(u64 *out, u64 n)
+{
+	for (u64 i = 0; i < n; i++)
+		MUST(pmm_alloc(&out[i]) == 0);
+	for (u64 i = 0; i < n; i++) {
+		MUST(map_region(FILL + i * PAGE_SIZE, out[i], 1, VMM_WRITE) == 0);
+		for (u64 k = 0; k < TABLE_ENTRIES; k++)
+			((volatile u64 *)(FILL + i * PAGE_SIZE))[k] = STALE_ENTRY;
+	}
+	/* Its tables go back first, the filled frames after them, on top. */
+	MUST(unmap_region(FILL, n, 0) == 0);
+	for (u64 i = 0; i < n; i++)
+		MUST(pmm_free(out[i]) == 0);
+}
+
+/* True when frame is one of the n in stale. */
+static bool is_stale_frame(u64 frame, const u64 *stale, u64 n)
+{
+	for (u64 i = 0; i < n; i++)
+		if (stale[i] == frame)
+			return true;
+	return false;
+}
+
+/* Entries of the table holding `entry` (in the current space's self-map) that are not 0. */
+static u64 nonzero_entries(volatile const u64 *entry)
+{
+	volatile const u64 *t = (volatile const u64 *)ALIGN_DOWN((u64)entry, PAGE_SIZE);
+	u64 n = 0;
+	for (u64 i = 0; i < TABLE_ENTRIES; i++)
+		n += t[i] != 0;
+	return n;
+}
+
+KTEST(vmm_fault, tables_zeroed_without_the_scratch_page)
+{
+	u64 free0 = free_frames(), stale[3];
+	KASSERT(!pml4_present(TSLOT_FAULT + 4) && !pml4_present(TSLOT_FAULT + 5));
+	push_stale_frames(stale, 3);
+	/* The PT, PD and PDPT are made by faults, zeroed in place after their link. */
+	cow_test_scratch_off = true;
+	int err = map_region(FALLBACK, FAKE_PHYS, 1, 0);
+	cow_test_scratch_off = false;
+	KASSERT_EQ(err, 0);
+	/* The three frames filled above are the new tables: the test saw what it checks. */
+	KASSERT(is_stale_frame(pte_frame(*selfmap_entry(LEVEL_PML4, FALLBACK)), stale, 3));
+	KASSERT(is_stale_frame(pte_frame(*selfmap_entry(LEVEL_PDPT, FALLBACK)), stale, 3));
+	KASSERT(is_stale_frame(pte_frame(*selfmap_entry(LEVEL_PD, FALLBACK)), stale, 3));
+	/* Each holds the one entry on FALLBACK's path, and zeros: none of the frame's old words. */
+	KASSERT_EQ(nonzero_entries(selfmap_entry(LEVEL_PDPT, FALLBACK)), 1);
+	KASSERT_EQ(nonzero_entries(selfmap_entry(LEVEL_PD, FALLBACK)), 1);
+	KASSERT_EQ(nonzero_entries(selfmap_entry(LEVEL_PT, FALLBACK)), 1);
+	KASSERT_EQ(unmap_region(FALLBACK, 1, 0), 0);
+	KASSERT(!pml4_present(TSLOT_FAULT + 5));
+	KASSERT_EQ(free_frames(), free0);
+}
+
+/* What the fallback copy test saw inside the copy. */
+struct copy_seen {
+	u64 user_slots; /* entries of the copy's PML4 below the kernel half that are not 0 */
+	u64 nonzero[LEVEL_PML4 + 1]; /* entries not 0 in each table on FALLBACK_COPY's path */
+	u64 frames[LEVEL_PML4 + 1];  /* each table's frame (LEVEL_PML4: the copy's own) */
+};
+
+KTEST(vmm_fault, copy_zeroed_without_the_scratch_page)
+{
+	u64 free0 = free_frames(), stale[4];
+	KASSERT(!pml4_present(TSLOT_FAULT + 4) && !pml4_present(TSLOT_FAULT + 6));
+	KASSERT_EQ(map_region(FALLBACK_COPY, FAKE_PHYS, 1, 0), 0);
+	u64 free1 = free_frames();
+	push_stale_frames(stale, 4);
+	/* The copy's PML4 (zeroed after it is attached) and its PDPT, PD and PT (made by faults). */
+	pml4_t boot = current_page_map(), space = 0;
+	cow_test_scratch_off = true;
+	int err = copy_page_map(&space);
+	cow_test_scratch_off = false;
+	KASSERT_EQ(err, 0);
+	struct copy_seen s = {0};
+	switch_page_map(space);
+	volatile const u64 *pml4 = (volatile const u64 *)SELFMAP_PML4;
+	for (u64 i = 0; i < KERNEL_FIRST_SLOT; i++)
+		s.user_slots += pml4[i] != 0;
+	for (int l = LEVEL_PT; l <= LEVEL_PML4; l++) {
+		volatile const u64 *e = selfmap_entry(l, FALLBACK_COPY);
+		s.nonzero[l] = l == LEVEL_PML4 ? 0 : nonzero_entries(e);
+		s.frames[l] = l == LEVEL_PML4 ? current_page_map()
+					      : pte_frame(*selfmap_entry(l + 1, FALLBACK_COPY));
+	}
+	switch_page_map(boot);
+	KASSERT_EQ(s.user_slots, 1);
+	for (int l = LEVEL_PT; l <= LEVEL_PML4; l++) {
+		KASSERT(is_stale_frame(s.frames[l], stale, 4));
+		if (l != LEVEL_PML4)
+			KASSERT_EQ(s.nonzero[l], 1);
+	}
+	KASSERT_EQ(drop_page_map(space, 0), 0);
+	KASSERT_EQ(free_frames(), free1);
+	KASSERT_EQ(unmap_region(FALLBACK_COPY, 1, 0), 0);
 	KASSERT_EQ(free_frames(), free0);
 }
