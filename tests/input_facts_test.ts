@@ -303,29 +303,26 @@ Deno.test("input facts: a build directory keeps no launcher script's facts (its 
  * the module imports no other of ours) is then as new as a new process's,
  * and its environment as the test process's with the question's variables
  * set. The tests change files only between answers, as between processes.
- * Started with the file (its pipes are open for all of its tests), not
- * waited for: it ends when this process does and its input closes.
+ * Started by the first question (a run whose filter leaves none of these
+ * tests starts nothing), unref'd between answers so it keeps no test
+ * waiting, and ended by {@link close} (the file's last test).
  */
+/** The child of {@link NextProcesses} and its pipes. */
+interface NextChild {
+  child: Deno.ChildProcess;
+  input: WritableStreamDefaultWriter<Uint8Array>;
+  output: ReadableStreamDefaultReader<string>;
+}
+
 class NextProcesses {
-  readonly #child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--no-config",
-      new URL("fixtures/next_process.ts", import.meta.url).pathname,
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  readonly #in = this.#child.stdin.getWriter();
-  readonly #out = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  #proc: NextChild | null = null;
   #pending = "";
   /** The question asked last: each waits for the one before (answers come in order). */
   #last: Promise<unknown> = Promise.resolve();
 
-  constructor() {
-    this.#child.unref();
+  /** True once the child was started (and until {@link close}). */
+  get started(): boolean {
+    return this.#proc !== null;
   }
 
   /**
@@ -340,20 +337,59 @@ class NextProcesses {
     return answer;
   }
 
+  /**
+   * End the child, if started (its input closed: it ends by itself), and
+   * wait for it: its exit status, or null if it was never started.
+   */
+  async close(): Promise<Deno.CommandStatus | null> {
+    await this.#last.catch(() => {});
+    const proc = this.#proc;
+    if (proc === null) return null;
+    this.#proc = null;
+    this.#pending = "";
+    proc.child.ref();
+    await proc.input.close();
+    await proc.output.cancel();
+    return await proc.child.status;
+  }
+
+  /** The child, started on first use. */
+  #start(): NextChild {
+    if (this.#proc !== null) return this.#proc;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--no-config",
+        new URL("fixtures/next_process.ts", import.meta.url).pathname,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#proc = {
+      child,
+      input: child.stdin.getWriter(),
+      output: child.stdout.pipeThrough(new TextDecoderStream()).getReader(),
+    };
+    return this.#proc;
+  }
+
   async #ask(question: Question): Promise<boolean> {
+    const proc = this.#start();
     // Waited for while it answers (an unref'd child's pipes keep no test waiting).
-    this.#child.ref();
+    proc.child.ref();
     try {
-      return await this.#answer(question);
+      return await this.#answer(proc, question);
     } finally {
-      this.#child.unref();
+      proc.child.unref();
     }
   }
 
-  async #answer(question: Question): Promise<boolean> {
-    await this.#in.write(new TextEncoder().encode(JSON.stringify(question) + "\n"));
+  async #answer(proc: NextChild, question: Question): Promise<boolean> {
+    await proc.input.write(new TextEncoder().encode(JSON.stringify(question) + "\n"));
     while (!this.#pending.includes("\n")) {
-      const { done, value } = await this.#out.read();
+      const { done, value } = await proc.output.read();
       if (done) assert.fail("the next process ended (its error is above)");
       this.#pending += value;
     }
@@ -593,4 +629,12 @@ Deno.test("input facts: a facts file that cannot be put in place leaves no parti
   } finally {
     await cleanup();
   }
+});
+
+// Last of the file: tests run in the order they are declared.
+Deno.test("input facts: the next processes' child, if started, ends cleanly once its input closes", async () => {
+  const started = next.started;
+  const status = await next.close();
+  if (!started) assert.equal(status, null);
+  else assert.equal(status?.code, 0, "the next process failed (its error is above)");
 });
