@@ -261,9 +261,10 @@ function isOwnBinary(tool: string, real: string): boolean {
 
 /**
  * Environment variables that change where GCC's driver finds its programs and
- * files (`-print-file-name`), part of a kept tool fact's identity.
+ * files (`-print-file-name`), part of a kept tool fact's identity (and of the
+ * C compiler's: steps.ts COMPILE_ENV).
  */
-const TOOL_ENV = ["GCC_EXEC_PREFIX", "COMPILER_PATH", "LIBRARY_PATH"] as const;
+export const TOOL_ENV = ["GCC_EXEC_PREFIX", "COMPILER_PATH", "LIBRARY_PATH"] as const;
 
 /** True if the file starts like an ELF executable (a script's `#!` does not). */
 function isElf(path: string): boolean {
