@@ -475,6 +475,64 @@ Deno.test("input facts: a launcher's facts never serve the next process", async 
   }
 });
 
+/** What {@link launcherLike} builds its binaries' usage text from: replaced in their copies. */
+const USAGE = "Usage: placeholder".padEnd(80, "_");
+
+/**
+ * Binaries at `paths` built from one C program whose .rodata holds a usage
+ * text, as a launcher's does: in each copy, that text replaced by `usages[i]`
+ * (the C compiled once: the copies differ only in these bytes).
+ */
+async function launcherLike(dir: string, paths: string[], usages: string[]): Promise<void> {
+  const src = join(dir, "launcher.c");
+  const bin = join(dir, "launcher");
+  await Deno.writeTextFile(
+    src,
+    `#include <stdio.h>\nstatic const char usage[] = "${USAGE}";\n` +
+      "int main(int argc, char **argv) { (void)argv; if (argc > 1) puts(usage); return 0; }\n",
+  );
+  const r = await new Deno.Command("gcc", { args: ["-O1", "-o", bin, src], stderr: "piped" })
+    .output();
+  assert.ok(r.success, new TextDecoder().decode(r.stderr));
+  const data = await Deno.readFile(bin);
+  const at = new TextDecoder("latin1").decode(data).indexOf(USAGE);
+  assert.ok(at > 0, "the usage text is not in the binary");
+  for (const [i, path] of paths.entries()) {
+    const copy = data.slice();
+    const text = usages[i].padEnd(USAGE.length, "\0");
+    assert.equal(text.length, USAGE.length, usages[i]);
+    copy.set(new TextEncoder().encode(text), at);
+    await Deno.writeFile(path, copy, { mode: 0o755 });
+  }
+}
+
+Deno.test("input facts: a launcher binary copied under the tool's own name (ccache as gcc) is asked every process", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // ccache, sccache, distcc installed as `gcc` (a copy or a hard link): the own-name rule
+    // keeps it, its strings tell it. A binary that differs only by its usage text is kept.
+    const cases: [string, string, boolean][] = [
+      ["ccache", "Usage: ccache [options] compiler [compiler options]", true],
+      ["sccache", "Usage: sccache [OPTIONS] <--dist-auth|--show-stats>", true],
+      ["distcc", "distcc[%d] (dcc_build_somewhere) Warning: failed", true],
+      ["plain", "Usage: gcc [options] file...", false],
+    ];
+    const tools = cases.map(([name]) => join(dir, name, "gcc"));
+    for (const [name] of cases) await Deno.mkdir(join(dir, name));
+    await launcherLike(dir, tools, cases.map(([, usage]) => usage));
+    for (const [i, [name, , launcher]] of cases.entries()) {
+      assert.equal(await next.asked(dir, tools[i]), true);
+      assert.equal(
+        await next.asked(dir, tools[i]),
+        launcher,
+        launcher ? `${name} as gcc: its fact was kept` : `${name}: its fact was not kept`,
+      );
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("input facts: a tool's kept fact is not used once another file of its name on PATH, or the driver's environment, changed", async () => {
   const [dir, cleanup] = await tempDir();
   try {
