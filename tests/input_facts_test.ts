@@ -14,25 +14,13 @@ import {
   fileHash,
   fileIdentity,
   loadFacts,
-  RACY_MS,
   saveFacts,
-  setFactClock,
   sha256Hex,
   toolFactsFile,
 } from "../tools/build/input_facts.ts";
 import { toolIdentity } from "../tools/build/steps.ts";
 import type { Answer, Question } from "./fixtures/next_process.ts";
-import { smallKernel, tempDir } from "./support.ts";
-
-/** Run `f` with facts taken as if 10 s later than now (so every file counts as aged). */
-async function aged<T>(f: () => Promise<T>): Promise<T> {
-  setFactClock(() => Date.now() + 5 * RACY_MS);
-  try {
-    return await f();
-  } finally {
-    setFactClock(null);
-  }
-}
+import { aged, smallKernel, tempDir } from "./support.ts";
 
 /**
  * Rewrite `path` with `text` (same size as before) and set its modification

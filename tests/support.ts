@@ -8,6 +8,7 @@ import {
   type BuildResult,
   buildToolIds,
 } from "../tools/build/build.ts";
+import { RACY_MS, setFactClock } from "../tools/build/input_facts.ts";
 import type { ToolEnv } from "../tools/build/steps.ts";
 import { join, relative } from "node:path";
 import { acquireLock } from "../tools/host/lockfile.ts";
@@ -26,6 +27,20 @@ export function builtKernel(): Promise<BuildResult> {
   const outDir = Deno.env.get("OUROBOROS_BUILD_DIR");
   built ??= build({ root, outDir });
   return built;
+}
+
+/**
+ * Run `f` with the build's facts taken as if 10 s later than now
+ * (input_facts.ts setFactClock), so files just written count as aged and
+ * their facts are kept: it is then the kept fact that must not hide a change.
+ */
+export async function aged<T>(f: () => Promise<T>): Promise<T> {
+  setFactClock(() => Date.now() + 5 * RACY_MS);
+  try {
+    return await f();
+  } finally {
+    setFactClock(null);
+  }
 }
 
 /** A fresh temporary directory, removed by the returned cleanup. */
