@@ -292,7 +292,8 @@ function isElf(path: string): boolean {
  * or linker's: ccache's (sccache's hold it too), distcc's, icecream's (icecc)
  * and buildcache's. A launcher copied or hard-linked under a compiler's name
  * passes {@link isOwnBinary}; its own strings (its usage text, its messages,
- * its configuration's names) tell it.
+ * its configuration's names) tell it. A change to the list goes with a new
+ * {@link FACTS_FORMAT}: facts kept before were not read for the new strings.
  */
 const LAUNCHER_SIGNS = /ccache|distcc|icecc|buildcache/;
 
@@ -339,8 +340,9 @@ function isLauncher(real: string, info: FileStatus): boolean {
  * (a version manager's shim, a wrapper) may choose its compiler by what it
  * reads, and a launcher (ccache & co) runs another binary (one copied under
  * the tool's name is told by its strings when the tool is asked: see
- * {@link isLauncher} in {@link toolFact}). Also part of the identity: every other file of the tool's name on
- * PATH (the one a launcher would find next) and {@link TOOL_ENV}. Null too
+ * {@link isLauncher} in {@link toolFact}). Also part of the identity: every
+ * other file of the tool's name on PATH (the one a launcher would find next)
+ * and {@link TOOL_ENV}. Null too
  * when one of those files may still change without changing its identity
  * (see {@link isRacy}).
  */
