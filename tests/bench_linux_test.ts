@@ -16,7 +16,8 @@ import {
   parseLinux,
   parseOurCalibration,
 } from "../tools/bench/compare.ts";
-import { kernelPackage, runLinuxBench } from "../tools/bench/linux/run.ts";
+import { kernelPackage, runLinuxBench, runQemu } from "../tools/bench/linux/run.ts";
+import { qemuTunables } from "../tools/machines/qemu.ts";
 import { BENCH_OPS } from "../tools/bench.ts";
 import { BUILD_DIR, LOG_DIR, ROOT } from "../tools/paths.ts";
 
@@ -109,6 +110,24 @@ Deno.test("bench vs Linux: the metapackage's dependency names the kernel", () =>
   const out = "linux-image-amd64\n  Depends: linux-image-6.1.0-57-amd64\n";
   assert.equal(kernelPackage(out), "linux-image-6.1.0-57-amd64");
   assert.throws(() => kernelPackage("linux-image-amd64\n"), /names no linux-image-<version>/);
+});
+
+Deno.test("bench vs Linux: Linux's QEMU runs with the runner's environment (the malloc tunable)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ouroboros-bench-linux-" });
+  try {
+    // A QEMU that writes down the tunables and arguments it was started with.
+    const qemu = join(dir, "env-qemu");
+    await Deno.writeTextFile(qemu, `#!/bin/sh\nprintf '%s|%s' "$GLIBC_TUNABLES" "$*"\nexit 3\n`);
+    await Deno.chmod(qemu, 0o755);
+    const r = await runQemu(["-icount", "shift=0"], 60_000, qemu);
+    assert.equal(r.code, 3);
+    const [tunables, args] = new TextDecoder().decode(r.stdout).split("|");
+    assert.equal(tunables, qemuTunables(Deno.env.get("GLIBC_TUNABLES")));
+    assert.match(tunables, /glibc\.malloc\.hugetlb=/);
+    assert.equal(args, "-icount shift=0");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 const requested = Deno.env.get("OUROBOROS_VS_LINUX") === "1";

@@ -14,25 +14,13 @@ import {
   fileHash,
   fileIdentity,
   loadFacts,
-  RACY_MS,
   saveFacts,
-  setFactClock,
   sha256Hex,
   toolFactsFile,
 } from "../tools/build/input_facts.ts";
 import { toolIdentity } from "../tools/build/steps.ts";
 import type { Answer, Question } from "./fixtures/next_process.ts";
-import { smallKernel, tempDir } from "./support.ts";
-
-/** Run `f` with facts taken as if 10 s later than now (so every file counts as aged). */
-async function aged<T>(f: () => Promise<T>): Promise<T> {
-  setFactClock(() => Date.now() + 5 * RACY_MS);
-  try {
-    return await f();
-  } finally {
-    setFactClock(null);
-  }
-}
+import { aged, smallKernel, tempDir } from "./support.ts";
 
 /**
  * Rewrite `path` with `text` (same size as before) and set its modification
@@ -303,29 +291,26 @@ Deno.test("input facts: a build directory keeps no launcher script's facts (its 
  * the module imports no other of ours) is then as new as a new process's,
  * and its environment as the test process's with the question's variables
  * set. The tests change files only between answers, as between processes.
- * Started with the file (its pipes are open for all of its tests), not
- * waited for: it ends when this process does and its input closes.
+ * Started by the first question (a run whose filter leaves none of these
+ * tests starts nothing), unref'd between answers so it keeps no test
+ * waiting, and ended by {@link close} (the file's last test).
  */
+/** The child of {@link NextProcesses} and its pipes. */
+interface NextChild {
+  child: Deno.ChildProcess;
+  input: WritableStreamDefaultWriter<Uint8Array>;
+  output: ReadableStreamDefaultReader<string>;
+}
+
 class NextProcesses {
-  readonly #child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--no-config",
-      new URL("fixtures/next_process.ts", import.meta.url).pathname,
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  readonly #in = this.#child.stdin.getWriter();
-  readonly #out = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  #proc: NextChild | null = null;
   #pending = "";
   /** The question asked last: each waits for the one before (answers come in order). */
   #last: Promise<unknown> = Promise.resolve();
 
-  constructor() {
-    this.#child.unref();
+  /** True once the child was started (and until {@link close}). */
+  get started(): boolean {
+    return this.#proc !== null;
   }
 
   /**
@@ -340,20 +325,59 @@ class NextProcesses {
     return answer;
   }
 
+  /**
+   * End the child, if started (its input closed: it ends by itself), and
+   * wait for it: its exit status, or null if it was never started.
+   */
+  async close(): Promise<Deno.CommandStatus | null> {
+    await this.#last.catch(() => {});
+    const proc = this.#proc;
+    if (proc === null) return null;
+    this.#proc = null;
+    this.#pending = "";
+    proc.child.ref();
+    await proc.input.close();
+    await proc.output.cancel();
+    return await proc.child.status;
+  }
+
+  /** The child, started on first use. */
+  #start(): NextChild {
+    if (this.#proc !== null) return this.#proc;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--no-config",
+        new URL("fixtures/next_process.ts", import.meta.url).pathname,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#proc = {
+      child,
+      input: child.stdin.getWriter(),
+      output: child.stdout.pipeThrough(new TextDecoderStream()).getReader(),
+    };
+    return this.#proc;
+  }
+
   async #ask(question: Question): Promise<boolean> {
+    const proc = this.#start();
     // Waited for while it answers (an unref'd child's pipes keep no test waiting).
-    this.#child.ref();
+    proc.child.ref();
     try {
-      return await this.#answer(question);
+      return await this.#answer(proc, question);
     } finally {
-      this.#child.unref();
+      proc.child.unref();
     }
   }
 
-  async #answer(question: Question): Promise<boolean> {
-    await this.#in.write(new TextEncoder().encode(JSON.stringify(question) + "\n"));
+  async #answer(proc: NextChild, question: Question): Promise<boolean> {
+    await proc.input.write(new TextEncoder().encode(JSON.stringify(question) + "\n"));
     while (!this.#pending.includes("\n")) {
-      const { done, value } = await this.#out.read();
+      const { done, value } = await proc.output.read();
       if (done) assert.fail("the next process ended (its error is above)");
       this.#pending += value;
     }
@@ -433,6 +457,64 @@ Deno.test("input facts: a launcher's facts never serve the next process", async 
     for (const tool of [script, link, named]) {
       assert.equal(await next.asked(dir, tool), true);
       assert.equal(await next.asked(dir, tool), true, `${tool}'s fact was kept`);
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
+/** What {@link launcherLike} builds its binaries' usage text from: replaced in their copies. */
+const USAGE = "Usage: placeholder".padEnd(80, "_");
+
+/**
+ * Binaries at `paths` built from one C program whose .rodata holds a usage
+ * text, as a launcher's does: in each copy, that text replaced by `usages[i]`
+ * (the C compiled once: the copies differ only in these bytes).
+ */
+async function launcherLike(dir: string, paths: string[], usages: string[]): Promise<void> {
+  const src = join(dir, "launcher.c");
+  const bin = join(dir, "launcher");
+  await Deno.writeTextFile(
+    src,
+    `#include <stdio.h>\nstatic const char usage[] = "${USAGE}";\n` +
+      "int main(int argc, char **argv) { (void)argv; if (argc > 1) puts(usage); return 0; }\n",
+  );
+  const r = await new Deno.Command("gcc", { args: ["-O1", "-o", bin, src], stderr: "piped" })
+    .output();
+  assert.ok(r.success, new TextDecoder().decode(r.stderr));
+  const data = await Deno.readFile(bin);
+  const at = new TextDecoder("latin1").decode(data).indexOf(USAGE);
+  assert.ok(at > 0, "the usage text is not in the binary");
+  for (const [i, path] of paths.entries()) {
+    const copy = data.slice();
+    const text = usages[i].padEnd(USAGE.length, "\0");
+    assert.equal(text.length, USAGE.length, usages[i]);
+    copy.set(new TextEncoder().encode(text), at);
+    await Deno.writeFile(path, copy, { mode: 0o755 });
+  }
+}
+
+Deno.test("input facts: a launcher binary copied under the tool's own name (ccache as gcc) is asked every process", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // ccache, sccache, distcc installed as `gcc` (a copy or a hard link): the own-name rule
+    // keeps it, its strings tell it. A binary that differs only by its usage text is kept.
+    const cases: [string, string, boolean][] = [
+      ["ccache", "Usage: ccache [options] compiler [compiler options]", true],
+      ["sccache", "Usage: sccache [OPTIONS] <--dist-auth|--show-stats>", true],
+      ["distcc", "distcc[%d] (dcc_build_somewhere) Warning: failed", true],
+      ["plain", "Usage: gcc [options] file...", false],
+    ];
+    const tools = cases.map(([name]) => join(dir, name, "gcc"));
+    for (const [name] of cases) await Deno.mkdir(join(dir, name));
+    await launcherLike(dir, tools, cases.map(([, usage]) => usage));
+    for (const [i, [name, , launcher]] of cases.entries()) {
+      assert.equal(await next.asked(dir, tools[i]), true);
+      assert.equal(
+        await next.asked(dir, tools[i]),
+        launcher,
+        launcher ? `${name} as gcc: its fact was kept` : `${name}: its fact was not kept`,
+      );
     }
   } finally {
     await cleanup();
@@ -593,4 +675,12 @@ Deno.test("input facts: a facts file that cannot be put in place leaves no parti
   } finally {
     await cleanup();
   }
+});
+
+// Last of the file: tests run in the order they are declared.
+Deno.test("input facts: the next processes' child, if started, ends cleanly once its input closes", async () => {
+  const started = next.started;
+  const status = await next.close();
+  if (!started) assert.equal(status, null);
+  else assert.equal(status?.code, 0, "the next process failed (its error is above)");
 });

@@ -1,7 +1,15 @@
 /** Shared helpers for the toolchain's tests. */
 import { createHash } from "node:crypto";
 import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { build, type BuildOptions, type BuildResult, toolIdentity } from "../tools/build/build.ts";
+import {
+  build,
+  buildCompiler,
+  type BuildOptions,
+  type BuildResult,
+  buildToolIds,
+} from "../tools/build/build.ts";
+import { RACY_MS, setFactClock } from "../tools/build/input_facts.ts";
+import type { ToolEnv } from "../tools/build/steps.ts";
 import { join, relative } from "node:path";
 import { acquireLock } from "../tools/host/lockfile.ts";
 import { BUILD_DIR, ROOT } from "../tools/paths.ts";
@@ -19,6 +27,20 @@ export function builtKernel(): Promise<BuildResult> {
   const outDir = Deno.env.get("OUROBOROS_BUILD_DIR");
   built ??= build({ root, outDir });
   return built;
+}
+
+/**
+ * Run `f` with the build's facts taken as if 10 s later than now
+ * (input_facts.ts setFactClock), so files just written count as aged and
+ * their facts are kept: it is then the kept fact that must not hide a change.
+ */
+export async function aged<T>(f: () => Promise<T>): Promise<T> {
+  setFactClock(() => Date.now() + 5 * RACY_MS);
+  try {
+    return await f();
+  } finally {
+    setFactClock(null);
+  }
 }
 
 /** A fresh temporary directory, removed by the returned cleanup. */
@@ -117,23 +139,33 @@ export async function cachedDir(
 }
 
 /**
+ * What {@link cachedBuild}'s directory for `options` is made from: the tree
+ * ({@link BUILD_INPUTS}), the options, and the tools' identities as the
+ * build's own keys hold them (buildToolIds: the compiler proper and the
+ * assembler behind the driver, NASM's and ld's files, the environment that
+ * changes what they do), `env` the process's unless a test gives another.
+ */
+export async function cachedBuildInputs(
+  options: Omit<BuildOptions, "root" | "outDir" | "log">,
+  env: ToolEnv = Deno.env.toObject(),
+): Promise<CacheInputs> {
+  const tools = await buildToolIds(buildCompiler(options.cc, env), env);
+  return { paths: BUILD_INPUTS, values: [options, tools] };
+}
+
+/**
  * The kernel built from nothing with `options` into a directory of its own,
- * once per content of {@link BUILD_INPUTS}, the options and the tools
- * (compiler, assembler, linker versions): what a clean build of the tree as
- * it is makes, without making it again on every test run.
+ * once per content of {@link cachedBuildInputs} (the tree, the options and
+ * the tools): what a clean build of the tree as it is makes, without making
+ * it again on every test run.
  */
 export async function cachedBuild(
   name: string,
   options: Omit<BuildOptions, "root" | "outDir" | "log"> = {},
 ): Promise<BuildResult & { dir: string }> {
-  const tools = await Promise.all([
-    toolIdentity(options.cc ?? Deno.env.get("CC") ?? "gcc"),
-    toolIdentity("nasm", "-v"),
-    toolIdentity("ld"),
-  ]);
   const dir = await cachedDir(
     name,
-    { paths: BUILD_INPUTS, values: [options, tools] },
+    await cachedBuildInputs(options),
     async (out) => {
       const r = await build({ ...options, root: ROOT, outDir: out });
       await writeFile(join(out, "result.json"), JSON.stringify(r, bigints));

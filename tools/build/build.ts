@@ -17,7 +17,6 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import { compileSteps } from "./compile.ts";
 import type { BuildContext } from "./context.ts";
 import {
@@ -28,12 +27,21 @@ import {
 } from "./build_user.ts";
 import { generate } from "./generate.ts";
 import { link, placeholderTablesStep } from "./link.ts";
-import { BuildError, compilerIdentity, runAll, toolIdentity } from "./steps.ts";
+import { buildCompiler, BuildError, buildToolIds, runAll } from "./steps.ts";
 import { loadFacts, saveFacts } from "./input_facts.ts";
 
 export { BuildError };
 // The engine, for modules of build/ that add steps (steps.ts is its home).
-export { compilerIdentity, runAll, runStep, type Step, toolIdentity } from "./steps.ts";
+export {
+  buildCompiler,
+  buildToolIds,
+  compilerIdentity,
+  runAll,
+  runStep,
+  type Step,
+  toolIdentity,
+  type ToolIds,
+} from "./steps.ts";
 
 /** What to build, and where. */
 export interface BuildOptions {
@@ -102,15 +110,11 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
  * (steps.ts) that run only when their inputs changed.
  */
 async function buildLocked(options: BuildOptions, out: string): Promise<BuildResult> {
-  const cc = options.cc ?? process.env.CC ?? "gcc";
+  const cc = buildCompiler(options.cc);
   // The user programs' build asks the compiler too: ask now, while the versions are asked
   // (its own question, later, gets this answer; its failure is reported there).
   if (existsSync(join(options.root, "user"))) compilerIncludeDir(cc).catch(() => {});
-  const [ccId, nasmId, ldId] = await Promise.all([
-    compilerIdentity(cc),
-    toolIdentity("nasm", "-v"),
-    toolIdentity("ld"),
-  ]);
+  const ids = await buildToolIds(cc);
   const ctx: BuildContext = {
     root: options.root,
     kernelDir: join(options.root, options.kernelDir ?? "kernel"),
@@ -120,7 +124,7 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
     layout: deriveLayout(options.layout),
     cc,
     extraCFlags: options.extraCFlags ?? [],
-    ids: { cc: ccId, nasm: nasmId, ld: ldId },
+    ids,
     log: options.log ?? (() => {}),
   };
 

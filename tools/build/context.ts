@@ -3,6 +3,7 @@
  * layout, and the tools (each with its identity, part of every key).
  */
 import type { Layout } from "../../linker/layout.ts";
+import type { ToolIds } from "./steps.ts";
 
 export interface BuildContext {
   /** Repository root: commands run here, labels are relative to it. */
@@ -17,7 +18,7 @@ export interface BuildContext {
   cc: string;
   /** Extra C flags of this build. */
   extraCFlags: readonly string[];
-  /** `tool: version line` of the C compiler, NASM and ld. */
-  ids: { cc: string; nasm: string; ld: string };
+  /** The identities of the C compiler, NASM and ld (steps.ts buildToolIds). */
+  ids: ToolIds;
   log: (line: string) => void;
 }

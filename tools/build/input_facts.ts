@@ -29,8 +29,12 @@ import process from "node:process";
 /** How much older than the read a file's times must be for its fact to be kept. */
 export const RACY_MS = 2000;
 
-/** The version of the on-disk format (a different one is ignored). */
-export const FACTS_FORMAT = 2;
+/**
+ * The version of the on-disk format (a different one is ignored). 3: tools'
+ * facts kept before launchers under a tool's name were told (isLauncher)
+ * are not used.
+ */
+export const FACTS_FORMAT = 3;
 
 /**
  * What a file's identity is made of: the fields of node:fs's Stats used
@@ -261,9 +265,10 @@ function isOwnBinary(tool: string, real: string): boolean {
 
 /**
  * Environment variables that change where GCC's driver finds its programs and
- * files (`-print-file-name`), part of a kept tool fact's identity.
+ * files (`-print-file-name`), part of a kept tool fact's identity (and of the
+ * C compiler's: steps.ts COMPILE_ENV).
  */
-const TOOL_ENV = ["GCC_EXEC_PREFIX", "COMPILER_PATH", "LIBRARY_PATH"] as const;
+export const TOOL_ENV = ["GCC_EXEC_PREFIX", "COMPILER_PATH", "LIBRARY_PATH"] as const;
 
 /** True if the file starts like an ELF executable (a script's `#!` does not). */
 function isElf(path: string): boolean {
@@ -283,14 +288,61 @@ function isElf(path: string): boolean {
 }
 
 /**
+ * Strings of compiler launchers' binaries, found in no compiler's, assembler's
+ * or linker's: ccache's (sccache's hold it too), distcc's, icecream's (icecc)
+ * and buildcache's. A launcher copied or hard-linked under a compiler's name
+ * passes {@link isOwnBinary}; its own strings (its usage text, its messages,
+ * its configuration's names) tell it. A change to the list goes with a new
+ * {@link FACTS_FORMAT}: facts kept before were not read for the new strings.
+ */
+const LAUNCHER_SIGNS = /ccache|distcc|icecc|buildcache/;
+
+/**
+ * Binaries larger than this are not read for {@link LAUNCHER_SIGNS}, and
+ * count as launchers (asked every process): a compiler driver, an assembler
+ * or a linker is a few MB.
+ */
+const LAUNCHER_SCAN_LIMIT = 64 * 1024 * 1024;
+
+/** What {@link isLauncher} found, by real path, with the file's identity then. */
+const launchers = new Map<string, { id: string; launcher: boolean }>();
+
+/**
+ * True if the binary at `real` (status `info`) holds a launcher's signature
+ * ({@link LAUNCHER_SIGNS}), or cannot be read. The whole file is read (a
+ * signature may sit anywhere in .rodata: ccache's first is 1 KB in, its
+ * .rodata 80 KB, gcc's 540 KB): a few ms for gcc, ld or NASM, taken only
+ * when the tool is asked anyway, once per file identity and process.
+ */
+function isLauncher(real: string, info: FileStatus): boolean {
+  const id = identityOf(info);
+  const known = launchers.get(real);
+  if (known !== undefined && known.id === id) return known.launcher;
+  let launcher = true;
+  if (info.size <= LAUNCHER_SCAN_LIMIT) {
+    try {
+      // One byte, one code unit (windows-1252 keeps ASCII as it is): a match is the bytes'.
+      launcher = LAUNCHER_SIGNS.test(new TextDecoder("latin1").decode(readFileSync(real)));
+    } catch {
+      launcher = true;
+    }
+  }
+  launchers.set(real, { id, launcher });
+  return launcher;
+}
+
+/**
  * The identity under which a tool's fact may be kept in a build directory
  * for later processes, or null if it may not be kept. `id` is the process's
  * own (the file PATH finds, its real path and its identity). Only a binary
  * whose real name is the tool's own ({@link isOwnBinary}: gcc's may be
  * x86_64-linux-gnu-gcc-12) may be kept: a script or a binary of another name
  * (a version manager's shim, a wrapper) may choose its compiler by what it
- * reads, and a launcher (ccache & co) runs another binary. Also part of the identity: every other file of the tool's name on
- * PATH (the one a launcher would find next) and {@link TOOL_ENV}. Null too
+ * reads, and a launcher (ccache & co) runs another binary (one copied under
+ * the tool's name is told by its strings when the tool is asked: see
+ * {@link isLauncher} in {@link toolFact}). Also part of the identity: every
+ * other file of the tool's name on PATH (the one a launcher would find next)
+ * and {@link TOOL_ENV}. Null too
  * when one of those files may still change without changing its identity
  * (see {@link isRacy}).
  */
@@ -353,11 +405,14 @@ export async function toolFact(
   const answer = ask();
   asking.set(key, { id, value: answer });
   try {
+    // Read while the tool runs: a launcher's answer is never kept (see isLauncher). A fact
+    // kept is used later only while the file has this identity, so is never read again.
+    const keep = keptId !== null && !isLauncher(real, info);
     const value = await answer;
     if (isRacy(info, askedAt)) tools.delete(key);
     else tools.set(key, { id, value });
-    if (keptId === null) keptTools.delete(key);
-    else keptTools.set(key, { id: keptId, value });
+    if (keep && keptId !== null) keptTools.set(key, { id: keptId, value });
+    else keptTools.delete(key);
     return value;
   } finally {
     if (asking.get(key)?.value === answer) asking.delete(key);

@@ -10,7 +10,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { commandText } from "../host/command.ts";
 import process from "node:process";
-import { fileHash, programIdentity, StatMemo, toolFact } from "./input_facts.ts";
+import { fileHash, programIdentity, StatMemo, TOOL_ENV, toolFact } from "./input_facts.ts";
 
 /** A compiler, assembler or linker failure, with the tool's own output. */
 export class BuildError extends Error {
@@ -189,9 +189,24 @@ export function toolIdentity(tool: string, flag = "--version"): Promise<string> 
 
 /**
  * Environment variables that change what GCC compiles a C file to: where it
- * finds headers, and its programs (cc1, as).
+ * finds headers, and its programs (cc1, as) and files (the include directory
+ * the user programs' build asks for: {@link TOOL_ENV}).
  */
-const COMPILE_ENV = ["CPATH", "C_INCLUDE_PATH", "COMPILER_PATH", "GCC_EXEC_PREFIX"] as const;
+const COMPILE_ENV = ["CPATH", "C_INCLUDE_PATH", ...TOOL_ENV] as const;
+
+/** Environment variables NASM reads: NASMENV holds options it takes before the command's. */
+const NASM_ENV = ["NASMENV"] as const;
+
+/** Environment variables that change what GNU ld does: LDEMULATION, its default emulation. */
+const LD_ENV = ["LDEMULATION"] as const;
+
+/** The environment the build's tools run in (a test may give another to a key). */
+export type ToolEnv = Readonly<Record<string, string | undefined>>;
+
+/** `name=value` of each of `vars` in `env` (empty when unset). */
+function envPart(vars: readonly string[], env: ToolEnv): string[] {
+  return vars.map((v) => `${v}=${env[v] ?? ""}`);
+}
 
 /**
  * The path of the program `cc` runs as `prog` (`cc -print-prog-name=cc1`:
@@ -215,7 +230,7 @@ function progName(cc: string, prog: string): Promise<string> {
  */
 export async function compilerIdentity(
   cc: string,
-  env: Readonly<Record<string, string | undefined>> = process.env,
+  env: ToolEnv = process.env,
 ): Promise<string> {
   const [version, cc1, as] = await Promise.all([
     toolIdentity(cc),
@@ -227,6 +242,53 @@ export async function compilerIdentity(
     version,
     `cc1 ${prog(cc1)}`,
     `as ${prog(as)}`,
-    ...COMPILE_ENV.map((v) => `${v}=${env[v] ?? ""}`),
+    ...envPart(COMPILE_ENV, env),
   ].join("; ");
+}
+
+/**
+ * Identity of a tool that does its work itself (NASM, ld) for its steps'
+ * keys: its version line (`flag`, see {@link toolIdentity}), the real path
+ * and identity of the file run (a rebuilt binary may say the same version),
+ * and `vars` as `env` has them.
+ */
+export async function programToolIdentity(
+  tool: string,
+  flag: string,
+  vars: readonly string[],
+  env: ToolEnv = process.env,
+): Promise<string> {
+  const version = await toolIdentity(tool, flag);
+  return [version, `file ${programIdentity(tool)}`, ...envPart(vars, env)].join("; ");
+}
+
+/** The identities of a build's tools, each part of the keys of the steps that run it. */
+export interface ToolIds {
+  cc: string;
+  nasm: string;
+  ld: string;
+}
+
+/** The C compiler a build runs: the one asked for, else $CC, else gcc. */
+export function buildCompiler(cc: string | undefined, env: ToolEnv = process.env): string {
+  return cc ?? env.CC ?? "gcc";
+}
+
+/**
+ * The identities of the tools a build runs (the C compiler `cc`, and NASM
+ * and ld by the names the build runs them by, `nasm` and `ld`, which only a
+ * test changes), as its steps' keys hold them: the one rule for what a
+ * build's output depends on besides its inputs.
+ */
+export async function buildToolIds(
+  cc: string,
+  env: ToolEnv = process.env,
+  names: { nasm: string; ld: string } = { nasm: "nasm", ld: "ld" },
+): Promise<ToolIds> {
+  const [ccId, nasm, ld] = await Promise.all([
+    compilerIdentity(cc, env),
+    programToolIdentity(names.nasm, "-v", NASM_ENV, env),
+    programToolIdentity(names.ld, "--version", LD_ENV, env),
+  ]);
+  return { cc: ccId, nasm, ld };
 }

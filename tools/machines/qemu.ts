@@ -71,11 +71,16 @@ export function qemuTunables(user: string | undefined): string {
   return names.includes(QEMU_MALLOC_TUNABLE.name) ? user : `${user}:${ours}`;
 }
 
-/** QEMU's environment: this process's, with GLIBC_TUNABLES from {@link qemuTunables}. */
+/**
+ * QEMU's environment: this process's (or `env`), with GLIBC_TUNABLES from
+ * {@link qemuTunables}; every process that starts QEMU (the runner's
+ * machines, the Linux bench) passes it.
+ */
 export function qemuEnv(
   env: Record<string, string | undefined> = process.env,
-): Record<string, string | undefined> {
-  return { ...env, GLIBC_TUNABLES: qemuTunables(env.GLIBC_TUNABLES) };
+): Record<string, string> {
+  const set = Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined);
+  return { ...Object.fromEntries(set), GLIBC_TUNABLES: qemuTunables(env.GLIBC_TUNABLES) };
 }
 
 /** The real machine: /dev/kvm and /proc/cpuinfo. */

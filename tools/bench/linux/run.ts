@@ -11,7 +11,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeCpio } from "../../core/cpio.ts";
-import { buildQemuArgs } from "../../machines/qemu.ts";
+import { buildQemuArgs, qemuEnv } from "../../machines/qemu.ts";
 import { LOG_DIR, ROOT } from "../../paths.ts";
 import { type LinuxRun, parseLinux } from "../compare.ts";
 
@@ -104,6 +104,32 @@ export interface LinuxBenchOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Run QEMU (`qemu`, default qemu-system-x86_64) with `args` and the
+ * environment the runner gives it ({@link qemuEnv}: glibc's heap in huge
+ * pages, as for our kernel's runs, so both sides of a pair run the same
+ * QEMU), killed after `timeoutMs`; its output and exit.
+ */
+export async function runQemu(
+  args: string[],
+  timeoutMs: number,
+  qemu = "qemu-system-x86_64",
+): Promise<Deno.CommandOutput> {
+  const child = new Deno.Command(qemu, {
+    args,
+    env: qemuEnv(),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  try {
+    return await child.output();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The whole Linux side: kernel, program, boot, parse. */
 export async function runLinuxBench(
   o: LinuxBenchOptions,
@@ -122,25 +148,16 @@ export async function runLinuxBench(
     accel: "tcg",
     extraArgs: ["-icount", "shift=0"],
   });
-  const child = new Deno.Command("qemu-system-x86_64", {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), o.timeoutMs ?? 20 * 60_000);
-  const [out, status] = await Promise.all([child.output(), child.status]).finally(() =>
-    clearTimeout(timer)
-  );
+  const out = await runQemu(args, o.timeoutMs ?? 20 * 60_000);
   const text = new TextDecoder().decode(out.stdout);
   const log = o.logFile ?? join(LOG_DIR, "bench-linux.log");
   await Deno.mkdir(dirname(log), { recursive: true });
   await Deno.writeTextFile(log, text);
-  if (!status.success && !text.includes("# LINUX done")) {
+  if (!out.success && !text.includes("# LINUX done")) {
     throw new Error(
-      `Linux's QEMU ended with ${
-        status.signal ?? status.code
-      } before '# LINUX done' (log: ${log}): ${new TextDecoder().decode(out.stderr).trim()}`,
+      `Linux's QEMU ended with ${out.signal ?? out.code} before '# LINUX done' (log: ${log}): ${
+        new TextDecoder().decode(out.stderr).trim()
+      }`,
     );
   }
   return { kernel, run: parseLinux(text.split("\n")), log };

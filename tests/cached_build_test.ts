@@ -1,0 +1,118 @@
+/**
+ * The key of a cached clean build (support.ts cachedBuild): a tool changed
+ * behind the same name, or an environment that changes what the tools do,
+ * must give another cached build, as it gives the build's own steps other
+ * keys. Cheap: the keys' inputs are computed, no kernel is built, and the
+ * facts are taken as if the files had aged (support.ts aged), so a tool
+ * unchanged is not asked again: a change must be seen through kept facts.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { buildToolIds } from "../tools/build/steps.ts";
+import { aged, cachedBuildInputs, tempDir } from "./support.ts";
+
+/** A script with `text` at `path`, executable. */
+async function script(path: string, text: string): Promise<void> {
+  await Deno.writeTextFile(path, text);
+  await Deno.chmod(path, 0o755);
+}
+
+/**
+ * A GCC driver at `<dir>/gcc` that says its version and runs the compiler
+ * proper `<dir>/libexec/cc1` and the assembler `<dir>/bin/as`.
+ */
+async function fakeDriver(dir: string): Promise<string> {
+  await Deno.mkdir(join(dir, "libexec"));
+  await Deno.mkdir(join(dir, "bin"));
+  await script(join(dir, "libexec", "cc1"), "#!/bin/sh\necho cc1 1\n");
+  await script(join(dir, "bin", "as"), "#!/bin/sh\necho as 1\n");
+  const gcc = join(dir, "gcc");
+  await script(
+    gcc,
+    `#!/bin/sh
+case "$1" in
+  --version) echo "gcc (Fake) 12.2.0";;
+  -print-prog-name=cc1) echo "${join(dir, "libexec", "cc1")}";;
+  -print-prog-name=as) echo "${join(dir, "bin", "as")}";;
+  *) exit 1;;
+esac
+`,
+  );
+  return gcc;
+}
+
+/** The inputs of the cached build with `cc`, as JSON (what its key hashes besides the tree). */
+async function keyOf(cc: string, env: Record<string, string | undefined>): Promise<string> {
+  return JSON.stringify(await cachedBuildInputs({ cc }, env));
+}
+
+Deno.test("cached build: its key changes with the compiler proper or the assembler behind the same driver", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await aged(async () => {
+      const gcc = await fakeDriver(dir);
+      const env = Deno.env.toObject();
+      const first = await keyOf(gcc, env);
+      assert.equal(await keyOf(gcc, env), first, "the same tools gave another key");
+      // Another cc1 (another size: another file identity), the driver unchanged.
+      await script(join(dir, "libexec", "cc1"), "#!/bin/sh\necho cc1 2 patched\n");
+      const cc1 = await keyOf(gcc, env);
+      assert.notEqual(cc1, first, "cc1 changed, the key did not");
+      await script(join(dir, "bin", "as"), "#!/bin/sh\necho as 2 patched\n");
+      assert.notEqual(await keyOf(gcc, env), cc1, "as changed, the key did not");
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("cached build: its key changes with the environment that changes what the tools do", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await aged(async () => {
+      const gcc = await fakeDriver(dir);
+      const env = Deno.env.toObject();
+      const base = await keyOf(gcc, env);
+      for (
+        const v of [
+          "CPATH",
+          "C_INCLUDE_PATH",
+          "COMPILER_PATH",
+          "GCC_EXEC_PREFIX",
+          "LIBRARY_PATH",
+          "NASMENV",
+        ]
+      ) {
+        assert.notEqual(await keyOf(gcc, { ...env, [v]: join(dir, "elsewhere") }), base, v);
+      }
+      // And a variable no tool reads gives the same key.
+      assert.equal(await keyOf(gcc, { ...env, OUROBOROS_UNRELATED: "1" }), base);
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("cached build: the identities of NASM and ld change with their files, though they say the same version", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await aged(async () => {
+      const gcc = await fakeDriver(dir);
+      const [nasm, ld] = [join(dir, "nasm"), join(dir, "ld")];
+      await script(nasm, "#!/bin/sh\necho 'NASM version 2.16.01'\n");
+      await script(ld, "#!/bin/sh\necho 'GNU ld (GNU Binutils for Debian) 2.40'\n");
+      const env = Deno.env.toObject();
+      const first = await buildToolIds(gcc, env, { nasm, ld });
+      assert.deepEqual(await buildToolIds(gcc, env, { nasm, ld }), first);
+      // Rebuilt binaries: the same version line, another file.
+      await script(nasm, "#!/bin/sh\n# rebuilt\necho 'NASM version 2.16.01'\n");
+      const second = await buildToolIds(gcc, env, { nasm, ld });
+      assert.notEqual(second.nasm, first.nasm, "NASM changed, its identity did not");
+      assert.equal(second.ld, first.ld);
+      await script(ld, "#!/bin/sh\n# rebuilt\necho 'GNU ld (GNU Binutils for Debian) 2.40'\n");
+      assert.notEqual((await buildToolIds(gcc, env, { nasm, ld })).ld, first.ld, "ld changed");
+    });
+  } finally {
+    await cleanup();
+  }
+});
