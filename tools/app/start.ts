@@ -5,7 +5,7 @@
 import { DEBUG_EXIT, qemuExitStatus } from "../../linker/layout.ts";
 import { configIn, CONFIGS, DEFAULT_CONFIG, type MachineConfig } from "../run/configs.ts";
 import { targetFor } from "../run/targets.ts";
-import { DEFAULT_QEMU } from "../machines/qemu.ts";
+import { DEFAULT_QEMU, qemuEnv } from "../machines/qemu.ts";
 import { BootPathTarget } from "../machines/boot_path.ts";
 import { BootImageError } from "../core/boot_image.ts";
 import { UsageError } from "../core/usage.ts";
@@ -93,7 +93,11 @@ export async function startImage(
   const request = { kernel: start.image, cmdline: image.append, initrd: start.initrd, image: boot };
   // Loaded when used: the npm CLI imports this module for every command.
   const { execa } = await import("execa");
-  const r = await execa(DEFAULT_QEMU, target.args(request), { stdio: "inherit", reject: false });
+  const r = await execa(DEFAULT_QEMU, target.args(request), {
+    stdio: "inherit",
+    reject: false,
+    env: qemuEnv(),
+  });
   const text = r.exitCode === 0
     ? "QEMU exited 0: the guest reset or powered off (or triple-faulted, under -no-reboot)"
     : `QEMU exited with status ${r.exitCode ?? r.signal}`;
@@ -120,7 +124,7 @@ export async function startInteractive(
   const args = target.args({ kernel: elf, cmdline });
   // Loaded when used: the npm CLI imports this module for every command.
   const { execa } = await import("execa");
-  const r = await execa(DEFAULT_QEMU, args, { stdio: "inherit", reject: false });
+  const r = await execa(DEFAULT_QEMU, args, { stdio: "inherit", reject: false, env: qemuEnv() });
   const { ok, text } = describeExit(r.exitCode);
   console.error(text);
   return ok ? 0 : 1;
