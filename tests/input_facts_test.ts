@@ -295,6 +295,9 @@ Deno.test("input facts: a build directory keeps no launcher script's facts (its 
  * tests starts nothing), unref'd between answers so it keeps no test
  * waiting, and ended by {@link close} (the file's last test).
  */
+/** A next process's answer that is not an error. */
+type Said = Exclude<Answer, { error: string }>;
+
 /** The child of {@link NextProcesses} and its pipes. */
 interface NextChild {
   child: Deno.ChildProcess;
@@ -319,8 +322,21 @@ class NextProcesses {
    * load them, ask `tool`'s version through input_facts.ts with `env` set,
    * keep the facts again; true if the tool had to be asked.
    */
-  asked(out: string, tool: string, env: Record<string, string> = {}): Promise<boolean> {
-    const answer = this.#last.catch(() => {}).then(() => this.#ask({ out, tool, env }));
+  async asked(out: string, tool: string, env: Record<string, string> = {}): Promise<boolean> {
+    return (await this.#queue({ out, tool, env })).said === "asked";
+  }
+
+  /**
+   * What the next build's process asks of the compiler driver `tool`: what it
+   * runs as `prog` (input_facts.ts programName), and whether it had to ask.
+   */
+  async program(out: string, tool: string, prog: string): Promise<[boolean, string]> {
+    const answer = await this.#queue({ out, tool, env: {}, prog });
+    return [answer.said === "asked", answer.name ?? ""];
+  }
+
+  #queue(question: Question): Promise<Said> {
+    const answer = this.#last.catch(() => {}).then(() => this.#ask(question));
     this.#last = answer;
     return answer;
   }
@@ -363,7 +379,7 @@ class NextProcesses {
     return this.#proc;
   }
 
-  async #ask(question: Question): Promise<boolean> {
+  async #ask(question: Question): Promise<Said> {
     const proc = this.#start();
     // Waited for while it answers (an unref'd child's pipes keep no test waiting).
     proc.child.ref();
@@ -374,7 +390,7 @@ class NextProcesses {
     }
   }
 
-  async #answer(proc: NextChild, question: Question): Promise<boolean> {
+  async #answer(proc: NextChild, question: Question): Promise<Said> {
     await proc.input.write(new TextEncoder().encode(JSON.stringify(question) + "\n"));
     while (!this.#pending.includes("\n")) {
       const { done, value } = await proc.output.read();
@@ -385,7 +401,7 @@ class NextProcesses {
     const answer = JSON.parse(this.#pending.slice(0, nl)) as Answer;
     this.#pending = this.#pending.slice(nl + 1);
     if ("error" in answer) assert.fail(answer.error);
-    return answer.said === "asked";
+    return answer;
   }
 }
 
@@ -538,6 +554,55 @@ Deno.test("input facts: a tool's kept fact is not used once another file of its 
     assert.equal(await next.asked(dir, "gcc", env), false);
     const moved = { ...env, GCC_EXEC_PREFIX: join(dir, "gcc-") };
     assert.equal(await next.asked(dir, "gcc", moved), true, "GCC_EXEC_PREFIX changed");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a driver's bare program name serves the next process until the program appears in the driver's own directories", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // A gcc binary (kept: its own name, ELF) that looks for its programs as gcc does: in the
+    // directories its -print-search-dirs names, in order; said bare when none holds it.
+    const [a, b] = [join(dir, "progs-a"), join(dir, "progs-b")];
+    for (const d of [a, b, join(dir, "bin")]) await Deno.mkdir(d);
+    const src = join(dir, "driver.c");
+    const gcc = join(dir, "bin", "gcc");
+    await Deno.writeTextFile(
+      src,
+      `#include <stdio.h>\n#include <string.h>\n#include <sys/stat.h>\n#include <unistd.h>\n` +
+        `static const char *dirs[] = { "${a}/", "${b}/" };\n` +
+        "int main(int argc, char **argv) {\n" +
+        "  if (argc < 2) return 1;\n" +
+        '  if (!strcmp(argv[1], "-print-search-dirs")) {\n' +
+        '    printf("install: %s\\nprograms: =%s:%s\\nlibraries: =/lib/\\n", dirs[0], dirs[0], dirs[1]);\n' +
+        "    return 0;\n  }\n" +
+        '  if (strncmp(argv[1], "-print-prog-name=", 17)) return 1;\n' +
+        "  for (int i = 0; i < 2; i++) {\n" +
+        "    char p[4096];\n" +
+        '    snprintf(p, sizeof p, "%s%s", dirs[i], argv[1] + 17);\n' +
+        // As gcc's access_check: executable, and not a directory.
+        "    struct stat st;\n" +
+        "    if (!access(p, X_OK) && !stat(p, &st) && !S_ISDIR(st.st_mode)) { puts(p); return 0; }\n" +
+        "  }\n" +
+        "  puts(argv[1] + 17);\n  return 0;\n}\n",
+    );
+    const r = await new Deno.Command("gcc", { args: ["-O1", "-o", gcc, src], stderr: "piped" })
+      .output();
+    assert.ok(r.success, new TextDecoder().decode(r.stderr));
+    assert.deepEqual(await next.program(dir, gcc, "as"), [true, "as"]);
+    assert.deepEqual(await next.program(dir, gcc, "as"), [false, "as"], "not kept");
+    // Not a program: a file without execute permission, a directory.
+    await Deno.writeTextFile(join(b, "as"), "");
+    await Deno.mkdir(join(a, "as"));
+    assert.deepEqual(await next.program(dir, gcc, "as"), [false, "as"], "not a program");
+    await Deno.chmod(join(b, "as"), 0o755);
+    assert.deepEqual(await next.program(dir, gcc, "as"), [true, join(b, "as")], "appeared");
+    assert.deepEqual(await next.program(dir, gcc, "as"), [false, join(b, "as")], "not kept");
+    // One in a directory searched before the one it was found in.
+    await Deno.remove(join(a, "as"));
+    await binaryTool(join(a, "as"));
+    assert.deepEqual(await next.program(dir, gcc, "as"), [true, join(a, "as")], "shadowed");
   } finally {
     await cleanup();
   }
