@@ -126,7 +126,12 @@ export interface Step {
   depfile?: string;
   /** Name for logs and errors. */
   label: string;
-  /** Identity of the tool (its version line), so an upgrade rebuilds. */
+  /**
+   * Identity of the tool run, so a change to it rebuilds: one of
+   * {@link ToolIds}, from {@link buildToolIds} (its version line, the real
+   * path and identity of the files that do the work, for C the compiler
+   * proper and the assembler, and the environment variables the tool reads).
+   */
   toolId: string;
 }
 
