@@ -407,16 +407,46 @@ class NextProcesses {
 
 const next = new NextProcesses();
 
+/**
+ * The specifiers a module's source imports or re-exports: static ones
+ * (`import type` too, over several lines), side-effect ones (`import "x";`),
+ * dynamic ones (the argument as written, its quotes removed), in either quote.
+ */
+function importSpecifiers(source: string): string[] {
+  const quoted = (re: RegExp) => [...source.matchAll(re)].map((m) => m[1]);
+  return [
+    ...quoted(/^\s*(?:import|export)\b[^;"'`]*?\bfrom\s*["']([^"']+)["']/gm),
+    ...quoted(/^\s*import\s*["']([^"']+)["']/gm),
+    ...quoted(/\bimport\s*\(([^)]*)\)/g).map((a) => a.trim().replace(/^(["'`])(.*)\1$/s, "$2")),
+  ];
+}
+
+/** What a module imports besides node:'s modules. */
+function importsOfOurs(source: string): string[] {
+  return importSpecifiers(source).filter((s) => !s.startsWith("node:"));
+}
+
 Deno.test("input facts: the module imports no other of ours, so a fresh instance stands for a new process", async () => {
   // NextProcesses relies on it: state kept in another module of ours would live on between its
   // answers, and a test could pass that a new process would fail.
   const source = await Deno.readTextFile(new URL("../tools/build/input_facts.ts", import.meta.url));
-  const specifiers = [...source.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"/gm)]
-    .map((m) => m[1]);
-  const dynamic = [...source.matchAll(/\bimport\(\s*([^)]*)\)/g)].map((m) => m[1]);
-  assert.ok(specifiers.length > 0, "no import found: the pattern no longer reads the module");
-  assert.deepEqual(specifiers.filter((s) => !s.startsWith("node:")), []);
-  assert.deepEqual(dynamic, []);
+  assert.ok(importSpecifiers(source).length > 0, "no import found: the pattern no longer reads it");
+  assert.deepEqual(importsOfOurs(source), []);
+  // The guard sees each form of import, in either quote, added to a copy of the source.
+  const forms = [
+    'import "../x.ts";',
+    "import '../x.ts';",
+    "import { y } from '../x.ts';",
+    'import type { T } from "../x.ts";',
+    "import {\n  a,\n  b,\n} from '../x.ts';",
+    'export * from "../x.ts";',
+    "const m = await import('../x.ts');",
+  ];
+  for (const line of forms) {
+    assert.deepEqual(importsOfOurs(`${source}\n${line}\n`), ["../x.ts"], line);
+  }
+  assert.deepEqual(importsOfOurs(`${source}\nawait import(url);\n`), ["url"], "import(url)");
+  assert.deepEqual(importsOfOurs("import { a } from 'node:fs';\nimport \"node:path\";"), []);
 });
 
 /** A binary (a copy of `true`) at `path`, executable. */
