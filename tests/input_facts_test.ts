@@ -11,6 +11,7 @@ import { build } from "../tools/build/build.ts";
 import {
   FACTS_FORMAT,
   factsFile,
+  factsPartPid,
   fileHash,
   fileIdentity,
   loadFacts,
@@ -19,6 +20,7 @@ import {
   toolFactsFile,
 } from "../tools/build/input_facts.ts";
 import { toolIdentity } from "../tools/build/steps.ts";
+import { LEFTOVER_AGE_MS } from "../tools/host/leftovers.ts";
 import type { Answer, Question } from "./fixtures/next_process.ts";
 import { aged, smallKernel, tempDir } from "./support.ts";
 
@@ -767,6 +769,43 @@ Deno.test("input facts: a facts file that cannot be put in place leaves no parti
     const names: string[] = [];
     for await (const e of Deno.readDir(dir)) names.push(e.name);
     assert.deepEqual(names, [".input-facts.json"]);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a build removes the partial facts files of killed builds (dead pid, old enough), and only those", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await smallKernel(dir);
+    const out = join(dir, "build");
+    await Deno.mkdir(out);
+    // A pid that has ended: a process that ran and was waited for.
+    const gone = new Deno.Command("true").spawn();
+    await gone.status;
+    const dead = gone.pid;
+    // Named as writeFacts names them.
+    const part = (file: string, pid: number) => `${file}.${pid}-${crypto.randomUUID()}.part`;
+    const old = new Date(Date.now() - LEFTOVER_AGE_MS - 60_000);
+    const removed = [part(".input-facts.json", dead), part(".tool-facts.json", dead)];
+    const kept = [
+      part(".input-facts.json", Deno.pid), // a live build's
+      `.input-facts.json.${dead}.part`, // not a facts part's name
+      `kernel.elf.${dead}-${crypto.randomUUID()}.part`,
+    ];
+    for (const name of [...removed, ...kept]) {
+      await Deno.writeTextFile(join(out, name), "{");
+      await Deno.utime(join(out, name), old, old);
+    }
+    // A dead build's, but recent: perhaps a live build's in another PID namespace.
+    const recent = part(".tool-facts.json", dead);
+    await Deno.writeTextFile(join(out, recent), "{");
+    assert.equal(factsPartPid(removed[0]), dead);
+    await build({ root: dir });
+    const names: string[] = [];
+    for await (const e of Deno.readDir(out)) names.push(e.name);
+    for (const name of removed) assert.ok(!names.includes(name), `${name} was left`);
+    for (const name of [...kept, recent]) assert.ok(names.includes(name), `${name} was removed`);
   } finally {
     await cleanup();
   }

@@ -572,13 +572,30 @@ function exists(fact: Fact): boolean {
   return typeof file === "string" && statOrNone(file) !== null;
 }
 
+/** The name of the partial file a process writes a facts file `path` through. */
+function partName(path: string): string {
+  return `${path}.${process.pid}-${crypto.randomUUID()}.part`;
+}
+
+/**
+ * The pid of the process that wrote a partial facts file named `name` (see
+ * {@link partName}; a killed build leaves it behind), or null if the name is
+ * no such file's.
+ */
+export function factsPartPid(name: string): number | null {
+  const m =
+    /^\.(?:input|tool)-facts\.json\.(\d+)-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\.part$/
+      .exec(name);
+  return m === null ? null : Number(m[1]);
+}
+
 /**
  * Write `text` to `path` whole or not at all, unless it holds that text
  * already. On failure, the partial file is removed.
  */
 async function writeFacts(path: string, text: string): Promise<void> {
   if (onDisk.get(path) === text) return;
-  const part = `${path}.${process.pid}-${crypto.randomUUID()}.part`;
+  const part = partName(path);
   try {
     await writeFile(part, text);
     await rename(part, path);
