@@ -439,7 +439,7 @@ interface ProgramAnswer {
  * driver runs PATH's), none for a path from elsewhere (a configured
  * assembler is looked at first).
  */
-export function shadowsOf(name: string, prog: string, searchDirs: string): string[] {
+function shadowsOf(name: string, prog: string, searchDirs: string): string[] {
   const line = searchDirs.split("\n").find((l) => l.startsWith("programs:"));
   if (line === undefined) return [];
   const out: string[] = [];
