@@ -635,6 +635,10 @@ Deno.test("input facts: a driver's bare program name serves the next process unt
     await Deno.remove(join(a, "as"));
     await binaryTool(join(a, "as"));
     assert.deepEqual(await next.program(dir, gcc, "as"), [true, join(a, "as")], "shadowed");
+    assert.deepEqual(await next.program(dir, gcc, "as"), [false, join(a, "as")], "not kept");
+    // Gone again: the driver looks further.
+    await Deno.remove(join(a, "as"));
+    assert.deepEqual(await next.program(dir, gcc, "as"), [true, join(b, "as")], "removed");
   } finally {
     await cleanup();
   }

@@ -477,9 +477,10 @@ function isProgram(path: string): boolean {
  * `-print-prog-name` says (a path, or a bare name it runs from PATH), or ""
  * if it does not say. Kept as a fact of the driver ({@link toolFact}) with
  * the paths of {@link shadowsOf} (asked once with it: `-print-search-dirs`),
- * and asked again once one of them holds a program: Debian's gcc says `as`,
- * and runs an `as` put in one of its own directories instead of PATH's. A
- * few stats each use. `run` runs the driver with the given arguments.
+ * and asked again once one of them holds a program (Debian's gcc says `as`,
+ * and runs an `as` put in one of its own directories instead of PATH's), or
+ * the path it said is no program any more (the driver looks further). A few
+ * stats each use. `run` runs the driver with the given arguments.
  */
 export async function programName(
   driver: string,
@@ -492,7 +493,10 @@ export async function programName(
     const name = said.failed ? "" : said.stdout.trim();
     const shadows = dirs.failed ? [] : shadowsOf(name, prog, dirs.stdout);
     return JSON.stringify({ name, shadows } satisfies ProgramAnswer);
-  }, (kept) => programAnswer(kept)?.shadows.some(isProgram) === false);
+  }, (kept) => {
+    const a = programAnswer(kept);
+    return a !== null && !a.shadows.some(isProgram) && (!a.name.includes("/") || isProgram(a.name));
+  });
   return programAnswer(value)?.name ?? "";
 }
 
