@@ -4,7 +4,7 @@ import { build, BuildError } from "../tools/build/build.ts";
 import { C_DEPFILE } from "../tools/build/compile.ts";
 import { compilerIdentity } from "../tools/build/steps.ts";
 import { ROOT } from "../tools/paths.ts";
-import { builtKernel, smallKernel, tempDir } from "./support.ts";
+import { aged, builtKernel, smallKernel, tempDir } from "./support.ts";
 
 Deno.test("build: a second build with nothing changed compiles and links nothing", async () => {
   await builtKernel();
@@ -78,6 +78,39 @@ Deno.test("build: a changed compiler proper (cc1) or assembler behind the same d
     // process: test files run in parallel in it, and their builds would see it.
     const cpath = { ...Deno.env.toObject(), CPATH: join(dir, "no-such-include") };
     assert.notEqual(await compilerIdentity(cc, cpath), await compilerIdentity(cc), "CPATH");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("build: an assembler put in one of the driver's program directories rebuilds the C sources (the driver said a bare `as`)", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await smallKernel(dir);
+    // As Debian's gcc does: `as` is looked for in the program directories -print-search-dirs
+    // names, and said bare (run from PATH) when none holds one. What runs is the real gcc's.
+    const [cc, progs] = [join(dir, "cc-driver"), join(dir, "progs")];
+    await Deno.mkdir(progs);
+    await Deno.writeTextFile(
+      cc,
+      `#!/bin/sh
+case "$1" in -print-search-dirs) echo "programs: =${progs}/";; ` +
+        `-print-prog-name=as) if [ -x "${progs}/as" ]; then echo "${progs}/as"; else echo as; fi;; ` +
+        `*) exec gcc "$@";; esac
+`,
+    );
+    await Deno.chmod(cc, 0o755);
+    // The driver counts as aged: its answers are kept in this process, as a later build's.
+    await aged(async () => {
+      assert.ok((await build({ root: dir, cc })).compiled.includes("kernel/main.c"));
+      assert.deepEqual((await build({ root: dir, cc })).compiled, []);
+      await Deno.writeTextFile(join(progs, "as"), "as 2.42\n", { mode: 0o755 });
+      assert.ok(
+        (await build({ root: dir, cc })).compiled.includes("kernel/main.c"),
+        "the driver's own `as` did not rebuild",
+      );
+      assert.deepEqual((await build({ root: dir, cc })).compiled, []);
+    });
   } finally {
     await cleanup();
   }

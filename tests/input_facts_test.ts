@@ -11,6 +11,7 @@ import { build } from "../tools/build/build.ts";
 import {
   FACTS_FORMAT,
   factsFile,
+  factsPartPid,
   fileHash,
   fileIdentity,
   loadFacts,
@@ -19,6 +20,7 @@ import {
   toolFactsFile,
 } from "../tools/build/input_facts.ts";
 import { toolIdentity } from "../tools/build/steps.ts";
+import { LEFTOVER_AGE_MS } from "../tools/host/leftovers.ts";
 import type { Answer, Question } from "./fixtures/next_process.ts";
 import { aged, smallKernel, tempDir } from "./support.ts";
 
@@ -295,6 +297,9 @@ Deno.test("input facts: a build directory keeps no launcher script's facts (its 
  * tests starts nothing), unref'd between answers so it keeps no test
  * waiting, and ended by {@link close} (the file's last test).
  */
+/** A next process's answer that is not an error. */
+type Said = Exclude<Answer, { error: string }>;
+
 /** The child of {@link NextProcesses} and its pipes. */
 interface NextChild {
   child: Deno.ChildProcess;
@@ -319,8 +324,21 @@ class NextProcesses {
    * load them, ask `tool`'s version through input_facts.ts with `env` set,
    * keep the facts again; true if the tool had to be asked.
    */
-  asked(out: string, tool: string, env: Record<string, string> = {}): Promise<boolean> {
-    const answer = this.#last.catch(() => {}).then(() => this.#ask({ out, tool, env }));
+  async asked(out: string, tool: string, env: Record<string, string> = {}): Promise<boolean> {
+    return (await this.#queue({ out, tool, env })).said === "asked";
+  }
+
+  /**
+   * What the next build's process asks of the compiler driver `tool`: what it
+   * runs as `prog` (input_facts.ts programName), and whether it had to ask.
+   */
+  async program(out: string, tool: string, prog: string): Promise<[boolean, string]> {
+    const answer = await this.#queue({ out, tool, env: {}, prog });
+    return [answer.said === "asked", answer.name ?? ""];
+  }
+
+  #queue(question: Question): Promise<Said> {
+    const answer = this.#last.catch(() => {}).then(() => this.#ask(question));
     this.#last = answer;
     return answer;
   }
@@ -363,7 +381,7 @@ class NextProcesses {
     return this.#proc;
   }
 
-  async #ask(question: Question): Promise<boolean> {
+  async #ask(question: Question): Promise<Said> {
     const proc = this.#start();
     // Waited for while it answers (an unref'd child's pipes keep no test waiting).
     proc.child.ref();
@@ -374,7 +392,7 @@ class NextProcesses {
     }
   }
 
-  async #answer(proc: NextChild, question: Question): Promise<boolean> {
+  async #answer(proc: NextChild, question: Question): Promise<Said> {
     await proc.input.write(new TextEncoder().encode(JSON.stringify(question) + "\n"));
     while (!this.#pending.includes("\n")) {
       const { done, value } = await proc.output.read();
@@ -385,22 +403,52 @@ class NextProcesses {
     const answer = JSON.parse(this.#pending.slice(0, nl)) as Answer;
     this.#pending = this.#pending.slice(nl + 1);
     if ("error" in answer) assert.fail(answer.error);
-    return answer.said === "asked";
+    return answer;
   }
 }
 
 const next = new NextProcesses();
 
+/**
+ * The specifiers a module's source imports or re-exports: static ones
+ * (`import type` too, over several lines), side-effect ones (`import "x";`),
+ * dynamic ones (the argument as written, its quotes removed), in either quote.
+ */
+function importSpecifiers(source: string): string[] {
+  const quoted = (re: RegExp) => [...source.matchAll(re)].map((m) => m[1]);
+  return [
+    ...quoted(/^\s*(?:import|export)\b[^;"'`]*?\bfrom\s*["']([^"']+)["']/gm),
+    ...quoted(/^\s*import\s*["']([^"']+)["']/gm),
+    ...quoted(/\bimport\s*\(([^)]*)\)/g).map((a) => a.trim().replace(/^(["'`])(.*)\1$/s, "$2")),
+  ];
+}
+
+/** What a module imports besides node:'s modules. */
+function importsOfOurs(source: string): string[] {
+  return importSpecifiers(source).filter((s) => !s.startsWith("node:"));
+}
+
 Deno.test("input facts: the module imports no other of ours, so a fresh instance stands for a new process", async () => {
   // NextProcesses relies on it: state kept in another module of ours would live on between its
   // answers, and a test could pass that a new process would fail.
   const source = await Deno.readTextFile(new URL("../tools/build/input_facts.ts", import.meta.url));
-  const specifiers = [...source.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"/gm)]
-    .map((m) => m[1]);
-  const dynamic = [...source.matchAll(/\bimport\(\s*([^)]*)\)/g)].map((m) => m[1]);
-  assert.ok(specifiers.length > 0, "no import found: the pattern no longer reads the module");
-  assert.deepEqual(specifiers.filter((s) => !s.startsWith("node:")), []);
-  assert.deepEqual(dynamic, []);
+  assert.ok(importSpecifiers(source).length > 0, "no import found: the pattern no longer reads it");
+  assert.deepEqual(importsOfOurs(source), []);
+  // The guard sees each form of import, in either quote, added to a copy of the source.
+  const forms = [
+    'import "../x.ts";',
+    "import '../x.ts';",
+    "import { y } from '../x.ts';",
+    'import type { T } from "../x.ts";',
+    "import {\n  a,\n  b,\n} from '../x.ts';",
+    'export * from "../x.ts";',
+    "const m = await import('../x.ts');",
+  ];
+  for (const line of forms) {
+    assert.deepEqual(importsOfOurs(`${source}\n${line}\n`), ["../x.ts"], line);
+  }
+  assert.deepEqual(importsOfOurs(`${source}\nawait import(url);\n`), ["url"], "import(url)");
+  assert.deepEqual(importsOfOurs("import { a } from 'node:fs';\nimport \"node:path\";"), []);
 });
 
 /** A binary (a copy of `true`) at `path`, executable. */
@@ -543,6 +591,59 @@ Deno.test("input facts: a tool's kept fact is not used once another file of its 
   }
 });
 
+Deno.test("input facts: a driver's bare program name serves the next process until the program appears in the driver's own directories", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // A gcc binary (kept: its own name, ELF) that looks for its programs as gcc does: in the
+    // directories its -print-search-dirs names, in order; said bare when none holds it.
+    const [a, b] = [join(dir, "progs-a"), join(dir, "progs-b")];
+    for (const d of [a, b, join(dir, "bin")]) await Deno.mkdir(d);
+    const src = join(dir, "driver.c");
+    const gcc = join(dir, "bin", "gcc");
+    await Deno.writeTextFile(
+      src,
+      `#include <stdio.h>\n#include <string.h>\n#include <sys/stat.h>\n#include <unistd.h>\n` +
+        `static const char *dirs[] = { "${a}/", "${b}/" };\n` +
+        "int main(int argc, char **argv) {\n" +
+        "  if (argc < 2) return 1;\n" +
+        '  if (!strcmp(argv[1], "-print-search-dirs")) {\n' +
+        '    printf("install: %s\\nprograms: =%s:%s\\nlibraries: =/lib/\\n", dirs[0], dirs[0], dirs[1]);\n' +
+        "    return 0;\n  }\n" +
+        '  if (strncmp(argv[1], "-print-prog-name=", 17)) return 1;\n' +
+        "  for (int i = 0; i < 2; i++) {\n" +
+        "    char p[4096];\n" +
+        '    snprintf(p, sizeof p, "%s%s", dirs[i], argv[1] + 17);\n' +
+        // As gcc's access_check: executable, and not a directory.
+        "    struct stat st;\n" +
+        "    if (!access(p, X_OK) && !stat(p, &st) && !S_ISDIR(st.st_mode)) { puts(p); return 0; }\n" +
+        "  }\n" +
+        "  puts(argv[1] + 17);\n  return 0;\n}\n",
+    );
+    const r = await new Deno.Command("gcc", { args: ["-O1", "-o", gcc, src], stderr: "piped" })
+      .output();
+    assert.ok(r.success, new TextDecoder().decode(r.stderr));
+    assert.deepEqual(await next.program(dir, gcc, "as"), [true, "as"]);
+    assert.deepEqual(await next.program(dir, gcc, "as"), [false, "as"], "not kept");
+    // Not a program: a file without execute permission, a directory.
+    await Deno.writeTextFile(join(b, "as"), "");
+    await Deno.mkdir(join(a, "as"));
+    assert.deepEqual(await next.program(dir, gcc, "as"), [false, "as"], "not a program");
+    await Deno.chmod(join(b, "as"), 0o755);
+    assert.deepEqual(await next.program(dir, gcc, "as"), [true, join(b, "as")], "appeared");
+    assert.deepEqual(await next.program(dir, gcc, "as"), [false, join(b, "as")], "not kept");
+    // One in a directory searched before the one it was found in.
+    await Deno.remove(join(a, "as"));
+    await binaryTool(join(a, "as"));
+    assert.deepEqual(await next.program(dir, gcc, "as"), [true, join(a, "as")], "shadowed");
+    assert.deepEqual(await next.program(dir, gcc, "as"), [false, join(a, "as")], "not kept");
+    // Gone again: the driver looks further.
+    await Deno.remove(join(a, "as"));
+    assert.deepEqual(await next.program(dir, gcc, "as"), [true, join(b, "as")], "removed");
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("input facts: the kept fact of a tool that is gone is dropped when facts are kept again", async () => {
   const [dir, cleanup] = await tempDir();
   try {
@@ -672,6 +773,43 @@ Deno.test("input facts: a facts file that cannot be put in place leaves no parti
     const names: string[] = [];
     for await (const e of Deno.readDir(dir)) names.push(e.name);
     assert.deepEqual(names, [".input-facts.json"]);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a build removes the partial facts files of killed builds (dead pid, old enough), and only those", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await smallKernel(dir);
+    const out = join(dir, "build");
+    await Deno.mkdir(out);
+    // A pid that has ended: a process that ran and was waited for.
+    const gone = new Deno.Command("true").spawn();
+    await gone.status;
+    const dead = gone.pid;
+    // Named as writeFacts names them.
+    const part = (file: string, pid: number) => `${file}.${pid}-${crypto.randomUUID()}.part`;
+    const old = new Date(Date.now() - LEFTOVER_AGE_MS - 60_000);
+    const removed = [part(".input-facts.json", dead), part(".tool-facts.json", dead)];
+    const kept = [
+      part(".input-facts.json", Deno.pid), // a live build's
+      `.input-facts.json.${dead}.part`, // not a facts part's name
+      `kernel.elf.${dead}-${crypto.randomUUID()}.part`,
+    ];
+    for (const name of [...removed, ...kept]) {
+      await Deno.writeTextFile(join(out, name), "{");
+      await Deno.utime(join(out, name), old, old);
+    }
+    // A dead build's, but recent: perhaps a live build's in another PID namespace.
+    const recent = part(".tool-facts.json", dead);
+    await Deno.writeTextFile(join(out, recent), "{");
+    assert.equal(factsPartPid(removed[0]), dead);
+    await build({ root: dir });
+    const names: string[] = [];
+    for await (const e of Deno.readDir(out)) names.push(e.name);
+    for (const name of removed) assert.ok(!names.includes(name), `${name} was left`);
+    for (const name of [...kept, recent]) assert.ok(names.includes(name), `${name} was removed`);
   } finally {
     await cleanup();
   }

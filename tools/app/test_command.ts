@@ -11,9 +11,7 @@
  * `--kernel-only` no Deno test runs and the line is counted from the kernel
  * report, the same way.
  */
-import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import process from "node:process";
 import { BUILD_DIR, ROOT } from "../paths.ts";
 import {
   checkForeign,
@@ -27,6 +25,7 @@ import { ConsoleReporter } from "./console.ts";
 import { FLAKY_MARK, notRunCount } from "./deno_steps.ts";
 import { toJunit } from "../core/junit.ts";
 import { ensureToolGroups } from "../host/toolcheck.ts";
+import { LEFTOVER_AGE_MS, removeDeadLeftovers } from "../host/leftovers.ts";
 import { writeReportHtml } from "../report/html.ts";
 import { runKernelTests } from "../run/matrix.ts";
 import { parseRunnerArgs, type RunnerArgs, TEST_SILENCE_MS, userPath } from "./options.ts";
@@ -302,18 +301,8 @@ async function projectImage(): Promise<ProjectImage | null> {
   return (await loadProject(userPath(file))).image;
 }
 
-/** How old a killed run's leftover must be to be removed (see {@link removeLeftovers}). */
-export const LEFTOVER_AGE_MS = 6 * 3600_000;
-
-/** True if a process with this pid is running (or may be: one we may not signal). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code !== "ESRCH";
-  }
-}
+/** How old a killed run's leftover must be to be removed (host/leftovers.ts's rule). */
+export { LEFTOVER_AGE_MS };
 
 /**
  * Remove what a run that was killed (Ctrl-C, a CI timeout) left of its own:
@@ -327,7 +316,6 @@ function alive(pid: number): boolean {
  * for alive, and its files stay.
  */
 export async function removeLeftovers(reportDir: string, groupsDir: string): Promise<void> {
-  const now = Date.now();
   const owned = [
     {
       dir: reportDir,
@@ -336,20 +324,10 @@ export async function removeLeftovers(reportDir: string, groupsDir: string): Pro
     { dir: groupsDir, re: /^(\d+)$/ },
   ];
   for (const { dir, re } of owned) {
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
+    await removeDeadLeftovers(dir, (name) => {
       const m = re.exec(name);
-      const pid = Number(m?.[1] ?? m?.[2] ?? m?.[3]);
-      if (m === null || pid === Deno.pid || alive(pid)) continue;
-      const mtime = (await stat(join(dir, name)).catch(() => null))?.mtimeMs;
-      if (mtime === undefined || now - mtime < LEFTOVER_AGE_MS) continue;
-      await rm(join(dir, name), { recursive: true, force: true }).catch(() => {});
-    }
+      return m === null ? null : Number(m[1] ?? m[2] ?? m[3]);
+    });
   }
 }
 

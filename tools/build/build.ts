@@ -12,6 +12,7 @@
  */
 import { deriveLayout, type Layout, type LayoutConfig } from "../../linker/layout.ts";
 import type { ElfImage } from "../core/elf.ts";
+import { removeDeadLeftovers } from "../host/leftovers.ts";
 import { acquireLock } from "../host/lockfile.ts";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -28,7 +29,7 @@ import {
 import { generate } from "./generate.ts";
 import { link, placeholderTablesStep } from "./link.ts";
 import { buildCompiler, BuildError, buildToolIds, runAll } from "./steps.ts";
-import { loadFacts, saveFacts } from "./input_facts.ts";
+import { factsPartPid, loadFacts, saveFacts } from "./input_facts.ts";
 
 export { BuildError };
 // The engine, for modules of build/ that add steps (steps.ts is its home).
@@ -98,6 +99,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       await saveFacts(out, [options.root, out]).catch((e) =>
         console.error(`warning: the build's input facts were not kept: ${e}`)
       );
+      // What killed builds left while saving theirs (host/leftovers.ts: dead and old only).
+      await removeDeadLeftovers(out, factsPartPid);
     }
   } finally {
     await lock.release();

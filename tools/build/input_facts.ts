@@ -32,9 +32,10 @@ export const RACY_MS = 2000;
 /**
  * The version of the on-disk format (a different one is ignored). 3: tools'
  * facts kept before launchers under a tool's name were told (isLauncher)
- * are not used.
+ * are not used. 4: a driver's program names are kept with the paths that
+ * would run instead ({@link programName}).
  */
-export const FACTS_FORMAT = 3;
+export const FACTS_FORMAT = 4;
 
 /**
  * What a file's identity is made of: the fields of node:fs's Stats used
@@ -372,12 +373,15 @@ function keptToolIdentity(
  * the next build's process) only for a binary, under the wider identity of
  * {@link keptToolIdentity}: the file PATH finds may be a launcher (ccache, a
  * version manager's shim, a cross-compiler's wrapper script) whose compiler
- * changes while the launcher stays the same file.
+ * changes while the launcher stays the same file. `holds`: false when an
+ * answer taken before no longer holds for what it depends on besides the
+ * tool (checked on each use: see {@link programName}); the tool is asked again.
  */
 export async function toolFact(
   tool: string,
   question: string,
   ask: () => Promise<string>,
+  holds: (value: string) => boolean = () => true,
 ): Promise<string> {
   // The file run: the path named, or for a bare name the first of its matches on PATH (all
   // looked for once: a kept fact's identity holds them).
@@ -390,7 +394,7 @@ export async function toolFact(
   const id = `${real}:${identityOf(info)}`;
   const key = `${tool}\0${question}`;
   const known = tools.get(key);
-  if (known !== undefined && known.id === id) return known.value;
+  if (known !== undefined && known.id === id && holds(known.value)) return known.value;
   // Asked already and not answered yet: the same answer, not a second run of the tool.
   const pending = asking.get(key);
   if (pending !== undefined && pending.id === id) return await pending.value;
@@ -398,7 +402,7 @@ export async function toolFact(
   const keptId = isRacy(info, askedAt) ? null : keptToolIdentity(tool, id, real, askedAt, matches);
   toolsInUse.add(key);
   const kept = keptTools.get(key);
-  if (keptId !== null && kept !== undefined && kept.id === keptId) {
+  if (keptId !== null && kept !== undefined && kept.id === keptId && holds(kept.value)) {
     tools.set(key, { id, value: kept.value });
     return kept.value;
   }
@@ -417,6 +421,83 @@ export async function toolFact(
   } finally {
     if (asking.get(key)?.value === answer) asking.delete(key);
   }
+}
+
+/** What a driver runs a program from (see {@link programName}). */
+interface ProgramAnswer {
+  /** What `-print-prog-name` said: a path, a bare name (run from PATH), or "". */
+  name: string;
+  /** The paths that would run instead if a program appeared there. */
+  shadows: string[];
+}
+
+/**
+ * The paths where the driver would find `prog` before `name`, from its
+ * `-print-search-dirs` output (`searchDirs`): each of its program directories
+ * (the `programs:` line, in the driver's search order) with `prog` appended,
+ * up to the one `name` is in. All of them for a bare name (none held it: the
+ * driver runs PATH's), none for a path from elsewhere (a configured
+ * assembler is looked at first).
+ */
+function shadowsOf(name: string, prog: string, searchDirs: string): string[] {
+  const line = searchDirs.split("\n").find((l) => l.startsWith("programs:"));
+  if (line === undefined) return [];
+  const out: string[] = [];
+  // "programs: =<dir>:<dir>...": the "=" follows the empty name of the list's variable.
+  for (const dir of line.slice("programs:".length).trim().replace(/^=/, "").split(delimiter)) {
+    if (dir === "") continue;
+    // Appended as the driver does, not normalized: a ".." after a symlink goes where it leads.
+    const path = dir.endsWith("/") ? dir + prog : `${dir}/${prog}`;
+    if (path === name) return out;
+    if (!out.includes(path)) out.push(path);
+  }
+  return name.includes("/") ? [] : out;
+}
+
+/** The answer kept by {@link programName}, or null if `value` is not one. */
+function programAnswer(value: string): ProgramAnswer | null {
+  try {
+    const a = JSON.parse(value);
+    const ok = typeof a?.name === "string" && Array.isArray(a.shadows) &&
+      a.shadows.every((p: unknown) => typeof p === "string");
+    return ok ? a : null;
+  } catch {
+    return null;
+  }
+}
+
+/** True if the driver would run the file at `path`: an executable file (not a directory). */
+function isProgram(path: string): boolean {
+  const info = statOrNone(path);
+  return info !== null && info.isFile() && (info.mode & 0o111) !== 0;
+}
+
+/**
+ * What the driver `driver` (gcc, clang) runs as `prog` (`cc1`, `as`): what
+ * `-print-prog-name` says (a path, or a bare name it runs from PATH), or ""
+ * if it does not say. Kept as a fact of the driver ({@link toolFact}) with
+ * the paths of {@link shadowsOf} (asked once with it: `-print-search-dirs`),
+ * and asked again once one of them holds a program (Debian's gcc says `as`,
+ * and runs an `as` put in one of its own directories instead of PATH's), or
+ * the path it said is no program any more (the driver looks further). A few
+ * stats each use. `run` runs the driver with the given arguments.
+ */
+export async function programName(
+  driver: string,
+  prog: string,
+  run: (args: string[]) => Promise<{ failed: boolean; stdout: string }>,
+): Promise<string> {
+  const flag = `-print-prog-name=${prog}`;
+  const value = await toolFact(driver, `${flag} -print-search-dirs`, async () => {
+    const [said, dirs] = await Promise.all([run([flag]), run(["-print-search-dirs"])]);
+    const name = said.failed ? "" : said.stdout.trim();
+    const shadows = dirs.failed ? [] : shadowsOf(name, prog, dirs.stdout);
+    return JSON.stringify({ name, shadows } satisfies ProgramAnswer);
+  }, (kept) => {
+    const a = programAnswer(kept);
+    return a !== null && !a.shadows.some(isProgram) && (!a.name.includes("/") || isProgram(a.name));
+  });
+  return programAnswer(value)?.name ?? "";
 }
 
 /** The file a build directory's facts are kept in. */
@@ -495,13 +576,30 @@ function exists(fact: Fact): boolean {
   return typeof file === "string" && statOrNone(file) !== null;
 }
 
+/** The name of the partial file a process writes a facts file `path` through. */
+function partName(path: string): string {
+  return `${path}.${process.pid}-${crypto.randomUUID()}.part`;
+}
+
+/**
+ * The pid of the process that wrote a partial facts file named `name` (see
+ * {@link partName}; a killed build leaves it behind), or null if the name is
+ * no such file's.
+ */
+export function factsPartPid(name: string): number | null {
+  const m =
+    /^\.(?:input|tool)-facts\.json\.(\d+)-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\.part$/
+      .exec(name);
+  return m === null ? null : Number(m[1]);
+}
+
 /**
  * Write `text` to `path` whole or not at all, unless it holds that text
  * already. On failure, the partial file is removed.
  */
 async function writeFacts(path: string, text: string): Promise<void> {
   if (onDisk.get(path) === text) return;
-  const part = `${path}.${process.pid}-${crypto.randomUUID()}.part`;
+  const part = partName(path);
   try {
     await writeFile(part, text);
     await rename(part, path);

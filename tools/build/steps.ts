@@ -10,7 +10,14 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { commandText } from "../host/command.ts";
 import process from "node:process";
-import { fileHash, programIdentity, StatMemo, TOOL_ENV, toolFact } from "./input_facts.ts";
+import {
+  fileHash,
+  programIdentity,
+  programName,
+  StatMemo,
+  TOOL_ENV,
+  toolFact,
+} from "./input_facts.ts";
 
 /** A compiler, assembler or linker failure, with the tool's own output. */
 export class BuildError extends Error {
@@ -119,7 +126,12 @@ export interface Step {
   depfile?: string;
   /** Name for logs and errors. */
   label: string;
-  /** Identity of the tool (its version line), so an upgrade rebuilds. */
+  /**
+   * Identity of the tool run, so a change to it rebuilds: one of
+   * {@link ToolIds}, from {@link buildToolIds} (its version line, the real
+   * path and identity of the files that do the work, for C the compiler
+   * proper and the assembler, and the environment variables the tool reads).
+   */
   toolId: string;
 }
 
@@ -211,14 +223,12 @@ function envPart(vars: readonly string[], env: ToolEnv): string[] {
 /**
  * The path of the program `cc` runs as `prog` (`cc -print-prog-name=cc1`:
  * a path, or a name the driver looks for on PATH), or "" if `cc` does not
- * say. Asked once per compiler binary (input_facts.ts).
+ * say. Asked once per compiler binary, and again once a program of that
+ * name appears where the driver would run it instead (input_facts.ts
+ * programName).
  */
 function progName(cc: string, prog: string): Promise<string> {
-  const flag = `-print-prog-name=${prog}`;
-  return toolFact(cc, flag, async () => {
-    const r = await commandText(cc, [flag]);
-    return r.failed ? "" : r.stdout.trim();
-  });
+  return programName(cc, prog, (args) => commandText(cc, args));
 }
 
 /**
