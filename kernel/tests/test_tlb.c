@@ -1128,3 +1128,34 @@ KTEST(tlb, window_batch_frees_tables_after_its_flush)
 	KASSERT_EQ(free_frames(), free0 + 1);
 	KASSERT_EQ(this_cpu()->tlb_open, 0);
 }
+
+/*
+ * Dropping a space through the window sends its one full round to the CPUs
+ * sharing this space (the window is in this space's PML4: their walks may
+ * cache the dropped tables), idle ones too, not to the dropped space's
+ * CPUs (none: it is loaded nowhere). The copy has a PDPT, a PD and a PT.
+ */
+KTEST(tlb, window_drop_rounds_on_this_spaces_cpus)
+{
+	NEED_CPUS(2);
+	pml4_t here = current_page_map(), space = 0;
+	u32 others = 0;
+	for (u32 m = tlb_space_cpus(here) & ~(1u << this_cpu()->cpu_id); m; m &= m - 1)
+		others++;
+	struct tlb_stats s0, s1;
+	KASSERT_EQ(map_region(tslot(TSLOT_TLB), FAKE_PHYS, 1, VMM_USER), 0);
+	int copied = copy_page_map(&space);
+	KASSERT_EQ(unmap_region(tslot(TSLOT_TLB), 1, 0), 0);
+	KASSERT_EQ(copied, 0);
+	tlb_get_stats(&s0);
+	int dropped = drop_page_map(space, 0);
+	tlb_get_stats(&s1);
+	KASSERT_EQ(dropped, 0);
+	/* The test needs somebody to reach: every CPU idles in the boot space. */
+	KASSERT_EQ(others, smp_cpu_count() - 1);
+	KASSERT_EQ(s1.shootdowns - s0.shootdowns, 1);
+	KASSERT_EQ(s1.full - s0.full, 1);
+	KASSERT_EQ(s1.ipis - s0.ipis, others);
+	KASSERT_EQ(s1.idle_deferred - s0.idle_deferred, 0);
+	KASSERT_EQ(this_cpu()->tlb_open, 0);
+}
