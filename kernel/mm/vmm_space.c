@@ -61,7 +61,8 @@ static void other_unlink(struct tlb_batch *b)
  * next CR3 load (window_stale). Until then they stay harmless, even once
  * the space's tables are freed and their frames reused: the clear's invlpg
  * dropped every paging-structure cache entry of this CPU (SDM 4.10.4.1:
- * INVLPG invalidates all of them, whatever their address), so no walk
+ * INVLPG invalidates all of them, whatever their address; on AMD only with
+ * EFER.TCE clear, APM Vol. 2 §3.1.7, as boot.asm keeps it), so no walk
  * reads a table through a stale entry, and the window pages themselves are
  * never accessed unattached (the next attach here reloads CR3 first; a
  * spawn or an exit switches spaces right after anyway), and a speculative
