@@ -109,15 +109,13 @@ static int other_detach_freeing(struct tlb_batch *b, pml4_t space)
  */
 static void other_init_pml4(pml4_t space, bool zeroed)
 {
-	if (!zeroed) {
-		vmm_zero_page((void *)window_entry_addr(WINDOW_OTHER, LEVEL_PML4, 0));
-		/*
-		 * Its old contents were live as the table that maps the other
-		 * window's PDPT pages: drop every window page a walk may have
-		 * cached from them (none is global).
-		 */
-		load_cr3(read_cr3());
-	}
+	/*
+	 * Else its old contents were live as the table that maps the other
+	 * window's PDPT pages, in this space's PML4, which every CPU sharing
+	 * this space may walk: zeroed, then flushed here and on them.
+	 */
+	if (!zeroed)
+		table_zero_linked((void *)window_entry_addr(WINDOW_OTHER, LEVEL_PML4, 0));
 	volatile const u64 *from = window_entry(WINDOW_SELF, LEVEL_PML4, KERNEL_HALF_START);
 	struct pte_run to = pte_run_at(WINDOW_OTHER, LEVEL_PML4, KERNEL_HALF_START);
 	u64 n = TABLE_ENTRIES - KERNEL_FIRST_SLOT;
