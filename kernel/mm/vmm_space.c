@@ -84,10 +84,12 @@ static void other_detach(void)
 /*
  * Detach the attached `space`, whose user half was cleared into window
  * batch b (tlb.h: tlb_batch_begin_window), and free it: its PML4 joins the
- * tables b holds, and b's finish reloads CR3 here, shoots down every CPU
- * that may cache the window (those sharing this space, those whose window
- * is stale) and only then gives the frames to the PMM. 0 or the first
- * error freeing them.
+ * tables b holds, and b's finish reloads CR3 here, sends a full round to
+ * every other CPU sharing this space (idle ones too: their walks may cache
+ * the window's tables) and only then gives the frames to the PMM. A CPU
+ * is not asked because its window is stale (percpu.h: window_stale): its
+ * detach's invlpg left it leaf entries of window pages only, which no walk
+ * reads a table through (other_detach). 0 or the first error freeing them.
  */
 static int other_detach_freeing(struct tlb_batch *b, pml4_t space)
 {
