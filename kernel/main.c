@@ -44,6 +44,12 @@ static void boot_windows(void)
 	u64 before = free_frame_count();
 	const void *initrd;
 	u64 initrd_len;
+	/*
+	 * The scratch page first: every table made from here on is zeroed
+	 * before it is linked, so table_zero_linked (and its full rounds) runs
+	 * only before the APs exist.
+	 */
+	(void)cow_init(); /* -E_NOMEM: the first fork tries again */
 	sched_init();
 	timer_init();
 	smp_init();
@@ -51,7 +57,6 @@ static void boot_windows(void)
 		kprintf("# warning: no frames to keep the threads' kernel stacks (or their tables): "
 			"each exit unmaps its stack and its tables\n");
 	(void)initrd_get(&initrd, &initrd_len); /* -E_NOENT without a boot module: nothing mapped */
-	(void)cow_init(); /* -E_NOMEM: the first fork tries again */
 	kprintf("# boot: the LAPIC, initrd and copy-on-write windows and the CPUs' and threads' stacks took %llu frames\n",
 		before - free_frame_count());
 }

@@ -24,6 +24,11 @@ export const EFER: readonly ArchConstant[] = [
   k("EFER_SCE", bit(0), "EFER: syscall/sysret enable"),
   k("EFER_LME", bit(8), "EFER: long mode enable"),
   k("EFER_NXE", bit(11), "EFER: the NX bit of page entries is honoured"),
+  k(
+    "EFER_TCE",
+    bit(15),
+    "EFER: AMD translation cache extension; set, INVLPG keeps upper-level paging-structure cache entries (AMD APM Vol. 2 §3.1.7); the kernel keeps it clear",
+  ),
 ];
 
 /** CPUID leaves and feature bits (Intel SDM Vol. 2A, CPUID). */

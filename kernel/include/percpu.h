@@ -53,7 +53,9 @@ struct percpu {
 	 * The other window was detached here since this CPU's last CR3 load
 	 * for a switch, so its TLB may still hold window entries: the next
 	 * attach here reloads CR3 first (vmm_space.c). Leaf entries only: the
-	 * detach's invlpg dropped every paging-structure cache entry here.
+	 * detach's invlpg dropped every paging-structure cache entry here
+	 * (SDM 4.10.4.1; on AMD with EFER.TCE clear, as boot.asm keeps it,
+	 * APM Vol. 2 §3.1.7).
 	 */
 	bool window_stale;
 };

@@ -166,7 +166,8 @@ static inline void pte_run_change(const struct pte_change_run *c, u64 i, u64 val
  * A batch of changes to present PTEs of the current space's user half
  * (pte_batch_change), whose TLB entries are dropped together when the batch
  * ends: an invlpg of each changed page when there are at most
- * TLB_FLUSH_CEILING (each also drops every paging-structure cache entry),
+ * TLB_FLUSH_CEILING (each also drops every paging-structure cache entry:
+ * SDM 4.10.4.1; AMD APM Vol. 2 §3.1.7 with EFER.TCE clear, boot.asm),
  * else one CR3 reload, which drops every non-global TLB entry and
  * paging-structure cache entry, and user pages are never global (vmm.h).
  * A fork of a small program changes a few entries: under TCG a CR3 load

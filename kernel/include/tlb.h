@@ -199,7 +199,8 @@ static inline int tlb_batch_free_frame(struct tlb_batch *b, u64 frame)
 /*
  * Free page table `frame` (b unlinked it) once no CPU can cache it: at once
  * with one CPU (the unlink's invlpg dropped this CPU's paging-structure
- * caches, SDM 4.10.4.1), else after b's round; through a window batch
+ * caches, SDM 4.10.4.1; AMD APM Vol. 2 §3.1.7 with EFER.TCE clear, as
+ * boot.asm keeps it), else after b's round; through a window batch
  * always after its CR3 reload and round (tlb_batch_begin_window).
  */
 static inline int tlb_batch_free_table(struct tlb_batch *b, u64 frame)

@@ -494,6 +494,16 @@ static void ensure_table(int level, u64 va)
 	pte_install(WINDOW_SELF, level + 1, va, bump_take(&table_frames) | PTE_P | PTE_W);
 	/* The new table appears at its self-map address: zero it there. */
 	u64 table = ALIGN_DOWN((u64)selfmap_entry(level, va), PAGE_SIZE);
+	/*
+	 * That page's translation goes through the tables of the levels above,
+	 * each linked before it was zeroed: a walk may have cached its leaf
+	 * entry, or an entry on its path, from their old contents. Dropped
+	 * first (SDM 4.10.4.1: the page's entry and every paging-structure
+	 * cache entry; AMD APM Vol. 2 §3.1.7: with EFER.TCE set too, those on
+	 * its path), so the zeros go to this frame; the tables above were
+	 * zeroed so already.
+	 */
+	invlpg(table);
 	memset((void *)table, 0, PAGE_SIZE);
 }
 
@@ -501,7 +511,9 @@ static void ensure_table(int level, u64 va)
  * Create the PDPT, PDs and PTs that [start, end) needs, top-down so each
  * parent exists. Each was linked before it was zeroed, so a walk may have
  * cached entries of its old contents, for any address under it (SDM
- * 4.10.4): one CR3 reload drops them all (boot, one CPU up, CR4.PGE off).
+ * 4.10.4): ensure_table drops those on its self-map page's path before it
+ * zeroes through it, and one CR3 reload at the end drops the rest before
+ * [start, end) is used (boot, one CPU up, CR4.PGE off).
  */
 static void build_tables(u64 start, u64 end)
 {

@@ -61,7 +61,8 @@ static void other_unlink(struct tlb_batch *b)
  * next CR3 load (window_stale). Until then they stay harmless, even once
  * the space's tables are freed and their frames reused: the clear's invlpg
  * dropped every paging-structure cache entry of this CPU (SDM 4.10.4.1:
- * INVLPG invalidates all of them, whatever their address), so no walk
+ * INVLPG invalidates all of them, whatever their address; on AMD only with
+ * EFER.TCE clear, APM Vol. 2 §3.1.7, as boot.asm keeps it), so no walk
  * reads a table through a stale entry, and the window pages themselves are
  * never accessed unattached (the next attach here reloads CR3 first; a
  * spawn or an exit switches spaces right after anyway), and a speculative
@@ -83,10 +84,12 @@ static void other_detach(void)
 /*
  * Detach the attached `space`, whose user half was cleared into window
  * batch b (tlb.h: tlb_batch_begin_window), and free it: its PML4 joins the
- * tables b holds, and b's finish reloads CR3 here, shoots down every CPU
- * that may cache the window (those sharing this space, those whose window
- * is stale) and only then gives the frames to the PMM. 0 or the first
- * error freeing them.
+ * tables b holds, and b's finish reloads CR3 here, sends a full round to
+ * every other CPU sharing this space (idle ones too: their walks may cache
+ * the window's tables) and only then gives the frames to the PMM. A CPU
+ * is not asked because its window is stale (percpu.h: window_stale): its
+ * detach's invlpg left it leaf entries of window pages only, which no walk
+ * reads a table through (other_detach). 0 or the first error freeing them.
  */
 static int other_detach_freeing(struct tlb_batch *b, pml4_t space)
 {
@@ -108,15 +111,13 @@ static int other_detach_freeing(struct tlb_batch *b, pml4_t space)
  */
 static void other_init_pml4(pml4_t space, bool zeroed)
 {
-	if (!zeroed) {
-		vmm_zero_page((void *)window_entry_addr(WINDOW_OTHER, LEVEL_PML4, 0));
-		/*
-		 * Its old contents were live as the table that maps the other
-		 * window's PDPT pages: drop every window page a walk may have
-		 * cached from them (none is global).
-		 */
-		load_cr3(read_cr3());
-	}
+	/*
+	 * Else its old contents were live as the table that maps the other
+	 * window's PDPT pages, in this space's PML4, which every CPU sharing
+	 * this space may walk: zeroed, then flushed here and on them.
+	 */
+	if (!zeroed)
+		table_zero_linked((void *)window_entry_addr(WINDOW_OTHER, LEVEL_PML4, 0));
 	volatile const u64 *from = window_entry(WINDOW_SELF, LEVEL_PML4, KERNEL_HALF_START);
 	struct pte_run to = pte_run_at(WINDOW_OTHER, LEVEL_PML4, KERNEL_HALF_START);
 	u64 n = TABLE_ENTRIES - KERNEL_FIRST_SLOT;

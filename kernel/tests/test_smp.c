@@ -89,6 +89,28 @@ KTEST(smp, each_cpu_has_its_own_state)
 	}
 }
 
+static void read_efer(void *arg)
+{
+	*(u64 *)arg = rdmsr(MSR_EFER);
+}
+
+/*
+ * EFER.TCE is clear on every CPU (boot.asm clears what a loader left; the
+ * APs get LME and NXE only): with it set, an AMD CPU's INVLPG keeps the
+ * upper-level paging-structure cache entries (APM Vol. 2 §3.1.7), and the
+ * TLB code frees tables on the word that INVLPG drops them all (tlb.h).
+ */
+KTEST(smp, efer_tce_clear_on_every_cpu)
+{
+	u64 efer = rdmsr(MSR_EFER);
+	KASSERT_EQ(efer & EFER_TCE, 0);
+	for (u32 c = 1; c < smp_cpu_count(); c++) {
+		efer = ~0ULL;
+		KASSERT_EQ(smp_call(c, read_efer, &efer), 0);
+		KASSERT_EQ(efer & EFER_TCE, 0);
+	}
+}
+
 /*
  * Whether CPU c took, after before[c] ticks, two consecutive ticks at most
  * two periods apart: its timer runs at no less than half its rate (a stall

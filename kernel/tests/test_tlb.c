@@ -7,6 +7,7 @@
  * CPU 0 (which runs tests with interrupts off) serves the shootdowns aimed
  * at it (tlb_poll). Tests that need two CPUs skip on one.
  */
+#include <cow.h>
 #include <cpu.h>
 #include <ktest.h>
 #include <layout.h>
@@ -1126,5 +1127,69 @@ KTEST(tlb, window_batch_frees_tables_after_its_flush)
 	KASSERT_EQ(tlb_batch_finish(&b), 0);
 	KASSERT_EQ(held, free0);
 	KASSERT_EQ(free_frames(), free0 + 1);
+	KASSERT_EQ(this_cpu()->tlb_open, 0);
+}
+
+/*
+ * Dropping a space through the window sends its one full round to the CPUs
+ * sharing this space (the window is in this space's PML4: their walks may
+ * cache the dropped tables), idle ones too, not to the dropped space's
+ * CPUs (none: it is loaded nowhere). The copy has a PDPT, a PD and a PT.
+ */
+KTEST(tlb, window_drop_rounds_on_this_spaces_cpus)
+{
+	NEED_CPUS(2);
+	pml4_t here = current_page_map(), space = 0;
+	u32 others = 0;
+	for (u32 m = tlb_space_cpus(here) & ~(1u << this_cpu()->cpu_id); m; m &= m - 1)
+		others++;
+	struct tlb_stats s0, s1;
+	KASSERT_EQ(map_region(tslot(TSLOT_TLB), FAKE_PHYS, 1, VMM_USER), 0);
+	int copied = copy_page_map(&space);
+	KASSERT_EQ(unmap_region(tslot(TSLOT_TLB), 1, 0), 0);
+	KASSERT_EQ(copied, 0);
+	tlb_get_stats(&s0);
+	int dropped = drop_page_map(space, 0);
+	tlb_get_stats(&s1);
+	KASSERT_EQ(dropped, 0);
+	/* The test needs somebody to reach: every CPU idles in the boot space. */
+	KASSERT_EQ(others, smp_cpu_count() - 1);
+	KASSERT_EQ(s1.shootdowns - s0.shootdowns, 1);
+	KASSERT_EQ(s1.full - s0.full, 1);
+	KASSERT_EQ(s1.ipis - s0.ipis, others);
+	KASSERT_EQ(s1.idle_deferred - s0.idle_deferred, 0);
+	KASSERT_EQ(this_cpu()->tlb_open, 0);
+}
+
+/* The rounds new_page_map sent, with the scratch page off (`off`) or on. */
+static int new_space_rounds(bool off, struct tlb_stats *d)
+{
+	struct tlb_stats s0, s1;
+	pml4_t space = 0;
+	tlb_get_stats(&s0);
+	cow_test_scratch_off = off;
+	int err = new_page_map(&space);
+	cow_test_scratch_off = false;
+	tlb_get_stats(&s1);
+	d->shootdowns = s1.shootdowns - s0.shootdowns;
+	d->full = s1.full - s0.full;
+	d->ipis = s1.ipis - s0.ipis;
+	return err ? err : drop_page_map(space, 0);
+}
+
+/*
+ * A new space's PML4 not zeroed through the scratch page is zeroed in
+ * place in PML4[OTHER_SLOT] of this space, which every CPU sharing it may
+ * walk: one more full round than with the scratch page, to every other CPU.
+ */
+KTEST(tlb, pml4_zeroed_in_place_rounds_on_every_cpu)
+{
+	NEED_CPUS(2);
+	struct tlb_stats on, off;
+	KASSERT_EQ(new_space_rounds(false, &on), 0);
+	KASSERT_EQ(new_space_rounds(true, &off), 0);
+	KASSERT_EQ(off.shootdowns - on.shootdowns, 1);
+	KASSERT_EQ(off.full - on.full, 1);
+	KASSERT_EQ(off.ipis - on.ipis, smp_cpu_count() - 1);
 	KASSERT_EQ(this_cpu()->tlb_open, 0);
 }

@@ -146,8 +146,14 @@ boot_common:
     mov eax, boot_pml4_phys
     mov cr3, eax
 
+    ; EFER as the loader left it, but TCE: an AMD CPU with it set (a kexec
+    ; from Linux >= 6.15 may hand it over) makes INVLPG keep the upper-level
+    ; paging-structure cache entries (AMD APM Vol. 2 §3.1.7), and the TLB
+    ; code relies on INVLPG dropping them all (SDM Vol. 3A §4.10.4.1; tlb.h).
+    ; The APs get exactly LME and NXE (smp.c).
     mov ecx, MSR_EFER
     rdmsr
+    and eax, ~EFER_TCE
     or eax, EFER_LME
     test ebp, CPUID_EDX_NX
     jz .efer
