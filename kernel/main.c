@@ -45,11 +45,15 @@ static void boot_windows(void)
 	const void *initrd;
 	u64 initrd_len;
 	/*
-	 * The scratch page first: every table made from here on is zeroed
+	 * The scratch page first: from then on every new table is zeroed
 	 * before it is linked, so table_zero_linked (and its full rounds) runs
-	 * only before the APs exist.
+	 * before the APs exist and later only under the test switch
+	 * cow_test_scratch_off. Unless this call finds no frame (-E_NOMEM,
+	 * ignored: the first fork tries again): then every new table takes that
+	 * fallback until a fork's cow_init succeeds, with full rounds to every
+	 * CPU once the APs are up.
 	 */
-	(void)cow_init(); /* -E_NOMEM: the first fork tries again */
+	(void)cow_init();
 	sched_init();
 	timer_init();
 	smp_init();

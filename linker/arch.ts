@@ -34,10 +34,11 @@ export const EFER: readonly ArchConstant[] = [
 /** CPUID leaves and feature bits (Intel SDM Vol. 2A, CPUID). */
 export const CPUID: readonly ArchConstant[] = [
   k("CPUID_EXT_MAX", 0x8000_0000, "CPUID leaf: EAX = highest extended leaf"),
-  k("CPUID_EXT_FEATURES", 0x8000_0001, "CPUID leaf: extended features (EDX bits below)"),
+  k("CPUID_EXT_FEATURES", 0x8000_0001, "CPUID leaf: extended features (EDX and ECX bits below)"),
   k("CPUID_EDX_NX", bit(20), "CPUID 80000001H EDX: no-execute pages"),
   k("CPUID_EDX_PAGE1GB", bit(26), "CPUID 80000001H EDX: 1 GiB pages"),
   k("CPUID_EDX_LM", bit(29), "CPUID 80000001H EDX: long mode"),
+  k("CPUID_ECX_TCE", bit(17), "CPUID 80000001H ECX: EFER.TCE exists (AMD APM Vol. 3, E.4.2)"),
   k("CPUID_EXT_ADDR_SIZES", 0x8000_0008, "CPUID leaf: EAX[7:0] = MAXPHYADDR"),
   k("CPUID_FEATURES", 1, "CPUID leaf: basic features (ECX bits below)"),
   k("CPUID_1_ECX_HYPERVISOR", bit(31), "CPUID 1 ECX: running under a hypervisor"),

@@ -9,6 +9,7 @@ import {
   selfMapTableAddress,
   tableIndex,
 } from "../linker/layout.ts";
+import { renderCHeader, renderNasmInclude } from "../linker/constants.ts";
 
 Deno.test("layout: slot 510 puts the tables at the textbook addresses", () => {
   const l = deriveLayout();
@@ -138,4 +139,26 @@ Deno.test("layout: user-half configurations that cannot work are refused", () =>
   bad({ initrdSlot: 510 }, /collides with the self-map/);
   bad({ initrdSlot: 3 }, /not a kernel-half PML4 slot/);
   assert.throws(() => deriveLayout({ ...DEFAULT_LAYOUT_CONFIG, userStackPages: 0 }), LayoutError);
+});
+
+// The manuals' numbers, written out here, not taken from linker/arch.ts: EFER (Intel SDM Vol. 4
+// Table 2-2; AMD APM Vol. 2 §3.1.7: TCE is bit 15) and CPUID 80000001H ECX[17], TCE's presence
+// (APM Vol. 3 E.4.2). A wrong TCE bit would clear some other EFER bit at boot, or skip
+// smp.efer_tce_clear_on_every_cpu on the CPUs that have TCE.
+Deno.test("layout: the generated EFER bits and CPUID's TCE bit are the manuals'", () => {
+  const expected: [string, bigint][] = [
+    ["MSR_EFER", 0xc000_0080n],
+    ["EFER_SCE", 1n << 0n],
+    ["EFER_LME", 1n << 8n],
+    ["EFER_NXE", 1n << 11n],
+    ["EFER_TCE", 1n << 15n],
+    ["CPUID_ECX_TCE", 1n << 17n],
+  ];
+  const layout = deriveLayout();
+  const c = renderCHeader(layout), nasm = renderNasmInclude(layout);
+  for (const [name, value] of expected) {
+    const hex = "0x" + value.toString(16);
+    assert.match(c, new RegExp(`^#define ${name} ${hex}ULL$`, "m"), `layout.h: ${name}`);
+    assert.match(nasm, new RegExp(`^%define ${name} ${hex} ;`, "m"), `layout.inc: ${name}`);
+  }
 });

@@ -9,7 +9,8 @@
  * faults, bottom-up, at most three deep) and returns, so the faulting store
  * runs again. Zeroed before it is linked, the table never shows a walk its
  * frame's old contents (SDM 4.10.4); until the scratch page's own table
- * exists (early boot), it is zeroed in place after the link instead, and
+ * exists (early boot; later too if boot's cow_init found no frame, until a
+ * fork's succeeds), it is zeroed in place after the link instead, and
  * every CPU flushes (table_zero_linked).
  *
  * Out of frames: every entry store that may meet a missing table goes

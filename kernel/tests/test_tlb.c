@@ -1161,6 +1161,55 @@ KTEST(tlb, window_drop_rounds_on_this_spaces_cpus)
 	KASSERT_EQ(this_cpu()->tlb_open, 0);
 }
 
+/* CPUs in mask m (no libgcc: no __builtin_popcount). */
+static u32 cpus_in(u32 m)
+{
+	u32 n = 0;
+	for (; m; m &= m - 1)
+		n++;
+	return n;
+}
+
+/*
+ * The same drop with CPU 1 in another space (spinning, interrupts on): the
+ * round goes to this space's other CPUs and not to CPU 1, whose walks never
+ * see this space's window. Sent as a kernel-half round (to every CPU), the
+ * batch would ask CPU 1 too: one IPI more.
+ */
+KTEST(tlb, window_drop_skips_cpus_in_other_spaces)
+{
+	NEED_CPUS(2);
+	pml4_t here = current_page_map(), space = 0, away = 0;
+	struct tlb_stats s0, s1;
+	KASSERT_EQ(new_page_map(&away), 0);
+	KASSERT_EQ(map_region(tslot(TSLOT_TLB), FAKE_PHYS, 1, VMM_USER), 0);
+	int copied = copy_page_map(&space);
+	KASSERT_EQ(unmap_region(tslot(TSLOT_TLB), 1, 0), 0);
+	KASSERT_EQ(copied, 0);
+	struct visit v = {.space = away, .boot = here};
+	KASSERT_EQ(smp_run(1, visit_space, &v), 0);
+	while (!__atomic_load_n(&v.there, __ATOMIC_ACQUIRE))
+		relax();
+	u32 asked = tlb_space_cpus(here) & ~(1u << this_cpu()->cpu_id);
+	tlb_get_stats(&s0);
+	int dropped = drop_page_map(space, 0);
+	tlb_get_stats(&s1);
+	__atomic_store_n(&v.leave, true, __ATOMIC_RELEASE);
+	int joined = join(1);
+	KASSERT_EQ(joined, 0);
+	KASSERT_EQ(dropped, 0);
+	KASSERT_EQ(drop_page_map(away, 0), 0);
+	/* Every CPU but this one and CPU 1 idles here: asked, idle or not. */
+	KASSERT_EQ(asked & (1u << 1), 0);
+	KASSERT_EQ(cpus_in(asked), smp_cpu_count() - 2);
+	u64 rounds = smp_cpu_count() > 2;
+	KASSERT_EQ(s1.shootdowns - s0.shootdowns, rounds);
+	KASSERT_EQ(s1.full - s0.full, rounds);
+	KASSERT_EQ(s1.ipis - s0.ipis, smp_cpu_count() - 2);
+	KASSERT_EQ(s1.idle_deferred - s0.idle_deferred, 0);
+	KASSERT_EQ(this_cpu()->tlb_open, 0);
+}
+
 /* The rounds new_page_map sent, with the scratch page off (`off`) or on. */
 static int new_space_rounds(bool off, struct tlb_stats *d)
 {
