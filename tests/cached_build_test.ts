@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { buildToolIds } from "../tools/build/steps.ts";
+import { buildToolIds, compilerIdentity } from "../tools/build/steps.ts";
 import { aged, cachedBuildInputs, tempDir } from "./support.ts";
 
 /** A script with `text` at `path`, executable. */
@@ -111,6 +111,37 @@ Deno.test("cached build: the identities of NASM and ld change with their files, 
       assert.equal(second.ld, first.ld);
       await script(ld, "#!/bin/sh\n# rebuilt\necho 'GNU ld (GNU Binutils for Debian) 2.40'\n");
       assert.notEqual((await buildToolIds(gcc, env, { nasm, ld })).ld, first.ld, "ld changed");
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("cached build: the C driver's identity changes with its own file (clang: the driver is the compiler), though it says the same version", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await aged(async () => {
+      // As clang answers: a bare name for cc1 and as, the same version line after a rebuild.
+      const clang = join(dir, "clang");
+      const body = (note: string) =>
+        `#!/bin/sh
+# ${note}
+case "$1" in
+  --version) echo "Debian clang version 14.0.6";;
+  -print-prog-name=*) echo "\${1#-print-prog-name=}";;
+  *) exit 1;;
+esac
+`;
+      await script(clang, body("build 1"));
+      const env = Deno.env.toObject();
+      const first = await compilerIdentity(clang, env);
+      assert.equal(await compilerIdentity(clang, env), first);
+      await script(clang, body("build 2: a patched compiler"));
+      assert.notEqual(
+        await compilerIdentity(clang, env),
+        first,
+        "the driver changed, its identity did not",
+      );
     });
   } finally {
     await cleanup();

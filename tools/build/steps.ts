@@ -233,9 +233,11 @@ function progName(cc: string, prog: string): Promise<string> {
 
 /**
  * Identity of a C compiler for its steps' keys: its version line (see
- * {@link toolIdentity}), the real path and identity of the compiler proper
- * and the assembler it runs (cc1 and as: either may change while the driver
- * stays the same file), and {@link COMPILE_ENV} as `env` has it (the
+ * {@link toolIdentity}), the real path and identity of the driver's own file
+ * (clang, tcc, zig cc: the driver is the compiler, and a rebuilt package may
+ * say the same version), those of the compiler proper and the assembler it
+ * runs (cc1 and as: either may change while the driver stays the same file),
+ * and {@link COMPILE_ENV} as `env` has it (the
  * process's environment unless a test gives another).
  */
 export async function compilerIdentity(
@@ -250,6 +252,7 @@ export async function compilerIdentity(
   const prog = (name: string) => name === "" ? "unknown" : programIdentity(name);
   return [
     version,
+    `driver ${programIdentity(cc)}`,
     `cc1 ${prog(cc1)}`,
     `as ${prog(as)}`,
     ...envPart(COMPILE_ENV, env),
