@@ -147,3 +147,30 @@ esac
     await cleanup();
   }
 });
+
+Deno.test("cached build: the identity of strip changes with its file, though it says the same version", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await aged(async () => {
+      const gcc = await fakeDriver(dir);
+      const [nasm, ld, strip] = [join(dir, "nasm"), join(dir, "ld"), join(dir, "strip")];
+      await script(nasm, "#!/bin/sh\necho 'NASM version 2.16.01'\n");
+      await script(ld, "#!/bin/sh\necho 'GNU ld (GNU Binutils for Debian) 2.40'\n");
+      await script(strip, "#!/bin/sh\necho 'GNU strip (GNU Binutils for Debian) 2.40'\n");
+      const names = { nasm, ld, strip };
+      const env = Deno.env.toObject();
+      const first = await buildToolIds(gcc, env, names);
+      assert.match(first.strip, /GNU strip/);
+      assert.deepEqual(await buildToolIds(gcc, env, names), first);
+      await script(
+        strip,
+        "#!/bin/sh\n# rebuilt\necho 'GNU strip (GNU Binutils for Debian) 2.40'\n",
+      );
+      const second = await buildToolIds(gcc, env, names);
+      assert.notEqual(second.strip, first.strip, "strip changed, its identity did not");
+      assert.equal(second.ld, first.ld);
+    });
+  } finally {
+    await cleanup();
+  }
+});

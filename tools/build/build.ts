@@ -160,6 +160,7 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
     ccId: ctx.ids.cc,
     nasmId: ctx.ids.nasm,
     ldId: ctx.ids.ld,
+    stripId: ctx.ids.strip,
     log: ctx.log,
   });
   if (user) compiled.push(...user.ran);

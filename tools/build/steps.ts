@@ -280,6 +280,8 @@ export interface ToolIds {
   cc: string;
   nasm: string;
   ld: string;
+  /** strip (binutils, beside ld; a rebuilt one may say the same version). */
+  strip: string;
 }
 
 /** The C compiler a build runs: the one asked for, else $CC, else gcc. */
@@ -288,20 +290,21 @@ export function buildCompiler(cc: string | undefined, env: ToolEnv = process.env
 }
 
 /**
- * The identities of the tools a build runs (the C compiler `cc`, and NASM
- * and ld by the names the build runs them by, `nasm` and `ld`, which only a
- * test changes), as its steps' keys hold them: the one rule for what a
+ * The identities of the tools a build runs (the C compiler `cc`, and NASM,
+ * ld and strip by the names the build runs them by, `nasm`, `ld` and
+ * `strip`, which only a test changes), as its steps' keys hold them: the one rule for what a
  * build's output depends on besides its inputs.
  */
 export async function buildToolIds(
   cc: string,
   env: ToolEnv = process.env,
-  names: { nasm: string; ld: string } = { nasm: "nasm", ld: "ld" },
+  names: { nasm: string; ld: string; strip?: string } = { nasm: "nasm", ld: "ld" },
 ): Promise<ToolIds> {
-  const [ccId, nasm, ld] = await Promise.all([
+  const [ccId, nasm, ld, strip] = await Promise.all([
     compilerIdentity(cc, env),
     programToolIdentity(names.nasm, "-v", NASM_ENV, env),
     programToolIdentity(names.ld, "--version", LD_ENV, env),
+    programToolIdentity(names.strip ?? "strip", "--version", [], env),
   ]);
-  return { cc: ccId, nasm, ld };
+  return { cc: ccId, nasm, ld, strip };
 }
