@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildToolIds, compilerIdentity } from "../tools/build/steps.ts";
-import { aged, cachedBuildInputs, tempDir } from "./support.ts";
+import { aged, cachedBuildInputs, tempDir, uncachedHeaderVars } from "./support.ts";
 
 /** A script with `text` at `path`, executable. */
 async function script(path: string, text: string): Promise<void> {
@@ -173,4 +173,16 @@ Deno.test("cached build: the identity of strip changes with its file, though it 
   } finally {
     await cleanup();
   }
+});
+
+Deno.test("cached build: with CPATH or C_INCLUDE_PATH set it is not reused (the headers there are inputs its key does not hold)", () => {
+  const env = Deno.env.toObject();
+  delete env.CPATH;
+  delete env.C_INCLUDE_PATH;
+  assert.deepEqual(uncachedHeaderVars(env), []);
+  assert.deepEqual(uncachedHeaderVars({ ...env, CPATH: "", C_INCLUDE_PATH: "" }), []);
+  assert.deepEqual(uncachedHeaderVars({ ...env, CPATH: "/opt/include" }), ["CPATH"]);
+  assert.deepEqual(uncachedHeaderVars({ ...env, C_INCLUDE_PATH: "/opt/include" }), [
+    "C_INCLUDE_PATH",
+  ]);
 });
