@@ -150,7 +150,7 @@ export async function cachedBuildInputs(
   options: Omit<BuildOptions, "root" | "outDir" | "log">,
   env: ToolEnv = Deno.env.toObject(),
 ): Promise<CacheInputs> {
-  const tools = await buildToolIds(buildCompiler(options.cc, env), env);
+  const tools = await buildToolIds(buildCompiler(options.cc, env), env, undefined, ROOT);
   return { paths: BUILD_INPUTS, values: [options, tools] };
 }
 
