@@ -81,6 +81,7 @@ Deno.test("cached build: its key changes with the environment that changes what 
           "GCC_EXEC_PREFIX",
           "LIBRARY_PATH",
           "NASMENV",
+          "LDEMULATION",
         ]
       ) {
         assert.notEqual(await keyOf(gcc, { ...env, [v]: join(dir, "elsewhere") }), base, v);
