@@ -8,8 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { buildToolIds } from "../tools/build/steps.ts";
-import { aged, cachedBuildInputs, tempDir } from "./support.ts";
+import { buildToolIds, compilerIdentity } from "../tools/build/steps.ts";
+import { aged, cachedBuildInputs, tempDir, uncachedHeaderVars } from "./support.ts";
 
 /** A script with `text` at `path`, executable. */
 async function script(path: string, text: string): Promise<void> {
@@ -81,6 +81,7 @@ Deno.test("cached build: its key changes with the environment that changes what 
           "GCC_EXEC_PREFIX",
           "LIBRARY_PATH",
           "NASMENV",
+          "LDEMULATION",
         ]
       ) {
         assert.notEqual(await keyOf(gcc, { ...env, [v]: join(dir, "elsewhere") }), base, v);
@@ -115,4 +116,74 @@ Deno.test("cached build: the identities of NASM and ld change with their files, 
   } finally {
     await cleanup();
   }
+});
+
+Deno.test("cached build: the C driver's identity changes with its own file (clang: the driver is the compiler), though it says the same version", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await aged(async () => {
+      // As clang answers: a bare name for cc1 and as, the same version line after a rebuild.
+      const clang = join(dir, "clang");
+      const body = (note: string) =>
+        `#!/bin/sh
+# ${note}
+case "$1" in
+  --version) echo "Debian clang version 14.0.6";;
+  -print-prog-name=*) echo "\${1#-print-prog-name=}";;
+  *) exit 1;;
+esac
+`;
+      await script(clang, body("build 1"));
+      const env = Deno.env.toObject();
+      const first = await compilerIdentity(clang, env);
+      assert.equal(await compilerIdentity(clang, env), first);
+      await script(clang, body("build 2: a patched compiler"));
+      assert.notEqual(
+        await compilerIdentity(clang, env),
+        first,
+        "the driver changed, its identity did not",
+      );
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("cached build: the identity of strip changes with its file, though it says the same version", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await aged(async () => {
+      const gcc = await fakeDriver(dir);
+      const [nasm, ld, strip] = [join(dir, "nasm"), join(dir, "ld"), join(dir, "strip")];
+      await script(nasm, "#!/bin/sh\necho 'NASM version 2.16.01'\n");
+      await script(ld, "#!/bin/sh\necho 'GNU ld (GNU Binutils for Debian) 2.40'\n");
+      await script(strip, "#!/bin/sh\necho 'GNU strip (GNU Binutils for Debian) 2.40'\n");
+      const names = { nasm, ld, strip };
+      const env = Deno.env.toObject();
+      const first = await buildToolIds(gcc, env, names);
+      assert.match(first.strip, /GNU strip/);
+      assert.deepEqual(await buildToolIds(gcc, env, names), first);
+      await script(
+        strip,
+        "#!/bin/sh\n# rebuilt\necho 'GNU strip (GNU Binutils for Debian) 2.40'\n",
+      );
+      const second = await buildToolIds(gcc, env, names);
+      assert.notEqual(second.strip, first.strip, "strip changed, its identity did not");
+      assert.equal(second.ld, first.ld);
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("cached build: with CPATH or C_INCLUDE_PATH set it is not reused (the headers there are inputs its key does not hold)", () => {
+  const env = Deno.env.toObject();
+  delete env.CPATH;
+  delete env.C_INCLUDE_PATH;
+  assert.deepEqual(uncachedHeaderVars(env), []);
+  assert.deepEqual(uncachedHeaderVars({ ...env, CPATH: "", C_INCLUDE_PATH: "" }), []);
+  assert.deepEqual(uncachedHeaderVars({ ...env, CPATH: "/opt/include" }), ["CPATH"]);
+  assert.deepEqual(uncachedHeaderVars({ ...env, C_INCLUDE_PATH: "/opt/include" }), [
+    "C_INCLUDE_PATH",
+  ]);
 });

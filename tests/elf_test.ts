@@ -100,7 +100,7 @@ Deno.test("elf: a string table that does not end in NUL, or is cut short, is rea
   }
 });
 
-Deno.test("elf: a symbol table that links to no section is an ElfError, with symbols or without", async () => {
+Deno.test("elf: a symbol table that links to no section, the null section, a section that is no string table, or a string table outside the file is an ElfError", async () => {
   const bytes = await Deno.readFile((await builtKernel()).elf);
   const v = new DataView(bytes.buffer);
   const shoff = Number(v.getBigUint64(40, true));
@@ -120,6 +120,34 @@ Deno.test("elf: a symbol table that links to no section is an ElfError, with sym
       () => parseElf(copy),
       (e) => e instanceof ElfError && /links to no string table/.test(e.message),
       `size ${size}`,
+    );
+  }
+  // sh_link 0 (the null section), a link to a section that is no string table (.text), and a
+  // string table lying past the end of the file: each would give garbage names.
+  let text = -1;
+  for (let i = 0; i < count && text < 0; i++) {
+    const type = v.getUint32(shoff + i * shentsize + 4, true);
+    const flags = v.getBigUint64(shoff + i * shentsize + 8, true);
+    if (type === 1 && (flags & 4n) !== 0n) text = i; // SHT_PROGBITS, SHF_EXECINSTR
+  }
+  assert.ok(text > 0, "the kernel has code");
+  const strtab = v.getUint32(symtab + 40, true);
+  const broken: [string, (c: DataView) => void, RegExp][] = [
+    ["sh_link 0", (c) => c.setUint32(symtab + 40, 0, true), /links to no string table/],
+    ["a link to .text", (c) => c.setUint32(symtab + 40, text, true), /not a string table/],
+    [
+      "a string table past the end",
+      (c) => c.setBigUint64(shoff + strtab * shentsize + 24, BigInt(bytes.length + 16), true),
+      /string table lies outside the file/,
+    ],
+  ];
+  for (const [what, breakIt, message] of broken) {
+    const copy = bytes.slice();
+    breakIt(new DataView(copy.buffer));
+    assert.throws(
+      () => parseElf(copy),
+      (e) => e instanceof ElfError && message.test(e.message),
+      what,
     );
   }
 });

@@ -15,6 +15,7 @@ import {
   fileHash,
   fileIdentity,
   loadFacts,
+  programName,
   saveFacts,
   sha256Hex,
   toolFactsFile,
@@ -821,4 +822,85 @@ Deno.test("input facts: the next processes' child, if started, ends cleanly once
   const status = await next.close();
   if (!started) assert.equal(status, null);
   else assert.equal(status?.code, 0, "the next process failed (its error is above)");
+});
+
+Deno.test("input facts: a driver that names no program directories (-print-search-dirs fails, or prints no programs: line) is asked every process", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // A gcc binary (kept: its own name, ELF) whose -print-search-dirs does what the file
+    // `search` says: fail, print no programs: line, or name one directory.
+    await Deno.mkdir(join(dir, "bin"));
+    const [src, gcc, mode] = [join(dir, "driver.c"), join(dir, "bin", "gcc"), join(dir, "search")];
+    await Deno.writeTextFile(
+      src,
+      `#include <stdio.h>\n#include <string.h>\n` +
+        "int main(int argc, char **argv) {\n" +
+        '  char m[16] = "";\n' +
+        `  FILE *f = fopen("${mode}", "r");\n` +
+        "  if (f) { fgets(m, sizeof m, f); fclose(f); }\n" +
+        "  if (argc < 2) return 1;\n" +
+        '  if (!strcmp(argv[1], "-print-search-dirs")) {\n' +
+        '    if (!strncmp(m, "fail", 4)) return 1;\n' +
+        '    if (!strncmp(m, "none", 4)) { puts("install: /nowhere/"); return 0; }\n' +
+        `    puts("programs: =${dir}/progs/");\n    return 0;\n  }\n` +
+        '  if (strncmp(argv[1], "-print-prog-name=", 17)) return 1;\n' +
+        "  puts(argv[1] + 17);\n  return 0;\n}\n",
+    );
+    const r = await new Deno.Command("gcc", { args: ["-O1", "-o", gcc, src], stderr: "piped" })
+      .output();
+    assert.ok(r.success, new TextDecoder().decode(r.stderr));
+    for (const m of ["fail", "none"]) {
+      await Deno.writeTextFile(mode, m);
+      assert.deepEqual(await next.program(dir, gcc, "as"), [true, "as"], m);
+      assert.deepEqual(await next.program(dir, gcc, "as"), [true, "as"], `${m}: kept`);
+    }
+    // With its directories named, the answer serves the next process (the driver unchanged).
+    await Deno.writeTextFile(mode, "ok");
+    assert.deepEqual(await next.program(dir, gcc, "as"), [true, "as"]);
+    assert.deepEqual(await next.program(dir, gcc, "as"), [false, "as"], "not kept");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("input facts: a driver's relative program directory is taken from where it compiles, and -print-search-dirs is asked once for cc1 and as", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const driver = join(dir, "gcc");
+    await Deno.writeTextFile(driver, "#!/bin/sh\nexit 1\n");
+    await Deno.chmod(driver, 0o755);
+    const runs: string[] = [];
+    const run = (args: string[]) => {
+      runs.push(args[0]);
+      const arg = args[0];
+      if (arg === "-print-search-dirs") {
+        return Promise.resolve({ failed: false, stdout: "programs: =progs/\n" });
+      }
+      const name = arg.slice("-print-prog-name=".length);
+      const inDir = join(dir, "progs", name);
+      let found = false;
+      try {
+        found = Deno.statSync(inDir).isFile;
+      } catch {
+        // Not there: said bare.
+      }
+      return Promise.resolve({ failed: false, stdout: found ? `progs/${name}\n` : `${name}\n` });
+    };
+    await aged(async () => {
+      const names = await Promise.all([
+        programName(driver, "cc1", run, dir),
+        programName(driver, "as", run, dir),
+      ]);
+      assert.deepEqual(names, ["cc1", "as"]);
+      assert.equal(runs.filter((a) => a === "-print-search-dirs").length, 1, runs.join(" "));
+      // An assembler appears in progs/ under the directory the driver compiles in (not this
+      // process's): asked again.
+      await Deno.mkdir(join(dir, "progs"));
+      await Deno.writeTextFile(join(dir, "progs", "as"), "#!/bin/sh\n");
+      await Deno.chmod(join(dir, "progs", "as"), 0o755);
+      assert.equal(await programName(driver, "as", run, dir), "progs/as");
+    });
+  } finally {
+    await cleanup();
+  }
 });

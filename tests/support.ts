@@ -141,36 +141,69 @@ export async function cachedDir(
 /**
  * What {@link cachedBuild}'s directory for `options` is made from: the tree
  * ({@link BUILD_INPUTS}), the options, and the tools' identities as the
- * build's own keys hold them (buildToolIds: the compiler proper and the
- * assembler behind the driver, NASM's and ld's files, the environment that
- * changes what they do), `env` the process's unless a test gives another.
+ * build's own keys hold them (buildToolIds: the driver's own file, the
+ * compiler proper and the assembler behind it, NASM's, ld's and strip's
+ * files, the environment that changes what they do; headers found through
+ * CPATH or C_INCLUDE_PATH are not held: see {@link uncachedHeaderVars}), `env` the process's unless a test gives another.
  */
 export async function cachedBuildInputs(
   options: Omit<BuildOptions, "root" | "outDir" | "log">,
   env: ToolEnv = Deno.env.toObject(),
 ): Promise<CacheInputs> {
-  const tools = await buildToolIds(buildCompiler(options.cc, env), env);
+  const tools = await buildToolIds(buildCompiler(options.cc, env), env, undefined, ROOT);
   return { paths: BUILD_INPUTS, values: [options, tools] };
 }
+
+/** The variables naming directories the C compiler finds headers in. */
+const HEADER_ENV = ["CPATH", "C_INCLUDE_PATH"] as const;
+
+/**
+ * The header-directory variables set (non-empty) in `env`, each a reason a
+ * cached build must not be reused: with -MD the headers found through them
+ * are the build's inputs, but {@link cachedBuildInputs} holds only the
+ * variables' values, so a header edited there would leave the key as it was
+ * and hand back a build of the old header. [] when neither is set.
+ */
+export function uncachedHeaderVars(env: ToolEnv = Deno.env.toObject()): string[] {
+  return HEADER_ENV.filter((v) => (env[v] ?? "") !== "");
+}
+
+/** Fresh builds of this process (see {@link cachedBuild}), removed when it ends. */
+const freshDirs: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const dir of freshDirs) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch {
+      // Already gone.
+    }
+  }
+});
 
 /**
  * The kernel built from nothing with `options` into a directory of its own,
  * once per content of {@link cachedBuildInputs} (the tree, the options and
  * the tools): what a clean build of the tree as it is makes, without making
- * it again on every test run.
+ * it again on every test run. With CPATH or C_INCLUDE_PATH set
+ * ({@link uncachedHeaderVars}) it is built afresh into a temporary directory
+ * on every call and never reused.
  */
 export async function cachedBuild(
   name: string,
   options: Omit<BuildOptions, "root" | "outDir" | "log"> = {},
 ): Promise<BuildResult & { dir: string }> {
-  const dir = await cachedDir(
-    name,
-    await cachedBuildInputs(options),
-    async (out) => {
-      const r = await build({ ...options, root: ROOT, outDir: out });
-      await writeFile(join(out, "result.json"), JSON.stringify(r, bigints));
-    },
-  );
+  const make = async (out: string) => {
+    const r = await build({ ...options, root: ROOT, outDir: out });
+    await writeFile(join(out, "result.json"), JSON.stringify(r, bigints));
+  };
+  let dir: string;
+  if (uncachedHeaderVars().length > 0) {
+    dir = await Deno.makeTempDir({ prefix: `ouroboros-${name}-` });
+    freshDirs.push(dir);
+    await make(dir);
+  } else {
+    dir = await cachedDir(name, await cachedBuildInputs(options), make);
+  }
   const result: BuildResult = JSON.parse(
     await readFile(join(dir, "result.json"), "utf8"),
     (_k, v) => typeof v === "object" && v !== null && "bigint" in v ? BigInt(v.bigint) : v,

@@ -117,7 +117,7 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
   // The user programs' build asks the compiler too: ask now, while the versions are asked
   // (its own question, later, gets this answer; its failure is reported there).
   if (existsSync(join(options.root, "user"))) compilerIncludeDir(cc).catch(() => {});
-  const ids = await buildToolIds(cc);
+  const ids = await buildToolIds(cc, process.env, undefined, options.root);
   const ctx: BuildContext = {
     root: options.root,
     kernelDir: join(options.root, options.kernelDir ?? "kernel"),
@@ -160,6 +160,7 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
     ccId: ctx.ids.cc,
     nasmId: ctx.ids.nasm,
     ldId: ctx.ids.ld,
+    stripId: ctx.ids.strip,
     log: ctx.log,
   });
   if (user) compiled.push(...user.ran);

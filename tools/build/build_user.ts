@@ -104,6 +104,7 @@ export interface UserBuildContext {
   ccId: string;
   nasmId: string;
   ldId: string;
+  stripId: string;
   log: (line: string) => void;
 }
 
@@ -224,7 +225,7 @@ export async function buildUser(ctx: UserBuildContext): Promise<UserBuildResult 
     command: ["strip", "--strip-all", "-o", p.packed, p.elf],
     inputs: [p.elf],
     label: `strip user/${p.name}`,
-    toolId: ctx.ldId, // strip comes with ld in binutils
+    toolId: ctx.stripId,
   }));
   ran.push(...await runAll(strips, ctx.root, cores, (l) => ctx.log(`build ${l}`)));
   const files = await Promise.all(

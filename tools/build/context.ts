@@ -18,7 +18,7 @@ export interface BuildContext {
   cc: string;
   /** Extra C flags of this build. */
   extraCFlags: readonly string[];
-  /** The identities of the C compiler, NASM and ld (steps.ts buildToolIds). */
+  /** The identities of the C compiler, NASM, ld and strip (steps.ts buildToolIds). */
   ids: ToolIds;
   log: (line: string) => void;
 }

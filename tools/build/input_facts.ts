@@ -23,7 +23,7 @@
  */
 import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from "node:fs";
 import { rename, rm, writeFile } from "node:fs/promises";
-import { delimiter, join } from "node:path";
+import { delimiter, isAbsolute, join } from "node:path";
 import process from "node:process";
 
 /** How much older than the read a file's times must be for its fact to be kept. */
@@ -376,12 +376,15 @@ function keptToolIdentity(
  * changes while the launcher stays the same file. `holds`: false when an
  * answer taken before no longer holds for what it depends on besides the
  * tool (checked on each use: see {@link programName}); the tool is asked again.
+ * `keepable`: false when an answer must not be kept for later processes
+ * (it could not be checked by `holds`); the tool is then asked every process.
  */
 export async function toolFact(
   tool: string,
   question: string,
   ask: () => Promise<string>,
   holds: (value: string) => boolean = () => true,
+  keepable: (value: string) => boolean = () => true,
 ): Promise<string> {
   // The file run: the path named, or for a bare name the first of its matches on PATH (all
   // looked for once: a kept fact's identity holds them).
@@ -415,7 +418,7 @@ export async function toolFact(
     const value = await answer;
     if (isRacy(info, askedAt)) tools.delete(key);
     else tools.set(key, { id, value });
-    if (keep && keptId !== null) keptTools.set(key, { id: keptId, value });
+    if (keep && keptId !== null && keepable(value)) keptTools.set(key, { id: keptId, value });
     else keptTools.delete(key);
     return value;
   } finally {
@@ -429,6 +432,12 @@ interface ProgramAnswer {
   name: string;
   /** The paths that would run instead if a program appeared there. */
   shadows: string[];
+  /**
+   * False if the driver named no program directories (`-print-search-dirs`
+   * failed or printed no `programs:` line): `shadows` is then unknown, not
+   * empty, and the answer is not kept for later processes.
+   */
+  searched: boolean;
 }
 
 /**
@@ -437,18 +446,21 @@ interface ProgramAnswer {
  * (the `programs:` line, in the driver's search order) with `prog` appended,
  * up to the one `name` is in. All of them for a bare name (none held it: the
  * driver runs PATH's), none for a path from elsewhere (a configured
- * assembler is looked at first).
+ * assembler is looked at first). A relative directory (a relative -B or
+ * GCC_EXEC_PREFIX) is taken from `cwd`, where the driver compiles. Null if
+ * there is no `programs:` line.
  */
-function shadowsOf(name: string, prog: string, searchDirs: string): string[] {
+function shadowsOf(name: string, prog: string, searchDirs: string, cwd: string): string[] | null {
   const line = searchDirs.split("\n").find((l) => l.startsWith("programs:"));
-  if (line === undefined) return [];
+  if (line === undefined) return null;
   const out: string[] = [];
   // "programs: =<dir>:<dir>...": the "=" follows the empty name of the list's variable.
   for (const dir of line.slice("programs:".length).trim().replace(/^=/, "").split(delimiter)) {
     if (dir === "") continue;
     // Appended as the driver does, not normalized: a ".." after a symlink goes where it leads.
-    const path = dir.endsWith("/") ? dir + prog : `${dir}/${prog}`;
-    if (path === name) return out;
+    const said = dir.endsWith("/") ? dir + prog : `${dir}/${prog}`;
+    if (said === name) return out;
+    const path = isAbsolute(said) ? said : `${cwd.replace(/\/$/, "")}/${said}`;
     if (!out.includes(path)) out.push(path);
   }
   return name.includes("/") ? [] : out;
@@ -458,8 +470,8 @@ function shadowsOf(name: string, prog: string, searchDirs: string): string[] {
 function programAnswer(value: string): ProgramAnswer | null {
   try {
     const a = JSON.parse(value);
-    const ok = typeof a?.name === "string" && Array.isArray(a.shadows) &&
-      a.shadows.every((p: unknown) => typeof p === "string");
+    const ok = typeof a?.name === "string" && typeof a.searched === "boolean" &&
+      Array.isArray(a.shadows) && a.shadows.every((p: unknown) => typeof p === "string");
     return ok ? a : null;
   } catch {
     return null;
@@ -480,24 +492,51 @@ function isProgram(path: string): boolean {
  * and asked again once one of them holds a program (Debian's gcc says `as`,
  * and runs an `as` put in one of its own directories instead of PATH's), or
  * the path it said is no program any more (the driver looks further). A few
- * stats each use. `run` runs the driver with the given arguments.
+ * stats each use. Not kept for later processes if the driver names no
+ * program directories (see {@link ProgramAnswer}). `run` runs the driver
+ * with the given arguments; `cwd` is where it compiles (the build's root).
  */
 export async function programName(
   driver: string,
   prog: string,
   run: (args: string[]) => Promise<{ failed: boolean; stdout: string }>,
+  cwd: string = process.cwd(),
 ): Promise<string> {
   const flag = `-print-prog-name=${prog}`;
-  const value = await toolFact(driver, `${flag} -print-search-dirs`, async () => {
-    const [said, dirs] = await Promise.all([run([flag]), run(["-print-search-dirs"])]);
+  const value = await toolFact(driver, `${flag} -print-search-dirs ${cwd}`, async () => {
+    const [said, dirs] = await Promise.all([run([flag]), searchDirs(driver, run)]);
     const name = said.failed ? "" : said.stdout.trim();
-    const shadows = dirs.failed ? [] : shadowsOf(name, prog, dirs.stdout);
-    return JSON.stringify({ name, shadows } satisfies ProgramAnswer);
+    const shadows = dirs.failed ? null : shadowsOf(name, prog, dirs.stdout, cwd);
+    const answer: ProgramAnswer = { name, shadows: shadows ?? [], searched: shadows !== null };
+    return JSON.stringify(answer);
   }, (kept) => {
     const a = programAnswer(kept);
     return a !== null && !a.shadows.some(isProgram) && (!a.name.includes("/") || isProgram(a.name));
-  });
+  }, (value) => programAnswer(value)?.searched === true);
   return programAnswer(value)?.name ?? "";
+}
+
+/** The `-print-search-dirs` runs under way, by driver (see {@link searchDirs}). */
+const searchDirsRuns = new Map<string, Promise<{ failed: boolean; stdout: string }>>();
+
+/**
+ * `driver -print-search-dirs`, run once for the questions asked of the
+ * driver at once (cc1's and as's: one spawn, not two), and again for a
+ * later question (the driver may have changed since).
+ */
+function searchDirs(
+  driver: string,
+  run: (args: string[]) => Promise<{ failed: boolean; stdout: string }>,
+): Promise<{ failed: boolean; stdout: string }> {
+  const running = searchDirsRuns.get(driver);
+  if (running !== undefined) return running;
+  const p = run(["-print-search-dirs"]);
+  searchDirsRuns.set(driver, p);
+  const done = () => {
+    if (searchDirsRuns.get(driver) === p) searchDirsRuns.delete(driver);
+  };
+  p.then(done, done);
+  return p;
 }
 
 /** The file a build directory's facts are kept in. */

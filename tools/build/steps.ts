@@ -227,29 +227,34 @@ function envPart(vars: readonly string[], env: ToolEnv): string[] {
  * name appears where the driver would run it instead (input_facts.ts
  * programName).
  */
-function progName(cc: string, prog: string): Promise<string> {
-  return programName(cc, prog, (args) => commandText(cc, args));
+function progName(cc: string, prog: string, cwd: string): Promise<string> {
+  return programName(cc, prog, (args) => commandText(cc, args), cwd);
 }
 
 /**
  * Identity of a C compiler for its steps' keys: its version line (see
- * {@link toolIdentity}), the real path and identity of the compiler proper
- * and the assembler it runs (cc1 and as: either may change while the driver
- * stays the same file), and {@link COMPILE_ENV} as `env` has it (the
- * process's environment unless a test gives another).
+ * {@link toolIdentity}), the real path and identity of the driver's own file
+ * (clang, tcc, zig cc: the driver is the compiler, and a rebuilt package may
+ * say the same version), those of the compiler proper and the assembler it
+ * runs (cc1 and as: either may change while the driver stays the same file),
+ * and {@link COMPILE_ENV} as `env` has it (the process's environment
+ * unless a test gives another). `cwd`: where it compiles (the build's
+ * root), for the program directories it names relative to it.
  */
 export async function compilerIdentity(
   cc: string,
   env: ToolEnv = process.env,
+  cwd: string = process.cwd(),
 ): Promise<string> {
   const [version, cc1, as] = await Promise.all([
     toolIdentity(cc),
-    progName(cc, "cc1"),
-    progName(cc, "as"),
+    progName(cc, "cc1", cwd),
+    progName(cc, "as", cwd),
   ]);
   const prog = (name: string) => name === "" ? "unknown" : programIdentity(name);
   return [
     version,
+    `driver ${programIdentity(cc)}`,
     `cc1 ${prog(cc1)}`,
     `as ${prog(as)}`,
     ...envPart(COMPILE_ENV, env),
@@ -277,6 +282,8 @@ export interface ToolIds {
   cc: string;
   nasm: string;
   ld: string;
+  /** strip (binutils, beside ld; a rebuilt one may say the same version). */
+  strip: string;
 }
 
 /** The C compiler a build runs: the one asked for, else $CC, else gcc. */
@@ -285,20 +292,23 @@ export function buildCompiler(cc: string | undefined, env: ToolEnv = process.env
 }
 
 /**
- * The identities of the tools a build runs (the C compiler `cc`, and NASM
- * and ld by the names the build runs them by, `nasm` and `ld`, which only a
- * test changes), as its steps' keys hold them: the one rule for what a
- * build's output depends on besides its inputs.
+ * The identities of the tools a build runs (the C compiler `cc`, and NASM,
+ * ld and strip by the names the build runs them by, `nasm`, `ld` and
+ * `strip`, which only a test changes), as its steps' keys hold them: the
+ * one rule for what a build's output depends on besides its inputs. `cwd`:
+ * where the build runs them (its root).
  */
 export async function buildToolIds(
   cc: string,
   env: ToolEnv = process.env,
-  names: { nasm: string; ld: string } = { nasm: "nasm", ld: "ld" },
+  names: { nasm: string; ld: string; strip?: string } = { nasm: "nasm", ld: "ld" },
+  cwd: string = process.cwd(),
 ): Promise<ToolIds> {
-  const [ccId, nasm, ld] = await Promise.all([
-    compilerIdentity(cc, env),
+  const [ccId, nasm, ld, strip] = await Promise.all([
+    compilerIdentity(cc, env, cwd),
     programToolIdentity(names.nasm, "-v", NASM_ENV, env),
     programToolIdentity(names.ld, "--version", LD_ENV, env),
+    programToolIdentity(names.strip ?? "strip", "--version", [], env),
   ]);
-  return { cc: ccId, nasm, ld };
+  return { cc: ccId, nasm, ld, strip };
 }

@@ -50,6 +50,8 @@ export const PT_LOAD = 1;
 export const PT_NOTE = 4;
 export const EM_X86_64 = 62;
 const SHT_SYMTAB = 2;
+/** sh_type of a string table (what a symbol table's sh_link must name). */
+const SHT_STRTAB = 3;
 
 /** The file is not an ELF64 x86-64 image, or is truncated. */
 export class ElfError extends Error {
@@ -126,8 +128,19 @@ export function parseElf(bytes: Uint8Array): ElfImage {
 
   const symbols: ElfSymbol[] = [];
   for (const s of raw.filter((s) => s.type === SHT_SYMTAB)) {
-    const strtab = raw[s.link];
+    // sh_link names the string table; 0 is the null section, never a table.
+    const strtab = s.link === 0 ? undefined : raw[s.link];
     if (strtab === undefined) throw new ElfError("symbol table links to no string table");
+    if (strtab.type !== SHT_STRTAB) {
+      throw new ElfError(
+        `symbol table links to section ${s.link} (${strtab.name || "unnamed"}), not a string table`,
+      );
+    }
+    // A table that starts past the end holds no name (even its leading NUL);
+    // one that only runs past the end is read name by name (stringTable).
+    if (strtab.offset < 0 || strtab.offset >= bytes.length) {
+      throw new ElfError("symbol table's string table lies outside the file");
+    }
     check(s.offset, s.size, "symbol table");
     const name = stringTable(bytes, strtab.offset, strtab.size, cstr);
     for (let o = s.offset; o + 24 <= s.offset + s.size; o += s.entsize || 24) {
