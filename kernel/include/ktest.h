@@ -70,6 +70,15 @@ extern const struct ktest __ktest_start[], __ktest_end[];
 			suite_flags, why,                                                \
 	}
 
+/* The bits set in v (a CPU mask, a flag set); libgcc (__builtin_popcount) is not linked. */
+static inline u32 ktest_bits_set(u64 v)
+{
+	u32 n = 0;
+	for (; v; v &= v - 1)
+		n++;
+	return n;
+}
+
 /* Record a failure of the running test (used by the macros below). */
 void ktest_fail_(const char *file, int line, const char *message, const char *expected,
 		 const char *actual);

@@ -18,14 +18,6 @@ static u64 canonical(u64 va)
 	return (va & (1ULL << (VA_BITS - 1))) ? va | ~VA_INDEX_MASK : va;
 }
 
-static int popcount(u64 v)
-{
-	int n = 0;
-	for (; v; v &= v - 1)
-		n++;
-	return n;
-}
-
 KTEST(layout, constants)
 {
 	KASSERT_EQ(PAGE_SIZE, 1ULL << PAGE_SHIFT);
@@ -56,7 +48,7 @@ KTEST(layout, selfmap_addresses)
 KTEST(layout, pte_bits)
 {
 	KASSERT_EQ(PTE_ADDR_MASK, ((1ULL << MAX_PHYS_BITS) - 1) & ~(PAGE_SIZE - 1));
-	KASSERT_EQ(popcount(PTE_ADDR_MASK), MAX_PHYS_BITS - PAGE_SHIFT);
+	KASSERT_EQ(ktest_bits_set(PTE_ADDR_MASK), MAX_PHYS_BITS - PAGE_SHIFT);
 	/* The architectural flag positions (SDM Vol. 3A Table 4-19). */
 	KASSERT_EQ(PTE_P, 1ULL << 0);
 	KASSERT_EQ(PTE_W, 1ULL << 1);
@@ -65,7 +57,7 @@ KTEST(layout, pte_bits)
 	KASSERT_EQ(PTE_G, 1ULL << 8);
 	KASSERT_EQ(PTE_NX, 1ULL << 63);
 	u64 flags = PTE_P | PTE_W | PTE_U | PTE_PWT | PTE_PCD | PTE_A | PTE_D | PTE_PS | PTE_G | PTE_NX;
-	KASSERT_EQ(popcount(flags), 10); /* ten distinct single bits */
+	KASSERT_EQ(ktest_bits_set(flags), 10); /* ten distinct single bits */
 	KASSERT_EQ(flags & PTE_ADDR_MASK, 0);
 }
 

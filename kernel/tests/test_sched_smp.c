@@ -121,14 +121,6 @@ static u64 frames(void)
 	return s.free;
 }
 
-static u32 popcount(u32 v)
-{
-	u32 n = 0;
-	for (; v; v &= v - 1)
-		n++;
-	return n;
-}
-
 struct cr4_report {
 	u64 cr4;
 };
@@ -496,7 +488,7 @@ KTEST(sched_smp, fork_exit_wait_on_every_cpu)
 	u32 old = sched_set_spawn_cpus(sched_all_cpus()), seen_all = 0;
 	u64 end = clock_ns() + FORK_DEADLINE_NS;
 	for (int round = 0; round < FORK_ROUNDS_MIN ||
-			    (popcount(seen_all) < 2 && round < FORK_ROUNDS_MAX && clock_ns() < end);
+			    (ktest_bits_set(seen_all) < 2 && round < FORK_ROUNDS_MAX && clock_ns() < end);
 	     round++) {
 		for (u32 i = 0; i < n; i++)
 			pids[i] = proc_spawn_blob(blob_forker,
@@ -533,7 +525,7 @@ KTEST(sched_smp, fork_exit_wait_on_every_cpu)
 	 * (lazy TLB). More rounds run until a second CPU took part, up to
 	 * FORK_ROUNDS_MAX or FORK_DEADLINE_NS.
 	 */
-	KASSERT(popcount(seen_all) >= 2);
+	KASSERT(ktest_bits_set(seen_all) >= 2);
 	KASSERT_EQ(frames(), free0);
 	KASSERT_EQ(proc_count(), procs0);
 }

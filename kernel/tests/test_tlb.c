@@ -1161,15 +1161,6 @@ KTEST(tlb, window_drop_rounds_on_this_spaces_cpus)
 	KASSERT_EQ(this_cpu()->tlb_open, 0);
 }
 
-/* CPUs in mask m (no libgcc: no __builtin_popcount). */
-static u32 cpus_in(u32 m)
-{
-	u32 n = 0;
-	for (; m; m &= m - 1)
-		n++;
-	return n;
-}
-
 /*
  * The same drop with CPU 1 in another space (spinning, interrupts on): the
  * round goes to this space's other CPUs and not to CPU 1, whose walks never
@@ -1201,7 +1192,7 @@ KTEST(tlb, window_drop_skips_cpus_in_other_spaces)
 	KASSERT_EQ(drop_page_map(away, 0), 0);
 	/* Every CPU but this one and CPU 1 idles here: asked, idle or not. */
 	KASSERT_EQ(asked & (1u << 1), 0);
-	KASSERT_EQ(cpus_in(asked), smp_cpu_count() - 2);
+	KASSERT_EQ(ktest_bits_set(asked), smp_cpu_count() - 2);
 	u64 rounds = smp_cpu_count() > 2;
 	KASSERT_EQ(s1.shootdowns - s0.shootdowns, rounds);
 	KASSERT_EQ(s1.full - s0.full, rounds);
