@@ -187,3 +187,15 @@ Deno.test("cached build: with CPATH or C_INCLUDE_PATH set it is not reused (the 
     "C_INCLUDE_PATH",
   ]);
 });
+
+Deno.test("cached build: a missing strip is an identity, not a failure (a tree without user programs needs none)", async () => {
+  const env = Deno.env.toObject();
+  const ids = await buildToolIds("gcc", env, {
+    nasm: "nasm",
+    ld: "ld",
+    strip: "ouroboros-no-such-strip",
+  });
+  assert.match(ids.strip, /ouroboros-no-such-strip/);
+  // And it is another identity than a strip that runs: one installed later rebuilds.
+  assert.notEqual((await buildToolIds("gcc", env)).strip, ids.strip);
+});

@@ -491,6 +491,28 @@ Deno.test("input facts: a tool binary's facts serve the next process, until the 
   }
 });
 
+Deno.test("input facts: each tool a build runs serves the next process as its own binary (gcc, nasm, ld, strip)", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    // The names a build calls its tools by, as Debian installs them (a target prefix).
+    for (
+      const name of [
+        "x86_64-linux-gnu-gcc-12",
+        "nasm",
+        "x86_64-linux-gnu-ld.bfd",
+        "x86_64-linux-gnu-strip",
+      ]
+    ) {
+      const tool = join(dir, name);
+      await binaryTool(tool);
+      assert.equal(await next.asked(dir, tool), true, name);
+      assert.equal(await next.asked(dir, tool), false, `${name}: the kept fact was not used`);
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("input facts: a launcher's facts never serve the next process", async () => {
   const [dir, cleanup] = await tempDir();
   try {
@@ -894,11 +916,11 @@ Deno.test("input facts: a driver's relative program directory is taken from wher
       assert.deepEqual(names, ["cc1", "as"]);
       assert.equal(runs.filter((a) => a === "-print-search-dirs").length, 1, runs.join(" "));
       // An assembler appears in progs/ under the directory the driver compiles in (not this
-      // process's): asked again.
+      // process's): asked again, and named from there.
       await Deno.mkdir(join(dir, "progs"));
       await Deno.writeTextFile(join(dir, "progs", "as"), "#!/bin/sh\n");
       await Deno.chmod(join(dir, "progs", "as"), 0o755);
-      assert.equal(await programName(driver, "as", run, dir), "progs/as");
+      assert.equal(await programName(driver, "as", run, dir), `${dir}/progs/as`);
     });
   } finally {
     await cleanup();

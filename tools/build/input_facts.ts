@@ -33,9 +33,10 @@ export const RACY_MS = 2000;
  * The version of the on-disk format (a different one is ignored). 3: tools'
  * facts kept before launchers under a tool's name were told (isLauncher)
  * are not used. 4: a driver's program names are kept with the paths that
- * would run instead ({@link programName}).
+ * would run instead ({@link programName}). 5: a relative program path the
+ * driver printed is kept absolute, from where it ran.
  */
-export const FACTS_FORMAT = 4;
+export const FACTS_FORMAT = 5;
 
 /**
  * What a file's identity is made of: the fields of node:fs's Stats used
@@ -231,6 +232,7 @@ const OWN_NAMES: Readonly<Record<string, readonly string[]>> = {
   "ld.bfd": ["ld.bfd"],
   "ld.gold": ["ld.gold"],
   nasm: ["nasm"],
+  strip: ["strip"],
 };
 
 /** An architecture, the start of a target prefix (`x86_64-linux-gnu-`, `x86_64-elf-`). */
@@ -504,9 +506,13 @@ export async function programName(
 ): Promise<string> {
   const flag = `-print-prog-name=${prog}`;
   const value = await toolFact(driver, `${flag} -print-search-dirs ${cwd}`, async () => {
-    const [said, dirs] = await Promise.all([run([flag]), searchDirs(driver, run)]);
-    const name = said.failed ? "" : said.stdout.trim();
-    const shadows = dirs.failed ? null : shadowsOf(name, prog, dirs.stdout, cwd);
+    const [said, dirs] = await Promise.all([run([flag]), searchDirs(driver, run, cwd)]);
+    const printed = said.failed ? "" : said.stdout.trim();
+    // A relative path the driver printed is relative to where it ran (`cwd`): kept absolute (not
+    // normalized, as shadowsOf), so its identity and the check on reuse see the file it runs.
+    const relative = printed.includes("/") && !isAbsolute(printed);
+    const name = relative ? `${cwd.replace(/\/$/, "")}/${printed}` : printed;
+    const shadows = dirs.failed ? null : shadowsOf(printed, prog, dirs.stdout, cwd);
     const answer: ProgramAnswer = { name, shadows: shadows ?? [], searched: shadows !== null };
     return JSON.stringify(answer);
   }, (kept) => {
@@ -516,7 +522,7 @@ export async function programName(
   return programAnswer(value)?.name ?? "";
 }
 
-/** The `-print-search-dirs` runs under way, by driver (see {@link searchDirs}). */
+/** The `-print-search-dirs` runs under way, by directory and driver (see {@link searchDirs}). */
 const searchDirsRuns = new Map<string, Promise<{ failed: boolean; stdout: string }>>();
 
 /**
@@ -527,13 +533,15 @@ const searchDirsRuns = new Map<string, Promise<{ failed: boolean; stdout: string
 function searchDirs(
   driver: string,
   run: (args: string[]) => Promise<{ failed: boolean; stdout: string }>,
+  cwd: string,
 ): Promise<{ failed: boolean; stdout: string }> {
-  const running = searchDirsRuns.get(driver);
+  const key = `${cwd}\0${driver}`;
+  const running = searchDirsRuns.get(key);
   if (running !== undefined) return running;
   const p = run(["-print-search-dirs"]);
-  searchDirsRuns.set(driver, p);
+  searchDirsRuns.set(key, p);
   const done = () => {
-    if (searchDirsRuns.get(driver) === p) searchDirsRuns.delete(driver);
+    if (searchDirsRuns.get(key) === p) searchDirsRuns.delete(key);
   };
   p.then(done, done);
   return p;

@@ -228,7 +228,8 @@ function envPart(vars: readonly string[], env: ToolEnv): string[] {
  * programName).
  */
 function progName(cc: string, prog: string, cwd: string): Promise<string> {
-  return programName(cc, prog, (args) => commandText(cc, args), cwd);
+  // Asked where the compiles run: a relative program directory is the driver's own cwd's.
+  return programName(cc, prog, (args) => commandText(cc, args, { cwd }), cwd);
 }
 
 /**
@@ -308,7 +309,11 @@ export async function buildToolIds(
     compilerIdentity(cc, env, cwd),
     programToolIdentity(names.nasm, "-v", NASM_ENV, env),
     programToolIdentity(names.ld, "--version", LD_ENV, env),
-    programToolIdentity(names.strip ?? "strip", "--version", [], env),
+    // strip runs only for the user programs: a tree without them builds where there is none (its
+    // step, if any, then fails saying so), and the identity changes once there is one.
+    programToolIdentity(names.strip ?? "strip", "--version", [], env).catch((e) =>
+      e instanceof BuildError ? `strip: ${e.message}` : Promise.reject(e)
+    ),
   ]);
   return { cc: ccId, nasm, ld, strip };
 }
