@@ -139,3 +139,30 @@ Deno.test("build: the C dependency file lists a header found through C_INCLUDE_P
     await cleanup();
   }
 });
+
+Deno.test("build: a driver is asked its programs where the build runs it, so a relative program directory is the build's", async () => {
+  // GCC_EXEC_PREFIX=progs/ (or -B progs/) is relative to where gcc runs: the build's root, not
+  // this process's directory. Asked from elsewhere, the driver would name PATH's as instead of
+  // the one it runs, and the key would not follow the assembler the compiles use.
+  const [dir, cleanup] = await tempDir();
+  try {
+    await Deno.mkdir(join(dir, "progs"));
+    await Deno.writeTextFile(join(dir, "progs", "as"), "#!/bin/sh\nexit 0\n");
+    await Deno.chmod(join(dir, "progs", "as"), 0o755);
+    const cc = join(dir, "cc-relative");
+    await Deno.writeTextFile(
+      cc,
+      `#!/bin/sh\ncase "$1" in\n` +
+        `-print-prog-name=as) if [ -x progs/as ]; then echo progs/as; else echo as; fi;;\n` +
+        `-print-prog-name=*) echo "\${1#-print-prog-name=}";;\n` +
+        `-print-search-dirs) echo "programs: =progs/";;\n` +
+        `*) echo "cc-relative 1";;\nesac\n`,
+    );
+    await Deno.chmod(cc, 0o755);
+    assert.notEqual(Deno.cwd(), dir);
+    const id = await compilerIdentity(cc, Deno.env.toObject(), dir);
+    assert.ok(id.includes(`as ${dir}/progs/as:`), id);
+  } finally {
+    await cleanup();
+  }
+});

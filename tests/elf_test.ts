@@ -150,4 +150,12 @@ Deno.test("elf: a symbol table that links to no section, the null section, a sec
       what,
     );
   }
+  // An empty string table at the very end of the file (an empty symbol table's): nothing is read
+  // from it, so the file is read, with no symbols.
+  const empty = bytes.slice();
+  const e = new DataView(empty.buffer);
+  e.setBigUint64(shoff + strtab * shentsize + 24, BigInt(bytes.length), true);
+  e.setBigUint64(shoff + strtab * shentsize + 32, 0n, true);
+  e.setBigUint64(symtab + 32, 0n, true);
+  assert.deepEqual(parseElf(empty).symbols, []);
 });

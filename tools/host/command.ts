@@ -26,28 +26,37 @@ function shown(file: string, args: readonly string[]): string {
 }
 
 /** Run `file args...` (no shell, stdin closed) and collect its output; never rejects. */
-export function commandText(file: string, args: readonly string[]): Promise<CommandText> {
+export function commandText(
+  file: string,
+  args: readonly string[],
+  options: { cwd?: string } = {},
+): Promise<CommandText> {
   return new Promise((resolve) => {
-    const child = execFile(file, [...args], { encoding: "utf8" }, (error, stdout) => {
-      const out = String(stdout).replace(/\r?\n$/, "");
-      if (error === null) {
-        resolve({ failed: false, stdout: out, shortMessage: "" });
-        return;
-      }
-      const e = error as NodeJS.ErrnoException & { code?: unknown; signal?: string | null };
-      const command = shown(file, args);
-      let shortMessage: string;
-      if (typeof e.code === "string") {
-        shortMessage = `Command failed with ${e.code}: ${command}\n${e.message}`;
-      } else if (typeof e.signal === "string" && e.signal !== "") {
-        shortMessage = `Command was killed with ${e.signal}: ${command}`;
-      } else if (typeof e.code === "number") {
-        shortMessage = `Command failed with exit code ${e.code}: ${command}`;
-      } else {
-        shortMessage = `Command failed: ${command}`;
-      }
-      resolve({ failed: true, stdout: out, shortMessage });
-    });
+    const child = execFile(
+      file,
+      [...args],
+      { encoding: "utf8", cwd: options.cwd },
+      (error, stdout) => {
+        const out = String(stdout).replace(/\r?\n$/, "");
+        if (error === null) {
+          resolve({ failed: false, stdout: out, shortMessage: "" });
+          return;
+        }
+        const e = error as NodeJS.ErrnoException & { code?: unknown; signal?: string | null };
+        const command = shown(file, args);
+        let shortMessage: string;
+        if (typeof e.code === "string") {
+          shortMessage = `Command failed with ${e.code}: ${command}\n${e.message}`;
+        } else if (typeof e.signal === "string" && e.signal !== "") {
+          shortMessage = `Command was killed with ${e.signal}: ${command}`;
+        } else if (typeof e.code === "number") {
+          shortMessage = `Command failed with exit code ${e.code}: ${command}`;
+        } else {
+          shortMessage = `Command failed: ${command}`;
+        }
+        resolve({ failed: true, stdout: out, shortMessage });
+      },
+    );
     child.stdin?.end();
   });
 }
