@@ -166,3 +166,24 @@ Deno.test("build: a driver is asked its programs where the build runs it, so a r
     await cleanup();
   }
 });
+
+Deno.test("build: a relative C driver path is the one where the build compiles, for every question", async () => {
+  // CC=sub/cc with the build's root elsewhere than this process's directory: the compiles run
+  // the root's sub/cc, so its version, its file and its programs make the identity.
+  const [dir, cleanup] = await tempDir();
+  try {
+    await Deno.mkdir(join(dir, "sub"));
+    const cc = join(dir, "sub", "cc");
+    await Deno.writeTextFile(
+      cc,
+      `#!/bin/sh\ncase "$1" in\n-print-prog-name=*) echo "\${1#-print-prog-name=}";;\n` +
+        `-print-search-dirs) echo "programs: =/nonexistent/";;\n*) echo "root's cc 1";;\nesac\n`,
+    );
+    await Deno.chmod(cc, 0o755);
+    assert.notEqual(Deno.cwd(), dir);
+    const id = await compilerIdentity("sub/cc", Deno.env.toObject(), dir);
+    assert.ok(id.includes("root's cc 1") && id.includes(`driver ${cc}:`), id);
+  } finally {
+    await cleanup();
+  }
+});

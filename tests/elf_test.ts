@@ -158,4 +158,14 @@ Deno.test("elf: a symbol table that links to no section, the null section, a sec
   e.setBigUint64(shoff + strtab * shentsize + 32, 0n, true);
   e.setBigUint64(symtab + 32, 0n, true);
   assert.deepEqual(parseElf(empty).symbols, []);
+  // But an empty string table past the end for a symbol table that has symbols: their names
+  // would all be "" (review: 1612 symbols, none named).
+  const unnamed = bytes.slice();
+  const u = new DataView(unnamed.buffer);
+  u.setBigUint64(shoff + strtab * shentsize + 24, BigInt(bytes.length + 1_000_000), true);
+  u.setBigUint64(shoff + strtab * shentsize + 32, 0n, true);
+  assert.throws(
+    () => parseElf(unnamed),
+    (e) => e instanceof ElfError && /string table lies outside the file/.test(e.message),
+  );
 });

@@ -247,15 +247,18 @@ export async function compilerIdentity(
   env: ToolEnv = process.env,
   cwd: string = process.cwd(),
 ): Promise<string> {
+  // A relative driver path (CC=tools/x-gcc) is the one in `cwd`, where the compiles run it: every
+  // question below is about that one file.
+  const driver = cc.includes("/") && !isAbsolute(cc) ? `${cwd.replace(/\/$/, "")}/${cc}` : cc;
   const [version, cc1, as] = await Promise.all([
-    toolIdentity(cc),
-    progName(cc, "cc1", cwd),
-    progName(cc, "as", cwd),
+    toolIdentity(driver),
+    progName(driver, "cc1", cwd),
+    progName(driver, "as", cwd),
   ]);
   const prog = (name: string) => name === "" ? "unknown" : programIdentity(name);
   return [
     version,
-    `driver ${programIdentity(cc)}`,
+    `driver ${programIdentity(driver)}`,
     `cc1 ${prog(cc1)}`,
     `as ${prog(as)}`,
     ...envPart(COMPILE_ENV, env),
@@ -312,7 +315,9 @@ export async function buildToolIds(
     // strip runs only for the user programs: a tree without them builds where there is none (its
     // step, if any, then fails saying so), and the identity changes once there is one.
     programToolIdentity(names.strip ?? "strip", "--version", [], env).catch((e) =>
-      e instanceof BuildError ? `strip: ${e.message}` : Promise.reject(e)
+      e instanceof BuildError
+        ? `strip: ${e.message}; file ${programIdentity(names.strip ?? "strip")}`
+        : Promise.reject(e)
     ),
   ]);
   return { cc: ccId, nasm, ld, strip };

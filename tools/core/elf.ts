@@ -138,8 +138,9 @@ export function parseElf(bytes: Uint8Array): ElfImage {
     }
     // A table that starts past the end holds no name (even its leading NUL);
     // one that only runs past the end is read name by name (stringTable). An
-    // empty one may sit at the very end: nothing is read from it.
-    if (strtab.size > 0 && (strtab.offset < 0 || strtab.offset >= bytes.length)) {
+    // empty symbol table's may be empty anywhere: nothing is read from it.
+    const nothingRead = strtab.size === 0 && s.size === 0;
+    if (!nothingRead && (strtab.offset < 0 || strtab.offset >= bytes.length)) {
       throw new ElfError("symbol table's string table lies outside the file");
     }
     check(s.offset, s.size, "symbol table");
