@@ -20,6 +20,7 @@ import { kernelPackage, runLinuxBench, runQemu } from "../tools/bench/linux/run.
 import { qemuTunables } from "../tools/machines/qemu.ts";
 import { BENCH_OPS } from "../tools/bench.ts";
 import { BUILD_DIR, LOG_DIR, ROOT } from "../tools/paths.ts";
+import { executable } from "./support.ts";
 
 const FIXTURES = join(ROOT, "tests", "fixtures", "bench-linux");
 const fixture = (name: string) => Deno.readTextFileSync(join(FIXTURES, name)).split("\n");
@@ -117,8 +118,7 @@ Deno.test("bench vs Linux: Linux's QEMU runs with the runner's environment (the 
   try {
     // A QEMU that writes down the tunables and arguments it was started with.
     const qemu = join(dir, "env-qemu");
-    await Deno.writeTextFile(qemu, `#!/bin/sh\nprintf '%s|%s' "$GLIBC_TUNABLES" "$*"\nexit 3\n`);
-    await Deno.chmod(qemu, 0o755);
+    await executable(qemu, `#!/bin/sh\nprintf '%s|%s' "$GLIBC_TUNABLES" "$*"\nexit 3\n`);
     const r = await runQemu(["-icount", "shift=0"], 60_000, qemu);
     assert.equal(r.code, 3);
     const [tunables, args] = new TextDecoder().decode(r.stdout).split("|");

@@ -4,7 +4,7 @@ import { build, BuildError } from "../tools/build/build.ts";
 import { C_DEPFILE } from "../tools/build/compile.ts";
 import { compilerIdentity } from "../tools/build/steps.ts";
 import { ROOT } from "../tools/paths.ts";
-import { aged, builtKernel, smallKernel, tempDir } from "./support.ts";
+import { aged, builtKernel, executable, smallKernel, tempDir } from "./support.ts";
 
 Deno.test("build: a second build with nothing changed compiles and links nothing", async () => {
   await builtKernel();
@@ -56,12 +56,11 @@ Deno.test("build: a changed compiler proper (cc1) or assembler behind the same d
     // A driver that stays the same file while the programs it runs change: cc1 and as are
     // files of this test (what runs is the real gcc's), named by -print-prog-name.
     const [cc, cc1, as] = ["cc-driver", "cc1", "as"].map((f) => join(dir, f));
-    await Deno.writeTextFile(
+    await executable(
       cc,
       `#!/bin/sh\ncase "$1" in -print-prog-name=cc1) echo "${cc1}";; ` +
         `-print-prog-name=as) echo "${as}";; *) exec gcc "$@";; esac\n`,
     );
-    await Deno.chmod(cc, 0o755);
     await Deno.writeTextFile(cc1, "cc1 12\n");
     await Deno.writeTextFile(as, "as 2.40\n");
     const first = await build({ root: dir, cc });
@@ -91,7 +90,7 @@ Deno.test("build: an assembler put in one of the driver's program directories re
     // names, and said bare (run from PATH) when none holds one. What runs is the real gcc's.
     const [cc, progs] = [join(dir, "cc-driver"), join(dir, "progs")];
     await Deno.mkdir(progs);
-    await Deno.writeTextFile(
+    await executable(
       cc,
       `#!/bin/sh
 case "$1" in -print-search-dirs) echo "programs: =${progs}/";; ` +
@@ -99,7 +98,6 @@ case "$1" in -print-search-dirs) echo "programs: =${progs}/";; ` +
         `*) exec gcc "$@";; esac
 `,
     );
-    await Deno.chmod(cc, 0o755);
     // The driver counts as aged: its answers are kept in this process, as a later build's.
     await aged(async () => {
       assert.ok((await build({ root: dir, cc })).compiled.includes("kernel/main.c"));
@@ -147,10 +145,9 @@ Deno.test("build: a driver is asked its programs where the build runs it, so a r
   const [dir, cleanup] = await tempDir();
   try {
     await Deno.mkdir(join(dir, "progs"));
-    await Deno.writeTextFile(join(dir, "progs", "as"), "#!/bin/sh\nexit 0\n");
-    await Deno.chmod(join(dir, "progs", "as"), 0o755);
+    await executable(join(dir, "progs", "as"), "#!/bin/sh\nexit 0\n");
     const cc = join(dir, "cc-relative");
-    await Deno.writeTextFile(
+    await executable(
       cc,
       `#!/bin/sh\ncase "$1" in\n` +
         `-print-prog-name=as) if [ -x progs/as ]; then echo progs/as; else echo as; fi;;\n` +
@@ -158,7 +155,6 @@ Deno.test("build: a driver is asked its programs where the build runs it, so a r
         `-print-search-dirs) echo "programs: =progs/";;\n` +
         `*) echo "cc-relative 1";;\nesac\n`,
     );
-    await Deno.chmod(cc, 0o755);
     assert.notEqual(Deno.cwd(), dir);
     const id = await compilerIdentity(cc, Deno.env.toObject(), dir);
     assert.ok(id.includes(`as ${dir}/progs/as:`), id);
@@ -174,12 +170,11 @@ Deno.test("build: a relative C driver path is the one where the build compiles, 
   try {
     await Deno.mkdir(join(dir, "sub"));
     const cc = join(dir, "sub", "cc");
-    await Deno.writeTextFile(
+    await executable(
       cc,
       `#!/bin/sh\ncase "$1" in\n-print-prog-name=*) echo "\${1#-print-prog-name=}";;\n` +
         `-print-search-dirs) echo "programs: =/nonexistent/";;\n*) echo "root's cc 1";;\nesac\n`,
     );
-    await Deno.chmod(cc, 0o755);
     assert.notEqual(Deno.cwd(), dir);
     const id = await compilerIdentity("sub/cc", Deno.env.toObject(), dir);
     assert.ok(id.includes("root's cc 1") && id.includes(`driver ${cc}:`), id);

@@ -9,13 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildToolIds, compilerIdentity } from "../tools/build/steps.ts";
-import { aged, cachedBuildInputs, tempDir, uncachedHeaderVars } from "./support.ts";
-
-/** A script with `text` at `path`, executable. */
-async function script(path: string, text: string): Promise<void> {
-  await Deno.writeTextFile(path, text);
-  await Deno.chmod(path, 0o755);
-}
+import { aged, cachedBuildInputs, executable, tempDir, uncachedHeaderVars } from "./support.ts";
 
 /**
  * A GCC driver at `<dir>/gcc` that says its version and runs the compiler
@@ -24,10 +18,10 @@ async function script(path: string, text: string): Promise<void> {
 async function fakeDriver(dir: string): Promise<string> {
   await Deno.mkdir(join(dir, "libexec"));
   await Deno.mkdir(join(dir, "bin"));
-  await script(join(dir, "libexec", "cc1"), "#!/bin/sh\necho cc1 1\n");
-  await script(join(dir, "bin", "as"), "#!/bin/sh\necho as 1\n");
+  await executable(join(dir, "libexec", "cc1"), "#!/bin/sh\necho cc1 1\n");
+  await executable(join(dir, "bin", "as"), "#!/bin/sh\necho as 1\n");
   const gcc = join(dir, "gcc");
-  await script(
+  await executable(
     gcc,
     `#!/bin/sh
 case "$1" in
@@ -55,10 +49,10 @@ Deno.test("cached build: its key changes with the compiler proper or the assembl
       const first = await keyOf(gcc, env);
       assert.equal(await keyOf(gcc, env), first, "the same tools gave another key");
       // Another cc1 (another size: another file identity), the driver unchanged.
-      await script(join(dir, "libexec", "cc1"), "#!/bin/sh\necho cc1 2 patched\n");
+      await executable(join(dir, "libexec", "cc1"), "#!/bin/sh\necho cc1 2 patched\n");
       const cc1 = await keyOf(gcc, env);
       assert.notEqual(cc1, first, "cc1 changed, the key did not");
-      await script(join(dir, "bin", "as"), "#!/bin/sh\necho as 2 patched\n");
+      await executable(join(dir, "bin", "as"), "#!/bin/sh\necho as 2 patched\n");
       assert.notEqual(await keyOf(gcc, env), cc1, "as changed, the key did not");
     });
   } finally {
@@ -100,17 +94,17 @@ Deno.test("cached build: the identities of NASM and ld change with their files, 
     await aged(async () => {
       const gcc = await fakeDriver(dir);
       const [nasm, ld] = [join(dir, "nasm"), join(dir, "ld")];
-      await script(nasm, "#!/bin/sh\necho 'NASM version 2.16.01'\n");
-      await script(ld, "#!/bin/sh\necho 'GNU ld (GNU Binutils for Debian) 2.40'\n");
+      await executable(nasm, "#!/bin/sh\necho 'NASM version 2.16.01'\n");
+      await executable(ld, "#!/bin/sh\necho 'GNU ld (GNU Binutils for Debian) 2.40'\n");
       const env = Deno.env.toObject();
       const first = await buildToolIds(gcc, env, { nasm, ld });
       assert.deepEqual(await buildToolIds(gcc, env, { nasm, ld }), first);
       // Rebuilt binaries: the same version line, another file.
-      await script(nasm, "#!/bin/sh\n# rebuilt\necho 'NASM version 2.16.01'\n");
+      await executable(nasm, "#!/bin/sh\n# rebuilt\necho 'NASM version 2.16.01'\n");
       const second = await buildToolIds(gcc, env, { nasm, ld });
       assert.notEqual(second.nasm, first.nasm, "NASM changed, its identity did not");
       assert.equal(second.ld, first.ld);
-      await script(ld, "#!/bin/sh\n# rebuilt\necho 'GNU ld (GNU Binutils for Debian) 2.40'\n");
+      await executable(ld, "#!/bin/sh\n# rebuilt\necho 'GNU ld (GNU Binutils for Debian) 2.40'\n");
       assert.notEqual((await buildToolIds(gcc, env, { nasm, ld })).ld, first.ld, "ld changed");
     });
   } finally {
@@ -133,11 +127,11 @@ case "$1" in
   *) exit 1;;
 esac
 `;
-      await script(clang, body("build 1"));
+      await executable(clang, body("build 1"));
       const env = Deno.env.toObject();
       const first = await compilerIdentity(clang, env);
       assert.equal(await compilerIdentity(clang, env), first);
-      await script(clang, body("build 2: a patched compiler"));
+      await executable(clang, body("build 2: a patched compiler"));
       assert.notEqual(
         await compilerIdentity(clang, env),
         first,
@@ -155,15 +149,15 @@ Deno.test("cached build: the identity of strip changes with its file, though it 
     await aged(async () => {
       const gcc = await fakeDriver(dir);
       const [nasm, ld, strip] = [join(dir, "nasm"), join(dir, "ld"), join(dir, "strip")];
-      await script(nasm, "#!/bin/sh\necho 'NASM version 2.16.01'\n");
-      await script(ld, "#!/bin/sh\necho 'GNU ld (GNU Binutils for Debian) 2.40'\n");
-      await script(strip, "#!/bin/sh\necho 'GNU strip (GNU Binutils for Debian) 2.40'\n");
+      await executable(nasm, "#!/bin/sh\necho 'NASM version 2.16.01'\n");
+      await executable(ld, "#!/bin/sh\necho 'GNU ld (GNU Binutils for Debian) 2.40'\n");
+      await executable(strip, "#!/bin/sh\necho 'GNU strip (GNU Binutils for Debian) 2.40'\n");
       const names = { nasm, ld, strip };
       const env = Deno.env.toObject();
       const first = await buildToolIds(gcc, env, names);
       assert.match(first.strip, /GNU strip/);
       assert.deepEqual(await buildToolIds(gcc, env, names), first);
-      await script(
+      await executable(
         strip,
         "#!/bin/sh\n# rebuilt\necho 'GNU strip (GNU Binutils for Debian) 2.40'\n",
       );

@@ -23,7 +23,7 @@ import {
 import { toolIdentity } from "../tools/build/steps.ts";
 import { LEFTOVER_AGE_MS } from "../tools/host/leftovers.ts";
 import type { Answer, Question } from "./fixtures/next_process.ts";
-import { aged, smallKernel, tempDir } from "./support.ts";
+import { aged, executable, smallKernel, tempDir } from "./support.ts";
 
 /**
  * Rewrite `path` with `text` (same size as before) and set its modification
@@ -67,12 +67,6 @@ async function withinOneTick(
     if (fileIdentity(path) === id) return;
   }
   assert.fail(`never rewrote ${path} within one timestamp tick`);
-}
-
-/** A script with `text` at `path`, executable. */
-async function scriptTool(path: string, text: string): Promise<void> {
-  await Deno.writeTextFile(path, text);
-  await Deno.chmod(path, 0o755);
 }
 
 Deno.test("input facts: a kept file hash is not used once the file changed (same size and mtime)", async () => {
@@ -141,7 +135,7 @@ Deno.test("input facts: a changed tool is asked again, and what it says rebuilds
     const cc = join(dir, "cc-wrapper");
     const wrapper = (v: string) =>
       `#!/bin/sh\nif [ "$1" = --version ]; then echo "wrapper ${v}"; exit 0; fi\nexec gcc "$@"\n`;
-    await scriptTool(cc, wrapper("1"));
+    await executable(cc, wrapper("1"));
     await aged(async () => {
       assert.equal(await toolIdentity(cc), `${cc}: wrapper 1`);
       const first = await build({ root: dir, cc });
@@ -164,7 +158,7 @@ Deno.test("input facts: a tool asked twice at once runs once, and says the same 
   try {
     const tool = join(dir, "slow-tool");
     const count = join(dir, "runs");
-    await scriptTool(tool, `#!/bin/sh\necho run >> "${count}"\nsleep 0.2\necho "slow tool 1"\n`);
+    await executable(tool, `#!/bin/sh\necho run >> "${count}"\nsleep 0.2\necho "slow tool 1"\n`);
     await aged(async () => {
       const [a, b] = await Promise.all([toolIdentity(tool), toolIdentity(tool)]);
       assert.equal(a, `${tool}: slow tool 1`);
@@ -180,7 +174,7 @@ Deno.test("input facts: a tool that cannot run fails the build's question, sayin
   const [dir, cleanup] = await tempDir();
   try {
     const tool = join(dir, "broken-tool");
-    await scriptTool(tool, "#!/bin/sh\nexit 3\n");
+    await executable(tool, "#!/bin/sh\nexit 3\n");
     await assert.rejects(
       toolIdentity(tool),
       (e: Error) => e.message.includes(`Command failed with exit code 3: ${tool} --version`),
@@ -229,7 +223,7 @@ Deno.test("input facts: a tool name that leads to another file is asked again", 
     const script = (v: string) => `#!/bin/sh\necho "tool ${v}"\n`;
     for (const v of ["1", "2"]) {
       await Deno.mkdir(join(dir, v));
-      await scriptTool(join(dir, v, "tool"), script(v));
+      await executable(join(dir, v, "tool"), script(v));
     }
     const link = join(dir, "tool");
     await Deno.symlink(join(dir, "1", "tool"), link);
@@ -254,7 +248,7 @@ Deno.test("input facts: a tool changed within the timestamp's tick is asked agai
     await withinOneTick(
       tool,
       async () => {
-        await scriptTool(tool, script("1"));
+        await executable(tool, script("1"));
         assert.equal(await toolIdentity(tool), `${tool}: tool 1`);
       },
       () => Deno.writeTextFile(tool, script("2")),
@@ -272,7 +266,7 @@ Deno.test("input facts: a build directory keeps no launcher script's facts (its 
     // A launcher that stays the same file while the compiler it runs changes (ccache, a shim):
     // what the compiler says must be asked again by the next process, so none is kept.
     const cc = join(dir, "cc-launcher");
-    await scriptTool(cc, '#!/bin/sh\nexec gcc "$@"\n');
+    await executable(cc, '#!/bin/sh\nexec gcc "$@"\n');
     await aged(() => build({ root: dir, cc }));
     const kept = JSON.parse(await Deno.readTextFile(factsFile(join(dir, "build"))));
     assert.equal(kept.format, FACTS_FORMAT);
@@ -518,13 +512,13 @@ Deno.test("input facts: a launcher's facts never serve the next process", async 
   try {
     // A script (a shim, a wrapper) and a binary whose real name is a launcher's.
     const script = join(dir, "cc-wrapper");
-    await scriptTool(script, '#!/bin/sh\nexec gcc "$@"\n');
+    await executable(script, '#!/bin/sh\nexec gcc "$@"\n');
     await binaryTool(join(dir, "ccache"));
     const link = join(dir, "gcc");
     await Deno.symlink(join(dir, "ccache"), link);
     // A script installed under the tool's own name (a cross-compiler's wrapper): not a binary.
     const named = join(dir, "x86_64-linux-gnu-gcc-12");
-    await scriptTool(named, '#!/bin/sh\nexec gcc "$@"\n');
+    await executable(named, '#!/bin/sh\nexec gcc "$@"\n');
     for (const tool of [script, link, named]) {
       assert.equal(await next.asked(dir, tool), true);
       assert.equal(await next.asked(dir, tool), true, `${tool}'s fact was kept`);
@@ -889,8 +883,7 @@ Deno.test("input facts: a driver's relative program directory is taken from wher
   const [dir, cleanup] = await tempDir();
   try {
     const driver = join(dir, "gcc");
-    await Deno.writeTextFile(driver, "#!/bin/sh\nexit 1\n");
-    await Deno.chmod(driver, 0o755);
+    await executable(driver, "#!/bin/sh\nexit 1\n");
     const runs: string[] = [];
     const run = (args: string[]) => {
       runs.push(args[0]);
@@ -918,8 +911,7 @@ Deno.test("input facts: a driver's relative program directory is taken from wher
       // An assembler appears in progs/ under the directory the driver compiles in (not this
       // process's): asked again, and named from there.
       await Deno.mkdir(join(dir, "progs"));
-      await Deno.writeTextFile(join(dir, "progs", "as"), "#!/bin/sh\n");
-      await Deno.chmod(join(dir, "progs", "as"), 0o755);
+      await executable(join(dir, "progs", "as"), "#!/bin/sh\n");
       assert.equal(await programName(driver, "as", run, dir), `${dir}/progs/as`);
     });
   } finally {

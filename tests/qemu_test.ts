@@ -14,6 +14,7 @@ import {
 } from "../tools/machines/qemu.ts";
 import { runKernel, type RunResult } from "../tools/run/run.ts";
 import type { TapEvent } from "../tools/core/tap.ts";
+import { executable } from "./support.ts";
 
 const FIXTURES = new URL("./fixtures/tap/", import.meta.url);
 const fixturePath = (name: string) => new URL(name, FIXTURES).pathname;
@@ -228,8 +229,7 @@ const CHATTY_RUN_MS = 2_500;
 
 async function fakeQemu(dir: string): Promise<string> {
   const path = join(dir, "fake-qemu");
-  await Deno.writeTextFile(path, FAKE_QEMU);
-  await Deno.chmod(path, 0o755);
+  await executable(path, FAKE_QEMU);
   return path;
 }
 
@@ -467,11 +467,7 @@ Deno.test("run (fake QEMU): QEMU is started with the malloc tunable in its envir
     // A QEMU that only writes down what it was given (then fails to boot: the verdict is not this test's).
     const qemu = join(dir, "env-qemu");
     const seen = join(dir, "tunables");
-    await Deno.writeTextFile(
-      qemu,
-      `#!/bin/sh\nprintf '%s' "$GLIBC_TUNABLES" > '${seen}'\nexit 1\n`,
-    );
-    await Deno.chmod(qemu, 0o755);
+    await executable(qemu, `#!/bin/sh\nprintf '%s' "$GLIBC_TUNABLES" > '${seen}'\nexit 1\n`);
     await runKernel({ kernel: fixturePath("firmware-noise.tap"), qemu, accel: "tcg" });
     assert.equal(await Deno.readTextFile(seen), qemuTunables(Deno.env.get("GLIBC_TUNABLES")));
     assert.match(await Deno.readTextFile(seen), /glibc\.malloc\.hugetlb=/);

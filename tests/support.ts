@@ -43,6 +43,12 @@ export async function aged<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A script with `text` at `path`, executable (a fake tool, driver or QEMU). */
+export async function executable(path: string, text: string): Promise<void> {
+  await Deno.writeTextFile(path, text);
+  await Deno.chmod(path, 0o755);
+}
+
 /** A fresh temporary directory, removed by the returned cleanup. */
 export async function tempDir(prefix = "ouroboros-test-"): Promise<[string, () => Promise<void>]> {
   const dir = await Deno.makeTempDir({ prefix });
