@@ -12,7 +12,8 @@ import {
   namedTestPaths,
   writeTestGroups,
 } from "../tools/app/test_groups.ts";
-import { LEFTOVER_AGE_MS, removeLeftovers } from "../tools/app/test_command.ts";
+import { removeLeftovers } from "../tools/app/test_command.ts";
+import { LEFTOVER_AGE_MS } from "../tools/host/leftovers.ts";
 import { ROOT } from "../tools/paths.ts";
 import { tempDir } from "./support.ts";
 

@@ -25,7 +25,7 @@ import { ConsoleReporter } from "./console.ts";
 import { FLAKY_MARK, notRunCount } from "./deno_steps.ts";
 import { toJunit } from "../core/junit.ts";
 import { ensureToolGroups } from "../host/toolcheck.ts";
-import { LEFTOVER_AGE_MS, removeDeadLeftovers } from "../host/leftovers.ts";
+import { removeDeadLeftovers } from "../host/leftovers.ts";
 import { writeReportHtml } from "../report/html.ts";
 import { runKernelTests } from "../run/matrix.ts";
 import { parseRunnerArgs, type RunnerArgs, TEST_SILENCE_MS, userPath } from "./options.ts";
@@ -301,16 +301,13 @@ async function projectImage(): Promise<ProjectImage | null> {
   return (await loadProject(userPath(file))).image;
 }
 
-/** How old a killed run's leftover must be to be removed (host/leftovers.ts's rule). */
-export { LEFTOVER_AGE_MS };
-
 /**
  * Remove what a run that was killed (Ctrl-C, a CI timeout) left of its own:
  * the kernel report it handed over (`reportDir/kernel-<pid>.json`) or was
  * writing (`kernel.json.<pid>.part`), its
  * JUnit file (`deno-test-<pid>.xml`) and its test groups
  * (`groupsDir/<pid>`, build/test-groups). Only a dead pid's, and only
- * entries older than {@link LEFTOVER_AGE_MS}: a run in another PID namespace
+ * entries older than LEFTOVER_AGE_MS (host/leftovers.ts): a run in another PID namespace
  * (a container sharing the directory) looks dead from here, and no run lasts
  * that long (CI stops one at 90 minutes). A pid used again since is taken
  * for alive, and its files stay.

@@ -28,21 +28,12 @@ import {
 } from "./build_user.ts";
 import { generate } from "./generate.ts";
 import { link, placeholderTablesStep } from "./link.ts";
-import { buildCompiler, BuildError, buildToolIds, runAll } from "./steps.ts";
+import { buildCompiler, BuildError, buildToolIds, driverPath, runAll } from "./steps.ts";
 import { factsPartPid, loadFacts, saveFacts } from "./input_facts.ts";
 
 export { BuildError };
 // The engine, for modules of build/ that add steps (steps.ts is its home).
-export {
-  buildCompiler,
-  buildToolIds,
-  compilerIdentity,
-  runAll,
-  runStep,
-  type Step,
-  toolIdentity,
-  type ToolIds,
-} from "./steps.ts";
+export { buildCompiler, buildToolIds, runAll, runStep, type Step, toolIdentity } from "./steps.ts";
 
 /** What to build, and where. */
 export interface BuildOptions {
@@ -116,7 +107,9 @@ async function buildLocked(options: BuildOptions, out: string): Promise<BuildRes
   const cc = buildCompiler(options.cc);
   // The user programs' build asks the compiler too: ask now, while the versions are asked
   // (its own question, later, gets this answer; its failure is reported there).
-  if (existsSync(join(options.root, "user"))) compilerIncludeDir(cc).catch(() => {});
+  if (existsSync(join(options.root, "user"))) {
+    compilerIncludeDir(driverPath(cc, options.root)).catch(() => {});
+  }
   const ids = await buildToolIds(cc, process.env, undefined, options.root);
   const ctx: BuildContext = {
     root: options.root,

@@ -19,7 +19,7 @@ import { availableParallelism } from "node:os";
 import { join, relative } from "node:path";
 import { runAll, type Step } from "./build.ts";
 import { C_DEPFILE } from "./compile.ts";
-import { writeIfChanged } from "./steps.ts";
+import { driverPath, writeIfChanged } from "./steps.ts";
 import { toolFact } from "./input_facts.ts";
 import { writeCpio } from "../core/cpio.ts";
 import { commandText } from "../host/command.ts";
@@ -161,7 +161,7 @@ export async function buildUser(ctx: UserBuildContext): Promise<UserBuildResult 
   const cflags = [...USER_C_FLAGS, `-fmacro-prefix-map=${ctx.root}/=`];
   // -nostdinc drops the compiler's own freestanding headers too: add them back.
   // Asked once per compiler binary (input_facts.ts).
-  const gccInclude = await compilerIncludeDir(ctx.cc);
+  const gccInclude = await compilerIncludeDir(driverPath(ctx.cc, ctx.root));
   const compile = (src: string): Step => {
     const rel = relative(ctx.root, src);
     const o = join(obj, rel + ".o");

@@ -462,10 +462,19 @@ function shadowsOf(name: string, prog: string, searchDirs: string, cwd: string):
     // Appended as the driver does, not normalized: a ".." after a symlink goes where it leads.
     const said = dir.endsWith("/") ? dir + prog : `${dir}/${prog}`;
     if (said === name) return out;
-    const path = isAbsolute(said) ? said : `${cwd.replace(/\/$/, "")}/${said}`;
+    const path = inDir(cwd, said);
     if (!out.includes(path)) out.push(path);
   }
   return name.includes("/") ? [] : out;
+}
+
+/**
+ * `path` as a program run in `dir` finds it: itself if absolute, else
+ * joined to `dir` as the kernel resolves it, not normalized (a ".." after a
+ * symlink goes where it leads).
+ */
+export function inDir(dir: string, path: string): string {
+  return isAbsolute(path) ? path : `${dir.replace(/\/$/, "")}/${path}`;
 }
 
 /** The answer kept by {@link programName}, or null if `value` is not one. */
@@ -510,8 +519,7 @@ export async function programName(
     const printed = said.failed ? "" : said.stdout.trim();
     // A relative path the driver printed is relative to where it ran (`cwd`): kept absolute (not
     // normalized, as shadowsOf), so its identity and the check on reuse see the file it runs.
-    const relative = printed.includes("/") && !isAbsolute(printed);
-    const name = relative ? `${cwd.replace(/\/$/, "")}/${printed}` : printed;
+    const name = printed.includes("/") ? inDir(cwd, printed) : printed;
     const shadows = dirs.failed ? null : shadowsOf(printed, prog, dirs.stdout, cwd);
     const answer: ProgramAnswer = { name, shadows: shadows ?? [], searched: shadows !== null };
     return JSON.stringify(answer);

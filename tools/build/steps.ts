@@ -12,6 +12,7 @@ import { commandText } from "../host/command.ts";
 import process from "node:process";
 import {
   fileHash,
+  inDir,
   programIdentity,
   programName,
   StatMemo,
@@ -233,6 +234,15 @@ function progName(cc: string, prog: string, cwd: string): Promise<string> {
 }
 
 /**
+ * The C driver `cc` a build run in `root` runs: a relative path (CC=tools/x-gcc)
+ * is the one in `root`, where the compiles run it, for every question asked
+ * of it; a bare name is looked for on PATH.
+ */
+export function driverPath(cc: string, root: string): string {
+  return cc.includes("/") ? inDir(root, cc) : cc;
+}
+
+/**
  * Identity of a C compiler for its steps' keys: its version line (see
  * {@link toolIdentity}), the real path and identity of the driver's own file
  * (clang, tcc, zig cc: the driver is the compiler, and a rebuilt package may
@@ -247,9 +257,7 @@ export async function compilerIdentity(
   env: ToolEnv = process.env,
   cwd: string = process.cwd(),
 ): Promise<string> {
-  // A relative driver path (CC=tools/x-gcc) is the one in `cwd`, where the compiles run it: every
-  // question below is about that one file.
-  const driver = cc.includes("/") && !isAbsolute(cc) ? `${cwd.replace(/\/$/, "")}/${cc}` : cc;
+  const driver = driverPath(cc, cwd);
   const [version, cc1, as] = await Promise.all([
     toolIdentity(driver),
     progName(driver, "cc1", cwd),
@@ -271,7 +279,7 @@ export async function compilerIdentity(
  * and identity of the file run (a rebuilt binary may say the same version),
  * and `vars` as `env` has them.
  */
-export async function programToolIdentity(
+async function programToolIdentity(
   tool: string,
   flag: string,
   vars: readonly string[],

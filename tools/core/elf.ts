@@ -140,7 +140,7 @@ export function parseElf(bytes: Uint8Array): ElfImage {
     // one that only runs past the end is read name by name (stringTable). An
     // empty symbol table's may be empty anywhere: nothing is read from it.
     const nothingRead = strtab.size === 0 && s.size === 0;
-    if (!nothingRead && (strtab.offset < 0 || strtab.offset >= bytes.length)) {
+    if (!nothingRead && strtab.offset >= bytes.length) {
       throw new ElfError("symbol table's string table lies outside the file");
     }
     check(s.offset, s.size, "symbol table");
@@ -182,8 +182,9 @@ function stringTable(
   cstr: (off: number) => string,
 ): (off: number) => string {
   const end = Math.min(offset + size, bytes.length);
-  const table = bytes.subarray(Math.max(0, offset), end);
-  if (offset < 0 || table.some((b) => b >= 0x80) || table[table.length - 1] !== 0) {
+  // Offsets are read as unsigned numbers: never negative.
+  const table = bytes.subarray(offset, end);
+  if (table.some((b) => b >= 0x80) || table[table.length - 1] !== 0) {
     return (off) => cstr(offset + off);
   }
   const text = new TextDecoder().decode(table);

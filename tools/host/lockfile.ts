@@ -13,6 +13,7 @@
  */
 import { link, readFile, rm, writeFile } from "node:fs/promises";
 import process from "node:process";
+import { alive } from "./leftovers.ts";
 
 /** How often a waiting process looks at the lock again. */
 const POLL_MS = 25;
@@ -41,16 +42,6 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 function errorCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
 }
@@ -77,7 +68,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
         if (errorCode(e) !== "EEXIST") throw e;
       }
       const owner = Number(await readFile(path, "utf8").catch(() => ""));
-      if (Number.isInteger(owner) && owner > 0 && !isRunning(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && !alive(owner)) {
         await rm(path, { force: true });
         continue;
       }

@@ -11,7 +11,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeCpio } from "../../core/cpio.ts";
-import { buildQemuArgs, qemuEnv } from "../../machines/qemu.ts";
+import { buildQemuArgs, DEFAULT_QEMU, qemuEnv } from "../../machines/qemu.ts";
 import { LOG_DIR, ROOT } from "../../paths.ts";
 import { type LinuxRun, parseLinux } from "../compare.ts";
 
@@ -113,7 +113,7 @@ export interface LinuxBenchOptions {
 export async function runQemu(
   args: string[],
   timeoutMs: number,
-  qemu = "qemu-system-x86_64",
+  qemu = DEFAULT_QEMU,
 ): Promise<Deno.CommandOutput> {
   const child = new Deno.Command(qemu, {
     args,
