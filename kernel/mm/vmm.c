@@ -327,6 +327,7 @@ static __attribute__((noinline)) void clear_pt_run(enum pt_window w, u64 va, u64
 						   int *err, struct tlb_batch *b)
 {
 	bool self = w == WINDOW_SELF, gather = tlb_batch_gathers(b);
+	ASSERT(self || !gather); /* the window is cleared with a window batch only */
 	if (!(options & VMM_FREE_FRAMES) && self)
 		clear_ptes(WINDOW_SELF, va, n, 0, err, b, NULL); /* frees nothing: no gather */
 	else if (!(options & VMM_FREE_FRAMES))
@@ -335,9 +336,7 @@ static __attribute__((noinline)) void clear_pt_run(enum pt_window w, u64 va, u64
 		clear_ptes(WINDOW_SELF, va, n, VMM_FREE_FRAMES, err, b, b);
 	else if (self)
 		clear_ptes(WINDOW_SELF, va, n, VMM_FREE_FRAMES, err, b, NULL);
-	else if (gather)
-		clear_ptes(WINDOW_OTHER, va, n, VMM_FREE_FRAMES, err, b, b);
-	else
+	else /* through the window: only a window batch frees there, and it never gathers */
 		clear_ptes(WINDOW_OTHER, va, n, VMM_FREE_FRAMES, err, b, NULL);
 }
 

@@ -118,7 +118,7 @@ void table_zero_linked(void *table)
  */
 static bool table_link_zeroed(enum pt_window w, int level, u64 va, u64 frame, void *table)
 {
-	bool zeroed = table_zero_before_link(frame);
+	bool zeroed = scratch_zero_frame(frame);
 	if (!vmm_entry_store(pte_slot(w, level + 1, va), table_link(frame, va)))
 		return false;
 	if (!zeroed)

@@ -206,23 +206,15 @@ void vmm_zero_page(void *page);
 /*
  * Zero frame through cow.c's scratch page (paging lock held): true, or
  * false when the scratch page's table is not made yet (before cow_init, or
- * it found no frame) or a test turned it off (cow_test_scratch_off).
+ * it found no frame) or a test turned it off (cow_test_scratch_off). A new
+ * table's frame is zeroed so before the entry that links it is made present
+ * (SDM 4.10.4: a walk may cache any present entry, speculatively too); when
+ * this says false, the caller links it, then calls table_zero_linked.
  */
 bool scratch_zero_frame(u64 frame);
 
 /*
- * A new table's frame zeroed before the entry that links it is made
- * present (SDM 4.10.4: a walk may cache any present entry, speculatively
- * too): true when the scratch page zeroed it; else the caller links it, then
- * calls table_zero_linked.
- */
-static inline bool table_zero_before_link(u64 frame)
-{
-	return scratch_zero_frame(frame);
-}
-
-/*
- * The fallback of table_zero_before_link: zero the table just linked at
+ * The fallback when scratch_zero_frame says false: zero the table just linked at
  * window address `table`, then drop on every CPU what a walk may have cached
  * from its old contents meanwhile (any page and table under it: a CR3
  * reload here and a full table round elsewhere). Paging lock held.

@@ -64,11 +64,11 @@ static void other_unlink(struct tlb_batch *b)
  * INVLPG invalidates all of them, whatever their address; on AMD only with
  * EFER.TCE clear, APM Vol. 2 §3.1.7, as boot.asm keeps it), so no walk
  * reads a table through a stale entry, and the window pages themselves are
- * never accessed unattached (the next attach here reloads CR3 first; a
- * spawn or an exit switches spaces right after anyway), and a speculative
+ * never accessed unattached (the next attach here reloads CR3 first,
+ * however late it comes: a fork's parent keeps running), and a speculative
  * access through a leaf entry writes nothing. Under TCG each CR3 load drops
  * QEMU's whole soft TLB and jump cache. A space whose frames are freed
- * next is detached with other_detach_freeing.
+ * next is dropped with other_drop.
  */
 static void other_detach(void)
 {
@@ -82,25 +82,27 @@ static void other_detach(void)
 }
 
 /*
- * Detach the attached `space`, whose user half was cleared into window
- * batch b (tlb.h: tlb_batch_begin_window), and free it: its PML4 joins the
- * tables b holds, and b's finish reloads CR3 here, sends a full round to
- * every other CPU sharing this space (idle ones too: their walks may cache
+ * Clear the attached `space`'s user half (options: VMM_FREE_FRAMES) into a
+ * window batch (tlb.h: tlb_batch_begin_window), detach and free it: its
+ * PML4 joins the tables the batch holds, and its finish reloads CR3 here,
+ * sends a full round to every other CPU sharing this space (idle ones too: their walks may cache
  * the window's tables) and only then gives the frames to the PMM. A CPU
  * is not asked because its window is stale (percpu.h: window_stale): its
  * detach's invlpg left it leaf entries of window pages only, which no walk
  * reads a table through (other_detach). 0 or the first error freeing them.
  */
-static int other_detach_freeing(struct tlb_batch *b, pml4_t space)
+static int other_drop(pml4_t space, u32 options)
 {
-	ASSERT(b->state & TLB_BATCH_WINDOW);
-	other_unlink(b);
-	int err = frame_in_image(space) ? 0 : tlb_batch_free_table(b, space);
-	int held = tlb_batch_finish(b);
+	struct tlb_batch b;
+	tlb_batch_begin_window(&b);
+	int err = clear_range(WINDOW_OTHER, 0, USER_END, options, &b);
+	other_unlink(&b);
+	int freed = frame_in_image(space) ? 0 : tlb_batch_free_table(&b, space);
+	int held = tlb_batch_finish(&b);
 	/* Reloaded after the entry went: no window entry is left on this CPU. */
 	this_cpu()->window_stale = false;
 	other_cpu = LOCK_NO_CPU;
-	return err ? err : held;
+	return err ? err : freed ? freed : held;
 }
 
 /*
@@ -204,10 +206,7 @@ int other_space_close(pml4_t space, int err)
 		return 0;
 	}
 	/* A new space, loaded nowhere: its tables go after the window's flush. */
-	struct tlb_batch b;
-	tlb_batch_begin_window(&b);
-	MUST(clear_range(WINDOW_OTHER, 0, USER_END, 0, &b) == 0); /* frees no data frame: no error */
-	MUST(other_detach_freeing(&b, space) == 0);
+	MUST(other_drop(space, 0) == 0); /* frees no data frame: no error */
 	return err;
 }
 
@@ -234,7 +233,7 @@ bool other_pt_new(u64 va, bool zero)
 		 * Zeroed before the link: a PDPT or PD of the other space is walked
 		 * as a table through the window (a PT is only a data page there).
 		 */
-		bool zeroed = (l == LEVEL_PT && !zero) || table_zero_before_link(frames[k]);
+		bool zeroed = (l == LEVEL_PT && !zero) || scratch_zero_frame(frames[k]);
 		struct pte_run link = pte_run_at(WINDOW_OTHER, l + 1, va);
 		pte_run_install(&link, 0, table_link(frames[k], va));
 		if (!zeroed)
@@ -303,11 +302,7 @@ static int drop_locked(pml4_t space, u32 options)
 		return -E_INVAL;
 	}
 	/* Loaded nowhere (checked above): only the window's caches hold its tables. */
-	struct tlb_batch b;
-	tlb_batch_begin_window(&b);
-	int err = clear_range(WINDOW_OTHER, 0, USER_END, options, &b);
-	int r = other_detach_freeing(&b, space);
-	return err ? err : r;
+	return other_drop(space, options);
 }
 
 int drop_page_map(pml4_t space, u32 options)

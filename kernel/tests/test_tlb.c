@@ -1140,9 +1140,7 @@ KTEST(tlb, window_drop_rounds_on_this_spaces_cpus)
 {
 	NEED_CPUS(2);
 	pml4_t here = current_page_map(), space = 0;
-	u32 others = 0;
-	for (u32 m = tlb_space_cpus(here) & ~(1u << this_cpu()->cpu_id); m; m &= m - 1)
-		others++;
+	u32 others = ktest_bits_set(tlb_space_cpus(here) & ~(1u << this_cpu()->cpu_id));
 	struct tlb_stats s0, s1;
 	KASSERT_EQ(map_region(tslot(TSLOT_TLB), FAKE_PHYS, 1, VMM_USER), 0);
 	int copied = copy_page_map(&space);
